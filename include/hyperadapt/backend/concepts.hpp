@@ -1,0 +1,99 @@
+#pragma once
+// What a backend policy provides. A layer names the narrowest concept it needs, so a backend can be
+// brought up piece by piece (the CUDA policy first satisfies linear_backend, then more).
+//
+// Conventions shared by every primitive:
+//   * matrices are row-major; `ld*` is the distance between consecutive rows;
+//   * pointers are backend memory (host for the CPU, device for CUDA);
+//   * "accumulate" primitives add into their output, all others overwrite it;
+//   * random numbers are counter-based: (seed, offset) fully determines every value, so results do not
+//     depend on thread count or scheduling, and dropout masks can be regenerated in backward.
+#include <concepts>
+#include <cstddef>
+#include <cstdint>
+
+namespace hyperadapt {
+
+enum class transpose : bool { no = false, yes = true };
+
+/// Memory: RAII buffers, copies between host and backend, fills.
+template <class B>
+concept memory_backend = requires(B& b, const B& cb, float* f, const float* cf, double* d, const double* cd,
+                                  std::size_t n) {
+    typename B::template buffer<float>;
+    typename B::template buffer<double>;
+    { b.template allocate<float>(n) } -> std::same_as<typename B::template buffer<float>>;
+    { b.template allocate<double>(n) } -> std::same_as<typename B::template buffer<double>>;
+    b.copy(cf, f, n);
+    b.copy_to_host(cf, f, n);
+    b.copy_from_host(cf, f, n);
+    b.fill(f, n, 0.0f);
+    b.copy(cd, d, n);
+    b.copy_to_host(cd, d, n);
+    b.copy_from_host(cd, d, n);
+    b.fill(d, n, 0.0);
+    b.synchronize();
+    { cb.name() } -> std::convertible_to<const char*>;
+};
+
+/// GEMM, single and strided-batched: C = alpha * op(A) * op(B) + beta * C.
+template <class B>
+concept blas_backend = memory_backend<B> && requires(B& b, transpose t, std::size_t n, std::ptrdiff_t s,
+                                                     float* f, const float* cf, double* d, const double* cd) {
+    b.gemm(t, t, n, n, n, 1.0f, cf, n, cf, n, 0.0f, f, n);
+    b.gemm(t, t, n, n, n, 1.0, cd, n, cd, n, 0.0, d, n);
+    b.gemm_strided_batched(t, t, n, n, n, 1.0f, cf, n, s, cf, n, s, 0.0f, f, n, s, n);
+    b.gemm_strided_batched(t, t, n, n, n, 1.0, cd, n, s, cd, n, s, 0.0, d, n, s, n);
+};
+
+/// What a Linear layer needs beyond GEMM: a row-broadcast bias and its gradient (column sums).
+template <class B>
+concept linear_backend = blas_backend<B> && requires(B& b, std::size_t n, float* f, const float* cf, double* d,
+                                                     const double* cd) {
+    b.add_row_vector(n, n, cf, f);
+    b.add_row_vector(n, n, cd, d);
+    b.accumulate_column_sums(n, n, cf, f);
+    b.accumulate_column_sums(n, n, cd, d);
+    b.axpy(n, 1.0f, cf, f);
+    b.axpy(n, 1.0, cd, d);
+};
+
+/// Element-wise and row-wise primitives of a transformer encoder, losses and optimizers.
+template <class B>
+concept elementwise_backend =
+    linear_backend<B> &&
+    requires(B& b, std::size_t n, std::uint64_t u, float* f, const float* cf, double* d, const double* cd,
+             const std::int32_t* ids, const std::uint8_t* mask) {
+        b.add(n, cf, cf, f);
+        b.scale(n, 1.0f, f);
+        b.gelu_forward(n, cf, f);
+        b.gelu_backward(n, cf, cf, f);
+        b.tanh_forward(n, cf, f);
+        b.tanh_backward(n, cf, cf, f);
+        b.dropout_forward(n, 0.1f, u, u, cf, f);
+        b.dropout_backward(n, 0.1f, u, u, cf, f);
+        b.fill_uniform(n, u, u, 0.0f, 1.0f, f);
+        b.fill_normal(n, u, u, 0.0f, 1.0f, f);
+        b.layer_norm_forward(n, n, 1e-12f, cf, cf, cf, f, f, f);
+        b.layer_norm_backward(n, n, cf, cf, cf, cf, cf, f, f, f);
+        b.attention_softmax_forward(n, n, n, n, 1.0f, cf, cf, mask, f);
+        b.softmax_backward(n, n, cf, cf, 1.0f, f);
+        b.gather_rows(n, n, cf, ids, f);
+        b.scatter_add_rows(n, n, cf, ids, f);
+        b.cross_entropy_forward(n, n, cf, ids, f, f);
+        b.cross_entropy_backward(n, n, cf, ids, 1.0f, f);
+        { b.sum_squares(n, cf) } -> std::same_as<double>;
+        { b.dot(n, cf, cf) } -> std::same_as<double>;
+        b.adamw_update(n, 1.0f, 0.9f, 0.999f, 1e-8f, 0.01f, 1.0f, 1.0f, cf, f, f, f);
+        b.gelu_forward(n, cd, d);
+        b.gelu_backward(n, cd, cd, d);
+        b.layer_norm_forward(n, n, 1e-12, cd, cd, cd, d, d, d);
+        b.attention_softmax_forward(n, n, n, n, 1.0, cd, cd, mask, d);
+        b.cross_entropy_forward(n, n, cd, ids, d, d);
+    };
+
+/// A backend that can run every layer of the BERT encoder, its losses and AdamW.
+template <class B>
+concept backend = elementwise_backend<B>;
+
+}  // namespace hyperadapt

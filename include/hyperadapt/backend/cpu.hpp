@@ -1,0 +1,486 @@
+#pragma once
+// The CPU backend policy: Eigen 3.4 for element-wise and row-wise work, OpenMP threads, and a GEMM provider
+// chosen by type (eigen_gemm here; cblas_gemm in cpu_cblas.hpp). Layers never include this header's
+// dependencies: they only name the policy.
+#include <Eigen/Core>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+#include <limits>
+#include <memory>
+#include <vector>
+
+#if defined(_OPENMP)
+#include <omp.h>
+#endif
+
+#include "hyperadapt/backend/concepts.hpp"
+#include "hyperadapt/backend/counter_rng.hpp"
+#include "hyperadapt/backend/cpu_allocator.hpp"
+#include "hyperadapt/core/errors.hpp"
+
+namespace hyperadapt {
+
+namespace detail {
+template <class T>
+using row_major_map = Eigen::Map<Eigen::Matrix<T, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>, 0,
+                                 Eigen::OuterStride<>>;
+template <class T>
+using const_row_major_map = Eigen::Map<const Eigen::Matrix<T, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>,
+                                       0, Eigen::OuterStride<>>;
+template <class T>
+using array_map = Eigen::Map<Eigen::Array<T, Eigen::Dynamic, 1>>;
+template <class T>
+using const_array_map = Eigen::Map<const Eigen::Array<T, Eigen::Dynamic, 1>>;
+
+inline int default_thread_count() {
+#if defined(_OPENMP)
+    return omp_get_max_threads();
+#else
+    return 1;
+#endif
+}
+
+/// Element-wise loops below this size run on one thread: waking a team costs more than it saves.
+inline constexpr std::size_t parallel_threshold = 1 << 14;
+}  // namespace detail
+
+/// GEMM provider: Eigen's own product kernels.
+struct eigen_gemm {
+    static constexpr const char* name = "eigen";
+
+    static void set_threads(int threads) { Eigen::setNbThreads(threads); }
+
+    template <class T>
+    static void gemm(transpose ta, transpose tb, std::size_t m, std::size_t n, std::size_t k, T alpha, const T* a,
+                     std::size_t lda, const T* b, std::size_t ldb, T beta, T* c, std::size_t ldc) {
+        using detail::const_row_major_map;
+        using Eigen::OuterStride;
+        const auto ea = static_cast<Eigen::Index>(m), eb = static_cast<Eigen::Index>(n),
+                   ek = static_cast<Eigen::Index>(k);
+        detail::row_major_map<T> mc(c, ea, eb, OuterStride<>(static_cast<Eigen::Index>(ldc)));
+        if (beta == T(0))
+            mc.setZero();
+        else if (beta != T(1))
+            mc *= beta;
+        if (k == 0) return;
+        // op(A) is m x k; stored as k x m when transposed.
+        const_row_major_map<T> ma(a, ta == transpose::yes ? ek : ea, ta == transpose::yes ? ea : ek,
+                                  OuterStride<>(static_cast<Eigen::Index>(lda)));
+        const_row_major_map<T> mb(b, tb == transpose::yes ? eb : ek, tb == transpose::yes ? ek : eb,
+                                  OuterStride<>(static_cast<Eigen::Index>(ldb)));
+        if (ta == transpose::no && tb == transpose::no)
+            mc.noalias() += alpha * ma * mb;
+        else if (ta == transpose::no)
+            mc.noalias() += alpha * ma * mb.transpose();
+        else if (tb == transpose::no)
+            mc.noalias() += alpha * ma.transpose() * mb;
+        else
+            mc.noalias() += alpha * ma.transpose() * mb.transpose();
+    }
+};
+
+/// The CPU backend. `GemmProvider` is eigen_gemm or cblas_gemm (hyperadapt/backend/cpu_cblas.hpp).
+///
+/// Threads: every primitive uses `threads()` OpenMP threads; the GEMM provider is told the same count.
+/// The default is OpenMP's own default (OMP_NUM_THREADS, else one per core).
+template <class GemmProvider = eigen_gemm>
+class cpu_backend {
+public:
+    template <class T>
+    using buffer = detail::cached_host_buffer<T>;
+    using gemm_provider = GemmProvider;
+
+    struct options {
+        int threads = detail::default_thread_count();
+        /// Fill every new buffer with NaN so that an output element a kernel forgot to write shows up in
+        /// tests (the gradient checker turns this on).
+        bool poison_new_buffers = false;
+    };
+
+    cpu_backend() : cpu_backend(options{}) {}
+    explicit cpu_backend(options opts) : opts_(opts), cache_(std::make_shared<detail::block_cache>()) {
+        if (opts_.threads < 1) throw config_error("cpu_backend: threads must be >= 1, got " +
+                                                  std::to_string(opts_.threads));
+        GemmProvider::set_threads(opts_.threads);
+    }
+
+    [[nodiscard]] const char* name() const noexcept { return "cpu"; }
+    [[nodiscard]] int threads() const noexcept { return opts_.threads; }
+    void set_poison_new_buffers(bool on) noexcept { opts_.poison_new_buffers = on; }
+    [[nodiscard]] bool poison_new_buffers() const noexcept { return opts_.poison_new_buffers; }
+    /// Returns cached activation memory to the system (e.g. after training, before serving).
+    void release_cached_memory() noexcept { cache_->release(); }
+    [[nodiscard]] std::size_t cached_bytes() const noexcept { return cache_->cached_bytes(); }
+
+    // ---- memory -------------------------------------------------------------------------------------
+    template <class T>
+    [[nodiscard]] buffer<T> allocate(std::size_t n) {
+        buffer<T> buf(cache_, n);
+        if constexpr (std::numeric_limits<T>::has_quiet_NaN)
+            if (opts_.poison_new_buffers) std::fill_n(buf.data(), n, std::numeric_limits<T>::quiet_NaN());
+        return buf;
+    }
+    template <class T>
+    void copy(const T* src, T* dst, std::size_t n) {
+        if (n) std::memcpy(dst, src, n * sizeof(T));
+    }
+    template <class T>
+    void copy_to_host(const T* src, T* host_dst, std::size_t n) { copy(src, host_dst, n); }
+    template <class T>
+    void copy_from_host(const T* host_src, T* dst, std::size_t n) { copy(host_src, dst, n); }
+    template <class T>
+    void fill(T* x, std::size_t n, T value) {
+        std::fill_n(x, n, value);
+    }
+    void synchronize() noexcept {}
+
+    // ---- BLAS ---------------------------------------------------------------------------------------
+    template <class T>
+    void gemm(transpose ta, transpose tb, std::size_t m, std::size_t n, std::size_t k, T alpha, const T* a,
+              std::size_t lda, const T* b, std::size_t ldb, T beta, T* c, std::size_t ldc) {
+        GemmProvider::gemm(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+    }
+
+    /// Many small independent products (attention heads): one thread per product, each product on one
+    /// thread (both providers fall back to a single thread inside a parallel region).
+    template <class T>
+    void gemm_strided_batched(transpose ta, transpose tb, std::size_t m, std::size_t n, std::size_t k, T alpha,
+                              const T* a, std::size_t lda, std::ptrdiff_t stride_a, const T* b, std::size_t ldb,
+                              std::ptrdiff_t stride_b, T beta, T* c, std::size_t ldc, std::ptrdiff_t stride_c,
+                              std::size_t batch) {
+        const auto nb = static_cast<std::ptrdiff_t>(batch);
+#pragma omp parallel for num_threads(opts_.threads) schedule(static) if (batch > 1)
+        for (std::ptrdiff_t i = 0; i < nb; ++i)
+            GemmProvider::gemm(ta, tb, m, n, k, alpha, a + i * stride_a, lda, b + i * stride_b, ldb, beta,
+                               c + i * stride_c, ldc);
+    }
+
+    // ---- linear -------------------------------------------------------------------------------------
+    /// x[r, :] += v for every row r of the rows x cols matrix x.
+    template <class T>
+    void add_row_vector(std::size_t rows, std::size_t cols, const T* v, T* x) {
+        const auto nr = static_cast<std::ptrdiff_t>(rows);
+        const detail::const_array_map<T> vv(v, static_cast<Eigen::Index>(cols));
+#pragma omp parallel for num_threads(opts_.threads) schedule(static) if (rows * cols > detail::parallel_threshold)
+        for (std::ptrdiff_t r = 0; r < nr; ++r)
+            detail::array_map<T>(x + r * static_cast<std::ptrdiff_t>(cols), static_cast<Eigen::Index>(cols)) += vv;
+    }
+
+    /// out[c] += sum_r x[r, c].
+    template <class T>
+    void accumulate_column_sums(std::size_t rows, std::size_t cols, const T* x, T* out) {
+        // Columns are split across threads so that no two threads write the same output.
+        const std::size_t chunk = std::max<std::size_t>(64, (cols + static_cast<std::size_t>(opts_.threads) - 1) /
+                                                                static_cast<std::size_t>(opts_.threads));
+        const auto nchunks = static_cast<std::ptrdiff_t>((cols + chunk - 1) / chunk);
+#pragma omp parallel for num_threads(opts_.threads) schedule(static) if (rows * cols > detail::parallel_threshold)
+        for (std::ptrdiff_t ci = 0; ci < nchunks; ++ci) {
+            const std::size_t c0 = static_cast<std::size_t>(ci) * chunk, w = std::min(chunk, cols - c0);
+            detail::array_map<T> acc(out + c0, static_cast<Eigen::Index>(w));
+            for (std::size_t r = 0; r < rows; ++r) acc += detail::const_array_map<T>(x + r * cols + c0,
+                                                                                     static_cast<Eigen::Index>(w));
+        }
+    }
+
+    /// y += alpha * x.
+    template <class T>
+    void axpy(std::size_t n, T alpha, const T* x, T* y) {
+        for_chunks(n, [&](std::size_t i0, std::size_t len) { arr(y + i0, len) += alpha * carr(x + i0, len); });
+    }
+
+    // ---- element-wise -------------------------------------------------------------------------------
+    /// out = a + b (out may alias a or b).
+    template <class T>
+    void add(std::size_t n, const T* a, const T* b, T* out) {
+        for_chunks(n, [&](std::size_t i0, std::size_t len) { arr(out + i0, len) = carr(a + i0, len) + carr(b + i0, len); });
+    }
+    /// x *= alpha.
+    template <class T>
+    void scale(std::size_t n, T alpha, T* x) {
+        for_chunks(n, [&](std::size_t i0, std::size_t len) { arr(x + i0, len) *= alpha; });
+    }
+    /// y = x * Phi(x), the exact (erf) GELU as BERT uses.
+    template <class T>
+    void gelu_forward(std::size_t n, const T* x, T* y) {
+        for_chunks(n, [&](std::size_t i0, std::size_t len) {
+            auto xv = carr(x + i0, len);
+            arr(y + i0, len) = xv * (T(0.5) * (T(1) + (xv * T(M_SQRT1_2)).erf()));
+        });
+    }
+    /// dx = dy * (Phi(x) + x * phi(x)).
+    template <class T>
+    void gelu_backward(std::size_t n, const T* x, const T* dy, T* dx) {
+        for_chunks(n, [&](std::size_t i0, std::size_t len) {
+            auto xv = carr(x + i0, len);
+            const T inv_sqrt_2pi = T(0.3989422804014327);
+            arr(dx + i0, len) = carr(dy + i0, len) * (T(0.5) * (T(1) + (xv * T(M_SQRT1_2)).erf()) +
+                                                      xv * inv_sqrt_2pi * (T(-0.5) * xv.square()).exp());
+        });
+    }
+    template <class T>
+    void tanh_forward(std::size_t n, const T* x, T* y) {
+        for_chunks(n, [&](std::size_t i0, std::size_t len) { arr(y + i0, len) = carr(x + i0, len).tanh(); });
+    }
+    /// dx = dy * (1 - y^2), from the forward output y.
+    template <class T>
+    void tanh_backward(std::size_t n, const T* y, const T* dy, T* dx) {
+        for_chunks(n, [&](std::size_t i0, std::size_t len) {
+            arr(dx + i0, len) = carr(dy + i0, len) * (T(1) - carr(y + i0, len).square());
+        });
+    }
+    /// y = x * keep / (1 - p), keep_i = uniform(seed, offset + i) >= p.
+    template <class T>
+    void dropout_forward(std::size_t n, T p, std::uint64_t seed, std::uint64_t offset, const T* x, T* y) {
+        apply_dropout(n, p, seed, offset, x, y);
+    }
+    /// dx = dy * keep / (1 - p) with the same mask as dropout_forward(seed, offset).
+    template <class T>
+    void dropout_backward(std::size_t n, T p, std::uint64_t seed, std::uint64_t offset, const T* dy, T* dx) {
+        apply_dropout(n, p, seed, offset, dy, dx);
+    }
+    template <class T>
+    void fill_uniform(std::size_t n, std::uint64_t seed, std::uint64_t offset, T lo, T hi, T* x) {
+        for_chunks(n, [&](std::size_t i0, std::size_t len) {
+            for (std::size_t i = i0; i < i0 + len; ++i)
+                x[i] = lo + (hi - lo) * static_cast<T>(detail::uniform01(seed, offset + i));
+        });
+    }
+    template <class T>
+    void fill_normal(std::size_t n, std::uint64_t seed, std::uint64_t offset, T mean, T stddev, T* x) {
+        for_chunks(n, [&](std::size_t i0, std::size_t len) {
+            for (std::size_t i = i0; i < i0 + len; ++i)
+                x[i] = mean + stddev * static_cast<T>(detail::standard_normal(seed, offset + i));
+        });
+    }
+
+    // ---- row-wise -----------------------------------------------------------------------------------
+    /// y = (x - mean) * rstd * gamma + beta per row; saves mean and rstd (one per row) for backward.
+    template <class T>
+    void layer_norm_forward(std::size_t rows, std::size_t cols, T eps, const T* x, const T* gamma, const T* beta,
+                            T* y, T* mean, T* rstd) {
+        const auto nr = static_cast<std::ptrdiff_t>(rows);
+        const auto nc = static_cast<Eigen::Index>(cols);
+        const detail::const_array_map<T> g(gamma, nc), b(beta, nc);
+#pragma omp parallel for num_threads(opts_.threads) schedule(static) if (rows * cols > detail::parallel_threshold)
+        for (std::ptrdiff_t r = 0; r < nr; ++r) {
+            const auto xr = carr(x + r * nc, cols);
+            const T mu = xr.mean();
+            const T var = (xr - mu).square().mean();
+            const T rs = T(1) / std::sqrt(var + eps);
+            mean[r] = mu;
+            rstd[r] = rs;
+            arr(y + r * nc, cols) = (xr - mu) * rs * g + b;
+        }
+    }
+    /// dx = rstd * (dy*gamma - mean(dy*gamma) - xhat * mean(dy*gamma*xhat)); dgamma += sum dy*xhat;
+    /// dbeta += sum dy. dgamma and dbeta may be null (frozen parameters).
+    template <class T>
+    void layer_norm_backward(std::size_t rows, std::size_t cols, const T* x, const T* gamma, const T* mean,
+                             const T* rstd, const T* dy, T* dx, T* dgamma, T* dbeta) {
+        const auto nc = static_cast<Eigen::Index>(cols);
+        const int nthreads = rows * cols > detail::parallel_threshold ? opts_.threads : 1;
+        std::vector<T> partial(static_cast<std::size_t>(nthreads) * 2 * cols, T(0));
+        const detail::const_array_map<T> g(gamma, nc);
+#pragma omp parallel num_threads(nthreads)
+        {
+#if defined(_OPENMP)
+            const int tid = omp_get_thread_num(), nt = omp_get_num_threads();
+#else
+            const int tid = 0, nt = 1;
+#endif
+            detail::array_map<T> pg(partial.data() + static_cast<std::size_t>(tid) * 2 * cols, nc);
+            detail::array_map<T> pb(partial.data() + static_cast<std::size_t>(tid) * 2 * cols + cols, nc);
+            Eigen::Array<T, Eigen::Dynamic, 1> xhat(nc), dxhat(nc);
+            const std::size_t per = (rows + static_cast<std::size_t>(nt) - 1) / static_cast<std::size_t>(nt);
+            const std::size_t r0 = std::min(rows, per * static_cast<std::size_t>(tid)), r1 = std::min(rows, r0 + per);
+            for (std::size_t r = r0; r < r1; ++r) {
+                const auto dyr = carr(dy + r * cols, cols);
+                xhat = (carr(x + r * cols, cols) - mean[r]) * rstd[r];
+                dxhat = dyr * g;
+                const T m1 = dxhat.mean(), m2 = (dxhat * xhat).mean();
+                arr(dx + r * cols, cols) = rstd[r] * (dxhat - m1 - xhat * m2);
+                pg += dyr * xhat;
+                pb += dyr;
+            }
+        }
+        for (int t = 0; t < nthreads; ++t) {
+            const T* p = partial.data() + static_cast<std::size_t>(t) * 2 * cols;
+            if (dgamma) arr(dgamma, cols) += carr(p, cols);
+            if (dbeta) arr(dbeta, cols) += carr(p + cols, cols);
+        }
+    }
+
+    /// Attention probabilities: probs = softmax(scale * scores + bias) over the key axis, with masked keys
+    /// given probability exactly 0.
+    ///   scores, probs: (batch, heads, tq, tk);  bias: (batch, tq, tk) shared by all heads, or null;
+    ///   key_mask: (batch, tk), 1 = real token, 0 = padding, or null.
+    /// A row whose keys are all masked gets all-zero probabilities.
+    template <class T>
+    void attention_softmax_forward(std::size_t batch, std::size_t heads, std::size_t tq, std::size_t tk, T scale,
+                                   const T* scores, const T* bias, const std::uint8_t* key_mask, T* probs) {
+        const auto nrows = static_cast<std::ptrdiff_t>(batch * heads * tq);
+#pragma omp parallel for num_threads(opts_.threads) schedule(static) if (batch * heads * tq * tk > detail::parallel_threshold)
+        for (std::ptrdiff_t r = 0; r < nrows; ++r) {
+            const std::size_t ur = static_cast<std::size_t>(r);
+            const std::size_t b = ur / (heads * tq), i = ur % tq;
+            const std::uint8_t* km = key_mask ? key_mask + b * tk : nullptr;
+            const T* s = scores + ur * tk;
+            const T* br = bias ? bias + (b * tq + i) * tk : nullptr;
+            T* p = probs + ur * tk;
+            T mx = -std::numeric_limits<T>::infinity();
+            for (std::size_t j = 0; j < tk; ++j) {
+                const T v = scale * s[j] + (br ? br[j] : T(0));
+                p[j] = v;
+                if (!km || km[j]) mx = std::max(mx, v);
+            }
+            if (mx == -std::numeric_limits<T>::infinity()) {
+                std::fill_n(p, tk, T(0));
+                continue;
+            }
+            auto pr = arr(p, tk);
+            pr = (pr - mx).exp();
+            if (km)
+                for (std::size_t j = 0; j < tk; ++j)
+                    if (!km[j]) p[j] = T(0);
+            pr *= T(1) / pr.sum();
+        }
+    }
+
+    /// dx = scale * y * (dy - sum(y * dy)) per row, for softmax outputs y.
+    template <class T>
+    void softmax_backward(std::size_t rows, std::size_t cols, const T* y, const T* dy, T scale, T* dx) {
+        const auto nr = static_cast<std::ptrdiff_t>(rows);
+#pragma omp parallel for num_threads(opts_.threads) schedule(static) if (rows * cols > detail::parallel_threshold)
+        for (std::ptrdiff_t r = 0; r < nr; ++r) {
+            const std::size_t o = static_cast<std::size_t>(r) * cols;
+            const auto yr = carr(y + o, cols), dyr = carr(dy + o, cols);
+            const T s = (yr * dyr).sum();
+            arr(dx + o, cols) = scale * yr * (dyr - s);
+        }
+    }
+
+    // ---- indexing -----------------------------------------------------------------------------------
+    /// out[i, :] = table[ids[i], :]. ids are trusted here: layers validate them first.
+    template <class T>
+    void gather_rows(std::size_t n, std::size_t dim, const T* table, const std::int32_t* ids, T* out) {
+        const auto nn = static_cast<std::ptrdiff_t>(n);
+#pragma omp parallel for num_threads(opts_.threads) schedule(static) if (n * dim > detail::parallel_threshold)
+        for (std::ptrdiff_t i = 0; i < nn; ++i)
+            std::memcpy(out + static_cast<std::size_t>(i) * dim, table + static_cast<std::size_t>(ids[i]) * dim,
+                        dim * sizeof(T));
+    }
+    /// table_grad[ids[i], :] += dout[i, :]. Serial over rows: repeated ids must not race.
+    template <class T>
+    void scatter_add_rows(std::size_t n, std::size_t dim, const T* dout, const std::int32_t* ids, T* table_grad) {
+        for (std::size_t i = 0; i < n; ++i)
+            arr(table_grad + static_cast<std::size_t>(ids[i]) * dim, dim) += carr(dout + i * dim, dim);
+    }
+
+    // ---- losses -------------------------------------------------------------------------------------
+    /// probs = softmax(logits) per row; losses[r] = -log probs[r, labels[r]], 0 where labels[r] < 0 (ignored).
+    template <class T>
+    void cross_entropy_forward(std::size_t rows, std::size_t classes, const T* logits, const std::int32_t* labels,
+                               T* probs, T* losses) {
+        for (std::size_t r = 0; r < rows; ++r) {
+            const auto lr = carr(logits + r * classes, classes);
+            const T mx = lr.maxCoeff();
+            auto pr = arr(probs + r * classes, classes);
+            pr = (lr - mx).exp();
+            const T z = pr.sum();
+            pr /= z;
+            losses[r] = labels[r] < 0 ? T(0) : -(lr[labels[r]] - mx - std::log(z));
+        }
+    }
+    /// dlogits = scale * (probs - onehot(labels)); rows with labels < 0 get 0.
+    template <class T>
+    void cross_entropy_backward(std::size_t rows, std::size_t classes, const T* probs, const std::int32_t* labels,
+                                T scale, T* dlogits) {
+        for (std::size_t r = 0; r < rows; ++r) {
+            auto d = arr(dlogits + r * classes, classes);
+            if (labels[r] < 0) {
+                d.setZero();
+                continue;
+            }
+            d = scale * carr(probs + r * classes, classes);
+            d[labels[r]] -= scale;
+        }
+    }
+
+    // ---- reductions and optimizer ------------------------------------------------------------------
+    template <class T>
+    [[nodiscard]] double sum_squares(std::size_t n, const T* x) {
+        return carr(x, n).template cast<double>().square().sum();
+    }
+    template <class T>
+    [[nodiscard]] double dot(std::size_t n, const T* x, const T* y) {
+        return (carr(x, n).template cast<double>() * carr(y, n).template cast<double>()).sum();
+    }
+    /// AdamW with decoupled weight decay (Loshchilov & Hutter), as torch.optim.AdamW:
+    ///   param -= lr * wd * param;  m = b1 m + (1-b1) g;  v = b2 v + (1-b2) g^2;
+    ///   param -= lr * (m / bc1) / (sqrt(v / bc2) + eps).
+    template <class T>
+    void adamw_update(std::size_t n, T lr, T beta1, T beta2, T eps, T weight_decay, T bias_correction1,
+                      T bias_correction2, const T* grad, T* param, T* m, T* v) {
+        const T step = lr / bias_correction1, inv_sqrt_bc2 = T(1) / std::sqrt(bias_correction2),
+                decay = T(1) - lr * weight_decay;
+        for_chunks(n, [&](std::size_t i0, std::size_t len) {
+            auto g = carr(grad + i0, len);
+            auto mm = arr(m + i0, len);
+            auto vv = arr(v + i0, len);
+            auto p = arr(param + i0, len);
+            mm = beta1 * mm + (T(1) - beta1) * g;
+            vv = beta2 * vv + (T(1) - beta2) * g.square();
+            p = p * decay - step * mm / (vv.sqrt() * inv_sqrt_bc2 + eps);
+        });
+    }
+
+private:
+    template <class T>
+    static detail::array_map<T> arr(T* p, std::size_t n) {
+        return detail::array_map<T>(p, static_cast<Eigen::Index>(n));
+    }
+    template <class T>
+    static detail::const_array_map<T> carr(const T* p, std::size_t n) {
+        return detail::const_array_map<T>(p, static_cast<Eigen::Index>(n));
+    }
+
+    /// Splits [0, n) into one contiguous chunk per thread (one chunk below the threshold).
+    template <class F>
+    void for_chunks(std::size_t n, F&& f) {
+        if (n <= detail::parallel_threshold || opts_.threads == 1) {
+            f(std::size_t{0}, n);
+            return;
+        }
+        const auto nt = static_cast<std::ptrdiff_t>(opts_.threads);
+        const std::size_t per = ((n + static_cast<std::size_t>(nt) - 1) / static_cast<std::size_t>(nt) + 15) / 16 * 16;
+#pragma omp parallel for num_threads(opts_.threads) schedule(static)
+        for (std::ptrdiff_t t = 0; t < nt; ++t) {
+            const std::size_t i0 = std::min(n, per * static_cast<std::size_t>(t));
+            const std::size_t len = std::min(per, n - i0);
+            if (len) f(i0, len);
+        }
+    }
+
+    template <class T>
+    void apply_dropout(std::size_t n, T p, std::uint64_t seed, std::uint64_t offset, const T* x, T* y) {
+        const T keep_scale = T(1) / (T(1) - p);
+        const float pf = static_cast<float>(p);
+        for_chunks(n, [&](std::size_t i0, std::size_t len) {
+            for (std::size_t i = i0; i < i0 + len; ++i)
+                y[i] = detail::uniform01(seed, offset + i) >= pf ? x[i] * keep_scale : T(0);
+        });
+    }
+
+    options opts_;
+    std::shared_ptr<detail::block_cache> cache_;
+};
+
+/// The default CPU backend: Eigen for everything.
+using cpu = cpu_backend<eigen_gemm>;
+
+static_assert(backend<cpu>, "cpu_backend must satisfy the full backend concept");
+
+}  // namespace hyperadapt

@@ -1,0 +1,108 @@
+#pragma once
+// tensor<B, T>: a dense row-major array in backend B's memory with a dynamic shape.
+//
+// A tensor is a *shared handle*, as in PyTorch: copying it shares the storage (cheap; layers keep their
+// inputs for backward this way), clone() makes a deep copy. Layers never write into a tensor they were
+// given; they return new ones. Storage comes from the backend's caching allocator.
+#include <cstddef>
+#include <memory>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "hyperadapt/backend/concepts.hpp"
+#include "hyperadapt/core/errors.hpp"
+#include "hyperadapt/core/shape.hpp"
+
+namespace hyperadapt {
+
+template <memory_backend B, class T>
+class tensor {
+public:
+    using backend_type = B;
+    using value_type = T;
+
+    tensor() = default;
+    tensor(B& backend, hyperadapt::shape s)
+        : backend_(&backend),
+          storage_(std::make_shared<typename B::template buffer<T>>(backend.template allocate<T>(s.size()))),
+          data_(storage_->data()),
+          shape_(s) {}
+
+    /// A tensor of the given shape filled with `value`.
+    static tensor filled(B& backend, hyperadapt::shape s, T value) {
+        tensor t(backend, s);
+        backend.fill(t.data(), t.size(), value);
+        return t;
+    }
+    static tensor zeros(B& backend, hyperadapt::shape s) { return filled(backend, s, T(0)); }
+
+    /// Copies host values into a new tensor; `values.size()` must equal the shape's size.
+    static tensor from_host(B& backend, hyperadapt::shape s, std::span<const T> values) {
+        if (values.size() != s.size())
+            throw shape_error("tensor::from_host: " + std::to_string(values.size()) + " values for shape " +
+                              s.str() + " (" + std::to_string(s.size()) + " elements)");
+        tensor t(backend, s);
+        backend.copy_from_host(values.data(), t.data(), values.size());
+        return t;
+    }
+
+    [[nodiscard]] bool empty() const noexcept { return data_ == nullptr; }
+    [[nodiscard]] T* data() noexcept { return data_; }
+    [[nodiscard]] const T* data() const noexcept { return data_; }
+    [[nodiscard]] const hyperadapt::shape& shape() const noexcept { return shape_; }
+    [[nodiscard]] std::size_t size() const noexcept { return shape_.size(); }
+    [[nodiscard]] std::size_t rows() const noexcept { return shape_.rows(); }
+    [[nodiscard]] std::size_t cols() const noexcept { return shape_.cols(); }
+    [[nodiscard]] B& backend() const {
+        HYPERADAPT_ASSERT(backend_ != nullptr);
+        return *backend_;
+    }
+
+    /// The same storage seen with another shape of equal size.
+    [[nodiscard]] tensor reshaped(hyperadapt::shape s) const {
+        if (s.size() != size())
+            throw shape_error("tensor::reshaped: cannot view " + shape_.str() + " as " + s.str());
+        tensor t = *this;
+        t.shape_ = s;
+        return t;
+    }
+
+    /// Rows [first, first + count) of the tensor viewed as a (rows, cols) matrix, sharing storage.
+    [[nodiscard]] tensor row_range(std::size_t first, std::size_t count) const {
+        if (first + count > rows())
+            throw shape_error("tensor::row_range: rows [" + std::to_string(first) + ", " +
+                              std::to_string(first + count) + ") of " + shape_.str());
+        tensor t = *this;
+        t.data_ = data_ + first * cols();
+        t.shape_ = hyperadapt::shape{count, cols()};
+        return t;
+    }
+
+    [[nodiscard]] tensor clone() const {
+        if (empty()) return {};
+        tensor t(backend(), shape_);
+        backend().copy(data_, t.data_, size());
+        return t;
+    }
+
+    [[nodiscard]] std::vector<T> to_host() const {
+        std::vector<T> out(size());
+        if (!empty()) backend().copy_to_host(data_, out.data(), size());
+        return out;
+    }
+
+    void fill(T value) { backend().fill(data_, size(), value); }
+    void zero() { fill(T(0)); }
+
+    /// True when both handles share storage.
+    [[nodiscard]] bool shares_storage_with(const tensor& o) const noexcept { return storage_ == o.storage_; }
+
+private:
+    B* backend_ = nullptr;
+    std::shared_ptr<typename B::template buffer<T>> storage_;
+    T* data_ = nullptr;
+    hyperadapt::shape shape_;
+};
+
+}  // namespace hyperadapt
