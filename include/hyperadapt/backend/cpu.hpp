@@ -3,6 +3,7 @@
 // chosen by type (eigen_gemm here; cblas_gemm in cpu_cblas.hpp). Layers never include this header's
 // dependencies: they only name the policy.
 #include <Eigen/Core>
+#include <unsupported/Eigen/SpecialFunctions>
 
 #include <algorithm>
 #include <cmath>

@@ -1,0 +1,61 @@
+#pragma once
+#include <string>
+
+#include "hyperadapt/backend/concepts.hpp"
+#include "hyperadapt/nn/layer.hpp"
+
+namespace hyperadapt {
+
+/// Inverted dropout. The mask is a pure function of (seed, offset) drawn from the run_mode's rng_stream,
+/// so it is regenerated in backward rather than stored, and a run is bit-identical for a given seed.
+/// Identity at inference or when p == 0.
+template <elementwise_backend B, class T = float>
+class dropout {
+public:
+    using backend_type = B;
+    using value_type = T;
+    struct context {
+        bool active = false;
+        std::uint64_t seed = 0;
+        std::uint64_t offset = 0;
+        hyperadapt::shape shape;
+    };
+
+    dropout(B& backend, T p, std::string name = "dropout") : backend_(&backend), name_(std::move(name)), p_(p) {
+        if (!(p >= T(0) && p < T(1)))
+            throw config_error(name_ + ": dropout probability must be in [0, 1), got " + std::to_string(p));
+    }
+
+    [[nodiscard]] const std::string& name() const noexcept { return name_; }
+    [[nodiscard]] T probability() const noexcept { return p_; }
+
+    tensor<B, T> forward(const tensor<B, T>& x, context& ctx, run_mode mode) const {
+        ctx.shape = x.shape();
+        ctx.active = mode.training && p_ > T(0);
+        if (!ctx.active) return x;
+        if (mode.rng == nullptr) throw error(name_ + ": training with dropout needs run_mode::train(rng)");
+        ctx.seed = mode.rng->seed();
+        ctx.offset = mode.rng->take(x.size());
+        tensor<B, T> y(*backend_, x.shape());
+        backend_->dropout_forward(x.size(), p_, ctx.seed, ctx.offset, x.data(), y.data());
+        return y;
+    }
+
+    tensor<B, T> backward(const tensor<B, T>& dy, context& ctx) {
+        expect_shape(name_.c_str(), "output gradient", ctx.shape, dy.shape());
+        if (!ctx.active) return dy;
+        tensor<B, T> dx(*backend_, dy.shape());
+        backend_->dropout_backward(dy.size(), p_, ctx.seed, ctx.offset, dy.data(), dx.data());
+        return dx;
+    }
+
+    template <class F>
+    void visit_parameters(F&&) {}
+
+private:
+    B* backend_;
+    std::string name_;
+    T p_;
+};
+
+}  // namespace hyperadapt
