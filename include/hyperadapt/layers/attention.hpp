@@ -1,0 +1,287 @@
+#pragma once
+// Multi-head self-attention as Hugging Face's BertSelfAttention, plus BertSelfOutput
+// (dense -> dropout -> residual -> LayerNorm) as attention_block.
+//
+// The query, key and value projections are separate parameters with Hugging Face's names, but their
+// storage is one (3H, H) matrix so that the forward projection is a single GEMM.
+//
+// An optional additive score bias (batch, T, T), shared by every head and added to the scaled scores before
+// the padding mask, is the hook for CA-MTL's task-conditioned attention; its gradient is returned.
+#include <cmath>
+#include <cstdint>
+#include <string>
+
+#include "hyperadapt/backend/concepts.hpp"
+#include "hyperadapt/core/shape.hpp"
+#include "hyperadapt/layers/dropout.hpp"
+#include "hyperadapt/layers/layer_norm.hpp"
+#include "hyperadapt/layers/linear.hpp"
+#include "hyperadapt/nn/layer.hpp"
+
+namespace hyperadapt {
+
+/// Padding mask (batch, seq): 1 for a real token, 0 for padding.
+template <class B>
+using attention_mask = tensor<B, std::uint8_t>;
+
+template <elementwise_backend B, class T = float>
+class self_attention {
+public:
+    using backend_type = B;
+    using value_type = T;
+    struct context {
+        tensor<B, T> input;        // (B, T, H)
+        tensor<B, T> qkv;          // (B, T, 3H)
+        tensor<B, T> probs;        // (B, heads, T, T) softmax output
+        tensor<B, T> dropped;      // probs after attention dropout (== probs when inactive)
+        typename dropout<B, T>::context drop;
+        attention_mask<B> mask;
+        bool has_bias = false;
+    };
+    struct gradients {
+        tensor<B, T> input;       // (B, T, H)
+        tensor<B, T> score_bias;  // (B, T, T), empty unless a bias was given
+    };
+
+    /// `name` is the module path, e.g. "encoder.layer.3.attention.self".
+    self_attention(B& backend, std::size_t hidden, std::size_t heads, T attention_dropout,
+                   std::string name = "attention.self")
+        : backend_(&backend),
+          name_(std::move(name)),
+          hidden_(hidden),
+          heads_(heads),
+          head_dim_(heads ? hidden / heads : 0),
+          qkv_weight_(tensor<B, T>::zeros(backend, {3 * hidden, hidden})),
+          qkv_bias_(tensor<B, T>::zeros(backend, {3 * hidden})),
+          qkv_weight_grad_(tensor<B, T>::zeros(backend, {3 * hidden, hidden})),
+          qkv_bias_grad_(tensor<B, T>::zeros(backend, {3 * hidden})),
+          drop_(backend, attention_dropout, name_ + ".dropout") {
+        if (heads == 0 || hidden % heads != 0)
+            throw config_error(name_ + ": hidden size " + std::to_string(hidden) +
+                               " must be a positive multiple of the number of heads " + std::to_string(heads));
+        for (std::size_t i = 0; i < 3; ++i) {
+            parts_[i].value = qkv_weight_.row_range(i * hidden, hidden);
+            parts_[i].grad = qkv_weight_grad_.row_range(i * hidden, hidden);
+            part_biases_[i].value = qkv_bias_.reshaped({3, hidden}).row_range(i, 1).reshaped({hidden});
+            part_biases_[i].grad = qkv_bias_grad_.reshaped({3, hidden}).row_range(i, 1).reshaped({hidden});
+            part_biases_[i].decay = false;
+        }
+    }
+
+    template <class Rng>
+    void initialize(Rng& rng, T stddev = T(0.02)) {
+        backend_->fill_normal(qkv_weight_.size(), rng.seed(), rng.take(qkv_weight_.size()), T(0), stddev,
+                              qkv_weight_.data());
+        qkv_bias_.zero();
+    }
+
+    [[nodiscard]] const std::string& name() const noexcept { return name_; }
+    [[nodiscard]] std::size_t hidden() const noexcept { return hidden_; }
+    [[nodiscard]] std::size_t heads() const noexcept { return heads_; }
+    parameter<B, T>& query_weight() noexcept { return parts_[0]; }
+    parameter<B, T>& key_weight() noexcept { return parts_[1]; }
+    parameter<B, T>& value_weight() noexcept { return parts_[2]; }
+
+    /// x: (batch, seq, hidden); mask: (batch, seq) or empty; score_bias: (batch, seq, seq) or empty.
+    tensor<B, T> forward(const tensor<B, T>& x, const attention_mask<B>& mask, const tensor<B, T>& score_bias,
+                         context& ctx, run_mode mode) const {
+        check_inputs(x, mask, score_bias);
+        const std::size_t nb = x.shape()[0], seq = x.shape()[1], h = hidden_, d = head_dim_;
+        ctx.input = x;
+        ctx.mask = mask;
+        ctx.has_bias = !score_bias.empty();
+        ctx.qkv = tensor<B, T>(*backend_, {nb, seq, 3 * h});
+        backend_->gemm(transpose::no, transpose::yes, nb * seq, 3 * h, h, T(1), x.data(), h, qkv_weight_.data(), h,
+                       T(0), ctx.qkv.data(), 3 * h);
+        backend_->add_row_vector(nb * seq, 3 * h, qkv_bias_.data(), ctx.qkv.data());
+
+        tensor<B, T> scores(*backend_, {nb, heads_, seq, seq});
+        for (std::size_t b = 0; b < nb; ++b) {  // S_bh = Q_bh K_bh^T
+            const T* q = ctx.qkv.data() + b * seq * 3 * h;
+            backend_->gemm_strided_batched(transpose::no, transpose::yes, seq, seq, d, T(1), q, 3 * h, sd(d), q + h,
+                                           3 * h, sd(d), T(0), scores.data() + b * heads_ * seq * seq, seq,
+                                           sd(seq * seq), heads_);
+        }
+        ctx.probs = tensor<B, T>(*backend_, scores.shape());
+        backend_->attention_softmax_forward(nb, heads_, seq, seq, T(1) / std::sqrt(static_cast<T>(d)), scores.data(),
+                                            ctx.has_bias ? score_bias.data() : nullptr,
+                                            mask.empty() ? nullptr : mask.data(), ctx.probs.data());
+        ctx.dropped = drop_.forward(ctx.probs, ctx.drop, mode);
+
+        tensor<B, T> out(*backend_, {nb, seq, h});
+        for (std::size_t b = 0; b < nb; ++b)  // C_bh = P_bh V_bh, written head-interleaved into (seq, H)
+            backend_->gemm_strided_batched(transpose::no, transpose::no, seq, d, seq, T(1),
+                                           ctx.dropped.data() + b * heads_ * seq * seq, seq, sd(seq * seq),
+                                           ctx.qkv.data() + b * seq * 3 * h + 2 * h, 3 * h, sd(d), T(0),
+                                           out.data() + b * seq * h, h, sd(d), heads_);
+        return out;
+    }
+
+    gradients backward(const tensor<B, T>& dout, context& ctx) {
+        if (ctx.input.empty()) throw error(name_ + ": backward called without a training forward");
+        expect_shape(name_.c_str(), "output gradient", ctx.input.shape(), dout.shape());
+        const std::size_t nb = ctx.input.shape()[0], seq = ctx.input.shape()[1], h = hidden_, d = head_dim_;
+        const T scale = T(1) / std::sqrt(static_cast<T>(d));
+        tensor<B, T> dqkv(*backend_, {nb, seq, 3 * h});
+        tensor<B, T> dprobs(*backend_, ctx.probs.shape());
+        for (std::size_t b = 0; b < nb; ++b) {
+            const T* dc = dout.data() + b * seq * h;
+            const T* v = ctx.qkv.data() + b * seq * 3 * h + 2 * h;
+            // dP_bh = dC_bh V_bh^T
+            backend_->gemm_strided_batched(transpose::no, transpose::yes, seq, seq, d, T(1), dc, h, sd(d), v, 3 * h,
+                                           sd(d), T(0), dprobs.data() + b * heads_ * seq * seq, seq, sd(seq * seq),
+                                           heads_);
+            // dV_bh = P_bh^T dC_bh
+            backend_->gemm_strided_batched(transpose::yes, transpose::no, seq, d, seq, T(1),
+                                           ctx.dropped.data() + b * heads_ * seq * seq, seq, sd(seq * seq), dc, h,
+                                           sd(d), T(0), dqkv.data() + b * seq * 3 * h + 2 * h, 3 * h, sd(d), heads_);
+        }
+        tensor<B, T> dpre = drop_.backward(dprobs, ctx.drop);
+        // dZ: gradient of the pre-softmax logits (scale * QK^T + bias); masked keys get exactly 0.
+        tensor<B, T> dz(*backend_, ctx.probs.shape());
+        backend_->softmax_backward(nb * heads_ * seq, seq, ctx.probs.data(), dpre.data(), T(1), dz.data());
+
+        gradients g;
+        if (ctx.has_bias) {
+            g.score_bias = tensor<B, T>::zeros(*backend_, {nb, seq, seq});
+            for (std::size_t b = 0; b < nb; ++b)
+                for (std::size_t hh = 0; hh < heads_; ++hh)
+                    backend_->axpy(seq * seq, T(1), dz.data() + (b * heads_ + hh) * seq * seq,
+                                   g.score_bias.data() + b * seq * seq);
+        }
+        for (std::size_t b = 0; b < nb; ++b) {
+            const T* q = ctx.qkv.data() + b * seq * 3 * h;
+            const T* dzb = dz.data() + b * heads_ * seq * seq;
+            T* dq = dqkv.data() + b * seq * 3 * h;
+            // dQ_bh = scale dZ_bh K_bh ; dK_bh = scale dZ_bh^T Q_bh
+            backend_->gemm_strided_batched(transpose::no, transpose::no, seq, d, seq, scale, dzb, seq, sd(seq * seq),
+                                           q + h, 3 * h, sd(d), T(0), dq, 3 * h, sd(d), heads_);
+            backend_->gemm_strided_batched(transpose::yes, transpose::no, seq, d, seq, scale, dzb, seq,
+                                           sd(seq * seq), q, 3 * h, sd(d), T(0), dq + h, 3 * h, sd(d), heads_);
+        }
+        const std::size_t rows = nb * seq;
+        for (std::size_t i = 0; i < 3; ++i) {
+            if (parts_[i].trainable())  // dW_i += dQKV_i^T x
+                backend_->gemm(transpose::yes, transpose::no, h, h, rows, T(1), dqkv.data() + i * h, 3 * h,
+                               ctx.input.data(), h, T(1), parts_[i].grad.data(), h);
+            if (part_biases_[i].trainable()) {
+                // column sums of a (rows, 3H) slice: reuse the full-width sum when all parts train.
+                if (all_biases_trainable()) {
+                    if (i == 0) backend_->accumulate_column_sums(rows, 3 * h, dqkv.data(), qkv_bias_grad_.data());
+                } else {
+                    tensor<B, T> tmp = tensor<B, T>::zeros(*backend_, {3 * h});
+                    backend_->accumulate_column_sums(rows, 3 * h, dqkv.data(), tmp.data());
+                    backend_->axpy(h, T(1), tmp.data() + i * h, part_biases_[i].grad.data());
+                }
+            }
+        }
+        g.input = tensor<B, T>(*backend_, ctx.input.shape());  // dx = dQKV W_qkv
+        backend_->gemm(transpose::no, transpose::no, rows, h, 3 * h, T(1), dqkv.data(), 3 * h, qkv_weight_.data(), h,
+                       T(0), g.input.data(), h);
+        return g;
+    }
+
+    template <class F>
+    void visit_parameters(F&& f) {
+        static constexpr const char* names[3] = {"query", "key", "value"};
+        for (std::size_t i = 0; i < 3; ++i) {
+            f(join_name(join_name(name_, names[i]), "weight"), parts_[i]);
+            f(join_name(join_name(name_, names[i]), "bias"), part_biases_[i]);
+        }
+    }
+
+private:
+    static std::ptrdiff_t sd(std::size_t v) { return static_cast<std::ptrdiff_t>(v); }
+    bool all_biases_trainable() const {
+        // After freeze()/unfreeze() a part's gradient is its own buffer, no longer a view of the fused one.
+        for (const auto& p : part_biases_)
+            if (!p.trainable() || !p.grad.shares_storage_with(qkv_bias_grad_)) return false;
+        return true;
+    }
+
+    void check_inputs(const tensor<B, T>& x, const attention_mask<B>& mask, const tensor<B, T>& bias) const {
+        if (x.shape().rank() != 3 || x.shape()[2] != hidden_)
+            throw shape_error(name_ + ": input has shape " + x.shape().str() + ", expected (batch, seq, " +
+                              std::to_string(hidden_) + ")");
+        const std::size_t nb = x.shape()[0], seq = x.shape()[1];
+        if (!mask.empty()) expect_shape(name_.c_str(), "attention mask", shape{nb, seq}, mask.shape());
+        if (!bias.empty()) expect_shape(name_.c_str(), "score bias", shape{nb, seq, seq}, bias.shape());
+    }
+
+    B* backend_;
+    std::string name_;
+    std::size_t hidden_, heads_, head_dim_;
+    tensor<B, T> qkv_weight_, qkv_bias_, qkv_weight_grad_, qkv_bias_grad_;
+    parameter<B, T> parts_[3];
+    parameter<B, T> part_biases_[3];
+    dropout<B, T> drop_;
+};
+
+/// Self-attention followed by Hugging Face's BertSelfOutput: LayerNorm(x + dropout(dense(attention(x)))).
+/// Parameter names: "<name>.self.{query,key,value}.*", "<name>.output.dense.*", "<name>.output.LayerNorm.*".
+template <elementwise_backend B, class T = float>
+class attention_block {
+public:
+    using backend_type = B;
+    using value_type = T;
+    struct context {
+        typename self_attention<B, T>::context self;
+        typename linear<B, T>::context dense;
+        typename dropout<B, T>::context drop;
+        typename layer_norm<B, T>::context norm;
+    };
+
+    attention_block(B& backend, std::size_t hidden, std::size_t heads, T attention_dropout, T hidden_dropout,
+                    T layer_norm_eps, std::string name = "attention")
+        : backend_(&backend),
+          name_(std::move(name)),
+          self_(backend, hidden, heads, attention_dropout, join_name(name_, "self")),
+          dense_(backend, hidden, hidden, join_name(name_, "output.dense")),
+          drop_(backend, hidden_dropout, join_name(name_, "output.dropout")),
+          norm_(backend, hidden, join_name(name_, "output.LayerNorm"), layer_norm_eps) {}
+
+    template <class Rng>
+    void initialize(Rng& rng, T stddev = T(0.02)) {
+        self_.initialize(rng, stddev);
+        dense_.initialize(rng, stddev);
+    }
+
+    [[nodiscard]] const std::string& name() const noexcept { return name_; }
+    self_attention<B, T>& self() noexcept { return self_; }
+
+    tensor<B, T> forward(const tensor<B, T>& x, const attention_mask<B>& mask, const tensor<B, T>& score_bias,
+                         context& ctx, run_mode mode) const {
+        tensor<B, T> a = self_.forward(x, mask, score_bias, ctx.self, mode);
+        tensor<B, T> y = drop_.forward(dense_.forward(a, ctx.dense, mode), ctx.drop, mode);
+        tensor<B, T> sum(*backend_, x.shape());
+        backend_->add(x.size(), x.data(), y.data(), sum.data());
+        return norm_.forward(sum, ctx.norm, mode);
+    }
+
+    /// Returns the input gradient; the score-bias gradient (if a bias was given) goes to *dbias.
+    tensor<B, T> backward(const tensor<B, T>& dy, context& ctx, tensor<B, T>* dbias = nullptr) {
+        tensor<B, T> dsum = norm_.backward(dy, ctx.norm);
+        tensor<B, T> da = dense_.backward(drop_.backward(dsum, ctx.drop), ctx.dense);
+        auto g = self_.backward(da, ctx.self);
+        backend_->axpy(dsum.size(), T(1), dsum.data(), g.input.data());  // residual path
+        if (dbias) *dbias = g.score_bias;
+        return g.input;
+    }
+
+    template <class F>
+    void visit_parameters(F&& f) {
+        self_.visit_parameters(f);
+        dense_.visit_parameters(f);
+        norm_.visit_parameters(f);
+    }
+
+private:
+    B* backend_;
+    std::string name_;
+    self_attention<B, T> self_;
+    linear<B, T> dense_;
+    dropout<B, T> drop_;
+    layer_norm<B, T> norm_;
+};
+
+}  // namespace hyperadapt

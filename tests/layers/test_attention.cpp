@@ -1,0 +1,157 @@
+#define BOOST_TEST_MODULE layers_attention
+#include <boost/test/unit_test.hpp>
+
+#include "hyperadapt/layers/attention.hpp"
+#include "hyperadapt/layers/encoder_layer.hpp"
+#include "hyperadapt/layers/feed_forward.hpp"
+#include "hyperadapt/testing/gradcheck.hpp"
+#include "support/backends.hpp"
+
+using namespace hyperadapt;
+using hyperadapt::test::cpu_backends;
+using hyperadapt::test::random_tensor;
+
+namespace {
+template <class B>
+attention_mask<B> make_mask(B& b, std::size_t nb, std::size_t seq, const std::vector<std::size_t>& lengths) {
+    std::vector<std::uint8_t> m(nb * seq, 0);
+    for (std::size_t i = 0; i < nb; ++i)
+        for (std::size_t j = 0; j < lengths[i]; ++j) m[i * seq + j] = 1;
+    return attention_mask<B>::from_host(b, {nb, seq}, m);
+}
+
+/// Gives every parameter of `l` random values so no gradient check passes by symmetry.
+template <class B, class L>
+void randomize(B& b, L& l, std::uint64_t seed, double scale = 0.5) {
+    l.visit_parameters([&](const std::string&, parameter<B, double>& p) {
+        b.fill_uniform(p.size(), seed++, 0, -scale, scale, p.value.data());
+    });
+}
+}  // namespace
+
+BOOST_AUTO_TEST_CASE_TEMPLATE(self_attention_gradients_with_mask_and_bias, B, cpu_backends) {
+    B b;
+    const std::size_t nb = 2, seq = 5, h = 8, heads = 2;
+    self_attention<B, double> att(b, h, heads, 0.2, "encoder.layer.0.attention.self");
+    randomize(b, att, 11);
+    auto x = random_tensor<B, double>(b, {nb, seq, h}, 3);
+    auto bias = random_tensor<B, double>(b, {nb, seq, seq}, 4);
+    auto mask = make_mask(b, nb, seq, {5, 3});
+    typename self_attention<B, double>::context ctx;
+    auto r = testing::check_gradients<B>(
+        b, {{"x", &x}, {"score_bias", &bias}}, [&](auto&& f) { att.visit_parameters(f); },
+        [&] {
+            rng_stream rng(5);
+            ctx = {};
+            return att.forward(x, mask, bias, ctx, run_mode::train(rng));
+        },
+        [&](const tensor<B, double>& dy) {
+            auto g = att.backward(dy, ctx);
+            return std::vector<tensor<B, double>>{g.input, g.score_bias};
+        },
+        {.known_zero_gradients = {"parameter 'encoder.layer.0.attention.self.key.bias'"}});
+    BOOST_TEST(r.ok, r.report);
+}
+
+BOOST_AUTO_TEST_CASE_TEMPLATE(encoder_layer_gradients, B, cpu_backends) {
+    B b;
+    encoder_layer_config c{.hidden = 8, .heads = 2, .intermediate = 12, .attention_dropout = 0.1,
+                           .hidden_dropout = 0.1, .layer_norm_eps = 1e-12};
+    encoder_layer<B, double> layer(b, c, "encoder.layer.0");
+    randomize(b, layer, 21);
+    auto x = random_tensor<B, double>(b, {2, 4, 8}, 3);
+    auto mask = make_mask(b, 2, 4, {4, 2});
+    typename encoder_layer<B, double>::context ctx;
+    auto r = testing::check_gradients<B>(
+        b, {{"x", &x}}, [&](auto&& f) { layer.visit_parameters(f); },
+        [&] {
+            rng_stream rng(9);
+            ctx = {};
+            return layer.forward(x, mask, {}, ctx, run_mode::train(rng));
+        },
+        [&](const tensor<B, double>& dy) { return std::vector<tensor<B, double>>{layer.backward(dy, ctx)}; },
+        {.known_zero_gradients = {"parameter 'encoder.layer.0.attention.self.key.bias'"}});
+    BOOST_TEST(r.ok, r.report);
+}
+
+BOOST_AUTO_TEST_CASE(encoder_layer_parameter_names_follow_hugging_face) {
+    cpu b;
+    encoder_layer<cpu, float> layer(b, {.hidden = 8, .heads = 2, .intermediate = 16}, "encoder.layer.3");
+    std::vector<std::string> names;
+    layer.visit_parameters([&](const std::string& n, parameter<cpu, float>&) { names.push_back(n); });
+    const std::vector<std::string> want{
+        "encoder.layer.3.attention.self.query.weight", "encoder.layer.3.attention.self.query.bias",
+        "encoder.layer.3.attention.self.key.weight",   "encoder.layer.3.attention.self.key.bias",
+        "encoder.layer.3.attention.self.value.weight", "encoder.layer.3.attention.self.value.bias",
+        "encoder.layer.3.attention.output.dense.weight", "encoder.layer.3.attention.output.dense.bias",
+        "encoder.layer.3.attention.output.LayerNorm.weight", "encoder.layer.3.attention.output.LayerNorm.bias",
+        "encoder.layer.3.intermediate.dense.weight", "encoder.layer.3.intermediate.dense.bias",
+        "encoder.layer.3.output.dense.weight", "encoder.layer.3.output.dense.bias",
+        "encoder.layer.3.output.LayerNorm.weight", "encoder.layer.3.output.LayerNorm.bias"};
+    BOOST_TEST(names == want, boost::test_tools::per_element());
+}
+
+BOOST_AUTO_TEST_CASE_TEMPLATE(padding_changes_no_output_at_real_positions, B, cpu_backends) {
+    B b;
+    encoder<B, double> enc(b, {.hidden = 8, .heads = 2, .intermediate = 16}, 2);
+    randomize(b, enc, 31);
+    const std::size_t seq = 6, real = 4;
+    auto x = random_tensor<B, double>(b, {1, seq, 8}, 3);
+    auto x2 = x.clone();  // same real tokens, different padding content
+    b.fill_uniform(2 * 8, 77, 0, -5.0, 5.0, x2.data() + real * 8);
+    auto mask = make_mask(b, 1, seq, {real});
+    typename encoder<B, double>::context c1, c2;
+    auto y1 = enc.forward(x, mask, c1, run_mode::inference()).to_host();
+    auto y2 = enc.forward(x2, mask, c2, run_mode::inference()).to_host();
+    // And the same real tokens alone, without any padding.
+    auto x3 = x.reshaped({seq, 8}).row_range(0, real).clone().reshaped({1, real, 8});
+    typename encoder<B, double>::context c3;
+    auto y3 = enc.forward(x3, {}, c3, run_mode::inference()).to_host();
+    for (std::size_t i = 0; i < real * 8; ++i) {
+        BOOST_TEST(y1[i] == y2[i]);
+        BOOST_TEST(std::abs(y1[i] - y3[i]) < 1e-12);
+    }
+}
+
+BOOST_AUTO_TEST_CASE(float_and_double_encoder_layers_agree) {
+    cpu b;
+    encoder_layer_config c{.hidden = 16, .heads = 4, .intermediate = 32};
+    encoder_layer<cpu, double> ld(b, c, "l");
+    encoder_layer<cpu, float> lf(b, c, "l");
+    randomize(b, ld, 41, 0.3);
+    std::vector<std::vector<double>> values;
+    ld.visit_parameters([&](const std::string&, parameter<cpu, double>& p) { values.push_back(p.value.to_host()); });
+    std::size_t k = 0;
+    lf.visit_parameters([&](const std::string&, parameter<cpu, float>& p) {
+        std::vector<float> v(values[k].begin(), values[k].end());
+        b.copy_from_host(v.data(), p.value.data(), v.size());
+        ++k;
+    });
+    auto xd = random_tensor<cpu, double>(b, {2, 5, 16}, 3);
+    auto xh = xd.to_host();
+    std::vector<float> xf(xh.begin(), xh.end());
+    auto xft = tensor<cpu, float>::from_host(b, {2, 5, 16}, xf);
+    typename encoder_layer<cpu, double>::context cd;
+    typename encoder_layer<cpu, float>::context cf;
+    auto yd = ld.forward(xd, {}, {}, cd, run_mode::inference()).to_host();
+    auto yf = lf.forward(xft, {}, {}, cf, run_mode::inference()).to_host();
+    for (std::size_t i = 0; i < yd.size(); ++i) BOOST_TEST(std::abs(yd[i] - static_cast<double>(yf[i])) < 1e-4);
+}
+
+BOOST_AUTO_TEST_CASE(attention_rejects_bad_shapes_with_layer_name) {
+    cpu b;
+    self_attention<cpu, float> att(b, 8, 2, 0.0f, "encoder.layer.1.attention.self");
+    typename self_attention<cpu, float>::context ctx;
+    tensor<cpu, float> x(b, {2, 4, 8});
+    attention_mask<cpu> bad_mask(b, {2, 5});
+    try {
+        (void)att.forward(x, bad_mask, {}, ctx, run_mode::inference());
+        BOOST_FAIL("expected shape_error");
+    } catch (const shape_error& e) {
+        const std::string msg = e.what();
+        BOOST_TEST(msg.find("encoder.layer.1.attention.self") != std::string::npos, msg);
+        BOOST_TEST(msg.find("(2, 5)") != std::string::npos, msg);
+        BOOST_TEST(msg.find("(2, 4)") != std::string::npos, msg);
+    }
+    BOOST_CHECK_THROW((self_attention<cpu, float>(b, 10, 3, 0.0f)), config_error);
+}
