@@ -5,6 +5,12 @@ function(hyperadapt_find_cblas found_var)
   find_path(HYPERADAPT_CBLAS_INCLUDE_DIR cblas.h
     PATH_SUFFIXES openblas x86_64-linux-gnu aarch64-linux-gnu x86_64-linux-gnu/openblas-pthread blis)
   if(NOT HYPERADAPT_CBLAS_LIBRARY)
+    # Debian's OpenMP build of OpenBLAS shares libgomp's thread pool with hyperadapt's own loops; the
+    # default pthread build would start a second pool and oversubscribe the cores.
+    find_library(HYPERADAPT_CBLAS_LIBRARY NAMES libopenblas.so.0
+      PATHS /usr/lib/x86_64-linux-gnu/openblas-openmp /usr/lib/aarch64-linux-gnu/openblas-openmp NO_DEFAULT_PATH)
+  endif()
+  if(NOT HYPERADAPT_CBLAS_LIBRARY)
     find_library(HYPERADAPT_CBLAS_LIBRARY NAMES openblas blis cblas blas)
   endif()
   if(HYPERADAPT_CBLAS_INCLUDE_DIR AND HYPERADAPT_CBLAS_LIBRARY)

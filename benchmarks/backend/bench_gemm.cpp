@@ -1,0 +1,79 @@
+// GEMM on the encoder's shapes (tokens = 16 x 128): hyperadapt's backends next to raw Eigen and raw CBLAS
+// in the same binary, so the figures compare like with like. GFLOP/s per run; FMA peak on this machine
+// is documented in docs/benchmarks.md.
+#include <benchmark/benchmark.h>
+
+#include <Eigen/Core>
+#include <vector>
+
+#include "hyperadapt/backend/cpu.hpp"
+#if defined(HYPERADAPT_BENCH_WITH_CBLAS)
+#include "hyperadapt/backend/cpu_cblas.hpp"
+#endif
+
+namespace {
+using namespace hyperadapt;
+
+// (m, n, k) of y = x W^T: QKV fused, attention output, FFN up, FFN down at BERT-base; plus awkward sizes.
+void shapes(benchmark::internal::Benchmark* b) {
+    b->ArgNames({"m", "n", "k", "threads"});
+    for (auto s : std::vector<std::vector<long>>{{2048, 2304, 768}, {2048, 768, 768}, {2048, 3072, 768},
+                                                 {2048, 768, 3072}, {2048, 1536, 384}, {2048, 384, 1536},
+                                                 {1000, 1000, 1000}, {127, 513, 255}})
+        b->Args({s[0], s[1], s[2], 2});
+    b->Unit(benchmark::kMillisecond)->UseRealTime();
+}
+
+void set_flops(benchmark::State& state) {
+    const double flops = 2.0 * static_cast<double>(state.range(0)) * static_cast<double>(state.range(1)) *
+                         static_cast<double>(state.range(2));
+    state.counters["GFLOP/s"] = benchmark::Counter(flops * 1e-9, benchmark::Counter::kIsIterationInvariantRate);
+}
+
+template <class B>
+void BM_hyperadapt_gemm(benchmark::State& state) {
+    const auto m = static_cast<std::size_t>(state.range(0)), n = static_cast<std::size_t>(state.range(1)),
+               k = static_cast<std::size_t>(state.range(2));
+    B b(typename B::options{.threads = static_cast<int>(state.range(3))});
+    std::vector<float> x(m * k, 0.5f), w(n * k, 0.25f), y(m * n);
+    for (auto _ : state) {
+        b.gemm(transpose::no, transpose::yes, m, n, k, 1.0f, x.data(), k, w.data(), k, 0.0f, y.data(), n);
+        benchmark::DoNotOptimize(y.data());
+    }
+    set_flops(state);
+}
+
+void BM_raw_eigen_gemm(benchmark::State& state) {
+    using mat = Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
+    Eigen::setNbThreads(static_cast<int>(state.range(3)));
+    mat x = mat::Constant(state.range(0), state.range(2), 0.5f), w = mat::Constant(state.range(1), state.range(2), 0.25f),
+        y(state.range(0), state.range(1));
+    for (auto _ : state) {
+        y.noalias() = x * w.transpose();
+        benchmark::DoNotOptimize(y.data());
+    }
+    set_flops(state);
+}
+
+BENCHMARK(BM_hyperadapt_gemm<cpu>)->Name("hyperadapt_gemm/eigen")->Apply(shapes);
+BENCHMARK(BM_raw_eigen_gemm)->Name("raw_eigen_gemm")->Apply(shapes);
+
+#if defined(HYPERADAPT_BENCH_WITH_CBLAS)
+void BM_raw_cblas_gemm(benchmark::State& state) {
+    const auto m = static_cast<int>(state.range(0)), n = static_cast<int>(state.range(1)),
+               k = static_cast<int>(state.range(2));
+    openblas_set_num_threads(static_cast<int>(state.range(3)));
+    std::vector<float> x(static_cast<std::size_t>(m) * k, 0.5f), w(static_cast<std::size_t>(n) * k, 0.25f),
+        y(static_cast<std::size_t>(m) * n);
+    for (auto _ : state) {
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, m, n, k, 1.0f, x.data(), k, w.data(), k, 0.0f, y.data(), n);
+        benchmark::DoNotOptimize(y.data());
+    }
+    set_flops(state);
+}
+BENCHMARK(BM_hyperadapt_gemm<cpu_blas>)->Name("hyperadapt_gemm/cblas")->Apply(shapes);
+BENCHMARK(BM_raw_cblas_gemm)->Name("raw_cblas_gemm")->Apply(shapes);
+#endif
+}  // namespace
+
+BENCHMARK_MAIN();
