@@ -1,0 +1,160 @@
+#pragma once
+// AdamW with decoupled weight decay, step for step the update of torch.optim.AdamW (amsgrad=False):
+//
+//   p -= lr * weight_decay * p                      (only where parameter.decay is true)
+//   m  = beta1 * m + (1 - beta1) * g
+//   v  = beta2 * v + (1 - beta2) * g^2
+//   p -= lr / (1 - beta1^t) * m / (sqrt(v / (1 - beta2^t)) + eps)
+//
+// As in PyTorch, state is created lazily the first time a parameter is trainable at a step, and t counts
+// that parameter's own updates. So frozen parameters own no moments, and a parameter unfrozen later
+// (gradual unfreezing) starts with fresh bias correction. Freezing a parameter keeps its state.
+//
+// The optimizer holds pointers to the model's parameters: the model must outlive it and stay in place.
+#include <cmath>
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "hyperadapt/backend/concepts.hpp"
+#include "hyperadapt/core/errors.hpp"
+#include "hyperadapt/nn/layer.hpp"
+#include "hyperadapt/nn/parameter.hpp"
+
+namespace hyperadapt {
+
+/// torch.optim.AdamW's defaults.
+struct adamw_options {
+    double lr = 1e-3;
+    double beta1 = 0.9;
+    double beta2 = 0.999;
+    double eps = 1e-8;
+    double weight_decay = 0.01;
+};
+
+/// One parameter's optimizer state: first and second moments and its own update count.
+template <memory_backend B, class T>
+struct adamw_moments {
+    tensor<B, T> m;
+    tensor<B, T> v;
+    std::int64_t step = 0;
+};
+
+template <elementwise_backend B, class T = float>
+class adamw {
+public:
+    using backend_type = B;
+    using value_type = T;
+
+    template <parameterized M>
+        requires std::same_as<typename M::backend_type, B> && std::same_as<typename M::value_type, T>
+    explicit adamw(M& model, adamw_options opts = {}) : opts_(opts) {
+        validate(opts_);
+        model.visit_parameters([&](const std::string& name, parameter<B, T>& p) {
+            for (const auto& e : entries_)
+                if (e.name == name)
+                    throw config_error("hyperadapt::adamw: two parameters are named \"" + name +
+                                       "\"; optimizer state is keyed by name");
+            entries_.push_back({name, &p, {}});
+        });
+    }
+
+    [[nodiscard]] const adamw_options& options() const noexcept { return opts_; }
+    [[nodiscard]] double lr() const noexcept { return opts_.lr; }
+    /// Sets the learning rate for the next step (a schedule calls this before each step).
+    void set_lr(double lr) {
+        if (!(lr >= 0)) throw config_error("hyperadapt::adamw: learning rate must be >= 0, got " + std::to_string(lr));
+        opts_.lr = lr;
+    }
+    /// How many times step() has run.
+    [[nodiscard]] std::int64_t step_count() const noexcept { return steps_; }
+    /// Restores the step counter from a checkpoint.
+    void set_step_count(std::int64_t n) { steps_ = n; }
+
+    /// Updates every trainable parameter from its gradient; frozen parameters are skipped.
+    void step() {
+        for (auto& e : entries_) {
+            parameter<B, T>& p = *e.param;
+            if (!p.trainable()) continue;
+            if (e.state.m.empty()) create_state(e);
+            const std::int64_t t = ++e.state.step;
+            const double bc1 = 1 - std::pow(opts_.beta1, static_cast<double>(t));
+            const double bc2 = 1 - std::pow(opts_.beta2, static_cast<double>(t));
+            p.value.backend().adamw_update(p.size(), T(opts_.lr), T(opts_.beta1), T(opts_.beta2), T(opts_.eps),
+                                           T(p.decay ? opts_.weight_decay : 0.0), T(bc1), T(bc2), p.grad.data(),
+                                           p.value.data(), e.state.m.data(), e.state.v.data());
+        }
+        ++steps_;
+    }
+
+    /// The state of parameter `name`, or null when it has none yet (never trainable at a step).
+    [[nodiscard]] const adamw_moments<B, T>* find_state(std::string_view name) const {
+        const entry* e = find(name);
+        return e && !e->state.m.empty() ? &e->state : nullptr;
+    }
+
+    /// The state of parameter `name`, created zeroed if absent, for a checkpoint loader to write into.
+    /// Throws config_error for a name the model does not have.
+    adamw_moments<B, T>& state(std::string_view name) {
+        entry* e = find(name);
+        if (!e) throw config_error("hyperadapt::adamw: no parameter named \"" + std::string(name) + "\"");
+        if (e->state.m.empty()) create_state(*e);
+        return e->state;
+    }
+
+    /// Calls f(name, moments) for every parameter that has state, in the model's parameter order.
+    template <class F>
+    void visit_state(F&& f) const {
+        for (const auto& e : entries_)
+            if (!e.state.m.empty()) f(e.name, e.state);
+    }
+
+    /// Number of parameters with state.
+    [[nodiscard]] std::size_t state_size() const noexcept {
+        std::size_t n = 0;
+        for (const auto& e : entries_) n += e.state.m.empty() ? 0 : 1;
+        return n;
+    }
+
+private:
+    struct entry {
+        std::string name;
+        parameter<B, T>* param;
+        adamw_moments<B, T> state;
+    };
+
+    static void validate(const adamw_options& o) {
+        auto fail = [](const std::string& what) { throw config_error("hyperadapt::adamw: " + what); };
+        if (!(o.lr >= 0)) fail("learning rate must be >= 0, got " + std::to_string(o.lr));
+        if (!(o.beta1 >= 0 && o.beta1 < 1)) fail("beta1 must be in [0, 1), got " + std::to_string(o.beta1));
+        if (!(o.beta2 >= 0 && o.beta2 < 1)) fail("beta2 must be in [0, 1), got " + std::to_string(o.beta2));
+        if (!(o.eps >= 0)) fail("eps must be >= 0, got " + std::to_string(o.eps));
+        if (!(o.weight_decay >= 0)) fail("weight_decay must be >= 0, got " + std::to_string(o.weight_decay));
+    }
+
+    static void create_state(entry& e) {
+        B& b = e.param->value.backend();
+        e.state.m = tensor<B, T>::zeros(b, e.param->value.shape());
+        e.state.v = tensor<B, T>::zeros(b, e.param->value.shape());
+        e.state.step = 0;
+    }
+
+    entry* find(std::string_view name) {
+        for (auto& e : entries_)
+            if (e.name == name) return &e;
+        return nullptr;
+    }
+    const entry* find(std::string_view name) const {
+        for (const auto& e : entries_)
+            if (e.name == name) return &e;
+        return nullptr;
+    }
+
+    adamw_options opts_;
+    std::vector<entry> entries_;
+    std::int64_t steps_ = 0;
+};
+
+}  // namespace hyperadapt
