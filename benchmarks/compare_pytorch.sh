@@ -14,6 +14,10 @@ out="$(mktemp -d)"
 trap 'rm -rf "$out"' EXIT
 unset OPENBLAS_CORETYPE OPENBLAS_L2_SIZE
 export OMP_NUM_THREADS="$threads"
+# PyTorch reaches BLAS through libblas.so.3: point it at the OpenMP OpenBLAS, as our side uses.
+if [[ -d /usr/lib/x86_64-linux-gnu/openblas-openmp ]]; then
+  export LD_LIBRARY_PATH="/usr/lib/x86_64-linux-gnu/openblas-openmp${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+fi
 
 "$build/benchmarks/bench_encoder_layer" --benchmark_filter='cblas|eigen' --benchmark_format=json \
   --benchmark_out="$out/ours.json" --benchmark_min_time=2 >/dev/null

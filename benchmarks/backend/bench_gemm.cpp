@@ -77,3 +77,33 @@ BENCHMARK(BM_raw_cblas_gemm)->Name("raw_cblas_gemm")->Apply(shapes);
 }  // namespace
 
 BENCHMARK_MAIN();
+
+namespace {
+// The FMA ceiling of one core, measured rather than quoted: independent chains of vector FMAs, enough of
+// them to cover the instruction latency. GEMM efficiency in docs/benchmarks.md is relative to this.
+void BM_fma_peak_one_core(benchmark::State& state) {
+#if defined(__AVX512F__)
+    using vec = float __attribute__((vector_size(64)));
+#else
+    using vec = float __attribute__((vector_size(32)));
+#endif
+    constexpr int chains = 16;
+    constexpr long iters = 1 << 20;
+    vec acc[chains];
+    vec mul, add;
+    for (std::size_t i = 0; i < sizeof(vec) / sizeof(float); ++i) {
+        mul[i] = 0.9999999f;
+        add[i] = 1e-7f;
+    }
+    for (int c = 0; c < chains; ++c)
+        for (std::size_t i = 0; i < sizeof(vec) / sizeof(float); ++i) acc[c][i] = 1.0f + static_cast<float>(c) * 1e-3f;
+    for (auto _ : state) {
+        for (long i = 0; i < iters; ++i)
+            for (int c = 0; c < chains; ++c) acc[c] = acc[c] * mul + add;
+        benchmark::DoNotOptimize(acc);
+    }
+    const double flops = 2.0 * chains * iters * static_cast<double>(sizeof(vec) / sizeof(float));
+    state.counters["GFLOP/s"] = benchmark::Counter(flops * 1e-9, benchmark::Counter::kIsIterationInvariantRate);
+}
+BENCHMARK(BM_fma_peak_one_core)->Unit(benchmark::kMillisecond);
+}  // namespace
