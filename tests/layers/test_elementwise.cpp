@@ -1,0 +1,239 @@
+#define BOOST_TEST_MODULE layers_elementwise
+#include <boost/test/unit_test.hpp>
+
+#include <cmath>
+#include <string>
+#include <vector>
+
+#include "hyperadapt/layers/activations.hpp"
+#include "hyperadapt/layers/dropout.hpp"
+#include "hyperadapt/layers/layer_norm.hpp"
+#include "hyperadapt/testing/gradcheck.hpp"
+#include "support/backends.hpp"
+
+using namespace hyperadapt;
+using hyperadapt::test::cpu_backends;
+using hyperadapt::test::random_tensor;
+
+namespace {
+/// The same values in double; float -> double is exact, so both precisions see identical inputs.
+template <class B>
+tensor<B, double> to_double(const tensor<B, float>& x) {
+    const auto h = x.to_host();
+    std::vector<double> d(h.size());
+    for (std::size_t i = 0; i < h.size(); ++i) d[i] = static_cast<double>(h[i]);
+    return tensor<B, double>::from_host(x.backend(), x.shape(), d);
+}
+
+/// Copies the double layer's parameters into the float layer, in visiting order.
+template <class From, class To>
+void copy_parameters(From& from, To& to) {
+    std::vector<std::vector<double>> values;
+    from.visit_parameters([&](const std::string&, auto& p) { values.push_back(p.value.to_host()); });
+    std::size_t next = 0;
+    to.visit_parameters([&](const std::string&, auto& p) {
+        const auto& v = values.at(next++);
+        std::vector<float> f(v.size());
+        for (std::size_t i = 0; i < v.size(); ++i) f[i] = static_cast<float>(v[i]);
+        p.value.backend().copy_from_host(f.data(), p.value.data(), f.size());
+    });
+    BOOST_TEST(next == values.size());
+}
+
+/// Worst |f - d| / (|d| + 0.1): relative where values are O(1), absolute near zero.
+double worst_relative(const std::vector<float>& f, const std::vector<double>& d) {
+    BOOST_TEST_REQUIRE(f.size() == d.size());
+    double worst = 0;
+    for (std::size_t i = 0; i < f.size(); ++i)
+        worst = std::max(worst, std::abs(static_cast<double>(f[i]) - d[i]) / (std::abs(d[i]) + 0.1));
+    return worst;
+}
+
+/// Runs both precisions of a unary layer in training mode with the same dropout seed.
+template <class LF, class LD, class B>
+double float_double_gap(LF& lf, LD& ld, const tensor<B, float>& xf) {
+    copy_parameters(ld, lf);
+    typename LF::context cf;
+    typename LD::context cd;
+    rng_stream rf(11), rd(11);
+    const auto yf = lf.forward(xf, cf, run_mode::train(rf)).to_host();
+    const auto yd = ld.forward(to_double(xf), cd, run_mode::train(rd)).to_host();
+    return worst_relative(yf, yd);
+}
+}  // namespace
+
+// ---- gradients -------------------------------------------------------------------------------------------
+
+BOOST_AUTO_TEST_CASE_TEMPLATE(layer_norm_gradients_match_finite_differences, B, cpu_backends) {
+    B b;
+    layer_norm<B, double> ln(b, 6, "encoder.layer.0.output.LayerNorm");
+    b.fill_uniform(6, 3, 0, 0.5, 1.5, ln.weight().value.data());
+    b.fill_uniform(6, 4, 0, -0.5, 0.5, ln.bias().value.data());
+    auto x = random_tensor<B, double>(b, {2, 3, 6}, 5);
+    auto r = testing::check_layer(ln, x);
+    BOOST_TEST(r.ok, r.report);
+    BOOST_TEST(r.checked == 36u + 6u + 6u);
+}
+
+BOOST_AUTO_TEST_CASE_TEMPLATE(gelu_gradients_match_finite_differences, B, cpu_backends) {
+    B b;
+    gelu<B, double> act(b, "encoder.layer.0.intermediate.intermediate_act_fn");
+    auto x = random_tensor<B, double>(b, {4, 7}, 6, -3.0, 3.0);
+    auto r = testing::check_layer(act, x);
+    BOOST_TEST(r.ok, r.report);
+    BOOST_TEST(r.checked == 28u);
+}
+
+BOOST_AUTO_TEST_CASE_TEMPLATE(tanh_gradients_match_finite_differences, B, cpu_backends) {
+    B b;
+    tanh_activation<B, double> act(b, "pooler.activation");
+    auto x = random_tensor<B, double>(b, {3, 5}, 7, -2.0, 2.0);
+    auto r = testing::check_layer(act, x);
+    BOOST_TEST(r.ok, r.report);
+    BOOST_TEST(r.checked == 15u);
+}
+
+BOOST_AUTO_TEST_CASE_TEMPLATE(dropout_gradients_match_finite_differences, B, cpu_backends) {
+    B b;
+    dropout<B, double> drop(b, 0.3, "embeddings.dropout");
+    auto x = random_tensor<B, double>(b, {5, 8}, 8);
+    auto r = testing::check_layer(drop, x);
+    BOOST_TEST(r.ok, r.report);
+    BOOST_TEST(r.checked == 40u);
+}
+
+// ---- dropout semantics -----------------------------------------------------------------------------------
+
+BOOST_AUTO_TEST_CASE_TEMPLATE(dropout_is_a_function_of_the_seed, B, cpu_backends) {
+    B b;
+    dropout<B, float> drop(b, 0.25f);
+    auto x = random_tensor<B, float>(b, {64, 33}, 9);
+    typename dropout<B, float>::context c1, c2, c3;
+    rng_stream r1(42), r2(42), r3(43);
+    const auto y1 = drop.forward(x, c1, run_mode::train(r1)).to_host();
+    const auto y2 = drop.forward(x, c2, run_mode::train(r2)).to_host();
+    const auto y3 = drop.forward(x, c3, run_mode::train(r3)).to_host();
+    BOOST_TEST(y1 == y2, boost::test_tools::per_element());  // bit-identical
+    std::size_t differing = 0;
+    for (std::size_t i = 0; i < y1.size(); ++i) differing += y1[i] != y3[i];
+    BOOST_TEST(differing > y1.size() / 10);
+    BOOST_TEST(r1.offset() == x.size());  // the stream advanced by one counter per element
+}
+
+BOOST_AUTO_TEST_CASE_TEMPLATE(dropout_is_identity_at_inference_and_for_p_zero, B, cpu_backends) {
+    B b;
+    auto x = random_tensor<B, float>(b, {7, 9}, 10);
+    dropout<B, float> drop(b, 0.5f);
+    typename dropout<B, float>::context ctx;
+    const auto y = drop.forward(x, ctx, run_mode::inference());
+    BOOST_TEST(y.to_host() == x.to_host(), boost::test_tools::per_element());
+    const auto dy = random_tensor<B, float>(b, {7, 9}, 11);
+    BOOST_TEST(drop.backward(dy, ctx).to_host() == dy.to_host(), boost::test_tools::per_element());
+
+    dropout<B, float> none(b, 0.0f);
+    rng_stream rng(1);
+    BOOST_TEST(none.forward(x, ctx, run_mode::train(rng)).to_host() == x.to_host(),
+               boost::test_tools::per_element());
+}
+
+BOOST_AUTO_TEST_CASE_TEMPLATE(dropout_drops_fraction_p_and_scales_survivors, B, cpu_backends) {
+    B b;
+    const double p = 0.1;
+    dropout<B, double> drop(b, p);
+    const std::size_t n = 100000;
+    auto x = random_tensor<B, double>(b, {n}, 12, 0.5, 1.5);  // no zeros, so a zero output means dropped
+    typename dropout<B, double>::context ctx;
+    rng_stream rng(2024);
+    const auto y = drop.forward(x, ctx, run_mode::train(rng)).to_host();
+    const auto xh = x.to_host();
+    std::size_t dropped = 0;
+    double worst_scale_error = 0;
+    for (std::size_t i = 0; i < n; ++i) {
+        if (y[i] == 0.0) {
+            ++dropped;
+            continue;
+        }
+        worst_scale_error = std::max(worst_scale_error, std::abs(y[i] - xh[i] / (1 - p)));
+    }
+    // Binomial(1e5, 0.1) has standard deviation ~95; 5 sigma is ~0.005 of n.
+    const double fraction = static_cast<double>(dropped) / static_cast<double>(n);
+    BOOST_TEST(std::abs(fraction - p) < 0.005, "dropped fraction " << fraction);
+    BOOST_TEST(worst_scale_error < 1e-15);
+
+    // backward applies the same mask and scale
+    const auto dx = drop.backward(tensor<B, double>::filled(b, {n}, 1.0), ctx).to_host();
+    for (std::size_t i = 0; i < n; ++i)
+        if ((dx[i] == 0.0) != (y[i] == 0.0) || (dx[i] != 0.0 && std::abs(dx[i] - 1 / (1 - p)) > 1e-15)) {
+            BOOST_FAIL("backward mask differs from forward at " << i);
+        }
+}
+
+BOOST_AUTO_TEST_CASE(dropout_rejects_bad_probability_and_missing_rng) {
+    cpu b;
+    BOOST_CHECK_THROW(dropout<cpu>(b, 1.0f), config_error);
+    BOOST_CHECK_THROW(dropout<cpu>(b, -0.1f), config_error);
+    dropout<cpu> drop(b, 0.1f, "embeddings.dropout");
+    dropout<cpu>::context ctx;
+    tensor<cpu, float> x = tensor<cpu, float>::zeros(b, {2, 2});
+    try {
+        (void)drop.forward(x, ctx, run_mode{true, nullptr});
+        BOOST_FAIL("expected error");
+    } catch (const error& e) {
+        BOOST_TEST(std::string(e.what()).find("embeddings.dropout") != std::string::npos, e.what());
+    }
+}
+
+BOOST_AUTO_TEST_CASE(layer_norm_wrong_width_names_layer_and_shapes) {
+    cpu b;
+    layer_norm<cpu, float> ln(b, 8, "embeddings.LayerNorm");
+    layer_norm<cpu, float>::context ctx;
+    try {
+        (void)ln.forward(tensor<cpu, float>::zeros(b, {2, 3, 7}), ctx);
+        BOOST_FAIL("expected shape_error");
+    } catch (const shape_error& e) {
+        const std::string msg = e.what();
+        BOOST_TEST(msg.find("embeddings.LayerNorm") != std::string::npos, msg);
+        BOOST_TEST(msg.find("(2, 3, 7)") != std::string::npos, msg);
+        BOOST_TEST(msg.find("8") != std::string::npos, msg);
+    }
+}
+
+BOOST_AUTO_TEST_CASE(layer_norm_matches_hand_computation) {
+    cpu b;
+    layer_norm<cpu, double> ln(b, 4, "LayerNorm", 1e-5);
+    const std::vector<double> w{1, 2, 0.5, -1}, bias{0, 1, 0, 0.5}, x{1, 2, 3, 4};
+    b.copy_from_host(w.data(), ln.weight().value.data(), 4);
+    b.copy_from_host(bias.data(), ln.bias().value.data(), 4);
+    const auto y = ln.apply(tensor<cpu, double>::from_host(b, {1, 4}, x)).to_host();
+    const double mean = 2.5, var = 1.25, rs = 1 / std::sqrt(var + 1e-5);
+    for (std::size_t i = 0; i < 4; ++i) BOOST_TEST(y[i] == (x[i] - mean) * rs * w[i] + bias[i], boost::test_tools::tolerance(1e-12));
+}
+
+// ---- float and double agree ------------------------------------------------------------------------------
+
+BOOST_AUTO_TEST_CASE_TEMPLATE(float_and_double_forwards_agree, B, cpu_backends) {
+    B b;
+    const auto x = random_tensor<B, float>(b, {6, 5, 16}, 13, -3.0f, 3.0f);
+    {
+        layer_norm<B, double> ld(b, 16);
+        layer_norm<B, float> lf(b, 16);
+        b.fill_uniform(16, 14, 0, 0.5, 1.5, ld.weight().value.data());
+        b.fill_uniform(16, 15, 0, -0.5, 0.5, ld.bias().value.data());
+        BOOST_TEST(float_double_gap(lf, ld, x) < 1e-5);
+    }
+    {
+        gelu<B, double> ld(b);
+        gelu<B, float> lf(b);
+        BOOST_TEST(float_double_gap(lf, ld, x) < 1e-5);
+    }
+    {
+        tanh_activation<B, double> ld(b);
+        tanh_activation<B, float> lf(b);
+        BOOST_TEST(float_double_gap(lf, ld, x) < 1e-5);
+    }
+    {
+        dropout<B, double> ld(b, 0.1);
+        dropout<B, float> lf(b, 0.1f);
+        BOOST_TEST(float_double_gap(lf, ld, x) < 1e-5);
+    }
+}

@@ -1,0 +1,241 @@
+#define BOOST_TEST_MODULE loss
+#include <boost/test/unit_test.hpp>
+
+#include <cmath>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "hyperadapt/loss/cross_entropy.hpp"
+#include "hyperadapt/loss/mse.hpp"
+#include "hyperadapt/testing/gradcheck.hpp"
+#include "support/backends.hpp"
+
+using namespace hyperadapt;
+using hyperadapt::test::cpu_backends;
+using hyperadapt::test::random_tensor;
+
+namespace {
+template <class B>
+tensor<B, std::int32_t> labels(B& b, shape s, std::vector<std::int32_t> values) {
+    return tensor<B, std::int32_t>::from_host(b, s, values);
+}
+
+template <class B>
+tensor<B, float> to_float(const tensor<B, double>& x) {
+    const auto h = x.to_host();
+    std::vector<float> f(h.size());
+    for (std::size_t i = 0; i < h.size(); ++i) f[i] = static_cast<float>(h[i]);
+    return tensor<B, float>::from_host(x.backend(), x.shape(), f);
+}
+
+/// Worst |f - d| / (|d| + 0.1): relative where values are O(1), absolute near zero.
+double worst_relative(const std::vector<float>& f, const std::vector<double>& d) {
+    BOOST_TEST_REQUIRE(f.size() == d.size());
+    double worst = 0;
+    for (std::size_t i = 0; i < f.size(); ++i)
+        worst = std::max(worst, std::abs(static_cast<double>(f[i]) - d[i]) / (std::abs(d[i]) + 0.1));
+    return worst;
+}
+
+template <class B>
+tensor<B, double> scalar(B& b, double v) {
+    return tensor<B, double>::from_host(b, {1}, std::vector<double>{v});
+}
+
+/// Gradient check of the loss as a function of the logits; the projection dy becomes backward's scale.
+template <class B>
+testing::gradcheck_result check_cross_entropy(B& b, tensor<B, double> logits, const tensor<B, std::int32_t>& y) {
+    cross_entropy_loss<B, double> loss(b);
+    typename cross_entropy_loss<B, double>::context ctx;
+    return testing::check_gradients<B>(
+        b, {{"logits", &logits}}, [](auto&&) {}, [&] { return scalar(b, loss.forward(logits, y, ctx)); },
+        [&](const tensor<B, double>& dy) {
+            return std::vector<tensor<B, double>>{loss.backward(ctx, dy.to_host()[0])};
+        });
+}
+
+double log_sum_exp(std::initializer_list<double> xs) {
+    double s = 0;
+    for (double x : xs) s += std::exp(x);
+    return std::log(s);
+}
+}  // namespace
+
+// ---- cross entropy ---------------------------------------------------------------------------------------
+
+BOOST_AUTO_TEST_CASE_TEMPLATE(cross_entropy_gradients_match_finite_differences, B, cpu_backends) {
+    B b;
+    auto r = check_cross_entropy(b, random_tensor<B, double>(b, {5, 4}, 1, -3.0, 3.0),
+                                 labels(b, {5}, {3, 0, -1, 1, 3}));
+    BOOST_TEST(r.ok, r.report);
+    BOOST_TEST(r.checked == 20u);
+    // token classification: (batch, seq, classes) logits with (batch, seq) labels
+    r = check_cross_entropy(b, random_tensor<B, double>(b, {2, 3, 5}, 2, -3.0, 3.0),
+                            labels(b, {2, 3}, {4, -1, -1, 0, 2, 1}));
+    BOOST_TEST(r.ok, r.report);
+    BOOST_TEST(r.checked == 30u);
+}
+
+BOOST_AUTO_TEST_CASE_TEMPLATE(cross_entropy_matches_hand_computation, B, cpu_backends) {
+    B b;
+    cross_entropy_loss<B, double> loss(b, "tasks.mnli.loss");
+    typename cross_entropy_loss<B, double>::context ctx;
+    const std::vector<double> logits{1, 2, 3, 0, 0, 0, 5, -1, 0, 0.5, -0.5, 2};
+    const double value =
+        loss.forward(tensor<B, double>::from_host(b, {4, 3}, logits), labels(b, {4}, {2, 0, -1, 1}), ctx);
+    // row 2 is ignored: the mean runs over three rows
+    const double want = (log_sum_exp({1, 2, 3}) - 3 + std::log(3.0) + log_sum_exp({0.5, -0.5, 2}) + 0.5) / 3;
+    BOOST_TEST(value == want, boost::test_tools::tolerance(1e-14));
+    BOOST_TEST(ctx.loss == value);
+    BOOST_TEST(ctx.counted == 3u);
+
+    const auto d = loss.backward(ctx, 2.0).to_host();  // scale 2
+    const int label_of[4] = {2, 0, -1, 1};
+    for (std::size_t r = 0; r < 4; ++r) {
+        const double z = std::exp(logits[3 * r]) + std::exp(logits[3 * r + 1]) + std::exp(logits[3 * r + 2]);
+        for (std::size_t c = 0; c < 3; ++c) {
+            const double g = label_of[r] < 0 ? 0.0
+                                             : 2.0 / 3 * (std::exp(logits[3 * r + c]) / z -
+                                                          (static_cast<int>(c) == label_of[r] ? 1.0 : 0.0));
+            BOOST_TEST(d[3 * r + c] == g, boost::test_tools::tolerance(1e-14));
+        }
+    }
+}
+
+BOOST_AUTO_TEST_CASE(cross_entropy_with_every_label_ignored_is_zero) {
+    cpu b;
+    cross_entropy_loss<cpu, double> loss(b);
+    cross_entropy_loss<cpu, double>::context ctx;
+    BOOST_TEST(loss.forward(random_tensor<cpu, double>(b, {2, 3}, 3), labels(b, {2}, {-1, -1}), ctx) == 0.0);
+    const auto d = loss.backward(ctx).to_host();
+    BOOST_TEST(d == std::vector<double>(6, 0.0), boost::test_tools::per_element());
+}
+
+BOOST_AUTO_TEST_CASE(cross_entropy_honours_a_custom_negative_ignore_index) {
+    cpu b;
+    cross_entropy_loss<cpu, double> loss(b, "ner", -100);  // Hugging Face's token-classification convention
+    cross_entropy_loss<cpu, double>::context ctx;
+    const auto x = random_tensor<cpu, double>(b, {3, 4}, 4);
+    const double with_ignored = loss.forward(x, labels(b, {3}, {1, -100, 2}), ctx);
+    BOOST_TEST(ctx.counted == 2u);
+    BOOST_CHECK_THROW((void)loss.forward(x, labels(b, {3}, {1, -1, 2}), ctx), error);
+    BOOST_CHECK_THROW(cross_entropy_loss<cpu>(b, "ce", 0), config_error);
+    const double rows_0_and_2 = loss.forward(x.row_range(0, 1), labels(b, {1}, {1}), ctx) / 2 +
+                                loss.forward(x.row_range(2, 1), labels(b, {1}, {2}), ctx) / 2;
+    BOOST_TEST(with_ignored == rows_0_and_2, boost::test_tools::tolerance(1e-14));
+}
+
+BOOST_AUTO_TEST_CASE(cross_entropy_bad_labels_name_loss_label_and_classes) {
+    cpu b;
+    cross_entropy_loss<cpu, float> loss(b, "tasks.cola.loss");
+    cross_entropy_loss<cpu, float>::context ctx;
+    const auto x = tensor<cpu, float>::zeros(b, {3, 2});
+    for (const std::int32_t bad : {2, -2}) {
+        try {
+            (void)loss.forward(x, labels(b, {3}, {0, bad, 1}), ctx);
+            BOOST_FAIL("expected error for label " << bad);
+        } catch (const error& e) {
+            const std::string msg = e.what();
+            BOOST_TEST(msg.find("tasks.cola.loss") != std::string::npos, msg);
+            BOOST_TEST(msg.find("label " + std::to_string(bad)) != std::string::npos, msg);
+            BOOST_TEST(msg.find("2 classes") != std::string::npos, msg);
+        }
+    }
+    try {
+        (void)loss.forward(x, labels(b, {2}, {0, 1}), ctx);
+        BOOST_FAIL("expected shape_error");
+    } catch (const shape_error& e) {
+        const std::string msg = e.what();
+        BOOST_TEST(msg.find("tasks.cola.loss") != std::string::npos, msg);
+        BOOST_TEST(msg.find("(2)") != std::string::npos, msg);
+        BOOST_TEST(msg.find("(3)") != std::string::npos, msg);
+    }
+    BOOST_CHECK_THROW((void)loss.backward(cross_entropy_loss<cpu, float>::context{}), error);
+}
+
+// ---- mean squared error ----------------------------------------------------------------------------------
+
+BOOST_AUTO_TEST_CASE_TEMPLATE(mse_gradients_match_finite_differences, B, cpu_backends) {
+    B b;
+    auto pred = random_tensor<B, double>(b, {6, 1}, 5);
+    const auto target = random_tensor<B, double>(b, {6}, 6);
+    mse_loss<B, double> loss(b);
+    typename mse_loss<B, double>::context ctx;
+    auto r = testing::check_gradients<B>(
+        b, {{"pred", &pred}}, [](auto&&) {}, [&] { return scalar(b, loss.forward(pred, target, ctx)); },
+        [&](const tensor<B, double>& dy) {
+            return std::vector<tensor<B, double>>{loss.backward(ctx, dy.to_host()[0])};
+        });
+    BOOST_TEST(r.ok, r.report);
+    BOOST_TEST(r.checked == 6u);
+}
+
+BOOST_AUTO_TEST_CASE_TEMPLATE(mse_matches_hand_computation, B, cpu_backends) {
+    B b;
+    mse_loss<B, double> loss(b);
+    typename mse_loss<B, double>::context ctx;
+    const auto pred = tensor<B, double>::from_host(b, {4, 1}, std::vector<double>{1, 2, 3, 4});
+    const auto target = tensor<B, double>::from_host(b, {4}, std::vector<double>{0, 2, 5, 4});
+    BOOST_TEST(loss.forward(pred, target, ctx) == 1.25);
+    const auto d = loss.backward(ctx, 2.0);
+    BOOST_TEST((d.shape() == shape{4, 1}));
+    BOOST_TEST(d.to_host() == (std::vector<double>{1, 0, -2, 0}), boost::test_tools::per_element());
+    BOOST_TEST(pred.to_host() == (std::vector<double>{1, 2, 3, 4}), boost::test_tools::per_element());
+}
+
+BOOST_AUTO_TEST_CASE(mse_shape_mismatch_names_loss_and_both_shapes) {
+    cpu b;
+    mse_loss<cpu, float> loss(b, "tasks.stsb.loss");
+    mse_loss<cpu, float>::context ctx;
+    try {
+        (void)loss.forward(tensor<cpu, float>::zeros(b, {4, 1}), tensor<cpu, float>::zeros(b, {3}), ctx);
+        BOOST_FAIL("expected shape_error");
+    } catch (const shape_error& e) {
+        const std::string msg = e.what();
+        BOOST_TEST(msg.find("tasks.stsb.loss") != std::string::npos, msg);
+        BOOST_TEST(msg.find("(4, 1)") != std::string::npos, msg);
+        BOOST_TEST(msg.find("(3)") != std::string::npos, msg);
+    }
+    BOOST_CHECK_THROW((void)loss.forward(tensor<cpu, float>{}, tensor<cpu, float>{}, ctx), shape_error);
+    BOOST_CHECK_THROW((void)loss.backward(mse_loss<cpu, float>::context{}), error);
+}
+
+// ---- float and double agree ------------------------------------------------------------------------------
+
+BOOST_AUTO_TEST_CASE_TEMPLATE(float_and_double_losses_agree, B, cpu_backends) {
+    B b;
+    const auto xd = random_tensor<B, double>(b, {16, 5}, 7, -4.0, 4.0);
+    const auto xf = to_float(xd);
+    const auto xr = tensor<B, double>::from_host(b, xd.shape(), [&] {  // xd rounded to float, exactly
+        const auto h = xf.to_host();
+        return std::vector<double>(h.begin(), h.end());
+    }());
+    std::vector<std::int32_t> y(16);
+    for (std::size_t i = 0; i < 16; ++i) y[i] = static_cast<std::int32_t>(i % 6) - 1;  // includes ignored rows
+    const auto yl = labels(b, {16}, y);
+    {
+        cross_entropy_loss<B, double> ld(b);
+        cross_entropy_loss<B, float> lf(b);
+        typename cross_entropy_loss<B, double>::context cd;
+        typename cross_entropy_loss<B, float>::context cf;
+        const double vd = ld.forward(xr, yl, cd), vf = lf.forward(xf, yl, cf);
+        BOOST_TEST(std::abs(vf - vd) / vd < 1e-5);
+        BOOST_TEST(worst_relative(lf.backward(cf).to_host(), ld.backward(cd).to_host()) < 1e-5);
+    }
+    {
+        const auto td = random_tensor<B, double>(b, {16, 5}, 8, -4.0, 4.0);
+        const auto tf = to_float(td);
+        const auto tr = tensor<B, double>::from_host(b, td.shape(), [&] {
+            const auto h = tf.to_host();
+            return std::vector<double>(h.begin(), h.end());
+        }());
+        mse_loss<B, double> ld(b);
+        mse_loss<B, float> lf(b);
+        typename mse_loss<B, double>::context cd;
+        typename mse_loss<B, float>::context cf;
+        const double vd = ld.forward(xr, tr, cd), vf = lf.forward(xf, tf, cf);
+        BOOST_TEST(std::abs(vf - vd) / vd < 1e-5);
+        BOOST_TEST(worst_relative(lf.backward(cf).to_host(), ld.backward(cd).to_host()) < 1e-5);
+    }
+}
