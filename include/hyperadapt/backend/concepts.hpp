@@ -63,7 +63,7 @@ template <class B>
 concept elementwise_backend =
     linear_backend<B> &&
     requires(B& b, std::size_t n, std::uint64_t u, float* f, const float* cf, double* d, const double* cd,
-             const std::int32_t* ids, const std::uint8_t* mask) {
+             const std::int32_t* ids, const std::uint8_t* mask, std::int32_t* ids_out, std::uint8_t* mask_out) {
         b.add(n, cf, cf, f);
         b.scale(n, 1.0f, f);
         b.gelu_forward(n, cf, f);
@@ -85,11 +85,35 @@ concept elementwise_backend =
         { b.sum_squares(n, cf) } -> std::same_as<double>;
         { b.dot(n, cf, cf) } -> std::same_as<double>;
         b.adamw_update(n, 1.0f, 0.9f, 0.999f, 1e-8f, 0.01f, 1.0f, 1.0f, cf, f, f, f);
+        // Every primitive in double too: gradient checks run the same layers in double precision.
+        b.add(n, cd, cd, d);
+        b.scale(n, 1.0, d);
         b.gelu_forward(n, cd, d);
         b.gelu_backward(n, cd, cd, d);
+        b.tanh_forward(n, cd, d);
+        b.tanh_backward(n, cd, cd, d);
+        b.dropout_forward(n, 0.1, u, u, cd, d);
+        b.dropout_backward(n, 0.1, u, u, cd, d);
+        b.fill_uniform(n, u, u, 0.0, 1.0, d);
+        b.fill_normal(n, u, u, 0.0, 1.0, d);
         b.layer_norm_forward(n, n, 1e-12, cd, cd, cd, d, d, d);
+        b.layer_norm_backward(n, n, cd, cd, cd, cd, cd, d, d, d);
         b.attention_softmax_forward(n, n, n, n, 1.0, cd, cd, mask, d);
+        b.softmax_backward(n, n, cd, cd, 1.0, d);
+        b.gather_rows(n, n, cd, ids, d);
+        b.scatter_add_rows(n, n, cd, ids, d);
         b.cross_entropy_forward(n, n, cd, ids, d, d);
+        b.cross_entropy_backward(n, n, cd, ids, 1.0, d);
+        { b.sum_squares(n, cd) } -> std::same_as<double>;
+        { b.dot(n, cd, cd) } -> std::same_as<double>;
+        b.adamw_update(n, 1.0, 0.9, 0.999, 1e-8, 0.01, 1.0, 1.0, cd, d, d, d);
+        // Token ids and padding masks live in backend memory as well.
+        { b.template allocate<std::int32_t>(n) } -> std::same_as<typename B::template buffer<std::int32_t>>;
+        { b.template allocate<std::uint8_t>(n) } -> std::same_as<typename B::template buffer<std::uint8_t>>;
+        b.copy_from_host(ids, ids_out, n);
+        b.copy_from_host(mask, mask_out, n);
+        b.copy_to_host(ids, ids_out, n);
+        b.copy_to_host(mask, mask_out, n);
     };
 
 /// A backend that can run every layer of the BERT encoder, its losses and AdamW.
