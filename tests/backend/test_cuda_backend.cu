@@ -1,0 +1,683 @@
+// The CUDA backend against the CPU backend. Compiled by nvcc; the CPU side runs in cuda_cpu_reference.cpp
+// (g++), so this file never sees Eigen. Without a usable CUDA device every test case is skipped (the suite's
+// precondition) with a visible message, and the process exits 0.
+#define BOOST_TEST_MODULE backend_cuda
+// Boost.Preprocessor switches variadic macros off for nvcc (a leftover from old CUDA releases); BOOST_TEST's
+// message form needs them, and nvcc 11+ handles __VA_ARGS__ like the host compiler.
+#if defined(__NVCC__) && !defined(BOOST_PP_VARIADICS)
+#define BOOST_PP_VARIADICS 1
+#endif
+#include <boost/mpl/list.hpp>
+#include <boost/test/unit_test.hpp>
+
+#include <cublas_v2.h>
+#include <cuda_runtime.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <iostream>
+#include <sstream>
+#include <string>
+#include <type_traits>
+#include <vector>
+
+#include "backend/cuda_cpu_reference.hpp"
+#include "hyperadapt/backend/counter_rng.hpp"
+#include "hyperadapt/backend/cuda.hpp"
+#include "hyperadapt/layers/linear.hpp"
+#include "hyperadapt/tensor/tensor.hpp"
+#include "hyperadapt/testing/gradcheck.hpp"
+
+using namespace hyperadapt;
+using hyperadapt::test::cpu_reference;
+namespace utf = boost::unit_test;
+
+namespace {
+
+// ---- device detection and skipping ---------------------------------------------------------------------
+struct device_probe {
+    bool available = false;
+    std::string description;  ///< the device's name, or why there is none
+};
+
+const device_probe& probe() {
+    static const device_probe p = [] {
+        device_probe r;
+        int count = 0;
+        const cudaError_t status = cudaGetDeviceCount(&count);
+        if (status != cudaSuccess) {
+            r.description = std::string("cudaGetDeviceCount failed: ") + cudaGetErrorName(status) + ": " +
+                            cudaGetErrorString(status);
+            (void)cudaGetLastError();
+        } else if (count == 0) {
+            r.description = "cudaGetDeviceCount returned 0";
+        } else {
+            cudaDeviceProp prop{};
+            if (cudaGetDeviceProperties(&prop, 0) == cudaSuccess)
+                r.description = std::string(prop.name) + ", compute capability " + std::to_string(prop.major) + "." +
+                                std::to_string(prop.minor);
+            r.available = true;
+        }
+        return r;
+    }();
+    return p;
+}
+
+struct announce_device {
+    announce_device() {
+        if (probe().available) {
+            std::cout << "CUDA device 0: " << probe().description << std::endl;
+        } else {
+            // Printed at every log level; Boost.Test then reports the suite (every case) as skipped.
+            std::cout << "SKIPPED: no CUDA device (" << probe().description << ")" << std::endl;
+        }
+    }
+};
+BOOST_TEST_GLOBAL_FIXTURE(announce_device);
+
+/// The suite's precondition: a free function (an empty functor makes g++ warn inside boost::function).
+boost::test_tools::assertion_result device_present(utf::test_unit_id) {
+    boost::test_tools::assertion_result r(probe().available);
+    if (!probe().available) r.message() << "no CUDA device (" << probe().description << ")";
+    return r;
+}
+
+using real_types = boost::mpl::list<float, double>;
+
+// ---- host data -----------------------------------------------------------------------------------------
+/// Integers in [lo, hi]: every product and sum in the tests stays exact in float and double.
+template <class T>
+std::vector<T> int_values(std::size_t n, std::uint64_t seed, int lo = -4, int hi = 4) {
+    std::vector<T> v(n);
+    const auto span = static_cast<std::uint64_t>(hi - lo + 1);
+    for (std::size_t i = 0; i < n; ++i)
+        v[i] = static_cast<T>(static_cast<int>(detail::counter_hash(seed, i) % span) + lo);
+    return v;
+}
+
+/// Uniform reals in [lo, hi).
+template <class T>
+std::vector<T> real_values(std::size_t n, std::uint64_t seed, double lo = -1, double hi = 1) {
+    std::vector<T> v(n);
+    for (std::size_t i = 0; i < n; ++i)
+        v[i] = static_cast<T>(lo + (hi - lo) * static_cast<double>(detail::uniform01(seed, i)));
+    return v;
+}
+
+template <class T>
+cuda_backend::buffer<T> upload(cuda_backend& b, const std::vector<T>& h) {
+    auto d = b.allocate<T>(h.size());
+    b.copy_from_host(h.data(), d.data(), h.size());
+    return d;
+}
+
+template <class T>
+std::vector<T> download(cuda_backend& b, const T* d, std::size_t n) {
+    std::vector<T> h(n);
+    b.copy_to_host(d, h.data(), n);
+    return h;
+}
+template <class T>
+std::vector<T> download(cuda_backend& b, const cuda_backend::buffer<T>& d) {
+    return download(b, d.data(), d.size());
+}
+
+template <class T>
+bool same_value(T a, T b) {
+    return a == b || (std::isnan(a) && std::isnan(b));
+}
+
+/// Exact equality, element by element (NaN equals NaN: untouched poisoned padding must stay NaN).
+template <class T>
+void check_equal(const std::vector<T>& got, const std::vector<T>& want, const std::string& what) {
+    BOOST_TEST_REQUIRE(got.size() == want.size(), what << ": size " << got.size() << " != " << want.size());
+    std::size_t bad = 0, first = 0;
+    for (std::size_t i = 0; i < got.size(); ++i)
+        if (!same_value(got[i], want[i]) && bad++ == 0) first = i;
+    BOOST_TEST(bad == 0u, what << ": " << bad << " of " << got.size() << " elements differ; first [" << first
+                               << "]: got " << (bad ? got[first] : T(0)) << ", want "
+                               << (bad ? want[first] : T(0)));
+}
+
+/// |got - want| <= abs_tol + rel * |want| element-wise.
+template <class T>
+void check_close(const std::vector<T>& got, const std::vector<T>& want, double rel, double abs_tol,
+                 const std::string& what) {
+    BOOST_TEST_REQUIRE(got.size() == want.size(), what << ": size " << got.size() << " != " << want.size());
+    std::size_t bad = 0, first = 0;
+    double worst = 0;
+    for (std::size_t i = 0; i < got.size(); ++i) {
+        const double g = got[i], w = want[i], err = std::abs(g - w);
+        worst = std::max(worst, err);
+        if (!(err <= abs_tol + rel * std::abs(w)) && bad++ == 0) first = i;
+    }
+    std::ostringstream msg;
+    msg.precision(17);
+    if (bad)
+        msg << what << ": " << bad << " of " << got.size() << " elements differ; first [" << first << "]: got "
+            << static_cast<double>(got[first]) << ", want " << static_cast<double>(want[first])
+            << "; worst |diff| " << worst;
+    BOOST_TEST(bad == 0u, msg.str());
+}
+
+/// Relative tolerances for transcendental kernels (device vs Eigen/glibc math, different summation orders).
+template <class T>
+constexpr double tol_rel = std::is_same_v<T, float> ? 2e-5 : 1e-12;
+template <class T>
+constexpr double tol_abs = std::is_same_v<T, float> ? 2e-6 : 1e-14;
+
+std::string op_name(transpose ta, transpose tb) {
+    return std::string(ta == transpose::yes ? "T" : "N") + (tb == transpose::yes ? "T" : "N");
+}
+
+constexpr transpose both[] = {transpose::no, transpose::yes};
+
+}  // namespace
+
+BOOST_AUTO_TEST_SUITE(cuda, *utf::precondition(&device_present))
+
+// ---- memory --------------------------------------------------------------------------------------------
+BOOST_AUTO_TEST_CASE(memory_round_trips_fills_and_caches) {
+    cuda_backend b;
+    BOOST_TEST(std::string(b.name()) == "cuda");
+    BOOST_TEST(b.owns_stream_and_handle());
+
+    const auto h = real_values<double>(1000, 1);
+    auto d = upload(b, h);
+    check_equal(download(b, d), h, "copy_from_host/copy_to_host");
+
+    auto d2 = b.allocate<double>(h.size());
+    b.copy(d.data(), d2.data(), h.size());
+    check_equal(download(b, d2), h, "device copy");
+
+    auto f = b.allocate<float>(777);
+    b.fill(f.data(), f.size(), 2.5f);
+    check_equal(download(b, f), std::vector<float>(777, 2.5f), "fill float");
+    b.fill(f.data(), f.size(), 0.0f);
+    check_equal(download(b, f), std::vector<float>(777, 0.0f), "fill float zero");
+
+    auto ids = b.allocate<std::int32_t>(5);
+    b.fill(ids.data(), ids.size(), std::int32_t{-7});
+    check_equal(download(b, ids), std::vector<std::int32_t>(5, -7), "fill int32");
+    const std::vector<std::int32_t> hi{3, 1, 4, 1, 5};
+    b.copy_from_host(hi.data(), ids.data(), hi.size());
+    check_equal(download(b, ids), hi, "int32 round trip");
+
+    // Poisoned buffers start as NaN.
+    b.set_poison_new_buffers(true);
+    auto p = b.allocate<float>(33);
+    b.set_poison_new_buffers(false);
+    for (float v : download(b, p)) BOOST_TEST(std::isnan(v));
+
+    // The cache hands a freed block of the same size back.
+    const double* first = nullptr;
+    {
+        auto a = b.allocate<double>(4096);
+        first = a.data();
+    }
+    BOOST_TEST(b.cached_bytes() >= 4096 * sizeof(double));
+    auto again = b.allocate<double>(4096);
+    BOOST_TEST(again.data() == first);
+    cuda_backend::buffer<double> moved = std::move(again);
+    BOOST_TEST(moved.data() == first);
+    BOOST_TEST((again.data() == nullptr));
+    b.release_cached_memory();
+    BOOST_TEST(b.cached_bytes() == 0u);
+    b.synchronize();
+}
+
+BOOST_AUTO_TEST_CASE(errors_become_backend_errors_with_status_names) {
+    cuda_backend b;
+    try {
+        (void)b.allocate<float>(std::size_t{1} << 46);  // 256 TiB
+        BOOST_FAIL("expected backend_error");
+    } catch (const backend_error& e) {
+        const std::string msg = e.what();
+        BOOST_TEST(msg.find("cudaErrorMemoryAllocation") != std::string::npos, msg);
+        BOOST_TEST(msg.find("cuda.hpp:") != std::string::npos, msg);
+    }
+    auto a = b.allocate<float>(16), c = b.allocate<float>(16);
+    try {  // ldb = 2 < n = 4: cuBLAS rejects it
+        b.gemm(transpose::no, transpose::no, 4, 4, 4, 1.0f, a.data(), 4, a.data(), 2, 0.0f, c.data(), 4);
+        BOOST_FAIL("expected backend_error");
+    } catch (const backend_error& e) {
+        const std::string msg = e.what();
+        BOOST_TEST(msg.find("CUBLAS_STATUS_INVALID_VALUE") != std::string::npos, msg);
+        BOOST_TEST(msg.find("cublasSgemm") != std::string::npos, msg);
+    }
+    // The backend still works afterwards.
+    b.fill(c.data(), c.size(), 1.0f);
+    check_equal(download(b, c), std::vector<float>(16, 1.0f), "fill after errors");
+}
+
+BOOST_AUTO_TEST_CASE(borrowed_stream_and_handle) {
+    cudaStream_t stream = nullptr;
+    cublasHandle_t handle = nullptr;
+    HYPERADAPT_CUDA_CHECK(cudaStreamCreate(&stream));
+    HYPERADAPT_CUBLAS_CHECK(cublasCreate(&handle));
+    {
+        cuda_backend b(stream, handle);
+        BOOST_TEST(!b.owns_stream_and_handle());
+        BOOST_TEST(b.stream() == stream);
+        BOOST_TEST(b.cublas_handle() == handle);
+        const auto ha = int_values<double>(6, 1), hb = int_values<double>(6, 2);
+        auto a = upload(b, ha), bb = upload(b, hb);
+        auto c = b.allocate<double>(4);
+        b.gemm(transpose::no, transpose::no, 2, 2, 3, 1.0, a.data(), 3, bb.data(), 2, 0.0, c.data(), 2);
+        std::vector<double> want(4);
+        cpu_reference<double>::gemm(transpose::no, transpose::no, 2, 2, 3, 1.0, ha.data(), 3, hb.data(), 2, 0.0,
+                                    want.data(), 2);
+        check_equal(download(b, c), want, "gemm on a borrowed stream");
+    }
+    // The backend is gone; the borrowed handle and stream are still usable and ours to destroy.
+    cudaStream_t bound = nullptr;
+    HYPERADAPT_CUBLAS_CHECK(cublasGetStream(handle, &bound));
+    BOOST_TEST(bound == stream);
+    HYPERADAPT_CUBLAS_CHECK(cublasDestroy(handle));
+    HYPERADAPT_CUDA_CHECK(cudaStreamDestroy(stream));
+}
+
+// ---- BLAS ----------------------------------------------------------------------------------------------
+BOOST_AUTO_TEST_CASE_TEMPLATE(gemm_matches_cpu_exactly_for_all_transposes, T, real_types) {
+    cuda_backend b;
+    struct dims {
+        std::size_t m, n, k;
+    };
+    for (const dims d : {dims{7, 5, 9}, dims{33, 65, 17}, dims{1, 1, 1}, dims{64, 48, 80}})
+        for (const transpose ta : both)
+            for (const transpose tb : both)
+                for (const bool zero_beta : {false, true}) {
+                    const std::string what = "gemm " + op_name(ta, tb) + " m=" + std::to_string(d.m) +
+                                             " n=" + std::to_string(d.n) + " k=" + std::to_string(d.k) +
+                                             (zero_beta ? " beta=0" : " beta=-3");
+                    // Stored shapes (row-major) with padded leading dimensions.
+                    const std::size_t a_rows = ta == transpose::yes ? d.k : d.m, a_cols = ta == transpose::yes ? d.m : d.k;
+                    const std::size_t b_rows = tb == transpose::yes ? d.n : d.k, b_cols = tb == transpose::yes ? d.k : d.n;
+                    const std::size_t lda = a_cols + 3, ldb = b_cols + 2, ldc = d.n + 1;
+                    const auto ha = int_values<T>(a_rows * lda, 11), hb = int_values<T>(b_rows * ldb, 12);
+                    // beta = 0 must ignore C entirely, NaN included (BLAS semantics); padding stays untouched.
+                    auto hc = zero_beta ? std::vector<T>(d.m * ldc, std::numeric_limits<T>::quiet_NaN())
+                                        : int_values<T>(d.m * ldc, 13);
+                    const T alpha = T(2), beta = zero_beta ? T(0) : T(-3);
+                    auto da = upload(b, ha), db = upload(b, hb), dc = upload(b, hc);
+                    b.gemm(ta, tb, d.m, d.n, d.k, alpha, da.data(), lda, db.data(), ldb, beta, dc.data(), ldc);
+                    cpu_reference<T>::gemm(ta, tb, d.m, d.n, d.k, alpha, ha.data(), lda, hb.data(), ldb, beta,
+                                           hc.data(), ldc);
+                    check_equal(download(b, dc), hc, what);
+                }
+}
+
+BOOST_AUTO_TEST_CASE_TEMPLATE(gemm_with_empty_inner_dimension_scales_c, T, real_types) {
+    cuda_backend b;
+    const std::size_t m = 3, n = 4, ldc = 6;
+    for (const T beta : {T(0), T(2)}) {
+        auto hc = int_values<T>(m * ldc, 5);
+        if (beta == T(0)) hc[0] = std::numeric_limits<T>::quiet_NaN();
+        auto dc = upload(b, hc);
+        auto dummy = b.allocate<T>(1);
+        b.gemm(transpose::no, transpose::no, m, n, 0, T(1), dummy.data(), 0, dummy.data(), n, beta, dc.data(), ldc);
+        cpu_reference<T>::gemm(transpose::no, transpose::no, m, n, 0, T(1), hc.data(), 0, hc.data(), n, beta,
+                               hc.data(), ldc);
+        check_equal(download(b, dc), hc, "gemm k=0");
+    }
+}
+
+BOOST_AUTO_TEST_CASE_TEMPLATE(gemm_strided_batched_matches_cpu_exactly, T, real_types) {
+    cuda_backend b;
+    const std::size_t m = 6, n = 5, k = 7, batch = 4;
+    for (const transpose ta : both)
+        for (const transpose tb : both)
+            for (const bool broadcast_b : {false, true}) {
+                const std::string what = "gemm_strided_batched " + op_name(ta, tb) + (broadcast_b ? " stride_b=0" : "");
+                const std::size_t a_rows = ta == transpose::yes ? k : m, a_cols = ta == transpose::yes ? m : k;
+                const std::size_t b_rows = tb == transpose::yes ? n : k, b_cols = tb == transpose::yes ? k : n;
+                const std::size_t lda = a_cols + 1, ldb = b_cols + 2, ldc = n + 3;
+                const auto stride_a = static_cast<std::ptrdiff_t>(a_rows * lda + 5);
+                const auto stride_b = broadcast_b ? std::ptrdiff_t{0} : static_cast<std::ptrdiff_t>(b_rows * ldb + 1);
+                const auto stride_c = static_cast<std::ptrdiff_t>(m * ldc + 2);
+                const auto ha = int_values<T>(static_cast<std::size_t>(stride_a) * batch, 21);
+                const auto hb = int_values<T>(broadcast_b ? b_rows * ldb : static_cast<std::size_t>(stride_b) * batch, 22);
+                auto hc = int_values<T>(static_cast<std::size_t>(stride_c) * batch, 23);
+                auto da = upload(b, ha), db = upload(b, hb), dc = upload(b, hc);
+                b.gemm_strided_batched(ta, tb, m, n, k, T(-1), da.data(), lda, stride_a, db.data(), ldb, stride_b,
+                                       T(2), dc.data(), ldc, stride_c, batch);
+                cpu_reference<T>::gemm_strided_batched(ta, tb, m, n, k, T(-1), ha.data(), lda, stride_a, hb.data(), ldb,
+                                                       stride_b, T(2), hc.data(), ldc, stride_c, batch);
+                check_equal(download(b, dc), hc, what);
+            }
+}
+
+// ---- Linear --------------------------------------------------------------------------------------------
+BOOST_AUTO_TEST_CASE(linear_double_matches_cpu) {
+    cuda_backend b;
+    struct linear_case {
+        shape input;
+        std::size_t out;
+        bool bias;
+    };
+    for (const auto& lc : {linear_case{{2, 4, 5}, 3, true}, linear_case{{33, 17}, 11, true},
+                           linear_case{{3, 2, 4, 6}, 9, false}}) {
+        const std::size_t in = lc.input.cols(), rows = lc.input.rows();
+        const auto w = real_values<double>(lc.out * in, 31), x = real_values<double>(lc.input.size(), 32),
+                   dy = real_values<double>(rows * lc.out, 33);
+        const auto bias = lc.bias ? real_values<double>(lc.out, 34) : std::vector<double>{};
+        const auto want = test::linear_reference(in, lc.out, lc.input, w, bias, x, dy);
+
+        linear<cuda_backend, double> layer(b, in, lc.out, "fc", lc.bias);
+        b.copy_from_host(w.data(), layer.weight().value.data(), w.size());
+        if (lc.bias) b.copy_from_host(bias.data(), layer.bias().value.data(), bias.size());
+        linear<cuda_backend, double>::context ctx;
+        const auto y = layer.forward(tensor<cuda_backend, double>::from_host(b, lc.input, x), ctx);
+        const auto dx = layer.backward(tensor<cuda_backend, double>::from_host(b, y.shape(), dy), ctx);
+        BOOST_TEST((dx.shape() == lc.input));
+
+        // Relative to each tensor's magnitude: summation order may differ between cuBLAS and Eigen.
+        auto check = [&](const std::vector<double>& got, const std::vector<double>& ref, const char* what) {
+            double scale = 0;
+            for (double v : ref) scale = std::max(scale, std::abs(v));
+            check_close(got, ref, 0.0, 1e-12 * std::max(scale, 1.0), std::string("linear ") + lc.input.str() + " " + what);
+        };
+        check(y.to_host(), want.y, "y");
+        check(dx.to_host(), want.dx, "dx");
+        check(layer.weight().grad.to_host(), want.dweight, "dweight");
+        if (lc.bias) check(layer.bias().grad.to_host(), want.dbias, "dbias");
+    }
+}
+
+BOOST_AUTO_TEST_CASE(linear_gradients_match_finite_differences_on_gpu) {
+    cuda_backend b;
+    linear<cuda_backend, double> layer(b, 5, 3, "encoder.layer.0.output.dense");
+    rng_stream rng(1);
+    layer.initialize(rng, 0.5);
+    b.fill_uniform(3, 9, 0, -0.5, 0.5, layer.bias().value.data());
+    tensor<cuda_backend, double> x(b, {2, 4, 5});
+    b.fill_uniform(x.size(), 3, 0, -1.0, 1.0, x.data());
+    auto r = testing::check_layer(layer, x);
+    BOOST_TEST(r.ok, r.report);
+    BOOST_TEST(r.checked == 40u + 15u + 3u);
+    BOOST_TEST(!b.poison_new_buffers());  // the checker restores the setting
+}
+
+// ---- linear primitives ---------------------------------------------------------------------------------
+BOOST_AUTO_TEST_CASE_TEMPLATE(linear_primitives_match_cpu_exactly, T, real_types) {
+    cuda_backend b;
+    const std::size_t rows = 37, cols = 301;
+    const auto x = int_values<T>(rows * cols, 41), v = int_values<T>(cols, 42), acc = int_values<T>(cols, 43);
+    {
+        auto dx = upload(b, x), dv = upload(b, v);
+        b.add_row_vector(rows, cols, dv.data(), dx.data());
+        auto want = x;
+        cpu_reference<T>::add_row_vector(rows, cols, v.data(), want.data());
+        check_equal(download(b, dx), want, "add_row_vector");
+    }
+    for (const std::size_t r : {rows, std::size_t{1}, std::size_t{1000}}) {
+        const auto xr = int_values<T>(r * cols, 44);
+        auto dx = upload(b, xr), dacc = upload(b, acc);
+        b.accumulate_column_sums(r, cols, dx.data(), dacc.data());
+        auto want = acc;
+        cpu_reference<T>::accumulate_column_sums(r, cols, xr.data(), want.data());
+        check_equal(download(b, dacc), want, "accumulate_column_sums rows=" + std::to_string(r));
+    }
+    {
+        const auto y = int_values<T>(rows * cols, 45);
+        auto dx = upload(b, x), dy = upload(b, y);
+        b.axpy(x.size(), T(-3), dx.data(), dy.data());
+        auto want = y;
+        cpu_reference<T>::axpy(x.size(), T(-3), x.data(), want.data());
+        check_equal(download(b, dy), want, "axpy");
+    }
+}
+
+// ---- element-wise --------------------------------------------------------------------------------------
+BOOST_AUTO_TEST_CASE_TEMPLATE(add_and_scale_match_cpu_exactly, T, real_types) {
+    cuda_backend b;
+    const std::size_t n = 5000;
+    const auto a = int_values<T>(n, 51), c = int_values<T>(n, 52);
+    auto da = upload(b, a), dc = upload(b, c), out = b.allocate<T>(n);
+    b.add(n, da.data(), dc.data(), out.data());
+    std::vector<T> want(n);
+    cpu_reference<T>::add(n, a.data(), c.data(), want.data());
+    check_equal(download(b, out), want, "add");
+    b.add(n, da.data(), dc.data(), da.data());  // aliasing output
+    check_equal(download(b, da), want, "add in place");
+    b.scale(n, T(-2), out.data());
+    cpu_reference<T>::scale(n, T(-2), want.data());
+    check_equal(download(b, out), want, "scale");
+}
+
+BOOST_AUTO_TEST_CASE_TEMPLATE(gelu_and_tanh_match_cpu, T, real_types) {
+    cuda_backend b;
+    const std::size_t n = 4099;
+    const auto x = real_values<T>(n, 61, -6, 6), dy = real_values<T>(n, 62);
+    auto dx_in = upload(b, x), ddy = upload(b, dy), out = b.allocate<T>(n);
+    std::vector<T> want(n);
+
+    b.gelu_forward(n, dx_in.data(), out.data());
+    cpu_reference<T>::gelu_forward(n, x.data(), want.data());
+    check_close(download(b, out), want, tol_rel<T>, tol_abs<T>, "gelu_forward");
+    b.gelu_backward(n, dx_in.data(), ddy.data(), out.data());
+    cpu_reference<T>::gelu_backward(n, x.data(), dy.data(), want.data());
+    check_close(download(b, out), want, tol_rel<T>, tol_abs<T>, "gelu_backward");
+
+    b.tanh_forward(n, dx_in.data(), out.data());
+    cpu_reference<T>::tanh_forward(n, x.data(), want.data());
+    check_close(download(b, out), want, tol_rel<T>, tol_abs<T>, "tanh_forward");
+    const auto y = want;  // tanh_backward takes the forward output
+    auto dyt = upload(b, y);
+    b.tanh_backward(n, dyt.data(), ddy.data(), out.data());
+    cpu_reference<T>::tanh_backward(n, y.data(), dy.data(), want.data());
+    check_close(download(b, out), want, tol_rel<T>, tol_abs<T>, "tanh_backward");
+}
+
+BOOST_AUTO_TEST_CASE_TEMPLATE(dropout_masks_equal_cpu_bit_for_bit, T, real_types) {
+    cuda_backend b;
+    const std::size_t n = 10007;
+    const auto x = real_values<T>(n, 71);
+    auto dx = upload(b, x), out = b.allocate<T>(n);
+    for (const T p : {T(0.1), T(0.5), T(0)}) {
+        const std::uint64_t seed = 42, offset = 123456789;
+        std::vector<T> want(n);
+        b.dropout_forward(n, p, seed, offset, dx.data(), out.data());
+        cpu_reference<T>::dropout_forward(n, p, seed, offset, x.data(), want.data());
+        const auto got = download(b, out);
+        check_equal(got, want, "dropout_forward p=" + std::to_string(p));
+        std::size_t dropped = 0;
+        for (T v : got) dropped += v == T(0);
+        if (p > T(0)) BOOST_TEST(dropped > 0u);
+        b.dropout_backward(n, p, seed, offset, dx.data(), out.data());
+        cpu_reference<T>::dropout_backward(n, p, seed, offset, x.data(), want.data());
+        check_equal(download(b, out), want, "dropout_backward p=" + std::to_string(p));
+    }
+}
+
+BOOST_AUTO_TEST_CASE_TEMPLATE(random_fills_match_cpu, T, real_types) {
+    cuda_backend b;
+    const std::size_t n = 3001;
+    auto out = b.allocate<T>(n);
+    std::vector<T> want(n);
+    // The CPU's `lo + (hi - lo) * u` may be contracted into an FMA by the host compiler: one rounding apart.
+    b.fill_uniform(n, 5, 77, T(-0.25), T(0.75), out.data());
+    cpu_reference<T>::fill_uniform(n, 5, 77, T(-0.25), T(0.75), want.data());
+    check_close(download(b, out), want, 0.0, std::is_same_v<T, float> ? 1.2e-7 : 2.3e-16, "fill_uniform");
+    b.fill_normal(n, 6, 99, T(1), T(0.02), out.data());
+    cpu_reference<T>::fill_normal(n, 6, 99, T(1), T(0.02), want.data());
+    check_close(download(b, out), want, std::is_same_v<T, float> ? 2.4e-7 : 1e-14, 0.0, "fill_normal");
+}
+
+// ---- row-wise ------------------------------------------------------------------------------------------
+BOOST_AUTO_TEST_CASE_TEMPLATE(layer_norm_matches_cpu, T, real_types) {
+    cuda_backend b;
+    for (const std::size_t cols : {std::size_t{5}, std::size_t{768}})
+        for (const bool param_grads : {true, false}) {
+            const std::size_t rows = 19;
+            const std::string what = "layer_norm cols=" + std::to_string(cols) + (param_grads ? "" : " frozen");
+            const auto x = real_values<T>(rows * cols, 81, -3, 5), gamma = real_values<T>(cols, 82, 0.5, 1.5),
+                       beta = real_values<T>(cols, 83), dy = real_values<T>(rows * cols, 84),
+                       dg0 = real_values<T>(cols, 85), db0 = real_values<T>(cols, 86);
+            const T eps = T(1e-5);
+            auto dx_ = upload(b, x), dgamma_ = upload(b, gamma), dbeta_ = upload(b, beta), ddy = upload(b, dy);
+            auto y = b.allocate<T>(rows * cols), mean = b.allocate<T>(rows), rstd = b.allocate<T>(rows);
+            b.layer_norm_forward(rows, cols, eps, dx_.data(), dgamma_.data(), dbeta_.data(), y.data(), mean.data(),
+                                 rstd.data());
+            std::vector<T> wy(rows * cols), wmean(rows), wrstd(rows);
+            cpu_reference<T>::layer_norm_forward(rows, cols, eps, x.data(), gamma.data(), beta.data(), wy.data(),
+                                                 wmean.data(), wrstd.data());
+            check_close(download(b, y), wy, tol_rel<T>, 10 * tol_abs<T>, what + " y");
+            check_close(download(b, mean), wmean, tol_rel<T>, tol_abs<T>, what + " mean");
+            check_close(download(b, rstd), wrstd, tol_rel<T>, tol_abs<T>, what + " rstd");
+
+            // Backward from the CPU's saved statistics, so both sides see identical inputs.
+            auto dmean = upload(b, wmean), drstd = upload(b, wrstd);
+            auto dxo = b.allocate<T>(rows * cols);
+            auto dg = upload(b, dg0), dbb = upload(b, db0);
+            b.layer_norm_backward(rows, cols, dx_.data(), dgamma_.data(), dmean.data(), drstd.data(), ddy.data(),
+                                  dxo.data(), param_grads ? dg.data() : nullptr, param_grads ? dbb.data() : nullptr);
+            std::vector<T> wdx(rows * cols);
+            auto wdg = dg0, wdb = db0;
+            cpu_reference<T>::layer_norm_backward(rows, cols, x.data(), gamma.data(), wmean.data(), wrstd.data(),
+                                                  dy.data(), wdx.data(), param_grads ? wdg.data() : nullptr,
+                                                  param_grads ? wdb.data() : nullptr);
+            check_close(download(b, dxo), wdx, 10 * tol_rel<T>, 10 * tol_abs<T>, what + " dx");
+            check_close(download(b, dg), wdg, 10 * tol_rel<T>, 10 * tol_abs<T>, what + " dgamma");
+            check_close(download(b, dbb), wdb, 10 * tol_rel<T>, 10 * tol_abs<T>, what + " dbeta");
+        }
+}
+
+BOOST_AUTO_TEST_CASE_TEMPLATE(attention_softmax_matches_cpu, T, real_types) {
+    cuda_backend b;
+    const std::size_t batch = 3, heads = 2, tq = 4;
+    for (const std::size_t tk : {std::size_t{7}, std::size_t{300}})
+        for (const bool with_bias : {true, false})
+            for (const bool with_mask : {true, false}) {
+                const std::string what = "attention_softmax_forward tk=" + std::to_string(tk) +
+                                         (with_bias ? " bias" : "") + (with_mask ? " mask" : "");
+                const std::size_t n = batch * heads * tq * tk;
+                const auto scores = real_values<T>(n, 91, -4, 4), bias = real_values<T>(batch * tq * tk, 92, -2, 0);
+                // batch 0: some keys masked; batch 1: every key masked (zero rows); batch 2: none masked.
+                std::vector<std::uint8_t> mask(batch * tk, 1);
+                for (std::size_t j = 0; j < tk; ++j) {
+                    mask[j] = j % 3 != 1;
+                    mask[tk + j] = 0;
+                }
+                auto ds = upload(b, scores), dbias = upload(b, bias);
+                auto dmask = upload(b, mask);
+                auto probs = b.allocate<T>(n);
+                const T scale = T(0.125);
+                b.attention_softmax_forward(batch, heads, tq, tk, scale, ds.data(), with_bias ? dbias.data() : nullptr,
+                                            with_mask ? dmask.data() : nullptr, probs.data());
+                std::vector<T> want(n);
+                cpu_reference<T>::attention_softmax_forward(batch, heads, tq, tk, scale, scores.data(),
+                                                            with_bias ? bias.data() : nullptr,
+                                                            with_mask ? mask.data() : nullptr, want.data());
+                const auto got = download(b, probs);
+                check_close(got, want, tol_rel<T>, tol_abs<T>, what);
+                if (with_mask)  // masked keys are exactly zero
+                    for (std::size_t r = 0; r < batch * heads * tq; ++r)
+                        for (std::size_t j = 0; j < tk; ++j)
+                            if (!mask[(r / (heads * tq)) * tk + j]) BOOST_TEST(got[r * tk + j] == T(0));
+            }
+}
+
+BOOST_AUTO_TEST_CASE_TEMPLATE(softmax_backward_matches_cpu, T, real_types) {
+    cuda_backend b;
+    for (const std::size_t cols : {std::size_t{3}, std::size_t{513}}) {
+        const std::size_t rows = 21;
+        const auto y = real_values<T>(rows * cols, 101, 0, 1), dy = real_values<T>(rows * cols, 102);
+        auto dy_ = upload(b, y), ddy = upload(b, dy), dx = b.allocate<T>(rows * cols);
+        b.softmax_backward(rows, cols, dy_.data(), ddy.data(), T(0.5), dx.data());
+        std::vector<T> want(rows * cols);
+        cpu_reference<T>::softmax_backward(rows, cols, y.data(), dy.data(), T(0.5), want.data());
+        check_close(download(b, dx), want, 10 * tol_rel<T>, 10 * tol_abs<T> * static_cast<double>(cols),
+                    "softmax_backward cols=" + std::to_string(cols));
+    }
+}
+
+// ---- indexing ------------------------------------------------------------------------------------------
+BOOST_AUTO_TEST_CASE_TEMPLATE(gather_and_scatter_rows_match_cpu_exactly, T, real_types) {
+    cuda_backend b;
+    const std::size_t vocab = 50, dim = 33, n = 200;
+    const auto table = int_values<T>(vocab * dim, 111), dout = int_values<T>(n * dim, 112),
+               grad0 = int_values<T>(vocab * dim, 113);
+    std::vector<std::int32_t> ids(n);
+    for (std::size_t i = 0; i < n; ++i) ids[i] = static_cast<std::int32_t>(detail::counter_hash(114, i) % 7 * 7);
+    auto dtable = upload(b, table), ddout = upload(b, dout), dgrad = upload(b, grad0);
+    auto dids = upload(b, ids);
+    auto out = b.allocate<T>(n * dim);
+    b.gather_rows(n, dim, dtable.data(), dids.data(), out.data());
+    std::vector<T> want(n * dim);
+    cpu_reference<T>::gather_rows(n, dim, table.data(), ids.data(), want.data());
+    check_equal(download(b, out), want, "gather_rows");
+    b.scatter_add_rows(n, dim, ddout.data(), dids.data(), dgrad.data());
+    auto wgrad = grad0;
+    cpu_reference<T>::scatter_add_rows(n, dim, dout.data(), ids.data(), wgrad.data());
+    check_equal(download(b, dgrad), wgrad, "scatter_add_rows (repeated ids)");
+}
+
+// ---- losses --------------------------------------------------------------------------------------------
+BOOST_AUTO_TEST_CASE_TEMPLATE(cross_entropy_matches_cpu, T, real_types) {
+    cuda_backend b;
+    for (const std::size_t classes : {std::size_t{2}, std::size_t{1000}}) {
+        const std::size_t rows = 17;
+        const std::string what = "cross_entropy classes=" + std::to_string(classes);
+        const auto logits = real_values<T>(rows * classes, 121, -8, 8);
+        std::vector<std::int32_t> labels(rows);
+        for (std::size_t r = 0; r < rows; ++r)
+            labels[r] = r % 5 == 3 ? -1 : static_cast<std::int32_t>(detail::counter_hash(122, r) % classes);
+        auto dl = upload(b, logits);
+        auto dlab = upload(b, labels);
+        auto probs = b.allocate<T>(rows * classes), losses = b.allocate<T>(rows), grad = b.allocate<T>(rows * classes);
+        b.cross_entropy_forward(rows, classes, dl.data(), dlab.data(), probs.data(), losses.data());
+        std::vector<T> wp(rows * classes), wl(rows), wg(rows * classes);
+        cpu_reference<T>::cross_entropy_forward(rows, classes, logits.data(), labels.data(), wp.data(), wl.data());
+        check_close(download(b, probs), wp, tol_rel<T>, tol_abs<T>, what + " probs");
+        check_close(download(b, losses), wl, tol_rel<T>, tol_abs<T>, what + " losses");
+        // Backward from the CPU's probabilities: identical inputs on both sides, so exact.
+        auto dp = upload(b, wp);
+        b.cross_entropy_backward(rows, classes, dp.data(), dlab.data(), T(0.25), grad.data());
+        cpu_reference<T>::cross_entropy_backward(rows, classes, wp.data(), labels.data(), T(0.25), wg.data());
+        check_equal(download(b, grad), wg, what + " backward");
+    }
+}
+
+// ---- reductions and optimizer -------------------------------------------------------------------------
+BOOST_AUTO_TEST_CASE_TEMPLATE(reductions_match_cpu, T, real_types) {
+    cuda_backend b;
+    for (const std::size_t n : {std::size_t{1}, std::size_t{1000}, std::size_t{300001}}) {
+        const auto xi = int_values<T>(n, 131), yi = int_values<T>(n, 132);
+        auto dxi = upload(b, xi), dyi = upload(b, yi);
+        // Integer data: every partial sum is exact in double, so the order does not matter.
+        BOOST_TEST(b.sum_squares(n, dxi.data()) == cpu_reference<T>::sum_squares(n, xi.data()));
+        BOOST_TEST(b.dot(n, dxi.data(), dyi.data()) == cpu_reference<T>::dot(n, xi.data(), yi.data()));
+        const auto xr = real_values<T>(n, 133), yr = real_values<T>(n, 134);
+        auto dxr = upload(b, xr), dyr = upload(b, yr);
+        const double ss = cpu_reference<T>::sum_squares(n, xr.data());
+        BOOST_TEST(std::abs(b.sum_squares(n, dxr.data()) - ss) <= 1e-12 * ss);
+        const double dt = cpu_reference<T>::dot(n, xr.data(), yr.data());
+        BOOST_TEST(std::abs(b.dot(n, dxr.data(), dyr.data()) - dt) <= 1e-12 * ss);
+        BOOST_TEST(b.dot(n, dxr.data(), dyr.data()) == b.dot(n, dxr.data(), dyr.data()));  // deterministic
+    }
+    BOOST_TEST(b.sum_squares<T>(0, nullptr) == 0.0);
+}
+
+BOOST_AUTO_TEST_CASE_TEMPLATE(adamw_matches_cpu, T, real_types) {
+    cuda_backend b;
+    const std::size_t n = 2049;
+    auto param = real_values<T>(n, 141), m = std::vector<T>(n, T(0)), v = std::vector<T>(n, T(0));
+    auto dp = upload(b, param), dm = upload(b, m), dv = upload(b, v);
+    const T lr = T(1e-3), beta1 = T(0.9), beta2 = T(0.999), eps = T(1e-8), wd = T(0.01);
+    for (int step = 1; step <= 3; ++step) {
+        const auto g = real_values<T>(n, 150 + static_cast<std::uint64_t>(step));
+        auto dg = upload(b, g);
+        const T bc1 = T(1) - static_cast<T>(std::pow(0.9, step)), bc2 = T(1) - static_cast<T>(std::pow(0.999, step));
+        b.adamw_update(n, lr, beta1, beta2, eps, wd, bc1, bc2, dg.data(), dp.data(), dm.data(), dv.data());
+        cpu_reference<T>::adamw_update(n, lr, beta1, beta2, eps, wd, bc1, bc2, g.data(), param.data(), m.data(),
+                                       v.data());
+        const std::string what = "adamw step " + std::to_string(step);
+        check_close(download(b, dp), param, tol_rel<T>, tol_abs<T>, what + " param");
+        check_close(download(b, dm), m, tol_rel<T>, tol_abs<T>, what + " m");
+        check_close(download(b, dv), v, tol_rel<T>, tol_abs<T>, what + " v");
+    }
+}
+
+BOOST_AUTO_TEST_SUITE_END()
