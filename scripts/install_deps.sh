@@ -7,6 +7,7 @@ set -euo pipefail
 packages=(
   build-essential cmake ninja-build   # toolchain
   libeigen3-dev                       # the CPU backend
+  nlohmann-json3-dev                  # hyperadapt::io (checkpoint headers)
   libboost-test-dev                   # tests
   libopenblas-dev libopenblas0-openmp # optional hyperadapt::cblas; the OpenMP build shares the thread pool
   libbenchmark-dev                    # benchmarks
