@@ -216,7 +216,7 @@ int main(int argc, char** argv) {
     std::printf("hyperadapt 00_train_encoder: %zu-layer encoder, hidden %zu, %zu heads, %zu parameters\n",
                 cfg.layers, cfg.hidden, cfg.heads, counts.total);
     std::printf("task: does marker A come before marker B? (padded windows of %zu tokens)\n", window);
-    std::printf("data: %zu train / %zu held-out, batch %zu, %d epochs, seed %llu, %d threads\n", train.size(),
+    std::printf("data: %zu train / %zu held-out, batch %zu, %d epochs, seed %llu, threads %d\n", train.size(),
                 held_out.size(), batch_size, opt.epochs, static_cast<unsigned long long>(opt.seed), opt.threads);
 
     std::vector<std::size_t> order(train.size());
