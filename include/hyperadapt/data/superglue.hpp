@@ -40,6 +40,14 @@ inline std::string_view json_type(const nlohmann::json& v) {
     return "an object";
 }
 
+/// nlohmann's message without its "[json.exception...] parse error at line 1, column 31: " prefix, whose
+/// line number counts within the one line it was given and would contradict the file's line.
+inline std::string json_parse_reason(std::string_view what) {
+    const auto column = what.find("column ");
+    const auto colon = column == std::string_view::npos ? column : what.find(": ", column);
+    return std::string(colon == std::string_view::npos ? what : what.substr(colon + 2));
+}
+
 inline std::string json_string(const nlohmann::json& row, const std::string& key, const std::filesystem::path& file,
                                std::size_t line) {
     const auto it = row.find(key);
@@ -92,8 +100,8 @@ inline int json_label(const task_info& task, const nlohmann::json& row, const st
             try {
                 row = nlohmann::json::parse(line);
             } catch (const nlohmann::json::parse_error& e) {
-                // nlohmann counts lines within the string it was given; the file's line is n.
-                detail::fail_at(file, n, std::string("invalid JSON: ") + e.what());
+                detail::fail_at(file, n, "invalid JSON at byte " + std::to_string(e.byte) + ": " +
+                                             detail::json_parse_reason(e.what()));
             }
             if (!row.is_object())
                 detail::fail_at(file, n, "expected a JSON object, found " + std::string(detail::json_type(row)));
