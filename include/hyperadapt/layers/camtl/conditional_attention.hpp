@@ -1,0 +1,100 @@
+#pragma once
+// CA-MTL's conditional self-attention (spec §1.4; the reference's MyBertSelfAttention9, and MyBertSelfAttention10,
+// which is the same): multi-head self-attention whose scaled scores get the task-conditioned block-diagonal bias
+// M(z') of block_diagonal_bias, the same (L, L) bias for every head, added before the padding mask.
+//
+// The attention is hyperadapt::self_attention unchanged (its score-bias hook); this layer only produces the bias
+// and routes its gradient back to A, the CBDA projection and z'.
+//
+// Padding: the reference adds (1 - mask) * -10000 to the scores, self_attention gives masked keys exactly zero
+// probability. The two agree to exp(-10000) as long as every example has at least one real token; an example
+// with none would get zero probabilities here and a uniform average in the reference.
+#include <span>
+#include <string>
+
+#include "hyperadapt/layers/attention.hpp"
+#include "hyperadapt/layers/camtl/block_diagonal_bias.hpp"
+
+namespace hyperadapt::camtl {
+
+/// Self-attention + CBDA. `name` is the module path of the self-attention ("encoder.layer.3.attention.self");
+/// parameters, in the reference's order:
+///   "<name>.random_weight_matrix", "<name>.{query,key,value}.{weight,bias}",
+///   "<name>.cond_block_diag_attn.gb_weights.{weight,bias}".
+/// The reference leaves the CBDA projection frozen in frozen layers; that is a model-level choice made by name
+/// (e.g. freeze "…cond_block_diag_attn.gb_weights.*" with the layer, keep "…random_weight_matrix" trainable).
+template <elementwise_backend B, class T = float, std::size_t SeqLen = std::dynamic_extent,
+          std::size_t Hidden = std::dynamic_extent>
+class conditional_self_attention {
+public:
+    using backend_type = B;
+    using value_type = T;
+    using bias_type = block_diagonal_bias<B, T, SeqLen, Hidden>;
+    struct context {
+        typename bias_type::context bias;
+        typename self_attention<B, T>::context attention;
+    };
+    struct gradients {
+        tensor<B, T> input;      // (batch, L, d)
+        tensor<B, T> condition;  // (batch, d): dz'
+    };
+
+    /// Sizes from the template parameters (both static).
+    conditional_self_attention(B& backend, std::size_t heads, T attention_dropout, std::string name = "attention.self")
+        requires(SeqLen != std::dynamic_extent && Hidden != std::dynamic_extent)
+        : conditional_self_attention(backend, SeqLen, Hidden, heads, attention_dropout, std::move(name)) {}
+
+    conditional_self_attention(B& backend, std::size_t seq_len, std::size_t hidden, std::size_t heads,
+                               T attention_dropout, std::string name = "attention.self")
+        : name_(std::move(name)),
+          bias_(backend, seq_len, hidden, name_),
+          attention_(backend, hidden, heads, attention_dropout, name_) {}
+
+    template <class Rng>
+    void initialize(Rng& rng, T stddev = T(0.02)) {
+        attention_.initialize(rng, stddev);
+        bias_.initialize(rng, stddev);
+    }
+
+    [[nodiscard]] const std::string& name() const noexcept { return name_; }
+    [[nodiscard]] std::size_t seq_len() const noexcept { return bias_.seq_len(); }
+    [[nodiscard]] std::size_t hidden() const noexcept { return bias_.hidden(); }
+    [[nodiscard]] std::size_t heads() const noexcept { return attention_.heads(); }
+    bias_type& block_bias() noexcept { return bias_; }
+    self_attention<B, T>& attention() noexcept { return attention_; }
+
+    /// x: (batch, L, d) padded to exactly L; mask: (batch, L) or empty; z: (batch, d) the task condition z'.
+    tensor<B, T> forward(const tensor<B, T>& x, const attention_mask<B>& mask, const tensor<B, T>& z, context& ctx,
+                         run_mode mode) const {
+        if (x.shape().rank() != 3 || x.shape()[1] != bias_.seq_len())
+            throw shape_error(name_ + ": input has shape " + x.shape().str() +
+                              "; conditional block-diagonal attention needs inputs padded to exactly L = " +
+                              std::to_string(bias_.seq_len()) + " positions, (batch, " +
+                              std::to_string(bias_.seq_len()) + ", " + std::to_string(bias_.hidden()) + ")");
+        if (z.shape().rank() != 2 || z.shape()[0] != x.shape()[0])
+            throw shape_error(name_ + ": task condition has shape " + z.shape().str() + ", expected (" +
+                              std::to_string(x.shape()[0]) + ", " + std::to_string(bias_.hidden()) + ")");
+        tensor<B, T> m = bias_.forward(z, ctx.bias, mode);
+        return attention_.forward(x, mask, m, ctx.attention, mode);
+    }
+
+    gradients backward(const tensor<B, T>& dy, context& ctx) {
+        auto g = attention_.backward(dy, ctx.attention);
+        return {std::move(g.input), bias_.backward(g.score_bias, ctx.bias)};
+    }
+
+    template <class F>
+    void visit_parameters(F&& f) {
+        // random_weight_matrix first, the projection last: the reference's named_parameters() order.
+        f(join_name(name_, "random_weight_matrix"), bias_.matrix());
+        attention_.visit_parameters(f);
+        bias_.projection().visit_parameters(f);
+    }
+
+private:
+    std::string name_;
+    bias_type bias_;
+    self_attention<B, T> attention_;
+};
+
+}  // namespace hyperadapt::camtl

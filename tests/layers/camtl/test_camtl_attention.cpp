@@ -1,0 +1,482 @@
+#define BOOST_TEST_MODULE layers_camtl_attention
+#include <boost/test/data/test_case.hpp>
+#include <boost/test/unit_test.hpp>
+
+#include <algorithm>
+#include <cmath>
+#include <filesystem>
+#include <functional>
+#include <map>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "hyperadapt/io/safetensors.hpp"
+#include "hyperadapt/layers/camtl/block_diagonal_bias.hpp"
+#include "hyperadapt/layers/camtl/conditional_attention.hpp"
+#include "hyperadapt/nn/parameters.hpp"
+#include "hyperadapt/testing/gradcheck.hpp"
+#include "support/backends.hpp"
+
+using namespace hyperadapt;
+using hyperadapt::camtl::block_diagonal_bias;
+using hyperadapt::camtl::cbda_geometry;
+using hyperadapt::camtl::conditional_self_attention;
+using hyperadapt::test::cpu_backends;
+using hyperadapt::test::random_tensor;
+
+namespace {
+
+// ---- reference files ------------------------------------------------------------------------------------
+// The authors' modules evaluated in float64 (tests/data/reference/camtl, copied from the shared reference set).
+// A tensor agrees when max |ours - theirs| <= 1e-9 * max |theirs|; attention key-bias gradients are exactly zero
+// in exact arithmetic (rounding noise in the file), so they get an absolute floor instead.
+constexpr double relative_tolerance = 1e-9;
+constexpr double key_bias_floor = 1e-10;
+
+std::filesystem::path reference_file(const std::string& name) {
+    return std::filesystem::path(HYPERADAPT_TEST_DATA_DIR) / "reference" / "camtl" / (name + ".safetensors");
+}
+
+template <class B>
+class reference_case {
+public:
+    reference_case(B& b, const std::string& name) : b_(b), name_(name), file_(reference_file(name)) {}
+
+    [[nodiscard]] const std::string& name() const { return name_; }
+    [[nodiscard]] bool has(const std::string& t) const { return file_.find(t) != nullptr; }
+    std::vector<double> values(const std::string& t) const { return file_.read<double>(t); }
+    tensor<B, double> get(const std::string& t) const {
+        const auto& e = file_.at(t);
+        return tensor<B, double>::from_host(b_, e.to_shape(), file_.read<double>(e));
+    }
+
+    /// The padding mask from input.padding_mask; checks that input.attention_mask is (1 - mask) * -10000, and that
+    /// every example has a real token (an all-padding row is where the two mask conventions would differ).
+    attention_mask<B> mask() const {
+        const auto& e = file_.at("input.padding_mask");
+        const auto pm = file_.read<std::int64_t>(e);
+        const auto additive = values("input.attention_mask");
+        BOOST_REQUIRE_EQUAL(additive.size(), pm.size());
+        const std::size_t nb = e.shape[0], seq = e.shape[1];
+        std::vector<std::uint8_t> m(pm.size());
+        for (std::size_t i = 0; i < pm.size(); ++i) {
+            m[i] = pm[i] != 0;
+            BOOST_TEST(additive[i] == (1.0 - static_cast<double>(pm[i])) * -10000.0);
+        }
+        for (std::size_t bi = 0; bi < nb; ++bi)
+            BOOST_TEST_REQUIRE(std::any_of(m.begin() + bi * seq, m.begin() + (bi + 1) * seq, [](auto v) { return v; }),
+                               name_ << ": example " << bi << " has no real token");
+        return attention_mask<B>::from_host(b_, {nb, seq}, m);
+    }
+
+    /// Loads "param.<n>" into the layer parameter named prefix + "." + n (or via `rename`, from the layer's name
+    /// to the file's), and requires that every parameter of the layer and every param.* of the file is used.
+    template <class L>
+    void load_parameters(L& layer, const std::string& prefix, const std::map<std::string, std::string>& rename = {}) {
+        std::set<std::string> used;
+        layer.visit_parameters([&](const std::string& n, parameter<B, double>& p) {
+            const std::string key = file_key(n, prefix, rename, "param.");
+            BOOST_TEST_REQUIRE(has(key), name_ << ": no tensor " << key << " for parameter " << n);
+            const auto& e = file_.at(key);
+            BOOST_TEST_REQUIRE((e.to_shape() == p.value.shape()), name_ << ": " << key << " has shape " << e.shape_str()
+                                                                        << ", parameter " << n << " has "
+                                                                        << p.value.shape().str());
+            const auto v = file_.read<double>(e);
+            b_.copy_from_host(v.data(), p.value.data(), v.size());
+            used.insert(key);
+        });
+        for (const auto& e : file_.entries())
+            if (e.name.rfind("param.", 0) == 0 && !rename_target(rename, e.name))
+                BOOST_TEST(used.count(e.name) == 1, name_ << ": " << e.name << " was not loaded");
+    }
+
+    /// Compares `actual` with the tensor `key`; returns max |a - r| / max |r| (absolute for key-bias gradients).
+    double compare(const std::string& key, const std::vector<double>& actual) {
+        const auto want = values(key);
+        BOOST_TEST_REQUIRE(want.size() == actual.size(), name_ << ": " << key << " has " << want.size()
+                                                               << " values, ours " << actual.size());
+        double scale = 0, diff = 0;
+        for (std::size_t i = 0; i < want.size(); ++i) {
+            scale = std::max(scale, std::abs(want[i]));
+            diff = std::max(diff, std::abs(want[i] - actual[i]));
+        }
+        const bool key_bias = key.find("key.bias") != std::string::npos && key.rfind("grad.", 0) == 0;
+        if (key_bias) {
+            BOOST_TEST(diff <= key_bias_floor, name_ << ": " << key << " max abs error " << diff);
+            worst_key_bias_ = std::max(worst_key_bias_, diff);
+            return 0;  // not a relative error: reported separately
+        }
+        BOOST_TEST_REQUIRE(scale > 0, name_ << ": " << key << " is all zero in the file");
+        const double rel = diff / scale;
+        BOOST_TEST(rel <= relative_tolerance, name_ << ": " << key << " relative error " << rel);
+        worst_ = std::max(worst_, rel);
+        ++compared_;
+        return rel;
+    }
+
+    /// Compares every trainable parameter's gradient with "grad.param.<n>".
+    template <class L>
+    void compare_parameter_gradients(L& layer, const std::string& prefix,
+                                     const std::map<std::string, std::string>& rename = {}) {
+        layer.visit_parameters([&](const std::string& n, parameter<B, double>& p) {
+            compare(file_key(n, prefix, rename, "grad.param."), p.grad.to_host());
+        });
+    }
+
+    /// Every grad.* tensor of the file must have been compared: counts them.
+    [[nodiscard]] std::size_t gradient_count() const {
+        std::size_t n = 0;
+        for (const auto& e : file_.entries()) n += e.name.rfind("grad.", 0) == 0;
+        return n;
+    }
+    [[nodiscard]] std::size_t compared() const { return compared_; }
+    [[nodiscard]] double worst() const { return worst_; }
+
+    void report() const {
+        BOOST_TEST_MESSAGE(name_ << ": max relative error " << worst_ << " over " << compared_ << " tensors"
+                                 << " (key-bias gradients, absolute: " << worst_key_bias_ << ")");
+    }
+
+private:
+    static std::string file_key(const std::string& n, const std::string& prefix,
+                                const std::map<std::string, std::string>& rename, const std::string& kind) {
+        if (auto it = rename.find(n); it != rename.end()) return kind + it->second;
+        std::string rest = n;
+        if (!prefix.empty()) {
+            BOOST_TEST_REQUIRE(n.rfind(prefix + ".", 0) == 0, "parameter " << n << " is not under " << prefix);
+            rest = n.substr(prefix.size() + 1);
+        }
+        return kind + rest;
+    }
+    static bool rename_target(const std::map<std::string, std::string>& rename, const std::string& key) {
+        for (const auto& [from, to] : rename)
+            if ("param." + to == key) return true;
+        return false;
+    }
+
+    B& b_;
+    std::string name_;
+    io::safetensors_reader file_;
+    double worst_ = 0;
+    double worst_key_bias_ = 0;
+    std::size_t compared_ = 0;
+};
+
+/// Gives every parameter of `l` random values so no gradient check passes by symmetry (A is zero at init).
+template <class B, class L>
+void randomize(B& b, L& l, std::uint64_t seed, double scale = 0.5) {
+    l.visit_parameters([&](const std::string&, parameter<B, double>& p) {
+        b.fill_uniform(p.size(), seed++, 0, -scale, scale, p.value.data());
+    });
+}
+
+template <class B>
+attention_mask<B> make_mask(B& b, std::size_t nb, std::size_t seq, const std::vector<std::size_t>& lengths) {
+    std::vector<std::uint8_t> m(nb * seq, 0);
+    for (std::size_t i = 0; i < nb; ++i)
+        for (std::size_t j = 0; j < lengths[i]; ++j) m[i * seq + j] = 1;
+    return attention_mask<B>::from_host(b, {nb, seq}, m);
+}
+
+/// A mixed-task batch of task conditions: row i is the embedding of task tasks[i] (rows equal within a task).
+template <class B>
+tensor<B, double> task_conditions(B& b, std::size_t d, const std::vector<std::size_t>& tasks, std::uint64_t seed) {
+    const std::size_t nt = *std::max_element(tasks.begin(), tasks.end()) + 1;
+    const auto table = random_tensor<B, double>(b, {nt, d}, seed).to_host();
+    std::vector<double> z(tasks.size() * d);
+    for (std::size_t i = 0; i < tasks.size(); ++i)
+        std::copy_n(table.begin() + static_cast<std::ptrdiff_t>(tasks[i] * d), d,
+                    z.begin() + static_cast<std::ptrdiff_t>(i * d));
+    return tensor<B, double>::from_host(b, {tasks.size(), d}, z);
+}
+
+const std::vector<std::string> cbda_files{"camtl_cbda_L8_d32", "camtl_cbda_L8_d48", "camtl_cbda_L10_d40",
+                                          "camtl_cbda_L64_d768"};
+
+}  // namespace
+
+// ---- geometry -------------------------------------------------------------------------------------------
+
+BOOST_AUTO_TEST_CASE(geometry_follows_torch_chunk) {
+    // (L, d) -> N, s, chunks, last block; the reference files' geometry lines.
+    struct row {
+        std::size_t l, d, n, s, chunks, last;
+    };
+    for (const row& r : {row{8, 32, 4, 2, 4, 2}, row{8, 48, 6, 2, 4, 2}, row{10, 40, 4, 3, 4, 1},
+                         row{64, 768, 12, 6, 11, 4}, row{128, 768, 6, 22, 6, 18}, row{128, 1024, 8, 16, 8, 16},
+                         row{8, 24, 3, 3, 3, 2}, row{8, 8, 1, 8, 1, 8}, row{4, 40, 10, 1, 4, 1}}) {
+        const auto g = cbda_geometry::make(r.l, r.d);
+        BOOST_TEST_CONTEXT("L=" << r.l << " d=" << r.d) {
+            BOOST_TEST(g.blocks == r.n);
+            BOOST_TEST(g.block_size == r.s);
+            BOOST_TEST(g.chunks == r.chunks);
+            BOOST_TEST(g.last_block == r.last);
+        }
+    }
+}
+
+BOOST_AUTO_TEST_CASE_TEMPLATE(bias_is_block_diagonal_and_cropped, B, cpu_backends) {
+    // L=10, d=40: s=3, blocks [0,3) [3,6) [6,9) [9,10); the last block keeps A'[9, 0] only.
+    B b;
+    block_diagonal_bias<B, double> cbda(b, 10, 40, "l.attention.self");
+    randomize(b, cbda, 3);
+    auto z = random_tensor<B, double>(b, {2, 40}, 5);
+    typename block_diagonal_bias<B, double>::context ctx;
+    const auto m = cbda.forward(z, ctx).to_host();
+    const auto a = cbda.matrix().value.to_host();
+    const auto film = ctx.film.to_host();  // [1 + gamma; beta]
+    for (std::size_t bi = 0; bi < 2; ++bi)
+        for (std::size_t r = 0; r < 10; ++r)
+            for (std::size_t j = 0; j < 10; ++j) {
+                const double got = m[(bi * 10 + r) * 10 + j];
+                if (r / 3 != j / 3) {
+                    BOOST_TEST(got == 0.0);
+                    continue;
+                }
+                const std::size_t c = j % 3;
+                const double want = film[bi * 6 + c] * a[r * 3 + c] + film[bi * 6 + 3 + c];
+                BOOST_TEST(std::abs(got - want) < 1e-14);
+            }
+}
+
+BOOST_AUTO_TEST_CASE_TEMPLATE(zero_matrix_gives_beta_down_each_block, B, cpu_backends) {
+    // At initialisation A = 0: M is beta repeated down each row of each block (spec §1.4).
+    B b;
+    block_diagonal_bias<B, double> cbda(b, 8, 24, "x");
+    rng_stream rng(1);
+    cbda.initialize(rng);
+    b.fill_uniform(cbda.projection().bias().size(), 9, 0, -1.0, 1.0, cbda.projection().bias().value.data());
+    auto z = random_tensor<B, double>(b, {1, 24}, 2);
+    typename block_diagonal_bias<B, double>::context ctx;
+    const auto m = cbda.forward(z, ctx).to_host();
+    const auto film = ctx.film.to_host();
+    for (std::size_t r = 0; r < 8; ++r)
+        for (std::size_t j = 0; j < 8; ++j)
+            BOOST_TEST(m[r * 8 + j] == (r / 3 == j / 3 ? film[3 + j % 3] : 0.0));
+}
+
+// ---- reference agreement --------------------------------------------------------------------------------
+
+BOOST_DATA_TEST_CASE(cbda_matches_reference, boost::unit_test::data::make(cbda_files), file) {
+    cpu b;
+    reference_case<cpu> ref(b, file);
+    const auto a = ref.get("input.x_to_film");
+    const std::size_t l = a.shape()[0];
+    const auto z = ref.get("input.x_cond");
+    const std::size_t d = z.shape()[1];
+    block_diagonal_bias<cpu, double> cbda(b, l, d, "");
+    BOOST_TEST((cbda.matrix().value.shape() == a.shape()));
+    // The reference's CBDA takes A as an input (x_to_film); here A is the layer's own parameter.
+    ref.load_parameters(cbda.projection(), "cond_block_diag_attn");
+    b.copy(a.data(), cbda.matrix().value.data(), a.size());
+
+    typename block_diagonal_bias<cpu, double>::context ctx;
+    const auto m = cbda.forward(z, ctx);
+    ref.compare("output.M", m.to_host());
+    const auto dz = cbda.backward(ref.get("probe.R"), ctx);
+    ref.compare("grad.input.x_cond", dz.to_host());
+    ref.compare("grad.input.x_to_film", cbda.matrix().grad.to_host());
+    ref.compare("grad.param.gb_weights.weight", cbda.projection().weight().grad.to_host());
+    ref.compare("grad.param.gb_weights.bias", cbda.projection().bias().grad.to_host());
+    BOOST_TEST(ref.compared() == ref.gradient_count() + 1);
+    ref.report();
+}
+
+BOOST_AUTO_TEST_CASE_TEMPLATE(conditional_self_attention_matches_reference, B, cpu_backends) {
+    B b;
+    reference_case<B> ref(b, "camtl_self_attention");
+    conditional_self_attention<B, double> att(b, 10, 40, 4, 0.1, "bert.encoder.layer.0.attention.self");
+    ref.load_parameters(att, "bert.encoder.layer.0.attention.self");
+    const auto x = ref.get("input.hidden_states");
+    const auto z = ref.get("input.task_embedding");
+    typename conditional_self_attention<B, double>::context ctx;
+    const auto y = att.forward(x, ref.mask(), z, ctx, run_mode::inference());
+    ref.compare("output.context", y.to_host());
+    // The probabilities are not in the loss; masked keys: exactly 0 here, exp(-10000) there.
+    ref.compare("output.attention_probs", ctx.attention.probs.to_host());
+    auto g = att.backward(ref.get("probe.R"), ctx);
+    ref.compare("grad.input.hidden_states", g.input.to_host());
+    ref.compare("grad.input.task_embedding", g.condition.to_host());
+    ref.compare_parameter_gradients(att, "bert.encoder.layer.0.attention.self");
+    // Every gradient of the file plus the two outputs, less the key bias (compared absolutely).
+    BOOST_TEST(ref.compared() == ref.gradient_count() + 2 - 1);
+    ref.report();
+}
+
+// ---- gradient checks (double) ---------------------------------------------------------------------------
+
+BOOST_AUTO_TEST_CASE_TEMPLATE(cbda_gradients, B, cpu_backends) {
+    B b;
+    // Cropped last block (L=10, d=40) and fewer chunks than blocks (L=8, d=48).
+    for (auto [l, d] : {std::pair<std::size_t, std::size_t>{10, 40}, {8, 48}, {6, 6}}) {
+        BOOST_TEST_CONTEXT("L=" << l << " d=" << d) {
+            block_diagonal_bias<B, double> cbda(b, l, d, "encoder.layer.0.attention.self");
+            randomize(b, cbda, 11);
+            auto z = task_conditions(b, d, {0, 2, 1, 0, 2}, 4);
+            auto r = testing::check_layer(cbda, z);
+            BOOST_TEST(r.ok, r.report);
+            BOOST_TEST(r.checked > 0u);
+        }
+    }
+}
+
+BOOST_AUTO_TEST_CASE_TEMPLATE(conditional_self_attention_gradients, B, cpu_backends) {
+    B b;
+    const std::size_t nb = 4, seq = 8, d = 16, heads = 2;
+    conditional_self_attention<B, double> att(b, seq, d, heads, 0.2, "encoder.layer.0.attention.self");
+    randomize(b, att, 21);
+    auto x = random_tensor<B, double>(b, {nb, seq, d}, 3);
+    auto z = task_conditions(b, d, {1, 0, 1, 2}, 4);
+    auto mask = make_mask(b, nb, seq, {8, 5, 3, 8});
+    typename conditional_self_attention<B, double>::context ctx;
+    auto r = testing::check_gradients<B>(
+        b, {{"x", &x}, {"z", &z}}, [&](auto&& f) { att.visit_parameters(f); },
+        [&] {
+            rng_stream rng(5);
+            ctx = {};
+            return att.forward(x, mask, z, ctx, run_mode::train(rng));
+        },
+        [&](const tensor<B, double>& dy) {
+            auto g = att.backward(dy, ctx);
+            return std::vector<tensor<B, double>>{g.input, g.condition};
+        },
+        {.known_zero_gradients = {"parameter 'encoder.layer.0.attention.self.key.bias'"}});
+    BOOST_TEST(r.ok, r.report);
+}
+
+// ---- mixed-task batches ---------------------------------------------------------------------------------
+
+BOOST_AUTO_TEST_CASE_TEMPLATE(each_example_is_conditioned_on_its_own_task, B, cpu_backends) {
+    // A batch mixing tasks gives every example exactly what it gets alone.
+    B b;
+    const std::size_t seq = 8, d = 24;
+    conditional_self_attention<B, double> att(b, seq, d, 2, 0.0, "a");
+    randomize(b, att, 31);
+    const std::vector<std::size_t> tasks{2, 0, 1, 0};
+    auto x = random_tensor<B, double>(b, {4, seq, d}, 3);
+    auto z = task_conditions(b, d, tasks, 8);
+    auto mask = make_mask(b, 4, seq, {8, 6, 2, 7});
+    typename conditional_self_attention<B, double>::context ctx;
+    const auto y = att.forward(x, mask, z, ctx, run_mode::inference()).to_host();
+    const auto mh = mask.to_host();
+    for (std::size_t i = 0; i < 4; ++i) {
+        auto xi = x.reshaped({4, seq * d}).row_range(i, 1).clone().reshaped({1, seq, d});
+        auto zi = z.row_range(i, 1).clone();
+        auto mi = attention_mask<B>::from_host(b, {1, seq}, std::span(mh).subspan(i * seq, seq));
+        typename conditional_self_attention<B, double>::context ci;
+        const auto yi = att.forward(xi, mi, zi, ci, run_mode::inference()).to_host();
+        for (std::size_t k = 0; k < seq * d; ++k) BOOST_TEST(std::abs(yi[k] - y[i * seq * d + k]) < 1e-13);
+    }
+    // And the tasks really differ: examples 1 and 3 (task 0) share their bias, example 0 (task 2) does not.
+    const auto m = ctx.bias.film.to_host();
+    BOOST_TEST(std::equal(m.begin() + 6, m.begin() + 12, m.begin() + 18));
+    BOOST_TEST(!std::equal(m.begin(), m.begin() + 6, m.begin() + 6));
+}
+
+// ---- configuration errors -------------------------------------------------------------------------------
+
+BOOST_AUTO_TEST_CASE(hidden_not_a_multiple_of_length_is_a_config_error) {
+    cpu b;
+    try {
+        conditional_self_attention<cpu, float> att(b, 12, 40, 4, 0.1f, "encoder.layer.2.attention.self");
+        BOOST_FAIL("expected config_error");
+    } catch (const config_error& e) {
+        const std::string msg = e.what();
+        BOOST_TEST_MESSAGE(msg);
+        BOOST_TEST(msg.find("encoder.layer.2.attention.self.cond_block_diag_attn") != std::string::npos);
+        BOOST_TEST(msg.find("d = 40") != std::string::npos);
+        BOOST_TEST(msg.find("L = 12") != std::string::npos);
+        BOOST_TEST(msg.find("max_seq_length that divides 40 (the nearest are 10 and 20)") != std::string::npos);
+    }
+    // BERT-base cannot take L = 512 (spec §1.4).
+    BOOST_CHECK_THROW((block_diagonal_bias<cpu, float>(b, 512, 768, "x")), config_error);
+    BOOST_CHECK_THROW((block_diagonal_bias<cpu, float>(b, 0, 768, "x")), config_error);
+    BOOST_CHECK_THROW((block_diagonal_bias<cpu, float>(b, 1024, 768, "x")), config_error);
+}
+
+BOOST_AUTO_TEST_CASE(static_geometry) {
+    cpu b;
+    block_diagonal_bias<cpu, float, 128, 768> base(b, "encoder.layer.0.attention.self");
+    BOOST_TEST(base.geometry().block_size == 22u);
+    BOOST_TEST((base.matrix().value.shape() == shape{128, 22}));
+    conditional_self_attention<cpu, float, 8, 24> att(b, 2, 0.1f, "a");
+    BOOST_TEST(att.seq_len() == 8u);
+    // Static sizes and run-time sizes must agree.
+    BOOST_CHECK_THROW((block_diagonal_bias<cpu, float, 128, 768>(b, 64, 768, "x")), config_error);
+}
+
+BOOST_AUTO_TEST_CASE(inputs_must_be_padded_to_the_configured_length) {
+    cpu b;
+    conditional_self_attention<cpu, float> att(b, 8, 16, 2, 0.0f, "encoder.layer.0.attention.self");
+    typename conditional_self_attention<cpu, float>::context ctx;
+    tensor<cpu, float> x(b, {2, 6, 16}), z(b, {2, 16}), z_bad(b, {3, 16});
+    try {
+        (void)att.forward(x, {}, z, ctx, run_mode::inference());
+        BOOST_FAIL("expected shape_error");
+    } catch (const shape_error& e) {
+        BOOST_TEST(std::string(e.what()).find("padded to exactly L = 8") != std::string::npos);
+    }
+    tensor<cpu, float> x8(b, {2, 8, 16});
+    BOOST_CHECK_THROW((void)att.forward(x8, {}, z_bad, ctx, run_mode::inference()), shape_error);
+}
+
+// ---- names and freezing ---------------------------------------------------------------------------------
+
+BOOST_AUTO_TEST_CASE(parameter_names_follow_the_reference) {
+    cpu b;
+    conditional_self_attention<cpu, float> att(b, 8, 24, 2, 0.1f, "encoder.layer.3.attention.self");
+    std::vector<std::string> names;
+    att.visit_parameters([&](const std::string& n, parameter<cpu, float>&) { names.push_back(n); });
+    const std::string p = "encoder.layer.3.attention.self.";
+    const std::vector<std::string> want{p + "random_weight_matrix", p + "query.weight", p + "query.bias",
+                                        p + "key.weight", p + "key.bias", p + "value.weight", p + "value.bias",
+                                        p + "cond_block_diag_attn.gb_weights.weight",
+                                        p + "cond_block_diag_attn.gb_weights.bias"};
+    BOOST_TEST(names == want, boost::test_tools::per_element());
+}
+
+BOOST_AUTO_TEST_CASE_TEMPLATE(frozen_projection_still_passes_gradients_to_the_condition, B, cpu_backends) {
+    // The reference's frozen layers keep cond_block_diag_attn.gb_weights frozen while A and z' train.
+    B b;
+    conditional_self_attention<B, double> att(b, 8, 16, 2, 0.0, "encoder.layer.0.attention.self");
+    randomize(b, att, 41);
+    BOOST_TEST(freeze_encoder_layers(att, 0, 1, "random_weight_matrix") == 8u);
+    BOOST_TEST(att.block_bias().matrix().trainable());
+    BOOST_TEST(!att.block_bias().projection().weight().trainable());
+    auto x = random_tensor<B, double>(b, {2, 8, 16}, 3);
+    auto z = task_conditions(b, 16, {0, 1}, 4);
+    typename conditional_self_attention<B, double>::context ctx;
+    auto r = testing::check_gradients<B>(
+        b, {{"x", &x}, {"z", &z}}, [&](auto&& f) { att.visit_parameters(f); },
+        [&] {
+            ctx = {};
+            return att.forward(x, {}, z, ctx, run_mode::inference());
+        },
+        [&](const tensor<B, double>& dy) {
+            auto g = att.backward(dy, ctx);
+            return std::vector<tensor<B, double>>{g.input, g.condition};
+        });
+    BOOST_TEST(r.ok, r.report);
+}
+
+BOOST_AUTO_TEST_CASE(float_and_double_agree) {
+    cpu b;
+    block_diagonal_bias<cpu, double> bd(b, 10, 40, "x");
+    block_diagonal_bias<cpu, float> bf(b, 10, 40, "x");
+    randomize(b, bd, 51);
+    std::vector<std::vector<double>> values;
+    bd.visit_parameters([&](const std::string&, parameter<cpu, double>& p) { values.push_back(p.value.to_host()); });
+    std::size_t k = 0;
+    bf.visit_parameters([&](const std::string&, parameter<cpu, float>& p) {
+        std::vector<float> v(values[k].begin(), values[k].end());
+        b.copy_from_host(v.data(), p.value.data(), v.size());
+        ++k;
+    });
+    auto zd = random_tensor<cpu, double>(b, {3, 40}, 3);
+    auto zh = zd.to_host();
+    std::vector<float> zf(zh.begin(), zh.end());
+    const auto md = bd.apply(zd).to_host();
+    const auto mf = bf.apply(tensor<cpu, float>::from_host(b, {3, 40}, zf)).to_host();
+    for (std::size_t i = 0; i < md.size(); ++i) BOOST_TEST(std::abs(md[i] - static_cast<double>(mf[i])) < 1e-5);
+}
