@@ -208,6 +208,16 @@ BOOST_AUTO_TEST_CASE(punctuation_is_split) {
     BOOST_TEST(words("a≤b") == (strings{"a≤b"}));
     // Punctuation is decided after NFD: GREEK VARIA (Sk) decomposes to '`'.
     BOOST_TEST(words("a\u1FEFb") == (strings{"a", "`", "b"}));
+    // Longer runs than the fast path notes positions for, with and without a non-ASCII character.
+    std::string many;
+    strings want;
+    for (int i = 0; i < 40; ++i) {
+        many += "A.";
+        want.insert(want.end(), {"a", "."});
+    }
+    BOOST_TEST(words(many) == want);
+    want.push_back("e");
+    BOOST_TEST(words(many + "É") == want);
 }
 
 BOOST_AUTO_TEST_CASE(control_and_whitespace_characters) {
@@ -226,6 +236,8 @@ BOOST_AUTO_TEST_CASE(special_tokens_are_never_split) {
     using namespace std::string_view_literals;
     BOOST_TEST(words("hello[SEP]world [MASK]ed") == (strings{"hello", "[SEP]", "world", "[MASK]", "ed"}));
     BOOST_TEST(words("[sep]") == (strings{"[", "sep", "]"}));  // matched exactly, as in transformers
+    BOOST_TEST(words("x[y[SEP]z[") == (strings{"x", "[", "y", "[SEP]", "z", "["}));
+    BOOST_TEST(words("[CLS][SEP][MASK]") == (strings{"[CLS]", "[SEP]", "[MASK]"}));
     // A control character inside is dropped by _clean_text; the lower-cased word is no longer special...
     BOOST_TEST(words("[CL\0S]"sv) == (strings{"[", "cls", "]"}));
     // ...but the cased one is, and transformers passes it on whole.

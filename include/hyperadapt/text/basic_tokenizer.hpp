@@ -59,9 +59,12 @@ public:
             class_[c] = k;
             fold_[c] = static_cast<char>(lower_ && c >= 'A' && c <= 'Z' ? c + 32 : c);
         }
+        for (int c = 128; c < 256; ++c) class_[c] = non_ascii;
         for (const auto& s : never_split_) {
             if (s.empty()) throw config_error("basic_tokenizer: a never-split token is empty");
-            first_byte_[static_cast<unsigned char>(s[0])] = true;
+            const auto first = static_cast<unsigned char>(s[0]);
+            first_byte_[first] = true;
+            only_first_byte_ = (only_first_byte_ == -1 || only_first_byte_ == first) ? first : -2;
             max_never_split_ = std::max(max_never_split_, s.size());
         }
     }
@@ -95,14 +98,20 @@ public:
     }
 
 private:
-    enum : std::uint8_t { space = 1, drop = 2, punct = 4, upper = 8 };
+    enum : std::uint8_t { space = 1, drop = 2, punct = 4, upper = 8, non_ascii = 16 };
 
     // Leftmost occurrence of a never-split token at or after `from`, the longest where several start there
     // (transformers' Trie.split). Returns (text.size(), -1) when there is none.
     std::pair<std::size_t, int> find_never_split(std::string_view text, std::size_t from) const noexcept {
         if (never_split_.empty()) return {text.size(), -1};
         for (std::size_t i = from; i < text.size(); ++i) {
-            if (!first_byte_[static_cast<unsigned char>(text[i])]) continue;
+            if (only_first_byte_ >= 0) {  // BERT's "[": memchr skips ahead many bytes at a time
+                const void* hit = std::memchr(text.data() + i, only_first_byte_, text.size() - i);
+                if (!hit) break;
+                i = static_cast<std::size_t>(static_cast<const char*>(hit) - text.data());
+            } else if (!first_byte_[static_cast<unsigned char>(text[i])]) {
+                continue;
+            }
             int best = -1;
             for (std::size_t k = 0; k < never_split_.size(); ++k) {
                 const auto& s = never_split_[k];
@@ -124,25 +133,39 @@ private:
                 ++i;
                 continue;
             }
-            // A word: scan to its end. Pure ASCII without control characters takes the fast path.
+            // A word: scan to its end, noting punctuation. Pure ASCII without control characters takes the
+            // fast path; the word is not emitted before that is known, since one non-ASCII byte anywhere in
+            // it changes how all of it is normalized.
             const std::size_t begin = i;
             std::uint8_t seen = 0;
+            std::array<std::uint32_t, 32> puncts;
+            std::size_t n_puncts = 0;
             while (i < n) {
-                const auto b = static_cast<unsigned char>(s[i]);
-                if (b >= 0x80) {
-                    seen |= drop;  // not ASCII: the exact path
-                    break;
-                }
-                const std::uint8_t k = class_[b];
-                if (k & space) break;
+                const std::uint8_t k = class_[static_cast<unsigned char>(s[i])];
+                if (k & (space | non_ascii)) break;
+                if ((k & punct) && n_puncts < puncts.size()) puncts[n_puncts++] = static_cast<std::uint32_t>(i - begin);
                 seen |= k;
                 ++i;
             }
+            if (i < n && (class_[static_cast<unsigned char>(s[i])] & non_ascii)) seen |= drop;
             if (seen & drop) {
                 i = exact_word(s, begin, sink, ws);
                 continue;
             }
-            emit_ascii(s.substr(begin, i - begin), (seen & upper) != 0, sink, ws);
+            const std::string_view w = s.substr(begin, i - begin);
+            const bool has_upper = (seen & upper) != 0;
+            if (n_puncts == puncts.size()) {  // too many to note: split by scanning again
+                emit_ascii(w, has_upper, sink, ws);
+                continue;
+            }
+            std::size_t start = 0;
+            for (std::size_t p = 0; p < n_puncts; ++p) {
+                const std::size_t at = puncts[p];
+                if (at > start) emit_ascii_piece(w.substr(start, at - start), has_upper, sink, ws);
+                sink(w.substr(at, 1), false);
+                start = at + 1;
+            }
+            if (start < w.size()) emit_ascii_piece(w.substr(start), has_upper, sink, ws);
         }
     }
 
@@ -289,8 +312,9 @@ private:
     bool lower_, strip_, chinese_;
     std::vector<std::string> never_split_;
     std::array<bool, 256> first_byte_{};
+    int only_first_byte_ = -1;  // the first byte all never-split tokens share, else negative
     std::size_t max_never_split_ = 0;
-    std::array<std::uint8_t, 128> class_{};
+    std::array<std::uint8_t, 256> class_{};
     std::array<char, 128> fold_{};
 };
 

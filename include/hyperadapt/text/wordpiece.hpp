@@ -122,7 +122,7 @@ public:
         tokenizer_workspace ws;
         std::vector<std::int32_t> a;
         tokenize(text, a, ws);
-        return assemble(std::move(a), nullptr, options);
+        return assemble(a, nullptr, options);
     }
 
     /// [CLS] a [SEP] b [SEP], truncated and padded as transformers' tokenizer(a, b, ...) does.
@@ -131,7 +131,7 @@ public:
         std::vector<std::int32_t> ia, ib;
         tokenize(a, ia, ws);
         tokenize(b, ib, ws);
-        return assemble(std::move(ia), &ib, options);
+        return assemble(ia, &ib, options);
     }
 
     /// A padded batch of single sequences: padding_strategy::max_length pads to options.max_length, anything
@@ -139,25 +139,19 @@ public:
     /// throws config_error.
     [[nodiscard]] batch_encoding encode_batch(std::span<const std::string_view> texts,
                                               const encode_options& options = {}) const {
-        tokenizer_workspace ws;
-        std::vector<std::int32_t> a;
-        return batch_of(texts.size(), options, [&](std::size_t i) {
-            a.clear();
+        return batch_of(texts.size(), false, options, [&](std::size_t i, std::vector<std::int32_t>& a,
+                                                          std::vector<std::int32_t>&, tokenizer_workspace& ws) {
             tokenize(texts[i], a, ws);
-            return assemble(std::vector<std::int32_t>(a), nullptr, unpadded(options));
         });
     }
 
+    /// A padded batch of pairs, as encode_batch.
     [[nodiscard]] batch_encoding encode_pair_batch(std::span<const std::pair<std::string_view, std::string_view>> pairs,
                                                    const encode_options& options = {}) const {
-        tokenizer_workspace ws;
-        std::vector<std::int32_t> b;
-        return batch_of(pairs.size(), options, [&](std::size_t i) {
-            std::vector<std::int32_t> a;
-            b.clear();
+        return batch_of(pairs.size(), true, options, [&](std::size_t i, std::vector<std::int32_t>& a,
+                                                         std::vector<std::int32_t>& b, tokenizer_workspace& ws) {
             tokenize(pairs[i].first, a, ws);
             tokenize(pairs[i].second, b, ws);
-            return assemble(std::move(a), &b, unpadded(options));
         });
     }
 
@@ -170,10 +164,19 @@ private:
             out.push_back(ascii_ids_[static_cast<unsigned char>(w[0])]);
             return;
         }
+        // Most words are in the vocabulary whole: one hash, one probe.
+        std::uint64_t h = detail::fnv_basis;
         std::size_t chars = 0;
-        for (const char c : w) chars += (static_cast<unsigned char>(c) & 0xC0) != 0x80;
+        for (const char c : w) {
+            h = (h ^ static_cast<unsigned char>(c)) * detail::fnv_prime;
+            chars += (static_cast<unsigned char>(c) & 0xC0) != 0x80;
+        }
         if (chars > max_chars_) {
             out.push_back(vocab_.unk_id());
+            return;
+        }
+        if (const std::int32_t id = vocab_.find_hashed(h, w, false); id >= 0) {
+            out.push_back(id);
             return;
         }
         if (ws.hashes.size() < chars) {
@@ -183,7 +186,7 @@ private:
         const std::size_t mark = out.size();
         std::size_t start = 0;
         while (start < w.size()) {
-            std::uint64_t h = start == 0 ? detail::fnv_basis : vocab::continuation_seed();
+            h = start == 0 ? detail::fnv_basis : vocab::continuation_seed();
             std::size_t count = 0;
             for (std::size_t j = start; j < w.size();) {
                 h = (h ^ static_cast<unsigned char>(w[j])) * detail::fnv_prime;
@@ -194,6 +197,7 @@ private:
                     ++count;
                 }
             }
+            if (start == 0) --count;  // the whole word was tried above
             std::int32_t id = -1;
             std::size_t end = start;
             for (std::size_t k = count; k-- > 0;) {
@@ -213,39 +217,16 @@ private:
         }
     }
 
-    static encode_options unpadded(encode_options o) {
-        o.padding = padding_strategy::none;
-        return o;
-    }
-
-    // transformers' prepare_for_model: truncate (truncate_sequences), add special tokens, pad. Where
-    // transformers only logs an error and returns an over-long sequence, this throws config_error.
-    encoding assemble(std::vector<std::int32_t> a, std::vector<std::int32_t>* b, const encode_options& o) const {
-        const bool pair = b != nullptr;
-        const std::size_t specials = pair ? 3 : 2;
-        const std::size_t total = a.size() + (pair ? b->size() : 0) + specials;
+    static void check(const encode_options& o) {
         if ((o.truncation != truncation_strategy::none || o.padding == padding_strategy::max_length) && o.max_length == 0)
             throw config_error("bert_tokenizer: truncation and padding to max_length need encode_options::max_length");
-        if (o.truncation != truncation_strategy::none && total > o.max_length)
-            truncate(a, b, total - o.max_length, o);
-        encoding e;
-        const std::size_t len = a.size() + (pair ? b->size() : 0) + specials;
-        const std::size_t padded = o.padding == padding_strategy::max_length ? std::max(len, o.max_length) : len;
-        e.input_ids.reserve(padded);
-        e.input_ids.push_back(vocab_.cls_id());
-        e.input_ids.insert(e.input_ids.end(), a.begin(), a.end());
-        e.input_ids.push_back(vocab_.sep_id());
-        e.token_type_ids.assign(e.input_ids.size(), 0);
-        if (pair) {
-            e.input_ids.insert(e.input_ids.end(), b->begin(), b->end());
-            e.input_ids.push_back(vocab_.sep_id());
-            e.token_type_ids.resize(e.input_ids.size(), 1);
-        }
-        e.attention_mask.assign(len, 1);
-        e.input_ids.resize(padded, vocab_.pad_id());
-        e.token_type_ids.resize(padded, 0);
-        e.attention_mask.resize(padded, 0);
-        return e;
+    }
+
+    // transformers' prepare_for_model before padding: truncate when the sequence with its special tokens
+    // exceeds max_length.
+    static void fit(std::vector<std::int32_t>& a, std::vector<std::int32_t>* b, const encode_options& o) {
+        const std::size_t total = a.size() + (b ? b->size() + 3 : 2);
+        if (o.truncation != truncation_strategy::none && total > o.max_length) truncate(a, b, total - o.max_length, o);
     }
 
     // transformers 4.40.2 truncate_sequences (truncation_side "right", no stride).
@@ -261,7 +242,7 @@ private:
         if (only_first || (o.truncation == truncation_strategy::longest_first && b == nullptr)) {
             if (a.size() <= remove) fail("first", a.size());
             drop_back(a, remove);
-        } else if (o.truncation == truncation_strategy::longest_first) {
+        } else if (o.truncation == truncation_strategy::longest_first && b != nullptr) {
             // Remove from the longer sequence until both have the same length, then alternately, the
             // second sequence taking the odd token; ties count as "second is longer".
             if (o.max_length < 3)
@@ -281,16 +262,54 @@ private:
         // only_second on a single sequence truncates nothing, as in transformers.
     }
 
-    template <class Row>
-    batch_encoding batch_of(std::size_t rows, const encode_options& o, Row&& row) const {
-        if (o.padding == padding_strategy::max_length && o.max_length == 0)
-            throw config_error("bert_tokenizer: padding to max_length needs encode_options::max_length");
-        std::vector<encoding> encoded;
-        encoded.reserve(rows);
+    // Writes [CLS] a [SEP] (b [SEP]) into ids / types / mask, which hold at least that many entries and are
+    // already padded ([PAD], 0, 0) beyond it.
+    void write_row(const std::vector<std::int32_t>& a, const std::vector<std::int32_t>* b, std::int32_t* ids,
+                   std::int32_t* types, std::uint8_t* mask) const {
+        std::size_t k = 0;
+        ids[k++] = vocab_.cls_id();
+        for (const auto id : a) ids[k++] = id;
+        ids[k++] = vocab_.sep_id();
+        const std::size_t first = k;
+        if (b) {
+            for (const auto id : *b) ids[k++] = id;
+            ids[k++] = vocab_.sep_id();
+        }
+        std::fill(types + first, types + k, 1);
+        std::fill(mask, mask + k, std::uint8_t{1});
+    }
+
+    encoding assemble(std::vector<std::int32_t>& a, std::vector<std::int32_t>* b, const encode_options& o) const {
+        check(o);
+        fit(a, b, o);
+        const std::size_t len = a.size() + (b ? b->size() + 3 : 2);
+        const std::size_t padded = o.padding == padding_strategy::max_length ? std::max(len, o.max_length) : len;
+        encoding e;
+        e.input_ids.assign(padded, vocab_.pad_id());
+        e.token_type_ids.assign(padded, 0);
+        e.attention_mask.assign(padded, 0);
+        write_row(a, b, e.input_ids.data(), e.token_type_ids.data(), e.attention_mask.data());
+        return e;
+    }
+
+    // Tokenizes and truncates every row into one flat buffer first: the padded width is known only then.
+    template <class TokenizeRow>
+    batch_encoding batch_of(std::size_t rows, bool pair, const encode_options& o, TokenizeRow&& tokenize_row) const {
+        check(o);
+        tokenizer_workspace ws;
+        std::vector<std::int32_t> a, b, flat;
+        std::vector<std::size_t> split(2 * rows);  // per row: tokens of a, tokens of b
         std::size_t longest = 0;
         for (std::size_t i = 0; i < rows; ++i) {
-            encoded.push_back(row(i));
-            longest = std::max(longest, encoded.back().input_ids.size());
+            a.clear();
+            b.clear();
+            tokenize_row(i, a, b, ws);
+            fit(a, pair ? &b : nullptr, o);
+            split[2 * i] = a.size();
+            split[2 * i + 1] = b.size();
+            flat.insert(flat.end(), a.begin(), a.end());
+            flat.insert(flat.end(), b.begin(), b.end());
+            longest = std::max(longest, a.size() + (pair ? b.size() + 3 : 2));
         }
         batch_encoding out;
         out.batch = rows;
@@ -302,14 +321,16 @@ private:
         out.token_type_ids.assign(rows * out.seq_len, 0);
         out.attention_mask.assign(rows * out.seq_len, 0);
         out.lengths.resize(rows);
+        std::size_t at = 0;
         for (std::size_t i = 0; i < rows; ++i) {
-            const auto& e = encoded[i];
-            const std::size_t at = i * out.seq_len;
-            std::copy(e.input_ids.begin(), e.input_ids.end(), out.input_ids.begin() + static_cast<std::ptrdiff_t>(at));
-            std::copy(e.token_type_ids.begin(), e.token_type_ids.end(),
-                      out.token_type_ids.begin() + static_cast<std::ptrdiff_t>(at));
-            std::fill_n(out.attention_mask.begin() + static_cast<std::ptrdiff_t>(at), e.input_ids.size(), std::uint8_t{1});
-            out.lengths[i] = e.input_ids.size();
+            a.assign(flat.begin() + static_cast<std::ptrdiff_t>(at), flat.begin() + static_cast<std::ptrdiff_t>(at + split[2 * i]));
+            at += split[2 * i];
+            b.assign(flat.begin() + static_cast<std::ptrdiff_t>(at), flat.begin() + static_cast<std::ptrdiff_t>(at + split[2 * i + 1]));
+            at += split[2 * i + 1];
+            const std::size_t row = i * out.seq_len;
+            write_row(a, pair ? &b : nullptr, out.input_ids.data() + row, out.token_type_ids.data() + row,
+                      out.attention_mask.data() + row);
+            out.lengths[i] = a.size() + (pair ? b.size() + 3 : 2);
         }
         return out;
     }
