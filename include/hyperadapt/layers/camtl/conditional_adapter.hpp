@@ -1,0 +1,91 @@
+#pragma once
+// CA-MTL base's top-layer adapter (spec §1.6; CA-MTL ca_mtl_base.py::BertAdapter9):
+//
+//   out = CLN(bottleneck(z', hidden_states) + bert_layer_input, z', task_ids)
+//
+// In the base encoder's layer 11, hidden_states is the layer's FFN output (after its own residual and
+// conditional layer norm) and bert_layer_input is the layer's attention output, not the layer input.
+//
+// Shapes: bert_layer_input and hidden_states (batch, seq, d) or (batch, d); task_embedding z' (batch, d);
+// task_ids (batch) int32 (see conditional_layer_norm: the CLN reads the first example of each task).
+//
+// Parameters: "<name>.bottleneck.*" (conditional_bottleneck) and "<name>.condlayernorm.*"
+// (conditional_layer_norm, eps 1e-12 unless options say otherwise).
+#include <cstddef>
+#include <cstdint>
+#include <string>
+
+#include "hyperadapt/backend/concepts.hpp"
+#include "hyperadapt/core/shape.hpp"
+#include "hyperadapt/layers/camtl/conditional_bottleneck.hpp"
+#include "hyperadapt/layers/camtl/conditional_layer_norm.hpp"
+#include "hyperadapt/nn/layer.hpp"
+
+namespace hyperadapt {
+
+template <elementwise_backend B, class T = float>
+class conditional_adapter {
+public:
+    using backend_type = B;
+    using value_type = T;
+    using ids_type = tensor<B, std::int32_t>;
+    struct context {
+        typename conditional_bottleneck<B, T>::context bottleneck;
+        typename conditional_layer_norm<B, T>::context norm;
+    };
+    struct gradients {
+        tensor<B, T> bert_layer_input;  // like bert_layer_input
+        tensor<B, T> hidden_states;     // like hidden_states
+        tensor<B, T> task_embedding;    // (batch, d): both paths (bottleneck and CLN) summed
+    };
+
+    conditional_adapter(B& backend, std::size_t hidden, std::string name = "adapter", cln_options norm_options = {})
+        : backend_(&backend),
+          name_(std::move(name)),
+          hidden_(hidden),
+          bottleneck_(backend, hidden, join_name(name_, "bottleneck")),
+          norm_(backend, hidden, hidden, join_name(name_, "condlayernorm"), norm_options) {}
+
+    template <class Rng>
+    void initialize(Rng& rng, T stddev = T(0.02)) {
+        bottleneck_.initialize(rng, stddev);
+        norm_.initialize(rng, stddev);
+    }
+
+    [[nodiscard]] const std::string& name() const noexcept { return name_; }
+    [[nodiscard]] std::size_t hidden() const noexcept { return hidden_; }
+    conditional_bottleneck<B, T>& bottleneck() noexcept { return bottleneck_; }
+    conditional_layer_norm<B, T>& norm() noexcept { return norm_; }
+
+    /// The authors' argument order: (bert_layer_input, hidden_states, task_embedding, task_id).
+    tensor<B, T> forward(const tensor<B, T>& bert_layer_input, const tensor<B, T>& hidden_states,
+                         const tensor<B, T>& task_embedding, const ids_type& task_ids, context& ctx,
+                         run_mode mode = {}) const {
+        tensor<B, T> s = bottleneck_.forward(hidden_states, task_embedding, ctx.bottleneck, mode);
+        expect_shape(name_.c_str(), "bert_layer_input", hidden_states.shape(), bert_layer_input.shape());
+        backend_->axpy(s.size(), T(1), bert_layer_input.data(), s.data());
+        return norm_.forward(s, task_embedding, task_ids, ctx.norm, mode);
+    }
+
+    gradients backward(const tensor<B, T>& dout, context& ctx) {
+        auto gn = norm_.backward(dout, ctx.norm);
+        auto gb = bottleneck_.backward(gn.input, ctx.bottleneck);
+        backend_->axpy(gb.condition.size(), T(1), gn.condition.data(), gb.condition.data());
+        return {gn.input, gb.hidden_states, gb.condition};
+    }
+
+    template <class F>
+    void visit_parameters(F&& f) {
+        bottleneck_.visit_parameters(f);
+        norm_.visit_parameters(f);
+    }
+
+private:
+    B* backend_;
+    std::string name_;
+    std::size_t hidden_;
+    conditional_bottleneck<B, T> bottleneck_;
+    conditional_layer_norm<B, T> norm_;
+};
+
+}  // namespace hyperadapt

@@ -1,0 +1,658 @@
+#define BOOST_TEST_MODULE layers_camtl_modules
+#include <boost/test/unit_test.hpp>
+
+#include <algorithm>
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+#include <functional>
+#include <iterator>
+#include <map>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "hyperadapt/io/safetensors.hpp"
+#include "hyperadapt/layers/camtl/conditional_adapter.hpp"
+#include "hyperadapt/layers/camtl/conditional_alignment.hpp"
+#include "hyperadapt/layers/camtl/conditional_bottleneck.hpp"
+#include "hyperadapt/layers/camtl/conditional_layer_norm.hpp"
+#include "hyperadapt/layers/camtl/film.hpp"
+#include "hyperadapt/layers/camtl/task_embedding.hpp"
+#include "hyperadapt/nn/parameters.hpp"
+#include "hyperadapt/testing/gradcheck.hpp"
+#include "support/backends.hpp"
+
+using namespace hyperadapt;
+using hyperadapt::io::safetensors_reader;
+using hyperadapt::test::cpu_backends;
+using hyperadapt::test::random_tensor;
+namespace fs = std::filesystem;
+
+namespace {
+
+// ---- reference files ---------------------------------------------------------------------------------
+
+/// The reference files this test reads, copied from the shared data (README: copying is allowed) so the
+/// test does not depend on ../shared.
+fs::path reference_file(const std::string& name) {
+    return fs::path(HYPERADAPT_TEST_DATA_DIR) / "reference" / "camtl" / (name + ".safetensors");
+}
+
+const std::vector<std::string> reference_files = {"camtl_film",       "camtl_film_layernorm",
+                                                  "camtl_cln",        "camtl_cln_distinct_condition",
+                                                  "camtl_bottleneck", "camtl_adapter9"};
+
+/// Agreement bound: every output and gradient within 1e-9 of its tensor's largest magnitude. Tensors whose
+/// largest magnitude is below the floor (mathematically zero gradients stored as rounding noise) are
+/// compared absolutely against 1e-9 * floor.
+constexpr double tolerance = 1e-9;
+constexpr double magnitude_floor = 1e-6;
+
+template <class B>
+tensor<B, double> load(B& b, const safetensors_reader& r, const std::string& name) {
+    const auto& e = r.at(name);
+    return tensor<B, double>::from_host(b, e.to_shape(), r.read<double>(e));
+}
+
+template <class B>
+tensor<B, std::int32_t> load_ids(B& b, const safetensors_reader& r, const std::string& name) {
+    const auto& e = r.at(name);
+    return tensor<B, std::int32_t>::from_host(b, e.to_shape(), r.read<std::int32_t>(e));
+}
+
+/// Loads "param.<name>" into every parameter of the module and checks that the file has no parameter the
+/// module lacks: the names must match one to one.
+template <class B, class M>
+void load_parameters(B& b, const safetensors_reader& r, M& m) {
+    std::set<std::string> file_params;
+    for (const auto& e : r.entries())
+        if (e.name.rfind("param.", 0) == 0) file_params.insert(e.name.substr(6));
+    std::set<std::string> module_params;
+    m.visit_parameters([&](const std::string& n, parameter<B, double>& p) {
+        module_params.insert(n);
+        const auto* e = r.find("param." + n);
+        BOOST_TEST_REQUIRE(e != nullptr, "module parameter '" << n << "' is not in " << r.path());
+        BOOST_TEST_REQUIRE((e->to_shape() == p.value.shape()),
+                           n << ": file shape " << e->shape_str() << ", module shape " << p.value.shape().str());
+        const auto v = r.read<double>(*e);
+        b.copy_from_host(v.data(), p.value.data(), v.size());
+    });
+    BOOST_TEST(module_params == file_params, boost::test_tools::per_element());
+}
+
+/// Compares one tensor with the file's and returns max |got - want| / max(max |want|, floor).
+struct comparison {
+    explicit comparison(std::string f) : file(std::move(f)) {}
+    std::string file;
+    double worst = 0;
+    std::string worst_name;
+    std::size_t tensors = 0;
+
+    template <class B>
+    void check(const safetensors_reader& r, const std::string& name, const tensor<B, double>& got) {
+        const auto& e = r.at(name);
+        BOOST_TEST_REQUIRE((got.shape() == e.to_shape()), name << ": shape " << got.shape().str() << ", file "
+                                                                << e.shape_str());
+        const auto want = r.read<double>(e);
+        const auto have = got.to_host();
+        double scale = 0, diff = 0;
+        for (std::size_t i = 0; i < want.size(); ++i) {
+            scale = std::max(scale, std::abs(want[i]));
+            diff = std::max(diff, std::abs(have[i] - want[i]));
+        }
+        const double rel = diff / std::max(scale, magnitude_floor);
+        BOOST_TEST(rel <= tolerance, file << " " << name << ": max |diff| " << diff << " against max |value| " << scale);
+        ++tensors;
+        if (rel > worst || worst_name.empty()) {
+            worst = rel;
+            worst_name = name;
+        }
+    }
+
+    /// Every grad.param.* of the file against the module's accumulated gradients.
+    template <class B, class M>
+    void check_parameter_gradients(const safetensors_reader& r, M& m) {
+        m.visit_parameters([&](const std::string& n, parameter<B, double>& p) { check(r, "grad.param." + n, p.grad); });
+    }
+
+    ~comparison() {
+        BOOST_TEST_MESSAGE(file << ": " << tensors << " tensors, max relative error " << worst << " (" << worst_name
+                                << ")");
+    }
+};
+
+/// Counts the file's output.* and grad.* tensors, so a test cannot skip one silently.
+std::size_t checked_tensor_count(const safetensors_reader& r) {
+    std::size_t n = 0;
+    for (const auto& e : r.entries())
+        if (e.name.rfind("output.", 0) == 0 || e.name.rfind("grad.", 0) == 0) ++n;
+    return n;
+}
+
+// ---- helpers -----------------------------------------------------------------------------------------
+
+/// Gives every parameter of `m` random values so no gradient check passes by symmetry.
+template <class B, class M>
+void randomize(B& b, M& m, std::uint64_t seed, double scale = 0.5) {
+    m.visit_parameters([&](const std::string&, parameter<B, double>& p) {
+        b.fill_uniform(p.size(), seed++, 0, -scale, scale, p.value.data());
+    });
+}
+
+template <class B>
+tensor<B, std::int32_t> ids(B& b, std::vector<std::int32_t> v) {
+    return tensor<B, std::int32_t>::from_host(b, {v.size()}, v);
+}
+
+/// Runs f and checks that it throws shape_error whose message names `module`.
+void expect_shape_error(const std::function<void()>& f, const std::string& module) {
+    try {
+        f();
+        BOOST_FAIL("expected shape_error naming " << module);
+    } catch (const shape_error& e) {
+        const std::string what = e.what();
+        BOOST_TEST(what.rfind(module + ":", 0) == 0, "message '" << what << "' does not start with '" << module << ":'");
+    }
+}
+
+std::vector<double> row(const std::vector<double>& v, std::size_t r, std::size_t width) {
+    return {v.begin() + static_cast<std::ptrdiff_t>(r * width), v.begin() + static_cast<std::ptrdiff_t>((r + 1) * width)};
+}
+
+}  // namespace
+
+// ==== (a) agreement with the authors' code ============================================================
+
+BOOST_AUTO_TEST_CASE(reference_copies_match_the_shared_data) {
+    const fs::path shared = fs::path(hyperadapt::test::shared_data_dir()) / "reference";
+    for (const auto& name : reference_files) {
+        const auto copy = reference_file(name);
+        BOOST_TEST_REQUIRE(fs::exists(copy), copy);
+        const auto original = shared / (name + ".safetensors");
+        if (!fs::exists(original)) {
+            BOOST_TEST_MESSAGE("SKIPPED comparing " << name << ": shared data not found at " << shared);
+            continue;
+        }
+        auto bytes = [](const fs::path& p) {
+            std::ifstream in(p, std::ios::binary);
+            return std::vector<char>(std::istreambuf_iterator<char>(in), {});
+        };
+        BOOST_TEST((bytes(copy) == bytes(original)), name << ": the copy differs from " << original);
+    }
+}
+
+BOOST_AUTO_TEST_CASE_TEMPLATE(film_matches_reference, B, cpu_backends) {
+    B b;
+    safetensors_reader r(reference_file("camtl_film"));
+    comparison cmp("camtl_film");
+    film<B, double> m(b, 40, 40, "");
+    load_parameters(b, r, m);
+    auto x = load(b, r, "input.x_to_film");
+    auto c = load(b, r, "input.x_cond");
+    typename film<B, double>::context ctx;
+    cmp.check(r, "output.out", m.forward(x, c, ctx));
+    auto g = m.backward(load(b, r, "probe.R"), ctx);
+    cmp.check(r, "grad.input.x_to_film", g.input);
+    cmp.check(r, "grad.input.x_cond", g.condition);
+    cmp.template check_parameter_gradients<B>(r, m);
+    BOOST_TEST(cmp.tensors == checked_tensor_count(r));
+}
+
+BOOST_AUTO_TEST_CASE_TEMPLATE(film_with_layer_norm_matches_reference, B, cpu_backends) {
+    B b;
+    safetensors_reader r(reference_file("camtl_film_layernorm"));
+    comparison cmp("camtl_film_layernorm");
+    film<B, double> m(b, 24, 40, "", {.layer_norm = true});  // nn.LayerNorm's default eps 1e-5
+    load_parameters(b, r, m);
+    auto x = load(b, r, "input.x_to_film");
+    auto c = load(b, r, "input.x_cond");
+    typename film<B, double>::context ctx;
+    cmp.check(r, "output.out", m.forward(x, c, ctx));
+    auto g = m.backward(load(b, r, "probe.R"), ctx);
+    cmp.check(r, "grad.input.x_to_film", g.input);
+    cmp.check(r, "grad.input.x_cond", g.condition);
+    cmp.template check_parameter_gradients<B>(r, m);
+    BOOST_TEST(cmp.tensors == checked_tensor_count(r));
+}
+
+namespace {
+template <class B>
+void check_cln_reference(const std::string& file) {
+    B b;
+    safetensors_reader r(reference_file(file));
+    comparison cmp(file);
+    conditional_layer_norm<B, double> m(b, 40, 40, "");  // defaults: gain only, first example per task, 1e-12
+    load_parameters(b, r, m);
+    auto x = load(b, r, "input.input_");
+    auto c = load(b, r, "input.condition");
+    auto t = load_ids(b, r, "input.task_id");
+    typename conditional_layer_norm<B, double>::context ctx;
+    cmp.check(r, "output.out", m.forward(x, c, t, ctx));
+    auto g = m.backward(load(b, r, "probe.R"), ctx);
+    cmp.check(r, "grad.input.input_", g.input);
+    cmp.check(r, "grad.input.condition", g.condition);
+    cmp.template check_parameter_gradients<B>(r, m);
+    BOOST_TEST(cmp.tensors == checked_tensor_count(r));
+}
+}  // namespace
+
+BOOST_AUTO_TEST_CASE_TEMPLATE(cln_matches_reference, B, cpu_backends) { check_cln_reference<B>("camtl_cln"); }
+
+BOOST_AUTO_TEST_CASE_TEMPLATE(cln_reads_the_first_example_of_each_task_as_the_reference, B, cpu_backends) {
+    check_cln_reference<B>("camtl_cln_distinct_condition");
+}
+
+BOOST_AUTO_TEST_CASE_TEMPLATE(bottleneck_matches_reference, B, cpu_backends) {
+    B b;
+    safetensors_reader r(reference_file("camtl_bottleneck"));
+    comparison cmp("camtl_bottleneck");
+    conditional_bottleneck<B, double> m(b, 40, "");
+    BOOST_TEST(m.bottleneck_features() == 13u);  // 40 // 3, as the file's down_proj_layer
+    load_parameters(b, r, m);
+    auto h = load(b, r, "input.hidden_states");
+    auto c = load(b, r, "input.x_cond");
+    typename conditional_bottleneck<B, double>::context ctx;
+    cmp.check(r, "output.out", m.forward(h, c, ctx));
+    auto g = m.backward(load(b, r, "probe.R"), ctx);
+    cmp.check(r, "grad.input.hidden_states", g.hidden_states);
+    cmp.check(r, "grad.input.x_cond", g.condition);
+    cmp.template check_parameter_gradients<B>(r, m);
+    BOOST_TEST(cmp.tensors == checked_tensor_count(r));
+}
+
+BOOST_AUTO_TEST_CASE_TEMPLATE(adapter9_matches_reference, B, cpu_backends) {
+    B b;
+    safetensors_reader r(reference_file("camtl_adapter9"));
+    comparison cmp("camtl_adapter9");
+    conditional_adapter<B, double> m(b, 40, "");
+    load_parameters(b, r, m);
+    auto res = load(b, r, "input.bert_layer_input");
+    auto h = load(b, r, "input.hidden_states");
+    auto z = load(b, r, "input.task_embedding");
+    auto t = load_ids(b, r, "input.task_id");
+    typename conditional_adapter<B, double>::context ctx;
+    cmp.check(r, "output.out", m.forward(res, h, z, t, ctx));
+    auto g = m.backward(load(b, r, "probe.R"), ctx);
+    cmp.check(r, "grad.input.bert_layer_input", g.bert_layer_input);
+    cmp.check(r, "grad.input.hidden_states", g.hidden_states);
+    cmp.check(r, "grad.input.task_embedding", g.task_embedding);
+    cmp.template check_parameter_gradients<B>(r, m);
+    BOOST_TEST(cmp.tensors == checked_tensor_count(r));
+}
+
+BOOST_AUTO_TEST_CASE(parameter_names_under_a_prefix) {
+    cpu b;
+    conditional_adapter<cpu, float> m(b, 24, "encoder.layer.11.adapter");
+    const std::vector<std::string> want{
+        "encoder.layer.11.adapter.bottleneck.emb_transf.weight",
+        "encoder.layer.11.adapter.bottleneck.emb_transf.bias",
+        "encoder.layer.11.adapter.bottleneck.hidden_modulation.gb_weights.weight",
+        "encoder.layer.11.adapter.bottleneck.hidden_modulation.gb_weights.bias",
+        "encoder.layer.11.adapter.bottleneck.down_proj_layer.weight",
+        "encoder.layer.11.adapter.bottleneck.down_proj_layer.bias",
+        "encoder.layer.11.adapter.bottleneck.up_proj_layer.weight",
+        "encoder.layer.11.adapter.bottleneck.up_proj_layer.bias",
+        "encoder.layer.11.adapter.condlayernorm.weight",
+        "encoder.layer.11.adapter.condlayernorm.bias",
+        "encoder.layer.11.adapter.condlayernorm.ln_weight_modulation.gb_weights.weight",
+        "encoder.layer.11.adapter.condlayernorm.ln_weight_modulation.gb_weights.bias"};
+    BOOST_TEST(parameter_names(m) == want, boost::test_tools::per_element());
+
+    task_embedding<cpu, float> te(b, 9, 24, "task_embedding", "bert.encoder.task_transformation");
+    const std::vector<std::string> want_te{"task_embedding.weight", "bert.encoder.task_transformation.weight",
+                                           "bert.encoder.task_transformation.bias"};
+    BOOST_TEST(parameter_names(te) == want_te, boost::test_tools::per_element());
+
+    conditional_alignment<cpu, float> al(b, 24);
+    const std::vector<std::string> want_al{"conditional_alignment.gb_weights.weight",
+                                           "conditional_alignment.gb_weights.bias"};
+    BOOST_TEST(parameter_names(al) == want_al, boost::test_tools::per_element());
+
+    conditional_layer_norm<cpu, float> paper(b, 24, 24, "LayerNorm", {.variant = cln_variant::gain_and_bias});
+    const std::vector<std::string> want_paper{
+        "LayerNorm.weight", "LayerNorm.bias", "LayerNorm.ln_weight_modulation.gb_weights.weight",
+        "LayerNorm.ln_weight_modulation.gb_weights.bias", "LayerNorm.ln_bias_modulation.gb_weights.weight",
+        "LayerNorm.ln_bias_modulation.gb_weights.bias"};
+    BOOST_TEST(parameter_names(paper) == want_paper, boost::test_tools::per_element());
+}
+
+// ==== (b) finite-difference gradient checks ===========================================================
+
+BOOST_AUTO_TEST_CASE_TEMPLATE(film_gradients, B, cpu_backends) {
+    B b;
+    for (bool with_norm : {false, true})
+        for (bool rank3 : {true, false}) {
+            film<B, double> m(b, 5, 6, "film", {.layer_norm = with_norm});
+            randomize(b, m, 11);
+            auto x = rank3 ? random_tensor<B, double>(b, {3, 4, 6}, 3) : random_tensor<B, double>(b, {3, 6}, 3);
+            auto c = random_tensor<B, double>(b, {3, 5}, 4);
+            typename film<B, double>::context ctx;
+            auto r = testing::check_gradients<B>(
+                b, {{"x", &x}, {"condition", &c}}, [&](auto&& f) { m.visit_parameters(f); },
+                [&] {
+                    ctx = {};
+                    return m.forward(x, c, ctx);
+                },
+                [&](const tensor<B, double>& dy) {
+                    auto g = m.backward(dy, ctx);
+                    return std::vector<tensor<B, double>>{g.input, g.condition};
+                });
+            BOOST_TEST(r.ok, "layer_norm " << with_norm << ", rank 3 " << rank3 << ":\n" << r.report);
+        }
+}
+
+BOOST_AUTO_TEST_CASE_TEMPLATE(conditional_layer_norm_gradients, B, cpu_backends) {
+    B b;
+    const std::vector<cln_options> variants{
+        {},  // the code: gain only, first example per task
+        {.condition_rows = cln_condition_rows::per_sample},
+        {.variant = cln_variant::gain_and_bias},
+        {.variant = cln_variant::gain_and_bias, .condition_rows = cln_condition_rows::per_sample, .eps = 1e-5}};
+    for (std::size_t v = 0; v < variants.size(); ++v)
+        for (bool rank3 : {true, false}) {
+            conditional_layer_norm<B, double> m(b, 6, 5, "cln", variants[v]);
+            randomize(b, m, 21);
+            // Gains away from zero keep the normalisation well conditioned for the finite differences.
+            b.fill_uniform(6, 99, 0, 0.5, 1.5, m.weight().value.data());
+            auto x = rank3 ? random_tensor<B, double>(b, {5, 3, 6}, 3) : random_tensor<B, double>(b, {5, 6}, 3);
+            auto c = random_tensor<B, double>(b, {5, 5}, 4);  // distinct rows, even within a task
+            auto t = ids(b, {2, 0, 1, 0, 2});
+            typename conditional_layer_norm<B, double>::context ctx;
+            auto r = testing::check_gradients<B>(
+                b, {{"x", &x}, {"condition", &c}}, [&](auto&& f) { m.visit_parameters(f); },
+                [&] {
+                    ctx = {};
+                    return m.forward(x, c, t, ctx);
+                },
+                [&](const tensor<B, double>& dy) {
+                    auto g = m.backward(dy, ctx);
+                    return std::vector<tensor<B, double>>{g.input, g.condition};
+                });
+            BOOST_TEST(r.ok, "variant " << v << ", rank 3 " << rank3 << ":\n" << r.report);
+        }
+}
+
+BOOST_AUTO_TEST_CASE_TEMPLATE(conditional_bottleneck_gradients, B, cpu_backends) {
+    B b;
+    conditional_bottleneck<B, double> m(b, 7, "bottleneck");  // width 7 // 3 = 2
+    BOOST_TEST(m.bottleneck_features() == 2u);
+    randomize(b, m, 31);
+    auto h = random_tensor<B, double>(b, {3, 4, 7}, 3);
+    auto c = random_tensor<B, double>(b, {3, 7}, 4);
+    typename conditional_bottleneck<B, double>::context ctx;
+    auto r = testing::check_gradients<B>(
+        b, {{"hidden_states", &h}, {"condition", &c}}, [&](auto&& f) { m.visit_parameters(f); },
+        [&] {
+            ctx = {};
+            return m.forward(h, c, ctx);
+        },
+        [&](const tensor<B, double>& dy) {
+            auto g = m.backward(dy, ctx);
+            return std::vector<tensor<B, double>>{g.hidden_states, g.condition};
+        });
+    BOOST_TEST(r.ok, r.report);
+}
+
+BOOST_AUTO_TEST_CASE_TEMPLATE(conditional_alignment_gradients, B, cpu_backends) {
+    B b;
+    conditional_alignment<B, double> m(b, 6);
+    randomize(b, m, 41);
+    auto e = random_tensor<B, double>(b, {3, 4, 6}, 3);
+    auto z = random_tensor<B, double>(b, {3, 6}, 4);
+    typename conditional_alignment<B, double>::context ctx;
+    auto r = testing::check_gradients<B>(
+        b, {{"embeddings", &e}, {"z", &z}}, [&](auto&& f) { m.visit_parameters(f); },
+        [&] {
+            ctx = {};
+            return m.forward(e, z, ctx);
+        },
+        [&](const tensor<B, double>& dy) {
+            auto g = m.backward(dy, ctx);
+            return std::vector<tensor<B, double>>{g.embeddings, g.task_embedding};
+        });
+    BOOST_TEST(r.ok, r.report);
+}
+
+BOOST_AUTO_TEST_CASE_TEMPLATE(conditional_adapter_gradients, B, cpu_backends) {
+    B b;
+    for (auto rows : {cln_condition_rows::first_of_task, cln_condition_rows::per_sample}) {
+        conditional_adapter<B, double> m(b, 6, "adapter", {.condition_rows = rows});
+        randomize(b, m, 51);
+        b.fill_uniform(6, 98, 0, 0.5, 1.5, m.norm().weight().value.data());
+        auto res = random_tensor<B, double>(b, {4, 3, 6}, 3);
+        auto h = random_tensor<B, double>(b, {4, 3, 6}, 4);
+        auto z = random_tensor<B, double>(b, {4, 6}, 5);
+        auto t = ids(b, {1, 0, 1, 2});
+        typename conditional_adapter<B, double>::context ctx;
+        auto r = testing::check_gradients<B>(
+            b, {{"bert_layer_input", &res}, {"hidden_states", &h}, {"task_embedding", &z}},
+            [&](auto&& f) { m.visit_parameters(f); },
+            [&] {
+                ctx = {};
+                return m.forward(res, h, z, t, ctx);
+            },
+            [&](const tensor<B, double>& dy) {
+                auto g = m.backward(dy, ctx);
+                return std::vector<tensor<B, double>>{g.bert_layer_input, g.hidden_states, g.task_embedding};
+            });
+        BOOST_TEST(r.ok, r.report);
+    }
+}
+
+BOOST_AUTO_TEST_CASE_TEMPLATE(task_embedding_gradients, B, cpu_backends) {
+    B b;
+    task_embedding<B, double> m(b, 4, 5);
+    randomize(b, m, 61);
+    auto t = ids(b, {3, 0, 3, 1});
+    typename task_embedding<B, double>::context ctx;
+    // Both outputs enter the loss: y = z + z'.
+    auto r = testing::check_gradients<B>(
+        b, {}, [&](auto&& f) { m.visit_parameters(f); },
+        [&] {
+            ctx = {};
+            auto o = m.forward(t, ctx);
+            tensor<B, double> y(b, o.z.shape());
+            b.add(y.size(), o.z.data(), o.z_prime.data(), y.data());
+            return y;
+        },
+        [&](const tensor<B, double>& dy) {
+            m.backward(dy, dy, ctx);
+            return std::vector<tensor<B, double>>{};
+        });
+    BOOST_TEST(r.ok, r.report);
+    // z' alone (dz empty), and z alone (dz' empty: the transformation gets no gradient).
+    for (bool prime : {true, false}) {
+        auto r1 = testing::check_gradients<B>(
+            b, {}, [&](auto&& f) { m.visit_parameters(f); },
+            [&] {
+                ctx = {};
+                auto o = m.forward(t, ctx);
+                return prime ? o.z_prime : o.z;
+            },
+            [&](const tensor<B, double>& dy) {
+                if (prime)
+                    m.backward({}, dy, ctx);
+                else
+                    m.backward(dy, {}, ctx);
+                return std::vector<tensor<B, double>>{};
+            },
+            {.allow_zero_gradient = !prime});
+        BOOST_TEST(r1.ok, "z' only " << prime << ":\n" << r1.report);
+    }
+}
+
+// ==== (c) mixed-task batches ==========================================================================
+
+BOOST_AUTO_TEST_CASE_TEMPLATE(mixed_task_batch_rows_get_their_own_modulation, B, cpu_backends) {
+    B b;
+    const std::size_t d = 8, seq = 3;
+    task_embedding<B, double> te(b, 3, d);
+    randomize(b, te, 71);
+    film<B, double> f(b, d, d, "film");
+    randomize(b, f, 81);
+    conditional_bottleneck<B, double> cb(b, d, "bottleneck");
+    randomize(b, cb, 91);
+    // Every example carries the same features; only its task differs.
+    std::vector<double> one = random_tensor<B, double>(b, {seq, d}, 5).to_host(), all;
+    const std::vector<std::int32_t> tasks{0, 1, 0, 2};
+    for (std::size_t i = 0; i < tasks.size(); ++i) all.insert(all.end(), one.begin(), one.end());
+    auto x = tensor<B, double>::from_host(b, {tasks.size(), seq, d}, all);
+    typename task_embedding<B, double>::context tc;
+    auto z = te.forward(ids(b, tasks), tc);
+    typename film<B, double>::context fc;
+    typename conditional_bottleneck<B, double>::context bc;
+    for (const auto& y : {f.forward(x, z.z_prime, fc).to_host(), cb.forward(x, z.z_prime, bc).to_host()}) {
+        const std::size_t w = seq * d;
+        BOOST_TEST(row(y, 0, w) == row(y, 2, w), boost::test_tools::per_element());  // same task
+        BOOST_TEST((row(y, 0, w) != row(y, 1, w)));
+        BOOST_TEST((row(y, 0, w) != row(y, 3, w)));
+        BOOST_TEST((row(y, 1, w) != row(y, 3, w)));
+    }
+    // Per-example results equal the same example run alone with its own task.
+    for (std::size_t i = 0; i < tasks.size(); ++i) {
+        auto xi = tensor<B, double>::from_host(b, {1, seq, d}, one);
+        typename task_embedding<B, double>::context tci;
+        auto zi = te.forward(ids(b, {tasks[i]}), tci);
+        typename film<B, double>::context fci;
+        const auto alone = f.forward(xi, zi.z_prime, fci).to_host();
+        const auto batched = row(f.forward(x, z.z_prime, fc).to_host(), i, seq * d);
+        BOOST_TEST(hyperadapt::test::max_abs_diff(alone, batched) < 1e-14);
+    }
+}
+
+BOOST_AUTO_TEST_CASE_TEMPLATE(cln_first_example_of_each_task_drives_the_task, B, cpu_backends) {
+    B b;
+    const std::size_t d = 6, seq = 2;
+    std::vector<double> one = random_tensor<B, double>(b, {seq, d}, 5).to_host(), all;
+    const std::vector<std::int32_t> tasks{2, 0, 1, 0, 2};
+    for (std::size_t i = 0; i < tasks.size(); ++i) all.insert(all.end(), one.begin(), one.end());
+    auto x = tensor<B, double>::from_host(b, {tasks.size(), seq, d}, all);
+    auto c = random_tensor<B, double>(b, {tasks.size(), d}, 6);  // every row distinct
+    const std::size_t w = seq * d;
+    for (auto rows : {cln_condition_rows::first_of_task, cln_condition_rows::per_sample}) {
+        conditional_layer_norm<B, double> m(b, d, d, "cln", {.condition_rows = rows});
+        randomize(b, m, 7);
+        typename conditional_layer_norm<B, double>::context ctx;
+        const auto y = m.forward(x, c, ids(b, tasks), ctx).to_host();
+        if (rows == cln_condition_rows::first_of_task) {
+            // Examples 3 and 4 repeat tasks 0 and 2: they use the conditions of examples 1 and 0.
+            BOOST_TEST(row(y, 3, w) == row(y, 1, w), boost::test_tools::per_element());
+            BOOST_TEST(row(y, 4, w) == row(y, 0, w), boost::test_tools::per_element());
+            BOOST_TEST((row(y, 0, w) != row(y, 1, w)));
+            BOOST_TEST((row(y, 1, w) != row(y, 2, w)));
+            // Only the rows read get a condition gradient.
+            auto dy = random_tensor<B, double>(b, x.shape(), 8);
+            const auto dc = m.backward(dy, ctx).condition.to_host();
+            for (std::size_t i : {3u, 4u}) BOOST_TEST(row(dc, i, d) == std::vector<double>(d, 0.0), boost::test_tools::per_element());
+            for (std::size_t i : {0u, 1u, 2u}) BOOST_TEST((row(dc, i, d) != std::vector<double>(d, 0.0)));
+        } else {
+            BOOST_TEST((row(y, 3, w) != row(y, 1, w)));
+            BOOST_TEST((row(y, 4, w) != row(y, 0, w)));
+        }
+    }
+}
+
+BOOST_AUTO_TEST_CASE(float_adapter_agrees_with_double) {
+    cpu b;
+    conditional_adapter<cpu, double> md(b, 12, "adapter");
+    conditional_adapter<cpu, float> mf(b, 12, "adapter");
+    randomize(b, md, 101, 0.3);
+    std::vector<std::vector<double>> values;
+    md.visit_parameters([&](const std::string&, parameter<cpu, double>& p) { values.push_back(p.value.to_host()); });
+    std::size_t k = 0;
+    mf.visit_parameters([&](const std::string&, parameter<cpu, float>& p) {
+        std::vector<float> v(values[k].begin(), values[k].end());
+        b.copy_from_host(v.data(), p.value.data(), v.size());
+        ++k;
+    });
+    auto to_float = [&](const tensor<cpu, double>& t) {
+        auto h = t.to_host();
+        std::vector<float> f(h.begin(), h.end());
+        return tensor<cpu, float>::from_host(b, t.shape(), f);
+    };
+    auto res = random_tensor<cpu, double>(b, {3, 4, 12}, 1);
+    auto h = random_tensor<cpu, double>(b, {3, 4, 12}, 2);
+    auto z = random_tensor<cpu, double>(b, {3, 12}, 3);
+    auto t = ids(b, {1, 0, 1});
+    typename conditional_adapter<cpu, double>::context cd;
+    typename conditional_adapter<cpu, float>::context cf;
+    const auto yd = md.forward(res, h, z, t, cd).to_host();
+    const auto yf = mf.forward(to_float(res), to_float(h), to_float(z), t, cf).to_host();
+    for (std::size_t i = 0; i < yd.size(); ++i) BOOST_TEST(std::abs(yd[i] - static_cast<double>(yf[i])) < 1e-4);
+}
+
+BOOST_AUTO_TEST_CASE(frozen_parameters_get_no_gradient_and_inputs_still_do) {
+    cpu b;
+    conditional_layer_norm<cpu, double> m(b, 6, 6, "cln", {.variant = cln_variant::gain_and_bias});
+    randomize(b, m, 3);
+    freeze(m, "cln\\.(weight|bias)$|ln_weight_modulation");
+    auto x = random_tensor<cpu, double>(b, {2, 3, 6}, 1);
+    auto c = random_tensor<cpu, double>(b, {2, 6}, 2);
+    typename conditional_layer_norm<cpu, double>::context ctx;
+    (void)m.forward(x, c, ids(b, {0, 1}), ctx);
+    auto g = m.backward(random_tensor<cpu, double>(b, x.shape(), 3), ctx);
+    BOOST_TEST(!m.weight().trainable());
+    BOOST_TEST(!m.bias().trainable());
+    BOOST_TEST(g.condition.to_host() != std::vector<double>(12, 0.0));
+    BOOST_TEST((g.input.shape() == x.shape()));
+}
+
+// ==== (d) shape errors name the module ================================================================
+
+BOOST_AUTO_TEST_CASE(bad_shapes_throw_shape_error_naming_the_module) {
+    cpu b;
+    using T = float;
+    auto t = [&](shape s) { return tensor<cpu, T>::zeros(b, s); };
+
+    film<cpu, T> f(b, 4, 6, "encoder.film");
+    typename film<cpu, T>::context fc;
+    expect_shape_error([&] { (void)f.forward(t({2, 3, 5}), t({2, 4}), fc); }, "encoder.film");
+    expect_shape_error([&] { (void)f.forward(t({2, 3, 6}), t({3, 4}), fc); }, "encoder.film");
+    expect_shape_error([&] { (void)f.forward(t({2, 3, 6}), t({2, 5}), fc); }, "encoder.film");
+    expect_shape_error([&] { (void)f.forward(t({6}), t({1, 4}), fc); }, "encoder.film");
+    (void)f.forward(t({2, 3, 6}), t({2, 4}), fc);
+    expect_shape_error([&] { (void)f.backward(t({2, 4, 6}), fc); }, "encoder.film");
+
+    conditional_layer_norm<cpu, T> n(b, 6, 4, "layer.7.output.LayerNorm");
+    typename conditional_layer_norm<cpu, T>::context nc;
+    const std::string nn = "layer.7.output.LayerNorm";
+    expect_shape_error([&] { (void)n.forward(t({2, 3, 5}), t({2, 4}), ids(b, {0, 1}), nc); }, nn);
+    expect_shape_error([&] { (void)n.forward(t({2, 3, 6}), t({2, 6}), ids(b, {0, 1}), nc); }, nn);
+    expect_shape_error([&] { (void)n.forward(t({2, 3, 6}), t({2, 4}), ids(b, {0, 1, 2}), nc); }, nn);
+    expect_shape_error([&] { (void)n.forward(t({2, 3, 6}), t({2, 4}), {}, nc); }, nn);  // ids required
+
+    conditional_bottleneck<cpu, T> cb(b, 6, "layer.11.adapter.bottleneck");
+    typename conditional_bottleneck<cpu, T>::context bc;
+    expect_shape_error([&] { (void)cb.forward(t({2, 3, 7}), t({2, 6}), bc); }, "layer.11.adapter.bottleneck");
+    expect_shape_error([&] { (void)cb.forward(t({2, 3, 6}), t({1, 6}), bc); }, "layer.11.adapter.bottleneck");
+
+    conditional_adapter<cpu, T> ad(b, 6, "layer.11.adapter");
+    typename conditional_adapter<cpu, T>::context ac;
+    expect_shape_error([&] { (void)ad.forward(t({2, 4, 6}), t({2, 3, 6}), t({2, 6}), ids(b, {0, 1}), ac); },
+                       "layer.11.adapter");
+    expect_shape_error([&] { (void)ad.forward(t({2, 3, 6}), t({2, 3, 6}), t({2, 5}), ids(b, {0, 1}), ac); },
+                       "layer.11.adapter.bottleneck");
+    expect_shape_error([&] { (void)ad.forward(t({2, 3, 6}), t({2, 3, 6}), t({2, 6}), ids(b, {0}), ac); },
+                       "layer.11.adapter.condlayernorm");
+
+    conditional_alignment<cpu, T> al(b, 6);
+    typename conditional_alignment<cpu, T>::context alc;
+    expect_shape_error([&] { (void)al.forward(t({2, 6}), t({2, 6}), alc); }, "conditional_alignment");
+    expect_shape_error([&] { (void)al.forward(t({2, 3, 6}), t({3, 6}), alc); }, "conditional_alignment");
+
+    task_embedding<cpu, T> te(b, 3, 6);
+    typename task_embedding<cpu, T>::context tc;
+    expect_shape_error([&] { (void)te.forward(tensor<cpu, std::int32_t>::from_host(b, {1, 2}, std::vector<std::int32_t>{0, 1}), tc); },
+                       "task_embedding");
+    BOOST_CHECK_THROW((void)te.forward(ids(b, {0, 3}), tc), error);  // id out of range
+    (void)te.forward(ids(b, {0, 2}), tc);
+    expect_shape_error([&] { te.backward(t({3, 6}), {}, tc); }, "task_embedding");
+}
+
+BOOST_AUTO_TEST_CASE(bad_configurations_throw_config_error) {
+    cpu b;
+    BOOST_CHECK_THROW((conditional_bottleneck<cpu, float>(b, 2, "bottleneck")), config_error);  // 2 // 3 == 0
+    BOOST_CHECK_THROW((film<cpu, float>(b, 0, 4, "film")), config_error);
+    BOOST_CHECK_THROW((conditional_layer_norm<cpu, float>(b, 4, 4, "cln", {.eps = 0})), config_error);
+}
