@@ -122,6 +122,12 @@ struct comparison {
     }
 };
 
+/// "file [provider]": the reference tests run once per GEMM provider.
+template <class B>
+std::string label(const std::string& file) {
+    return file + " [" + B::gemm_provider::name + "]";
+}
+
 /// Counts the file's output.* and grad.* tensors, so a test cannot skip one silently.
 std::size_t checked_tensor_count(const safetensors_reader& r) {
     std::size_t n = 0;
@@ -185,7 +191,7 @@ BOOST_AUTO_TEST_CASE(reference_copies_match_the_shared_data) {
 BOOST_AUTO_TEST_CASE_TEMPLATE(film_matches_reference, B, cpu_backends) {
     B b;
     safetensors_reader r(reference_file("camtl_film"));
-    comparison cmp("camtl_film");
+    comparison cmp(label<B>("camtl_film"));
     film<B, double> m(b, 40, 40, "");
     load_parameters(b, r, m);
     auto x = load(b, r, "input.x_to_film");
@@ -202,7 +208,7 @@ BOOST_AUTO_TEST_CASE_TEMPLATE(film_matches_reference, B, cpu_backends) {
 BOOST_AUTO_TEST_CASE_TEMPLATE(film_with_layer_norm_matches_reference, B, cpu_backends) {
     B b;
     safetensors_reader r(reference_file("camtl_film_layernorm"));
-    comparison cmp("camtl_film_layernorm");
+    comparison cmp(label<B>("camtl_film_layernorm"));
     film<B, double> m(b, 24, 40, "", {.layer_norm = true});  // nn.LayerNorm's default eps 1e-5
     load_parameters(b, r, m);
     auto x = load(b, r, "input.x_to_film");
@@ -221,7 +227,7 @@ template <class B>
 void check_cln_reference(const std::string& file) {
     B b;
     safetensors_reader r(reference_file(file));
-    comparison cmp(file);
+    comparison cmp(label<B>(file));
     conditional_layer_norm<B, double> m(b, 40, 40, "");  // defaults: gain only, first example per task, 1e-12
     load_parameters(b, r, m);
     auto x = load(b, r, "input.input_");
@@ -246,7 +252,7 @@ BOOST_AUTO_TEST_CASE_TEMPLATE(cln_reads_the_first_example_of_each_task_as_the_re
 BOOST_AUTO_TEST_CASE_TEMPLATE(bottleneck_matches_reference, B, cpu_backends) {
     B b;
     safetensors_reader r(reference_file("camtl_bottleneck"));
-    comparison cmp("camtl_bottleneck");
+    comparison cmp(label<B>("camtl_bottleneck"));
     conditional_bottleneck<B, double> m(b, 40, "");
     BOOST_TEST(m.bottleneck_features() == 13u);  // 40 // 3, as the file's down_proj_layer
     load_parameters(b, r, m);
@@ -264,7 +270,7 @@ BOOST_AUTO_TEST_CASE_TEMPLATE(bottleneck_matches_reference, B, cpu_backends) {
 BOOST_AUTO_TEST_CASE_TEMPLATE(adapter9_matches_reference, B, cpu_backends) {
     B b;
     safetensors_reader r(reference_file("camtl_adapter9"));
-    comparison cmp("camtl_adapter9");
+    comparison cmp(label<B>("camtl_adapter9"));
     conditional_adapter<B, double> m(b, 40, "");
     load_parameters(b, r, m);
     auto res = load(b, r, "input.bert_layer_input");
