@@ -31,8 +31,8 @@ from transformers import BertTokenizer
 
 EXPECTED_TRANSFORMERS = "4.40.2"
 MAX_LENGTH = 128
-FULL_IDS_PER_SOURCE = 10      # the first rows of every source keep their full ids for readable diffs
-FULL_IDS_NON_ASCII = 120      # and so do the first non-ASCII sentences
+FULL_IDS_PER_SOURCE = 0       # no full ids: token ids are the text, and task text must not enter the repository
+FULL_IDS_NON_ASCII = 0        # (hashes and counts only)
 FULL_PAIR_IDS_PER_SOURCE = 4
 
 # id, path under the shared data folder, format, header line to skip, text fields (TSV: name:column),
