@@ -40,6 +40,16 @@ void cpu_reference<T>::axpy(std::size_t n, T alpha, const T* x, T* y) {
     backend().axpy(n, alpha, x, y);
 }
 template <class T>
+void cpu_reference<T>::mul_row_vector(std::size_t rows, std::size_t cols, const T* x, std::size_t ldx, const T* v,
+                                      T* y, std::size_t ldy, bool accumulate) {
+    backend().mul_row_vector(rows, cols, x, ldx, v, y, ldy, accumulate);
+}
+template <class T>
+void cpu_reference<T>::column_dots(std::size_t rows, std::size_t cols, const T* x, const T* y, std::size_t ld, T* out,
+                                   bool accumulate) {
+    backend().column_dots(rows, cols, x, y, ld, out, accumulate);
+}
+template <class T>
 void cpu_reference<T>::add(std::size_t n, const T* a, const T* b, T* out) {
     backend().add(n, a, b, out);
 }

@@ -24,6 +24,10 @@ struct cpu_reference {
     static void add_row_vector(std::size_t rows, std::size_t cols, const T* v, T* x);
     static void accumulate_column_sums(std::size_t rows, std::size_t cols, const T* x, T* out);
     static void axpy(std::size_t n, T alpha, const T* x, T* y);
+    static void mul_row_vector(std::size_t rows, std::size_t cols, const T* x, std::size_t ldx, const T* v, T* y,
+                               std::size_t ldy, bool accumulate);
+    static void column_dots(std::size_t rows, std::size_t cols, const T* x, const T* y, std::size_t ld, T* out,
+                            bool accumulate);
     static void add(std::size_t n, const T* a, const T* b, T* out);
     static void scale(std::size_t n, T alpha, T* x);
     static void gelu_forward(std::size_t n, const T* x, T* y);

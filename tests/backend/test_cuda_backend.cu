@@ -427,6 +427,19 @@ BOOST_AUTO_TEST_CASE_TEMPLATE(linear_primitives_match_cpu_exactly, T, real_types
         cpu_reference<T>::axpy(x.size(), T(-3), x.data(), want.data());
         check_equal(download(b, dy), want, "axpy");
     }
+    for (const bool accumulate : {false, true}) {  // FiLM's primitives, on a strided view (ld = cols + 3)
+        const std::size_t ld = cols + 3;
+        const auto xs = int_values<T>(rows * ld, 46), ys = int_values<T>(rows * ld, 47);
+        auto dx = upload(b, xs), dv = upload(b, v), dy = upload(b, ys), dacc = upload(b, acc);
+        b.mul_row_vector(rows, cols, dx.data(), ld, dv.data(), dy.data(), ld, accumulate);
+        auto want = ys;
+        cpu_reference<T>::mul_row_vector(rows, cols, xs.data(), ld, v.data(), want.data(), ld, accumulate);
+        check_equal(download(b, dy), want, "mul_row_vector");
+        b.column_dots(rows, cols, dx.data(), dx.data(), ld, dacc.data(), accumulate);
+        auto want_dots = acc;
+        cpu_reference<T>::column_dots(rows, cols, xs.data(), xs.data(), ld, want_dots.data(), accumulate);
+        check_equal(download(b, dacc), want_dots, "column_dots");
+    }
 }
 
 // ---- element-wise --------------------------------------------------------------------------------------

@@ -65,6 +65,8 @@ concept elementwise_backend =
     requires(B& b, std::size_t n, std::uint64_t u, float* f, const float* cf, double* d, const double* cd,
              const std::int32_t* ids, const std::uint8_t* mask, std::int32_t* ids_out, std::uint8_t* mask_out) {
         b.add(n, cf, cf, f);
+        b.mul_row_vector(n, n, cf, n, cf, f, n, true);
+        b.column_dots(n, n, cf, cf, n, f, true);
         b.scale(n, 1.0f, f);
         b.gelu_forward(n, cf, f);
         b.gelu_backward(n, cf, cf, f);
@@ -87,6 +89,8 @@ concept elementwise_backend =
         b.adamw_update(n, 1.0f, 0.9f, 0.999f, 1e-8f, 0.01f, 1.0f, 1.0f, cf, f, f, f);
         // Every primitive in double too: gradient checks run the same layers in double precision.
         b.add(n, cd, cd, d);
+        b.mul_row_vector(n, n, cd, n, cd, d, n, true);
+        b.column_dots(n, n, cd, cd, n, d, true);
         b.scale(n, 1.0, d);
         b.gelu_forward(n, cd, d);
         b.gelu_backward(n, cd, cd, d);

@@ -186,6 +186,38 @@ public:
         }
     }
 
+    /// y[r, c] (+)= x[r, c] * v[c] for a (rows, cols) matrix with row strides ldx, ldy (FiLM's modulation).
+    template <class T>
+    void mul_row_vector(std::size_t rows, std::size_t cols, const T* x, std::size_t ldx, const T* v, T* y,
+                        std::size_t ldy, bool accumulate) {
+        const auto nr = static_cast<std::ptrdiff_t>(rows);
+        const detail::const_array_map<T> vv(v, static_cast<Eigen::Index>(cols));
+#pragma omp parallel for num_threads(opts_.threads) schedule(static) if (rows * cols > detail::parallel_threshold)
+        for (std::ptrdiff_t r = 0; r < nr; ++r) {
+            auto yr = arr(y + static_cast<std::size_t>(r) * ldy, cols);
+            const auto xr = carr(x + static_cast<std::size_t>(r) * ldx, cols);
+            if (accumulate)
+                yr += xr * vv;
+            else
+                yr = xr * vv;
+        }
+    }
+    /// out[c] (+)= sum_r x[r, c] * y[r, c] for (rows, cols) matrices with row stride ld (FiLM's gain gradient).
+    template <class T>
+    void column_dots(std::size_t rows, std::size_t cols, const T* x, const T* y, std::size_t ld, T* out,
+                     bool accumulate) {
+        const std::size_t chunk = std::max<std::size_t>(64, (cols + static_cast<std::size_t>(opts_.threads) - 1) /
+                                                                static_cast<std::size_t>(opts_.threads));
+        const auto nchunks = static_cast<std::ptrdiff_t>((cols + chunk - 1) / chunk);
+#pragma omp parallel for num_threads(opts_.threads) schedule(static) if (rows * cols > detail::parallel_threshold)
+        for (std::ptrdiff_t ci = 0; ci < nchunks; ++ci) {
+            const std::size_t c0 = static_cast<std::size_t>(ci) * chunk, w = std::min(chunk, cols - c0);
+            auto acc = arr(out + c0, w);
+            if (!accumulate) acc.setZero();
+            for (std::size_t r = 0; r < rows; ++r) acc += carr(x + r * ld + c0, w) * carr(y + r * ld + c0, w);
+        }
+    }
+
     /// y += alpha * x.
     template <class T>
     void axpy(std::size_t n, T alpha, const T* x, T* y) {

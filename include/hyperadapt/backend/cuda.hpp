@@ -399,6 +399,23 @@ public:
         HYPERADAPT_CUDA_LAUNCH(detail::ck::accumulate_column_sums<T>, column_tiles(cols),
                                dim3(detail::ck::tile_cols, detail::ck::tile_rows), stream_, rows, cols, x, out);
     }
+    /// y[r, c] (+)= x[r, c] * v[c] for a (rows, cols) matrix with row strides ldx, ldy (FiLM's modulation).
+    template <class T>
+    void mul_row_vector(std::size_t rows, std::size_t cols, const T* x, std::size_t ldx, const T* v, T* y,
+                        std::size_t ldy, bool accumulate) {
+        const std::size_t n = rows * cols;
+        if (n) HYPERADAPT_CUDA_LAUNCH(detail::ck::mul_row_vector<T>, grid_for(n), block_for(n), stream_, rows, cols, x,
+                                      ldx, v, y, ldy, accumulate);
+    }
+    /// out[c] (+)= sum_r x[r, c] * y[r, c] (FiLM's gain gradient).
+    template <class T>
+    void column_dots(std::size_t rows, std::size_t cols, const T* x, const T* y, std::size_t ld, T* out,
+                     bool accumulate) {
+        if (cols == 0) return;
+        HYPERADAPT_CUDA_LAUNCH(detail::ck::column_dots<T>, column_tiles(cols),
+                               dim3(detail::ck::tile_cols, detail::ck::tile_rows), stream_, rows, cols, x, y, ld, out,
+                               accumulate);
+    }
     /// y += alpha * x.
     template <class T>
     void axpy(std::size_t n, T alpha, const T* x, T* y) {

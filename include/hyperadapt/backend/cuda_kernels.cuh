@@ -123,6 +123,36 @@ __global__ void accumulate_column_sums(std::size_t rows, std::size_t cols, const
     }
 }
 
+/// y[r, c] (+)= x[r, c] * v[c], with row strides ldx and ldy.
+template <class T>
+__global__ void mul_row_vector(std::size_t rows, std::size_t cols, const T* x, std::size_t ldx, const T* v, T* y,
+                               std::size_t ldy, bool accumulate) {
+    const std::size_t n = rows * cols;
+    for (std::size_t i = thread_index(); i < n; i += thread_count()) {
+        const std::size_t r = i / cols, c = i % cols;
+        const T p = x[r * ldx + c] * v[c];
+        y[r * ldy + c] = accumulate ? y[r * ldy + c] + p : p;
+    }
+}
+
+/// out[c] (+)= sum_r x[r, c] * y[r, c], row stride ld. Layout as accumulate_column_sums.
+template <class T>
+__global__ void column_dots(std::size_t rows, std::size_t cols, const T* x, const T* y, std::size_t ld, T* out,
+                            bool accumulate) {
+    __shared__ T partial[tile_rows][tile_cols + 1];
+    const std::size_t c = static_cast<std::size_t>(blockIdx.x) * tile_cols + threadIdx.x;
+    T acc = T(0);
+    if (c < cols)
+        for (std::size_t r = threadIdx.y; r < rows; r += tile_rows) acc += x[r * ld + c] * y[r * ld + c];
+    partial[threadIdx.y][threadIdx.x] = acc;
+    __syncthreads();
+    if (threadIdx.y == 0 && c < cols) {
+        T s = partial[0][threadIdx.x];
+        for (unsigned k = 1; k < tile_rows; ++k) s += partial[k][threadIdx.x];
+        out[c] = accumulate ? out[c] + s : s;
+    }
+}
+
 template <class T>
 __global__ void axpy(std::size_t n, T alpha, const T* x, T* y) {
     for (std::size_t i = thread_index(); i < n; i += thread_count()) y[i] += alpha * x[i];
