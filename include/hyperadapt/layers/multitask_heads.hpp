@@ -1,0 +1,160 @@
+#pragma once
+// One output head per task on a shared pooled representation, for batches that mix tasks (CA-MTL §1.7):
+// each row goes through its own task's head (dropout -> linear, classification or regression), each task
+// present in the batch gets its mean loss (cross-entropy or MSE), and the batch loss is the mean over the
+// tasks present, so every task counts equally whatever its number of rows.
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "hyperadapt/layers/heads.hpp"
+#include "hyperadapt/loss/cross_entropy.hpp"
+#include "hyperadapt/loss/mse.hpp"
+
+namespace hyperadapt {
+
+struct task_head_spec {
+    std::string name;        ///< used in parameter names: "heads.<name>.weight"
+    std::size_t num_labels;  ///< classes; 1 means a regression task (MSE on a single output)
+};
+
+template <elementwise_backend B, class T = float>
+class multitask_heads {
+public:
+    using backend_type = B;
+    using value_type = T;
+    using ids_type = tensor<B, std::int32_t>;
+
+    struct task_part {
+        std::size_t task = 0;
+        std::vector<std::int32_t> rows;  // batch rows of this task
+        ids_type row_ids;
+        typename classification_head<B, T>::context head;
+        typename cross_entropy_loss<B, T>::context ce;
+        typename mse_loss<B, T>::context mse;
+        double loss = 0;
+    };
+    struct context {
+        std::vector<task_part> parts;
+        std::size_t batch = 0;
+        double loss = 0;
+    };
+
+    multitask_heads(B& backend, std::size_t hidden, std::vector<task_head_spec> tasks, T dropout_p = T(0.1),
+                    std::string prefix = "heads")
+        : backend_(&backend), name_(std::move(prefix)), hidden_(hidden), specs_(std::move(tasks)), ce_(backend),
+          mse_(backend) {
+        if (specs_.empty()) throw config_error(name_ + ": at least one task head is needed");
+        heads_.reserve(specs_.size());
+        for (const auto& s : specs_) {
+            if (s.num_labels == 0) throw config_error(name_ + ": task '" + s.name + "' has 0 labels");
+            heads_.emplace_back(backend, hidden, s.num_labels, dropout_p, join_name(name_, s.name));
+        }
+    }
+
+    template <class Rng>
+    void initialize(Rng& rng, T stddev = T(0.02)) {
+        for (auto& h : heads_) h.initialize(rng, stddev);
+    }
+
+    [[nodiscard]] const std::string& name() const noexcept { return name_; }
+    [[nodiscard]] std::size_t num_tasks() const noexcept { return specs_.size(); }
+    [[nodiscard]] const task_head_spec& spec(std::size_t t) const { return specs_.at(t); }
+    [[nodiscard]] bool is_regression(std::size_t t) const { return specs_.at(t).num_labels == 1; }
+
+    /// Per-row head outputs (logits, or the score for a regression task), at inference: one vector per row.
+    std::vector<std::vector<T>> outputs(const tensor<B, T>& pooled, const std::vector<std::int32_t>& task_of_row,
+                                        run_mode mode = {}) const {
+        std::vector<std::vector<T>> out(task_of_row.size());
+        for (std::size_t t = 0; t < heads_.size(); ++t) {
+            std::vector<std::int32_t> rows;
+            for (std::size_t r = 0; r < task_of_row.size(); ++r)
+                if (static_cast<std::size_t>(task_of_row[r]) == t) rows.push_back(static_cast<std::int32_t>(r));
+            if (rows.empty()) continue;
+            typename classification_head<B, T>::context hctx;
+            const auto y = heads_[t].forward(gather(pooled, rows), hctx, mode).to_host();
+            const std::size_t c = specs_[t].num_labels;
+            for (std::size_t i = 0; i < rows.size(); ++i)
+                out[static_cast<std::size_t>(rows[i])].assign(y.begin() + static_cast<std::ptrdiff_t>(i * c),
+                                                              y.begin() + static_cast<std::ptrdiff_t>((i + 1) * c));
+        }
+        return out;
+    }
+
+    /// Batch loss: the mean over tasks present of each task's mean loss. labels: class id per row (any value
+    /// for regression rows); scores: target per row (any value for classification rows).
+    double forward_loss(const tensor<B, T>& pooled, const std::vector<std::int32_t>& task_of_row,
+                        const std::vector<std::int32_t>& labels, const std::vector<float>& scores, context& ctx,
+                        run_mode mode) const {
+        if (pooled.shape().rank() != 2 || pooled.cols() != hidden_ || pooled.rows() != task_of_row.size())
+            throw shape_error(name_ + ": pooled input has shape " + pooled.shape().str() + ", expected (" +
+                              std::to_string(task_of_row.size()) + ", " + std::to_string(hidden_) + ")");
+        ctx = {};
+        ctx.batch = task_of_row.size();
+        for (std::size_t t = 0; t < heads_.size(); ++t) {
+            task_part part;
+            part.task = t;
+            for (std::size_t r = 0; r < task_of_row.size(); ++r) {
+                if (task_of_row[r] < 0 || static_cast<std::size_t>(task_of_row[r]) >= heads_.size())
+                    throw config_error(name_ + ": row " + std::to_string(r) + " has task id " +
+                                       std::to_string(task_of_row[r]) + "; there are " +
+                                       std::to_string(heads_.size()) + " task heads");
+                if (static_cast<std::size_t>(task_of_row[r]) == t) part.rows.push_back(static_cast<std::int32_t>(r));
+            }
+            if (part.rows.empty()) continue;
+            part.row_ids = ids_type::from_host(*backend_, {part.rows.size()}, part.rows);
+            const auto y = heads_[t].forward(gather(pooled, part.row_ids), part.head, mode);
+            if (is_regression(t)) {
+                std::vector<T> target;
+                for (auto r : part.rows) target.push_back(static_cast<T>(scores[static_cast<std::size_t>(r)]));
+                part.loss = mse_.forward(y, tensor<B, T>::from_host(*backend_, {part.rows.size(), 1}, target), part.mse);
+            } else {
+                std::vector<std::int32_t> lab;
+                for (auto r : part.rows) lab.push_back(labels[static_cast<std::size_t>(r)]);
+                part.loss = ce_.forward(y, ids_type::from_host(*backend_, {part.rows.size()}, lab), part.ce);
+            }
+            ctx.loss += part.loss;
+            ctx.parts.push_back(std::move(part));
+        }
+        ctx.loss /= static_cast<double>(ctx.parts.size());
+        return ctx.loss;
+    }
+
+    /// Gradient of `loss_scale` x the batch loss with respect to `pooled`; accumulates the heads' parameter
+    /// gradients.
+    tensor<B, T> backward(context& ctx, T loss_scale = T(1)) {
+        auto dpooled = tensor<B, T>::zeros(*backend_, {ctx.batch, hidden_});
+        const T scale = loss_scale / static_cast<T>(ctx.parts.size());
+        for (auto& part : ctx.parts) {
+            const auto dy = is_regression(part.task) ? mse_.backward(part.mse, scale) : ce_.backward(part.ce, scale);
+            const auto drows = heads_[part.task].backward(dy, part.head);
+            backend_->scatter_add_rows(part.rows.size(), hidden_, drows.data(), part.row_ids.data(), dpooled.data());
+        }
+        return dpooled;
+    }
+
+    template <class F>
+    void visit_parameters(F&& f) {
+        for (auto& h : heads_) h.visit_parameters(f);
+    }
+
+private:
+    tensor<B, T> gather(const tensor<B, T>& pooled, const ids_type& rows) const {
+        tensor<B, T> out(*backend_, {rows.size(), hidden_});
+        backend_->gather_rows(rows.size(), hidden_, pooled.data(), rows.data(), out.data());
+        return out;
+    }
+    tensor<B, T> gather(const tensor<B, T>& pooled, const std::vector<std::int32_t>& rows) const {
+        return gather(pooled, ids_type::from_host(*backend_, {rows.size()}, rows));
+    }
+
+    B* backend_;
+    std::string name_;
+    std::size_t hidden_;
+    std::vector<task_head_spec> specs_;
+    std::vector<classification_head<B, T>> heads_;
+    cross_entropy_loss<B, T> ce_;
+    mse_loss<B, T> mse_;
+};
+
+}  // namespace hyperadapt

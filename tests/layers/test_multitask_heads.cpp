@@ -1,0 +1,54 @@
+#define BOOST_TEST_MODULE layers_multitask_heads
+#include <boost/test/unit_test.hpp>
+
+#include "hyperadapt/layers/multitask_heads.hpp"
+#include "hyperadapt/testing/gradcheck.hpp"
+#include "support/backends.hpp"
+
+using namespace hyperadapt;
+using hyperadapt::test::cpu_backends;
+using hyperadapt::test::random_tensor;
+
+BOOST_AUTO_TEST_CASE_TEMPLATE(mixed_task_loss_gradients, B, cpu_backends) {
+    B b;
+    multitask_heads<B, double> heads(b, 6, {{"rte", 2}, {"stsb", 1}, {"cola", 3}}, 0.2);
+    rng_stream init(1);
+    heads.initialize(init, 0.5);
+    auto pooled = random_tensor<B, double>(b, {7, 6}, 3);
+    const std::vector<std::int32_t> task{0, 1, 2, 0, 1, 0, 2}, labels{1, -1, 2, 0, -1, 1, 0};
+    const std::vector<float> scores{0, 3.5f, 0, 0, 1.25f, 0, 0};
+    typename multitask_heads<B, double>::context ctx;
+    // The checker differentiates r * y for a random r; y is the scalar batch loss here.
+    auto r = testing::check_gradients<B>(
+        b, {{"pooled", &pooled}}, [&](auto&& f) { heads.visit_parameters(f); },
+        [&] {
+            rng_stream rr(4);
+            const double l = heads.forward_loss(pooled, task, labels, scores, ctx, run_mode::train(rr));
+            return tensor<B, double>::from_host(b, {1}, std::vector<double>{l});
+        },
+        [&](const tensor<B, double>& dy) {
+            return std::vector<tensor<B, double>>{heads.backward(ctx, dy.to_host()[0])};
+        });
+    BOOST_TEST(r.ok, r.report);
+}
+
+BOOST_AUTO_TEST_CASE(each_task_counts_equally) {
+    cpu b;
+    multitask_heads<cpu, double> heads(b, 4, {{"a", 2}, {"b", 2}}, 0.0);
+    rng_stream init(2);
+    heads.initialize(init, 0.5);
+    auto pooled = random_tensor<cpu, double>(b, {5, 4}, 9);
+    multitask_heads<cpu, double>::context ctx, c1, c2;
+    const double all = heads.forward_loss(pooled, {0, 0, 0, 0, 1}, {1, 0, 1, 1, 0}, {0, 0, 0, 0, 0}, ctx, {});
+    const double a = heads.forward_loss(pooled.row_range(0, 4).clone(), {0, 0, 0, 0}, {1, 0, 1, 1}, {0, 0, 0, 0}, c1, {});
+    const double bb = heads.forward_loss(pooled.row_range(4, 1).clone(), {1}, {0}, {0}, c2, {});
+    BOOST_TEST(std::abs(all - 0.5 * (a + bb)) < 1e-12);
+}
+
+BOOST_AUTO_TEST_CASE(bad_task_id_names_the_heads) {
+    cpu b;
+    multitask_heads<cpu, float> heads(b, 4, {{"a", 2}});
+    multitask_heads<cpu, float>::context ctx;
+    tensor<cpu, float> pooled = tensor<cpu, float>::zeros(b, {1, 4});
+    BOOST_CHECK_THROW((void)heads.forward_loss(pooled, {3}, {0}, {0}, ctx, {}), config_error);
+}
