@@ -374,6 +374,22 @@ BOOST_AUTO_TEST_CASE(all_zero_entropy_scores_zero) {
     BOOST_TEST(r.max_task_mean == 0.0);
 }
 
+BOOST_AUTO_TEST_CASE(regression_outputs_and_epsilon) {
+    // A regression head's output is never a probability or an entropy: Ĥ = 0 even with epsilon = 0
+    // (log 1 + 0 = 0 would divide 0 by 0) and with output_kind::probabilities (its output may be negative).
+    const std::vector<double> cls{0.2, 0.8, 0.5, 0.5}, reg{-1.5, 2.0};
+    const std::vector<std::span<const double>> blocks{cls, reg};
+    const std::vector<std::size_t> classes{2, 1};
+    const std::vector<score_borrowing> borrow{{1, 0}};
+    const auto r = mt_uncertainty_scores(blocks, classes, 4, {.input = output_kind::probabilities, .epsilon = 0.0}, borrow);
+    BOOST_TEST(r.normalized_entropy[2] == 0.0);
+    BOOST_TEST(r.normalized_entropy[3] == 0.0);
+    BOOST_TEST(std::abs(r.normalized_entropy[1] - 1.0) <= 1e-15);  // a uniform prediction: exactly log 2 / log 2
+    BOOST_TEST(r.scores[2] == r.scores[0]);
+    BOOST_TEST(r.scores[3] == r.scores[1]);
+    BOOST_TEST(r.selected == (std::vector<std::size_t>{1, 3, 0, 2}), boost::test_tools::per_element());
+}
+
 BOOST_AUTO_TEST_CASE(next_batch_calls_the_scorer_only_when_needed) {
     mt_uncertainty_sampler s(glue_tasks(), 4, rng_stream(8));
     int calls = 0;
@@ -661,6 +677,11 @@ BOOST_AUTO_TEST_CASE(scores_of_the_wrong_length) {
     auto nan = good;
     nan[0][3] = std::nanf("");
     BOOST_CHECK_EXCEPTION(s.select(nan), config_error, says({"non-finite logit", "candidate 1 of task 0"}));
+    // float32 numerics refuse a double that float cannot hold.
+    mt_uncertainty_sampler f({{"cola", 9, 2}}, 2, rng_stream(1), {.precision = mt_uncertainty_precision::float32});
+    f.candidates();
+    const std::vector<double> huge{1e300, 0.0, 0.0, 0.0};
+    BOOST_CHECK_EXCEPTION(f.select(std::span<const double>(huge)), config_error, says({"beyond float range"}));
     // After the refusals the step still completes.
     BOOST_TEST(s.select(good).size() == 4u);
 

@@ -23,6 +23,7 @@
 // in a training_state's `extra` map and the stream in its `rng` map (train/checkpoint.hpp).
 //
 // The state text uses nlohmann-json: link hyperadapt::io.
+#include <algorithm>
 #include <cmath>
 #include <concepts>
 #include <cstddef>

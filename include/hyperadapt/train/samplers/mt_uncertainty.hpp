@@ -135,6 +135,9 @@ HYPERADAPT_NO_FP_CONTRACT_FUNCTION F row_entropy(const T* row, std::size_t class
     return h;
 }
 
+#undef HYPERADAPT_NO_FP_CONTRACT_FUNCTION
+#undef HYPERADAPT_NO_FP_CONTRACT_BLOCK
+
 /// The entropy of the uniform distribution over C classes as the authors compute it (scipy on a float64
 /// array of 1/C): log C up to rounding.
 inline double uniform_entropy(std::size_t classes) {
@@ -142,16 +145,19 @@ inline double uniform_entropy(std::size_t classes) {
     return row_entropy<double>(row.data(), classes, output_kind::probabilities, p);
 }
 
-template <class T>
+/// Refuses values the computation cannot take: non-finite ones (also after rounding to F), and for
+/// probabilities negative rows or rows of zeros.
+template <class F, class T>
 void check_row(const T* row, std::size_t classes, output_kind kind, std::size_t task, std::size_t i) {
     bool any = false;
     for (std::size_t k = 0; k < classes; ++k) {
         const T v = row[k];
-        if (!std::isfinite(v))
+        if (!std::isfinite(v) || !std::isfinite(static_cast<F>(v)))
             throw config_error("mt_uncertainty: candidate " + std::to_string(i) + " of task " + std::to_string(task) +
                                " has a non-finite " + (kind == output_kind::logits ? "logit" : "probability") +
-                               " (class " + std::to_string(k) + "); has the model diverged?");
-        if (kind == output_kind::probabilities) {
+                               " (class " + std::to_string(k) + ", value " + std::to_string(static_cast<double>(v)) +
+                               (std::isfinite(v) ? ", beyond float range" : "") + "); has the model diverged?");
+        if (kind == output_kind::probabilities && classes > 1) {  // a regression head's output is no probability
             if (v < 0)
                 throw config_error("mt_uncertainty: candidate " + std::to_string(i) + " of task " +
                                    std::to_string(task) + " has a negative probability " + std::to_string(v) +
@@ -159,7 +165,7 @@ void check_row(const T* row, std::size_t classes, output_kind kind, std::size_t 
             any = any || v > 0;
         }
     }
-    if (kind == output_kind::probabilities && !any)
+    if (kind == output_kind::probabilities && classes > 1 && !any)
         throw config_error("mt_uncertainty: candidate " + std::to_string(i) + " of task " + std::to_string(task) +
                            " has probabilities that are all zero");
 }
@@ -227,8 +233,9 @@ mt_uncertainty_result mt_uncertainty_scores(std::span<const std::span<const T>> 
         F sum = 0;
         for (std::size_t i = 0; i < n; ++i) {
             const T* row = outputs[t].data() + i * C;
-            check_row(row, C, opts.input, t, i);
-            const F h = row_entropy<F>(row, C, opts.input, p) / denom;
+            check_row<F>(row, C, opts.input, t, i);
+            // One output (a regression head): the entropy is 0, whatever epsilon.
+            const F h = C == 1 ? F(0) : row_entropy<F>(row, C, opts.input, p) / denom;
             ent.push_back(h);
             sum += h;
             r.candidate_task.push_back(t);

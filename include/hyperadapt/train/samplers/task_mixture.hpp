@@ -2,6 +2,7 @@
 // The machinery behind size_proportional_sampler and temperature_sampler: tasks drawn from a fixed
 // categorical distribution, examples within a task without replacement (a fresh permutation per epoch of
 // that task; see train/sampler.hpp). Not meant to be used directly.
+#include <algorithm>
 #include <cmath>
 #include <cstddef>
 #include <string>
