@@ -1,4 +1,4 @@
-// expected-error: hyperadapt::camtl::block_diagonal_bias: Hidden must be a positive multiple of SeqLen
+// expected-error: hyperadapt::block_diagonal_bias: Hidden must be a positive multiple of SeqLen
 // Compiles as is; with HYPERADAPT_FAILTEST the static geometry has d = 768 and L = 512 (768 % 512 != 0).
 #include "hyperadapt/backend/cpu.hpp"
 #include "hyperadapt/layers/camtl/conditional_attention.hpp"
@@ -6,9 +6,9 @@
 int main() {
     hyperadapt::cpu b;
 #ifdef HYPERADAPT_FAILTEST
-    hyperadapt::camtl::conditional_self_attention<hyperadapt::cpu, float, 512, 768> att(b, 12, 0.1f);
+    hyperadapt::conditional_self_attention<hyperadapt::cpu, float, 512, 768> att(b, 12, 0.1f);
 #else
-    hyperadapt::camtl::conditional_self_attention<hyperadapt::cpu, float, 128, 768> att(b, 12, 0.1f);
+    hyperadapt::conditional_self_attention<hyperadapt::cpu, float, 128, 768> att(b, 12, 0.1f);
 #endif
     (void)att;
 }

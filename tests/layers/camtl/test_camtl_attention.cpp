@@ -11,17 +11,18 @@
 #include <string>
 #include <vector>
 
+#include <nlohmann/json.hpp>
+
 #include "hyperadapt/io/safetensors.hpp"
 #include "hyperadapt/layers/camtl/block_diagonal_bias.hpp"
 #include "hyperadapt/layers/camtl/conditional_attention.hpp"
+#include "hyperadapt/layers/camtl/conditional_encoder.hpp"
+#include "hyperadapt/layers/camtl/conditional_encoder_layer.hpp"
 #include "hyperadapt/nn/parameters.hpp"
 #include "hyperadapt/testing/gradcheck.hpp"
 #include "support/backends.hpp"
 
 using namespace hyperadapt;
-using hyperadapt::camtl::block_diagonal_bias;
-using hyperadapt::camtl::cbda_geometry;
-using hyperadapt::camtl::conditional_self_attention;
 using hyperadapt::test::cpu_backends;
 using hyperadapt::test::random_tensor;
 
@@ -49,6 +50,32 @@ public:
     tensor<B, double> get(const std::string& t) const {
         const auto& e = file_.at(t);
         return tensor<B, double>::from_host(b_, e.to_shape(), file_.read<double>(e));
+    }
+
+    /// Task ids (I64 in the file) as the int32 tensor the layers take.
+    tensor<B, std::int32_t> ids(const std::string& t) const {
+        const auto& e = file_.at(t);
+        const auto v = file_.read<std::int64_t>(e);
+        std::vector<std::int32_t> out(v.begin(), v.end());
+        return tensor<B, std::int32_t>::from_host(b_, {out.size()}, out);
+    }
+
+    /// The layer sizes of the file's __metadata__.config.
+    camtl_layer_config layer_config() const {
+        const auto j = nlohmann::json::parse(file_.metadata().at("config"));
+        camtl_layer_config c;
+        c.seq_len = j.at("max_seq_length").get<std::size_t>();
+        c.hidden = j.at("hidden_size").get<std::size_t>();
+        c.heads = j.at("num_attention_heads").get<std::size_t>();
+        c.intermediate = j.at("intermediate_size").get<std::size_t>();
+        c.layer_norm_eps = j.at("layer_norm_eps").get<double>();
+        c.attention_dropout = j.at("attention_probs_dropout_prob").get<double>();
+        c.hidden_dropout = j.at("hidden_dropout_prob").get<double>();
+        BOOST_TEST_REQUIRE(j.at("hidden_act").get<std::string>() == "gelu");
+        return c;
+    }
+    std::size_t num_layers() const {
+        return nlohmann::json::parse(file_.metadata().at("config")).at("num_hidden_layers").get<std::size_t>();
     }
 
     /// The padding mask from input.padding_mask; checks that input.attention_mask is (1 - mask) * -10000, and that
@@ -479,4 +506,268 @@ BOOST_AUTO_TEST_CASE(float_and_double_agree) {
     const auto md = bd.apply(zd).to_host();
     const auto mf = bf.apply(tensor<cpu, float>::from_host(b, {3, 40}, zf)).to_host();
     for (std::size_t i = 0; i < md.size(); ++i) BOOST_TEST(std::abs(md[i] - static_cast<double>(mf[i])) < 1e-5);
+}
+
+// ---- encoder layers and encoders ------------------------------------------------------------------------
+
+namespace {
+
+/// Runs `model` (a CA-MTL layer or encoder) on a reference file in double: loads the parameters by name under
+/// `prefix`, compares the output, dx, dz and every parameter gradient.
+template <class B, class M>
+void check_against_reference(B& b, reference_case<B>& ref, M& model, const std::string& prefix,
+                             const std::string& output, const std::string& ids_name) {
+    ref.load_parameters(model, prefix);
+    typename M::context ctx;
+    const auto y = model.forward(ref.get("input.hidden_states"), ref.mask(), ref.get("input.task_embedding"),
+                                 ref.ids(ids_name), ctx, run_mode::inference());
+    ref.compare(output, y.to_host());
+    auto [dx, dz] = model.backward(ref.get("probe.R"), ctx);
+    ref.compare("grad.input.hidden_states", dx.to_host());
+    ref.compare("grad.input.task_embedding", dz.to_host());
+    ref.compare_parameter_gradients(model, prefix);
+    std::size_t key_biases = 0;
+    model.visit_parameters([&](const std::string& n, parameter<B, double>&) {
+        key_biases += n.find("key.bias") != std::string::npos;
+    });
+    BOOST_TEST(ref.compared() == ref.gradient_count() + 1 - key_biases);  // + the output
+    ref.report();
+    (void)b;
+}
+
+/// Gradient check of a layer or encoder in training mode (dropout on), with padding, a mixed-task batch and the
+/// task condition as an input.
+template <class B, class M>
+testing::gradcheck_result check_model_gradients(B& b, M& model, std::size_t seq, std::size_t d,
+                                                const std::vector<std::size_t>& tasks,
+                                                const std::vector<std::size_t>& lengths, testing::gradcheck_options o) {
+    const std::size_t nb = tasks.size();
+    auto x = random_tensor<B, double>(b, {nb, seq, d}, 3);
+    auto z = task_conditions(b, d, tasks, 4);
+    auto mask = make_mask(b, nb, seq, lengths);
+    std::vector<std::int32_t> id(tasks.begin(), tasks.end());
+    auto ids = tensor<B, std::int32_t>::from_host(b, {nb}, id);
+    typename M::context ctx;
+    model.visit_parameters([&](const std::string& n, parameter<B, double>&) {
+        if (n.find("key.bias") != std::string::npos) o.known_zero_gradients.push_back("parameter '" + n + "'");
+    });
+    return testing::check_gradients<B>(
+        b, {{"x", &x}, {"z", &z}}, [&](auto&& f) { model.visit_parameters(f); },
+        [&] {
+            rng_stream rng(5);
+            ctx = {};
+            return model.forward(x, mask, z, ids, ctx, run_mode::train(rng));
+        },
+        [&](const tensor<B, double>& dy) {
+            auto [dx, dz] = model.backward(dy, ctx);
+            return std::vector<tensor<B, double>>{dx, dz};
+        },
+        o);
+}
+
+camtl_layer_config small_config() {
+    return {.seq_len = 4, .hidden = 12, .heads = 2, .intermediate = 8, .attention_dropout = 0.2, .hidden_dropout = 0.1};
+}
+
+}  // namespace
+
+BOOST_AUTO_TEST_CASE_TEMPLATE(bert_layer9_matches_reference, B, cpu_backends) {
+    B b;
+    reference_case<B> ref(b, "camtl_bertlayer9");
+    bert_layer9<B, double> layer(b, ref.layer_config(), "bert.encoder.layer.0");
+    check_against_reference(b, ref, layer, "bert.encoder.layer.0", "output.layer_output", "input.task_id");
+}
+
+BOOST_AUTO_TEST_CASE_TEMPLATE(my_bert_layer9_matches_reference, B, cpu_backends) {
+    B b;
+    reference_case<B> ref(b, "camtl_layer9");
+    my_bert_layer9<B, double> layer(b, ref.layer_config(), "encoder.layer.7");
+    check_against_reference(b, ref, layer, "encoder.layer.7", "output.layer_output", "input.task_id");
+}
+
+BOOST_AUTO_TEST_CASE_TEMPLATE(my_bert_adapter_layer9_matches_reference, B, cpu_backends) {
+    B b;
+    reference_case<B> ref(b, "camtl_adapterlayer9");
+    my_bert_adapter_layer9<B, double> layer(b, ref.layer_config(), "encoder.layer.11");
+    check_against_reference(b, ref, layer, "encoder.layer.11", "output.layer_output", "input.task_id");
+}
+
+BOOST_AUTO_TEST_CASE_TEMPLATE(base_encoder_matches_reference, B, cpu_backends) {
+    B b;
+    reference_case<B> ref(b, "camtl_encoder9");
+    BOOST_TEST(ref.num_layers() == 4u);
+    camtl_base_encoder<B, double> enc(b, ref.layer_config(), ref.num_layers(), "bert.encoder");
+    BOOST_TEST(enc.plain_layers() == 2u);  // 2 BertLayer9, 1 MyBertLayer9, 1 MyBertAdapterLayer9
+    check_against_reference(b, ref, enc, "bert.encoder", "output.sequence_output", "input.task_type");
+}
+
+BOOST_AUTO_TEST_CASE_TEMPLATE(large_encoder_matches_reference, B, cpu_backends) {
+    B b;
+    reference_case<B> ref(b, "camtl_encoder10");
+    BOOST_TEST(ref.num_layers() == 2u);
+    camtl_large_encoder<B, double> enc(b, ref.layer_config(), ref.num_layers(), "encoder");
+    BOOST_TEST(enc.plain_layers() == 1u);  // 1 BertLayer10, 1 MyBertLayer10, a bottleneck after each
+    check_against_reference(b, ref, enc, "encoder", "output.sequence_output", "input.task_type");
+}
+
+BOOST_AUTO_TEST_CASE_TEMPLATE(encoder_layer_gradients, B, cpu_backends) {
+    B b;
+    const auto c = small_config();
+    const std::vector<std::size_t> tasks{1, 0, 1, 2}, lengths{4, 3, 2, 4};
+    {
+        bert_layer9<B, double> l(b, c, "encoder.layer.0");
+        randomize(b, l, 61);
+        auto r = check_model_gradients(b, l, c.seq_len, c.hidden, tasks, lengths, {});
+        BOOST_TEST(r.ok, "bert_layer9: " << r.report);
+    }
+    {
+        my_bert_layer9<B, double> l(b, c, "encoder.layer.0");
+        randomize(b, l, 62);
+        auto r = check_model_gradients(b, l, c.seq_len, c.hidden, tasks, lengths, {});
+        BOOST_TEST(r.ok, "my_bert_layer9: " << r.report);
+    }
+    {
+        my_bert_adapter_layer9<B, double> l(b, c, "encoder.layer.0");
+        randomize(b, l, 63);
+        auto r = check_model_gradients(b, l, c.seq_len, c.hidden, tasks, lengths, {});
+        BOOST_TEST(r.ok, "my_bert_adapter_layer9: " << r.report);
+    }
+}
+
+BOOST_AUTO_TEST_CASE_TEMPLATE(conditional_layer_gradients_with_per_sample_condition_rows, B, cpu_backends) {
+    // The paper's CLN reading (every example its own condition row) and the gain-and-bias variant.
+    B b;
+    auto c = small_config();
+    c.condition_rows = cln_condition_rows::per_sample;
+    c.norm_variant = cln_variant::gain_and_bias;
+    my_bert_adapter_layer9<B, double> l(b, c, "encoder.layer.0");
+    randomize(b, l, 64);
+    auto r = check_model_gradients(b, l, c.seq_len, c.hidden, {0, 1, 2}, {4, 1, 3}, {});
+    BOOST_TEST(r.ok, r.report);
+}
+
+BOOST_AUTO_TEST_CASE_TEMPLATE(encoder_gradients, B, cpu_backends) {
+    B b;
+    const auto c = small_config();
+    const std::vector<std::size_t> tasks{2, 0, 2, 1}, lengths{4, 2, 3, 4};
+    {
+        camtl_base_encoder<B, double> enc(b, c, 4);
+        randomize(b, enc, 71, 0.4);
+        auto r = check_model_gradients(b, enc, c.seq_len, c.hidden, tasks, lengths, {.max_checks_per_tensor = 40});
+        BOOST_TEST(r.ok, "base: " << r.report);
+    }
+    {
+        camtl_large_encoder<B, double> enc(b, c, 3);
+        randomize(b, enc, 72, 0.4);
+        auto r = check_model_gradients(b, enc, c.seq_len, c.hidden, tasks, lengths, {.max_checks_per_tensor = 40});
+        BOOST_TEST(r.ok, "large: " << r.report);
+    }
+}
+
+BOOST_AUTO_TEST_CASE_TEMPLATE(encoder_without_own_task_transformation_takes_z_prime, B, cpu_backends) {
+    B b;
+    const auto c = small_config();
+    camtl_large_encoder<B, double> with(b, c, 2, "encoder");
+    camtl_large_encoder<B, double> without(b, c, 2, "encoder", {.task_transformation = false});
+    randomize(b, with, 81);
+    // Same layer parameters; the transformation applied outside.
+    std::map<std::string, std::vector<double>> values;
+    with.visit_parameters([&](const std::string& n, parameter<B, double>& p) { values[n] = p.value.to_host(); });
+    std::size_t loaded = 0;
+    without.visit_parameters([&](const std::string& n, parameter<B, double>& p) {
+        BOOST_TEST_REQUIRE(values.count(n) == 1u);
+        b.copy_from_host(values[n].data(), p.value.data(), p.size());
+        ++loaded;
+    });
+    BOOST_TEST(loaded + 2 == values.size());
+    auto x = random_tensor<B, double>(b, {2, 4, 12}, 3);
+    auto z = task_conditions(b, 12, {0, 1}, 4);
+    auto ids = tensor<B, std::int32_t>::from_host(b, {2}, std::vector<std::int32_t>{0, 1});
+    typename camtl_large_encoder<B, double>::context c1, c2;
+    typename linear<B, double>::context lc;
+    const auto y1 = with.forward(x, {}, z, ids, c1, run_mode::inference()).to_host();
+    const auto zp = with.task_transformation()->forward(z, lc);
+    const auto y2 = without.forward(x, {}, zp, ids, c2, run_mode::inference()).to_host();
+    BOOST_TEST(test::max_abs_diff(y1, y2) < 1e-14);
+    BOOST_TEST(without.task_transformation() == nullptr);
+}
+
+BOOST_AUTO_TEST_CASE_TEMPLATE(encoder_mixed_task_batch_matches_single_examples, B, cpu_backends) {
+    // Every example of a mixed-task batch gets what it gets alone (CLN reads one row per task; rows of a task
+    // are equal as in the model, where z depends on the task id only).
+    B b;
+    const auto c = small_config();
+    camtl_base_encoder<B, double> enc(b, c, 4);
+    randomize(b, enc, 91, 0.4);
+    const std::vector<std::size_t> tasks{2, 0, 2, 1};
+    const std::size_t nb = tasks.size(), per = c.seq_len * c.hidden;
+    auto x = random_tensor<B, double>(b, {nb, c.seq_len, c.hidden}, 3);
+    auto z = task_conditions(b, c.hidden, tasks, 4);
+    auto mask = make_mask(b, nb, c.seq_len, {4, 2, 3, 4});
+    std::vector<std::int32_t> id(tasks.begin(), tasks.end());
+    auto ids = tensor<B, std::int32_t>::from_host(b, {nb}, id);
+    typename camtl_base_encoder<B, double>::context ctx;
+    const auto y = enc.forward(x, mask, z, ids, ctx, run_mode::inference()).to_host();
+    const auto mh = mask.to_host();
+    for (std::size_t i = 0; i < nb; ++i) {
+        auto xi = x.reshaped({nb, per}).row_range(i, 1).clone().reshaped({1, c.seq_len, c.hidden});
+        auto zi = z.row_range(i, 1).clone();
+        auto mi = attention_mask<B>::from_host(b, {1, c.seq_len}, std::span(mh).subspan(i * c.seq_len, c.seq_len));
+        auto idi = tensor<B, std::int32_t>::from_host(b, {1}, std::vector<std::int32_t>{id[i]});
+        typename camtl_base_encoder<B, double>::context ci;
+        const auto yi = enc.forward(xi, mi, zi, idi, ci, run_mode::inference()).to_host();
+        for (std::size_t k = 0; k < per; ++k) BOOST_TEST(std::abs(yi[k] - y[i * per + k]) < 1e-12);
+    }
+}
+
+BOOST_AUTO_TEST_CASE(encoder_layer_names_follow_the_reference) {
+    cpu b;
+    const auto c = small_config();
+    camtl_base_encoder<cpu, float> enc(b, c, 4, "bert.encoder");
+    std::vector<std::string> names;
+    enc.visit_parameters([&](const std::string& n, parameter<cpu, float>&) { names.push_back(n); });
+    BOOST_TEST(names.front() == "bert.encoder.task_transformation.weight");
+    auto has = [&](const std::string& n) { return std::find(names.begin(), names.end(), n) != names.end(); };
+    BOOST_TEST(has("bert.encoder.layer.0.attention.self.random_weight_matrix"));
+    BOOST_TEST(has("bert.encoder.layer.1.output.LayerNorm.weight"));
+    BOOST_TEST(!has("bert.encoder.layer.1.output.LayerNorm.ln_weight_modulation.gb_weights.weight"));
+    BOOST_TEST(has("bert.encoder.layer.2.output.LayerNorm.ln_weight_modulation.gb_weights.weight"));
+    BOOST_TEST(has("bert.encoder.layer.3.new_attention.self.cond_block_diag_attn.gb_weights.bias"));
+    BOOST_TEST(has("bert.encoder.layer.3.new_intermediate.dense.weight"));
+    BOOST_TEST(has("bert.encoder.layer.3.adapter.bottleneck.down_proj_layer.weight"));
+    BOOST_TEST(has("bert.encoder.layer.3.adapter.condlayernorm.ln_weight_modulation.gb_weights.weight"));
+    camtl_large_encoder<cpu, float> large(b, c, 2);
+    names.clear();
+    large.visit_parameters([&](const std::string& n, parameter<cpu, float>&) { names.push_back(n); });
+    BOOST_TEST(names.back() == "encoder.adapter_layer.1.up_proj_layer.bias");
+    BOOST_TEST(has("encoder.layer.1.attention.output.LayerNorm.ln_weight_modulation.gb_weights.bias"));
+
+    // The reference's freeze (spec §1.8): layers 0..1 except the whitelisted names; the CBDA projection of a frozen
+    // layer stays frozen, A trains.
+    const auto frozen = freeze_encoder_layers(
+        enc, 0, 2, "random_weight_matrix|film\\.gb_weights|ln_weight_modulation\\.gb_weights|adapter");
+    BOOST_TEST(frozen == 2 * 18u);  // 19 parameters per plain layer, A kept
+    const auto trainable = trainable_parameter_names(enc);
+    auto trains = [&](const std::string& n) { return std::find(trainable.begin(), trainable.end(), n) != trainable.end(); };
+    BOOST_TEST(trains("bert.encoder.layer.0.attention.self.random_weight_matrix"));
+    BOOST_TEST(!trains("bert.encoder.layer.0.attention.self.cond_block_diag_attn.gb_weights.weight"));
+    BOOST_TEST(trains("bert.encoder.layer.2.attention.self.cond_block_diag_attn.gb_weights.weight"));
+}
+
+BOOST_AUTO_TEST_CASE(encoder_layer_counts_are_checked) {
+    cpu b;
+    const auto c = small_config();
+    BOOST_CHECK_THROW((camtl_base_encoder<cpu, float>(b, c, 0)), config_error);
+    BOOST_CHECK_THROW((camtl_base_encoder<cpu, float>(b, c, 3, "encoder", {.plain_layers = 3})), config_error);
+    BOOST_CHECK_THROW((camtl_large_encoder<cpu, float>(b, c, 2, "encoder", {.plain_layers = 3})), config_error);
+    camtl_base_encoder<cpu, float> one(b, c, 1);  // just the adapter layer
+    BOOST_TEST(one.size() == 1u);
+    camtl_base_encoder<cpu, float> base12(b, {.seq_len = 4, .hidden = 12, .heads = 2, .intermediate = 8}, 12);
+    BOOST_TEST(base12.plain_layers() == 6u);  // base: 0-5 plain, 6-10 CLN, 11 adapter
+    camtl_large_encoder<cpu, float> large5(b, c, 5);
+    BOOST_TEST(large5.plain_layers() == 3u);
+    // The CBDA geometry is checked in every layer: L = 5 does not divide d = 12.
+    auto bad = c;
+    bad.seq_len = 5;
+    BOOST_CHECK_THROW((camtl_base_encoder<cpu, float>(b, bad, 2)), config_error);
 }

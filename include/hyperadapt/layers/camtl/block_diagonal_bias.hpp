@@ -27,7 +27,7 @@
 #include "hyperadapt/layers/linear.hpp"
 #include "hyperadapt/nn/layer.hpp"
 
-namespace hyperadapt::camtl {
+namespace hyperadapt {
 
 /// The sizes CBDA derives from the padded sequence length L and the hidden size d.
 struct cbda_geometry {
@@ -97,7 +97,7 @@ template <elementwise_backend B, class T = float, std::size_t SeqLen = std::dyna
 class block_diagonal_bias {
     static constexpr bool static_geometry = SeqLen != std::dynamic_extent && Hidden != std::dynamic_extent;
     static_assert(!static_geometry || cbda_geometry::valid(SeqLen, Hidden),
-                  "hyperadapt::camtl::block_diagonal_bias: Hidden must be a positive multiple of SeqLen (CBDA splits "
+                  "hyperadapt::block_diagonal_bias: Hidden must be a positive multiple of SeqLen (CBDA splits "
                   "the attention bias into N = Hidden / SeqLen blocks); choose a SeqLen (max_seq_length) that "
                   "divides Hidden");
 
@@ -242,4 +242,4 @@ private:
     tensor<B, std::int32_t> map_;  // (L, L): index into one example's A'T (s*L + 1 entries)
 };
 
-}  // namespace hyperadapt::camtl
+}  // namespace hyperadapt

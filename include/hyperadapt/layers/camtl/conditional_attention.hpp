@@ -15,7 +15,7 @@
 #include "hyperadapt/layers/attention.hpp"
 #include "hyperadapt/layers/camtl/block_diagonal_bias.hpp"
 
-namespace hyperadapt::camtl {
+namespace hyperadapt {
 
 /// Self-attention + CBDA. `name` is the module path of the self-attention ("encoder.layer.3.attention.self");
 /// parameters, in the reference's order:
@@ -97,4 +97,4 @@ private:
     self_attention<B, T> attention_;
 };
 
-}  // namespace hyperadapt::camtl
+}  // namespace hyperadapt
