@@ -7,7 +7,15 @@
 #include <cstring>
 #include <iostream>
 #include <map>
+#include <span>
+#include <string_view>
+#include <utility>
+#include <vector>
 
+#if defined(HYPERADAPT_TEST_WITH_TEXT)
+#include "hyperadapt/data/registry.hpp"
+#include "hyperadapt/text/wordpiece.hpp"
+#endif
 #include "hyperadapt/io/hf_checkpoint.hpp"
 #include "hyperadapt/layers/linear.hpp"
 #include "support/backends.hpp"
@@ -16,6 +24,7 @@
 using namespace hyperadapt;
 using namespace hyperadapt::io;
 using hyperadapt::test::cpu_backends;
+using hyperadapt::test::shared_data_dir;
 using hyperadapt::test::temp_dir;
 namespace utf = boost::unit_test;
 
@@ -77,10 +86,6 @@ void expect_io_error(F&& f, std::initializer_list<std::string> fragments) {
 std::filesystem::path model_dir() {
     if (const char* env = std::getenv("HYPERADAPT_MODEL_DIR")) return env;
     return HYPERADAPT_MODEL_DIR_DEFAULT;
-}
-std::filesystem::path glue_reference() {
-    if (const char* env = std::getenv("HYPERADAPT_GLUE_REFERENCE")) return env;
-    return HYPERADAPT_GLUE_REFERENCE_DEFAULT;
 }
 
 boost::test_tools::assertion_result model_present(utf::test_unit_id) {
@@ -160,6 +165,7 @@ BOOST_AUTO_TEST_CASE(reads_a_hugging_face_bert_config) {
         BOOST_TEST(c.hidden_dropout == 0.2);
         BOOST_TEST(c.attention_dropout == 0.1);
         BOOST_TEST(c.layer_norm_eps == 1e-12);
+        BOOST_TEST((c.pad_token_id == 0));
     }
     // Absent fields take BertConfig's defaults.
     write_text(dir / "config.json", R"({"hidden_size": 64, "num_attention_heads": 4})");
@@ -167,6 +173,21 @@ BOOST_AUTO_TEST_CASE(reads_a_hugging_face_bert_config) {
     BOOST_TEST(c.hidden == 64u);
     BOOST_TEST(c.layers == 12u);
     BOOST_TEST(c.vocab_size == 30522u);
+    BOOST_TEST((c.pad_token_id == 0));
+    // pad_token_id reaches the word embeddings' padding row; null means none.
+    write_text(dir / "config.json", R"({"vocab_size": 20, "hidden_size": 8, "num_attention_heads": 2,
+      "num_hidden_layers": 1, "intermediate_size": 12, "max_position_embeddings": 10, "pad_token_id": 3})");
+    const auto p3 = read_bert_config(dir.path());
+    BOOST_TEST((p3.pad_token_id == 3));
+    cpu b;
+    bert_model<cpu, float> m3(b, p3);
+    BOOST_TEST((m3.embeddings().word_embeddings().padding_idx() == 3));
+    write_text(dir / "config.json", R"({"vocab_size": 20, "hidden_size": 8, "num_attention_heads": 2,
+      "num_hidden_layers": 1, "intermediate_size": 12, "max_position_embeddings": 10, "pad_token_id": null})");
+    const auto none = read_bert_config(dir.path());
+    BOOST_TEST(!none.pad_token_id.has_value());
+    bert_model<cpu, float> m_none(b, none);
+    BOOST_TEST(!m_none.embeddings().word_embeddings().padding_idx().has_value());
 }
 
 BOOST_AUTO_TEST_CASE(refuses_configs_it_cannot_compute_with_clear_messages) {
@@ -195,6 +216,9 @@ BOOST_AUTO_TEST_CASE(refuses_configs_it_cannot_compute_with_clear_messages) {
     with(R"({"vocab_size": 0})", {"'vocab_size' must be a positive integer"});
     with(R"({"layer_norm_eps": 0})", {"'layer_norm_eps' must be a number in (0, 1)"});
     with(R"({"hidden_dropout_prob": 1.5})", {"'hidden_dropout_prob' must be a number in [0, 1)"});
+    with(R"({"vocab_size": 100, "pad_token_id": 100})", {"'pad_token_id' must be null or an integer in [0, vocab_size 100), got 100"});
+    with(R"({"pad_token_id": -1})", {"'pad_token_id' must be null or an integer", "got -1"});
+    with(R"({"pad_token_id": "0"})", {"'pad_token_id' must be null or an integer", "got \"0\""});
     with(R"({"hidden_size": 384,)", {"not valid JSON"});
     with(R"([1, 2])", {"not a JSON object"});
     BOOST_CHECK_EXCEPTION((void)read_bert_config(dir / "nothing.json"), io_error, [&](const io_error& e) {
@@ -220,9 +244,18 @@ BOOST_AUTO_TEST_CASE(written_config_reads_back_identically) {
     BOOST_TEST(r.attention_dropout == c.attention_dropout);
     BOOST_TEST(r.layer_norm_eps == c.layer_norm_eps);
     BOOST_TEST(r.initializer_range == c.initializer_range);
+    BOOST_TEST((r.pad_token_id == 0));
     const auto text = hyperadapt::test::read_bytes(dir / "config.json");
     BOOST_TEST(text.find("\"model_type\": \"bert\"") != std::string::npos);
     BOOST_TEST(text.find("\"BertModel\"") != std::string::npos);
+    BOOST_TEST(text.find("\"pad_token_id\": 0") != std::string::npos);
+    c.pad_token_id = 7;
+    write_bert_config(c, dir / "config.json");
+    BOOST_TEST((read_bert_config(dir.path()).pad_token_id == 7));
+    c.pad_token_id = std::nullopt;
+    write_bert_config(c, dir / "config.json");
+    BOOST_TEST(hyperadapt::test::read_bytes(dir / "config.json").find("\"pad_token_id\": null") != std::string::npos);
+    BOOST_TEST(!read_bert_config(dir.path()).pad_token_id.has_value());
 }
 
 // ---- weights -------------------------------------------------------------------------------------------------
@@ -430,17 +463,115 @@ BOOST_AUTO_TEST_CASE_TEMPLATE(matches_transformers_on_sentence_pairs, B, cpu_bac
                                                       "minilm_pairs.safetensors");
     BOOST_TEST(own.last_hidden <= 1e-4);
     BOOST_TEST(own.pooled <= 1e-4);
-    // ... and GLUE RTE/MRPC dev pairs, generated locally (tests/reference/make_bert_reference.py) because
-    // the task data may not be committed.
-    if (std::filesystem::exists(glue_reference())) {
-        const auto glue = compare_with_reference(b, m, glue_reference());
-        BOOST_TEST(glue.last_hidden <= 1e-4);
-        BOOST_TEST(glue.pooled <= 1e-4);
-    } else {
-        std::cout << "SKIPPED: GLUE sentence-pair parity: no " << glue_reference().string()
-                  << " (run tests/reference/make_bert_reference.py with scripts/setup_reference_env.sh's python)"
-                  << std::endl;
+}
+
+#if defined(HYPERADAPT_TEST_WITH_TEXT)
+namespace {
+/// tests/reference/make_bert_reference.py's input_hash: FNV-1a 64 over the row's input_ids, then its
+/// token_type_ids, each as 4 bytes int32 little-endian.
+std::uint64_t input_hash(std::span<const std::int32_t> ids, std::span<const std::int32_t> types) {
+    std::uint64_t h = 0xcbf29ce484222325ull;
+    for (const auto row : {ids, types})
+        for (const std::int32_t v : row)
+            for (int k = 0; k < 4; ++k) h = (h ^ ((static_cast<std::uint32_t>(v) >> (8 * k)) & 0xffu)) * 0x100000001b3ull;
+    return h;
+}
+
+/// make_bert_reference.py's positions for a row of `length` real tokens.
+std::vector<std::int64_t> reference_positions(std::int64_t length) {
+    return {0, 1, 2, 3, 4 + (length - 5) / 4, 4 + (length - 5) * 2 / 4, 4 + (length - 5) * 3 / 4, length - 1};
+}
+}  // namespace
+#endif
+
+// The first 16 GLUE RTE dev pairs and the first 16 MRPC dev pairs, read from the shared data with the
+// library's readers, tokenized with its WordPiece (max_length 128, longest_first, padded to 128) and run at
+// full length. The committed reference (tests/data/reference/minilm_glue_outputs.safetensors) holds no
+// text or ids, only transformers' outputs and a hash of each row's ids, which must match ours first.
+BOOST_AUTO_TEST_CASE_TEMPLATE(matches_transformers_on_32_glue_dev_pairs, B, cpu_backends) {
+#if !defined(HYPERADAPT_TEST_WITH_TEXT)
+    std::cout << "SKIPPED: GLUE pair parity needs hyperadapt::text (utf8proc) for the WordPiece tokenizer" << std::endl;
+#else
+    namespace data = hyperadapt::data;
+    const std::filesystem::path root = shared_data_dir();
+    const auto rte_file = data::task_file("rte", root, data::split::dev);
+    const auto mrpc_file = data::task_file("mrpc", root, data::split::dev);
+    if (!std::filesystem::exists(rte_file) || !std::filesystem::exists(mrpc_file)) {
+        std::cout << "SKIPPED: GLUE pair parity: no " << rte_file.string() << " or " << mrpc_file.string()
+                  << " (set HYPERADAPT_SHARED_DATA to the folder holding glue/)" << std::endl;
+        return;
     }
+    safetensors_reader ref(std::filesystem::path(HYPERADAPT_TEST_DATA_DIR) / "reference" / "minilm_glue_outputs.safetensors");
+    constexpr std::size_t per_task = 16, pairs = 2 * per_task, seq = 128, picks = 8;
+    const auto want_pooled = ref.read<float>("pooler_output");
+    const auto want_hidden = ref.read<float>("last_hidden_state");
+    const auto positions = ref.read<std::int64_t>("positions");
+    const auto lengths = ref.read<std::int64_t>("lengths");
+    const auto hashes = ref.read<std::int64_t>("input_hash");
+    const auto lines = ref.read<std::int64_t>("source_line");
+    B b;
+    const auto config = read_bert_config(model_dir());
+    const std::size_t hidden = config.hidden;
+    BOOST_REQUIRE(ref.at("last_hidden_state").shape == (std::vector<std::size_t>{pairs, picks, hidden}));
+    BOOST_REQUIRE(ref.at("pooler_output").shape == (std::vector<std::size_t>{pairs, hidden}));
+    BOOST_REQUIRE(ref.at("positions").shape == (std::vector<std::size_t>{pairs, picks}));
+    BOOST_REQUIRE(lengths.size() == pairs && hashes.size() == pairs && lines.size() == pairs);
+
+    // The pairs, from the files the reference was made from (same rows: source_line).
+    std::vector<data::example> examples;
+    for (const char* task : {"rte", "mrpc"}) {
+        const auto d = data::load_task(task, root, data::split::dev);
+        BOOST_REQUIRE(d.size() >= per_task);
+        examples.insert(examples.end(), d.examples.begin(), d.examples.begin() + per_task);
+    }
+    std::vector<std::pair<std::string_view, std::string_view>> text;
+    for (std::size_t i = 0; i < pairs; ++i) {
+        BOOST_TEST(examples[i].line == std::size_t(lines[i]), "pair " << i);
+        BOOST_REQUIRE(examples[i].text_b.has_value());
+        text.emplace_back(examples[i].text_a, *examples[i].text_b);
+    }
+    const auto tok = hyperadapt::text::bert_tokenizer::from_file(model_dir() / "vocab.txt");
+    const auto batch = tok.encode_pair_batch(text, {.max_length = seq,
+                                                    .truncation = hyperadapt::text::truncation_strategy::longest_first,
+                                                    .padding = hyperadapt::text::padding_strategy::max_length});
+    BOOST_REQUIRE(batch.batch == pairs && batch.seq_len == seq);
+    for (std::size_t i = 0; i < pairs; ++i) {
+        const std::span<const std::int32_t> ids(batch.input_ids.data() + i * seq, seq),
+            types(batch.token_type_ids.data() + i * seq, seq);
+        BOOST_TEST(input_hash(ids, types) == static_cast<std::uint64_t>(hashes[i]), "pair " << i << ": not transformers' ids");
+        BOOST_TEST(batch.lengths[i] == std::size_t(lengths[i]), "pair " << i);
+        const auto want_pos = reference_positions(lengths[i]);
+        BOOST_TEST(std::equal(want_pos.begin(), want_pos.end(), positions.begin() + std::ptrdiff_t(i * picks)), "pair " << i);
+    }
+
+    bert_model<B, float> m(b, config);
+    BOOST_REQUIRE(load_pretrained(m, model_dir()).complete());
+    typename bert_model<B, float>::context ctx;
+    const auto out = m.forward(tensor<B, std::int32_t>::from_host(b, batch.shape(), batch.input_ids),
+                               tensor<B, std::int32_t>::from_host(b, batch.shape(), batch.token_type_ids),
+                               attention_mask<B>::from_host(b, batch.shape(), batch.attention_mask), ctx,
+                               run_mode::inference());
+    const auto got_hidden = out.last_hidden.to_host();
+    const auto got_pooled = out.pooled.to_host();
+    BOOST_REQUIRE(got_hidden.size() == pairs * seq * hidden);
+    BOOST_REQUIRE(got_pooled.size() == want_pooled.size());
+    double d_hidden = 0, d_pooled = 0;
+    for (std::size_t i = 0; i < pairs; ++i)
+        for (std::size_t k = 0; k < picks; ++k) {
+            const auto pos = std::size_t(positions[i * picks + k]);
+            BOOST_REQUIRE(pos < seq);
+            for (std::size_t h = 0; h < hidden; ++h)
+                d_hidden = std::max(d_hidden, std::abs(double(got_hidden[(i * seq + pos) * hidden + h]) -
+                                                       double(want_hidden[(i * picks + k) * hidden + h])));
+        }
+    for (std::size_t i = 0; i < got_pooled.size(); ++i)
+        d_pooled = std::max(d_pooled, std::abs(double(got_pooled[i]) - double(want_pooled[i])));
+    BOOST_TEST_MESSAGE("MiniLM parity (" << B::gemm_provider::name << ", GLUE RTE+MRPC dev, " << pairs << " pairs x "
+                       << seq << " tokens): max |diff| last_hidden (" << picks << " positions per pair) " << d_hidden
+                       << ", pooled " << d_pooled);
+    BOOST_TEST(d_hidden <= 1e-4);
+    BOOST_TEST(d_pooled <= 1e-4);
+#endif
 }
 
 BOOST_AUTO_TEST_SUITE_END()

@@ -17,10 +17,13 @@
 #include <algorithm>
 #include <cmath>
 #include <cstddef>
+#include <cstdint>
 #include <filesystem>
 #include <fstream>
+#include <limits>
 #include <map>
 #include <memory>
+#include <optional>
 #include <set>
 #include <sstream>
 #include <string>
@@ -107,6 +110,20 @@ inline bert_config read_bert_config(const std::filesystem::path& dir_or_file) {
     real("attention_probs_dropout_prob", c.attention_dropout, 0.0, 1.0, false, "[0, 1)");
     real("layer_norm_eps", c.layer_norm_eps, 0.0, 1.0, true, "(0, 1)");
     real("initializer_range", c.initializer_range, 0.0, 1e9, false, "[0, 1e9)");
+    // pad_token_id: absent means BertConfig's default 0, null means no padding row; otherwise a row of the
+    // word embeddings.
+    if (j.contains("pad_token_id")) {
+        const auto& v = j["pad_token_id"];
+        if (v.is_null())
+            c.pad_token_id = std::nullopt;
+        else if (v.is_number_integer() && v.get<std::int64_t>() >= 0 &&
+                 v.get<std::int64_t>() <= std::numeric_limits<std::int32_t>::max() &&
+                 static_cast<std::uint64_t>(v.get<std::int64_t>()) < c.vocab_size)
+            c.pad_token_id = static_cast<std::int32_t>(v.get<std::int64_t>());
+        else
+            throw io_error(at + "'pad_token_id' must be null or an integer in [0, vocab_size " +
+                           std::to_string(c.vocab_size) + "), got " + v.dump());
+    }
     if (c.hidden % c.heads != 0)
         throw io_error(at + "hidden_size " + std::to_string(c.hidden) + " is not divisible by num_attention_heads " +
                        std::to_string(c.heads));
@@ -128,7 +145,10 @@ inline std::string bert_config_json(const bert_config& c) {
     j["max_position_embeddings"] = c.max_position;
     j["num_attention_heads"] = c.heads;
     j["num_hidden_layers"] = c.layers;
-    j["pad_token_id"] = 0;  // bert_config's embeddings use row 0 as padding (bert_embeddings_config default)
+    if (c.pad_token_id)
+        j["pad_token_id"] = *c.pad_token_id;
+    else
+        j["pad_token_id"] = nullptr;
     j["position_embedding_type"] = "absolute";
     j["torch_dtype"] = "float32";
     j["type_vocab_size"] = c.type_vocab_size;

@@ -2,6 +2,8 @@
 // A BERT-family encoder as a composition of layer templates: embeddings -> encoder stack -> pooler, with
 // Hugging Face's parameter names ("embeddings.*", "encoder.layer.<i>.*", "pooler.dense.*") so that
 // checkpoints map one to one.
+#include <cstdint>
+#include <optional>
 #include <string>
 
 #include "hyperadapt/layers/bert_embeddings.hpp"
@@ -23,6 +25,9 @@ struct bert_config {
     double attention_dropout = 0.1;
     double layer_norm_eps = 1e-12;
     double initializer_range = 0.02;
+    /// pad_token_id: the word-embedding row that gets no gradient (nn.Embedding's padding_idx in
+    /// BertEmbeddings); nullopt for a config whose pad_token_id is null. It does not change the forward pass.
+    std::optional<std::int32_t> pad_token_id = 0;
 
     [[nodiscard]] bert_embeddings_config embeddings() const {
         bert_embeddings_config c;
@@ -32,6 +37,7 @@ struct bert_config {
         c.type_vocab_size = type_vocab_size;
         c.dropout = hidden_dropout;
         c.layer_norm_eps = layer_norm_eps;
+        c.pad_token_id = pad_token_id;
         return c;
     }
     [[nodiscard]] encoder_layer_config layer() const {
