@@ -24,6 +24,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "hyperadapt/backend/counter_rng.hpp"
 #include "hyperadapt/io/safetensors.hpp"
 #include "hyperadapt/nn/layer.hpp"
 #include "hyperadapt/nn/mode.hpp"

@@ -12,6 +12,7 @@
 #include "hyperadapt/data/task.hpp"
 #include "hyperadapt/layers/attention.hpp"
 #include "hyperadapt/text/wordpiece.hpp"
+#include "hyperadapt/train/sampler.hpp"
 
 namespace hyperadapt {
 
@@ -67,12 +68,8 @@ inline encoded_task encode_task(const data::dataset& ds, const text::bert_tokeni
     return out;
 }
 
-/// Which example of which task a batch row holds.
-struct sample_ref {
-    std::size_t task = 0;
-    std::size_t index = 0;
-    friend bool operator==(const sample_ref&, const sample_ref&) = default;
-};
+/// Which example of which task a batch row holds: the samplers' example_ref.
+using sample_ref = example_ref;
 
 /// A mixed-task batch in backend memory.
 template <memory_backend B, class T>

@@ -33,6 +33,7 @@ public:
     struct context {
         typename bias_type::context bias;
         typename self_attention<B, T>::context attention;
+        std::size_t batch = 0;
     };
     struct gradients {
         tensor<B, T> input;      // (batch, L, d)
@@ -61,6 +62,9 @@ public:
     [[nodiscard]] std::size_t hidden() const noexcept { return bias_.hidden(); }
     [[nodiscard]] std::size_t heads() const noexcept { return attention_.heads(); }
     bias_type& block_bias() noexcept { return bias_; }
+    /// Turns the block-diagonal bias off (plain attention; for ablations) or back on.
+    void set_bias_enabled(bool on) noexcept { bias_enabled_ = on; }
+    [[nodiscard]] bool bias_enabled() const noexcept { return bias_enabled_; }
     self_attention<B, T>& attention() noexcept { return attention_; }
 
     /// x: (batch, L, d) padded to exactly L; mask: (batch, L) or empty; z: (batch, d) the task condition z'.
@@ -74,12 +78,18 @@ public:
         if (z.shape().rank() != 2 || z.shape()[0] != x.shape()[0])
             throw shape_error(name_ + ": task condition has shape " + z.shape().str() + ", expected (" +
                               std::to_string(x.shape()[0]) + ", " + std::to_string(bias_.hidden()) + ")");
+        if (!bias_enabled_) {
+            ctx.batch = z.shape()[0];
+            return attention_.forward(x, mask, {}, ctx.attention, mode);
+        }
         tensor<B, T> m = bias_.forward(z, ctx.bias, mode);
         return attention_.forward(x, mask, m, ctx.attention, mode);
     }
 
     gradients backward(const tensor<B, T>& dy, context& ctx) {
         auto g = attention_.backward(dy, ctx.attention);
+        if (!bias_enabled_)
+            return {std::move(g.input), tensor<B, T>::zeros(g.input.backend(), {ctx.batch, bias_.hidden()})};
         return {std::move(g.input), bias_.backward(g.score_bias, ctx.bias)};
     }
 
@@ -95,6 +105,7 @@ private:
     std::string name_;
     bias_type bias_;
     self_attention<B, T> attention_;
+    bool bias_enabled_ = true;
 };
 
 }  // namespace hyperadapt

@@ -38,6 +38,9 @@ struct camtl_encoder_options {
     std::size_t plain_layers = std::numeric_limits<std::size_t>::max();
     /// Own the task_transformation Linear (as the reference's encoders do) and take the raw z.
     bool task_transformation = true;
+    /// Base encoder: the conditional adapter on the top layer (the reference). false makes the top layer a
+    /// conditional-norm layer with the plain names (for ablations "minus the conditional bottleneck").
+    bool top_adapter = true;
 };
 
 namespace detail {
@@ -100,7 +103,7 @@ public:
         typename linear<B, T>::context transformation;
         std::vector<typename plain_layer::context> plain;
         std::vector<typename conditional_layer::context> conditional;
-        typename top_layer::context top;
+        typename top_layer::context top;  // unused without a top adapter
     };
     struct gradients {
         tensor<B, T> input;           // (batch, L, d)
@@ -112,12 +115,14 @@ public:
         : backend_(&backend),
           name_(std::move(prefix)),
           map_(backend, c.hidden, name_, options.task_transformation),
-          top_(make_top(backend, c, num_layers, name_, options)) {
+          top_(options.top_adapter ? std::optional<top_layer>(make_top(backend, c, num_layers, name_, options))
+                                   : std::nullopt) {
         const std::size_t p = plain_count(num_layers, options);
+        const std::size_t conditional_end = options.top_adapter ? num_layers - 1 : num_layers;
         plain_.reserve(p);
-        conditional_.reserve(num_layers - p - 1);
+        conditional_.reserve(conditional_end - p);
         for (std::size_t i = 0; i < p; ++i) plain_.emplace_back(backend, c, layer_name(i));
-        for (std::size_t i = p; i + 1 < num_layers; ++i) conditional_.emplace_back(backend, c, layer_name(i));
+        for (std::size_t i = p; i < conditional_end; ++i) conditional_.emplace_back(backend, c, layer_name(i));
     }
 
     template <class Rng>
@@ -125,16 +130,21 @@ public:
         map_.initialize(rng, stddev);
         for (auto& l : plain_) l.initialize(rng, stddev);
         for (auto& l : conditional_) l.initialize(rng, stddev);
-        top_.initialize(rng, stddev);
+        if (top_) top_->initialize(rng, stddev);
     }
 
     [[nodiscard]] const std::string& name() const noexcept { return name_; }
-    [[nodiscard]] std::size_t size() const noexcept { return plain_.size() + conditional_.size() + 1; }
+    [[nodiscard]] std::size_t size() const noexcept { return plain_.size() + conditional_.size() + (top_ ? 1 : 0); }
+    [[nodiscard]] bool has_top_adapter() const noexcept { return top_.has_value(); }
     [[nodiscard]] std::size_t plain_layers() const noexcept { return plain_.size(); }
     plain_layer& plain(std::size_t i) { return plain_.at(i); }
     /// The i-th conditional-norm layer (encoder layer plain_layers() + i).
     conditional_layer& conditional(std::size_t i) { return conditional_.at(i); }
-    top_layer& top() noexcept { return top_; }
+    /// The adapter top layer; config_error when built without one.
+    top_layer& top() {
+        if (!top_) throw config_error(name_ + ": this encoder was built without the top adapter layer");
+        return *top_;
+    }
     /// Null without an own task_transformation.
     linear<B, T>* task_transformation() noexcept { return map_.get(); }
 
@@ -147,12 +157,16 @@ public:
         for (std::size_t i = 0; i < plain_.size(); ++i) h = plain_[i].forward(h, mask, zp, task_ids, ctx.plain[i], mode);
         for (std::size_t i = 0; i < conditional_.size(); ++i)
             h = conditional_[i].forward(h, mask, zp, task_ids, ctx.conditional[i], mode);
-        return top_.forward(h, mask, zp, task_ids, ctx.top, mode);
+        return top_ ? top_->forward(h, mask, zp, task_ids, ctx.top, mode) : h;
     }
 
     gradients backward(const tensor<B, T>& dy, context& ctx) {
-        auto g = top_.backward(dy, ctx.top);
-        tensor<B, T> dh = std::move(g.input), dzp = std::move(g.condition);
+        tensor<B, T> dh = dy, dzp;
+        if (top_) {
+            auto g = top_->backward(dy, ctx.top);
+            dh = std::move(g.input);
+            dzp = std::move(g.condition);
+        }
         for (std::size_t i = conditional_.size(); i-- > 0;) {
             auto gi = conditional_[i].backward(dh, ctx.conditional[i]);
             dh = std::move(gi.input);
@@ -172,7 +186,7 @@ public:
         map_.visit_parameters(f);
         for (auto& l : plain_) l.visit_parameters(f);
         for (auto& l : conditional_) l.visit_parameters(f);
-        top_.visit_parameters(f);
+        if (top_) top_->visit_parameters(f);
     }
 
 private:
@@ -191,7 +205,7 @@ private:
     detail::camtl_condition_map<B, T> map_;
     std::vector<plain_layer> plain_;
     std::vector<conditional_layer> conditional_;
-    top_layer top_;
+    std::optional<top_layer> top_;
 };
 
 /// MyBertEncoder10: CBDA in every layer, CLN in the top half, a conditional bottleneck chained through all layers

@@ -51,6 +51,9 @@ struct camtl_layer_config {
     /// Width of the large encoder's chained conditional bottlenecks; 0 = hidden / 3 as the reference. (The base
     /// encoder's adapter always uses hidden / 3: conditional_adapter takes no width.)
     std::size_t bottleneck = 0;
+    /// Add the conditional block-diagonal bias to the attention scores (false: plain attention, for ablations;
+    /// the CBDA parameters then stay in the model, unused).
+    bool block_diagonal_bias = true;
 
     [[nodiscard]] cln_options norm_options() const {
         return {.variant = norm_variant, .condition_rows = condition_rows, .eps = layer_norm_eps};
@@ -110,6 +113,7 @@ public:
           output_norm_(make_norm(backend, c, join_name(name_, sub("output.LayerNorm")))) {
         if constexpr (has_adapter)
             adapter_.emplace(backend, c.hidden, join_name(name_, "adapter"), c.norm_options());
+        self_.set_bias_enabled(c.block_diagonal_bias);
     }
 
     /// BERT's init for every dense layer and projection (N(0, stddev), zero biases); CBDA's A stays zero,
