@@ -1,0 +1,71 @@
+// One CA-MTL training step at the MiniLM shape (6 layers, hidden 384, 12 heads, FFN 1536), batch 32, L = 128,
+// fp32, six tasks mixed in the batch, lower half frozen as the reference: the C++ side of
+// benchmarks/pytorch/camtl_step.py (same model, same step: zero grads, forward, per-task loss, backward,
+// clipping, AdamW). Weights are random; only the time matters.
+#include <benchmark/benchmark.h>
+
+#include "hyperadapt/backend/cpu.hpp"
+#if defined(HYPERADAPT_BENCH_WITH_CBLAS)
+#include "hyperadapt/backend/cpu_cblas.hpp"
+#endif
+#include "hyperadapt/models/camtl.hpp"
+#include "hyperadapt/nn/parameters.hpp"
+#include "hyperadapt/optim/adamw.hpp"
+#include "hyperadapt/optim/clip.hpp"
+
+namespace {
+using namespace hyperadapt;
+
+template <class B>
+void BM_camtl_step(benchmark::State& state) {
+    const std::size_t batch = 32, seq = 128, tasks = 6;
+    B backend(typename B::options{.threads = static_cast<int>(state.range(0))});
+    camtl_options o;
+    o.backbone = {.vocab_size = 30522, .hidden = 384, .layers = 6, .heads = 12, .intermediate = 1536};
+    o.seq_len = seq;
+    for (std::size_t t = 0; t < tasks; ++t) o.tasks.push_back({"task" + std::to_string(t), 2});
+    camtl_model<B, float> model(backend, o);
+    rng_stream init(1);
+    model.initialize(init);
+    model.apply_freezing();
+    adamw<B, float> opt(model, {.lr = 2e-5});
+
+    encoded_task data;
+    data.seq_len = seq;
+    std::vector<encoded_task> all(tasks, data);
+    std::vector<sample_ref> rows;
+    for (std::size_t t = 0; t < tasks; ++t) {
+        auto& d = all[t];
+        d.info.name = "task" + std::to_string(t);
+        for (std::size_t i = 0; i < batch; ++i) {
+            for (std::size_t j = 0; j < seq; ++j) {
+                d.input_ids.push_back(static_cast<std::int32_t>(1000 + detail::counter_hash(t, i * seq + j) % 29000));
+                d.token_type_ids.push_back(0);
+                d.attention_mask.push_back(i < batch / 2 && j >= seq / 2 ? 0 : 1);  // half the rows padded
+            }
+            d.labels.push_back(static_cast<std::int32_t>(i % 2));
+            d.scores.push_back(0);
+        }
+    }
+    for (std::size_t i = 0; i < batch; ++i) rows.push_back({i % tasks, i});
+    const auto b = make_batch<B, float>(backend, all, rows);
+    rng_stream dropout(2);
+    for (auto _ : state) {
+        typename camtl_model<B, float>::context ctx;
+        zero_grad(model);
+        benchmark::DoNotOptimize(model.forward_loss(b, ctx, run_mode::train(dropout)));
+        model.backward(ctx);
+        clip_grad_norm(model, 1.0);
+        opt.step();
+    }
+    state.counters["tokens/s"] =
+        benchmark::Counter(static_cast<double>(batch * seq), benchmark::Counter::kIsIterationInvariantRate);
+    state.counters["trainable"] = static_cast<double>(count_parameters(model).trainable);
+}
+BENCHMARK(BM_camtl_step<cpu>)->Name("camtl_step/eigen")->Arg(2)->ArgName("threads")->Unit(benchmark::kMillisecond)->UseRealTime()->MinTime(5.0);
+#if defined(HYPERADAPT_BENCH_WITH_CBLAS)
+BENCHMARK(BM_camtl_step<cpu_blas>)->Name("camtl_step/cblas")->Arg(2)->ArgName("threads")->Unit(benchmark::kMillisecond)->UseRealTime()->MinTime(5.0);
+#endif
+}  // namespace
+
+BENCHMARK_MAIN();
