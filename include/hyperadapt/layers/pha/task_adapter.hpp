@@ -1,0 +1,229 @@
+#pragma once
+// PHA's bottleneck adapter (spec §2.1; PHA modeling/adapter_layer.py::AdapterLayer):
+//
+//   A(x) = ReLU(x W_down^T + b_down) W_up^T + b_up          no internal LayerNorm, no residual
+//
+// as the authors' code computes it; PHA adds A(LN(h)) to the FFN branch outside the adapter. The
+// `residual` option returns x + A(x) for callers that place the adapter in series.
+//
+// The weights come from one of two places:
+//   * the adapter's own parameters ("<name>.adapter_down_manual.{weight,bias}" (r, d), (r) and
+//     "<name>.adapter_up_manual.{weight,bias}" (d, r), (d)): PHA's shared encoder adapter. Init: Xavier-
+//     uniform with gain 1e-4, biases 0.
+//   * generated per example (PHA's decoder adapters, from the hypernetwork): a batch of weights in the
+//     authors' layout — down weight (batch, d*r) viewed (batch, d, r), so h = x @ W; up weight
+//     (batch, r*d) viewed (batch, r, d); down bias (batch, r); up bias (batch, d). Applied with one
+//     strided-batched GEMM per product (the per-example biases too, as rank-1 batched products with a
+//     ones column), and backward returns the gradients of all four.
+//
+// Shapes: x (batch, seq, d) or (rows, d) for own weights; (batch, seq, d) or (batch, d) for generated ones.
+#include <cmath>
+#include <cstddef>
+#include <string>
+
+#include "hyperadapt/backend/concepts.hpp"
+#include "hyperadapt/core/shape.hpp"
+#include "hyperadapt/layers/linear.hpp"
+#include "hyperadapt/layers/pha/pha_ops.hpp"
+#include "hyperadapt/nn/layer.hpp"
+
+namespace hyperadapt {
+
+struct task_adapter_options {
+    /// False: no parameters of its own (a decoder adapter that only ever receives generated weights).
+    /// PHA's code registers them anyway (trainable but unused); keep true to reproduce its counts.
+    bool own_weights = true;
+    /// Return x + A(x) instead of A(x).
+    bool residual = false;
+    /// Xavier-uniform gain of the own weights (PHA: 1e-4, so the adapter starts near zero).
+    double init_gain = 1e-4;
+};
+
+/// Per-example adapter weights in the authors' flat layout (see the header comment).
+template <class B, class T>
+struct adapter_weights {
+    tensor<B, T> down_weight;  // (batch, d*r), viewed (batch, d, r)
+    tensor<B, T> down_bias;    // (batch, r)
+    tensor<B, T> up_weight;    // (batch, r*d), viewed (batch, r, d)
+    tensor<B, T> up_bias;      // (batch, d)
+};
+
+template <elementwise_backend B, class T = float>
+class task_adapter {
+public:
+    using backend_type = B;
+    using value_type = T;
+    struct context {
+        typename linear<B, T>::context down, up;
+        tensor<B, T> input;   // x
+        tensor<B, T> hidden;  // pre-activation (.., r)
+        tensor<B, T> act;     // ReLU output (generated path)
+        adapter_weights<B, T> weights;  // generated path only
+        bool generated = false;
+    };
+    /// Gradients of the generated path: the input and each generated weight, in the weights' shapes.
+    struct gradients {
+        tensor<B, T> input;
+        adapter_weights<B, T> weights;
+    };
+
+    task_adapter(B& backend, std::size_t features, std::size_t bottleneck, std::string name = "",
+                 task_adapter_options options = {})
+        : backend_(&backend),
+          name_(std::move(name)),
+          d_(features),
+          r_(bottleneck),
+          options_(options),
+          down_(backend, features, options.own_weights ? bottleneck : 1, join_name(name_, "adapter_down_manual")),
+          up_(backend, options.own_weights ? bottleneck : 1, features, join_name(name_, "adapter_up_manual")) {
+        if (features == 0 || bottleneck == 0)
+            throw config_error(name_ + ": task_adapter needs non-zero features and bottleneck, got " +
+                               std::to_string(features) + " and " + std::to_string(bottleneck));
+    }
+
+    /// Xavier-uniform(gain) weights, zero biases (PHA's init_linear_layer with std=1e-4 as a gain).
+    template <class Rng>
+    void initialize(Rng& rng) {
+        if (!options_.own_weights) return;
+        const T bound = static_cast<T>(options_.init_gain * std::sqrt(6.0 / static_cast<double>(d_ + r_)));
+        for (auto* l : {&down_, &up_}) {
+            auto& w = l->weight().value;
+            backend_->fill_uniform(w.size(), rng.seed(), rng.take(w.size()), -bound, bound, w.data());
+            l->bias().value.zero();
+        }
+    }
+
+    [[nodiscard]] const std::string& name() const noexcept { return name_; }
+    [[nodiscard]] std::size_t features() const noexcept { return d_; }
+    [[nodiscard]] std::size_t bottleneck() const noexcept { return r_; }
+    [[nodiscard]] bool has_own_weights() const noexcept { return options_.own_weights; }
+    linear<B, T>& down() noexcept { return down_; }
+    linear<B, T>& up() noexcept { return up_; }
+
+    /// Own weights.
+    tensor<B, T> forward(const tensor<B, T>& x, context& ctx, run_mode mode = {}) const {
+        if (!options_.own_weights)
+            throw error(name_ + ": task_adapter built without own weights needs generated weights");
+        ctx = {};
+        ctx.input = x;
+        ctx.hidden = down_.forward(x, ctx.down, mode);
+        tensor<B, T> a(*backend_, ctx.hidden.shape());
+        pha_ops::relu_forward(*backend_, a.size(), ctx.hidden.data(), a.data());
+        tensor<B, T> y = up_.forward(a, ctx.up, mode);
+        if (options_.residual) backend_->axpy(y.size(), T(1), x.data(), y.data());
+        return y;
+    }
+
+    tensor<B, T> backward(const tensor<B, T>& dy, context& ctx) {
+        if (ctx.input.empty() || ctx.generated)
+            throw error(name_ + ": backward(dy, ctx) needs a forward with own weights (use backward_generated)");
+        tensor<B, T> da = up_.backward(dy, ctx.up);
+        pha_ops::relu_backward(*backend_, da.size(), ctx.hidden.data(), da.data(), da.data());
+        tensor<B, T> dx = down_.backward(da, ctx.down);
+        if (options_.residual) backend_->axpy(dx.size(), T(1), dy.data(), dx.data());
+        return dx;
+    }
+
+    /// Generated per-example weights.
+    tensor<B, T> forward(const tensor<B, T>& x, const adapter_weights<B, T>& w, context& ctx, run_mode = {}) const {
+        const auto [nb, len] = check_generated(x, w);
+        const std::size_t d = d_, r = r_;
+        const auto ld = static_cast<std::ptrdiff_t>(len * d), lr = static_cast<std::ptrdiff_t>(len * r),
+                   dr = static_cast<std::ptrdiff_t>(d * r);
+        ctx = {};
+        ctx.generated = true;
+        ctx.input = x;
+        ctx.weights = w;
+        const tensor<B, T> ones = tensor<B, T>::filled(*backend_, {len}, T(1));
+        // h_b = x_b (len, d) @ W_down_b (d, r) + 1 b_down_b
+        ctx.hidden = tensor<B, T>(*backend_, {nb, len, r});
+        backend_->gemm_strided_batched(transpose::no, transpose::no, len, r, d, T(1), x.data(), d, ld,
+                                       w.down_weight.data(), r, dr, T(0), ctx.hidden.data(), r, lr, nb);
+        backend_->gemm_strided_batched(transpose::no, transpose::no, len, r, 1, T(1), ones.data(), 1, 0,
+                                       w.down_bias.data(), r, static_cast<std::ptrdiff_t>(r), T(1),
+                                       ctx.hidden.data(), r, lr, nb);
+        ctx.act = tensor<B, T>(*backend_, ctx.hidden.shape());
+        pha_ops::relu_forward(*backend_, ctx.act.size(), ctx.hidden.data(), ctx.act.data());
+        // y_b = a_b (len, r) @ W_up_b (r, d) + 1 b_up_b
+        tensor<B, T> y(*backend_, x.shape());
+        backend_->gemm_strided_batched(transpose::no, transpose::no, len, d, r, T(1), ctx.act.data(), r, lr,
+                                       w.up_weight.data(), d, dr, T(0), y.data(), d, ld, nb);
+        backend_->gemm_strided_batched(transpose::no, transpose::no, len, d, 1, T(1), ones.data(), 1, 0,
+                                       w.up_bias.data(), d, static_cast<std::ptrdiff_t>(d), T(1), y.data(), d, ld, nb);
+        if (options_.residual) backend_->axpy(y.size(), T(1), x.data(), y.data());
+        return y;
+    }
+
+    gradients backward_generated(const tensor<B, T>& dy, context& ctx) {
+        if (ctx.input.empty() || !ctx.generated)
+            throw error(name_ + ": backward_generated needs a forward with generated weights");
+        expect_shape(name_.c_str(), "output gradient", ctx.input.shape(), dy.shape());
+        const auto& x = ctx.input;
+        const auto& w = ctx.weights;
+        const std::size_t nb = x.shape()[0], len = x.rows() / nb, d = d_, r = r_;
+        const auto ld = static_cast<std::ptrdiff_t>(len * d), lr = static_cast<std::ptrdiff_t>(len * r),
+                   dr = static_cast<std::ptrdiff_t>(d * r);
+        const tensor<B, T> ones = tensor<B, T>::filled(*backend_, {len}, T(1));
+        gradients g;
+        g.weights.up_bias = tensor<B, T>(*backend_, w.up_bias.shape());
+        g.weights.up_weight = tensor<B, T>(*backend_, w.up_weight.shape());
+        g.weights.down_bias = tensor<B, T>(*backend_, w.down_bias.shape());
+        g.weights.down_weight = tensor<B, T>(*backend_, w.down_weight.shape());
+        // d b_up_b = 1^T dy_b;  d W_up_b (r, d) = a_b^T dy_b;  da_b = dy_b W_up_b^T
+        backend_->gemm_strided_batched(transpose::no, transpose::no, 1, d, len, T(1), ones.data(), len, 0, dy.data(),
+                                       d, ld, T(0), g.weights.up_bias.data(), d, static_cast<std::ptrdiff_t>(d), nb);
+        backend_->gemm_strided_batched(transpose::yes, transpose::no, r, d, len, T(1), ctx.act.data(), r, lr,
+                                       dy.data(), d, ld, T(0), g.weights.up_weight.data(), d, dr, nb);
+        tensor<B, T> dh(*backend_, ctx.hidden.shape());
+        backend_->gemm_strided_batched(transpose::no, transpose::yes, len, r, d, T(1), dy.data(), d, ld,
+                                       w.up_weight.data(), d, dr, T(0), dh.data(), r, lr, nb);
+        pha_ops::relu_backward(*backend_, dh.size(), ctx.hidden.data(), dh.data(), dh.data());
+        // d b_down_b = 1^T dh_b;  d W_down_b (d, r) = x_b^T dh_b;  dx_b = dh_b W_down_b^T
+        backend_->gemm_strided_batched(transpose::no, transpose::no, 1, r, len, T(1), ones.data(), len, 0, dh.data(),
+                                       r, lr, T(0), g.weights.down_bias.data(), r, static_cast<std::ptrdiff_t>(r), nb);
+        backend_->gemm_strided_batched(transpose::yes, transpose::no, d, r, len, T(1), x.data(), d, ld, dh.data(), r,
+                                       lr, T(0), g.weights.down_weight.data(), r, dr, nb);
+        g.input = tensor<B, T>(*backend_, x.shape());
+        backend_->gemm_strided_batched(transpose::no, transpose::yes, len, d, r, T(1), dh.data(), r, lr,
+                                       w.down_weight.data(), r, dr, T(0), g.input.data(), d, ld, nb);
+        if (options_.residual) backend_->axpy(g.input.size(), T(1), dy.data(), g.input.data());
+        return g;
+    }
+
+    template <class F>
+    void visit_parameters(F&& f) {
+        if (!options_.own_weights) return;
+        down_.visit_parameters(f);
+        up_.visit_parameters(f);
+    }
+
+private:
+    struct batch_shape {
+        std::size_t batch, len;
+    };
+    batch_shape check_generated(const tensor<B, T>& x, const adapter_weights<B, T>& w) const {
+        const auto& xs = x.shape();
+        if (xs.rank() < 2 || xs.rank() > 3 || xs.cols() != d_ || xs[0] == 0)
+            throw shape_error(name_ + ": input has shape " + xs.str() + ", expected (batch, seq, " +
+                              std::to_string(d_) + ") or (batch, " + std::to_string(d_) + ")");
+        const std::size_t nb = xs[0];
+        auto check = [&](const char* what, const tensor<B, T>& t, std::size_t per_example) {
+            if (t.empty() || t.shape()[0] != nb || t.size() != nb * per_example)
+                throw shape_error(name_ + ": generated " + what + " has shape " + t.shape().str() + ", expected (" +
+                                  std::to_string(nb) + ", " + std::to_string(per_example) + ")");
+        };
+        check("down weight", w.down_weight, d_ * r_);
+        check("down bias", w.down_bias, r_);
+        check("up weight", w.up_weight, r_ * d_);
+        check("up bias", w.up_bias, d_);
+        return {nb, x.rows() / nb};
+    }
+
+    B* backend_;
+    std::string name_;
+    std::size_t d_, r_;
+    task_adapter_options options_;
+    linear<B, T> down_, up_;
+};
+
+}  // namespace hyperadapt

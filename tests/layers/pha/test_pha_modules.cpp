@@ -1,0 +1,272 @@
+#define BOOST_TEST_MODULE layers_pha_modules
+#include <boost/test/unit_test.hpp>
+
+#include <algorithm>
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+#include <functional>
+#include <iterator>
+#include <map>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "hyperadapt/io/safetensors.hpp"
+#include "hyperadapt/layers/pha/task_adapter.hpp"
+#include "hyperadapt/nn/parameters.hpp"
+#include "hyperadapt/testing/gradcheck.hpp"
+#include "support/backends.hpp"
+
+using namespace hyperadapt;
+using hyperadapt::io::safetensors_reader;
+using hyperadapt::test::cpu_backends;
+using hyperadapt::test::random_tensor;
+namespace fs = std::filesystem;
+
+namespace {
+
+// ---- reference files ---------------------------------------------------------------------------------
+
+/// The reference files this test reads, copied from the shared data (README: copying is allowed) so the
+/// test does not depend on ../shared.
+fs::path reference_file(const std::string& name) {
+    return fs::path(HYPERADAPT_TEST_DATA_DIR) / "reference" / "pha" / (name + ".safetensors");
+}
+
+const std::vector<std::string> reference_files = {"pha_adapter_manual", "pha_adapter_generated"};
+
+/// Agreement bound: every output and gradient within 1e-9 of its tensor's largest magnitude. Tensors whose
+/// largest magnitude is below the floor (mathematically zero gradients stored as rounding noise) are
+/// compared absolutely against 1e-9 * floor.
+constexpr double tolerance = 1e-9;
+constexpr double magnitude_floor = 1e-6;
+
+template <class B>
+tensor<B, double> load(B& b, const safetensors_reader& r, const std::string& name) {
+    const auto& e = r.at(name);
+    return tensor<B, double>::from_host(b, e.to_shape(), r.read<double>(e));
+}
+
+template <class B>
+tensor<B, std::int32_t> load_ids(B& b, const safetensors_reader& r, const std::string& name) {
+    const auto& e = r.at(name);
+    return tensor<B, std::int32_t>::from_host(b, e.to_shape(), r.read<std::int32_t>(e));
+}
+
+/// Loads "param.<name>" into every parameter of the module and checks that the file has no parameter the
+/// module lacks: the names must match one to one.
+template <class B, class M>
+void load_parameters(B& b, const safetensors_reader& r, M& m) {
+    std::set<std::string> file_params;
+    for (const auto& e : r.entries())
+        if (e.name.rfind("param.", 0) == 0) file_params.insert(e.name.substr(6));
+    std::set<std::string> module_params;
+    m.visit_parameters([&](const std::string& n, parameter<B, double>& p) {
+        module_params.insert(n);
+        const auto* e = r.find("param." + n);
+        BOOST_TEST_REQUIRE(e != nullptr, "module parameter '" << n << "' is not in " << r.path());
+        BOOST_TEST_REQUIRE((e->to_shape() == p.value.shape()),
+                           n << ": file shape " << e->shape_str() << ", module shape " << p.value.shape().str());
+        const auto v = r.read<double>(*e);
+        b.copy_from_host(v.data(), p.value.data(), v.size());
+    });
+    BOOST_TEST(module_params == file_params, boost::test_tools::per_element());
+}
+
+/// Compares one tensor with the file's and returns max |got - want| / max(max |want|, floor).
+struct comparison {
+    explicit comparison(std::string f) : file(std::move(f)) {}
+    std::string file;
+    double worst = 0;
+    std::string worst_name;
+    std::size_t tensors = 0;
+
+    template <class B>
+    void check(const safetensors_reader& r, const std::string& name, const tensor<B, double>& got) {
+        const auto& e = r.at(name);
+        BOOST_TEST_REQUIRE((got.shape() == e.to_shape()), name << ": shape " << got.shape().str() << ", file "
+                                                                << e.shape_str());
+        const auto want = r.read<double>(e);
+        const auto have = got.to_host();
+        double scale = 0, diff = 0;
+        for (std::size_t i = 0; i < want.size(); ++i) {
+            scale = std::max(scale, std::abs(want[i]));
+            diff = std::max(diff, std::abs(have[i] - want[i]));
+        }
+        const double rel = diff / std::max(scale, magnitude_floor);
+        BOOST_TEST(rel <= tolerance, file << " " << name << ": max |diff| " << diff << " against max |value| " << scale);
+        ++tensors;
+        if (rel > worst || worst_name.empty()) {
+            worst = rel;
+            worst_name = name;
+        }
+    }
+
+    /// Every grad.param.* of the file against the module's accumulated gradients.
+    template <class B, class M>
+    void check_parameter_gradients(const safetensors_reader& r, M& m) {
+        m.visit_parameters([&](const std::string& n, parameter<B, double>& p) { check(r, "grad.param." + n, p.grad); });
+    }
+
+    ~comparison() {
+        BOOST_TEST_MESSAGE(file << ": " << tensors << " tensors, max relative error " << worst << " (" << worst_name
+                                << ")");
+    }
+};
+
+/// "file [provider]": the reference tests run once per GEMM provider.
+template <class B>
+std::string label(const std::string& file) {
+    return file + " [" + B::gemm_provider::name + "]";
+}
+
+/// Counts the file's output.* and grad.* tensors, so a test cannot skip one silently.
+std::size_t checked_tensor_count(const safetensors_reader& r) {
+    std::size_t n = 0;
+    for (const auto& e : r.entries())
+        if (e.name.rfind("output.", 0) == 0 || e.name.rfind("grad.", 0) == 0) ++n;
+    return n;
+}
+
+// ---- helpers -----------------------------------------------------------------------------------------
+
+/// Gives every parameter of `m` random values so no gradient check passes by symmetry.
+template <class B, class M>
+void randomize(B& b, M& m, std::uint64_t seed, double scale = 0.5) {
+    m.visit_parameters([&](const std::string&, parameter<B, double>& p) {
+        b.fill_uniform(p.size(), seed++, 0, -scale, scale, p.value.data());
+    });
+}
+
+template <class B>
+tensor<B, std::int32_t> ids(B& b, std::vector<std::int32_t> v) {
+    return tensor<B, std::int32_t>::from_host(b, {v.size()}, v);
+}
+
+/// Runs f and checks that it throws shape_error whose message names `module`.
+void expect_shape_error(const std::function<void()>& f, const std::string& module) {
+    try {
+        f();
+        BOOST_FAIL("expected shape_error naming " << module);
+    } catch (const shape_error& e) {
+        const std::string what = e.what();
+        BOOST_TEST(what.rfind(module + ":", 0) == 0, "message '" << what << "' does not start with '" << module << ":'");
+    }
+}
+
+
+}  // namespace
+
+// ==== (a) agreement with the authors' code ============================================================
+
+BOOST_AUTO_TEST_CASE(reference_copies_match_the_shared_data) {
+    const fs::path shared = fs::path(hyperadapt::test::shared_data_dir()) / "reference";
+    for (const auto& name : reference_files) {
+        const auto copy = reference_file(name);
+        BOOST_TEST_REQUIRE(fs::exists(copy), copy);
+        const auto original = shared / (name + ".safetensors");
+        if (!fs::exists(original)) {
+            BOOST_TEST_MESSAGE("SKIPPED comparing " << name << ": shared data not found at " << shared);
+            continue;
+        }
+        auto bytes = [](const fs::path& p) {
+            std::ifstream in(p, std::ios::binary);
+            return std::vector<char>(std::istreambuf_iterator<char>(in), {});
+        };
+        BOOST_TEST((bytes(copy) == bytes(original)), name << ": the copy differs from " << original);
+    }
+}
+
+BOOST_AUTO_TEST_CASE_TEMPLATE(adapter_with_own_weights_matches_reference, B, cpu_backends) {
+    B b;
+    safetensors_reader r(reference_file("pha_adapter_manual"));
+    comparison cmp(label<B>("pha_adapter_manual"));
+    task_adapter<B, double> m(b, 16, 4, "");
+    load_parameters(b, r, m);
+    auto x = load(b, r, "input.x");
+    typename task_adapter<B, double>::context ctx;
+    cmp.check(r, "output.out", m.forward(x, ctx));
+    cmp.check(r, "grad.input.x", m.backward(load(b, r, "probe.R"), ctx));
+    cmp.template check_parameter_gradients<B>(r, m);
+    BOOST_TEST(cmp.tensors == checked_tensor_count(r));
+}
+
+BOOST_AUTO_TEST_CASE_TEMPLATE(adapter_with_generated_weights_matches_reference, B, cpu_backends) {
+    B b;
+    safetensors_reader r(reference_file("pha_adapter_generated"));
+    comparison cmp(label<B>("pha_adapter_generated"));
+    task_adapter<B, double> m(b, 16, 4, "", {.own_weights = false});
+    auto x = load(b, r, "input.x");
+    adapter_weights<B, double> w{load(b, r, "input.dw"), load(b, r, "input.db"), load(b, r, "input.uw"),
+                                 load(b, r, "input.ub")};
+    typename task_adapter<B, double>::context ctx;
+    cmp.check(r, "output.out", m.forward(x, w, ctx));
+    auto g = m.backward_generated(load(b, r, "probe.R"), ctx);
+    cmp.check(r, "grad.input.x", g.input);
+    cmp.check(r, "grad.input.dw", g.weights.down_weight);
+    cmp.check(r, "grad.input.db", g.weights.down_bias);
+    cmp.check(r, "grad.input.uw", g.weights.up_weight);
+    cmp.check(r, "grad.input.ub", g.weights.up_bias);
+    BOOST_TEST(cmp.tensors == checked_tensor_count(r));
+}
+
+// ==== (b) finite-difference gradient checks ==========================================================
+
+BOOST_AUTO_TEST_CASE_TEMPLATE(adapter_with_own_weights_gradients, B, cpu_backends) {
+    B b;
+    for (bool residual : {false, true})
+        for (bool rank3 : {true, false}) {
+            task_adapter<B, double> m(b, 6, 3, "adapter", {.residual = residual});
+            randomize(b, m, 11);
+            auto x = rank3 ? random_tensor<B, double>(b, {2, 4, 6}, 1) : random_tensor<B, double>(b, {5, 6}, 1);
+            typename task_adapter<B, double>::context ctx;
+            auto r = testing::check_gradients<B>(
+                b, {{"x", &x}}, [&](auto&& f) { m.visit_parameters(f); },
+                [&] {
+                    ctx = {};
+                    return m.forward(x, ctx);
+                },
+                [&](const tensor<B, double>& dy) { return std::vector<tensor<B, double>>{m.backward(dy, ctx)}; });
+            BOOST_TEST(r.ok, "residual " << residual << ", rank 3 " << rank3 << ":\n" << r.report);
+        }
+}
+
+BOOST_AUTO_TEST_CASE_TEMPLATE(adapter_with_generated_weights_gradients, B, cpu_backends) {
+    B b;
+    const std::size_t d = 6, rr = 3, nb = 3;
+    for (bool residual : {false, true})
+        for (bool rank3 : {true, false}) {
+            task_adapter<B, double> m(b, d, rr, "adapter", {.own_weights = false, .residual = residual});
+            auto x = rank3 ? random_tensor<B, double>(b, {nb, 4, d}, 1) : random_tensor<B, double>(b, {nb, d}, 1);
+            auto dw = random_tensor<B, double>(b, {nb, d * rr}, 2);
+            auto db = random_tensor<B, double>(b, {nb, rr}, 3);
+            auto uw = random_tensor<B, double>(b, {nb, rr * d}, 4);
+            auto ub = random_tensor<B, double>(b, {nb, d}, 5);
+            typename task_adapter<B, double>::context ctx;
+            auto r = testing::check_gradients<B>(
+                b, {{"x", &x}, {"down_weight", &dw}, {"down_bias", &db}, {"up_weight", &uw}, {"up_bias", &ub}},
+                [&](auto&& f) { m.visit_parameters(f); },
+                [&] {
+                    ctx = {};
+                    return m.forward(x, {dw, db, uw, ub}, ctx);
+                },
+                [&](const tensor<B, double>& dy) {
+                    auto g = m.backward_generated(dy, ctx);
+                    return std::vector<tensor<B, double>>{g.input, g.weights.down_weight, g.weights.down_bias,
+                                                          g.weights.up_weight, g.weights.up_bias};
+                });
+            BOOST_TEST(r.ok, "residual " << residual << ", rank 3 " << rank3 << ":\n" << r.report);
+        }
+}
+
+BOOST_AUTO_TEST_CASE_TEMPLATE(adapter_rejects_mismatched_generated_weights, B, cpu_backends) {
+    B b;
+    task_adapter<B, double> m(b, 6, 3, "dec.adapter", {.own_weights = false});
+    auto x = random_tensor<B, double>(b, {2, 4, 6}, 1);
+    auto ok = [&](std::size_t n, std::size_t w) { return random_tensor<B, double>(b, {n, w}, 2); };
+    typename task_adapter<B, double>::context ctx;
+    expect_shape_error([&] { (void)m.forward(x, {ok(3, 18), ok(2, 3), ok(2, 18), ok(2, 6)}, ctx); }, "dec.adapter");
+    expect_shape_error([&] { (void)m.forward(x, {ok(2, 18), ok(2, 3), ok(2, 17), ok(2, 6)}, ctx); }, "dec.adapter");
+    BOOST_CHECK_THROW((void)m.forward(x, ctx), error);
+}
