@@ -13,7 +13,9 @@
 #include <vector>
 
 #include "hyperadapt/io/safetensors.hpp"
+#include "hyperadapt/layers/pha/retriever.hpp"
 #include "hyperadapt/layers/pha/task_adapter.hpp"
+#include "hyperadapt/loss/pha_contrastive.hpp"
 #include "hyperadapt/nn/parameters.hpp"
 #include "hyperadapt/testing/gradcheck.hpp"
 #include "support/backends.hpp"
@@ -34,7 +36,8 @@ fs::path reference_file(const std::string& name) {
     return fs::path(HYPERADAPT_TEST_DATA_DIR) / "reference" / "pha" / (name + ".safetensors");
 }
 
-const std::vector<std::string> reference_files = {"pha_adapter_manual", "pha_adapter_generated"};
+const std::vector<std::string> reference_files = {"pha_adapter_manual", "pha_adapter_generated", "pha_retriever", "pha_ins_ins_loss",
+                                                  "pha_pro_ins_loss"};
 
 /// Agreement bound: every output and gradient within 1e-9 of its tensor's largest magnitude. Tensors whose
 /// largest magnitude is below the floor (mathematically zero gradients stored as rounding noise) are
@@ -96,6 +99,18 @@ struct comparison {
         }
         const double rel = diff / std::max(scale, magnitude_floor);
         BOOST_TEST(rel <= tolerance, file << " " << name << ": max |diff| " << diff << " against max |value| " << scale);
+        ++tensors;
+        if (rel > worst || worst_name.empty()) {
+            worst = rel;
+            worst_name = name;
+        }
+    }
+
+    /// A scalar output (shape []) against the file's.
+    void check_scalar(const safetensors_reader& r, const std::string& name, double got) {
+        const double want = r.read<double>(r.at(name)).at(0);
+        const double rel = std::abs(got - want) / std::max(std::abs(want), magnitude_floor);
+        BOOST_TEST(rel <= tolerance, file << " " << name << ": " << got << " against " << want);
         ++tensors;
         if (rel > worst || worst_name.empty()) {
             worst = rel;
@@ -211,6 +226,51 @@ BOOST_AUTO_TEST_CASE_TEMPLATE(adapter_with_generated_weights_matches_reference, 
     BOOST_TEST(cmp.tensors == checked_tensor_count(r));
 }
 
+BOOST_AUTO_TEST_CASE_TEMPLATE(retriever_matches_reference, B, cpu_backends) {
+    B b;
+    safetensors_reader r(reference_file("pha_retriever"));
+    comparison cmp(label<B>("pha_retriever"));
+    instance_retriever<B, double> m(b, 24, 128, 64, "mlp");
+    load_parameters(b, r, m);
+    auto h = load(b, r, "input.encoder_hidden_states");
+    const auto& me = r.at("input.encoder_attention_mask");
+    const auto mi = r.read<std::int32_t>(me);
+    const std::vector<std::uint8_t> mv(mi.begin(), mi.end());
+    auto mask = tensor<B, std::uint8_t>::from_host(b, me.to_shape(), mv);
+    typename instance_retriever<B, double>::context ctx;
+    cmp.check(r, "output.sample2", m.forward(h, mask, ctx));
+    cmp.check(r, "grad.input.encoder_hidden_states", m.backward(load(b, r, "probe.R"), ctx));
+    cmp.template check_parameter_gradients<B>(r, m);
+    BOOST_TEST(cmp.tensors == checked_tensor_count(r));
+}
+
+BOOST_AUTO_TEST_CASE_TEMPLATE(instance_loss_matches_reference, B, cpu_backends) {
+    B b;
+    safetensors_reader r(reference_file("pha_ins_ins_loss"));
+    comparison cmp(label<B>("pha_ins_ins_loss"));
+    pha_instance_loss<B, double> loss(b);
+    typename pha_instance_loss<B, double>::context ctx;
+    cmp.check_scalar(r, "output.loss", loss.forward(load(b, r, "input.features"), load_ids(b, r, "input.indices"), ctx));
+    const double probe = r.read<double>(r.at("probe.R")).at(0);
+    cmp.check(r, "grad.input.features", loss.backward(ctx, probe));
+    BOOST_TEST(cmp.tensors == checked_tensor_count(r));
+}
+
+BOOST_AUTO_TEST_CASE_TEMPLATE(prototype_loss_matches_reference, B, cpu_backends) {
+    B b;
+    safetensors_reader r(reference_file("pha_pro_ins_loss"));
+    comparison cmp(label<B>("pha_pro_ins_loss"));
+    pha_prototype_loss<B, double> loss(b);
+    typename pha_prototype_loss<B, double>::context ctx;
+    cmp.check_scalar(r, "output.loss", loss.forward(load(b, r, "input.features"), load_ids(b, r, "input.indices"),
+                                                    load(b, r, "input.task_embed"), ctx));
+    const double probe = r.read<double>(r.at("probe.R")).at(0);
+    auto g = loss.backward(ctx, probe);
+    cmp.check(r, "grad.input.features", g.features);
+    cmp.check(r, "grad.input.task_embed", g.prototypes);
+    BOOST_TEST(cmp.tensors == checked_tensor_count(r));
+}
+
 // ==== (b) finite-difference gradient checks ==========================================================
 
 BOOST_AUTO_TEST_CASE_TEMPLATE(adapter_with_own_weights_gradients, B, cpu_backends) {
@@ -269,4 +329,72 @@ BOOST_AUTO_TEST_CASE_TEMPLATE(adapter_rejects_mismatched_generated_weights, B, c
     expect_shape_error([&] { (void)m.forward(x, {ok(3, 18), ok(2, 3), ok(2, 18), ok(2, 6)}, ctx); }, "dec.adapter");
     expect_shape_error([&] { (void)m.forward(x, {ok(2, 18), ok(2, 3), ok(2, 17), ok(2, 6)}, ctx); }, "dec.adapter");
     BOOST_CHECK_THROW((void)m.forward(x, ctx), error);
+}
+
+BOOST_AUTO_TEST_CASE_TEMPLATE(retriever_gradients, B, cpu_backends) {
+    B b;
+    instance_retriever<B, double> m(b, 5, 6, 4, "mlp");
+    randomize(b, m, 41);
+    auto h = random_tensor<B, double>(b, {3, 4, 5}, 1);
+    // lengths 4, 2 and 0 (an all-padding row pools to zero)
+    auto mask = tensor<B, std::uint8_t>::from_host(b, {3, 4}, std::vector<std::uint8_t>{1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0});
+    typename instance_retriever<B, double>::context ctx;
+    auto r = testing::check_gradients<B>(
+        b, {{"hidden_states", &h}}, [&](auto&& f) { m.visit_parameters(f); },
+        [&] {
+            ctx = {};
+            return m.forward(h, mask, ctx);
+        },
+        [&](const tensor<B, double>& dy) { return std::vector<tensor<B, double>>{m.backward(dy, ctx)}; });
+    BOOST_TEST(r.ok, r.report);
+    const auto out = m.forward(h, mask, ctx).to_host();  // row 2 saw only zeros: the MLP of a zero vector
+    BOOST_TEST(std::isfinite(out[8]));
+}
+
+BOOST_AUTO_TEST_CASE_TEMPLATE(contrastive_loss_gradients, B, cpu_backends) {
+    B b;
+    auto f = random_tensor<B, double>(b, {7, 5}, 1);
+    auto k = random_tensor<B, double>(b, {4, 5}, 2);
+    auto t = ids(b, {0, 2, 1, 0, 2, 3, 0});
+    {
+        pha_instance_loss<B, double> loss(b);
+        typename pha_instance_loss<B, double>::context ctx;
+        auto r = testing::check_gradients<B>(
+            b, {{"features", &f}}, [](auto&&) {},
+            [&] { return tensor<B, double>::filled(b, {1}, loss.forward(f, t, ctx)); },
+            [&](const tensor<B, double>& dy) {
+                return std::vector<tensor<B, double>>{loss.backward(ctx, dy.to_host()[0])};
+            });
+        BOOST_TEST(r.ok, "ins-ins:\n" << r.report);
+    }
+    for (auto den : {pha_denominator::exclude_positive, pha_denominator::standard}) {
+        pha_prototype_loss<B, double> loss(b, {.denominator = den});
+        typename pha_prototype_loss<B, double>::context ctx;
+        auto r = testing::check_gradients<B>(
+            b, {{"features", &f}, {"prototypes", &k}}, [](auto&&) {},
+            [&] { return tensor<B, double>::filled(b, {1}, loss.forward(f, t, k, ctx)); },
+            [&](const tensor<B, double>& dy) {
+                auto g = loss.backward(ctx, dy.to_host()[0]);
+                return std::vector<tensor<B, double>>{g.features, g.prototypes};
+            });
+        BOOST_TEST(r.ok, "pro-ins " << static_cast<int>(den) << ":\n" << r.report);
+    }
+}
+
+BOOST_AUTO_TEST_CASE_TEMPLATE(contrastive_loss_edge_cases, B, cpu_backends) {
+    B b;
+    auto f = random_tensor<B, double>(b, {3, 5}, 1);
+    pha_instance_loss<B, double> ins(b);
+    typename pha_instance_loss<B, double>::context ictx;
+    BOOST_TEST(ins.forward(f, ids(b, {0, 1, 2}), ictx) == 0.0);  // no anchor has a positive
+    BOOST_TEST(ins.backward(ictx).to_host() == std::vector<double>(15, 0.0), boost::test_tools::per_element());
+    pha_prototype_loss<B, double> pro(b);
+    typename pha_prototype_loss<B, double>::context pctx;
+    auto k1 = random_tensor<B, double>(b, {1, 5}, 2);
+    BOOST_CHECK_THROW((void)pro.forward(f, ids(b, {0, 0, 0}), k1, pctx), config_error);
+    auto k3 = random_tensor<B, double>(b, {3, 5}, 2);
+    BOOST_CHECK_THROW((void)pro.forward(f, ids(b, {0, 3, 0}), k3, pctx), error);
+    // the standard denominator is never below the excluded one, so its loss is the larger
+    pha_prototype_loss<B, double> std_pro(b, {.denominator = pha_denominator::standard});
+    BOOST_TEST(std_pro.forward(f, ids(b, {0, 1, 2}), k3, pctx) > pro.forward(f, ids(b, {0, 1, 2}), k3, pctx));
 }

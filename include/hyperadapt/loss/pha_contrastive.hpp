@@ -1,0 +1,272 @@
+#pragma once
+// PHA's contrastive losses (spec §2.5; PHA third_party/trainers/t5_trainer.py::_ins_ins_loss,
+// _pro_ins_loss). With f_i = e_i / ||e_i||, k_t = p_t / ||p_t|| (F.normalize, norms clamped at 1e-12) and
+// temperature tau (0.1, hard-coded by the authors):
+//
+// instance-instance (supervised contrastive over the batch):
+//   s_ij = f_i . f_j / tau,   P(i) = {j != i : task_j = task_i}
+//   l_i  = -(1/|P(i)|) sum_{j in P(i)} [s_ij - log sum_{k != i} exp(s_ik)]
+//   L    = weight * mean over anchors with |P(i)| > 0          (0 when no anchor has a positive)
+//
+// prototype-instance:
+//   s_it = f_i . k_t / tau
+//   l_i  = -[s_{i,t_i} - log sum_{t != t_i} exp(s_it)]         the code: the positive is EXCLUDED
+//   l_i  = -[s_{i,t_i} - log sum_t exp(s_it)]                  pha_denominator::standard (InfoNCE)
+//   L    = weight * mean_i l_i
+//
+// weight defaults to 0.1: the authors multiply each loss by 0.1 inside the method and add them unweighted.
+//
+// These are tiny ((batch, batch) and (batch, tasks) similarity matrices over 64-wide embeddings), so they
+// run on the host in double after one copy of the embeddings; the returned gradients are backend tensors.
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <limits>
+#include <string>
+#include <vector>
+
+#include "hyperadapt/backend/concepts.hpp"
+#include "hyperadapt/core/errors.hpp"
+#include "hyperadapt/core/shape.hpp"
+#include "hyperadapt/tensor/tensor.hpp"
+
+namespace hyperadapt {
+
+enum class pha_denominator {
+    exclude_positive,  ///< the authors' code: sum over the other prototypes only
+    standard,          ///< InfoNCE: the positive is in the denominator
+};
+
+struct pha_contrastive_options {
+    double temperature = 0.1;
+    double weight = 0.1;
+    pha_denominator denominator = pha_denominator::exclude_positive;  ///< prototype-instance loss only
+};
+
+namespace pha_detail {
+/// Row-normalises x (rows, cols) in place (F.normalize, eps 1e-12) and returns the norms used.
+inline std::vector<double> normalize_rows(std::vector<double>& x, std::size_t rows, std::size_t cols) {
+    std::vector<double> n(rows);
+    for (std::size_t r = 0; r < rows; ++r) {
+        double s = 0;
+        for (std::size_t c = 0; c < cols; ++c) s += x[r * cols + c] * x[r * cols + c];
+        n[r] = std::max(std::sqrt(s), 1e-12);
+        for (std::size_t c = 0; c < cols; ++c) x[r * cols + c] /= n[r];
+    }
+    return n;
+}
+/// Gradient through f = x / max(||x||, eps): dx = (df - f (f . df)) / ||x|| (df / eps below the clamp).
+inline void normalize_rows_backward(const std::vector<double>& f, const std::vector<double>& norms,
+                                    std::vector<double>& d, std::size_t rows, std::size_t cols) {
+    for (std::size_t r = 0; r < rows; ++r) {
+        double dot = 0;
+        for (std::size_t c = 0; c < cols; ++c) dot += f[r * cols + c] * d[r * cols + c];
+        const bool clamped = norms[r] <= 1e-12;
+        for (std::size_t c = 0; c < cols; ++c)
+            d[r * cols + c] = (d[r * cols + c] - (clamped ? 0.0 : f[r * cols + c] * dot)) / norms[r];
+    }
+}
+inline void check_embeddings(const std::string& name, const char* what, const shape& s) {
+    if (s.rank() != 2 || s[0] == 0 || s[1] == 0)
+        throw shape_error(name + ": " + what + " have shape " + s.str() + ", expected (rows, features)");
+}
+}  // namespace pha_detail
+
+/// Instance-instance supervised contrastive loss.
+template <memory_backend B, class T = float>
+class pha_instance_loss {
+public:
+    using labels_type = tensor<B, std::int32_t>;
+    struct context {
+        std::vector<double> f, norms, grad_s;  // normalised features, norms, dL/ds for a unit upstream
+        hyperadapt::shape shape;
+        double loss = 0;
+        bool ready = false;
+    };
+
+    explicit pha_instance_loss(B& backend, pha_contrastive_options options = {}, std::string name = "ins_ins_loss")
+        : backend_(&backend), options_(options), name_(std::move(name)) {}
+
+    [[nodiscard]] const std::string& name() const noexcept { return name_; }
+
+    double forward(const tensor<B, T>& features, const labels_type& tasks, context& ctx) const {
+        pha_detail::check_embeddings(name_, "features", features.shape());
+        const std::size_t n = features.shape()[0], dim = features.shape()[1];
+        expect_shape(name_.c_str(), "task ids", shape{n}, tasks.shape());
+        const auto h = features.to_host();
+        const auto t = tasks.to_host();
+        ctx = {};
+        ctx.shape = features.shape();
+        ctx.f.assign(h.begin(), h.end());
+        ctx.norms = pha_detail::normalize_rows(ctx.f, n, dim);
+        std::vector<double> s(n * n);
+        for (std::size_t i = 0; i < n; ++i)
+            for (std::size_t j = 0; j < n; ++j) {
+                double v = 0;
+                for (std::size_t c = 0; c < dim; ++c) v += ctx.f[i * dim + c] * ctx.f[j * dim + c];
+                s[i * n + j] = v / options_.temperature;
+            }
+        std::size_t anchors = 0;
+        for (std::size_t i = 0; i < n; ++i)
+            for (std::size_t j = 0; j < n; ++j)
+                if (j != i && t[j] == t[i]) {
+                    ++anchors;
+                    break;
+                }
+        ctx.grad_s.assign(n * n, 0.0);
+        double total = 0;
+        if (anchors > 0) {
+            const double c = options_.weight / static_cast<double>(anchors);
+            for (std::size_t i = 0; i < n; ++i) {
+                std::size_t positives = 0;
+                for (std::size_t j = 0; j < n; ++j) positives += (j != i && t[j] == t[i]);
+                if (positives == 0) continue;
+                double mx = -std::numeric_limits<double>::infinity();
+                for (std::size_t k = 0; k < n; ++k)
+                    if (k != i) mx = std::max(mx, s[i * n + k]);
+                double z = 0;
+                for (std::size_t k = 0; k < n; ++k)
+                    if (k != i) z += std::exp(s[i * n + k] - mx);
+                const double lse = mx + std::log(z);
+                double li = 0;
+                for (std::size_t j = 0; j < n; ++j)
+                    if (j != i && t[j] == t[i]) li -= s[i * n + j] - lse;
+                total += li / static_cast<double>(positives);
+                for (std::size_t k = 0; k < n; ++k) {
+                    if (k == i) continue;
+                    const double p = std::exp(s[i * n + k] - lse);
+                    const double pos = (t[k] == t[i]) ? 1.0 / static_cast<double>(positives) : 0.0;
+                    ctx.grad_s[i * n + k] = c * (p - pos);
+                }
+            }
+            total *= c;
+        }
+        ctx.loss = total;
+        ctx.ready = true;
+        return total;
+    }
+
+    /// d(scale * L) / d features.
+    tensor<B, T> backward(const context& ctx, double scale = 1.0) const {
+        if (!ctx.ready) throw error(name_ + ": backward called without a forward");
+        const std::size_t n = ctx.shape[0], dim = ctx.shape[1];
+        std::vector<double> df(n * dim, 0.0);
+        // s = F F^T / tau: dF = (G + G^T) F / tau
+        for (std::size_t i = 0; i < n; ++i)
+            for (std::size_t j = 0; j < n; ++j) {
+                const double g = scale * (ctx.grad_s[i * n + j] + ctx.grad_s[j * n + i]) / options_.temperature;
+                if (g == 0) continue;
+                for (std::size_t c = 0; c < dim; ++c) df[i * dim + c] += g * ctx.f[j * dim + c];
+            }
+        pha_detail::normalize_rows_backward(ctx.f, ctx.norms, df, n, dim);
+        std::vector<T> out(df.begin(), df.end());
+        return tensor<B, T>::from_host(*backend_, ctx.shape, out);
+    }
+
+private:
+    B* backend_;
+    pha_contrastive_options options_;
+    std::string name_;
+};
+
+/// Prototype-instance contrastive loss.
+template <memory_backend B, class T = float>
+class pha_prototype_loss {
+public:
+    using labels_type = tensor<B, std::int32_t>;
+    struct context {
+        std::vector<double> f, fn, k, kn, grad_s;
+        hyperadapt::shape fshape, kshape;
+        double loss = 0;
+        bool ready = false;
+    };
+    struct gradients {
+        tensor<B, T> features;    // (batch, dim)
+        tensor<B, T> prototypes;  // (tasks, dim)
+    };
+
+    explicit pha_prototype_loss(B& backend, pha_contrastive_options options = {}, std::string name = "pro_ins_loss")
+        : backend_(&backend), options_(options), name_(std::move(name)) {}
+
+    [[nodiscard]] const std::string& name() const noexcept { return name_; }
+
+    double forward(const tensor<B, T>& features, const labels_type& tasks, const tensor<B, T>& prototypes,
+                   context& ctx) const {
+        pha_detail::check_embeddings(name_, "features", features.shape());
+        pha_detail::check_embeddings(name_, "prototypes", prototypes.shape());
+        const std::size_t n = features.shape()[0], dim = features.shape()[1], nt = prototypes.shape()[0];
+        expect_shape(name_.c_str(), "task ids", shape{n}, tasks.shape());
+        expect_shape(name_.c_str(), "prototypes", shape{nt, dim}, prototypes.shape());
+        const bool exclude = options_.denominator == pha_denominator::exclude_positive;
+        if (exclude && nt < 2)
+            throw config_error(name_ + ": the positive-excluded denominator needs at least two prototypes, got " +
+                               std::to_string(nt));
+        const auto t = tasks.to_host();
+        for (std::size_t i = 0; i < n; ++i)
+            if (t[i] < 0 || static_cast<std::size_t>(t[i]) >= nt)
+                throw error(name_ + ": task id " + std::to_string(t[i]) + " at row " + std::to_string(i) +
+                            " is out of range for " + std::to_string(nt) + " prototypes");
+        ctx = {};
+        ctx.fshape = features.shape();
+        ctx.kshape = prototypes.shape();
+        const auto hf = features.to_host();
+        const auto hk = prototypes.to_host();
+        ctx.f.assign(hf.begin(), hf.end());
+        ctx.k.assign(hk.begin(), hk.end());
+        ctx.fn = pha_detail::normalize_rows(ctx.f, n, dim);
+        ctx.kn = pha_detail::normalize_rows(ctx.k, nt, dim);
+        ctx.grad_s.assign(n * nt, 0.0);
+        const double c = options_.weight / static_cast<double>(n);
+        std::vector<double> s(nt);
+        double total = 0;
+        for (std::size_t i = 0; i < n; ++i) {
+            const auto ti = static_cast<std::size_t>(t[i]);
+            double mx = -std::numeric_limits<double>::infinity();
+            for (std::size_t k = 0; k < nt; ++k) {
+                double v = 0;
+                for (std::size_t d = 0; d < dim; ++d) v += ctx.f[i * dim + d] * ctx.k[k * dim + d];
+                s[k] = v / options_.temperature;
+                if (!exclude || k != ti) mx = std::max(mx, s[k]);
+            }
+            double z = 0;
+            for (std::size_t k = 0; k < nt; ++k)
+                if (!exclude || k != ti) z += std::exp(s[k] - mx);
+            const double lse = mx + std::log(z);
+            total += lse - s[ti];
+            for (std::size_t k = 0; k < nt; ++k) {
+                const double p = (!exclude || k != ti) ? std::exp(s[k] - lse) : 0.0;
+                ctx.grad_s[i * nt + k] = c * (p - (k == ti ? 1.0 : 0.0));
+            }
+        }
+        ctx.loss = c * total;
+        ctx.ready = true;
+        return ctx.loss;
+    }
+
+    gradients backward(const context& ctx, double scale = 1.0) const {
+        if (!ctx.ready) throw error(name_ + ": backward called without a forward");
+        const std::size_t n = ctx.fshape[0], dim = ctx.fshape[1], nt = ctx.kshape[0];
+        std::vector<double> df(n * dim, 0.0), dk(nt * dim, 0.0);
+        // s = F K^T / tau: dF = G K / tau, dK = G^T F / tau
+        for (std::size_t i = 0; i < n; ++i)
+            for (std::size_t k = 0; k < nt; ++k) {
+                const double g = scale * ctx.grad_s[i * nt + k] / options_.temperature;
+                if (g == 0) continue;
+                for (std::size_t d = 0; d < dim; ++d) {
+                    df[i * dim + d] += g * ctx.k[k * dim + d];
+                    dk[k * dim + d] += g * ctx.f[i * dim + d];
+                }
+            }
+        pha_detail::normalize_rows_backward(ctx.f, ctx.fn, df, n, dim);
+        pha_detail::normalize_rows_backward(ctx.k, ctx.kn, dk, nt, dim);
+        const std::vector<T> of(df.begin(), df.end()), ok(dk.begin(), dk.end());
+        return {tensor<B, T>::from_host(*backend_, ctx.fshape, of), tensor<B, T>::from_host(*backend_, ctx.kshape, ok)};
+    }
+
+private:
+    B* backend_;
+    pha_contrastive_options options_;
+    std::string name_;
+};
+
+}  // namespace hyperadapt
