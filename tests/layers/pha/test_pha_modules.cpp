@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "hyperadapt/io/safetensors.hpp"
+#include "hyperadapt/layers/pha/hypernet.hpp"
 #include "hyperadapt/layers/pha/retriever.hpp"
 #include "hyperadapt/layers/pha/task_adapter.hpp"
 #include "hyperadapt/loss/pha_contrastive.hpp"
@@ -37,7 +38,7 @@ fs::path reference_file(const std::string& name) {
 }
 
 const std::vector<std::string> reference_files = {"pha_adapter_manual", "pha_adapter_generated", "pha_retriever", "pha_ins_ins_loss",
-                                                  "pha_pro_ins_loss"};
+                                                  "pha_pro_ins_loss",  "pha_param_generator", "pha_generator_adapter"};
 
 /// Agreement bound: every output and gradient within 1e-9 of its tensor's largest magnitude. Tensors whose
 /// largest magnitude is below the floor (mathematically zero gradients stored as rounding noise) are
@@ -271,6 +272,90 @@ BOOST_AUTO_TEST_CASE_TEMPLATE(prototype_loss_matches_reference, B, cpu_backends)
     BOOST_TEST(cmp.tensors == checked_tensor_count(r));
 }
 
+namespace {
+/// Rows [l * n, (l + 1) * n) of a tensor stacked over layers, with the per-layer shape `s`.
+template <class B>
+tensor<B, double> layer_slice(const tensor<B, double>& t, std::size_t l, shape s) {
+    const std::size_t per = s.size();
+    return t.reshaped({t.size() / per, per}).row_range(l, 1).reshaped(s);
+}
+/// Copies `parts` one after another into a tensor of shape `s`.
+template <class B>
+tensor<B, double> stack(B& b, const std::vector<tensor<B, double>>& parts, shape s) {
+    std::vector<double> all;
+    for (const auto& p : parts) {
+        const auto h = p.to_host();
+        all.insert(all.end(), h.begin(), h.end());
+    }
+    return tensor<B, double>::from_host(b, s, all);
+}
+}  // namespace
+
+BOOST_AUTO_TEST_CASE_TEMPLATE(pha_hypernet_matches_reference, B, cpu_backends) {
+    B b;
+    safetensors_reader r(reference_file("pha_param_generator"));
+    comparison cmp(label<B>("pha_param_generator"));
+    pha_hypernet<B, double> m(b, pha_hypernet_config(12, 4, 3));
+    load_parameters(b, r, m);
+    auto k = load(b, r, "input.hidden_inputs");
+    const std::size_t nb = 4, layers = 3;
+    std::vector<typename pha_hypernet<B, double>::context> ctx(layers);
+    std::vector<adapter_weights<B, double>> w;
+    for (std::size_t l = 0; l < layers; ++l) w.push_back(m.forward(k, l, ctx[l]));
+    auto all = [&](auto member, std::size_t width) {
+        std::vector<tensor<B, double>> parts;
+        for (auto& x : w) parts.push_back(x.*member);
+        return stack(b, parts, {layers, nb, width});
+    };
+    using W = adapter_weights<B, double>;
+    cmp.check(r, "output.weight_up", all(&W::up_weight, 48));
+    cmp.check(r, "output.weight_down", all(&W::down_weight, 48));
+    cmp.check(r, "output.bias_up", all(&W::up_bias, 12));
+    cmp.check(r, "output.bias_down", all(&W::down_bias, 4));
+    auto ru = load(b, r, "probe.R.weight_up"), rd = load(b, r, "probe.R.weight_down"), rbu = load(b, r, "probe.R.bias_up"),
+         rbd = load(b, r, "probe.R.bias_down");
+    auto dk = tensor<B, double>::zeros(b, {nb, 64});
+    for (std::size_t l = 0; l < layers; ++l) {
+        W dw{layer_slice(rd, l, {nb, 48}), layer_slice(rbd, l, {nb, 4}), layer_slice(ru, l, {nb, 48}),
+             layer_slice(rbu, l, {nb, 12})};
+        auto g = m.backward(dw, ctx[l]);
+        b.axpy(g.size(), 1.0, g.data(), dk.data());
+    }
+    cmp.check(r, "grad.input.hidden_inputs", dk);
+    cmp.template check_parameter_gradients<B>(r, m);
+    BOOST_TEST(cmp.tensors == checked_tensor_count(r));
+}
+
+BOOST_AUTO_TEST_CASE_TEMPLATE(pha_hypernet_and_adapter_match_reference, B, cpu_backends) {
+    B b;
+    safetensors_reader r(reference_file("pha_generator_adapter"));
+    comparison cmp(label<B>("pha_generator_adapter"));
+    const std::size_t nb = 4, layers = 3, len = 5, d = 12;
+    pha_hypernet<B, double> gen(b, pha_hypernet_config(d, 4, layers));
+    task_adapter<B, double> adapter(b, d, 4, "", {.own_weights = false});
+    load_parameters(b, r, gen);
+    auto k = load(b, r, "input.hidden_inputs");
+    auto x = load(b, r, "input.x");
+    auto probe = load(b, r, "probe.R");
+    std::vector<typename pha_hypernet<B, double>::context> gctx(layers);
+    std::vector<typename task_adapter<B, double>::context> actx(layers);
+    std::vector<tensor<B, double>> out, dx;
+    auto dk = tensor<B, double>::zeros(b, {nb, 64});
+    for (std::size_t l = 0; l < layers; ++l)
+        out.push_back(adapter.forward(layer_slice(x, l, {nb, len, d}), gen.forward(k, l, gctx[l]), actx[l]));
+    for (std::size_t l = 0; l < layers; ++l) {
+        auto ga = adapter.backward_generated(layer_slice(probe, l, {nb, len, d}), actx[l]);
+        dx.push_back(ga.input);
+        auto g = gen.backward(ga.weights, gctx[l]);
+        b.axpy(g.size(), 1.0, g.data(), dk.data());
+    }
+    cmp.check(r, "output.out", stack(b, out, {layers, nb, len, d}));
+    cmp.check(r, "grad.input.x", stack(b, dx, {layers, nb, len, d}));
+    cmp.check(r, "grad.input.hidden_inputs", dk);
+    cmp.template check_parameter_gradients<B>(r, gen);
+    BOOST_TEST(cmp.tensors == checked_tensor_count(r));
+}
+
 // ==== (b) finite-difference gradient checks ==========================================================
 
 BOOST_AUTO_TEST_CASE_TEMPLATE(adapter_with_own_weights_gradients, B, cpu_backends) {
@@ -397,4 +482,57 @@ BOOST_AUTO_TEST_CASE_TEMPLATE(contrastive_loss_edge_cases, B, cpu_backends) {
     // the standard denominator is never below the excluded one, so its loss is the larger
     pha_prototype_loss<B, double> std_pro(b, {.denominator = pha_denominator::standard});
     BOOST_TEST(std_pro.forward(f, ids(b, {0, 1, 2}), k3, pctx) > pro.forward(f, ids(b, {0, 1, 2}), k3, pctx));
+}
+
+BOOST_AUTO_TEST_CASE_TEMPLATE(pha_hypernet_with_adapter_gradients, B, cpu_backends) {
+    B b;
+    prototypical_hypernet_config cfg{.condition = 5, .layer_embedding = 3, .layers = 2, .hidden = 7,
+                                     .projection = 6, .features = 4, .bottleneck = 2};
+    pha_hypernet<B, double> gen(b, cfg, "gen");
+    task_adapter<B, double> adapter(b, 4, 2, "adapter", {.own_weights = false});
+    randomize(b, gen, 51);
+    auto k = random_tensor<B, double>(b, {3, 5}, 1);
+    auto x = random_tensor<B, double>(b, {3, 2, 4}, 2);
+    std::vector<typename pha_hypernet<B, double>::context> gctx(2);
+    std::vector<typename task_adapter<B, double>::context> actx(2);
+    // both layers, so layer_embed gets a gradient in both rows; the outputs are concatenated
+    auto r = testing::check_gradients<B>(
+        b, {{"condition", &k}, {"x", &x}}, [&](auto&& f) { gen.visit_parameters(f); },
+        [&] {
+            std::vector<tensor<B, double>> outs;
+            for (std::size_t l = 0; l < 2; ++l) outs.push_back(adapter.forward(x, gen.forward(k, l, gctx[l]), actx[l]));
+            return stack(b, outs, {2, 3, 2, 4});
+        },
+        [&](const tensor<B, double>& dy) {
+            auto dk = tensor<B, double>::zeros(b, {3, 5});
+            auto dx = tensor<B, double>::zeros(b, {3, 2, 4});
+            for (std::size_t l = 0; l < 2; ++l) {
+                auto ga = adapter.backward_generated(layer_slice(dy, l, {3, 2, 4}).clone(), actx[l]);
+                b.axpy(dx.size(), 1.0, ga.input.data(), dx.data());
+                auto g = gen.backward(ga.weights, gctx[l]);
+                b.axpy(dk.size(), 1.0, g.data(), dk.data());
+            }
+            return std::vector<tensor<B, double>>{dk, dx};
+        });
+    BOOST_TEST(r.ok, r.report);
+}
+
+BOOST_AUTO_TEST_CASE_TEMPLATE(pha_hypernet_init_and_sizes, B, cpu_backends) {
+    B b;
+    pha_hypernet<B, float> gen(b, pha_hypernet_config());  // T5-base: d 768, r 64, 12 layers
+    rng_stream rng(3);
+    gen.initialize(rng);
+    std::size_t n = 0;
+    gen.visit_parameters([&](const std::string&, parameter<B, float>& p) { n += p.size(); });
+    // spec §2.6: hypernetwork incl. layer embeddings 6,469,504
+    BOOST_TEST(n == 6469504u);
+    gen.visit_parameters([&](const std::string& name, parameter<B, float>& p) {
+        const auto h = p.value.to_host();
+        float mx = 0;
+        for (float v : h) mx = std::max(mx, std::abs(v));
+        if (name == "decoder.weight_down.weight") BOOST_TEST(mx <= 1e-3 * std::sqrt(3.0 / (64 * 768)));
+        if (name == "decoder.weight_up.weight") BOOST_TEST(mx <= 1e-3 * std::sqrt(3.0 / (64 * 64)));
+        if (name == "decoder.bias_up.weight") BOOST_TEST(mx <= 1e-3 * std::sqrt(3.0 / 64));
+        if (name == "decoder.weight_up.bias") BOOST_TEST(mx == 0.0f);
+    });
 }
