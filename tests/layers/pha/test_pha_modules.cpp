@@ -536,3 +536,28 @@ BOOST_AUTO_TEST_CASE_TEMPLATE(pha_hypernet_init_and_sizes, B, cpu_backends) {
         if (name == "decoder.weight_up.bias") BOOST_TEST(mx == 0.0f);
     });
 }
+
+BOOST_AUTO_TEST_CASE_TEMPLATE(composed_activations, B, cpu_backends) {
+    B b;
+    auto x = random_tensor<B, double>(b, {4, 5}, 9, -3.0, 3.0);
+    tensor<B, double> t(b, x.shape());
+    auto gelu_new = [&] {
+        tensor<B, double> y(b, x.shape());
+        pha_ops::gelu_new_forward(b, x.size(), x.data(), y.data(), t.data());
+        return y;
+    };
+    const auto hx = x.to_host(), hy = gelu_new().to_host();
+    for (std::size_t i = 0; i < hx.size(); ++i) {
+        const double v = hx[i];
+        const double want = 0.5 * v * (1 + std::tanh(std::sqrt(2 / M_PI) * (v + 0.044715 * v * v * v)));
+        BOOST_TEST(std::abs(hy[i] - want) <= 1e-15);
+    }
+    auto r = testing::check_gradients<B>(
+        b, {{"x", &x}}, [](auto&&) {}, gelu_new,
+        [&](const tensor<B, double>& dy) {
+            tensor<B, double> dx(b, x.shape());
+            pha_ops::gelu_new_backward(b, x.size(), x.data(), t.data(), dy.data(), dx.data());
+            return std::vector<tensor<B, double>>{dx};
+        });
+    BOOST_TEST(r.ok, "gelu_new:\n" << r.report);
+}
