@@ -143,8 +143,9 @@ public:
         return heads_.forward_loss(pooled(b, ctx, mode), task_rows(b), b.labels, b.scores, ctx.heads, mode);
     }
 
-    void backward(context& ctx) {
-        const auto dpooled = heads_.backward(ctx.heads);
+    /// Gradients of loss_scale x the batch loss.
+    void backward(context& ctx, T loss_scale = T(1)) {
+        const auto dpooled = heads_.backward(ctx.heads, loss_scale);
         const auto dh = pooler_.backward(dpooled, ctx.pooler);
         auto g = encoder_.backward(dh, ctx.encoder);
         tensor<B, T> dz = std::move(g.task_embedding);

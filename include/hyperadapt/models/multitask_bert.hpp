@@ -43,7 +43,8 @@ public:
         const auto out = bert_.forward(b.input_ids, b.token_type_ids, b.mask, ctx.bert, mode);
         return heads_.forward_loss(out.pooled, task_rows(b), b.labels, b.scores, ctx.heads, mode);
     }
-    void backward(context& ctx) { bert_.backward({}, heads_.backward(ctx.heads), ctx.bert); }
+    /// Gradients of loss_scale x the batch loss.
+    void backward(context& ctx, T loss_scale = T(1)) { bert_.backward({}, heads_.backward(ctx.heads, loss_scale), ctx.bert); }
     std::vector<std::vector<T>> outputs(const multitask_batch<B, T>& b, run_mode mode) const {
         typename bert_model<B, T>::context ctx;
         const auto out = bert_.forward(b.input_ids, b.token_type_ids, b.mask, ctx, mode);

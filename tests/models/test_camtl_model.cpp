@@ -1,0 +1,219 @@
+#define BOOST_TEST_MODULE models_camtl
+#include <boost/test/unit_test.hpp>
+
+#include <filesystem>
+#include <string>
+#include <vector>
+
+#include "hyperadapt/backend/cpu.hpp"
+#include "hyperadapt/models/camtl.hpp"
+#include "hyperadapt/models/multitask_bert.hpp"
+#include "hyperadapt/testing/gradcheck.hpp"
+#include "hyperadapt/train/multitask_trainer.hpp"
+#include "hyperadapt/train/samplers/mt_uncertainty.hpp"
+#include "hyperadapt/train/samplers/size_proportional.hpp"
+#include "hyperadapt/train/synthetic_tasks.hpp"
+#include "support/temp_dir.hpp"
+
+using namespace hyperadapt;
+namespace fs = std::filesystem;
+
+namespace {
+const bert_config tiny{.vocab_size = 40, .hidden = 8, .layers = 2, .heads = 2, .intermediate = 12, .max_position = 8};
+
+camtl_options tiny_options() {
+    camtl_options o;
+    o.backbone = tiny;
+    o.seq_len = 8;
+    o.tasks = {{"order", 2}, {"majority", 2}, {"count", 1}};
+    return o;
+}
+
+std::vector<encoded_task> tiny_tasks(std::size_t n, std::uint64_t seed) {
+    return {synthetic_task(synthetic_kind::order, n, 8, seed), synthetic_task(synthetic_kind::majority, n, 8, seed + 1),
+            synthetic_task(synthetic_kind::count, n, 8, seed + 2)};
+}
+
+template <class B, class T>
+multitask_batch<B, T> mixed_batch(B& b, const std::vector<encoded_task>& tasks) {
+    const std::vector<sample_ref> rows{{0, 0}, {1, 1}, {2, 2}, {0, 3}, {2, 4}, {1, 5}};
+    return make_batch<B, T>(b, tasks, rows);
+}
+
+std::vector<std::string> names_of(camtl_model<cpu, double>& m, bool trainable_only) {
+    std::vector<std::string> out;
+    m.visit_parameters([&](const std::string& n, parameter<cpu, double>& p) {
+        if (!trainable_only || p.trainable()) out.push_back(n);
+    });
+    return out;
+}
+bool has(const std::vector<std::string>& v, const std::string& s) { return std::find(v.begin(), v.end(), s) != v.end(); }
+bool any_contains(const std::vector<std::string>& v, const std::string& s) {
+    return std::any_of(v.begin(), v.end(), [&](const std::string& n) { return n.find(s) != std::string::npos; });
+}
+}  // namespace
+
+BOOST_AUTO_TEST_CASE(whole_model_gradients_with_mixed_tasks) {
+    cpu b;
+    auto o = tiny_options();
+    o.frozen_layers = 0;
+    o.freeze_embeddings = false;
+    camtl_model<cpu, double> m(b, o);
+    rng_stream init(1);
+    m.initialize(init);
+    // Give the zero-initialised parts (A, FiLM biases) values so no path is degenerate.
+    std::uint64_t seed = 50;
+    m.visit_parameters([&](const std::string& n, parameter<cpu, double>& p) {
+        if (n.find("random_weight_matrix") != std::string::npos || n.find("gb_weights.bias") != std::string::npos)
+            b.fill_uniform(p.size(), seed++, 0, -0.3, 0.3, p.value.data());
+    });
+    m.apply_freezing();
+    const auto tasks = tiny_tasks(8, 3);
+    const auto batch = mixed_batch<cpu, double>(b, tasks);
+    camtl_model<cpu, double>::context ctx;
+    auto r = testing::check_gradients<cpu>(
+        b, {}, [&](auto&& f) { m.visit_parameters(f); },
+        [&] {
+            rng_stream rr(4);
+            ctx = {};
+            const double l = m.forward_loss(batch, ctx, run_mode::train(rr));
+            return tensor<cpu, double>::from_host(b, {1}, std::vector<double>{l});
+        },
+        [&](const tensor<cpu, double>& dy) {
+            m.backward(ctx, dy.to_host()[0]);
+            return std::vector<tensor<cpu, double>>{};
+        },
+        {.max_checks_per_tensor = 6, .allow_zero_gradient = true});
+    BOOST_TEST(r.ok, r.report);
+    BOOST_TEST(r.checked > 300u);
+}
+
+BOOST_AUTO_TEST_CASE(freezing_follows_the_reference_whitelist) {
+    cpu b;
+    camtl_model<cpu, double> m(b, tiny_options());  // 2 layers: layer 0 and the embeddings frozen
+    m.apply_freezing();
+    const auto trainable = names_of(m, true);
+    BOOST_TEST(!any_contains(trainable, "embeddings.word_embeddings"));
+    BOOST_TEST(!has(trainable, "encoder.layer.0.attention.self.query.weight"));
+    BOOST_TEST(has(trainable, "encoder.layer.0.attention.self.random_weight_matrix"));
+    BOOST_TEST(has(trainable, "encoder.layer.0.attention.self.cond_block_diag_attn.gb_weights.weight"));
+    BOOST_TEST(has(trainable, "encoder.layer.1.new_attention.self.query.weight"));
+    BOOST_TEST(has(trainable, "encoder.task_transformation.weight"));
+    BOOST_TEST(has(trainable, "task_embedding.weight"));
+    BOOST_TEST(has(trainable, "heads.count.weight"));
+
+    auto o = tiny_options();
+    o.freeze_cbda_projection_in_frozen_layers = true;  // the reference's accidental behaviour
+    camtl_model<cpu, double> ref(b, o);
+    ref.apply_freezing();
+    const auto ref_trainable = names_of(ref, true);
+    BOOST_TEST(!has(ref_trainable, "encoder.layer.0.attention.self.cond_block_diag_attn.gb_weights.weight"));
+    BOOST_TEST(has(ref_trainable, "encoder.layer.0.attention.self.random_weight_matrix"));
+}
+
+BOOST_AUTO_TEST_CASE(each_conditional_module_can_be_removed) {
+    cpu b;
+    const auto tasks = tiny_tasks(8, 3);
+    const auto batch = mixed_batch<cpu, double>(b, tasks);
+    struct variant {
+        const char* name;
+        void (*apply)(camtl_options&);
+        const char* gone;  // a name fragment that must disappear (or stop training)
+    };
+    const variant variants[] = {
+        {"alignment", [](camtl_options& o) { o.conditional_alignment = false; }, "conditional_alignment"},
+        {"cbda", [](camtl_options& o) { o.block_diagonal_bias = false; }, "cond_block_diag_attn"},
+        {"cln", [](camtl_options& o) { o.conditional_layer_norm = false; }, "layer.0.attention.output.LayerNorm.ln_weight"},
+        {"adapter", [](camtl_options& o) { o.conditional_adapter = false; }, "adapter"},
+    };
+    for (const auto& v : variants) {
+        auto o = tiny_options();
+        v.apply(o);
+        camtl_model<cpu, double> m(b, o);
+        rng_stream init(1);
+        m.initialize(init);
+        m.apply_freezing();
+        BOOST_TEST(!any_contains(names_of(m, true), v.gone), v.name);
+        camtl_model<cpu, double>::context ctx;
+        rng_stream rr(2);
+        const double l = m.forward_loss(batch, ctx, run_mode::train(rr));
+        BOOST_TEST(std::isfinite(l), v.name);
+        m.backward(ctx);
+    }
+}
+
+BOOST_AUTO_TEST_CASE(backbone_loads_from_a_hugging_face_checkpoint) {
+    cpu b;
+    test::temp_dir dir;
+    bert_model<cpu, float> bert(b, tiny);
+    rng_stream init(9);
+    bert.initialize(init);
+    io::save_pretrained(bert, dir.path());
+
+    auto o = tiny_options();
+    o.backbone = io::read_bert_config(dir.path());
+    camtl_model<cpu, float> m(b, o);
+    rng_stream init2(10);
+    m.initialize(init2);
+    const auto report = m.load_backbone(dir.path());
+    BOOST_TEST(report.unexpected.size() > 0u);  // the top layer's pretrained weights: renamed, not loaded
+    std::vector<float> q_bert, q_camtl;
+    bert.visit_parameters([&](const std::string& n, parameter<cpu, float>& p) {
+        if (n == "encoder.layer.0.attention.self.query.weight") q_bert = p.value.to_host();
+    });
+    m.visit_parameters([&](const std::string& n, parameter<cpu, float>& p) {
+        if (n == "encoder.layer.0.attention.self.query.weight") q_camtl = p.value.to_host();
+    });
+    BOOST_TEST(q_bert == q_camtl);
+
+    o.load_pretrained_top_layer = true;
+    camtl_model<cpu, float> top(b, o);
+    top.initialize(init2);
+    const auto report2 = top.load_backbone(dir.path());
+    BOOST_TEST(report2.unexpected.empty(), report2.str());
+}
+
+BOOST_AUTO_TEST_CASE(trainer_learns_with_both_samplers) {
+    cpu b(cpu::options{.threads = 1});
+    const std::vector<encoded_task> train{synthetic_task(synthetic_kind::majority, 600, 16, 11),
+                                          synthetic_task(synthetic_kind::count, 600, 16, 12)};
+    const std::vector<encoded_task> dev{synthetic_task(synthetic_kind::majority, 200, 16, 21),
+                                        synthetic_task(synthetic_kind::count, 200, 16, 22)};
+    for (int use_mtu = 0; use_mtu < 2; ++use_mtu) {
+        camtl_options o;
+        o.backbone = {.vocab_size = 40, .hidden = 32, .layers = 2, .heads = 4, .intermediate = 64, .max_position = 16};
+        o.seq_len = 16;
+        o.tasks = {{"majority", 2}, {"count", 1}};
+        o.frozen_layers = 0;
+        o.freeze_embeddings = false;
+        camtl_model<cpu, float> m(b, o);
+        rng_stream init(1);
+        m.initialize(init);
+        m.apply_freezing();
+        trainer_options t;
+        t.steps = 250;
+        t.lr = 2e-3;
+        t.show_progress = false;
+        training_result r;
+        if (use_mtu) {
+            // The regression task borrows the classification task's scores, as CA-MTL's STS-B borrows MRPC's.
+            mt_uncertainty_sampler s({{"majority", 600, 2, {}}, {"count", 600, 1, "majority"}}, 16, rng_stream(3));
+            r = train_multitask(m, s, b, train, dev, t);
+            BOOST_TEST(std::abs(r.fraction_used - 0.5) < 0.02);  // b of 2b candidates (epoch ends give short batches)
+        } else {
+            size_proportional_sampler s({600, 600}, 16, rng_stream(3));
+            r = train_multitask(m, s, b, train, dev, t);
+            BOOST_TEST(r.fraction_used == 1.0);
+            double first = 0, last = 0;
+            for (std::size_t i = 0; i < 20; ++i) {
+                first += r.losses[i];
+                last += r.losses[r.losses.size() - 1 - i];
+            }
+            // (MT-Uncertainty trains on the examples the model is least sure of, so its batch loss need not fall.)
+            BOOST_TEST(last < 0.7 * first, "first 20 steps " << first / 20 << ", last 20 " << last / 20);
+        }
+        BOOST_TEST(r.best[0].score > 0.7, "sampler " << use_mtu << ": majority accuracy " << r.best[0].score);
+        BOOST_TEST(r.best[1].score > 0.5, "sampler " << use_mtu << ": count correlation " << r.best[1].score);
+        BOOST_TEST(r.best_average >= r.final_average);
+    }
+}
