@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Reproduces the CA-MTL table of docs/results.md: MiniLM (scripts/fetch_model.sh) on RTE, MRPC, STS-B, CoLA,
 # SST-2 and WNLI from the shared GLUE copy, every row with the same budget (2 epochs over a 256-example
-# subsample per task, dev subsampled to 200 per task, L = 64, batch 32, lr 5e-5, 2 threads).
+# subsample per task, dev subsampled to 200 per task, L = 64, batch 32, lr 1e-4, 2 threads).
 #   usage: scripts/run_camtl_results.sh [build-dir] [data-dir] [out.jsonl]
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -12,7 +12,7 @@ run() {
   echo "== $*" >&2
   OMP_WAIT_POLICY=PASSIVE "$build/examples/02_camtl_glue" --checkpoint "$root/.deps/models/all-MiniLM-L6-v2" \
     --data "$data" --tasks rte,mrpc,stsb,cola,sst2,wnli --seq-len 64 --train-per-task 256 --dev-per-task 200 \
-    --epochs 2 --batch 32 --lr 5e-5 --threads 2 --eval-every 24 --quiet --json "$out" "$@"
+    --epochs 2 --batch 32 --lr 1e-4 --threads 2 --eval-every 24 --quiet --json "$out" "$@"
 }
 for seed in ${SEEDS:-12 13}; do
   run --model single --seed "$seed"
