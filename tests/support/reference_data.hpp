@@ -1,0 +1,111 @@
+#pragma once
+// Shared by the tests that compare modules with the authors' reference files (tests/data/reference/*): loading
+// inputs and parameters by name, and comparing every output and gradient within a relative bound.
+#include <boost/test/unit_test.hpp>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <set>
+#include <string>
+
+#include "hyperadapt/io/safetensors.hpp"
+#include "hyperadapt/nn/parameter.hpp"
+#include "hyperadapt/tensor/tensor.hpp"
+
+namespace hyperadapt::test::reference {
+
+using io::safetensors_reader;
+
+/// Agreement bound: every output and gradient within 1e-9 of its tensor's largest magnitude. Tensors whose
+/// largest magnitude is below the floor (mathematically zero gradients stored as rounding noise) are
+/// compared absolutely against 1e-9 * floor.
+constexpr double tolerance = 1e-9;
+constexpr double magnitude_floor = 1e-6;
+
+template <class B>
+tensor<B, double> load(B& b, const safetensors_reader& r, const std::string& name) {
+    const auto& e = r.at(name);
+    return tensor<B, double>::from_host(b, e.to_shape(), r.read<double>(e));
+}
+
+template <class B>
+tensor<B, std::int32_t> load_ids(B& b, const safetensors_reader& r, const std::string& name) {
+    const auto& e = r.at(name);
+    return tensor<B, std::int32_t>::from_host(b, e.to_shape(), r.read<std::int32_t>(e));
+}
+
+/// Loads "param.<name>" into every parameter of the module and checks that the file has no parameter the
+/// module lacks: the names must match one to one.
+template <class B, class M>
+void load_parameters(B& b, const safetensors_reader& r, M& m) {
+    std::set<std::string> file_params;
+    for (const auto& e : r.entries())
+        if (e.name.rfind("param.", 0) == 0) file_params.insert(e.name.substr(6));
+    std::set<std::string> module_params;
+    m.visit_parameters([&](const std::string& n, parameter<B, double>& p) {
+        module_params.insert(n);
+        const auto* e = r.find("param." + n);
+        BOOST_TEST_REQUIRE(e != nullptr, "module parameter '" << n << "' is not in " << r.path());
+        BOOST_TEST_REQUIRE((e->to_shape() == p.value.shape()),
+                           n << ": file shape " << e->shape_str() << ", module shape " << p.value.shape().str());
+        const auto v = r.read<double>(*e);
+        b.copy_from_host(v.data(), p.value.data(), v.size());
+    });
+    BOOST_TEST(module_params == file_params, boost::test_tools::per_element());
+}
+
+/// Compares one tensor with the file's and returns max |got - want| / max(max |want|, floor).
+struct comparison {
+    explicit comparison(std::string f) : file(std::move(f)) {}
+    std::string file;
+    double worst = 0;
+    std::string worst_name;
+    std::size_t tensors = 0;
+
+    template <class B>
+    void check(const safetensors_reader& r, const std::string& name, const tensor<B, double>& got) {
+        const auto& e = r.at(name);
+        BOOST_TEST_REQUIRE((got.shape() == e.to_shape()), name << ": shape " << got.shape().str() << ", file "
+                                                                << e.shape_str());
+        const auto want = r.read<double>(e);
+        const auto have = got.to_host();
+        double scale = 0, diff = 0;
+        for (std::size_t i = 0; i < want.size(); ++i) {
+            scale = std::max(scale, std::abs(want[i]));
+            diff = std::max(diff, std::abs(have[i] - want[i]));
+        }
+        const double rel = diff / std::max(scale, magnitude_floor);
+        BOOST_TEST(rel <= tolerance, file << " " << name << ": max |diff| " << diff << " against max |value| " << scale);
+        ++tensors;
+        if (rel > worst || worst_name.empty()) {
+            worst = rel;
+            worst_name = name;
+        }
+    }
+
+    /// A scalar output (shape []) against the file's.
+    void check_scalar(const safetensors_reader& r, const std::string& name, double got) {
+        const double want = r.read<double>(r.at(name)).at(0);
+        const double rel = std::abs(got - want) / std::max(std::abs(want), magnitude_floor);
+        BOOST_TEST(rel <= tolerance, file << " " << name << ": " << got << " against " << want);
+        ++tensors;
+        if (rel > worst || worst_name.empty()) {
+            worst = rel;
+            worst_name = name;
+        }
+    }
+
+    /// Every grad.param.* of the file against the module's accumulated gradients.
+    template <class B, class M>
+    void check_parameter_gradients(const safetensors_reader& r, M& m) {
+        m.visit_parameters([&](const std::string& n, parameter<B, double>& p) { check(r, "grad.param." + n, p.grad); });
+    }
+
+    ~comparison() {
+        BOOST_TEST_MESSAGE(file << ": " << tensors << " tensors, max relative error " << worst << " (" << worst_name
+                                << ")");
+    }
+};
+
+}  // namespace hyperadapt::test::reference
