@@ -12,27 +12,13 @@
 #include "support/backends.hpp"
 
 using namespace hyperadapt;
+using hyperadapt::test::copy_parameters;
 using hyperadapt::test::cpu_backends;
 
 namespace {
 template <class B>
 tensor<B, std::int32_t> ids(B& b, shape s, std::vector<std::int32_t> values) {
     return tensor<B, std::int32_t>::from_host(b, s, values);
-}
-
-/// Copies the double layer's parameters into the float layer, in visiting order.
-template <class From, class To>
-void copy_parameters(From& from, To& to) {
-    std::vector<std::vector<double>> values;
-    from.visit_parameters([&](const std::string&, auto& p) { values.push_back(p.value.to_host()); });
-    std::size_t next = 0;
-    to.visit_parameters([&](const std::string&, auto& p) {
-        const auto& v = values.at(next++);
-        std::vector<float> f(v.size());
-        for (std::size_t i = 0; i < v.size(); ++i) f[i] = static_cast<float>(v[i]);
-        p.value.backend().copy_from_host(f.data(), p.value.data(), f.size());
-    });
-    BOOST_TEST(next == values.size());
 }
 
 /// Worst |f - d| / (|d| + 0.1): relative where values are O(1), absolute near zero.

@@ -13,32 +13,10 @@
 using namespace hyperadapt;
 using hyperadapt::test::cpu_backends;
 using hyperadapt::test::random_tensor;
+using hyperadapt::test::copy_parameters;
+using hyperadapt::test::to_double;
 
 namespace {
-/// The same values in double; float -> double is exact, so both precisions see identical inputs.
-template <class B>
-tensor<B, double> to_double(const tensor<B, float>& x) {
-    const auto h = x.to_host();
-    std::vector<double> d(h.size());
-    for (std::size_t i = 0; i < h.size(); ++i) d[i] = static_cast<double>(h[i]);
-    return tensor<B, double>::from_host(x.backend(), x.shape(), d);
-}
-
-/// Copies the double layer's parameters into the float layer, in visiting order.
-template <class From, class To>
-void copy_parameters(From& from, To& to) {
-    std::vector<std::vector<double>> values;
-    from.visit_parameters([&](const std::string&, auto& p) { values.push_back(p.value.to_host()); });
-    std::size_t next = 0;
-    to.visit_parameters([&](const std::string&, auto& p) {
-        const auto& v = values.at(next++);
-        std::vector<float> f(v.size());
-        for (std::size_t i = 0; i < v.size(); ++i) f[i] = static_cast<float>(v[i]);
-        p.value.backend().copy_from_host(f.data(), p.value.data(), f.size());
-    });
-    BOOST_TEST(next == values.size());
-}
-
 /// Worst |f - d| / (|d| + 0.1): relative where values are O(1), absolute near zero.
 double worst_relative(const std::vector<float>& f, const std::vector<double>& d) {
     BOOST_TEST_REQUIRE(f.size() == d.size());

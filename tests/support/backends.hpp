@@ -1,6 +1,7 @@
 #pragma once
 // The backends every CPU test runs on, and small helpers shared by the tests.
 #include <boost/mpl/list.hpp>
+#include <boost/test/unit_test.hpp>
 
 #include <cmath>
 #include <cstdlib>
@@ -33,6 +34,30 @@ inline double max_abs_diff(const std::vector<double>& a, const std::vector<doubl
     double m = 0;
     for (std::size_t i = 0; i < a.size(); ++i) m = std::max(m, std::abs(a[i] - b[i]));
     return m;
+}
+
+/// The same values in double; float -> double is exact, so both precisions see identical inputs.
+template <class B>
+tensor<B, double> to_double(const tensor<B, float>& x) {
+    const auto h = x.to_host();
+    std::vector<double> d(h.size());
+    for (std::size_t i = 0; i < h.size(); ++i) d[i] = static_cast<double>(h[i]);
+    return tensor<B, double>::from_host(x.backend(), x.shape(), d);
+}
+
+/// Copies the double layer's parameters into the float layer, in visiting order.
+template <class From, class To>
+void copy_parameters(From& from, To& to) {
+    std::vector<std::vector<double>> values;
+    from.visit_parameters([&](const std::string&, auto& p) { values.push_back(p.value.to_host()); });
+    std::size_t next = 0;
+    to.visit_parameters([&](const std::string&, auto& p) {
+        const auto& v = values.at(next++);
+        std::vector<float> f(v.size());
+        for (std::size_t i = 0; i < v.size(); ++i) f[i] = static_cast<float>(v[i]);
+        p.value.backend().copy_from_host(f.data(), p.value.data(), f.size());
+    });
+    BOOST_TEST(next == values.size());
 }
 
 /// The shared data folder: HYPERADAPT_SHARED_DATA if set, else the build's default.
