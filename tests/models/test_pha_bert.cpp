@@ -1,0 +1,333 @@
+#define BOOST_TEST_MODULE models_pha_bert
+#include <boost/test/unit_test.hpp>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdlib>
+#include <filesystem>
+#include <string>
+#include <vector>
+
+#include "hyperadapt/backend/cpu.hpp"
+#include "hyperadapt/models/pha_bert.hpp"
+#include "hyperadapt/models/pha_transfer.hpp"
+#include "hyperadapt/testing/gradcheck.hpp"
+#include "hyperadapt/train/multitask_trainer.hpp"
+#include "hyperadapt/train/samplers/size_proportional.hpp"
+#include "hyperadapt/train/synthetic_tasks.hpp"
+#include "support/backends.hpp"
+
+using namespace hyperadapt;
+namespace fs = std::filesystem;
+
+namespace {
+const bert_config tiny{.vocab_size = 40, .hidden = 8, .layers = 2, .heads = 2, .intermediate = 12, .max_position = 8};
+
+pha_bert_options tiny_options(adapter_source source = adapter_source::prototype_hypernet,
+                              pha_passes passes = pha_passes::single) {
+    pha_bert_options o;
+    o.backbone = tiny;
+    o.tasks = {{"order", 2}, {"majority", 2}, {"count", 1}};
+    o.source = source;
+    o.passes = passes;
+    o.bottleneck = 3;
+    o.prototype_dim = 5;
+    o.retriever_hidden = 6;
+    o.hypernet_hidden = 7;
+    o.hypernet_projection = 4;
+    o.layer_embedding = 3;
+    return o;
+}
+
+std::vector<encoded_task> tiny_tasks(std::size_t n, std::uint64_t seed, std::size_t len = 8) {
+    return {synthetic_task(synthetic_kind::order, n, len, seed), synthetic_task(synthetic_kind::majority, n, len, seed + 1),
+            synthetic_task(synthetic_kind::count, n, len, seed + 2)};
+}
+
+const std::vector<sample_ref> mixed_rows{{0, 0}, {1, 1}, {2, 2}, {0, 3}, {2, 4}, {1, 5}};
+
+template <class M>
+std::vector<std::string> trainable_names(M& m) {
+    std::vector<std::string> out;
+    m.visit_parameters([&](const std::string& n, auto& p) {
+        if (p.trainable()) out.push_back(n);
+    });
+    return out;
+}
+
+/// Gives every parameter a random value of a useful size, so no path is degenerate (the hypernetwork's
+/// heads and the adapters start near zero by design).
+template <class M>
+void randomize(M& m, cpu& b, std::uint64_t seed) {
+    m.visit_parameters([&](const std::string& n, parameter<cpu, double>& p) {
+        const double s = n.find("LayerNorm.weight") != std::string::npos ? 0.0 : 0.4;
+        b.fill_uniform(p.size(), seed++, 0, -s, s, p.value.data());
+        if (s == 0.0) b.fill_uniform(p.size(), seed++, 0, 0.7, 1.3, p.value.data());
+    });
+}
+
+void check_model_gradients(pha_bert_options o, const char* what) {
+    cpu b;
+    pha_bert<cpu, double> m(b, o);
+    rng_stream init(1);
+    m.initialize(init);
+    randomize(m, b, 77);
+    const auto tasks = tiny_tasks(8, 3);
+    const auto batch = make_batch<cpu, double>(b, tasks, mixed_rows);
+    pha_bert<cpu, double>::context ctx;
+    auto r = testing::check_gradients<cpu>(
+        b, {}, [&](auto&& f) { m.visit_parameters(f); },
+        [&] {
+            rng_stream rr(4);
+            const double l = m.forward_loss(batch, ctx, run_mode::train(rr));
+            return tensor<cpu, double>::from_host(b, {1}, std::vector<double>{l});
+        },
+        [&](const tensor<cpu, double>& dy) {
+            m.backward(ctx, dy.to_host()[0]);
+            return std::vector<tensor<cpu, double>>{};
+        },
+        {.max_checks_per_tensor = 5, .allow_zero_gradient = true});
+    BOOST_TEST(r.ok, what << ": " << r.report);
+    BOOST_TEST(r.checked > 200u, what);
+}
+}  // namespace
+
+BOOST_AUTO_TEST_CASE(single_pass_gradients_with_mixed_tasks_and_contrastive_losses) {
+    check_model_gradients(tiny_options(), "PHA single pass");
+}
+
+BOOST_AUTO_TEST_CASE(two_pass_gradients) {
+    check_model_gradients(tiny_options(adapter_source::prototype_hypernet, pha_passes::two), "PHA two passes");
+}
+
+BOOST_AUTO_TEST_CASE(per_task_adapter_gradients) {
+    check_model_gradients(tiny_options(adapter_source::per_task), "per-task adapters");
+}
+
+BOOST_AUTO_TEST_CASE(frozen_backbone_gradients_reach_only_the_trainable_parts) {
+    // After freezing, the backward pass stops early; the gradients it leaves must still be exact.
+    cpu b;
+    pha_bert<cpu, double> m(b, tiny_options());
+    rng_stream init(1);
+    m.initialize(init);
+    randomize(m, b, 5);
+    m.apply_freezing();
+    const auto tasks = tiny_tasks(8, 3);
+    const auto batch = make_batch<cpu, double>(b, tasks, mixed_rows);
+    pha_bert<cpu, double>::context ctx;
+    auto r = testing::check_gradients<cpu>(
+        b, {}, [&](auto&& f) { m.visit_parameters(f); },
+        [&] {
+            rng_stream rr(4);
+            const double l = m.forward_loss(batch, ctx, run_mode::train(rr));
+            return tensor<cpu, double>::from_host(b, {1}, std::vector<double>{l});
+        },
+        [&](const tensor<cpu, double>& dy) {
+            m.backward(ctx, dy.to_host()[0]);
+            return std::vector<tensor<cpu, double>>{};
+        },
+        {.max_checks_per_tensor = 5, .allow_zero_gradient = true});
+    BOOST_TEST(r.ok, r.report);
+}
+
+BOOST_AUTO_TEST_CASE(freezing_follows_the_reference_rule_and_counts_like_the_papers) {
+    cpu b;
+    pha_bert<cpu, double> m(b, tiny_options());
+    m.apply_freezing();
+    const auto names = trainable_names(m);
+    for (const auto& n : names) {
+        const bool allowed = n.find("adapter") != std::string::npos || n.rfind("retriever.", 0) == 0 ||
+                             n.rfind("hypernet.", 0) == 0 || n == "prototypes.weight" || n.rfind("heads.", 0) == 0;
+        BOOST_TEST(allowed, n);
+    }
+    // Layer 0 (below the split) has a shared adapter; layer 1 gets generated weights and has none of its own.
+    BOOST_TEST(std::count(names.begin(), names.end(), "encoder.layer.0.adapter.adapter_down_manual.weight") == 1);
+    BOOST_TEST(std::none_of(names.begin(), names.end(),
+                            [](const std::string& n) { return n.rfind("encoder.layer.1.adapter.", 0) == 0; }));
+    const auto report = m.parameter_report();
+    bert_model<cpu, double> plain(b, tiny);
+    BOOST_TEST(report.backbone == count_parameters(plain).total);
+    BOOST_TEST(report.trainable == count_parameters(m).trainable);
+    BOOST_TEST(report.percent_per_task() ==
+               100.0 * static_cast<double>(report.trainable) / 3.0 / static_cast<double>(report.backbone));
+
+    auto o = tiny_options();
+    o.train_pooler = true;
+    pha_bert<cpu, double> with_pooler(b, o);
+    with_pooler.apply_freezing();
+    const auto wp = trainable_names(with_pooler);
+    BOOST_TEST(std::count(wp.begin(), wp.end(), "pooler.dense.weight") == 1);
+}
+
+BOOST_AUTO_TEST_CASE(each_row_is_conditioned_on_its_own_task) {
+    // A row's outputs must not depend on which tasks share its batch.
+    cpu b;
+    for (const auto source : {adapter_source::prototype_hypernet, adapter_source::per_task}) {
+        pha_bert<cpu, double> m(b, tiny_options(source));
+        rng_stream init(2);
+        m.initialize(init);
+        randomize(m, b, 9);
+        const auto tasks = tiny_tasks(8, 3);
+        const auto mixed = m.outputs(make_batch<cpu, double>(b, tasks, mixed_rows), run_mode::inference());
+        for (std::size_t r = 0; r < mixed_rows.size(); ++r) {
+            const std::vector<sample_ref> one{mixed_rows[r]};
+            const auto alone = m.outputs(make_batch<cpu, double>(b, tasks, one), run_mode::inference());
+            for (std::size_t k = 0; k < alone[0].size(); ++k) BOOST_TEST(std::abs(alone[0][k] - mixed[r][k]) < 1e-12);
+        }
+        // And it does depend on the task: the same example under another task's adapters differs.
+        auto relabelled = make_batch<cpu, double>(b, tasks, std::vector<sample_ref>{{0, 0}});
+        const auto as_order = m.outputs(relabelled, run_mode::inference());
+        relabelled.task_ids = tensor<cpu, std::int32_t>::from_host(b, {1}, std::vector<std::int32_t>{1});
+        relabelled.rows[0].task = 1;  // head of task 1 (also 2 classes) with task 1's adapters
+        const auto as_majority = m.outputs(relabelled, run_mode::inference());
+        BOOST_TEST(std::abs(as_order[0][0] - as_majority[0][0]) > 1e-9);
+    }
+}
+
+BOOST_AUTO_TEST_CASE(configuration_errors_say_what_to_change) {
+    cpu b;
+    auto o = tiny_options();
+    o.split = 2;
+    BOOST_CHECK_EXCEPTION(pha_bert<cpu>(b, o), config_error, [](const config_error& e) {
+        return std::string(e.what()).find("split 2 of 2 layers") != std::string::npos;
+    });
+    auto p = tiny_options(adapter_source::per_task, pha_passes::two);
+    BOOST_CHECK_EXCEPTION(pha_bert<cpu>(b, p), config_error, [](const config_error& e) {
+        return std::string(e.what()).find("pha_passes::single") != std::string::npos;
+    });
+}
+
+BOOST_AUTO_TEST_CASE(training_lowers_the_held_out_task_loss_with_frozen_backbone) {
+    // Random frozen backbone; only adapters, hypernetwork, prototypes, retriever and heads train. The task
+    // loss (heads only, without the contrastive terms) on held-out data must fall well below its start.
+    cpu b;
+    for (const auto source : {adapter_source::prototype_hypernet, adapter_source::per_task}) {
+        auto o = tiny_options(source);
+        // BERT's 0.02 init makes a random [CLS] nearly input-independent, which a frozen backbone cannot
+        // undo; a wider init gives the frozen features something to separate (a pretrained model does).
+        o.backbone = {.vocab_size = 40, .hidden = 32, .layers = 2, .heads = 4, .intermediate = 64, .max_position = 16,
+                      .initializer_range = 0.5};
+        o.bottleneck = 16;
+        o.prototype_dim = 16;
+        o.retriever_hidden = 32;
+        o.hypernet_hidden = 32;
+        o.hypernet_projection = 16;
+        o.layer_embedding = 8;
+        o.train_pooler = true;
+        pha_bert<cpu, float> m(b, o);
+        rng_stream init(3);
+        m.initialize(init);
+        m.apply_freezing();
+        const auto train = tiny_tasks(600, 10, 16), dev = tiny_tasks(96, 20, 16);
+        std::vector<sample_ref> rows;
+        for (std::size_t t = 0; t < 3; ++t)
+            for (std::size_t i = 0; i < 96; ++i) rows.push_back({t, i});
+        const auto dev_batch = make_batch<cpu, float>(b, dev, rows);
+        auto dev_task_loss = [&] {
+            pha_bert<cpu, float>::context ctx;
+            m.forward_loss(dev_batch, ctx, run_mode::inference());
+            return ctx.task_loss;
+        };
+        const double before = dev_task_loss();
+        size_proportional_sampler smp(std::vector<std::size_t>{600, 600, 600}, 32, rng_stream(5));
+        trainer_options t;
+        t.steps = 400;
+        t.lr = 1e-2;
+        t.show_progress = false;
+        const auto r = train_multitask(m, smp, b, train, dev, t);
+        const double after = dev_task_loss();
+        BOOST_TEST_MESSAGE((source == adapter_source::per_task ? "per-task" : "PHA")
+                           << ": held-out task loss " << before << " -> " << after << ", dev average "
+                           << r.final_average);
+        BOOST_TEST(after < 0.5 * before);
+
+        // And a fixed batch is fitted from a fresh start: the trainable parts alone can learn it.
+        pha_bert<cpu, float> fresh(b, o);
+        rng_stream init2(13);
+        fresh.initialize(init2);
+        fresh.apply_freezing();
+        std::vector<sample_ref> fixed;
+        for (std::size_t i = 0; i < 24; ++i) fixed.push_back({i % 3, i});
+        const auto batch = make_batch<cpu, float>(b, train, fixed);
+        adamw<cpu, float> opt(fresh, {.lr = 1e-2, .weight_decay = 0});
+        pha_bert<cpu, float>::context ctx;
+        double first = 0, last = 0;
+        for (int step = 0; step < 300; ++step) {
+            zero_grad(fresh);
+            fresh.forward_loss(batch, ctx, run_mode::inference());
+            if (step == 0) first = ctx.task_loss;
+            last = ctx.task_loss;
+            fresh.backward(ctx);
+            opt.step();
+        }
+        BOOST_TEST_MESSAGE("  fixed batch task loss " << first << " -> " << last);
+        BOOST_TEST(last < 0.1 * first);
+    }
+}
+
+BOOST_AUTO_TEST_CASE(transfer_retrieves_the_closest_prototype_and_copies_the_shared_parts) {
+    cpu b;
+    pha_bert<cpu, double> source(b, tiny_options());
+    rng_stream init(4);
+    source.initialize(init);
+    randomize(source, b, 11);
+    const auto tasks = tiny_tasks(8, 3);
+    // Put prototype 1 exactly on the mean direction of task 2's examples: it must be retrieved.
+    std::vector<sample_ref> rows;
+    for (std::size_t i = 0; i < 8; ++i) rows.push_back({2, i});
+    const auto e = source.instance_embeddings(make_batch<cpu, double>(b, tasks, rows)).to_host();
+    const std::size_t dim = source.prototypes().dim();
+    std::vector<double> mean(dim, 0.0);
+    for (std::size_t r = 0; r < rows.size(); ++r) {
+        double n = 0;
+        for (std::size_t c = 0; c < dim; ++c) n += e[r * dim + c] * e[r * dim + c];
+        for (std::size_t c = 0; c < dim; ++c) mean[c] += e[r * dim + c] / std::sqrt(n);
+    }
+    b.copy_from_host(mean.data(), source.prototypes().weight().value.data() + dim, dim);
+    const auto match = nearest_prototype(source, b, std::span<const encoded_task>(tasks), rows);
+    BOOST_TEST(match.task == 1u);
+    BOOST_TEST(match.examples == 8u);
+    BOOST_TEST(match.similarity[1] > match.similarity[0]);
+
+    auto o = tiny_options();
+    o.tasks = {{"new", 2}};
+    pha_bert<cpu, double> target(b, o);
+    rng_stream init2(99);
+    target.initialize(init2);
+    const std::size_t copied = start_transfer(source, target, match.task);
+    BOOST_TEST(copied > 20u);
+    const auto p = target.prototypes().weight().value.to_host();
+    for (std::size_t c = 0; c < dim; ++c) BOOST_TEST(p[c] == mean[c]);
+    // Retriever and backbone now agree: the same examples embed identically in both models.
+    const auto e2 = target.instance_embeddings(make_batch<cpu, double>(b, tasks, rows)).to_host();
+    for (std::size_t i = 0; i < e.size(); ++i) BOOST_TEST(e2[i] == e[i]);
+}
+
+BOOST_AUTO_TEST_CASE(backbone_loads_from_the_minilm_checkpoint) {
+    const char* env = std::getenv("HYPERADAPT_MODEL_DIR");
+    const fs::path model = env ? fs::path(env) : fs::path(HYPERADAPT_MODEL_DIR_DEFAULT);
+    if (!fs::exists(model / "model.safetensors")) {
+        BOOST_TEST_MESSAGE("SKIPPED: " << model << " not found (scripts/fetch_model.sh)");
+        return;
+    }
+    cpu b;
+    pha_bert_options o;
+    o.backbone = io::read_bert_config(model);
+    o.tasks = {{"rte", 2}, {"stsb", 1}};
+    pha_bert<cpu, float> m(b, o);
+    rng_stream init(1);
+    m.initialize(init);
+    const auto report = m.load_backbone(model);
+    BOOST_TEST(report.unexpected.empty());
+    for (const auto& n : report.missing) {
+        const bool ours = n.find("adapter") != std::string::npos || n.rfind("retriever.", 0) == 0 ||
+                          n.rfind("hypernet.", 0) == 0 || n == "prototypes.weight" || n.rfind("heads.", 0) == 0;
+        BOOST_TEST(ours, n);
+    }
+    m.apply_freezing();
+    const auto r = m.parameter_report();
+    BOOST_TEST_MESSAGE("MiniLM PHA: backbone " << r.backbone << ", trainable " << r.trainable << " ("
+                                               << r.percent_per_task() << " % per task)");
+    bert_model<cpu, float> plain(b, o.backbone);
+    BOOST_TEST(r.backbone == count_parameters(plain).total);
+}
