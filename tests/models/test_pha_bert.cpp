@@ -104,6 +104,12 @@ BOOST_AUTO_TEST_CASE(per_task_adapter_gradients) {
     check_model_gradients(tiny_options(adapter_source::per_task), "per-task adapters");
 }
 
+BOOST_AUTO_TEST_CASE(hyperformerpp_gradients) {
+    auto o = tiny_options(adapter_source::hyperformerpp);
+    o.hyperformer_reduction = 2;  // bottleneck 4 of hidden 8
+    check_model_gradients(o, "HyperFormer++");
+}
+
 BOOST_AUTO_TEST_CASE(frozen_backbone_gradients_reach_only_the_trainable_parts) {
     // After freezing, the backward pass stops early; the gradients it leaves must still be exact.
     cpu b;
@@ -130,6 +136,38 @@ BOOST_AUTO_TEST_CASE(frozen_backbone_gradients_reach_only_the_trainable_parts) {
     BOOST_TEST(r.ok, r.report);
 }
 
+BOOST_AUTO_TEST_CASE(adapter_layer_without_adapters_is_exactly_a_bert_layer) {
+    // Same names, same values, same arithmetic: the backbone of every adapter model is BERT unchanged.
+    cpu b;
+    const encoder_layer_config c{.hidden = 8, .heads = 2, .intermediate = 12};
+    encoder_layer<cpu, double> plain(b, c, "encoder.layer.0");
+    adapter_encoder_layer<cpu, double> adapted(b, c, 3, /*own_adapter=*/false, "encoder.layer.0", /*serial=*/4);
+    rng_stream init(8);
+    plain.initialize(init, 0.3);
+    std::vector<std::string> pn, an;
+    plain.visit_parameters([&](const std::string& n, auto&) { pn.push_back(n); });
+    adapted.visit_parameters([&](const std::string& n, auto&) { an.push_back(n); });
+    BOOST_TEST(pn == an, boost::test_tools::per_element());
+    std::vector<std::vector<double>> values;
+    plain.visit_parameters([&](const std::string&, parameter<cpu, double>& p) { values.push_back(p.value.to_host()); });
+    std::size_t next = 0;
+    adapted.visit_parameters([&](const std::string&, parameter<cpu, double>& p) {
+        b.copy_from_host(values.at(next).data(), p.value.data(), values.at(next).size());
+        ++next;
+    });
+    const auto x = test::random_tensor<cpu, double>(b, {2, 5, 8}, 21);
+    const auto mask = attention_mask<cpu>::from_host(b, {2, 5}, std::vector<std::uint8_t>{1, 1, 1, 1, 1, 1, 1, 1, 0, 0});
+    typename encoder_layer<cpu, double>::context pc;
+    typename adapter_encoder_layer<cpu, double>::context ac;
+    const auto yp = plain.forward(x, mask, {}, pc, run_mode::inference()).to_host();
+    const auto ya = adapted.forward(x, mask, nullptr, ac, run_mode::inference()).to_host();
+    for (std::size_t i = 0; i < yp.size(); ++i) BOOST_TEST(std::abs(yp[i] - ya[i]) < 1e-13);
+    const auto dy = test::random_tensor<cpu, double>(b, {2, 5, 8}, 22);
+    const auto dp = plain.backward(dy, pc).to_host();
+    const auto da = adapted.backward(dy, ac).input.to_host();
+    for (std::size_t i = 0; i < dp.size(); ++i) BOOST_TEST(std::abs(dp[i] - da[i]) < 1e-13);
+}
+
 BOOST_AUTO_TEST_CASE(freezing_follows_the_reference_rule_and_counts_like_the_papers) {
     cpu b;
     pha_bert<cpu, double> m(b, tiny_options());
@@ -151,6 +189,17 @@ BOOST_AUTO_TEST_CASE(freezing_follows_the_reference_rule_and_counts_like_the_pap
     BOOST_TEST(report.percent_per_task() ==
                100.0 * static_cast<double>(report.trainable) / 3.0 / static_cast<double>(report.backbone));
 
+    auto hf = tiny_options(adapter_source::hyperformerpp);
+    hf.hyperformer_reduction = 2;
+    pha_bert<cpu, double> hyper(b, hf);
+    hyper.apply_freezing();
+    for (const auto& n : trainable_names(hyper)) {
+        const bool allowed = n.find("adapter") != std::string::npos || n.rfind("hypernet.", 0) == 0 ||
+                             n == "task_embeddings.weight" || n.rfind("heads.", 0) == 0;
+        BOOST_TEST(allowed, n);
+    }
+    BOOST_TEST(hyper.parameter_report().backbone == report.backbone);
+
     auto o = tiny_options();
     o.train_pooler = true;
     pha_bert<cpu, double> with_pooler(b, o);
@@ -162,8 +211,10 @@ BOOST_AUTO_TEST_CASE(freezing_follows_the_reference_rule_and_counts_like_the_pap
 BOOST_AUTO_TEST_CASE(each_row_is_conditioned_on_its_own_task) {
     // A row's outputs must not depend on which tasks share its batch.
     cpu b;
-    for (const auto source : {adapter_source::prototype_hypernet, adapter_source::per_task}) {
-        pha_bert<cpu, double> m(b, tiny_options(source));
+    for (const auto source : {adapter_source::prototype_hypernet, adapter_source::per_task, adapter_source::hyperformerpp}) {
+        auto options = tiny_options(source);
+        options.hyperformer_reduction = 2;
+        pha_bert<cpu, double> m(b, options);
         rng_stream init(2);
         m.initialize(init);
         randomize(m, b, 9);
@@ -195,14 +246,20 @@ BOOST_AUTO_TEST_CASE(configuration_errors_say_what_to_change) {
     BOOST_CHECK_EXCEPTION(pha_bert<cpu>(b, p), config_error, [](const config_error& e) {
         return std::string(e.what()).find("pha_passes::single") != std::string::npos;
     });
+    auto h = tiny_options(adapter_source::hyperformerpp);
+    h.hyperformer_reduction = 3;
+    BOOST_CHECK_EXCEPTION(pha_bert<cpu>(b, h), config_error, [](const config_error& e) {
+        return std::string(e.what()).find("must divide the hidden size 8") != std::string::npos;
+    });
 }
 
 BOOST_AUTO_TEST_CASE(training_lowers_the_held_out_task_loss_with_frozen_backbone) {
     // Random frozen backbone; only adapters, hypernetwork, prototypes, retriever and heads train. The task
     // loss (heads only, without the contrastive terms) on held-out data must fall well below its start.
     cpu b;
-    for (const auto source : {adapter_source::prototype_hypernet, adapter_source::per_task}) {
+    for (const auto source : {adapter_source::prototype_hypernet, adapter_source::per_task, adapter_source::hyperformerpp}) {
         auto o = tiny_options(source);
+        o.hyperformer_reduction = 4;
         // BERT's 0.02 init makes a random [CLS] nearly input-independent, which a frozen backbone cannot
         // undo; a wider init gives the frozen features something to separate (a pretrained model does).
         o.backbone = {.vocab_size = 40, .hidden = 32, .layers = 2, .heads = 4, .intermediate = 64, .max_position = 16,
@@ -236,7 +293,7 @@ BOOST_AUTO_TEST_CASE(training_lowers_the_held_out_task_loss_with_frozen_backbone
         t.show_progress = false;
         const auto r = train_multitask(m, smp, b, train, dev, t);
         const double after = dev_task_loss();
-        BOOST_TEST_MESSAGE((source == adapter_source::per_task ? "per-task" : "PHA")
+        BOOST_TEST_MESSAGE((source == adapter_source::per_task ? "per-task" : source == adapter_source::hyperformerpp ? "HyperFormer++" : "PHA")
                            << ": held-out task loss " << before << " -> " << after << ", dev average "
                            << r.final_average);
         BOOST_TEST(after < 0.5 * before);

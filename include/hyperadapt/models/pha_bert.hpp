@@ -17,6 +17,11 @@
 //
 // adapter_source::per_task replaces prototypes + hypernetwork by one adapter per task and drops the retriever
 // and the contrastive losses: the "plain adapters" row of the PHA and HyperFormer tables.
+// adapter_source::hyperformerpp generates HyperFormer++ adapters (spec §3) instead, from a learned task
+// embedding ("task_embeddings.weight", N(0, 1)) through one hypernetwork shared by every layer and both
+// positions, in series after the attention and the feed-forward outputs of the same upper layers (bottleneck
+// hidden / hyperformer_reduction). HyperFormer also trains every LayerNorm; here the freeze rule is the same
+// for all sources, so the rows differ only in the adapters.
 //
 // Freezing (apply_freezing) follows the reference's rule (only adapters, retriever, hypernetwork, prototypes
 // and the task heads train): embeddings, every backbone weight of every layer and the pooler are frozen
@@ -34,6 +39,7 @@
 #include "hyperadapt/layers/embedding.hpp"
 #include "hyperadapt/layers/multitask_heads.hpp"
 #include "hyperadapt/layers/pha/adapter_encoder_layer.hpp"
+#include "hyperadapt/layers/pha/hyperformer_hypernet.hpp"
 #include "hyperadapt/layers/pha/hypernet.hpp"
 #include "hyperadapt/layers/pha/retriever.hpp"
 #include "hyperadapt/layers/pha/task_adapter_table.hpp"
@@ -48,6 +54,7 @@ namespace hyperadapt {
 enum class adapter_source {
     prototype_hypernet,  ///< PHA: generated from the task's prototype
     per_task,            ///< one adapter per task (the plain-adapter baseline)
+    hyperformerpp,       ///< HyperFormer++: generated from a learned task embedding, after both sub-layers
 };
 
 enum class pha_passes { single, two };
@@ -67,6 +74,7 @@ struct pha_bert_options {
     std::size_t hypernet_hidden = 128;
     std::size_t hypernet_projection = 64;
     std::size_t layer_embedding = 64;
+    std::size_t hyperformer_reduction = 32;  ///< HyperFormer++ bottleneck = hidden / this (published: 32)
     pha_contrastive_options contrastive{};
     bool instance_loss = true;
     bool prototype_loss = true;  ///< needs at least two tasks (the code's denominator excludes the positive)
@@ -100,6 +108,7 @@ public:
         typename embedding<B, T>::context prototype_rows;
         std::vector<typename prototypical_hypernet<B, T>::context> hypernet;
         std::vector<typename task_adapter_table<B, T>::context> tables;
+        std::vector<typename hyperformer_hypernet<B, T>::context> hf_attention, hf_ffn;
         typename pooler<B, T>::context pooler;
         typename multitask_heads<B, T>::context heads;
         typename pha_instance_loss<B, T>::context ins;
@@ -116,19 +125,23 @@ public:
           opts_(check(std::move(o))),
           embeddings_(backend, opts_.backbone.embeddings(), "embeddings"),
           retriever_(backend, opts_.backbone.hidden, opts_.retriever_hidden, opts_.prototype_dim, "retriever.mlp"),
-          prototypes_(backend, opts_.tasks.size(), opts_.prototype_dim, "prototypes"),
-          hypernet_(backend, hypernet_config(opts_), "hypernet"),
+          prototypes_(backend, opts_.tasks.size(), opts_.prototype_dim,
+                      opts_.source == adapter_source::hyperformerpp ? "task_embeddings" : "prototypes"),
           pooler_(backend, opts_.backbone.hidden, "pooler"),
           heads_(backend, opts_.backbone.hidden, opts_.tasks, static_cast<T>(opts_.head_dropout), "heads"),
           ins_loss_(backend, opts_.contrastive),
           pro_loss_(backend, opts_.contrastive) {
         const std::size_t n = opts_.backbone.layers, first = first_generated();
+        const bool hf = opts_.source == adapter_source::hyperformerpp;
         layers_.reserve(n);
         for (std::size_t i = 0; i < n; ++i) {
             const bool own = opts_.shared_adapters && (i < first || opts_.passes == pha_passes::two);
             layers_.emplace_back(backend, opts_.backbone.layer(), opts_.bottleneck, own,
-                                 "encoder.layer." + std::to_string(i));
+                                 "encoder.layer." + std::to_string(i),
+                                 hf && i >= first ? hyperformer_config(opts_).bottleneck() : 0);
         }
+        if (opts_.source == adapter_source::prototype_hypernet) hypernet_.emplace(backend, hypernet_config(opts_), "hypernet");
+        if (hf) hf_hypernet_.emplace(backend, hyperformer_config(opts_), "hypernet");
         if (opts_.source == adapter_source::per_task) {
             tables_.reserve(n - first);
             for (std::size_t i = first; i < n; ++i)
@@ -146,7 +159,8 @@ public:
         for (auto& l : layers_) l.initialize(rng, s);
         retriever_.initialize(rng, s);
         prototypes_.initialize(rng, T(1));
-        hypernet_.initialize(rng);
+        if (hypernet_) hypernet_->initialize(rng);
+        if (hf_hypernet_) hf_hypernet_->initialize(rng);
         for (auto& t : tables_) t.initialize(rng);
         pooler_.initialize(rng, s);
         heads_.initialize(rng, s);
@@ -226,14 +240,20 @@ public:
         for (std::size_t i = n; i-- > first;) {
             auto g = layers_[i].backward(dh, ctx.layers[i]);
             dh = std::move(g.input);
-            if (opts_.source == adapter_source::per_task) {
-                tables_[i - first].backward(g.weights, ctx.tables[i - first]);
-            } else {
-                const tensor<B, T> dk = hypernet_.backward(g.weights, ctx.hypernet[i - first]);
+            auto add = [&](const tensor<B, T>& dk) {
                 if (dcond.empty())
                     dcond = dk;
                 else
                     backend_->axpy(dk.size(), T(1), dk.data(), dcond.data());
+            };
+            const std::size_t j = i - first;
+            switch (opts_.source) {
+                case adapter_source::per_task: tables_[j].backward(g.weights, ctx.tables[j]); break;
+                case adapter_source::prototype_hypernet: add(hypernet_->backward(g.weights, ctx.hypernet[j])); break;
+                case adapter_source::hyperformerpp:
+                    add(hf_hypernet_->backward(g.after_ffn, ctx.hf_ffn[j]));
+                    add(hf_hypernet_->backward(g.after_attention, ctx.hf_attention[j]));
+                    break;
             }
         }
         if (!dcond.empty()) prototypes_.backward(dcond, ctx.prototype_rows);
@@ -294,7 +314,11 @@ public:
         if (opts_.source == adapter_source::prototype_hypernet) {
             retriever_.visit_parameters(f);
             prototypes_.visit_parameters(f);
-            hypernet_.visit_parameters(f);
+            hypernet_->visit_parameters(f);
+        }
+        if (opts_.source == adapter_source::hyperformerpp) {
+            prototypes_.visit_parameters(f);
+            hf_hypernet_->visit_parameters(f);
         }
         for (auto& t : tables_) t.visit_parameters(f);
         pooler_.visit_parameters(f);
@@ -304,9 +328,13 @@ public:
 private:
     static pha_bert_options check(pha_bert_options o) {
         if (o.tasks.empty()) throw config_error("pha_bert: at least one task is needed");
-        if (o.source == adapter_source::per_task && o.passes == pha_passes::two)
-            throw config_error("pha_bert: two passes exist to feed the retriever, which per-task adapters do not "
-                               "have; use pha_passes::single with adapter_source::per_task");
+        if (o.source != adapter_source::prototype_hypernet && o.passes == pha_passes::two)
+            throw config_error("pha_bert: two passes exist to feed PHA's retriever, which per-task and HyperFormer++ "
+                               "adapters do not have; use pha_passes::single with them");
+        if (o.source == adapter_source::hyperformerpp &&
+            (o.hyperformer_reduction == 0 || o.backbone.hidden % o.hyperformer_reduction != 0))
+            throw config_error("pha_bert: hyperformer_reduction " + std::to_string(o.hyperformer_reduction) +
+                               " must divide the hidden size " + std::to_string(o.backbone.hidden));
         const std::size_t split = o.split == std::numeric_limits<std::size_t>::max() ? o.backbone.layers / 2 : o.split;
         if (o.passes == pha_passes::single && (split == 0 || split >= o.backbone.layers))
             throw config_error("pha_bert: the single-pass split must leave layers on both sides, got split " +
@@ -324,6 +352,12 @@ private:
         c.projection = o.hypernet_projection;
         c.features = o.backbone.hidden;
         c.bottleneck = o.bottleneck;
+        return c;
+    }
+    static hyperformer_hypernet_config hyperformer_config(const pha_bert_options& o) {
+        const std::size_t split = o.split == std::numeric_limits<std::size_t>::max() ? o.backbone.layers / 2 : o.split;
+        auto c = hyperformerpp_config(o.backbone.hidden, o.backbone.layers - split, o.hyperformer_reduction);
+        c.task_embedding = o.prototype_dim;
         return c;
     }
     static bool is_backbone(const std::string& name) {
@@ -371,15 +405,26 @@ private:
             if (ctx.with_contrastive) ctx.retriever_output = retriever_.forward(h, b.mask, ctx.retriever, mode);
         }
         tensor<B, T> k;
-        if (pha) {
-            k = prototypes_.forward(b.task_ids, ctx.prototype_rows, mode);
-            ctx.hypernet.resize(n - first);
-        } else {
-            ctx.tables.resize(n - first);
+        switch (opts_.source) {
+            case adapter_source::prototype_hypernet: ctx.hypernet.resize(n - first); break;
+            case adapter_source::per_task: ctx.tables.resize(n - first); break;
+            case adapter_source::hyperformerpp:
+                ctx.hf_attention.resize(n - first);
+                ctx.hf_ffn.resize(n - first);
+                break;
         }
+        if (opts_.source != adapter_source::per_task) k = prototypes_.forward(b.task_ids, ctx.prototype_rows, mode);
         for (std::size_t i = first; i < n; ++i) {
-            const adapter_weights<B, T> w = pha ? hypernet_.forward(k, i - first, ctx.hypernet[i - first], mode)
-                                                : tables_[i - first].forward(b.task_ids, ctx.tables[i - first], mode);
+            const std::size_t j = i - first;
+            if (opts_.source == adapter_source::hyperformerpp) {
+                const auto ws = hf_hypernet_->forward(k, j, hyperformer_block::self_attention, ctx.hf_attention[j], mode);
+                const auto wf = hf_hypernet_->forward(k, j, hyperformer_block::feed_forward, ctx.hf_ffn[j], mode);
+                h = layers_[i].forward(h, b.mask, layer_adapters<B, T>{.after_attention = &ws, .after_ffn = &wf},
+                                       ctx.layers[i], mode);
+                continue;
+            }
+            const adapter_weights<B, T> w = pha ? hypernet_->forward(k, j, ctx.hypernet[j], mode)
+                                                : tables_[j].forward(b.task_ids, ctx.tables[j], mode);
             h = layers_[i].forward(h, b.mask, &w, ctx.layers[i], mode);
         }
         return pooler_.forward(h, ctx.pooler, mode);
@@ -398,7 +443,8 @@ private:
     std::vector<layer_type> layers_;
     instance_retriever<B, T> retriever_;
     embedding<B, T> prototypes_;
-    prototypical_hypernet<B, T> hypernet_;
+    std::optional<prototypical_hypernet<B, T>> hypernet_;
+    std::optional<hyperformer_hypernet<B, T>> hf_hypernet_;
     std::vector<task_adapter_table<B, T>> tables_;
     pooler<B, T> pooler_;
     multitask_heads<B, T> heads_;

@@ -35,7 +35,8 @@ template <elementwise_backend B, class T>
 prototype_match nearest_prototype(const pha_bert<B, T>& model, B& backend, std::span<const encoded_task> tasks,
                                   std::span<const sample_ref> examples, std::size_t batch_size = 32) {
     if (model.options().source != adapter_source::prototype_hypernet)
-        throw config_error("nearest_prototype: the model has no prototypes (adapter_source::per_task)");
+        throw config_error("nearest_prototype: only PHA models (adapter_source::prototype_hypernet) have prototypes "
+                           "and a retriever");
     if (examples.empty()) throw config_error("nearest_prototype: no examples");
     const auto prototypes = model.prototypes().weight().value.to_host();
     const std::size_t nt = model.prototypes().num_embeddings(), dim = model.prototypes().dim();
@@ -76,6 +77,9 @@ prototype_match nearest_prototype(const pha_bert<B, T>& model, B& backend, std::
 template <elementwise_backend B, class T>
 std::size_t start_transfer(pha_bert<B, T>& source, pha_bert<B, T>& target, std::size_t source_task,
                            std::size_t target_task = 0) {
+    if (source.options().source != adapter_source::prototype_hypernet ||
+        target.options().source != adapter_source::prototype_hypernet)
+        throw config_error("start_transfer: both models must be PHA models (adapter_source::prototype_hypernet)");
     if (source_task >= source.prototypes().num_embeddings())
         throw config_error("start_transfer: source prototype " + std::to_string(source_task) + " of " +
                            std::to_string(source.prototypes().num_embeddings()));
