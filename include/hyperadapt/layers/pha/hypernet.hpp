@@ -21,7 +21,7 @@
 // bias; LayerNorm ones and zeros.
 //
 // HyperFormer / HyperFormer++ generators (spec §3) differ in input (block-type embedding), head layout
-// ([out, in] weights, separate weight/bias generators) and names, and are not covered by this class yet.
+// ([out, in] weights, separate weight/bias generators) and names: layers/pha/hyperformer_hypernet.hpp.
 #include <cmath>
 #include <cstddef>
 #include <string>
