@@ -16,7 +16,11 @@
 #     (TRANSFER_STEPS, default 100 steps of min(16, k), dev = CB's full validation set, evaluated every 25):
 #     pha (retrieved prototype + start_transfer, lr 3e-4), adapter (fresh per-task adapter from MiniLM,
 #     lr 3e-4), full (full fine-tuning of MiniLM, lr 5e-5).
+#     The part (a) PHA run at n = SOURCE_N (default 1000) saves its weights under that name, so running part
+#     (a) first makes part (b) reuse it instead of training another source.
 # Seeds ${SEEDS:-12 13}; threads ${THREADS:-2}. PARTS="a b" picks the parts.
+# docs/results.md was produced with MAX_STEPS=375 (every row of every n: 375 steps of 16, i.e. 10 epochs at
+# n = 100, 2 at n = 500, 1 at n = 1000) and N_TRAIN="100 1000" then PARTS=b then N_TRAIN=500 — see there.
 #   usage: scripts/run_pha_results.sh [build-dir] [data-dir] [out.jsonl]
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -46,7 +50,10 @@ for part in ${PARTS:-a b}; do
       for seed in ${SEEDS:-12 13}; do
         common=(--mode multitask --tasks "$glue" --train-per-task "$n" --dev-per-task 200 --steps "$(steps_for "$n")"
                 --eval-every 125 --seed "$seed")
-        run "${common[@]}" --model pha --lr 3e-4
+        save=()
+        # The n = SOURCE_N PHA model doubles as part (b)'s transfer source (same file name as part b uses).
+        [ "$n" = "${SOURCE_N:-1000}" ] && save=(--save "$sources/pha_glue6_n${n}_seed$seed.safetensors")
+        run "${common[@]}" --model pha --lr 3e-4 "${save[@]}"
         run "${common[@]}" --model adapters --lr 3e-4
         run "${common[@]}" --model hyperformerpp --lr 3e-4
         run "${common[@]}" --model camtl --sampler mtu --lr 1e-4
