@@ -29,8 +29,10 @@
 #include "hyperadapt/train/samplers/size_proportional.hpp"
 #include "hyperadapt/train/samplers/temperature.hpp"
 #include "hyperadapt/train/synthetic_tasks.hpp"
+#include "example_support.hpp"
 
 using namespace hyperadapt;
+using hyperadapt::examples::split_list;
 using policy = cpu;  // the backend policy this example runs on
 
 namespace {
@@ -99,15 +101,8 @@ args parse(int argc, char** argv) {
         else usage("unknown argument '" + k + "'");
     }
     if (a.checkpoint.empty() != a.data.empty()) usage("--checkpoint and --data go together");
+    if (!hyperadapt::examples::known_sampler(a.sampler)) usage("unknown sampler '" + a.sampler + "'");
     return a;
-}
-
-std::vector<std::string> split_list(const std::string& s) {
-    std::vector<std::string> out;
-    std::stringstream ss(s);
-    for (std::string item; std::getline(ss, item, ',');)
-        if (!item.empty()) out.push_back(item);
-    return out;
 }
 
 // ---- running one configuration -------------------------------------------------------------------------
@@ -125,38 +120,7 @@ training_result run_with_sampler(Model& model, policy& b, const args& a, const s
         train.push_back(s.train[t]);
         dev.push_back(s.dev[t]);
     }
-    std::vector<std::size_t> sizes;
-    for (const auto& t : train) sizes.push_back(t.size());
-    const rng_stream rng(a.seed * 7919 + 17);
-    if (a.sampler == "mtu") {
-        std::vector<mt_uncertainty_task> tasks;
-        for (const auto& t : train) tasks.push_back({t.info.name, t.size(), t.num_labels(), {}});
-        apply_camtl_borrowing(tasks);  // STS-B takes MRPC's scores, as the authors' code does
-        // Any other regression task would score 0 and never be picked: let it borrow from the first
-        // classification task instead (a documented departure from the reference, which has only STS-B).
-        for (auto& t : tasks)
-            if (t.num_classes == 1 && t.borrow_scores_from.empty())
-                for (const auto& d : tasks)
-                    if (d.num_classes > 1) {
-                        t.borrow_scores_from = d.name;
-                        break;
-                    }
-        mt_uncertainty_sampler smp(tasks, a.batch, rng);
-        return train_multitask(model, smp, b, train, dev, o);
-    }
-    if (a.sampler == "proportional") {
-        size_proportional_sampler smp(sizes, a.batch, rng);
-        return train_multitask(model, smp, b, train, dev, o);
-    }
-    if (a.sampler == "temperature") {
-        temperature_sampler smp(sizes, a.batch, rng);
-        return train_multitask(model, smp, b, train, dev, o);
-    }
-    if (a.sampler == "round-robin") {
-        round_robin_sampler smp(sizes, a.batch, rng);
-        return train_multitask(model, smp, b, train, dev, o);
-    }
-    usage("unknown sampler '" + a.sampler + "'");
+    return examples::train_with_sampler(model, b, a.sampler, a.batch, a.seed, train, dev, o);
 }
 
 std::vector<task_head_spec> heads_for(const setup& s, const std::vector<std::size_t>& which) {

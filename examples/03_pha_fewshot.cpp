@@ -49,8 +49,10 @@
 #include "hyperadapt/train/samplers/size_proportional.hpp"
 #include "hyperadapt/train/samplers/temperature.hpp"
 #include "hyperadapt/train/synthetic_tasks.hpp"
+#include "example_support.hpp"
 
 using namespace hyperadapt;
+using hyperadapt::examples::split_list;
 using policy = cpu;  // the backend policy this example runs on
 using pha_model = pha_bert<policy, float>;
 
@@ -166,15 +168,8 @@ args parse(int argc, char** argv) {
         if (!a.save.empty()) usage("--save belongs to --mode multitask");
         if (a.sampler.empty()) a.sampler = "proportional";
     }
+    if (!a.sampler.empty() && !hyperadapt::examples::known_sampler(a.sampler)) usage("unknown sampler '" + a.sampler + "'");
     return a;
-}
-
-std::vector<std::string> split_list(const std::string& s) {
-    std::vector<std::string> out;
-    std::stringstream ss(s);
-    for (std::string item; std::getline(ss, item, ',');)
-        if (!item.empty()) out.push_back(item);
-    return out;
 }
 
 // ---- models ----------------------------------------------------------------------------------------------
@@ -227,36 +222,7 @@ std::size_t copy_matching(From& from, To& to) {
 template <class Model>
 training_result run_with_sampler(Model& model, policy& b, const args& a, const std::vector<encoded_task>& train,
                                  const std::vector<encoded_task>& dev, const trainer_options& o, std::size_t batch) {
-    std::vector<std::size_t> sizes;
-    for (const auto& t : train) sizes.push_back(t.size());
-    const rng_stream rng(a.seed * 7919 + 17);
-    if (a.sampler == "mtu") {
-        std::vector<mt_uncertainty_task> tasks;
-        for (const auto& t : train) tasks.push_back({t.info.name, t.size(), t.num_labels(), {}});
-        apply_camtl_borrowing(tasks);  // STS-B takes MRPC's scores, as the authors' code does
-        for (auto& t : tasks)  // any other regression task borrows from the first classification task (as 02)
-            if (t.num_classes == 1 && t.borrow_scores_from.empty())
-                for (const auto& d : tasks)
-                    if (d.num_classes > 1) {
-                        t.borrow_scores_from = d.name;
-                        break;
-                    }
-        mt_uncertainty_sampler smp(tasks, batch, rng);
-        return train_multitask(model, smp, b, train, dev, o);
-    }
-    if (a.sampler == "proportional") {
-        size_proportional_sampler smp(sizes, batch, rng);
-        return train_multitask(model, smp, b, train, dev, o);
-    }
-    if (a.sampler == "temperature") {
-        temperature_sampler smp(sizes, batch, rng);
-        return train_multitask(model, smp, b, train, dev, o);
-    }
-    if (a.sampler == "round-robin") {
-        round_robin_sampler smp(sizes, batch, rng);
-        return train_multitask(model, smp, b, train, dev, o);
-    }
-    usage("unknown sampler '" + a.sampler + "'");
+    return examples::train_with_sampler(model, b, a.sampler, batch, a.seed, train, dev, o);
 }
 
 /// --steps, or --epochs over the training examples.
