@@ -47,6 +47,7 @@ struct args {
     std::int64_t eval_every = 0;
     bool alignment = true, cbda = true, cln = true, adapter = true, freeze_cbda_projection = false,
          load_top_layer = false, quiet = false;
+    std::string head_input = "pooler";  // what the heads read: pooler (BERT's, the default) or mean
 };
 
 [[noreturn]] void usage(const std::string& why) {
@@ -55,7 +56,8 @@ struct args {
                  "       [--sampler mtu|proportional|temperature|round-robin] [--epochs E] [--batch B] [--lr LR]\n"
                  "       [--seq-len L] [--train-per-task N] [--dev-per-task N] [--eval-every K] [--seed S]\n"
                  "       [--threads T] [--out DIR] [--json FILE] [--no-alignment] [--no-cbda] [--no-cln]\n"
-                 "       [--no-adapter] [--freeze-cbda-projection] [--load-top-layer] [--quiet]\n";
+                 "       [--no-adapter] [--freeze-cbda-projection] [--load-top-layer] [--head-input pooler|mean]\n"
+                 "       [--quiet]\n";
     std::exit(2);
 }
 
@@ -96,14 +98,20 @@ args parse(int argc, char** argv) {
         else if (k == "--no-adapter") a.adapter = false;
         else if (k == "--freeze-cbda-projection") a.freeze_cbda_projection = true;
         else if (k == "--load-top-layer") a.load_top_layer = true;
+        else if (k == "--head-input") a.head_input = value();
         else if (k == "--quiet") a.quiet = true;
         else if (k == "--help" || k == "-h") usage("help");
         else usage("unknown argument '" + k + "'");
     }
     if (a.checkpoint.empty() != a.data.empty()) usage("--checkpoint and --data go together");
     if (!hyperadapt::examples::known_sampler(a.sampler)) usage("unknown sampler '" + a.sampler + "'");
+    if (a.head_input != "pooler" && a.head_input != "mean") usage("--head-input is pooler or mean, got '" + a.head_input + "'");
     return a;
 }
+
+/// all-MiniLM-L6-v2 (sentence-transformers) was trained through mean pooling and its pooler output hardly
+/// varies between inputs; --head-input mean lets the heads read the masked mean instead.
+head_input reads(const args& a) { return a.head_input == "mean" ? head_input::mean : head_input::pooler; }
 
 // ---- running one configuration -------------------------------------------------------------------------
 struct setup {
@@ -147,6 +155,7 @@ training_result run_config(policy& b, const args& a, const setup& s, const std::
         c.conditional_adapter = a.adapter;
         c.freeze_cbda_projection_in_frozen_layers = a.freeze_cbda_projection;
         c.load_pretrained_top_layer = a.load_top_layer;
+        c.heads_read = reads(a);
         if (!pretrained) c.frozen_layers = 0;  // nothing to keep fixed in a random model
         camtl_model<policy, float> m(b, c);
         m.initialize(init);
@@ -158,7 +167,7 @@ training_result run_config(policy& b, const args& a, const setup& s, const std::
         m.apply_freezing();
         return run_with_sampler(m, b, a, s, which, o);
     }
-    multitask_bert<policy, float> m(b, s.config, heads_for(s, which));
+    multitask_bert<policy, float> m(b, s.config, heads_for(s, which), 0.1f, reads(a));
     m.initialize(init);
     if (pretrained) m.load_backbone(a.checkpoint);
     return run_with_sampler(m, b, a, s, which, o);
@@ -182,7 +191,7 @@ nlohmann::json to_json(const args& a, const std::string& label, const training_r
                      {"seconds", r.seconds}, {"fraction_used", r.fraction_used},
                      {"trainable", r.counts.trainable}, {"total", r.counts.total}, {"backbone", backbone},
                      {"best_average", r.best_average}, {"final_average", r.final_average},
-                     {"modules", {{"alignment", a.alignment}, {"cbda", a.cbda}, {"cln", a.cln}, {"adapter", a.adapter}}}};
+                     {"head_input", a.head_input}, {"modules", {{"alignment", a.alignment}, {"cbda", a.cbda}, {"cln", a.cln}, {"adapter", a.adapter}}}};
     for (std::size_t t = 0; t < r.best.size(); ++t) {
         j["best"][r.best[t].task] = r.best[t].score;
         j["final"][r.final[t].task] = r.final[t].score;

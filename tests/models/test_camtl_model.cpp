@@ -54,38 +54,41 @@ bool any_contains(const std::vector<std::string>& v, const std::string& s) {
 }  // namespace
 
 BOOST_AUTO_TEST_CASE(whole_model_gradients_with_mixed_tasks) {
-    cpu b;
-    auto o = tiny_options();
-    o.frozen_layers = 0;
-    o.freeze_embeddings = false;
-    camtl_model<cpu, double> m(b, o);
-    rng_stream init(1);
-    m.initialize(init);
-    // Give the zero-initialised parts (A, FiLM biases) values so no path is degenerate.
-    std::uint64_t seed = 50;
-    m.visit_parameters([&](const std::string& n, parameter<cpu, double>& p) {
-        if (n.find("random_weight_matrix") != std::string::npos || n.find("gb_weights.bias") != std::string::npos)
-            b.fill_uniform(p.size(), seed++, 0, -0.3, 0.3, p.value.data());
-    });
-    m.apply_freezing();
-    const auto tasks = tiny_tasks(8, 3);
-    const auto batch = mixed_batch<cpu, double>(b, tasks);
-    camtl_model<cpu, double>::context ctx;
-    auto r = testing::check_gradients<cpu>(
-        b, {}, [&](auto&& f) { m.visit_parameters(f); },
-        [&] {
-            rng_stream rr(4);
-            ctx = {};
-            const double l = m.forward_loss(batch, ctx, run_mode::train(rr));
-            return tensor<cpu, double>::from_host(b, {1}, std::vector<double>{l});
-        },
-        [&](const tensor<cpu, double>& dy) {
-            m.backward(ctx, dy.to_host()[0]);
-            return std::vector<tensor<cpu, double>>{};
-        },
-        {.max_checks_per_tensor = 6, .allow_zero_gradient = true});
-    BOOST_TEST(r.ok, r.report);
-    BOOST_TEST(r.checked > 300u);
+    for (const auto reads : {head_input::pooler, head_input::mean}) {
+        cpu b;
+        auto o = tiny_options();
+        o.heads_read = reads;
+        o.frozen_layers = 0;
+        o.freeze_embeddings = false;
+        camtl_model<cpu, double> m(b, o);
+        rng_stream init(1);
+        m.initialize(init);
+        // Give the zero-initialised parts (A, FiLM biases) values so no path is degenerate.
+        std::uint64_t seed = 50;
+        m.visit_parameters([&](const std::string& n, parameter<cpu, double>& p) {
+            if (n.find("random_weight_matrix") != std::string::npos || n.find("gb_weights.bias") != std::string::npos)
+                b.fill_uniform(p.size(), seed++, 0, -0.3, 0.3, p.value.data());
+        });
+        m.apply_freezing();
+        const auto tasks = tiny_tasks(8, 3);
+        const auto batch = mixed_batch<cpu, double>(b, tasks);
+        camtl_model<cpu, double>::context ctx;
+        auto r = testing::check_gradients<cpu>(
+            b, {}, [&](auto&& f) { m.visit_parameters(f); },
+            [&] {
+                rng_stream rr(4);
+                ctx = {};
+                const double l = m.forward_loss(batch, ctx, run_mode::train(rr));
+                return tensor<cpu, double>::from_host(b, {1}, std::vector<double>{l});
+            },
+            [&](const tensor<cpu, double>& dy) {
+                m.backward(ctx, dy.to_host()[0]);
+                return std::vector<tensor<cpu, double>>{};
+            },
+            {.max_checks_per_tensor = 6, .allow_zero_gradient = true});
+        BOOST_TEST(r.ok, r.report);
+        BOOST_TEST(r.checked > 300u);
+    }
 }
 
 BOOST_AUTO_TEST_CASE(freezing_follows_the_reference_whitelist) {

@@ -5,6 +5,7 @@
 #include <cmath>
 #include <cstdlib>
 #include <filesystem>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -111,6 +112,65 @@ BOOST_AUTO_TEST_CASE(hyperformerpp_gradients) {
     auto o = tiny_options(adapter_source::hyperformerpp);
     o.hyperformer_reduction = 2;  // bottleneck 4 of hidden 8
     check_model_gradients(o, "HyperFormer++");
+}
+
+BOOST_AUTO_TEST_CASE(mean_pooled_heads_gradients) {
+    for (const auto source : {adapter_source::prototype_hypernet, adapter_source::per_task}) {
+        auto o = tiny_options(source);
+        o.heads_read = head_input::mean;
+        check_model_gradients(o, "heads on the masked mean");
+    }
+}
+
+BOOST_AUTO_TEST_CASE(retriever_only_contrastive_losses_leave_the_encoder_adapters_alone) {
+    // With contrastive_trains_encoder = false the shared adapters below the retriever get exactly the
+    // gradient of the task loss alone, while the retriever still learns from the contrastive terms.
+    cpu b;
+    const auto tasks = tiny_tasks(8, 3);
+    const auto batch = make_batch<cpu, double>(b, tasks, mixed_rows);
+    auto grads = [&](bool contrastive, bool into_encoder) {
+        auto o = tiny_options();
+        o.instance_loss = o.prototype_loss = contrastive;
+        o.contrastive_trains_encoder = into_encoder;
+        pha_bert<cpu, double> m(b, o);
+        rng_stream init(1);
+        m.initialize(init);
+        randomize(m, b, 77);
+        m.apply_freezing();
+        pha_bert<cpu, double>::context ctx;
+        m.forward_loss(batch, ctx, run_mode::inference());
+        m.backward(ctx);
+        std::map<std::string, std::vector<double>> g;
+        m.visit_parameters([&](const std::string& n, parameter<cpu, double>& p) {
+            if (p.trainable()) g[n] = p.grad.to_host();
+        });
+        return g;
+    };
+    const auto task_only = grads(false, true), retriever_only = grads(true, false), reference = grads(true, true);
+    const std::string shared = "encoder.layer.0.adapter.adapter_down_manual.weight";
+    BOOST_TEST(retriever_only.at(shared) == task_only.at(shared), boost::test_tools::per_element());
+    BOOST_TEST(reference.at(shared) != task_only.at(shared));
+    const auto& r = retriever_only.at("retriever.mlp.0.weight");
+    BOOST_TEST(std::any_of(r.begin(), r.end(), [](double v) { return v != 0.0; }));
+}
+
+BOOST_AUTO_TEST_CASE(mean_pooling_respects_the_mask) {
+    cpu b;
+    mean_pooling<cpu, double> pool(b, 3);
+    auto h = test::random_tensor<cpu, double>(b, {2, 4, 3}, 5);
+    const auto mask = attention_mask<cpu>::from_host(b, {2, 4}, std::vector<std::uint8_t>{1, 1, 0, 0, 1, 1, 1, 1});
+    mean_pooling<cpu, double>::context ctx;
+    const auto y = pool.forward(h, mask, ctx).to_host();
+    const auto x = h.to_host();
+    for (std::size_t c = 0; c < 3; ++c) {
+        BOOST_TEST(std::abs(y[c] - (x[c] + x[3 + c]) / 2) < 1e-15);
+        BOOST_TEST(std::abs(y[3 + c] - (x[12 + c] + x[15 + c] + x[18 + c] + x[21 + c]) / 4) < 1e-15);
+    }
+    auto r = testing::check_gradients<cpu>(
+        b, {{"h", &h}}, [](auto&&) {},
+        [&] { return pool.forward(h, mask, ctx); },
+        [&](const tensor<cpu, double>& dy) { return std::vector<tensor<cpu, double>>{pool.backward(dy, ctx)}; }, {});
+    BOOST_TEST(r.ok, r.report);
 }
 
 BOOST_AUTO_TEST_CASE(frozen_backbone_gradients_reach_only_the_trainable_parts) {

@@ -25,6 +25,7 @@
 #include "hyperadapt/layers/camtl/conditional_alignment.hpp"
 #include "hyperadapt/layers/camtl/conditional_encoder.hpp"
 #include "hyperadapt/layers/embedding.hpp"
+#include "hyperadapt/layers/mean_pooling.hpp"
 #include "hyperadapt/layers/multitask_heads.hpp"
 #include "hyperadapt/layers/pooler.hpp"
 #include "hyperadapt/models/bert.hpp"
@@ -42,6 +43,7 @@ struct camtl_options {
     bool load_pretrained_top_layer = false;                ///< the reference trains the top layer from scratch
     cln_variant layer_norm_variant = cln_variant::gain_only;  ///< the code's CLN; gain_and_bias = the paper's
     double head_dropout = 0.1;
+    head_input heads_read = head_input::pooler;  ///< mean: masked mean of the last layer (the pooler is frozen, unused)
     // The conditional modules, each removable for ablations.
     bool conditional_alignment = true;
     bool block_diagonal_bias = true;
@@ -62,6 +64,7 @@ public:
         typename conditional_alignment<B, T>::context alignment;
         typename encoder_type::context encoder;
         typename pooler<B, T>::context pooler;
+        typename mean_pooling<B, T>::context mean;
         typename multitask_heads<B, T>::context heads;
     };
 
@@ -73,6 +76,7 @@ public:
           alignment_(backend, opts_.backbone.hidden, "conditional_alignment"),
           encoder_(backend, layer_config(opts_), opts_.backbone.layers, "encoder", encoder_options(opts_)),
           pooler_(backend, opts_.backbone.hidden, "pooler"),
+          mean_(backend, opts_.backbone.hidden, "mean_pooling"),
           heads_(backend, opts_.backbone.hidden, opts_.tasks, static_cast<T>(opts_.head_dropout), "heads") {}
 
     /// Random initialisation of everything (BERT's scheme; CBDA's A and the FiLM biases start at zero).
@@ -114,6 +118,7 @@ public:
             if (!opts_.block_diagonal_bias && (name.find("random_weight_matrix") != std::string::npos ||
                                                name.find("cond_block_diag_attn") != std::string::npos))
                 freeze = true;  // unused when the bias is off
+            if (opts_.heads_read == head_input::mean && name.rfind("pooler.", 0) == 0) freeze = true;  // unused
             if (freeze)
                 p.freeze();
             else
@@ -136,7 +141,8 @@ public:
         const auto z = task_table_.forward(b.task_ids, ctx.task, mode);
         const auto aligned = opts_.conditional_alignment ? alignment_.forward(x, z, ctx.alignment, mode) : x;
         const auto h = encoder_.forward(aligned, b.mask, z, b.task_ids, ctx.encoder, mode);
-        return pooler_.forward(h, ctx.pooler, mode);
+        return opts_.heads_read == head_input::mean ? mean_.forward(h, b.mask, ctx.mean, mode)
+                                                     : pooler_.forward(h, ctx.pooler, mode);
     }
 
     double forward_loss(const multitask_batch<B, T>& b, context& ctx, run_mode mode) const {
@@ -146,7 +152,8 @@ public:
     /// Gradients of loss_scale x the batch loss.
     void backward(context& ctx, T loss_scale = T(1)) {
         const auto dpooled = heads_.backward(ctx.heads, loss_scale);
-        const auto dh = pooler_.backward(dpooled, ctx.pooler);
+        const auto dh = opts_.heads_read == head_input::mean ? mean_.backward(dpooled, ctx.mean)
+                                                             : pooler_.backward(dpooled, ctx.pooler);
         auto g = encoder_.backward(dh, ctx.encoder);
         tensor<B, T> dz = std::move(g.task_embedding);
         tensor<B, T> dx = std::move(g.input);
@@ -236,6 +243,7 @@ private:
     conditional_alignment<B, T> alignment_;
     encoder_type encoder_;
     pooler<B, T> pooler_;
+    mean_pooling<B, T> mean_;
     multitask_heads<B, T> heads_;
 };
 

@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "hyperadapt/io/hf_checkpoint.hpp"
+#include "hyperadapt/layers/mean_pooling.hpp"
 #include "hyperadapt/layers/multitask_heads.hpp"
 #include "hyperadapt/models/bert.hpp"
 #include "hyperadapt/train/multitask_data.hpp"
@@ -19,11 +20,17 @@ public:
     using value_type = T;
     struct context {
         typename bert_model<B, T>::context bert;
+        typename mean_pooling<B, T>::context mean;
         typename multitask_heads<B, T>::context heads;
     };
 
-    multitask_bert(B& backend, const bert_config& c, std::vector<task_head_spec> tasks, T head_dropout = T(0.1))
-        : bert_(backend, c), heads_(backend, c.hidden, std::move(tasks), head_dropout, "heads") {}
+    /// `reads`: what the heads read — BERT's pooler, or the masked mean of the last layer.
+    multitask_bert(B& backend, const bert_config& c, std::vector<task_head_spec> tasks, T head_dropout = T(0.1),
+                   head_input reads = head_input::pooler)
+        : bert_(backend, c),
+          mean_(backend, c.hidden, "mean_pooling"),
+          heads_(backend, c.hidden, std::move(tasks), head_dropout, "heads"),
+          reads_(reads) {}
 
     template <class Rng>
     void initialize(Rng& rng) {
@@ -40,15 +47,19 @@ public:
     multitask_heads<B, T>& heads() noexcept { return heads_; }
 
     double forward_loss(const multitask_batch<B, T>& b, context& ctx, run_mode mode) const {
-        const auto out = bert_.forward(b.input_ids, b.token_type_ids, b.mask, ctx.bert, mode);
-        return heads_.forward_loss(out.pooled, task_rows(b), b.labels, b.scores, ctx.heads, mode);
+        return heads_.forward_loss(sentence(b, ctx, mode), task_rows(b), b.labels, b.scores, ctx.heads, mode);
     }
     /// Gradients of loss_scale x the batch loss.
-    void backward(context& ctx, T loss_scale = T(1)) { bert_.backward({}, heads_.backward(ctx.heads, loss_scale), ctx.bert); }
+    void backward(context& ctx, T loss_scale = T(1)) {
+        const auto d = heads_.backward(ctx.heads, loss_scale);
+        if (reads_ == head_input::mean)
+            bert_.backward(mean_.backward(d, ctx.mean), {}, ctx.bert);
+        else
+            bert_.backward({}, d, ctx.bert);
+    }
     std::vector<std::vector<T>> outputs(const multitask_batch<B, T>& b, run_mode mode) const {
-        typename bert_model<B, T>::context ctx;
-        const auto out = bert_.forward(b.input_ids, b.token_type_ids, b.mask, ctx, mode);
-        return heads_.outputs(out.pooled, task_rows(b), mode);
+        context ctx;
+        return heads_.outputs(sentence(b, ctx, mode), task_rows(b), mode);
     }
 
     template <class F>
@@ -58,6 +69,10 @@ public:
     }
 
 private:
+    tensor<B, T> sentence(const multitask_batch<B, T>& b, context& ctx, run_mode mode) const {
+        const auto out = bert_.forward(b.input_ids, b.token_type_ids, b.mask, ctx.bert, mode);
+        return reads_ == head_input::mean ? mean_.forward(out.last_hidden, b.mask, ctx.mean, mode) : out.pooled;
+    }
     static std::vector<std::int32_t> task_rows(const multitask_batch<B, T>& b) {
         std::vector<std::int32_t> t;
         for (const auto& r : b.rows) t.push_back(static_cast<std::int32_t>(r.task));
@@ -65,7 +80,9 @@ private:
     }
 
     bert_model<B, T> bert_;
+    mean_pooling<B, T> mean_;
     multitask_heads<B, T> heads_;
+    head_input reads_;
 };
 
 }  // namespace hyperadapt

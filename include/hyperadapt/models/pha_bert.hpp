@@ -37,6 +37,7 @@
 #include "hyperadapt/io/hf_checkpoint.hpp"
 #include "hyperadapt/layers/bert_embeddings.hpp"
 #include "hyperadapt/layers/embedding.hpp"
+#include "hyperadapt/layers/mean_pooling.hpp"
 #include "hyperadapt/layers/multitask_heads.hpp"
 #include "hyperadapt/layers/pha/adapter_encoder_layer.hpp"
 #include "hyperadapt/layers/pha/hyperformer_hypernet.hpp"
@@ -78,7 +79,12 @@ struct pha_bert_options {
     pha_contrastive_options contrastive{};
     bool instance_loss = true;
     bool prototype_loss = true;  ///< needs at least two tasks (the code's denominator excludes the positive)
+    /// False: the contrastive losses train the retriever and the prototypes only, not the encoder's shared
+    /// adapters below it (the reference lets them through). L_ins pulls all examples of a task together; through
+    /// the shared adapters that can erase what the heads need to tell those examples apart.
+    bool contrastive_trains_encoder = true;
     bool train_pooler = false;
+    head_input heads_read = head_input::pooler;  ///< mean: masked mean of the last layer (the pooler is unused)
     double head_dropout = 0.1;
 };
 
@@ -110,6 +116,7 @@ public:
         std::vector<typename task_adapter_table<B, T>::context> tables;
         std::vector<typename hyperformer_hypernet<B, T>::context> hf_attention, hf_ffn;
         typename pooler<B, T>::context pooler;
+        typename mean_pooling<B, T>::context mean;
         typename multitask_heads<B, T>::context heads;
         typename pha_instance_loss<B, T>::context ins;
         typename pha_prototype_loss<B, T>::context pro;
@@ -128,6 +135,7 @@ public:
           prototypes_(backend, opts_.tasks.size(), opts_.prototype_dim,
                       opts_.source == adapter_source::hyperformerpp ? "task_embeddings" : "prototypes"),
           pooler_(backend, opts_.backbone.hidden, "pooler"),
+          mean_(backend, opts_.backbone.hidden, "mean_pooling"),
           heads_(backend, opts_.backbone.hidden, opts_.tasks, static_cast<T>(opts_.head_dropout), "heads"),
           ins_loss_(backend, opts_.contrastive),
           pro_loss_(backend, opts_.contrastive) {
@@ -174,7 +182,8 @@ public:
 
     void apply_freezing() {
         visit_parameters([&](const std::string& name, parameter<B, T>& p) {
-            if (is_backbone(name) && !(opts_.train_pooler && name.rfind("pooler.", 0) == 0))
+            const bool pooler_trains = opts_.train_pooler && opts_.heads_read == head_input::pooler;
+            if (is_backbone(name) && !(pooler_trains && name.rfind("pooler.", 0) == 0))
                 p.freeze();
             else
                 p.unfreeze();
@@ -234,7 +243,9 @@ public:
 
     /// Gradients of loss_scale x the batch loss.
     void backward(context& ctx, T loss_scale = T(1)) {
-        tensor<B, T> dh = pooler_.backward(heads_.backward(ctx.heads, loss_scale), ctx.pooler);
+        const tensor<B, T> dsentence = heads_.backward(ctx.heads, loss_scale);
+        tensor<B, T> dh = opts_.heads_read == head_input::mean ? mean_.backward(dsentence, ctx.mean)
+                                                               : pooler_.backward(dsentence, ctx.pooler);
         const std::size_t n = layers_.size(), first = first_generated();
         tensor<B, T> dcond;  // d prototype rows, summed over layers
         for (std::size_t i = n; i-- > first;) {
@@ -277,10 +288,13 @@ public:
                 if (P.trainable()) backend_->axpy(P.size(), T(1), gp.prototypes.data(), P.grad.data());
             }
             const tensor<B, T> dr = retriever_.backward(de, ctx.retriever);
-            if (dh.empty())
+            if (!opts_.contrastive_trains_encoder) {
+                // stop here: the retriever's input gradient is dropped
+            } else if (dh.empty()) {
                 dh = dr;
-            else
+            } else {
                 backend_->axpy(dh.size(), T(1), dr.data(), dh.data());
+            }
         }
         const bool embeddings_train = embeddings_trainable();
         if (!dh.empty()) {
@@ -427,7 +441,8 @@ private:
                                                 : tables_[j].forward(b.task_ids, ctx.tables[j], mode);
             h = layers_[i].forward(h, b.mask, &w, ctx.layers[i], mode);
         }
-        return pooler_.forward(h, ctx.pooler, mode);
+        return opts_.heads_read == head_input::mean ? mean_.forward(h, b.mask, ctx.mean, mode)
+                                                     : pooler_.forward(h, ctx.pooler, mode);
     }
 
     static std::vector<std::int32_t> task_rows(const multitask_batch<B, T>& b) {
@@ -447,6 +462,7 @@ private:
     std::optional<hyperformer_hypernet<B, T>> hf_hypernet_;
     std::vector<task_adapter_table<B, T>> tables_;
     pooler<B, T> pooler_;
+    mean_pooling<B, T> mean_;
     multitask_heads<B, T> heads_;
     pha_instance_loss<B, T> ins_loss_;
     pha_prototype_loss<B, T> pro_loss_;

@@ -1,0 +1,89 @@
+#pragma once
+// Masked mean pooling over the sequence: pooled_b = sum_l mask[b, l] h[b, l, :] / sum_l mask[b, l]. It is
+// the sentence embedding of sentence-transformers models (all-MiniLM-L6-v2 was trained through it, so its
+// [CLS] pooler was never trained) and the first step of PHA's retriever. An all-padding row pools to zero
+// (PHA clamps the count at 1e-9). One strided-batched GEMM each way: (1, L) weights times (L, d) per example.
+//
+// Shapes: h (batch, seq, d); mask (batch, seq) as attention_mask (1 = token); output (batch, d). No parameters.
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "hyperadapt/backend/concepts.hpp"
+#include "hyperadapt/core/shape.hpp"
+#include "hyperadapt/nn/layer.hpp"
+#include "hyperadapt/tensor/tensor.hpp"
+
+namespace hyperadapt {
+
+/// What a model's task heads read: BERT's pooler (tanh(W h_[CLS] + b)) or the masked mean of the last
+/// hidden states (for checkpoints trained that way, such as sentence-transformers' all-MiniLM-L6-v2).
+enum class head_input { pooler, mean };
+
+template <elementwise_backend B, class T = float>
+class mean_pooling {
+public:
+    using backend_type = B;
+    using value_type = T;
+    using mask_type = tensor<B, std::uint8_t>;
+    struct context {
+        tensor<B, T> weights;  // (batch, seq): mask / count
+        hyperadapt::shape input_shape;
+    };
+
+    mean_pooling(B& backend, std::size_t features, std::string name = "mean_pooling")
+        : backend_(&backend), name_(std::move(name)), d_(features) {}
+
+    [[nodiscard]] const std::string& name() const noexcept { return name_; }
+
+    tensor<B, T> forward(const tensor<B, T>& h, const mask_type& mask, context& ctx, run_mode = {}) const {
+        const auto& hs = h.shape();
+        if (hs.rank() != 3 || hs[2] != d_ || hs[0] == 0 || hs[1] == 0)
+            throw shape_error(name_ + ": hidden states have shape " + hs.str() + ", expected (batch, seq, " +
+                              std::to_string(d_) + ")");
+        const std::size_t nb = hs[0], len = hs[1];
+        ctx.input_shape = hs;
+        if (mask.empty()) {
+            ctx.weights = tensor<B, T>::filled(*backend_, {nb, len}, T(1) / static_cast<T>(len));
+        } else {
+            expect_shape(name_.c_str(), "mask", shape{nb, len}, mask.shape());
+            const auto m = mask.to_host();
+            std::vector<T> w(nb * len, T(0));
+            for (std::size_t b = 0; b < nb; ++b) {
+                std::size_t count = 0;
+                for (std::size_t l = 0; l < len; ++l) count += m[b * len + l] != 0;
+                for (std::size_t l = 0; l < len && count > 0; ++l)
+                    if (m[b * len + l] != 0) w[b * len + l] = T(1) / static_cast<T>(count);
+            }
+            ctx.weights = tensor<B, T>::from_host(*backend_, {nb, len}, w);
+        }
+        tensor<B, T> pooled(*backend_, {nb, d_});
+        backend_->gemm_strided_batched(transpose::no, transpose::no, 1, d_, len, T(1), ctx.weights.data(), len,
+                                       static_cast<std::ptrdiff_t>(len), h.data(), d_,
+                                       static_cast<std::ptrdiff_t>(len * d_), T(0), pooled.data(), d_,
+                                       static_cast<std::ptrdiff_t>(d_), nb);
+        return pooled;
+    }
+
+    /// dh_b (L, d) = w_b^T (L, 1) dy_b (1, d).
+    tensor<B, T> backward(const tensor<B, T>& dy, context& ctx) const {
+        if (ctx.input_shape.rank() != 3) throw error(name_ + ": backward called without a forward");
+        const std::size_t nb = ctx.input_shape[0], len = ctx.input_shape[1];
+        expect_shape(name_.c_str(), "output gradient", shape{nb, d_}, dy.shape());
+        tensor<B, T> dh(*backend_, ctx.input_shape);
+        backend_->gemm_strided_batched(transpose::yes, transpose::no, len, d_, 1, T(1), ctx.weights.data(), len,
+                                       static_cast<std::ptrdiff_t>(len), dy.data(), d_, static_cast<std::ptrdiff_t>(d_),
+                                       T(0), dh.data(), d_, static_cast<std::ptrdiff_t>(len * d_), nb);
+        return dh;
+    }
+
+    template <class F>
+    void visit_parameters(F&&) {}
+
+private:
+    B* backend_;
+    std::string name_;
+    std::size_t d_;
+};
+
+}  // namespace hyperadapt
