@@ -48,6 +48,7 @@ struct args {
     bool alignment = true, cbda = true, cln = true, adapter = true, freeze_cbda_projection = false,
          load_top_layer = false, quiet = false;
     std::string head_input = "pooler";  // what the heads read: pooler (BERT's, the default) or mean
+    bool scale_targets = false;          // regression heads learn target / max |target| (--scale-regression)
 };
 
 [[noreturn]] void usage(const std::string& why) {
@@ -57,6 +58,7 @@ struct args {
                  "       [--seq-len L] [--train-per-task N] [--dev-per-task N] [--eval-every K] [--seed S]\n"
                  "       [--threads T] [--out DIR] [--json FILE] [--no-alignment] [--no-cbda] [--no-cln]\n"
                  "       [--no-adapter] [--freeze-cbda-projection] [--load-top-layer] [--head-input pooler|mean]\n"
+                 "       [--scale-regression]\n"
                  "       [--quiet]\n";
     std::exit(2);
 }
@@ -99,6 +101,7 @@ args parse(int argc, char** argv) {
         else if (k == "--freeze-cbda-projection") a.freeze_cbda_projection = true;
         else if (k == "--load-top-layer") a.load_top_layer = true;
         else if (k == "--head-input") a.head_input = value();
+        else if (k == "--scale-regression") a.scale_targets = true;
         else if (k == "--quiet") a.quiet = true;
         else if (k == "--help" || k == "-h") usage("help");
         else usage("unknown argument '" + k + "'");
@@ -131,9 +134,9 @@ training_result run_with_sampler(Model& model, policy& b, const args& a, const s
     return examples::train_with_sampler(model, b, a.sampler, a.batch, a.seed, train, dev, o);
 }
 
-std::vector<task_head_spec> heads_for(const setup& s, const std::vector<std::size_t>& which) {
+std::vector<task_head_spec> heads_for(const args& a, const setup& s, const std::vector<std::size_t>& which) {
     std::vector<task_head_spec> h;
-    for (auto t : which) h.push_back({s.train[t].info.name, s.train[t].num_labels()});
+    for (auto t : which) h.push_back(examples::head_for(s.train[t], a.scale_targets));
     return h;
 }
 
@@ -148,7 +151,7 @@ training_result run_config(policy& b, const args& a, const setup& s, const std::
         camtl_options c;
         c.backbone = s.config;
         c.seq_len = s.train[which[0]].seq_len;
-        c.tasks = heads_for(s, which);
+        c.tasks = heads_for(a, s, which);
         c.conditional_alignment = a.alignment;
         c.block_diagonal_bias = a.cbda;
         c.conditional_layer_norm = a.cln;
@@ -167,7 +170,7 @@ training_result run_config(policy& b, const args& a, const setup& s, const std::
         m.apply_freezing();
         return run_with_sampler(m, b, a, s, which, o);
     }
-    multitask_bert<policy, float> m(b, s.config, heads_for(s, which), 0.1f, reads(a));
+    multitask_bert<policy, float> m(b, s.config, heads_for(a, s, which), 0.1f, reads(a));
     m.initialize(init);
     if (pretrained) m.load_backbone(a.checkpoint);
     return run_with_sampler(m, b, a, s, which, o);
@@ -191,7 +194,7 @@ nlohmann::json to_json(const args& a, const std::string& label, const training_r
                      {"seconds", r.seconds}, {"fraction_used", r.fraction_used},
                      {"trainable", r.counts.trainable}, {"total", r.counts.total}, {"backbone", backbone},
                      {"best_average", r.best_average}, {"final_average", r.final_average},
-                     {"head_input", a.head_input}, {"modules", {{"alignment", a.alignment}, {"cbda", a.cbda}, {"cln", a.cln}, {"adapter", a.adapter}}}};
+                     {"head_input", a.head_input}, {"scale_regression", a.scale_targets}, {"modules", {{"alignment", a.alignment}, {"cbda", a.cbda}, {"cln", a.cln}, {"adapter", a.adapter}}}};
     for (std::size_t t = 0; t < r.best.size(); ++t) {
         j["best"][r.best[t].task] = r.best[t].score;
         j["final"][r.final[t].task] = r.final[t].score;

@@ -67,6 +67,7 @@ struct args {
     std::uint64_t seed = 12;
     int threads = 0;
     bool tasks_given = false, quiet = false, frozen_pooler = false, contrastive = true, contrastive_encoder = true;
+    bool scale_targets = true;  // regression heads learn target / max |target| (off: --raw-regression-targets)
     std::string head_input = "mean";  // what the heads read: mean (masked mean of the last layer) or pooler
 };
 
@@ -77,6 +78,7 @@ struct args {
                  "           [--model pha|adapters|hyperformerpp|camtl] [--sampler proportional|mtu|temperature|round-robin]\n"
                  "           [--passes single|two] [--train-per-task N] [--dev-per-task N] [--save FILE] [--frozen-pooler]\n"
                  "           [--head-input mean|pooler] [--no-contrastive] [--contrastive-retriever-only]\n"
+                 "           [--raw-regression-targets]\n"
                  "       03_pha_fewshot --mode transfer --checkpoint DIR --data DIR --target TASK --k K\n"
                  "           [--model pha|adapter|full] [--source FILE (pha)] [--tasks a,b,.. (the source's tasks)]\n"
                  "           [--passes single|two] [--dev-per-task N]\n"
@@ -112,6 +114,7 @@ args parse(int argc, char** argv) {
         if (k == "--mode") a.mode = value();
         else if (k == "--frozen-pooler") a.frozen_pooler = true;
         else if (k == "--no-contrastive") a.contrastive = false;
+        else if (k == "--raw-regression-targets") a.scale_targets = false;
         else if (k == "--contrastive-retriever-only") a.contrastive_encoder = false;
         else if (k == "--head-input") a.head_input = value();
         else if (k == "--checkpoint") a.checkpoint = value();
@@ -211,11 +214,11 @@ pha_bert_options pha_options(const args& a, const bert_config& config, std::vect
     return o;
 }
 
-task_head_spec head_of(const encoded_task& t) { return {t.info.name, t.num_labels()}; }
+task_head_spec head_of(const args& a, const encoded_task& t) { return examples::head_for(t, a.scale_targets); }
 
-std::vector<task_head_spec> heads_of(const std::vector<encoded_task>& tasks) {
+std::vector<task_head_spec> heads_of(const args& a, const std::vector<encoded_task>& tasks) {
     std::vector<task_head_spec> h;
-    for (const auto& t : tasks) h.push_back(head_of(t));
+    for (const auto& t : tasks) h.push_back(head_of(a, t));
     return h;
 }
 
@@ -296,7 +299,7 @@ nlohmann::json to_json(const args& a, const run_report& r) {
                      {"batch", a.batch}, {"lr", a.lr}, {"seq_len", a.seq_len}, {"steps", t.steps},
                      {"seconds", t.seconds}, {"fraction_used", t.fraction_used}, {"trainable", t.counts.trainable},
                      {"total", t.counts.total}, {"backbone", r.backbone}, {"best_average", t.best_average},
-                     {"final_average", t.final_average}, {"train_pooler", !a.frozen_pooler}, {"head_input", a.head_input},
+                     {"final_average", t.final_average}, {"train_pooler", !a.frozen_pooler}, {"head_input", a.head_input}, {"scale_regression", a.scale_targets},
                      {"contrastive", a.contrastive ? (a.contrastive_encoder ? "reference" : "retriever-only") : "off"}};
     if (r.pha) j["percent_per_task"] = r.pha->percent_per_task();
     for (std::size_t i = 0; i < t.best.size(); ++i) {
@@ -431,7 +434,7 @@ run_report transfer_pha(policy& b, const args& a, pha_model& source, const proto
                         const std::vector<encoded_task>& train, const std::vector<encoded_task>& dev,
                         const trainer_options& o, std::size_t batch, std::size_t backbone) {
     auto opts = source.options();
-    opts.tasks = heads_of(train);
+    opts.tasks = heads_of(a, train);
     pha_model target(b, opts);
     rng_stream init(a.seed);
     target.initialize(init);
@@ -445,7 +448,7 @@ template <class InitBackbone>
 run_report transfer_full(policy& b, const args& a, const bert_config& config, const std::vector<encoded_task>& train,
                          const std::vector<encoded_task>& dev, const trainer_options& o, std::size_t batch,
                          InitBackbone&& init_backbone, std::size_t backbone) {
-    multitask_bert<policy, float> m(b, config, heads_of(train), 0.1f, reads(a));
+    multitask_bert<policy, float> m(b, config, heads_of(a, train), 0.1f, reads(a));
     rng_stream init(a.seed);
     m.initialize(init);
     init_backbone(m);
@@ -494,7 +497,7 @@ int run_multitask(policy& b, args& a) {
         camtl_options c;
         c.backbone = rd.config;
         c.seq_len = a.seq_len;
-        c.tasks = heads_of(train);
+        c.tasks = heads_of(a, train);
         c.heads_read = reads(a);
         camtl_model<policy, float> m(b, c);
         rng_stream init(a.seed);
@@ -504,7 +507,7 @@ int run_multitask(policy& b, args& a) {
         m.apply_freezing();
         r = {"camtl (" + a.sampler + ")", run_with_sampler(m, b, a, train, dev, o, a.batch), rd.backbone, std::nullopt};
     } else {  // pha, adapters, hyperformerpp: one pha_bert, differing in adapter_source only
-        const auto opts = pha_options(a, rd.config, heads_of(train), source_of(a.model));
+        const auto opts = pha_options(a, rd.config, heads_of(a, train), source_of(a.model));
         r = train_pha(b, a, opts, train, dev, o, a.batch, a.model + " (" + a.sampler + ")",
                       [&](pha_model& m) {
                           const auto rep = m.load_backbone(a.checkpoint);
@@ -576,7 +579,7 @@ int run_transfer(policy& b, args& a) {
         match = retrieve(source, b, train, source_names);
         r = transfer_pha(b, a, source, *match, train, dev, o, batch, rd.backbone);
     } else if (a.model == "adapter") {
-        r = train_pha(b, a, pha_options(a, rd.config, heads_of(train), adapter_source::per_task), train, dev, o, batch,
+        r = train_pha(b, a, pha_options(a, rd.config, heads_of(a, train), adapter_source::per_task), train, dev, o, batch,
                       "fresh per-task adapter", load_backbone, rd.backbone);
     } else {
         r = transfer_full(b, a, rd.config, train, dev, o, batch, load_backbone, rd.backbone);
@@ -667,7 +670,7 @@ int run_demo(policy& b, args& a) {
     const std::vector<std::string> source_names{"majority", "count"};
     const std::vector<encoded_task> src_train{task(synthetic_kind::majority, 2000, 100), task(synthetic_kind::count, 2000, 102)};
     const std::vector<encoded_task> src_dev{task(synthetic_kind::majority, 300, 200), task(synthetic_kind::count, 300, 202)};
-    pha_model source(b, small(pha_options(a, config, heads_of(src_train), adapter_source::prototype_hypernet)));
+    pha_model source(b, small(pha_options(a, config, heads_of(a, src_train), adapter_source::prototype_hypernet)));
     {
         rng_stream init(a.seed);
         source.initialize(init);
@@ -695,7 +698,7 @@ int run_demo(policy& b, args& a) {
     const auto match = retrieve(source, b, train, source_names);
     std::vector<run_report> rows;
     rows.push_back(transfer_pha(b, a, source, match, train, dev, trainer_for(a, transfer_steps, "transfer-pha"), batch, backbone));
-    rows.push_back(train_pha(b, a, small(pha_options(a, config, heads_of(train), adapter_source::per_task)), train, dev,
+    rows.push_back(train_pha(b, a, small(pha_options(a, config, heads_of(a, train), adapter_source::per_task)), train, dev,
                              trainer_for(a, transfer_steps, "transfer-adapter"), batch, "fresh per-task adapter",
                              from_pretrained, backbone));
     rows.push_back(transfer_full(b, a, config, train, dev, trainer_for(a, transfer_steps, "transfer-full"), batch,

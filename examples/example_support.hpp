@@ -1,6 +1,8 @@
 #pragma once
 // What the multi-task examples share: comma lists on the command line and the --sampler dispatch (one
 // place that maps sampler names to the library's samplers, with CA-MTL's MT-Uncertainty score borrowing).
+#include <algorithm>
+#include <cmath>
 #include <sstream>
 #include <stdexcept>
 #include <string>
@@ -20,6 +22,18 @@ inline std::vector<std::string> split_list(const std::string& s) {
     for (std::string item; std::getline(ss, item, ',');)
         if (!item.empty()) out.push_back(item);
     return out;
+}
+
+/// The head of one task. With `scale_targets`, a regression head learns targets divided by their largest
+/// magnitude in the training data (STS-B: 5), so its MSE is on the scale of the classification losses.
+inline task_head_spec head_for(const encoded_task& t, bool scale_targets) {
+    task_head_spec h{t.info.name, t.num_labels()};
+    if (scale_targets && t.is_regression()) {
+        double m = 0;
+        for (const float v : t.scores) m = std::max(m, static_cast<double>(std::abs(v)));
+        if (m > 0) h.target_scale = m;
+    }
+    return h;
 }
 
 inline bool known_sampler(const std::string& name) {

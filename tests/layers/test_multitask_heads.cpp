@@ -52,3 +52,30 @@ BOOST_AUTO_TEST_CASE(bad_task_id_names_the_heads) {
     tensor<cpu, float> pooled = tensor<cpu, float>::zeros(b, {1, 4});
     BOOST_CHECK_THROW((void)heads.forward_loss(pooled, {3}, {0}, {0}, ctx, {}), config_error);
 }
+
+BOOST_AUTO_TEST_CASE(regression_targets_are_learned_on_a_scale) {
+    // target_scale s: the loss is MSE(y, t / s) and outputs() reports s * y, so a scaled and an unscaled
+    // head with the same weights differ by exactly that.
+    cpu b;
+    multitask_heads<cpu, double> plain(b, 4, {{"stsb", 1}}, 0.0);
+    multitask_heads<cpu, double> scaled(b, 4, {{"stsb", 1, 5.0}}, 0.0);
+    rng_stream init(3);
+    plain.initialize(init, 0.5);
+    std::vector<std::vector<double>> values;
+    plain.visit_parameters([&](const std::string&, parameter<cpu, double>& p) { values.push_back(p.value.to_host()); });
+    std::size_t next = 0;
+    scaled.visit_parameters([&](const std::string&, parameter<cpu, double>& p) {
+        b.copy_from_host(values.at(next).data(), p.value.data(), p.size());
+        ++next;
+    });
+    const auto x = random_tensor<cpu, double>(b, {3, 4}, 9);
+    const std::vector<std::int32_t> tasks{0, 0, 0}, labels{0, 0, 0};
+    const std::vector<float> targets{5.0f, 2.5f, 0.0f}, scaled_targets{1.0f, 0.5f, 0.0f};
+    multitask_heads<cpu, double>::context c1, c2;
+    const double l_plain = plain.forward_loss(x, tasks, labels, scaled_targets, c1, run_mode::inference());
+    const double l_scaled = scaled.forward_loss(x, tasks, labels, targets, c2, run_mode::inference());
+    BOOST_TEST(std::abs(l_plain - l_scaled) < 1e-6);  // the float targets round once
+    const auto y_plain = plain.outputs(x, tasks), y_scaled = scaled.outputs(x, tasks);
+    for (std::size_t r = 0; r < 3; ++r) BOOST_TEST(std::abs(y_scaled[r][0] - 5.0 * y_plain[r][0]) < 1e-12);
+    BOOST_CHECK_THROW((multitask_heads<cpu, double>(b, 4, {{"bad", 1, 0.0}})), config_error);
+}

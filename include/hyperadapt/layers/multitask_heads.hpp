@@ -16,6 +16,10 @@ namespace hyperadapt {
 struct task_head_spec {
     std::string name;        ///< used in parameter names: "heads.<name>.weight"
     std::size_t num_labels;  ///< classes; 1 means a regression task (MSE on a single output)
+    /// Regression only: the head learns target / target_scale and outputs() multiplies back. STS-B's 0-5
+    /// scores give an MSE (and gradients) an order of magnitude above the classification losses; in a
+    /// shared model under global-norm clipping that one task then sets the direction of every update.
+    double target_scale = 1.0;
 };
 
 template <elementwise_backend B, class T = float>
@@ -48,6 +52,8 @@ public:
         heads_.reserve(specs_.size());
         for (const auto& s : specs_) {
             if (s.num_labels == 0) throw config_error(name_ + ": task '" + s.name + "' has 0 labels");
+            if (!(s.target_scale > 0)) throw config_error(name_ + ": task '" + s.name + "' has target_scale " +
+                                                            std::to_string(s.target_scale) + "; it must be > 0");
             heads_.emplace_back(backend, hidden, s.num_labels, dropout_p, join_name(name_, s.name));
         }
     }
@@ -72,8 +78,10 @@ public:
                 if (static_cast<std::size_t>(task_of_row[r]) == t) rows.push_back(static_cast<std::int32_t>(r));
             if (rows.empty()) continue;
             typename classification_head<B, T>::context hctx;
-            const auto y = heads_[t].forward(gather(pooled, rows), hctx, mode).to_host();
+            auto y = heads_[t].forward(gather(pooled, rows), hctx, mode).to_host();
             const std::size_t c = specs_[t].num_labels;
+            if (is_regression(t))
+                for (auto& v : y) v = static_cast<T>(static_cast<double>(v) * specs_[t].target_scale);
             for (std::size_t i = 0; i < rows.size(); ++i)
                 out[static_cast<std::size_t>(rows[i])].assign(y.begin() + static_cast<std::ptrdiff_t>(i * c),
                                                               y.begin() + static_cast<std::ptrdiff_t>((i + 1) * c));
@@ -106,7 +114,8 @@ public:
             const auto y = heads_[t].forward(gather(pooled, part.row_ids), part.head, mode);
             if (is_regression(t)) {
                 std::vector<T> target;
-                for (auto r : part.rows) target.push_back(static_cast<T>(scores[static_cast<std::size_t>(r)]));
+                for (auto r : part.rows)
+                    target.push_back(static_cast<T>(scores[static_cast<std::size_t>(r)] / specs_[t].target_scale));
                 part.loss = mse_.forward(y, tensor<B, T>::from_host(*backend_, {part.rows.size(), 1}, target), part.mse);
             } else {
                 std::vector<std::int32_t> lab;
