@@ -10,13 +10,16 @@ import sys
 from collections import defaultdict
 
 TASKS = ["rte", "mrpc", "stsb", "cola", "sst2", "wnli"]
-MODELS = ["pha", "pha (retriever-only)", "pha (off)", "adapters", "hyperformerpp", "camtl"]
+MODELS = ["pha", "pha (retriever-only)", "pha (off)", "pha, STS-B targets / 5", "adapters",
+          "adapters, STS-B targets / 5", "hyperformerpp", "camtl"]
 
 
 def model_of(r):
-    """pha runs with their contrastive losses changed (--contrastive-retriever-only, --no-contrastive) get
-    their own rows: "pha (retriever-only)", "pha (off)"."""
+    """Runs with their contrastive losses changed (--contrastive-retriever-only, --no-contrastive) or with
+    scaled regression targets get their own rows."""
     c = r.get("contrastive", "reference")
+    if r.get("scale_regression"):
+        return r["model"] + ", STS-B targets / 5"
     return r["model"] if r["model"] != "pha" or c == "reference" else f"pha ({c})"
 ARMS = ["pha", "adapter", "full"]
 
