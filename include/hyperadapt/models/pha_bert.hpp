@@ -205,7 +205,7 @@ public:
     [[nodiscard]] std::string name() const { return ""; }
     [[nodiscard]] std::size_t first_generated() const noexcept {
         if (opts_.passes == pha_passes::two) return 0;
-        return opts_.split == std::numeric_limits<std::size_t>::max() ? opts_.backbone.layers / 2 : opts_.split;
+        return split_of(opts_);
     }
     multitask_heads<B, T>& heads() noexcept { return heads_; }
     embedding<B, T>& prototypes() noexcept { return prototypes_; }
@@ -340,6 +340,10 @@ public:
     }
 
 private:
+    /// The first layer with task adapters in a single pass: options.split, or half the layers.
+    static std::size_t split_of(const pha_bert_options& o) {
+        return o.split == std::numeric_limits<std::size_t>::max() ? o.backbone.layers / 2 : o.split;
+    }
     static pha_bert_options check(pha_bert_options o) {
         if (o.tasks.empty()) throw config_error("pha_bert: at least one task is needed");
         if (o.source != adapter_source::prototype_hypernet && o.passes == pha_passes::two)
@@ -349,7 +353,7 @@ private:
             (o.hyperformer_reduction == 0 || o.backbone.hidden % o.hyperformer_reduction != 0))
             throw config_error("pha_bert: hyperformer_reduction " + std::to_string(o.hyperformer_reduction) +
                                " must divide the hidden size " + std::to_string(o.backbone.hidden));
-        const std::size_t split = o.split == std::numeric_limits<std::size_t>::max() ? o.backbone.layers / 2 : o.split;
+        const std::size_t split = split_of(o);
         if (o.passes == pha_passes::single && (split == 0 || split >= o.backbone.layers))
             throw config_error("pha_bert: the single-pass split must leave layers on both sides, got split " +
                                std::to_string(split) + " of " + std::to_string(o.backbone.layers) +
@@ -360,7 +364,7 @@ private:
         prototypical_hypernet_config c;
         c.condition = o.prototype_dim;
         c.layer_embedding = o.layer_embedding;
-        const std::size_t split = o.split == std::numeric_limits<std::size_t>::max() ? o.backbone.layers / 2 : o.split;
+        const std::size_t split = split_of(o);
         c.layers = o.passes == pha_passes::two ? o.backbone.layers : o.backbone.layers - split;
         c.hidden = o.hypernet_hidden;
         c.projection = o.hypernet_projection;
@@ -369,7 +373,7 @@ private:
         return c;
     }
     static hyperformer_hypernet_config hyperformer_config(const pha_bert_options& o) {
-        const std::size_t split = o.split == std::numeric_limits<std::size_t>::max() ? o.backbone.layers / 2 : o.split;
+        const std::size_t split = split_of(o);
         auto c = hyperformerpp_config(o.backbone.hidden, o.backbone.layers - split, o.hyperformer_reduction);
         c.task_embedding = o.prototype_dim;
         return c;
