@@ -163,12 +163,21 @@ inline void write_bert_config(const bert_config& c, const std::filesystem::path&
 
 // ---- weights -------------------------------------------------------------------------------------------
 
+namespace detail {
+/// A named visitor rather than a lambda in the requires-expression: nvcc's front end rejects lambdas there,
+/// and models must load checkpoints in CUDA translation units too.
+template <class B, class T>
+struct parameter_visitor_probe {
+    void operator()(const std::string&, parameter<B, T>&) const {}
+};
+}  // namespace detail
+
 /// A model whose parameters can be visited by name (every layer and model in the library).
 template <class M>
 concept named_parameter_model = requires(M& m) {
     typename M::backend_type;
     typename M::value_type;
-    m.visit_parameters([](const std::string&, parameter<typename M::backend_type, typename M::value_type>&) {});
+    m.visit_parameters(detail::parameter_visitor_probe<typename M::backend_type, typename M::value_type>{});
 };
 
 struct load_options {
