@@ -396,8 +396,11 @@ public:
     template <class T>
     void accumulate_column_sums(std::size_t rows, std::size_t cols, const T* x, T* out) {
         if (rows == 0 || cols == 0) return;
-        HYPERADAPT_CUDA_LAUNCH(detail::ck::accumulate_column_sums<T>, column_tiles(cols),
-                               dim3(detail::ck::tile_cols, detail::ck::tile_rows), stream_, rows, cols, x, out);
+        const column_split split(rows, cols);
+        buffer<T> partial = split.chunks > 1 ? allocate<T>(split.chunks * cols) : buffer<T>{};
+        HYPERADAPT_CUDA_LAUNCH(detail::ck::accumulate_column_sums<T>, split.grid(), split.block(), stream_, rows, cols,
+                               split.chunk_rows, x, out, partial.data());
+        if (split.chunks > 1) add_column_partials(split.chunks, cols, partial.data(), out, true);
     }
     /// y[r, c] (+)= x[r, c] * v[c] for a (rows, cols) matrix with row strides ldx, ldy (FiLM's modulation).
     template <class T>
@@ -412,9 +415,11 @@ public:
     void column_dots(std::size_t rows, std::size_t cols, const T* x, const T* y, std::size_t ld, T* out,
                      bool accumulate) {
         if (cols == 0) return;
-        HYPERADAPT_CUDA_LAUNCH(detail::ck::column_dots<T>, column_tiles(cols),
-                               dim3(detail::ck::tile_cols, detail::ck::tile_rows), stream_, rows, cols, x, y, ld, out,
-                               accumulate);
+        const column_split split(rows, cols);
+        buffer<T> partial = split.chunks > 1 ? allocate<T>(split.chunks * cols) : buffer<T>{};
+        HYPERADAPT_CUDA_LAUNCH(detail::ck::column_dots<T>, split.grid(), split.block(), stream_, rows, cols,
+                               split.chunk_rows, x, y, ld, out, accumulate, partial.data());
+        if (split.chunks > 1) add_column_partials(split.chunks, cols, partial.data(), out, accumulate);
     }
     /// y += alpha * x.
     template <class T>
@@ -493,10 +498,16 @@ public:
         if (rows == 0 || cols == 0) return;
         HYPERADAPT_CUDA_LAUNCH(detail::ck::layer_norm_backward_input<T>, row_grid(rows), row_block(cols), stream_, rows,
                                cols, x, gamma, mean, rstd, dy, dx);
-        if (dgamma || dbeta)
-            HYPERADAPT_CUDA_LAUNCH(detail::ck::layer_norm_param_grads<T>, column_tiles(cols),
-                                   dim3(detail::ck::tile_cols, detail::ck::tile_rows), stream_, rows, cols, x, mean, rstd, dy,
-                                   dgamma, dbeta);
+        if (!dgamma && !dbeta) return;
+        const column_split split(rows, cols);
+        buffer<T> partial = split.chunks > 1 ? allocate<T>(2 * split.chunks * cols) : buffer<T>{};
+        T* partial_gamma = partial.data();
+        T* partial_beta = partial_gamma ? partial_gamma + split.chunks * cols : nullptr;
+        HYPERADAPT_CUDA_LAUNCH(detail::ck::layer_norm_param_grads<T>, split.grid(), split.block(), stream_, rows, cols,
+                               split.chunk_rows, x, mean, rstd, dy, dgamma, dbeta, partial_gamma, partial_beta);
+        if (split.chunks == 1) return;
+        if (dgamma) add_column_partials(split.chunks, cols, partial_gamma, dgamma, true);
+        if (dbeta) add_column_partials(split.chunks, cols, partial_beta, dbeta, true);
     }
     /// Attention probabilities: probs = softmax(scale * scores + bias) over the key axis, masked keys get
     /// probability exactly 0, a row whose keys are all masked gets all zeros.
@@ -608,8 +619,27 @@ private:
     static unsigned row_block(std::size_t cols) noexcept {
         return static_cast<unsigned>(std::min<std::size_t>(detail::ck::max_block_size, (cols + 31) / 32 * 32));
     }
-    static unsigned column_tiles(std::size_t cols) noexcept {
-        return static_cast<unsigned>((cols + detail::ck::tile_cols - 1) / detail::ck::tile_cols);
+    /// How a column reduction over a (rows, cols) matrix is launched: one grid column per tile_cols columns and
+    /// one grid row per chunk of rows, so a tall matrix (batch x sequence rows) fills the GPU instead of running
+    /// cols / 32 blocks; the chunks' sums are added in order afterwards (add_column_partials).
+    struct column_split {
+        static constexpr std::size_t target_chunk_rows = 128;
+        static constexpr std::size_t max_chunks = 65535;  ///< gridDim.y
+        std::size_t cols, chunks, chunk_rows;
+        column_split(std::size_t rows, std::size_t cols_)
+            : cols(cols_),
+              chunks(std::clamp<std::size_t>((rows + target_chunk_rows - 1) / target_chunk_rows, 1, max_chunks)),
+              chunk_rows(rows == 0 ? 1 : (rows + chunks - 1) / chunks) {}
+        [[nodiscard]] dim3 grid() const {
+            return dim3(static_cast<unsigned>((cols + detail::ck::tile_cols - 1) / detail::ck::tile_cols),
+                        static_cast<unsigned>(chunks));
+        }
+        [[nodiscard]] static dim3 block() { return dim3(detail::ck::tile_cols, detail::ck::tile_rows); }
+    };
+    template <class T>
+    void add_column_partials(std::size_t chunks, std::size_t cols, const T* partial, T* out, bool accumulate) {
+        HYPERADAPT_CUDA_LAUNCH(detail::ck::add_column_partials<T>, grid_for(cols), block_for(cols), stream_, chunks, cols,
+                               partial, out, accumulate);
     }
 
     template <class T>

@@ -106,20 +106,53 @@ __global__ void add_row_vector(std::size_t rows, std::size_t cols, const T* v, T
     for (std::size_t i = thread_index(); i < n; i += thread_count()) x[i] += v[i % cols];
 }
 
-/// out[c] += sum_r x[r, c]. Block (tile_cols, tile_rows), grid.x = ceil(cols / tile_cols).
+// Column reductions: block (tile_cols, tile_rows), grid (ceil(cols / tile_cols), chunks); grid row y sums
+// rows [y * chunk_rows, (y + 1) * chunk_rows). With one chunk the block adds into the output; with several it
+// writes partial[y * cols + c], and add_column_partials adds the chunks in order (deterministic, no atomics).
+
+/// The sum over the block's rows of column c, in thread (c, 0); the tile is the caller's shared memory.
 template <class T>
-__global__ void accumulate_column_sums(std::size_t rows, std::size_t cols, const T* x, T* out) {
-    __shared__ T partial[tile_rows][tile_cols + 1];
+__device__ T reduce_tile(T acc, T (&tile)[tile_rows][tile_cols + 1]) {
+    tile[threadIdx.y][threadIdx.x] = acc;
+    __syncthreads();
+    T s = tile[0][threadIdx.x];
+    if (threadIdx.y == 0)
+        for (unsigned y = 1; y < tile_rows; ++y) s += tile[y][threadIdx.x];
+    return s;
+}
+
+__device__ inline std::size_t chunk_begin(std::size_t chunk_rows) {
+    return static_cast<std::size_t>(blockIdx.y) * chunk_rows;
+}
+__device__ inline std::size_t chunk_end(std::size_t rows, std::size_t chunk_rows) {
+    const std::size_t e = chunk_begin(chunk_rows) + chunk_rows;
+    return e < rows ? e : rows;
+}
+
+/// out[c] (+)= partial[0, c] + ... + partial[chunks - 1, c].
+template <class T>
+__global__ void add_column_partials(std::size_t chunks, std::size_t cols, const T* partial, T* out, bool accumulate) {
+    for (std::size_t c = thread_index(); c < cols; c += thread_count()) {
+        T s = partial[c];
+        for (std::size_t k = 1; k < chunks; ++k) s += partial[k * cols + c];
+        out[c] = accumulate ? out[c] + s : s;
+    }
+}
+
+/// out[c] += sum_r x[r, c] (or the chunk's sum into partial).
+template <class T>
+__global__ void accumulate_column_sums(std::size_t rows, std::size_t cols, std::size_t chunk_rows, const T* x, T* out,
+                                       T* partial) {
+    __shared__ T tile[tile_rows][tile_cols + 1];
     const std::size_t c = static_cast<std::size_t>(blockIdx.x) * tile_cols + threadIdx.x;
     T acc = T(0);
     if (c < cols)
-        for (std::size_t r = threadIdx.y; r < rows; r += tile_rows) acc += x[r * cols + c];
-    partial[threadIdx.y][threadIdx.x] = acc;
-    __syncthreads();
+        for (std::size_t r = chunk_begin(chunk_rows) + threadIdx.y; r < chunk_end(rows, chunk_rows); r += tile_rows)
+            acc += x[r * cols + c];
+    const T s = reduce_tile(acc, tile);
     if (threadIdx.y == 0 && c < cols) {
-        T s = partial[0][threadIdx.x];
-        for (unsigned y = 1; y < tile_rows; ++y) s += partial[y][threadIdx.x];
-        out[c] += s;
+        if (partial) partial[blockIdx.y * cols + c] = s;
+        else out[c] += s;
     }
 }
 
@@ -135,21 +168,20 @@ __global__ void mul_row_vector(std::size_t rows, std::size_t cols, const T* x, s
     }
 }
 
-/// out[c] (+)= sum_r x[r, c] * y[r, c], row stride ld. Layout as accumulate_column_sums.
+/// out[c] (+)= sum_r x[r, c] * y[r, c], row stride ld (or the chunk's sum into partial).
 template <class T>
-__global__ void column_dots(std::size_t rows, std::size_t cols, const T* x, const T* y, std::size_t ld, T* out,
-                            bool accumulate) {
-    __shared__ T partial[tile_rows][tile_cols + 1];
+__global__ void column_dots(std::size_t rows, std::size_t cols, std::size_t chunk_rows, const T* x, const T* y,
+                            std::size_t ld, T* out, bool accumulate, T* partial) {
+    __shared__ T tile[tile_rows][tile_cols + 1];
     const std::size_t c = static_cast<std::size_t>(blockIdx.x) * tile_cols + threadIdx.x;
     T acc = T(0);
     if (c < cols)
-        for (std::size_t r = threadIdx.y; r < rows; r += tile_rows) acc += x[r * ld + c] * y[r * ld + c];
-    partial[threadIdx.y][threadIdx.x] = acc;
-    __syncthreads();
+        for (std::size_t r = chunk_begin(chunk_rows) + threadIdx.y; r < chunk_end(rows, chunk_rows); r += tile_rows)
+            acc += x[r * ld + c] * y[r * ld + c];
+    const T s = reduce_tile(acc, tile);
     if (threadIdx.y == 0 && c < cols) {
-        T s = partial[0][threadIdx.x];
-        for (unsigned k = 1; k < tile_rows; ++k) s += partial[k][threadIdx.x];
-        out[c] = accumulate ? out[c] + s : s;
+        if (partial) partial[blockIdx.y * cols + c] = s;
+        else out[c] = accumulate ? out[c] + s : s;
     }
 }
 
@@ -268,31 +300,31 @@ __global__ void layer_norm_backward_input(std::size_t rows, std::size_t cols, co
     }
 }
 
-/// dgamma[c] += sum_r dy * xhat, dbeta[c] += sum_r dy (either may be null). Layout as accumulate_column_sums.
+/// dgamma[c] += sum_r dy * xhat, dbeta[c] += sum_r dy (either may be null), or the chunk's sums into
+/// partial_gamma and partial_beta (both set when chunked).
 template <class T>
-__global__ void layer_norm_param_grads(std::size_t rows, std::size_t cols, const T* x, const T* mean,
-                                       const T* rstd, const T* dy, T* dgamma, T* dbeta) {
-    __shared__ T pg[tile_rows][tile_cols + 1];
-    __shared__ T pb[tile_rows][tile_cols + 1];
+__global__ void layer_norm_param_grads(std::size_t rows, std::size_t cols, std::size_t chunk_rows, const T* x,
+                                       const T* mean, const T* rstd, const T* dy, T* dgamma, T* dbeta,
+                                       T* partial_gamma, T* partial_beta) {
+    __shared__ T tg[tile_rows][tile_cols + 1];
+    __shared__ T tb[tile_rows][tile_cols + 1];
     const std::size_t c = static_cast<std::size_t>(blockIdx.x) * tile_cols + threadIdx.x;
     T ag = T(0), ab = T(0);
     if (c < cols)
-        for (std::size_t r = threadIdx.y; r < rows; r += tile_rows) {
+        for (std::size_t r = chunk_begin(chunk_rows) + threadIdx.y; r < chunk_end(rows, chunk_rows); r += tile_rows) {
             const T d = dy[r * cols + c];
             ag += d * ((x[r * cols + c] - mean[r]) * rstd[r]);
             ab += d;
         }
-    pg[threadIdx.y][threadIdx.x] = ag;
-    pb[threadIdx.y][threadIdx.x] = ab;
-    __syncthreads();
+    const T sg = reduce_tile(ag, tg), sb = reduce_tile(ab, tb);
     if (threadIdx.y == 0 && c < cols) {
-        T sg = pg[0][threadIdx.x], sb = pb[0][threadIdx.x];
-        for (unsigned y = 1; y < tile_rows; ++y) {
-            sg += pg[y][threadIdx.x];
-            sb += pb[y][threadIdx.x];
+        if (partial_gamma) {
+            partial_gamma[blockIdx.y * cols + c] = sg;
+            partial_beta[blockIdx.y * cols + c] = sb;
+        } else {
+            if (dgamma) dgamma[c] += sg;
+            if (dbeta) dbeta[c] += sb;
         }
-        if (dgamma) dgamma[c] += sg;
-        if (dbeta) dbeta[c] += sb;
     }
 }
 
