@@ -96,12 +96,10 @@ public:
         backend_->add_row_vector(nb * seq, 3 * h, qkv_bias_.data(), ctx.qkv.data());
 
         tensor<B, T> scores(*backend_, {nb, heads_, seq, seq});
-        for (std::size_t b = 0; b < nb; ++b) {  // S_bh = Q_bh K_bh^T
-            const T* q = ctx.qkv.data() + b * seq * 3 * h;
-            backend_->gemm_strided_batched(transpose::no, transpose::yes, seq, seq, d, T(1), q, 3 * h, sd(d), q + h,
-                                           3 * h, sd(d), T(0), scores.data() + b * heads_ * seq * seq, seq,
-                                           sd(seq * seq), heads_);
-        }
+        const strides in_qkv{sd(seq * 3 * h), sd(d)}, in_scores{sd(heads_ * seq * seq), sd(seq * seq)};
+        // S_bh = Q_bh K_bh^T
+        gemm_per_example_and_head(transpose::no, transpose::yes, seq, seq, d, T(1), ctx.qkv.data(), 3 * h, in_qkv,
+                                  ctx.qkv.data() + h, 3 * h, in_qkv, T(0), scores.data(), seq, in_scores, nb);
         ctx.probs = tensor<B, T>(*backend_, scores.shape());
         backend_->attention_softmax_forward(nb, heads_, seq, seq, T(1) / std::sqrt(static_cast<T>(d)), scores.data(),
                                             ctx.has_bias ? score_bias.data() : nullptr,
@@ -109,11 +107,9 @@ public:
         ctx.dropped = drop_.forward(ctx.probs, ctx.drop, mode);
 
         tensor<B, T> out(*backend_, {nb, seq, h});
-        for (std::size_t b = 0; b < nb; ++b)  // C_bh = P_bh V_bh, written head-interleaved into (seq, H)
-            backend_->gemm_strided_batched(transpose::no, transpose::no, seq, d, seq, T(1),
-                                           ctx.dropped.data() + b * heads_ * seq * seq, seq, sd(seq * seq),
-                                           ctx.qkv.data() + b * seq * 3 * h + 2 * h, 3 * h, sd(d), T(0),
-                                           out.data() + b * seq * h, h, sd(d), heads_);
+        // C_bh = P_bh V_bh, written head-interleaved into (seq, H)
+        gemm_per_example_and_head(transpose::no, transpose::no, seq, d, seq, T(1), ctx.dropped.data(), seq, in_scores,
+                                  ctx.qkv.data() + 2 * h, 3 * h, in_qkv, T(0), out.data(), h, {sd(seq * h), sd(d)}, nb);
         return out;
     }
 
@@ -124,18 +120,14 @@ public:
         const T scale = T(1) / std::sqrt(static_cast<T>(d));
         tensor<B, T> dqkv(*backend_, {nb, seq, 3 * h});
         tensor<B, T> dprobs(*backend_, ctx.probs.shape());
-        for (std::size_t b = 0; b < nb; ++b) {
-            const T* dc = dout.data() + b * seq * h;
-            const T* v = ctx.qkv.data() + b * seq * 3 * h + 2 * h;
-            // dP_bh = dC_bh V_bh^T
-            backend_->gemm_strided_batched(transpose::no, transpose::yes, seq, seq, d, T(1), dc, h, sd(d), v, 3 * h,
-                                           sd(d), T(0), dprobs.data() + b * heads_ * seq * seq, seq, sd(seq * seq),
-                                           heads_);
-            // dV_bh = P_bh^T dC_bh
-            backend_->gemm_strided_batched(transpose::yes, transpose::no, seq, d, seq, T(1),
-                                           ctx.dropped.data() + b * heads_ * seq * seq, seq, sd(seq * seq), dc, h,
-                                           sd(d), T(0), dqkv.data() + b * seq * 3 * h + 2 * h, 3 * h, sd(d), heads_);
-        }
+        const strides in_qkv{sd(seq * 3 * h), sd(d)}, in_scores{sd(heads_ * seq * seq), sd(seq * seq)},
+            in_out{sd(seq * h), sd(d)};
+        // dP_bh = dC_bh V_bh^T
+        gemm_per_example_and_head(transpose::no, transpose::yes, seq, seq, d, T(1), dout.data(), h, in_out,
+                                  ctx.qkv.data() + 2 * h, 3 * h, in_qkv, T(0), dprobs.data(), seq, in_scores, nb);
+        // dV_bh = P_bh^T dC_bh
+        gemm_per_example_and_head(transpose::yes, transpose::no, seq, d, seq, T(1), ctx.dropped.data(), seq, in_scores,
+                                  dout.data(), h, in_out, T(0), dqkv.data() + 2 * h, 3 * h, in_qkv, nb);
         tensor<B, T> dpre = drop_.backward(dprobs, ctx.drop);
         // dZ: gradient of the pre-softmax logits (scale * QK^T + bias); masked keys get exactly 0.
         tensor<B, T> dz(*backend_, ctx.probs.shape());
@@ -143,22 +135,19 @@ public:
 
         gradients g;
         if (ctx.has_bias) {
-            g.score_bias = tensor<B, T>::zeros(*backend_, {nb, seq, seq});
-            for (std::size_t b = 0; b < nb; ++b)
-                for (std::size_t hh = 0; hh < heads_; ++hh)
-                    backend_->axpy(seq * seq, T(1), dz.data() + (b * heads_ + hh) * seq * seq,
-                                   g.score_bias.data() + b * seq * seq);
+            // dBias_b = sum_h dZ_bh: one batched (1 x H) ones-row times (H x seq^2) product, not nb * H axpys.
+            g.score_bias = tensor<B, T>(*backend_, {nb, seq, seq});
+            tensor<B, T> ones(*backend_, {heads_});
+            backend_->fill(ones.data(), heads_, T(1));
+            backend_->gemm_strided_batched(transpose::no, transpose::no, 1, seq * seq, heads_, T(1), ones.data(), heads_,
+                                           0, dz.data(), seq * seq, sd(heads_ * seq * seq), T(0), g.score_bias.data(),
+                                           seq * seq, sd(seq * seq), nb);
         }
-        for (std::size_t b = 0; b < nb; ++b) {
-            const T* q = ctx.qkv.data() + b * seq * 3 * h;
-            const T* dzb = dz.data() + b * heads_ * seq * seq;
-            T* dq = dqkv.data() + b * seq * 3 * h;
-            // dQ_bh = scale dZ_bh K_bh ; dK_bh = scale dZ_bh^T Q_bh
-            backend_->gemm_strided_batched(transpose::no, transpose::no, seq, d, seq, scale, dzb, seq, sd(seq * seq),
-                                           q + h, 3 * h, sd(d), T(0), dq, 3 * h, sd(d), heads_);
-            backend_->gemm_strided_batched(transpose::yes, transpose::no, seq, d, seq, scale, dzb, seq,
-                                           sd(seq * seq), q, 3 * h, sd(d), T(0), dq + h, 3 * h, sd(d), heads_);
-        }
+        // dQ_bh = scale dZ_bh K_bh ; dK_bh = scale dZ_bh^T Q_bh
+        gemm_per_example_and_head(transpose::no, transpose::no, seq, d, seq, scale, dz.data(), seq, in_scores,
+                                  ctx.qkv.data() + h, 3 * h, in_qkv, T(0), dqkv.data(), 3 * h, in_qkv, nb);
+        gemm_per_example_and_head(transpose::yes, transpose::no, seq, d, seq, scale, dz.data(), seq, in_scores,
+                                  ctx.qkv.data(), 3 * h, in_qkv, T(0), dqkv.data() + h, 3 * h, in_qkv, nb);
         const std::size_t rows = nb * seq;
         for (std::size_t i = 0; i < 3; ++i) {
             if (parts_[i].trainable())  // dW_i += dQKV_i^T x
@@ -192,6 +181,26 @@ public:
 
 private:
     static std::ptrdiff_t sd(std::size_t v) { return static_cast<std::ptrdiff_t>(v); }
+
+    /// Element distance between consecutive examples and between consecutive heads of one operand.
+    struct strides {
+        std::ptrdiff_t example, head;
+    };
+    /// One GEMM per (example, head): both strides of every operand are uniform, but a strided-batched call
+    /// batches one axis, so the loop runs over the shorter axis (12 calls of 32, not 32 of 12, at batch 32:
+    /// on a GPU each call is a kernel launch).
+    void gemm_per_example_and_head(transpose ta, transpose tb, std::size_t m, std::size_t n, std::size_t k, T alpha,
+                                   const T* a, std::size_t lda, strides sa, const T* b, std::size_t ldb, strides sb,
+                                   T beta, T* c, std::size_t ldc, strides sc, std::size_t examples) const {
+        const bool per_example = examples <= heads_;
+        const std::size_t calls = per_example ? examples : heads_, batch = per_example ? heads_ : examples;
+        for (std::size_t i = 0; i < calls; ++i) {
+            const auto at = [&](strides s) { return sd(i) * (per_example ? s.example : s.head); };
+            const auto step = [&](strides s) { return per_example ? s.head : s.example; };
+            backend_->gemm_strided_batched(ta, tb, m, n, k, alpha, a + at(sa), lda, step(sa), b + at(sb), ldb, step(sb),
+                                           beta, c + at(sc), ldc, step(sc), batch);
+        }
+    }
     bool all_biases_trainable() const {
         // After freeze()/unfreeze() a part's gradient is its own buffer, no longer a view of the fused one.
         for (const auto& p : part_biases_)
