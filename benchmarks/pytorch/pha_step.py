@@ -90,7 +90,7 @@ def instance_loss(e, task, tau=0.1, weight=0.1):
     f = F.normalize(e, dim=1)
     s = f @ f.t() / tau
     n = s.shape[0]
-    eye = torch.eye(n, dtype=torch.bool)
+    eye = torch.eye(n, dtype=torch.bool, device=e.device)
     pos = (task[:, None] == task[None, :]) & ~eye
     lse = torch.logsumexp(s.masked_fill(eye, float("-inf")), dim=1, keepdim=True)
     npos = pos.sum(1)
@@ -128,7 +128,7 @@ class Pha(nn.Module):
 
     def forward(self, ids, types, mask, task, labels, scores):
         b, t = ids.shape
-        x = self.emb_ln(self.word(ids) + self.pos(torch.arange(t))[None] + self.tok_type(types))
+        x = self.emb_ln(self.word(ids) + self.pos(torch.arange(t, device=ids.device))[None] + self.tok_type(types))
         x = F.dropout(x, P_DROP, self.training)
         add_mask = (1.0 - mask[:, None, None, :].float()) * -10000.0
         for layer in self.layers[: self.split]:
@@ -157,11 +157,13 @@ def main():
     ap.add_argument("--seconds", type=float, default=10.0)
     ap.add_argument("--batch", type=int, default=32)
     ap.add_argument("--seq", type=int, default=128)
+    ap.add_argument("--device", default="cpu", help="cpu, or cuda (fp32, TF32 off as PyTorch's default)")
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
     torch.manual_seed(0)
     num_labels = [2, 2, 1, 2, 2, 2]  # rte, mrpc, stsb (regression), cola, sst2, wnli
-    model = Pha(30522, 384, 12, 1536, 6, 3, num_labels).train()
+    dev = torch.device(a.device)
+    model = Pha(30522, 384, 12, 1536, 6, 3, num_labels).to(dev).train()
     opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=2e-5)
     ids = torch.randint(1000, 30000, (a.batch, a.seq))
     types = torch.zeros_like(ids)
@@ -170,24 +172,43 @@ def main():
     task = torch.arange(a.batch) % len(num_labels)
     labels = torch.randint(0, 2, (a.batch,))
     scores = torch.rand(a.batch) * 5
+    ids, types, mask, task, labels, scores = (t.to(dev) for t in (ids, types, mask, task, labels, scores))
+    sync = torch.cuda.synchronize if dev.type == "cuda" else (lambda: None)
+
+    phases = {"forward": 0.0, "backward": 0.0, "clip": 0.0, "adamw": 0.0}
 
     def step():
+        # Synchronized at each phase's end, as the C++ side, so both report where a step's time goes.
+        t0 = time.perf_counter()
         opt.zero_grad(set_to_none=True)
         loss = model(ids, types, mask, task, labels, scores)
+        sync()
+        t1 = time.perf_counter()
         loss.backward()
+        sync()
+        t2 = time.perf_counter()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        sync()
+        t3 = time.perf_counter()
         opt.step()
+        sync()
+        t4 = time.perf_counter()
+        for k, d in zip(phases, (t1 - t0, t2 - t1, t3 - t2, t4 - t3)):
+            phases[k] += d
 
-    for _ in range(2):
+    for _ in range(5):
         step()
+    phases = dict.fromkeys(phases, 0.0)
     n, start = 0, time.perf_counter()
     while time.perf_counter() - start < a.seconds:
         step()
         n += 1
     ms = (time.perf_counter() - start) / n * 1e3
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
-    print(json.dumps({"impl": "pytorch", "torch": torch.__version__, "threads": a.threads, "batch": a.batch,
-                      "seq": a.seq, "ms_per_step": ms, "tokens_per_s": a.batch * a.seq / ms * 1e3,
+    print(json.dumps({"impl": "pytorch", "torch": torch.__version__, "device": a.device,
+                      "threads": a.threads, "batch": a.batch,
+                      "seq": a.seq, "ms_per_step": ms,
+                      **{f"{k}_ms": v / n * 1e3 for k, v in phases.items()}, "tokens_per_s": a.batch * a.seq / ms * 1e3,
                       "trainable_params": trainable}))
 
 
