@@ -348,6 +348,37 @@ BOOST_AUTO_TEST_CASE_TEMPLATE(gemm_strided_batched_matches_cpu_exactly, T, real_
             }
 }
 
+BOOST_AUTO_TEST_CASE_TEMPLATE(gemm_batched_grid_matches_cpu_exactly, T, real_types) {
+    // Attention's layout: per outer entry (example) the inner entries (heads) sit side by side in a row.
+    cuda_backend b;
+    const std::size_t m = 6, n = 5, k = 3, outer = 3, inner = 4;
+    for (const transpose ta : both)
+        for (const transpose tb : both) {
+            const std::string what = "gemm_batched_grid " + op_name(ta, tb);
+            const std::size_t a_rows = ta == transpose::yes ? k : m, a_cols = ta == transpose::yes ? m : k;
+            const std::size_t b_rows = tb == transpose::yes ? n : k, b_cols = tb == transpose::yes ? k : n;
+            const std::size_t lda = inner * a_cols, ldb = inner * b_cols + 1, ldc = n + 2;
+            const grid_strides sa{static_cast<std::ptrdiff_t>(a_rows * lda), static_cast<std::ptrdiff_t>(a_cols)},
+                sb{static_cast<std::ptrdiff_t>(b_rows * ldb), static_cast<std::ptrdiff_t>(b_cols)},
+                sc{static_cast<std::ptrdiff_t>(inner * m * ldc), static_cast<std::ptrdiff_t>(m * ldc)};
+            const auto ha = int_values<T>(outer * a_rows * lda, 24), hb = int_values<T>(outer * b_rows * ldb, 25);
+            auto hc = int_values<T>(outer * inner * m * ldc, 26);
+            auto da = upload(b, ha), db = upload(b, hb), dc = upload(b, hc);
+            b.gemm_batched_grid(ta, tb, m, n, k, T(-1), da.data(), lda, sa, db.data(), ldb, sb, T(2), dc.data(), ldc, sc,
+                                outer, inner);
+            for (std::size_t i = 0; i < outer; ++i)
+                for (std::size_t j = 0; j < inner; ++j) {
+                    const auto at = [&](grid_strides s) {
+                        return static_cast<std::size_t>(static_cast<std::ptrdiff_t>(i) * s.outer +
+                                                        static_cast<std::ptrdiff_t>(j) * s.inner);
+                    };
+                    cpu_reference<T>::gemm(ta, tb, m, n, k, T(-1), ha.data() + at(sa), lda, hb.data() + at(sb), ldb,
+                                           T(2), hc.data() + at(sc), ldc);
+                }
+            check_equal(download(b, dc), hc, what);
+        }
+}
+
 // ---- Linear --------------------------------------------------------------------------------------------
 BOOST_AUTO_TEST_CASE(linear_double_matches_cpu) {
     cuda_backend b;

@@ -16,6 +16,12 @@ namespace hyperadapt {
 
 enum class transpose : bool { no = false, yes = true };
 
+/// Element distances of one operand in a grid of products (gemm_batched_grid): between consecutive entries
+/// of the outer axis and of the inner axis (attention: examples and heads).
+struct grid_strides {
+    std::ptrdiff_t outer = 0, inner = 0;
+};
+
 /// Memory: RAII buffers, copies between host and backend, fills.
 template <class B>
 concept memory_backend = requires(B& b, const B& cb, float* f, const float* cf, double* d, const double* cd,
@@ -36,14 +42,18 @@ concept memory_backend = requires(B& b, const B& cb, float* f, const float* cf, 
     { cb.name() } -> std::convertible_to<const char*>;
 };
 
-/// GEMM, single and strided-batched: C = alpha * op(A) * op(B) + beta * C.
+/// GEMM, single, strided-batched and batched over a grid of (outer, inner) entries:
+/// C = alpha * op(A) * op(B) + beta * C for every entry.
 template <class B>
 concept blas_backend = memory_backend<B> && requires(B& b, transpose t, std::size_t n, std::ptrdiff_t s,
-                                                     float* f, const float* cf, double* d, const double* cd) {
+                                                     grid_strides g, float* f, const float* cf, double* d,
+                                                     const double* cd) {
     b.gemm(t, t, n, n, n, 1.0f, cf, n, cf, n, 0.0f, f, n);
     b.gemm(t, t, n, n, n, 1.0, cd, n, cd, n, 0.0, d, n);
     b.gemm_strided_batched(t, t, n, n, n, 1.0f, cf, n, s, cf, n, s, 0.0f, f, n, s, n);
     b.gemm_strided_batched(t, t, n, n, n, 1.0, cd, n, s, cd, n, s, 0.0, d, n, s, n);
+    b.gemm_batched_grid(t, t, n, n, n, 1.0f, cf, n, g, cf, n, g, 0.0f, f, n, g, n, n);
+    b.gemm_batched_grid(t, t, n, n, n, 1.0, cd, n, g, cd, n, g, 0.0, d, n, g, n, n);
 };
 
 /// What a Linear layer needs beyond GEMM: a row-broadcast bias and its gradient (column sums).

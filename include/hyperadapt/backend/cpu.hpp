@@ -159,6 +159,21 @@ public:
                                c + i * stride_c, ldc);
     }
 
+    /// A grid of independent products: entry (i, j), i < outer, j < inner, multiplies the operands at
+    /// a + i * sa.outer + j * sa.inner (likewise b and c); one thread per product, as gemm_strided_batched.
+    template <class T>
+    void gemm_batched_grid(transpose ta, transpose tb, std::size_t m, std::size_t n, std::size_t k, T alpha,
+                           const T* a, std::size_t lda, grid_strides sa, const T* b, std::size_t ldb, grid_strides sb,
+                           T beta, T* c, std::size_t ldc, grid_strides sc, std::size_t outer, std::size_t inner) {
+        const auto count = static_cast<std::ptrdiff_t>(outer * inner), ni = static_cast<std::ptrdiff_t>(inner);
+#pragma omp parallel for num_threads(opts_.threads) schedule(static) if (count > 1)
+        for (std::ptrdiff_t e = 0; e < count; ++e) {
+            const std::ptrdiff_t i = e / ni, j = e % ni;
+            GemmProvider::gemm(ta, tb, m, n, k, alpha, a + i * sa.outer + j * sa.inner, lda,
+                               b + i * sb.outer + j * sb.inner, ldb, beta, c + i * sc.outer + j * sc.inner, ldc);
+        }
+    }
+
     // ---- linear -------------------------------------------------------------------------------------
     /// x[r, :] += v for every row r of the rows x cols matrix x.
     template <class T>

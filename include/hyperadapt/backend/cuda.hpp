@@ -385,6 +385,45 @@ public:
                                                               ildc, sc, ibatch));
     }
 
+    /// A grid of independent products: entry (i, j), i < outer, j < inner, multiplies the operands at
+    /// a + i * sa.outer + j * sa.inner (likewise b and c). One pointer-array batched cuBLAS call, whose
+    /// pointer arrays a kernel writes on the device, so nothing waits for the host; attention's
+    /// (example, head) products are one launch instead of one per example or head.
+    template <class T>
+    void gemm_batched_grid(transpose ta, transpose tb, std::size_t m, std::size_t n, std::size_t k, T alpha,
+                           const T* a, std::size_t lda, grid_strides sa, const T* b, std::size_t ldb, grid_strides sb,
+                           T beta, T* c, std::size_t ldc, grid_strides sc, std::size_t outer, std::size_t inner) {
+        static_assert(std::is_same_v<T, float> || std::is_same_v<T, double>,
+                      "cuda_backend::gemm_batched_grid: float or double");
+        if (m == 0 || n == 0 || outer == 0 || inner == 0) return;
+        if (k == 0) {
+            for (std::size_t i = 0; i < outer; ++i)
+                scale_matrices(inner, m, n, ldc, sc.inner, beta, c + static_cast<std::ptrdiff_t>(i) * sc.outer);
+            return;
+        }
+        const std::size_t count = outer * inner;
+        const int im = detail::to_blas_int(m, "m"), in = detail::to_blas_int(n, "n"),
+                  ik = detail::to_blas_int(k, "k"), ilda = detail::to_blas_int(lda, "lda"),
+                  ildb = detail::to_blas_int(ldb, "ldb"), ildc = detail::to_blas_int(ldc, "ldc"),
+                  icount = detail::to_blas_int(count, "batch");
+        buffer<const T*> operands = allocate<const T*>(2 * count);
+        buffer<T*> results = allocate<T*>(count);
+        const T** pa = operands.data();
+        const T** pb = operands.data() + count;
+        HYPERADAPT_CUDA_LAUNCH(detail::ck::grid_pointers<T>, grid_for(count), block_for(count), stream_, outer, inner,
+                               a, sa.outer, sa.inner, b, sb.outer, sb.inner, c, sc.outer, sc.inner, pa, pb,
+                               results.data());
+        // Row-major C = op(A) op(B) is column-major C^T = op(B)^T op(A)^T, as in gemm above.
+        if constexpr (std::is_same_v<T, float>)
+            HYPERADAPT_CUBLAS_CHECK(cublasSgemmBatched(handle_, detail::to_cublas(tb), detail::to_cublas(ta), in, im,
+                                                       ik, &alpha, pb, ildb, pa, ilda, &beta, results.data(), ildc,
+                                                       icount));
+        else
+            HYPERADAPT_CUBLAS_CHECK(cublasDgemmBatched(handle_, detail::to_cublas(tb), detail::to_cublas(ta), in, im,
+                                                       ik, &alpha, pb, ildb, pa, ilda, &beta, results.data(), ildc,
+                                                       icount));
+    }
+
     // ---- linear -------------------------------------------------------------------------------------
     /// x[r, :] += v for every row r of the rows x cols matrix x.
     template <class T>

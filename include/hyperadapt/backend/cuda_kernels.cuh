@@ -99,6 +99,20 @@ __global__ void scale_matrices(std::size_t batch, std::size_t rows, std::size_t 
     }
 }
 
+/// The operand pointers of a grid of products (gemm_batched_grid), entry e = i * inner + j.
+template <class T>
+__global__ void grid_pointers(std::size_t outer, std::size_t inner, const T* a, std::ptrdiff_t a_outer,
+                              std::ptrdiff_t a_inner, const T* b, std::ptrdiff_t b_outer, std::ptrdiff_t b_inner, T* c,
+                              std::ptrdiff_t c_outer, std::ptrdiff_t c_inner, const T** pa, const T** pb, T** pc) {
+    const std::size_t count = outer * inner;
+    for (std::size_t e = thread_index(); e < count; e += thread_count()) {
+        const auto i = static_cast<std::ptrdiff_t>(e / inner), j = static_cast<std::ptrdiff_t>(e % inner);
+        pa[e] = a + i * a_outer + j * a_inner;
+        pb[e] = b + i * b_outer + j * b_inner;
+        pc[e] = c + i * c_outer + j * c_inner;
+    }
+}
+
 // ---- linear --------------------------------------------------------------------------------------------
 template <class T>
 __global__ void add_row_vector(std::size_t rows, std::size_t cols, const T* v, T* x) {

@@ -96,7 +96,7 @@ public:
         backend_->add_row_vector(nb * seq, 3 * h, qkv_bias_.data(), ctx.qkv.data());
 
         tensor<B, T> scores(*backend_, {nb, heads_, seq, seq});
-        const strides in_qkv{sd(seq * 3 * h), sd(d)}, in_scores{sd(heads_ * seq * seq), sd(seq * seq)};
+        const grid_strides in_qkv{sd(seq * 3 * h), sd(d)}, in_scores{sd(heads_ * seq * seq), sd(seq * seq)};
         // S_bh = Q_bh K_bh^T
         gemm_per_example_and_head(transpose::no, transpose::yes, seq, seq, d, T(1), ctx.qkv.data(), 3 * h, in_qkv,
                                   ctx.qkv.data() + h, 3 * h, in_qkv, T(0), scores.data(), seq, in_scores, nb);
@@ -120,7 +120,7 @@ public:
         const T scale = T(1) / std::sqrt(static_cast<T>(d));
         tensor<B, T> dqkv(*backend_, {nb, seq, 3 * h});
         tensor<B, T> dprobs(*backend_, ctx.probs.shape());
-        const strides in_qkv{sd(seq * 3 * h), sd(d)}, in_scores{sd(heads_ * seq * seq), sd(seq * seq)},
+        const grid_strides in_qkv{sd(seq * 3 * h), sd(d)}, in_scores{sd(heads_ * seq * seq), sd(seq * seq)},
             in_out{sd(seq * h), sd(d)};
         // dP_bh = dC_bh V_bh^T
         gemm_per_example_and_head(transpose::no, transpose::yes, seq, seq, d, T(1), dout.data(), h, in_out,
@@ -182,24 +182,14 @@ public:
 private:
     static std::ptrdiff_t sd(std::size_t v) { return static_cast<std::ptrdiff_t>(v); }
 
-    /// Element distance between consecutive examples and between consecutive heads of one operand.
-    struct strides {
-        std::ptrdiff_t example, head;
-    };
-    /// One GEMM per (example, head): both strides of every operand are uniform, but a strided-batched call
-    /// batches one axis, so the loop runs over the shorter axis (12 calls of 32, not 32 of 12, at batch 32:
-    /// on a GPU each call is a kernel launch).
+    /// One GEMM per (example, head), as one grid of products: every operand's example (outer) and head
+    /// (inner) strides are uniform. On a GPU this is one launch; a loop of strided-batched calls over either
+    /// axis was 12-32 launches of small kernels per product (measured in docs/benchmarks.md).
     void gemm_per_example_and_head(transpose ta, transpose tb, std::size_t m, std::size_t n, std::size_t k, T alpha,
-                                   const T* a, std::size_t lda, strides sa, const T* b, std::size_t ldb, strides sb,
-                                   T beta, T* c, std::size_t ldc, strides sc, std::size_t examples) const {
-        const bool per_example = examples <= heads_;
-        const std::size_t calls = per_example ? examples : heads_, batch = per_example ? heads_ : examples;
-        for (std::size_t i = 0; i < calls; ++i) {
-            const auto at = [&](strides s) { return sd(i) * (per_example ? s.example : s.head); };
-            const auto step = [&](strides s) { return per_example ? s.head : s.example; };
-            backend_->gemm_strided_batched(ta, tb, m, n, k, alpha, a + at(sa), lda, step(sa), b + at(sb), ldb, step(sb),
-                                           beta, c + at(sc), ldc, step(sc), batch);
-        }
+                                   const T* a, std::size_t lda, grid_strides sa, const T* b, std::size_t ldb,
+                                   grid_strides sb, T beta, T* c, std::size_t ldc, grid_strides sc,
+                                   std::size_t examples) const {
+        backend_->gemm_batched_grid(ta, tb, m, n, k, alpha, a, lda, sa, b, ldb, sb, beta, c, ldc, sc, examples, heads_);
     }
     bool all_biases_trainable() const {
         // After freeze()/unfreeze() a part's gradient is its own buffer, no longer a view of the fused one.
