@@ -10,18 +10,31 @@ import sys
 from collections import defaultdict
 
 TASKS = ["rte", "mrpc", "stsb", "cola", "sst2", "wnli"]
-MODELS = ["pha", "pha (retriever-only)", "pha (off)", "pha, STS-B targets / 5", "adapters",
-          "adapters, STS-B targets / 5", "hyperformerpp", "camtl"]
-
-
-def model_of(r):
-    """Runs with their contrastive losses changed (--contrastive-retriever-only, --no-contrastive) or with
-    scaled regression targets get their own rows."""
-    c = r.get("contrastive", "reference")
-    if r.get("scale_regression"):
-        return r["model"] + ", STS-B targets / 5"
-    return r["model"] if r["model"] != "pha" or c == "reference" else f"pha ({c})"
+MODELS = ["pha", "pha (retriever-only)", "pha (off)", "adapters", "hyperformerpp", "camtl"]
 ARMS = ["pha", "adapter", "full"]
+
+
+def model_of(r, mixed_scaling):
+    """Runs with their contrastive losses changed (--contrastive-retriever-only, --no-contrastive) get their own
+    rows; so do runs with scaled regression targets when a file mixes scaled and raw ones."""
+    c = r.get("contrastive", "reference")
+    label = r["model"] if r["model"] != "pha" or c == "reference" else f"pha ({c})"
+    if mixed_scaling and r.get("scale_regression"):
+        label += ", STS-B targets / 5"
+    return label
+
+
+def latest_per_seed(rows, key):
+    """A rerun of the same configuration and seed replaces the earlier line (runs are deterministic: the reruns
+    seen so far reproduced their first run exactly)."""
+    kept = {}
+    for r in rows:
+        kept[key(r) + (r["seed"],)] = r
+    return list(kept.values())
+
+
+def ordered(labels, preferred):
+    return [m for m in preferred if m in labels] + sorted(m for m in labels if m not in preferred)
 
 
 def mean_spread(values):
@@ -31,17 +44,19 @@ def mean_spread(values):
 
 
 def multitask(rows):
+    mixed = len({bool(r.get("scale_regression")) for r in rows}) > 1
+    rows = latest_per_seed(rows, lambda r: (r["n_train"], model_of(r, mixed)))
     by = defaultdict(list)
     for r in rows:
-        by[(r["n_train"], model_of(r))].append(r)
+        by[(r["n_train"], model_of(r, mixed))].append(r)
     out = []
     for n in sorted({k[0] for k in by}):
         out.append(f"\n**n = {n} training examples per task** "
                    f"({by[next(k for k in by if k[0] == n)][0]['steps']} steps of 16)\n")
         out.append("| model | seeds | " + " | ".join(TASKS) + " | avg best | avg final | trainable | % backbone/task |")
         out.append("|---|---|" + "---|" * len(TASKS) + "---|---|---|---|")
-        for model in MODELS:
-            rs = by.get((n, model))
+        for model in ordered({k[1] for k in by if k[0] == n}, MODELS):
+            rs = sorted(by[(n, model)], key=lambda r: r["seed"])
             if not rs:
                 continue
             cells = [f"{100 * statistics.mean(r['best'][t] for r in rs):.1f}" for t in TASKS]
@@ -57,6 +72,7 @@ def multitask(rows):
 
 
 def transfer(rows):
+    rows = latest_per_seed(rows, lambda r: (r["k"], r["model"]))
     by = defaultdict(list)
     for r in rows:
         by[(r["k"], r["model"])].append(r)
@@ -65,7 +81,7 @@ def transfer(rows):
            "|---|---|---|---|---|---|---|"]
     for k in sorted({key[0] for key in by}):
         for arm in ARMS:
-            rs = by.get((k, arm))
+            rs = sorted(by.get((k, arm), []), key=lambda r: r["seed"])
             if not rs:
                 continue
             best = statistics.mean(100 * r["best"][target] for r in rs)
