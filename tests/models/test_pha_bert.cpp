@@ -16,27 +16,21 @@
 #include "hyperadapt/train/multitask_trainer.hpp"
 #include "hyperadapt/train/samplers/size_proportional.hpp"
 #include "hyperadapt/train/synthetic_tasks.hpp"
+#include "models/model_parity.hpp"
 #include "support/backends.hpp"
 
 using namespace hyperadapt;
 namespace fs = std::filesystem;
 
 namespace {
-const bert_config tiny{.vocab_size = 40, .hidden = 8, .layers = 2, .heads = 2, .intermediate = 12, .max_position = 8};
+const bert_config& tiny = parity::tiny_bert;
 
+/// The tiny PHA of the GPU parity test (models/model_parity.hpp) with another adapter source or pass count.
 pha_bert_options tiny_options(adapter_source source = adapter_source::prototype_hypernet,
                               pha_passes passes = pha_passes::single) {
-    pha_bert_options o;
-    o.backbone = tiny;
-    o.tasks = {{"order", 2}, {"majority", 2}, {"count", 1}};
+    pha_bert_options o = parity::pha_options(parity::model_kind::pha_single_pass);
     o.source = source;
     o.passes = passes;
-    o.bottleneck = 3;
-    o.prototype_dim = 5;
-    o.retriever_hidden = 6;
-    o.hypernet_hidden = 7;
-    o.hypernet_projection = 4;
-    o.layer_embedding = 3;
     return o;
 }
 
