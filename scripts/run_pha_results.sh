@@ -24,8 +24,7 @@
 # Seeds ${SEEDS:-12 13}; threads ${THREADS:-2}. PARTS="a b" picks the parts.
 # docs/results.md was produced with MAX_STEPS=375 (every row of every n: 375 steps of 16, i.e. 10 epochs at
 # n = 100, 2 at n = 500, 1 at n = 1000), one process per seed (SEEDS=12 and SEEDS=13 side by side,
-# THREADS=1): N_TRAIN="100 1000" PARTS=a, then PARTS=b (the order of the runs differed; the commands are
-# these) — see there for what was and was not run.
+# THREADS=1): N_TRAIN="100 1000" PARTS="a b", then N_TRAIN=500 PARTS=a.
 #   usage: scripts/run_pha_results.sh [build-dir] [data-dir] [out.jsonl]
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
