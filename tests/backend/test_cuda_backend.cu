@@ -23,6 +23,7 @@
 #include <vector>
 
 #include "backend/cuda_cpu_reference.hpp"
+#include "support/cuda_device.hpp"
 #include "hyperadapt/backend/counter_rng.hpp"
 #include "hyperadapt/backend/cuda.hpp"
 #include "hyperadapt/layers/linear.hpp"
@@ -34,54 +35,6 @@ using hyperadapt::test::cpu_reference;
 namespace utf = boost::unit_test;
 
 namespace {
-
-// ---- device detection and skipping ---------------------------------------------------------------------
-struct device_probe {
-    bool available = false;
-    std::string description;  ///< the device's name, or why there is none
-};
-
-const device_probe& probe() {
-    static const device_probe p = [] {
-        device_probe r;
-        int count = 0;
-        const cudaError_t status = cudaGetDeviceCount(&count);
-        if (status != cudaSuccess) {
-            r.description = std::string("cudaGetDeviceCount failed: ") + cudaGetErrorName(status) + ": " +
-                            cudaGetErrorString(status);
-            (void)cudaGetLastError();
-        } else if (count == 0) {
-            r.description = "cudaGetDeviceCount returned 0";
-        } else {
-            cudaDeviceProp prop{};
-            if (cudaGetDeviceProperties(&prop, 0) == cudaSuccess)
-                r.description = std::string(prop.name) + ", compute capability " + std::to_string(prop.major) + "." +
-                                std::to_string(prop.minor);
-            r.available = true;
-        }
-        return r;
-    }();
-    return p;
-}
-
-struct announce_device {
-    announce_device() {
-        if (probe().available) {
-            std::cout << "CUDA device 0: " << probe().description << std::endl;
-        } else {
-            // Printed at every log level; Boost.Test then reports the suite (every case) as skipped.
-            std::cout << "SKIPPED: no CUDA device (" << probe().description << ")" << std::endl;
-        }
-    }
-};
-BOOST_TEST_GLOBAL_FIXTURE(announce_device);
-
-/// The suite's precondition: a free function (an empty functor makes g++ warn inside boost::function).
-boost::test_tools::assertion_result device_present(utf::test_unit_id) {
-    boost::test_tools::assertion_result r(probe().available);
-    if (!probe().available) r.message() << "no CUDA device (" << probe().description << ")";
-    return r;
-}
 
 using real_types = boost::mpl::list<float, double>;
 
@@ -175,7 +128,7 @@ constexpr transpose both[] = {transpose::no, transpose::yes};
 
 }  // namespace
 
-BOOST_AUTO_TEST_SUITE(cuda, *utf::precondition(&device_present))
+BOOST_AUTO_TEST_SUITE(cuda, *utf::precondition(&test::cuda_device_present))
 
 // ---- memory --------------------------------------------------------------------------------------------
 BOOST_AUTO_TEST_CASE(memory_round_trips_fills_and_caches) {

@@ -13,51 +13,13 @@
 
 #include "hyperadapt/backend/cuda.hpp"
 #include "models/model_parity.hpp"
+#include "support/cuda_device.hpp"
 
 using namespace hyperadapt;
 using namespace hyperadapt::parity;
 namespace utf = boost::unit_test;
 
 namespace {
-
-std::string device_or_reason(bool& available) {
-    int count = 0;
-    const cudaError_t status = cudaGetDeviceCount(&count);
-    available = status == cudaSuccess && count > 0;
-    if (status != cudaSuccess) {
-        (void)cudaGetLastError();
-        return std::string("cudaGetDeviceCount failed: ") + cudaGetErrorName(status);
-    }
-    if (count == 0) return "cudaGetDeviceCount returned 0";
-    cudaDeviceProp prop{};
-    if (cudaGetDeviceProperties(&prop, 0) != cudaSuccess) return "device 0";
-    return std::string(prop.name) + ", compute capability " + std::to_string(prop.major) + "." +
-           std::to_string(prop.minor);
-}
-
-struct device_state {
-    bool available = false;
-    std::string description;
-    device_state() { description = device_or_reason(available); }
-};
-const device_state& device() {
-    static const device_state d;
-    return d;
-}
-
-struct announce_device {
-    announce_device() {
-        std::cout << (device().available ? "CUDA device 0: " : "SKIPPED: no CUDA device (") << device().description
-                  << (device().available ? "" : ")") << std::endl;
-    }
-};
-BOOST_TEST_GLOBAL_FIXTURE(announce_device);
-
-boost::test_tools::assertion_result device_present(utf::test_unit_id) {
-    boost::test_tools::assertion_result r(device().available);
-    if (!device().available) r.message() << "no CUDA device (" << device().description << ")";
-    return r;
-}
 
 double largest_magnitude(const std::vector<double>& v) {
     double m = 0;
@@ -77,7 +39,7 @@ double relative_difference(const std::vector<double>& gpu, const std::vector<dou
 
 }  // namespace
 
-BOOST_AUTO_TEST_SUITE(cuda, *utf::precondition(&device_present))
+BOOST_AUTO_TEST_SUITE(cuda, *utf::precondition(&test::cuda_device_present))
 
 BOOST_AUTO_TEST_CASE(double_step_matches_cpu_for_every_model) {
     for (const auto k : all_models) {
