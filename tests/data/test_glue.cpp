@@ -1,6 +1,8 @@
 #define BOOST_TEST_MODULE data_glue
 #include <boost/test/unit_test.hpp>
 
+#include <sys/stat.h>
+
 #include <cmath>
 #include <cstddef>
 #include <filesystem>
@@ -466,6 +468,50 @@ BOOST_AUTO_TEST_CASE(skip_malformed_rows_on_request) {
     // A bad header is not a row: it throws even when rows may be skipped.
     tmp.write("glue/QQP/dev.tsv", "id\tqid1\tqid2\tq1\tq2\tis_duplicate\n");
     BOOST_CHECK_THROW((void)load_task("qqp", tmp.path, split::dev, read_options{.skip_malformed_rows = true}), io_error);
+}
+
+// Invalid UTF-8 in a TSV text column is reported by the reader with file, line and column; the tokenizer,
+// where it used to surface, knows only a byte offset.
+BOOST_AUTO_TEST_CASE(invalid_utf8_names_file_line_and_column) {
+    temp_dir tmp;
+    const std::string header = "index\tsentence1\tsentence2\tlabel\n";
+    const auto file = tmp.write("glue/RTE/dev.tsv", header + "0\tA caf\xC3\xA9.\tfine\tentailment\n" +
+                                                       "1\tok\tab\xFF" "cd\tnot_entailment\n");
+    check_names_line(io_error_of([&] { (void)load_task("rte", tmp.path, split::dev); }), file, 3,
+                     "column 'sentence2': not valid UTF-8: byte 0xff at byte offset 2 of the field");
+    // Overlong forms, surrogates and truncated sequences are invalid too; the row can be skipped on request.
+    for (const std::string bad : {"\xC0\xAF", "\xED\xA0\x80", "\xF4\x90\x80\x80", "x\xE2\x82"}) {
+        tmp.write("glue/RTE/dev.tsv", header + "0\t" + bad + "\tb\tentailment\n1\ta\tb\tentailment\n");
+        check_names_line(io_error_of([&] { (void)load_task("rte", tmp.path, split::dev); }), file, 2,
+                         "column 'sentence1': not valid UTF-8");
+        const auto d = load_task("rte", tmp.path, split::dev, read_options{.skip_malformed_rows = true});
+        BOOST_TEST(d.size() == 1u);
+    }
+    BOOST_TEST(detail::first_invalid_utf8("\xF0\x9F\x98\x80 \xE4\xB8\xAD \xC3\xA9") == std::string_view::npos);
+}
+
+BOOST_AUTO_TEST_CASE(jsonl_nested_too_deep_names_file_and_line) {
+    temp_dir tmp;
+    constexpr std::size_t depth = 1'000'000;
+    const std::string good = R"({"premise": "p", "hypothesis": "h", "label": "neutral"})";
+    const auto cb = tmp.write("superglue/CB/val.jsonl", good + "\n" + R"({"premise": "p", "hypothesis": "h", "label": )" +
+                                                            std::string(depth, '[') + std::string(depth, ']') + "}\n");
+    check_names_line(io_error_of([&] { (void)load_task("cb", tmp.path, split::dev); }), cb, 2,
+                     "JSON nested deeper than 64 levels");
+    tmp.write("superglue/CB/val.jsonl", R"({"premise": "p", "hypothesis": "h", "label": [[["x"]], 1]})" "\n");
+    check_names_line(io_error_of([&] { (void)load_task("cb", tmp.path, split::dev); }), cb, 1,
+                     "label is an array, expected one of");
+}
+
+BOOST_AUTO_TEST_CASE(fifo_or_directory_in_place_of_a_file_is_refused) {
+    temp_dir tmp;
+    fs::create_directories(tmp.path / "glue" / "RTE");
+    const auto fifo = tmp.path / "glue" / "RTE" / "dev.tsv";
+    BOOST_TEST_REQUIRE(::mkfifo(fifo.c_str(), 0600) == 0);
+    const auto msg = io_error_of([&] { (void)load_task("rte", tmp.path, split::dev); });
+    BOOST_TEST(msg == fifo.string() + ": is a FIFO (named pipe), not a regular file");
+    fs::create_directories(tmp.path / "superglue" / "CB" / "val.jsonl");
+    BOOST_TEST(contains(io_error_of([&] { (void)load_task("cb", tmp.path, split::dev); }), "is a directory"));
 }
 
 BOOST_AUTO_TEST_SUITE_END()

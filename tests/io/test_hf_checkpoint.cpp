@@ -1,6 +1,8 @@
 #define BOOST_TEST_MODULE io_hf_checkpoint
 #include <boost/test/unit_test.hpp>
 
+#include <sys/stat.h>
+
 #include <algorithm>
 #include <cmath>
 #include <cstdlib>
@@ -575,3 +577,26 @@ BOOST_AUTO_TEST_CASE_TEMPLATE(matches_transformers_on_32_glue_dev_pairs, B, cpu_
 }
 
 BOOST_AUTO_TEST_SUITE_END()
+
+BOOST_AUTO_TEST_CASE(config_json_nested_too_deep_or_not_a_file_is_an_io_error) {
+    temp_dir dir;
+    const auto p = dir / "config.json";
+    constexpr std::size_t depth = 1'000'000;
+    write_text(p, R"({"id2label": {"0": )" + std::string(depth, '[') + std::string(depth, ']') + "}}");
+    BOOST_CHECK_EXCEPTION((void)read_bert_config(p), io_error, [&](const io_error& e) {
+        BOOST_TEST_MESSAGE("  " << e.what());
+        const std::string m = e.what();
+        return m.find(p.string()) == 0 && m.find("nested deeper than 64 levels under 'id2label' > '0'") != std::string::npos;
+    });
+    // A field of the wrong type is described without printing it.
+    write_text(p, R"({"hidden_size": [[[1]], 2]})");
+    BOOST_CHECK_EXCEPTION((void)read_bert_config(p), io_error, [](const io_error& e) {
+        return std::string(e.what()).find("'hidden_size' must be a positive integer, got an array of 2 elements") !=
+               std::string::npos;
+    });
+    std::filesystem::remove(p);
+    BOOST_TEST_REQUIRE(::mkfifo(p.c_str(), 0600) == 0);
+    BOOST_CHECK_EXCEPTION((void)read_bert_config(dir.path()), io_error, [&](const io_error& e) {
+        return std::string(e.what()) == p.string() + ": is a FIFO (named pipe), not a regular file";
+    });
+}

@@ -2,6 +2,7 @@
 #include <boost/test/unit_test.hpp>
 
 #include <sys/resource.h>
+#include <sys/stat.h>
 
 #include <csignal>
 #include <cmath>
@@ -355,4 +356,38 @@ BOOST_AUTO_TEST_CASE(failed_write_keeps_the_old_file) {
     BOOST_CHECK_EXCEPTION(good.write(dir / "no" / "such" / "dir.safetensors"), io_error, [](const io_error& e) {
         return std::string(e.what()).find("dir.safetensors") != std::string::npos;
     });
+}
+
+// A header whose shape nests a million arrays deep (2 MB): the reader once built its message with a
+// recursive dump() and overflowed the stack. The parse now stops at io::max_json_depth, naming the tensor
+// and the field.
+BOOST_AUTO_TEST_CASE(deeply_nested_header_is_refused_naming_tensor_and_field) {
+    temp_dir dir;
+    constexpr std::size_t depth = 1'000'000;
+    const std::string shape = std::string(depth, '[') + std::string(depth, ']');
+    expect_io_error(bad_file(dir, "deep_shape.safetensors",
+                             raw_file(R"({"w":{"dtype":"F32","shape":)" + shape + R"(,"data_offsets":[0,0]}})", "")),
+                    {"JSON nested deeper than 64 levels", "'w' > 'shape'"});
+    expect_io_error(bad_file(dir, "deep_offsets.safetensors",
+                             raw_file(R"({"w":{"dtype":"F32","shape":[0],"data_offsets":)" + shape + "}}", "")),
+                    {"JSON nested deeper than 64 levels", "'w' > 'data_offsets'"});
+    // Within the limit, a nested shape entry is described, not printed.
+    expect_io_error(bad_file(dir, "nested_entry.safetensors",
+                             raw_file(R"({"w":{"dtype":"F32","shape":[2,[[3]]],"data_offsets":[0,8]}})", "")),
+                    {"tensor 'w'", "shape entry 1 is an array of 1 elements, not a non-negative integer"});
+}
+
+// A FIFO, a directory or a device under a checkpoint's name is refused at once, naming the path: open()
+// of a FIFO used to wait for a writer forever.
+BOOST_AUTO_TEST_CASE(only_regular_files_are_read) {
+    temp_dir dir;
+    const auto fifo = dir / "model.safetensors";
+    BOOST_TEST_REQUIRE(::mkfifo(fifo.c_str(), 0600) == 0);
+    expect_io_error(fifo, {"is a FIFO (named pipe), not a regular file"});
+    std::filesystem::create_directory(dir / "folder.safetensors");
+    expect_io_error(dir / "folder.safetensors", {"is a directory, not a regular file"});
+    BOOST_CHECK_EXCEPTION(safetensors_reader("/dev/zero"), io_error, [](const io_error& e) {
+        return std::string(e.what()) == "/dev/zero: is a character device, not a regular file";
+    });
+    expect_io_error(dir / "absent.safetensors", {"cannot open (No such file or directory)"});
 }

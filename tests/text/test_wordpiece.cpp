@@ -1,6 +1,9 @@
 #define BOOST_TEST_MODULE text_wordpiece
 #include <boost/test/unit_test.hpp>
 
+#include <sys/stat.h>
+#include <unistd.h>
+
 #include <nlohmann/json.hpp>
 
 #include <cstdint>
@@ -169,6 +172,23 @@ BOOST_AUTO_TEST_CASE(empty_missing_and_non_utf8_files) {
         BOOST_TEST(std::string(e.what()).find("cannot open vocab file") == 0u);
     }
     BOOST_CHECK_THROW((void)vocab::from_text("[PAD]\n[UNK]\n[CLS]\n[SEP]\n[MASK]\n\xC3\x28\n"), io_error);
+    fs::remove_all(dir);
+}
+
+BOOST_AUTO_TEST_CASE(vocab_fifo_is_refused_without_blocking) {
+    const fs::path dir = fs::temp_directory_path() / ("hyperadapt_test_wordpiece_fifo_" + std::to_string(::getpid()));
+    fs::remove_all(dir);
+    fs::create_directories(dir);
+    const fs::path fifo = dir / "vocab.txt";
+    BOOST_TEST_REQUIRE(::mkfifo(fifo.c_str(), 0600) == 0);
+    try {
+        (void)vocab::from_file(fifo);
+        BOOST_FAIL("no exception");
+    } catch (const io_error& e) {
+        BOOST_TEST(std::string(e.what()) ==
+                   "cannot open vocab file: " + fifo.string() + ": is a FIFO (named pipe), not a regular file");
+    }
+    BOOST_CHECK_THROW((void)vocab::from_file(dir), io_error);
     fs::remove_all(dir);
 }
 

@@ -1,6 +1,9 @@
 #define BOOST_TEST_MODULE train_checkpoint
 #include <boost/test/unit_test.hpp>
 
+#include <sys/wait.h>
+#include <unistd.h>
+
 #include <cstdint>
 #include <filesystem>
 #include <fstream>
@@ -212,4 +215,141 @@ BOOST_AUTO_TEST_CASE(checkpoint_of_another_model_names_the_missing_parameter) {
     } catch (const io_error& e) {
         BOOST_TEST(std::string(e.what()).find("classifier.weight") != std::string::npos, e.what());
     }
+}
+
+// ---- one run per folder, stale temporaries, unusual file names -------------------------------------------
+
+// A new run in the folder of an earlier, longer run: its first save used to be deleted by keep-N at once
+// (the old run's steps are higher) and resume() then returned the old run's step. The save is refused,
+// nothing is written or deleted, and the message names the later file; discard_after() is the explicit way
+// to overwrite.
+BOOST_AUTO_TEST_CASE(a_new_run_does_not_save_below_an_earlier_runs_later_steps) {
+    cpu b;
+    temp_dir dir;
+    checkpoint_directory old_run(dir.path / "run", /*keep=*/2);
+    run r(b, 1);
+    for (int i = 0; i < 3; ++i) {
+        r.step();
+        old_run.save(r.model, r.opt, r.state);
+    }
+    const auto before = old_run.list();
+    BOOST_TEST_REQUIRE(before.size() == 2u);
+
+    checkpoint_directory new_run(dir.path / "run", /*keep=*/2);
+    run fresh(b, 2);
+    fresh.step();
+    try {
+        new_run.save(fresh.model, fresh.opt, fresh.state);
+        BOOST_FAIL("a save below the folder's later steps was accepted");
+    } catch (const io_error& e) {
+        const std::string msg = e.what();
+        BOOST_TEST(msg.find("checkpoint-0000000003.safetensors of step 3, later than this run's step 1") !=
+                       std::string::npos, msg);
+        BOOST_TEST(msg.find("nothing written") != std::string::npos, msg);
+    }
+    BOOST_TEST((new_run.list() == before));
+    BOOST_CHECK_THROW(new_run.check_fresh_start(), io_error);
+
+    // Told to overwrite: the later steps go, the new run's checkpoint stays and is what resume finds.
+    BOOST_TEST(new_run.discard_after(fresh.state.step - 1) == 2u);
+    new_run.save(fresh.model, fresh.opt, fresh.state);
+    BOOST_TEST_REQUIRE(new_run.list().size() == 1u);
+    run target(b, 3);
+    const auto resumed = new_run.resume(target.model, target.opt);
+    BOOST_TEST_REQUIRE(resumed.has_value());
+    BOOST_TEST(resumed->step == 1);
+    BOOST_TEST(all_values(target.model) == all_values(fresh.model));
+}
+
+// A kill during a save leaves "<name>.tmp.<pid>"; the next save or resume removes it once the writer is
+// gone, and leaves a live writer's file alone.
+BOOST_AUTO_TEST_CASE(temporaries_of_dead_writers_are_removed) {
+    cpu b;
+    temp_dir dir;
+    checkpoint_directory ckpts(dir.path / "run", /*keep=*/2);
+    fs::create_directories(ckpts.path());
+    const ::pid_t dead = ::fork();
+    if (dead == 0) ::_exit(0);
+    BOOST_TEST_REQUIRE(dead > 0);
+    ::waitpid(dead, nullptr, 0);
+    auto temporary = [&](std::int64_t step, ::pid_t pid) {
+        fs::path p = ckpts.file_for(step);
+        p += ".tmp." + std::to_string(pid);
+        std::ofstream(p) << "partial";
+        return p;
+    };
+    const auto stale = temporary(4, dead);
+    const auto live = temporary(4, ::getppid());
+    const auto other = dir.path / "run" / ("notes.txt.tmp." + std::to_string(dead));  // not a checkpoint's
+    std::ofstream(other) << "x";
+
+    run r(b, 1);
+    r.step();
+    ckpts.save(r.model, r.opt, r.state);
+    BOOST_TEST(!fs::exists(stale));
+    BOOST_TEST(fs::exists(live));
+    BOOST_TEST(fs::exists(other));
+
+    const auto stale_again = temporary(8, dead);
+    run target(b, 2);
+    BOOST_TEST(ckpts.resume(target.model, target.opt).has_value());
+    BOOST_TEST(!fs::exists(stale_again));
+}
+
+// A step number beyond 64 bits in a file name once made list(), save() and resume() throw
+// std::out_of_range. Such a file is not one of the folder's checkpoints: list() leaves it out and resume()
+// reports it.
+BOOST_AUTO_TEST_CASE(step_numbers_beyond_64_bits_are_ignored_and_reported) {
+    cpu b;
+    temp_dir dir;
+    checkpoint_directory ckpts(dir.path / "run", /*keep=*/2);
+    fs::create_directories(ckpts.path());
+    const auto huge = ckpts.path() / "checkpoint-99999999999999999999.safetensors";
+    std::ofstream(huge) << "x";
+    std::ofstream(ckpts.path() / "checkpoint-12a.safetensors") << "x";
+    BOOST_TEST(ckpts.list().empty());
+    run r(b, 1);
+    r.step();
+    BOOST_CHECK_NO_THROW(ckpts.save(r.model, r.opt, r.state));
+    BOOST_TEST_REQUIRE(ckpts.list().size() == 1u);
+    run target(b, 2);
+    std::vector<std::string> skipped;
+    const auto resumed = ckpts.resume(target.model, target.opt, &skipped);
+    BOOST_TEST_REQUIRE(resumed.has_value());
+    BOOST_TEST(resumed->step == 1);
+    BOOST_TEST_REQUIRE(skipped.size() == 1u);
+    BOOST_TEST(skipped[0] == huge.string() + ": step number does not fit a 64-bit integer; ignored");
+    BOOST_TEST(fs::exists(huge));
+}
+
+// The state metadata is checked field by field with io_errors; nlohmann's exceptions (out_of_range,
+// type_error) used to escape load_training_checkpoint and resume().
+BOOST_AUTO_TEST_CASE(state_metadata_faults_are_io_errors_naming_the_field) {
+    const std::string ok = R"({"step":3,"epoch":0,"optimizer":{"steps":3,"lr":0.001,"parameter_steps":{"w":3}},)"
+                           R"("rng":{"data":[77,12]},"extra":{"note":"x"}})";
+    const auto rec = detail::parse_checkpoint_state(ok, "f: ");
+    BOOST_TEST(rec.state.step == 3);
+    BOOST_TEST(rec.state.rng.at("data").offset() == 12u);
+    BOOST_TEST(rec.parameter_steps.size() == 1u);
+    auto fault = [](const std::string& text) {
+        try {
+            (void)detail::parse_checkpoint_state(text, "f: ");
+        } catch (const io_error& e) {
+            return std::string(e.what());
+        }
+        return std::string("<no io_error>");
+    };
+    BOOST_TEST(fault(R"({"epoch":0})") == "f: state metadata: 'step' is missing");
+    BOOST_TEST(fault(R"({"step":"3"})") == "f: state metadata: 'step' is \"3\", not an integer");
+    BOOST_TEST(fault(R"({"step":18446744073709551615})") ==
+               "f: state metadata: 'step' is 18446744073709551615, beyond a 64-bit signed integer");
+    BOOST_TEST(fault(R"({"step":1,"epoch":0,"optimizer":[]})") ==
+               "f: state metadata: 'optimizer' is an array of 0 elements, not an object");
+    BOOST_TEST(fault(R"({"step":1,"epoch":0,"optimizer":{"steps":1,"lr":-1}})") ==
+               "f: state metadata: 'optimizer.lr' is -1, not a finite number >= 0");
+    BOOST_TEST(fault(R"({"step":1,"epoch":0,"optimizer":{"steps":1,"lr":0,"parameter_steps":{}},"rng":{"d":[1]}})") ==
+               "f: state metadata: 'rng.d' is an array of 1 elements, not [seed, offset]");
+    BOOST_TEST(fault("[") .find("f: state metadata: not valid JSON") == 0u);
+    BOOST_TEST(fault(std::string(100, '[') + std::string(100, ']')) ==
+               "f: state metadata: JSON nested deeper than 64 levels");
 }

@@ -107,6 +107,8 @@ inline std::size_t glue_column(const std::vector<std::string>& header, const std
             if (fields.size() != header.size())
                 detail::fail_at(file, n, "expected " + std::to_string(header.size()) +
                                              " tab-separated columns, found " + std::to_string(fields.size()));
+            for (std::size_t k = 0; k < text_cols.size(); ++k)
+                detail::check_utf8_field(fields[text_cols[k]], task.text_fields[k], file, n);
             example e;
             e.line = n;
             e.text_a = fields[text_cols[0]];

@@ -19,6 +19,7 @@
 #include "hyperadapt/core/errors.hpp"
 #include "hyperadapt/data/task.hpp"
 #include "hyperadapt/data/text_file.hpp"
+#include "hyperadapt/io/json.hpp"
 
 namespace hyperadapt::data {
 
@@ -40,12 +41,15 @@ inline std::string_view json_type(const nlohmann::json& v) {
     return "an object";
 }
 
-/// nlohmann's message without its "[json.exception...] parse error at line 1, column 31: " prefix, whose
-/// line number counts within the one line it was given and would contradict the file's line.
-inline std::string json_parse_reason(std::string_view what) {
-    const auto column = what.find("column ");
-    const auto colon = column == std::string_view::npos ? column : what.find(": ", column);
-    return std::string(colon == std::string_view::npos ? what : what.substr(colon + 2));
+/// A parser callback that refuses rows nested deeper than io::max_json_depth (io/json.hpp says why), naming
+/// the file and line. No SuperGLUE row nests more than two levels.
+inline auto json_depth_limit(const std::filesystem::path& file, std::size_t line) {
+    return [&file, line](int depth, nlohmann::json::parse_event_t ev, nlohmann::json&) {
+        using event = nlohmann::json::parse_event_t;
+        if ((ev == event::object_start || ev == event::array_start) && depth >= io::max_json_depth)
+            fail_at(file, line, "JSON nested deeper than " + std::to_string(io::max_json_depth) + " levels");
+        return true;
+    };
 }
 
 inline std::string json_string(const nlohmann::json& row, const std::string& key, const std::filesystem::path& file,
@@ -64,7 +68,8 @@ inline int json_label(const task_info& task, const nlohmann::json& row, const st
     const auto it = row.find(task.label_field);
     if (it == row.end()) fail_at(file, line, "missing field '" + task.label_field + "'");
     const nlohmann::json& v = *it;
-    const std::string where = "label " + v.dump();
+    // Arrays and objects are not printed: json_summary would repeat what json_type says.
+    const std::string where = v.is_primitive() ? "label " + io::json_summary(v) : std::string("label");
     if (task.name == "boolq" || task.name == "wic") {
         if (!v.is_boolean()) fail_at(file, line, where + " is " + std::string(json_type(v)) + ", expected true or false");
         return v.get<bool>() ? 1 : 0;
@@ -98,10 +103,10 @@ inline int json_label(const task_info& task, const nlohmann::json& row, const st
         try {
             nlohmann::json row;
             try {
-                row = nlohmann::json::parse(line);
+                row = nlohmann::json::parse(line, detail::json_depth_limit(file, n));
             } catch (const nlohmann::json::parse_error& e) {
                 detail::fail_at(file, n, "invalid JSON at byte " + std::to_string(e.byte) + ": " +
-                                             detail::json_parse_reason(e.what()));
+                                             io::json_parse_reason(e.what()));
             }
             if (!row.is_object())
                 detail::fail_at(file, n, "expected a JSON object, found " + std::string(detail::json_type(row)));

@@ -19,7 +19,6 @@
 #include <cstddef>
 #include <cstdint>
 #include <filesystem>
-#include <fstream>
 #include <limits>
 #include <map>
 #include <memory>
@@ -34,6 +33,8 @@
 
 #include "hyperadapt/core/errors.hpp"
 #include "hyperadapt/io/atomic_file.hpp"
+#include "hyperadapt/io/json.hpp"
+#include "hyperadapt/io/regular_file.hpp"
 #include "hyperadapt/io/safetensors.hpp"
 #include "hyperadapt/models/bert.hpp"
 #include "hyperadapt/nn/parameter.hpp"
@@ -48,13 +49,7 @@ inline std::filesystem::path config_path(const std::filesystem::path& dir_or_fil
 }
 
 inline nlohmann::json read_json_file(const std::filesystem::path& p) {
-    std::ifstream in(p, std::ios::binary);
-    if (!in) throw io_error(p.string() + ": cannot open");
-    try {
-        return nlohmann::json::parse(in);
-    } catch (const nlohmann::json::exception& e) {
-        throw io_error(p.string() + ": not valid JSON (" + e.what() + ")");
-    }
+    return parse_json(read_regular_file(p), p.string());
 }
 }  // namespace detail
 
@@ -71,7 +66,7 @@ inline bert_config read_bert_config(const std::filesystem::path& dir_or_file) {
     auto text = [&](const char* key, std::string_view required, const char* why) {
         if (!j.contains(key)) return;
         const auto& v = j[key];
-        if (!v.is_string()) throw io_error(at + "'" + key + "' is not a string (found " + v.dump() + ")");
+        if (!v.is_string()) throw io_error(at + "'" + key + "' is not a string (found " + json_summary(v) + ")");
         if (v.get<std::string>() != required)
             throw io_error(at + key + " '" + v.get<std::string>() + "' is not supported: " + why);
     };
@@ -81,14 +76,14 @@ inline bert_config read_bert_config(const std::filesystem::path& dir_or_file) {
          "hyperadapt's BERT has absolute position embeddings only (position_embedding_type \"absolute\")");
     for (const char* flag : {"is_decoder", "add_cross_attention"})
         if (j.contains(flag) && !(j[flag].is_boolean() && !j[flag].get<bool>()))
-            throw io_error(at + flag + " = " + j[flag].dump() + " is not supported: hyperadapt's BERT is an encoder");
+            throw io_error(at + flag + " = " + json_summary(j[flag]) + " is not supported: hyperadapt's BERT is an encoder");
 
     bert_config c;
     auto count = [&](const char* key, std::size_t& out) {
         if (!j.contains(key)) return;
         const auto& v = j[key];
         if (!v.is_number_unsigned() || v.get<std::size_t>() == 0)
-            throw io_error(at + "'" + key + "' must be a positive integer, got " + v.dump());
+            throw io_error(at + "'" + key + "' must be a positive integer, got " + json_summary(v));
         out = v.get<std::size_t>();
     };
     count("vocab_size", c.vocab_size);
@@ -103,7 +98,7 @@ inline bert_config read_bert_config(const std::filesystem::path& dir_or_file) {
         const auto& v = j[key];
         const bool ok = v.is_number() && std::isfinite(v.get<double>()) &&
                         (lo_open ? v.get<double>() > lo : v.get<double>() >= lo) && v.get<double>() < hi;
-        if (!ok) throw io_error(at + "'" + key + "' must be a number in " + range + ", got " + v.dump());
+        if (!ok) throw io_error(at + "'" + key + "' must be a number in " + range + ", got " + json_summary(v));
         out = v.get<double>();
     };
     real("hidden_dropout_prob", c.hidden_dropout, 0.0, 1.0, false, "[0, 1)");
@@ -122,7 +117,7 @@ inline bert_config read_bert_config(const std::filesystem::path& dir_or_file) {
             c.pad_token_id = static_cast<std::int32_t>(v.get<std::int64_t>());
         else
             throw io_error(at + "'pad_token_id' must be null or an integer in [0, vocab_size " +
-                           std::to_string(c.vocab_size) + "), got " + v.dump());
+                           std::to_string(c.vocab_size) + "), got " + json_summary(v));
     }
     if (c.hidden % c.heads != 0)
         throw io_error(at + "hidden_size " + std::to_string(c.hidden) + " is not divisible by num_attention_heads " +

@@ -2,10 +2,7 @@
 // A read-only memory map of a whole file (POSIX). Checkpoints are hundreds of megabytes: mapping lets the
 // loader convert tensors straight from the page cache into backend memory without a second host copy, and
 // the kernel drops the pages again when the map goes away.
-#include <fcntl.h>
 #include <sys/mman.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #include <cerrno>
 #include <cstddef>
@@ -16,6 +13,7 @@
 #include <utility>
 
 #include "hyperadapt/core/errors.hpp"
+#include "hyperadapt/io/regular_file.hpp"
 
 namespace hyperadapt::io {
 
@@ -23,21 +21,15 @@ class mapped_file {
 public:
     mapped_file() = default;
 
-    /// Maps `path` read-only; throws io_error naming the file and the system's reason.
+    /// Maps `path` read-only; throws io_error naming the file and the system's reason, or saying what the
+    /// path is when it is not a regular file.
     explicit mapped_file(std::filesystem::path path) : path_(std::move(path)) {
-        const int fd = ::open(path_.c_str(), O_RDONLY | O_CLOEXEC);
-        if (fd < 0) fail("cannot open");
-        // The map keeps the file's pages alive on its own; the descriptor is only needed to create it.
-        struct fd_closer {
-            int fd;
-            ~fd_closer() { ::close(fd); }
-        } closer{fd};
-        struct stat st {};
-        if (::fstat(fd, &st) != 0) fail("cannot stat");
-        if (!S_ISREG(st.st_mode)) throw io_error(path_.string() + ": not a regular file");
-        size_ = static_cast<std::size_t>(st.st_size);
+        // regular_file refuses FIFOs, directories and devices (without blocking on a FIFO); the map keeps the
+        // file's pages alive on its own, so the descriptor closes when the constructor returns.
+        const regular_file file(path_);
+        size_ = file.size();
         if (size_ == 0) return;  // mmap rejects length 0; an empty file is an empty span
-        void* p = ::mmap(nullptr, size_, PROT_READ, MAP_PRIVATE, fd, 0);
+        void* p = ::mmap(nullptr, size_, PROT_READ, MAP_PRIVATE, file.fd(), 0);
         if (p == MAP_FAILED) fail("cannot memory-map");
         data_ = static_cast<const std::byte*>(p);
     }

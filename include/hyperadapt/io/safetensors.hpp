@@ -34,6 +34,7 @@
 #include "hyperadapt/core/shape.hpp"
 #include "hyperadapt/io/atomic_file.hpp"
 #include "hyperadapt/io/half_float.hpp"
+#include "hyperadapt/io/json.hpp"
 #include "hyperadapt/io/mapped_file.hpp"
 
 namespace hyperadapt::io {
@@ -232,12 +233,7 @@ private:
             }
             return true;
         };
-        nlohmann::json header;
-        try {
-            header = nlohmann::json::parse(text, text + header_size, on_event);
-        } catch (const nlohmann::json::exception& ex) {
-            fail(std::string("header is not valid JSON (") + ex.what() + ")");
-        }
+        const nlohmann::json header = parse_json(text, text + header_size, where() + "header", on_event);
         if (!header.is_object()) fail("header is JSON but not an object (found " + std::string(header.type_name()) + ")");
         if (!duplicate.empty()) fail("header names '" + duplicate + "' twice");
 
@@ -256,7 +252,7 @@ private:
     void parse_metadata(const nlohmann::json& m) {
         if (!m.is_object()) fail("__metadata__ is not an object of strings");
         for (const auto& [k, v] : m.items()) {
-            if (!v.is_string()) fail("__metadata__ entry '" + k + "' is not a string (found " + v.type_name() + ")");
+            if (!v.is_string()) fail("__metadata__ entry '" + k + "' is not a string (found " + json_summary(v) + ")");
             metadata_.emplace(k, v.get<std::string>());
         }
     }
@@ -277,14 +273,16 @@ private:
 
         const auto& sh = v["shape"];
         if (!sh.is_array()) fail(at + "shape is not an array");
-        for (const auto& d : sh) {
-            if (!d.is_number_unsigned()) fail(at + "shape " + sh.dump() + " has an entry that is not a non-negative integer");
-            e.shape.push_back(d.get<std::size_t>());
+        for (std::size_t i = 0; i < sh.size(); ++i) {
+            if (!sh[i].is_number_unsigned())
+                fail(at + "shape entry " + std::to_string(i) + " is " + json_summary(sh[i]) +
+                     ", not a non-negative integer");
+            e.shape.push_back(sh[i].get<std::size_t>());
         }
 
         const auto& off = v["data_offsets"];
         if (!off.is_array() || off.size() != 2 || !off[0].is_number_unsigned() || !off[1].is_number_unsigned())
-            fail(at + "data_offsets " + off.dump() + " is not a pair of non-negative integers");
+            fail(at + "data_offsets (" + json_summary(off) + ") is not a pair of non-negative integers");
         e.begin = off[0].get<std::size_t>();
         e.end = off[1].get<std::size_t>();
         if (e.begin > e.end)
@@ -458,7 +456,12 @@ public:
             offset += t->bytes.size();
         }
         if (!metadata_.empty()) header["__metadata__"] = metadata_;
-        std::string text = header.dump();
+        std::string text;
+        try {
+            text = header.dump();
+        } catch (const nlohmann::json::type_error& e) {  // a name or metadata string that is not UTF-8
+            throw io_error(path.string() + ": cannot write the header (" + e.what() + ")");
+        }
         text.append((8 - text.size() % 8) % 8, ' ');  // the format pads with spaces to keep data 8-aligned
         const auto length = static_cast<std::uint64_t>(text.size());
 

@@ -8,8 +8,6 @@
 #include <cstdint>
 #include <cstring>
 #include <filesystem>
-#include <fstream>
-#include <iterator>
 #include <optional>
 #include <span>
 #include <string>
@@ -17,6 +15,7 @@
 #include <vector>
 
 #include "hyperadapt/core/errors.hpp"
+#include "hyperadapt/io/regular_file.hpp"
 #include "hyperadapt/text/unicode.hpp"
 
 namespace hyperadapt::text {
@@ -46,10 +45,12 @@ public:
     /// file cannot be read, is empty, is not UTF-8, repeats a token (naming both lines) or lacks a special
     /// token (naming each missing one).
     static vocab from_file(const std::filesystem::path& path, const special_tokens& specials = {}) {
-        std::ifstream in(path, std::ios::binary);
-        if (!in) throw io_error("cannot open vocab file '" + path.string() + "'");
-        std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-        if (in.bad()) throw io_error("cannot read vocab file '" + path.string() + "'");
+        std::string text;
+        try {
+            text = io::read_regular_file(path);
+        } catch (const io_error& e) {
+            throw io_error(std::string("cannot open vocab file: ") + e.what());
+        }
         return from_text(text, specials, "vocab file '" + path.string() + "'");
     }
 
