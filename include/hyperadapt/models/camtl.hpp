@@ -17,6 +17,7 @@
 #include <filesystem>
 #include <limits>
 #include <regex>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -91,11 +92,20 @@ public:
         heads_.initialize(rng, s);
     }
 
-    /// Loads a Hugging Face BERT checkpoint into the backbone (embeddings, encoder layers, pooler) by name;
-    /// every conditional parameter keeps its initial value. Returns the load report.
-    io::load_report load_backbone(const std::filesystem::path& checkpoint) {
-        renamed_top_view view{*this};
-        return io::load_pretrained(view, checkpoint, {.strict = false});
+    /// Loads a Hugging Face BERT checkpoint into the backbone by name; every conditional parameter keeps its
+    /// initial value. The backbone is what a plain BERT of this config would also hold (embeddings, encoder
+    /// layers, pooler; the top layer's renamed sub-modules only with load_pretrained_top_layer). Strict by
+    /// default: a backbone tensor missing from the checkpoint, or of another shape, throws io_error naming it
+    /// and both shapes, and nothing is loaded. `allow_partial` loads whatever matches instead (the report says
+    /// what did not). Checkpoint tensors no parameter takes (the renamed top layer's) are reported, not errors.
+    io::load_report load_backbone(const std::filesystem::path& checkpoint, bool allow_partial = false) {
+        std::set<std::string> plain;
+        {
+            bert_model<B, T> bert(*backend_, opts_.backbone);
+            bert.visit_parameters([&](const std::string& n, parameter<B, T>&) { plain.insert(n); });
+        }
+        backbone_view view{*this, plain};
+        return io::load_pretrained(view, checkpoint, {.strict = !allow_partial});
     }
 
     /// Freezes as the options say (see the file comment); call after loading. Returns nothing; see counts().
@@ -197,6 +207,20 @@ private:
                     f(top.substr(0, top.size() - 4) + name.substr(top.size()), p);
                 else
                     f(name, p);
+            });
+        }
+    };
+
+    /// renamed_top_view restricted to the names a plain BERT of the same config has: what load_backbone fills.
+    struct backbone_view {
+        using backend_type = B;
+        using value_type = T;
+        camtl_model& m;
+        const std::set<std::string>& plain;
+        template <class F>
+        void visit_parameters(F&& f) {
+            renamed_top_view{m}.visit_parameters([&](const std::string& name, parameter<B, T>& p) {
+                if (plain.count(name)) f(name, p);
             });
         }
     };

@@ -8,6 +8,14 @@
 //               evaluations (what CA-MTL reports) and the final checkpoint's scores are kept, labelled as such
 //   output:     progress (bar on a terminal, lines otherwise), metrics as JSONL, a PNG of the dev curves
 //               (gnuplot), optional checkpoints (train/checkpoint.hpp) for bit-exact resume
+//   numerics:   a non-finite loss or global gradient norm (the norm clipping computes anyway is a reduction
+//               over every gradient, so the check costs nothing) stops the run with nonfinite_error naming the
+//               step, the tasks in the batch and the first parameter whose gradient is not finite; with
+//               on_nonfinite = skip_step the update is skipped instead, counted and reported. A checkpoint is
+//               never written with non-finite values, and resume passes over any that hold them.
+//   resume:     with `resume`, the newest checkpoint in out_dir/checkpoints that validates and is finite
+//               restores model, AdamW, dropout stream and sampler; the run continues from its step and its
+//               losses equal the uninterrupted run's bit for bit (CPU).
 //
 // A model for this loop provides (see models/camtl.hpp):
 //   double forward_loss(const multitask_batch<B,T>&, context&, run_mode);  void backward(context&);
@@ -16,6 +24,8 @@
 #include <chrono>
 #include <cmath>
 #include <filesystem>
+#include <optional>
+#include <set>
 #include <span>
 #include <string>
 #include <vector>
@@ -43,6 +53,15 @@ concept multitask_model = parameterized<M> && requires(M& m, const M& cm, const 
     { cm.outputs(b, mode) } -> std::same_as<std::vector<std::vector<T>>>;
 };
 
+/// A training step produced a non-finite loss or gradient (the message names step, tasks and parameter).
+class nonfinite_error : public error {
+public:
+    using error::error;
+};
+
+/// What a non-finite loss or gradient does: end the run (the default), or skip that step's update.
+enum class nonfinite_policy { stop, skip_step };
+
 struct trainer_options {
     std::int64_t steps = 100;
     double lr = 2e-5;
@@ -54,6 +73,8 @@ struct trainer_options {
     std::uint64_t seed = 12;          ///< dropout stream
     std::filesystem::path out_dir{};  ///< metrics.jsonl, dev_curves.png, checkpoints/ (empty: none written)
     std::int64_t checkpoint_every = 0;
+    bool resume = false;              ///< continue from the newest valid checkpoint in out_dir/checkpoints
+    nonfinite_policy on_nonfinite = nonfinite_policy::stop;
     bool show_progress = true;
     std::string run_name = "run";
 };
@@ -66,8 +87,39 @@ struct training_result {
     std::int64_t steps = 0;
     double seconds = 0;
     parameter_count counts;
-    std::vector<double> losses;  ///< training loss per step
+    std::vector<double> losses;  ///< training loss per step (from resumed_from on)
+    std::int64_t skipped_steps = 0;  ///< updates skipped for a non-finite loss or gradient (skip_step)
+    std::int64_t resumed_from = 0;   ///< the checkpoint step the run continued from (0: a fresh start)
+    std::vector<std::string> resume_skipped;  ///< checkpoints passed over on resume, each with the reason
 };
+
+namespace detail {
+/// The first trainable parameter (in visit order) whose gradient (`grads`) or value holds a NaN or an
+/// infinity; empty when all are finite. Copies to the host: meant for the rare failure path only.
+template <class Model, class B = typename Model::backend_type, class T = typename Model::value_type>
+std::string first_nonfinite_parameter(Model& model, bool grads) {
+    std::string found;
+    model.visit_parameters([&](const std::string& name, parameter<B, T>& p) {
+        if (!found.empty() || (grads && !p.trainable())) return;
+        const auto v = (grads ? p.grad : p.value).to_host();
+        if (std::any_of(v.begin(), v.end(), [](T x) { return !std::isfinite(static_cast<double>(x)); })) found = name;
+    });
+    return found;
+}
+
+/// The first "model/" tensor of a training checkpoint holding a NaN or an infinity; empty when none does.
+template <class T>
+std::string first_nonfinite_tensor(const std::filesystem::path& file) {
+    const io::safetensors_reader r(file);
+    for (const auto& e : r.entries()) {
+        if (e.name.rfind("model/", 0) != 0) continue;
+        const auto v = r.read<T>(e);
+        if (std::any_of(v.begin(), v.end(), [](T x) { return !std::isfinite(static_cast<double>(x)); }))
+            return e.name.substr(6);
+    }
+    return {};
+}
+}  // namespace detail
 
 /// Every task's dev results for the model as it is now.
 template <class Model, class B, class T>
@@ -146,7 +198,53 @@ training_result train_multitask(Model& model, S& sampler, B& backend, std::span<
         if (o.show_progress) bar.message(line);
     };
 
-    for (std::int64_t step = 0; step < o.steps; ++step) {
+    std::int64_t first_step = 0;
+    if (o.resume) {
+        if (o.out_dir.empty()) throw config_error("train_multitask: resume needs out_dir (its checkpoints/ folder)");
+        const checkpoint_directory dir(o.out_dir / "checkpoints");
+        const auto all = dir.list();
+        for (auto it = all.rbegin(); it != all.rend(); ++it) {
+            try {
+                if (const auto bad = detail::first_nonfinite_tensor<T>(it->second); !bad.empty()) {
+                    result.resume_skipped.push_back(it->second.string() + ": parameter '" + bad +
+                                                    "' holds a non-finite value");
+                    continue;
+                }
+                const training_state st = load_training_checkpoint(it->second, model, opt);
+                if (st.step > o.steps)
+                    throw config_error(it->second.string() + ": checkpoint of step " + std::to_string(st.step) +
+                                       ", beyond this run's " + std::to_string(o.steps) + " steps");
+                const auto d = st.rng.find("dropout");
+                if (d == st.rng.end()) throw io_error(it->second.string() + ": no 'dropout' stream in the state");
+                restore_sampler(sampler, st);
+                dropout_rng = d->second;
+                first_step = result.resumed_from = st.step;
+                break;
+            } catch (const io_error& e) {
+                result.resume_skipped.push_back(e.what());
+            }
+        }
+        if (!all.empty() && first_step == 0) {  // checkpoints exist, none usable: starting over would hide it
+            std::string why;
+            for (const auto& w : result.resume_skipped) why += "\n  " + w;
+            throw io_error(dir.path().string() + ": no checkpoint to resume from is usable:" + why);
+        }
+        if (o.show_progress) {
+            for (const auto& why : result.resume_skipped) bar.message("resume: skipped " + why);
+            bar.message(first_step > 0 ? "resumed from step " + std::to_string(first_step)
+                                       : "resume: no checkpoint in " + dir.path().string() + " yet, starting at step 0");
+        }
+    }
+
+    auto batch_tasks = [&](const std::vector<example_ref>& rows) {
+        std::set<std::size_t> ids;
+        for (const auto& r : rows) ids.insert(r.task);
+        std::string names;
+        for (const auto t : ids) names += (names.empty() ? "" : ", ") + train[t].info.name;
+        return names;
+    };
+
+    for (std::int64_t step = first_step; step < o.steps; ++step) {
         std::vector<example_ref> rows;
         if constexpr (S::needs_scores)
             rows = next_batch(sampler, score_candidates);
@@ -158,15 +256,43 @@ training_result train_multitask(Model& model, S& sampler, B& backend, std::span<
         const double loss = model.forward_loss(batch, ctx, run_mode::train(dropout_rng));
         model.backward(ctx);
         const double norm = clip_grad_norm(model, o.max_grad_norm);
-        opt.set_lr(schedule.lr(step));
-        opt.step();
+        const bool finite = std::isfinite(loss) && std::isfinite(norm);
+        if (!finite) {
+            const std::string grad = detail::first_nonfinite_parameter(model, true);
+            const std::string what =
+                "step " + std::to_string(step + 1) + " (tasks " + batch_tasks(rows) + "): loss " + std::to_string(loss) +
+                ", gradient norm " + std::to_string(norm) +
+                (grad.empty() ? std::string("; every gradient is finite")
+                              : "; the first parameter whose gradient is not finite is '" + grad + "'");
+            if (o.on_nonfinite == nonfinite_policy::stop)
+                throw nonfinite_error("train_multitask: " + what +
+                                      " (lower the learning rate; on_nonfinite = skip_step, --skip-nonfinite in the examples, skips such steps)");
+            ++result.skipped_steps;
+            if (o.show_progress) bar.message("skipped the update of " + what);
+        } else {
+            opt.set_lr(schedule.lr(step));
+            opt.step();
+        }
         result.losses.push_back(loss);
-        if (log)
-            log->write({{"run", o.run_name}, {"split", "train"}, {"step", step + 1}, {"loss", loss},
-                        {"grad_norm", norm}, {"lr", schedule.lr(step)}});
+        if (log) {
+            nlohmann::json rec{{"run", o.run_name}, {"split", "train"}, {"step", step + 1}, {"loss", loss},
+                               {"grad_norm", norm}, {"lr", schedule.lr(step)}};
+            if (!finite) rec["skipped"] = true;  // NaN and infinities are written as null (JSON has neither)
+            log->write(rec);
+        }
         if (o.show_progress) bar.update(step + 1, "loss " + std::to_string(loss).substr(0, 6));
         if (o.eval_every > 0 && (step + 1) % o.eval_every == 0 && step + 1 < o.steps) evaluate_now(step + 1);
         if (o.checkpoint_every > 0 && !o.out_dir.empty() && (step + 1) % o.checkpoint_every == 0) {
+            // Never a checkpoint that a resume would have to pass over.
+            if (const auto bad = detail::first_nonfinite_parameter(model, false); !bad.empty()) {
+                if (o.on_nonfinite == nonfinite_policy::stop)
+                    throw nonfinite_error("train_multitask: step " + std::to_string(step + 1) + ": parameter '" + bad +
+                                          "' is not finite; no checkpoint written");
+                if (o.show_progress)
+                    bar.message("step " + std::to_string(step + 1) + ": parameter '" + bad +
+                                "' is not finite; checkpoint not written");
+                continue;
+            }
             training_state st;
             st.step = step + 1;
             st.rng["dropout"] = dropout_rng;
@@ -176,14 +302,17 @@ training_result train_multitask(Model& model, S& sampler, B& backend, std::span<
     }
     evaluate_now(o.steps);
     result.steps = o.steps;
+    if (result.skipped_steps > 0 && o.show_progress)
+        bar.message(std::to_string(result.skipped_steps) + " of " + std::to_string(o.steps - first_step) +
+                    " updates skipped for a non-finite loss or gradient");
     result.fraction_used = sampler.fraction_used();
     result.best_average = data::average_score(result.best);
     result.final_average = data::average_score(result.final);
     result.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     if (log) {
         std::string why;
-        if (!plot_dev_curves(log->path(), o.out_dir / "dev_curves.png", "score", &why) && o.show_progress)
-            bar.message("no plot: " + why);
+        const bool plotted = plot_dev_curves(log->path(), o.out_dir / "dev_curves.png", "score", &why);
+        if (!why.empty() && o.show_progress) bar.message((plotted ? "dev_curves.png: " : "no plot: ") + why);
     }
     return result;
 }
