@@ -10,6 +10,10 @@
 //       --tasks rte,mrpc,stsb,cola,sst2,wnli --model camtl --sampler mtu --epochs 3 --seq-len 64
 // --model mtl is multi-task full fine-tuning, --model single fine-tunes one model per task; --no-alignment,
 // --no-cbda, --no-cln and --no-adapter remove one conditional module each; --json FILE appends the result.
+// --out DIR keeps metrics.jsonl and dev_curves.png; --checkpoint-every K adds checkpoints there and --resume
+// continues from the newest valid one. A non-finite loss or gradient stops the run naming the step, the tasks
+// and the parameter (--skip-nonfinite skips such steps). The backbone load is strict: a tensor missing from
+// the checkpoint or of another shape is an error (--allow-partial-backbone loads what fits). --help lists all.
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
@@ -37,78 +41,43 @@ using policy = cpu;  // the backend policy this example runs on
 
 namespace {
 
-struct args {
-    std::string checkpoint, data, tasks = "rte,mrpc,stsb,cola,sst2,wnli", model = "camtl", sampler = "mtu";
-    std::string out, json;
-    std::size_t seq_len = 0, batch = 32, train_per_task = 0, dev_per_task = 0;
-    double epochs = 3, lr = 0;
-    std::uint64_t seed = 12;
-    int threads = 0;
-    std::int64_t eval_every = 0;
+struct args : examples::common_args {
+    std::string model = "camtl";
     bool alignment = true, cbda = true, cln = true, adapter = true, freeze_cbda_projection = false,
-         load_top_layer = false, quiet = false;
-    std::string head_input = "pooler";  // what the heads read: pooler (BERT's, the default) or mean
-    bool scale_targets = false;          // regression heads learn target / max |target| (--scale-regression)
+         load_top_layer = false, partial_backbone = false;
+    bool scale_targets = false;  // regression heads learn target / max |target| (--scale-regression)
 };
 
-[[noreturn]] void usage(const std::string& why) {
-    std::cerr << "02_camtl_glue: " << why << "\n"
-              << "usage: 02_camtl_glue [--checkpoint DIR --data DIR] [--tasks a,b,..] [--model camtl|mtl|single]\n"
-                 "       [--sampler mtu|proportional|temperature|round-robin] [--epochs E] [--batch B] [--lr LR]\n"
-                 "       [--seq-len L] [--train-per-task N] [--dev-per-task N] [--eval-every K] [--seed S]\n"
-                 "       [--threads T] [--out DIR] [--json FILE] [--no-alignment] [--no-cbda] [--no-cln]\n"
-                 "       [--no-adapter] [--freeze-cbda-projection] [--load-top-layer] [--head-input pooler|mean]\n"
-                 "       [--scale-regression]\n"
-                 "       [--quiet]\n";
-    std::exit(2);
-}
-
+/// Parses the command line; exits with 2 naming the option on a bad value (0 after --help).
 args parse(int argc, char** argv) {
     args a;
-    for (int i = 1; i < argc; ++i) {
-        const std::string k = argv[i];
-        auto value = [&]() -> std::string {
-            if (i + 1 >= argc) usage(k + " needs a value");
-            return argv[++i];
-        };
-        auto number = [&](const std::string& v) {
-            try {
-                return std::stod(v);
-            } catch (...) {
-                usage(k + " needs a number, got '" + v + "'");
-            }
-        };
-        if (k == "--checkpoint") a.checkpoint = value();
-        else if (k == "--data") a.data = value();
-        else if (k == "--tasks") a.tasks = value();
-        else if (k == "--model") a.model = value();
-        else if (k == "--sampler") a.sampler = value();
-        else if (k == "--out") a.out = value();
-        else if (k == "--json") a.json = value();
-        else if (k == "--seq-len") a.seq_len = static_cast<std::size_t>(number(value()));
-        else if (k == "--batch") a.batch = static_cast<std::size_t>(number(value()));
-        else if (k == "--train-per-task") a.train_per_task = static_cast<std::size_t>(number(value()));
-        else if (k == "--dev-per-task") a.dev_per_task = static_cast<std::size_t>(number(value()));
-        else if (k == "--epochs") a.epochs = number(value());
-        else if (k == "--lr") a.lr = number(value());
-        else if (k == "--seed") a.seed = static_cast<std::uint64_t>(number(value()));
-        else if (k == "--threads") a.threads = static_cast<int>(number(value()));
-        else if (k == "--eval-every") a.eval_every = static_cast<std::int64_t>(number(value()));
-        else if (k == "--no-alignment") a.alignment = false;
-        else if (k == "--no-cbda") a.cbda = false;
-        else if (k == "--no-cln") a.cln = false;
-        else if (k == "--no-adapter") a.adapter = false;
-        else if (k == "--freeze-cbda-projection") a.freeze_cbda_projection = true;
-        else if (k == "--load-top-layer") a.load_top_layer = true;
-        else if (k == "--head-input") a.head_input = value();
-        else if (k == "--scale-regression") a.scale_targets = true;
-        else if (k == "--quiet") a.quiet = true;
-        else if (k == "--help" || k == "-h") usage("help");
-        else usage("unknown argument '" + k + "'");
-    }
-    if (a.checkpoint.empty() != a.data.empty()) usage("--checkpoint and --data go together");
-    if (!hyperadapt::examples::known_sampler(a.sampler)) usage("unknown sampler '" + a.sampler + "'");
-    if (a.head_input != "pooler" && a.head_input != "mean") usage("--head-input is pooler or mean, got '" + a.head_input + "'");
+    a.sampler = "mtu";
+    CLI::App app("CA-MTL trained on many tasks at once; with no arguments, a built-in synthetic default", "02_camtl_glue");
+    examples::add_common_options(app, a);
+    app.add_option("--model", a.model, "camtl, mtl (multi-task full fine-tuning) or single (one model per task)")
+        ->check(CLI::IsMember({"camtl", "mtl", "single"}))
+        ->capture_default_str();
+    app.add_flag("!--no-alignment", a.alignment, "CA-MTL without conditional alignment");
+    app.add_flag("!--no-cbda", a.cbda, "CA-MTL without the conditional block-diagonal attention bias");
+    app.add_flag("!--no-cln", a.cln, "CA-MTL without conditional layer norms");
+    app.add_flag("!--no-adapter", a.adapter, "CA-MTL without the conditional adapter");
+    app.add_flag("--freeze-cbda-projection", a.freeze_cbda_projection, "the reference's frozen CBDA projection in frozen layers");
+    app.add_flag("--load-top-layer", a.load_top_layer, "load the checkpoint's top layer too (the reference trains it from scratch)");
+    app.add_flag("--allow-partial-backbone", a.partial_backbone,
+                 "load the backbone tensors that fit and keep the rest as initialised (default: a backbone tensor "
+                 "missing or of another shape is an error)");
+    app.add_flag("--scale-regression", a.scale_targets, "regression heads learn target / max |target|");
+    const int rc = examples::parse_command_line(app, argc, argv, [&] {
+        if (a.checkpoint.empty() != a.data.empty())
+            throw CLI::ValidationError(a.data.empty() ? "--data" : "--checkpoint", "--checkpoint and --data go together");
+        if (a.checkpoint.empty() && (a.tasks_given || a.train_per_task || a.dev_per_task || a.seq_len))
+            throw CLI::ValidationError("--tasks/--seq-len/--train-per-task/--dev-per-task",
+                                       "belong to a run with --checkpoint and --data (the built-in default has its own)");
+        if (a.partial_backbone && a.checkpoint.empty())
+            throw CLI::ValidationError("--allow-partial-backbone", "needs --checkpoint");
+        examples::check_common_options(a);
+    });
+    if (rc >= 0) std::exit(rc);
     return a;
 }
 
@@ -144,8 +113,9 @@ training_result run_config(policy& b, const args& a, const setup& s, const std::
                            trainer_options o, bool pretrained) {
     std::size_t examples = 0;
     for (auto t : which) examples += s.train[t].size();
-    o.steps = std::max<std::int64_t>(
-        1, static_cast<std::int64_t>(a.epochs * std::ceil(static_cast<double>(examples) / static_cast<double>(a.batch))));
+    o.steps = a.steps > 0 ? a.steps
+                          : std::max<std::int64_t>(1, static_cast<std::int64_t>(a.epochs * std::ceil(static_cast<double>(examples) /
+                                                                                                    static_cast<double>(a.batch))));
     rng_stream init(a.seed);
     if (a.model == "camtl") {
         camtl_options c;
@@ -163,9 +133,9 @@ training_result run_config(policy& b, const args& a, const setup& s, const std::
         camtl_model<policy, float> m(b, c);
         m.initialize(init);
         if (pretrained) {
-            const auto report = m.load_backbone(a.checkpoint);
-            if (!a.quiet) std::cerr << "backbone: " << report.loaded.size() << " tensors loaded, " << report.missing.size()
-                                    << " new (conditional) parameters, " << report.unexpected.size() << " unused\n";
+            const auto report = m.load_backbone(a.checkpoint, a.partial_backbone);
+            if (!a.quiet || !report.complete())
+                std::cerr << "backbone: " << report.str() << (report.unexpected.empty() ? "" : " (unused checkpoint tensors)") << '\n';
         }
         m.apply_freezing();
         return run_with_sampler(m, b, a, s, which, o);
@@ -190,7 +160,7 @@ void print_result(const std::string& label, const training_result& r, std::size_
 
 nlohmann::json to_json(const args& a, const std::string& label, const training_result& r, std::size_t backbone) {
     nlohmann::json j{{"label", label}, {"model", a.model}, {"sampler", a.sampler}, {"seed", a.seed},
-                     {"epochs", a.epochs}, {"batch", a.batch}, {"lr", a.lr}, {"steps", r.steps},
+                     {"epochs", a.steps > 0 ? 0.0 : a.epochs}, {"batch", a.batch}, {"lr", a.lr}, {"steps", r.steps},
                      {"seconds", r.seconds}, {"fraction_used", r.fraction_used},
                      {"trainable", r.counts.trainable}, {"total", r.counts.total}, {"backbone", backbone},
                      {"best_average", r.best_average}, {"final_average", r.final_average},
@@ -202,16 +172,21 @@ nlohmann::json to_json(const args& a, const std::string& label, const training_r
     return j;
 }
 
-}  // namespace
-
-int main(int argc, char** argv) try {
-    args a = parse(argc, argv);
+int run(args& a) {
     const bool real = !a.checkpoint.empty();
     policy b(policy::options{.threads = a.threads > 0 ? a.threads : policy::options{}.threads});
     setup s;
     if (real) {
         s.config = io::read_bert_config(a.checkpoint);
+        examples::check_config_limits(s.config, (std::filesystem::path(a.checkpoint) / "config.json").string());
         if (a.seq_len == 0) a.seq_len = 64;
+        if (a.seq_len > s.config.max_position)
+            throw config_error("--seq-len " + std::to_string(a.seq_len) + " exceeds the checkpoint's " +
+                               std::to_string(s.config.max_position) + " positions (max_position_embeddings)");
+        if (a.model == "camtl" && a.cbda && s.config.hidden % a.seq_len != 0)
+            throw config_error("--seq-len " + std::to_string(a.seq_len) + " does not divide the hidden size " +
+                               std::to_string(s.config.hidden) + ": CA-MTL's block-diagonal attention bias needs it to "
+                               "(choose a divisor, or --no-cbda)");
         if (a.lr == 0) a.lr = 5e-5;
         const auto tok = text::bert_tokenizer::from_file(std::filesystem::path(a.checkpoint) / "vocab.txt");
         for (const auto& name : split_list(a.tasks)) {
@@ -220,6 +195,7 @@ int main(int argc, char** argv) try {
             s.train.push_back(encode_task(tr, tok, a.seq_len, a.train_per_task, a.seed ^ 0x5eed));
             s.dev.push_back(encode_task(dv, tok, a.seq_len, a.dev_per_task, 0xde5));
         }
+        examples::check_not_empty(s.train, s.dev, a.data);
         bert_model<policy, float> plain(b, s.config);
         s.backbone_params = count_parameters(plain).total;
     } else {
@@ -238,12 +214,7 @@ int main(int argc, char** argv) try {
                     "regression), 2-layer encoder (hidden 64), %s sampler, %zu threads\n",
                     a.sampler.c_str(), static_cast<std::size_t>(b.threads()));
     }
-    trainer_options o;
-    o.lr = a.lr;
-    o.eval_every = a.eval_every;
-    o.seed = a.seed;
-    o.show_progress = !a.quiet;
-    if (!a.out.empty()) o.out_dir = a.out;
+    trainer_options o = examples::trainer_from(a);
 
     std::vector<std::pair<std::string, training_result>> results;
     if (a.model == "single") {
@@ -258,7 +229,13 @@ int main(int argc, char** argv) try {
         o.run_name = a.model + "-" + a.sampler;
         results.emplace_back(a.model + " (" + a.sampler + ")", run_config(b, a, s, all, o, real));
     }
-    for (const auto& [label, r] : results) print_result(label, r, s.backbone_params);
+    for (const auto& [label, r] : results) {
+        print_result(label, r, s.backbone_params);
+        if (r.resumed_from > 0) std::printf("  (resumed from the checkpoint of step %lld)\n", static_cast<long long>(r.resumed_from));
+        if (r.skipped_steps > 0)
+            std::printf("  %lld updates skipped for a non-finite loss or gradient (--skip-nonfinite)\n",
+                        static_cast<long long>(r.skipped_steps));
+    }
     if (a.model == "single" && results.size() > 1) {
         double best = 0, final = 0;
         for (const auto& [label, r] : results) {
@@ -271,9 +248,15 @@ int main(int argc, char** argv) try {
     if (!a.json.empty()) {
         std::ofstream out(a.json, std::ios::app);
         for (const auto& [label, r] : results) out << to_json(a, label, r, s.backbone_params).dump() << '\n';
+        out.flush();
+        if (!out) throw io_error(a.json + ": cannot append the results (--json)");
     }
     return 0;
-} catch (const hyperadapt::error& e) {
-    std::cerr << "02_camtl_glue: " << e.what() << '\n';
-    return 1;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    args a = parse(argc, argv);
+    return examples::run_main("02_camtl_glue", [&] { return run(a); });
 }

@@ -58,127 +58,83 @@ using pha_model = pha_bert<policy, float>;
 
 namespace {
 
-struct args {
-    std::string mode, checkpoint, data, tasks = "rte,mrpc,stsb,cola,sst2,wnli", model, sampler, passes = "single";
-    std::string target = "cb", source, save, out, json;
-    std::size_t seq_len = 0, batch = 32, train_per_task = 0, dev_per_task = 0, k = 16;
-    double epochs = 3, lr = 0;
-    std::int64_t steps = 0, eval_every = 0;
-    std::uint64_t seed = 12;
-    int threads = 0;
-    bool tasks_given = false, quiet = false, frozen_pooler = false, contrastive = true, contrastive_encoder = true;
+struct args : examples::common_args {
+    std::string mode, model, passes = "single";
+    std::string target = "cb", source, save;
+    std::size_t k = 16;
+    bool frozen_pooler = false, contrastive = true, contrastive_encoder = true;
     bool scale_targets = true;  // regression heads learn target / max |target| (off: --raw-regression-targets)
-    std::string head_input = "mean";  // what the heads read: mean (masked mean of the last layer) or pooler
 };
 
+/// An option-level fault found after parsing (the checkpoint's limits, the source's sidecar): rc 2, as CLI11's.
 [[noreturn]] void usage(const std::string& why) {
-    std::cerr << "03_pha_fewshot: " << why << "\n"
-              << "usage: 03_pha_fewshot                       (built-in synthetic default, no download)\n"
-                 "       03_pha_fewshot --mode multitask --checkpoint DIR --data DIR [--tasks a,b,..]\n"
-                 "           [--model pha|adapters|hyperformerpp|camtl] [--sampler proportional|mtu|temperature|round-robin]\n"
-                 "           [--passes single|two] [--train-per-task N] [--dev-per-task N] [--save FILE] [--frozen-pooler]\n"
-                 "           [--head-input mean|pooler] [--no-contrastive] [--contrastive-retriever-only]\n"
-                 "           [--raw-regression-targets]\n"
-                 "       03_pha_fewshot --mode transfer --checkpoint DIR --data DIR --target TASK --k K\n"
-                 "           [--model pha|adapter|full] [--source FILE (pha)] [--tasks a,b,.. (the source's tasks)]\n"
-                 "           [--passes single|two] [--dev-per-task N]\n"
-                 "     budget: [--epochs E | --steps S] [--batch B] [--lr LR] [--seq-len L] [--seed S] [--threads T]\n"
-                 "             [--eval-every K] [--out DIR] [--json FILE] [--quiet]\n";
+    std::cerr << "03_pha_fewshot: " << why << "\nRun with --help for the options.\n";
     std::exit(2);
 }
 
+/// Parses the command line; exits with 2 naming the option on a bad value (0 after --help).
 args parse(int argc, char** argv) {
     args a;
-    for (int i = 1; i < argc; ++i) {
-        const std::string k = argv[i];
-        auto value = [&]() -> std::string {
-            if (i + 1 >= argc) usage(k + " needs a value");
-            return argv[++i];
-        };
-        auto number = [&](const std::string& v) {
-            double d = 0;
-            std::size_t used = 0;
-            try {
-                d = std::stod(v, &used);
-            } catch (...) {
-                usage(k + " needs a number, got '" + v + "'");
+    a.head_input = "mean";  // what the heads read: mean (masked mean of the last layer) or pooler
+    CLI::App app("PHA in low-data multi-task training (--mode multitask) and few-shot transfer (--mode transfer); "
+                 "with no arguments, a built-in synthetic default",
+                 "03_pha_fewshot");
+    examples::add_common_options(app, a);
+    app.add_option("--mode", a.mode, "multitask or transfer (none: the built-in default)")->check(CLI::IsMember({"multitask", "transfer"}));
+    app.add_option("--model", a.model, "multitask: pha, adapters, hyperformerpp or camtl; transfer: pha, adapter or full")
+        ->check(CLI::IsMember({"pha", "adapters", "adapter", "hyperformerpp", "camtl", "full"}));
+    app.add_option("--passes", a.passes, "PHA's forward passes")->check(CLI::IsMember({"single", "two"}))->capture_default_str();
+    app.add_option("--target", a.target, "transfer: the new task")->check(examples::task_list)->capture_default_str();
+    app.add_option("--source", a.source, "transfer --model pha: the model a multitask --save wrote")->check(examples::regular_file);
+    app.add_option("--save", a.save, "multitask (pha_bert models): save the trained model to FILE (+ FILE.json)")
+        ->check(examples::appendable_file);
+    app.add_option("--k", a.k, "transfer: training examples of the target")->check(CLI::Range(std::size_t{1}, examples::max_rows))->capture_default_str();
+    app.add_flag("--frozen-pooler", a.frozen_pooler, "keep the pooler frozen (the reference's rule)");
+    app.add_flag("!--no-contrastive", a.contrastive, "no instance or prototype contrastive loss");
+    app.add_flag("!--contrastive-retriever-only", a.contrastive_encoder, "the contrastive losses train the retriever only");
+    app.add_flag("!--raw-regression-targets", a.scale_targets, "regression heads learn the raw targets");
+    const int rc = examples::parse_command_line(app, argc, argv, [&] {
+        using CLI::ValidationError;
+        if (a.mode.empty()) {
+            if (!a.checkpoint.empty() || !a.data.empty()) throw ValidationError("--mode", "--checkpoint/--data need --mode multitask|transfer");
+            if (!a.source.empty() || !a.save.empty())
+                throw ValidationError(a.source.empty() ? "--save" : "--source", "the built-in default takes no --source or --save");
+            a.mode = "demo";
+        } else {
+            if (a.checkpoint.empty() || a.data.empty())
+                throw ValidationError(a.checkpoint.empty() ? "--checkpoint" : "--data",
+                                      "--mode " + a.mode + " needs --checkpoint DIR and --data DIR");
+        }
+        if (a.mode == "demo") {
+            if (a.model.size() || a.tasks_given || a.seq_len || a.train_per_task || a.dev_per_task || a.resume || a.checkpoint_every)
+                throw ValidationError("--model/--tasks/--seq-len/--train-per-task/--dev-per-task/--resume/--checkpoint-every",
+                                      "belong to --mode multitask|transfer (the built-in default has its own)");
+        } else if (a.mode == "multitask") {
+            if (a.model.empty()) a.model = "pha";
+            if (a.model != "pha" && a.model != "adapters" && a.model != "hyperformerpp" && a.model != "camtl")
+                throw ValidationError("--model", "--mode multitask takes pha, adapters, hyperformerpp or camtl, got '" + a.model + "'");
+            if (a.sampler.empty()) a.sampler = a.model == "camtl" ? "mtu" : "proportional";
+            if (!a.source.empty()) throw ValidationError("--source", "belongs to --mode transfer");
+            if (!a.save.empty() && a.model == "camtl")
+                throw ValidationError("--save", "is for the pha_bert models (pha, adapters, hyperformerpp)");
+            if (!a.save.empty()) {
+                std::string json = a.save + ".json";
+                if (const auto why = examples::appendable_file(json); !why.empty()) throw ValidationError("--save", why);
             }
-            if (used != v.size()) usage(k + " needs a number, got '" + v + "'");
-            return d;
-        };
-        auto count = [&](const std::string& v) {
-            const double d = number(v);
-            if (d < 0 || d != std::floor(d)) usage(k + " needs a whole number >= 0, got '" + v + "'");
-            return d;
-        };
-        if (k == "--mode") a.mode = value();
-        else if (k == "--frozen-pooler") a.frozen_pooler = true;
-        else if (k == "--no-contrastive") a.contrastive = false;
-        else if (k == "--raw-regression-targets") a.scale_targets = false;
-        else if (k == "--contrastive-retriever-only") a.contrastive_encoder = false;
-        else if (k == "--head-input") a.head_input = value();
-        else if (k == "--checkpoint") a.checkpoint = value();
-        else if (k == "--data") a.data = value();
-        else if (k == "--tasks") a.tasks = value(), a.tasks_given = true;
-        else if (k == "--model") a.model = value();
-        else if (k == "--sampler") a.sampler = value();
-        else if (k == "--passes") a.passes = value();
-        else if (k == "--target") a.target = value();
-        else if (k == "--source") a.source = value();
-        else if (k == "--save") a.save = value();
-        else if (k == "--out") a.out = value();
-        else if (k == "--json") a.json = value();
-        else if (k == "--seq-len") a.seq_len = static_cast<std::size_t>(count(value()));
-        else if (k == "--batch") a.batch = static_cast<std::size_t>(count(value()));
-        else if (k == "--train-per-task") a.train_per_task = static_cast<std::size_t>(count(value()));
-        else if (k == "--dev-per-task") a.dev_per_task = static_cast<std::size_t>(count(value()));
-        else if (k == "--k") a.k = static_cast<std::size_t>(count(value()));
-        else if (k == "--epochs") a.epochs = number(value());
-        else if (k == "--steps") a.steps = static_cast<std::int64_t>(count(value()));
-        else if (k == "--lr") a.lr = number(value());
-        else if (k == "--seed") a.seed = static_cast<std::uint64_t>(count(value()));
-        else if (k == "--threads") a.threads = static_cast<int>(count(value()));
-        else if (k == "--eval-every") a.eval_every = static_cast<std::int64_t>(count(value()));
-        else if (k == "--quiet") a.quiet = true;
-        else if (k == "--help" || k == "-h") usage("help");
-        else usage("unknown argument '" + k + "'");
-    }
-    if (a.batch == 0) usage("--batch must be at least 1");
-    if (a.epochs <= 0 && a.steps == 0) usage("--epochs must be positive (or give --steps)");
-    if (a.lr < 0) usage("--lr must be positive");
-    if (a.passes != "single" && a.passes != "two") usage("--passes is single or two, got '" + a.passes + "'");
-    if (a.mode.empty()) {
-        if (argc > 1 && (!a.checkpoint.empty() || !a.data.empty())) usage("--checkpoint/--data need --mode multitask|transfer");
-        a.mode = "demo";
-    }
-    if (a.mode == "demo") {
-        if (argc > 1 && (!a.checkpoint.empty() || !a.data.empty() || !a.source.empty() || !a.save.empty()))
-            usage("the built-in default takes no --checkpoint, --data, --source or --save");
-        return a;
-    }
-    if (a.mode != "multitask" && a.mode != "transfer") usage("--mode is multitask or transfer, got '" + a.mode + "'");
-    if (a.checkpoint.empty() || a.data.empty()) usage("--mode " + a.mode + " needs --checkpoint DIR and --data DIR");
-    if (!std::filesystem::is_directory(a.checkpoint)) usage("--checkpoint " + a.checkpoint + ": no such directory");
-    if (!std::filesystem::is_directory(a.data)) usage("--data " + a.data + ": no such directory");
-    if (a.mode == "multitask") {
-        if (a.model.empty()) a.model = "pha";
-        if (a.model != "pha" && a.model != "adapters" && a.model != "hyperformerpp" && a.model != "camtl")
-            usage("--mode multitask: --model is pha, adapters, hyperformerpp or camtl, got '" + a.model + "'");
-        if (a.sampler.empty()) a.sampler = a.model == "camtl" ? "mtu" : "proportional";
-        if (!a.source.empty()) usage("--source belongs to --mode transfer");
-    } else {
-        if (a.model.empty()) a.model = "pha";
-        if (a.model == "adapters") a.model = "adapter";
-        if (a.model != "pha" && a.model != "adapter" && a.model != "full")
-            usage("--mode transfer: --model is pha, adapter or full, got '" + a.model + "'");
-        if (a.model == "pha" && a.source.empty()) usage("--mode transfer --model pha needs --source FILE (from --mode multitask --model pha --save FILE)");
-        if (!a.source.empty() && !std::filesystem::is_regular_file(a.source)) usage("--source " + a.source + ": no such file");
-        if (a.k == 0) usage("--k must be at least 1");
-        if (!a.save.empty()) usage("--save belongs to --mode multitask");
-        if (a.sampler.empty()) a.sampler = "proportional";
-    }
-    if (a.head_input != "mean" && a.head_input != "pooler") usage("--head-input is mean or pooler, got '" + a.head_input + "'");
-    if (!a.sampler.empty() && !hyperadapt::examples::known_sampler(a.sampler)) usage("unknown sampler '" + a.sampler + "'");
+        } else {
+            if (a.model.empty()) a.model = "pha";
+            if (a.model == "adapters") a.model = "adapter";
+            if (a.model != "pha" && a.model != "adapter" && a.model != "full")
+                throw ValidationError("--model", "--mode transfer takes pha, adapter or full, got '" + a.model + "'");
+            if (a.model == "pha" && a.source.empty())
+                throw ValidationError("--source", "--mode transfer --model pha needs --source FILE (from --mode multitask --model pha --save FILE)");
+            if (!a.save.empty()) throw ValidationError("--save", "belongs to --mode multitask");
+            if (a.sampler.empty()) a.sampler = "proportional";
+            if (split_list(a.target).size() != 1) throw ValidationError("--target", "takes one task, got '" + a.target + "'");
+        }
+        examples::check_common_options(a);
+    });
+    if (rc >= 0) std::exit(rc);
     return a;
 }
 
@@ -256,12 +212,8 @@ std::int64_t step_budget(const args& a, const std::vector<encoded_task>& train, 
 }
 
 trainer_options trainer_for(const args& a, std::int64_t steps, const std::string& run_name) {
-    trainer_options o;
+    trainer_options o = examples::trainer_from(a);
     o.steps = steps;
-    o.lr = a.lr;
-    o.eval_every = a.eval_every;
-    o.seed = a.seed;
-    o.show_progress = !a.quiet;
     o.run_name = run_name;
     if (!a.out.empty()) o.out_dir = std::filesystem::path(a.out) / run_name;
     return o;
@@ -466,6 +418,7 @@ struct real_data {
 real_data open_checkpoint(policy& b, args& a) {
     real_data r;
     r.config = io::read_bert_config(a.checkpoint);
+    examples::check_config_limits(r.config, (std::filesystem::path(a.checkpoint) / "config.json").string());
     const auto vocab = std::filesystem::path(a.checkpoint) / "vocab.txt";
     if (!std::filesystem::is_regular_file(vocab)) usage(a.checkpoint + " has no vocab.txt");
     r.tok = text::bert_tokenizer::from_file(vocab);
@@ -484,7 +437,10 @@ int run_multitask(policy& b, args& a) {
         train.push_back(encode_task(data::load_task(name, a.data, data::split::train), *rd.tok, a.seq_len, a.train_per_task, a.seed ^ 0x5eed));
         dev.push_back(encode_task(data::load_task(name, a.data, data::split::dev), *rd.tok, a.seq_len, a.dev_per_task, 0xde5));
     }
-    if (train.empty()) usage("--tasks is empty");
+    examples::check_not_empty(train, dev, a.data);
+    if (a.model == "camtl" && rd.config.hidden % a.seq_len != 0)
+        usage("--seq-len " + std::to_string(a.seq_len) + " does not divide the hidden size " + std::to_string(rd.config.hidden) +
+              ": CA-MTL's block-diagonal attention bias needs it to");
     const auto o = trainer_for(a, step_budget(a, train, a.batch), a.model + "-" + a.sampler);
     std::printf("03_pha_fewshot multitask: %s on %zu tasks (%zu train examples per task at most, dev %s), %s sampler, "
                 "%lld steps of %zu, lr %g, L %zu, %zu threads\n",
@@ -493,7 +449,6 @@ int run_multitask(policy& b, args& a) {
                 static_cast<long long>(o.steps), a.batch, a.lr, a.seq_len, static_cast<std::size_t>(b.threads()));
     run_report r;
     if (a.model == "camtl") {
-        if (!a.save.empty()) usage("--save is for the pha_bert models (pha, adapters, hyperformerpp)");
         camtl_options c;
         c.backbone = rd.config;
         c.seq_len = a.seq_len;
@@ -503,7 +458,7 @@ int run_multitask(policy& b, args& a) {
         rng_stream init(a.seed);
         m.initialize(init);
         const auto rep = m.load_backbone(a.checkpoint);
-        if (!a.quiet) std::cerr << "backbone: " << rep.loaded.size() << " tensors loaded, " << rep.missing.size() << " new\n";
+        if (!a.quiet) std::cerr << "backbone: " << rep.str() << '\n';
         m.apply_freezing();
         r = {"camtl (" + a.sampler + ")", run_with_sampler(m, b, a, train, dev, o, a.batch), rd.backbone, std::nullopt};
     } else {  // pha, adapters, hyperformerpp: one pha_bert, differing in adapter_source only
@@ -518,7 +473,10 @@ int run_multitask(policy& b, args& a) {
             // What --mode transfer needs to rebuild the model: the task order fixes the prototype rows.
             nlohmann::json side{{"model", a.model}, {"tasks", split_list(a.tasks)}, {"passes", a.passes},
                                 {"checkpoint", a.checkpoint}, {"seq_len", a.seq_len}, {"seed", a.seed}};
-            std::ofstream(a.save + ".json") << side.dump(2) << '\n';
+            std::ofstream sidecar(a.save + ".json");
+            sidecar << side.dump(2) << '\n';
+            sidecar.flush();
+            if (!sidecar) throw io_error(a.save + ".json: cannot write the --save sidecar");
             std::printf("saved %s (+ %s.json)\n", a.save.c_str(), a.save.c_str());
         }
     }
@@ -540,7 +498,14 @@ int run_transfer(policy& b, args& a) {
     std::vector<std::string> source_names = split_list(a.tasks);
     if (!a.source.empty() && std::filesystem::is_regular_file(a.source + ".json")) {
         std::ifstream in(a.source + ".json");
-        const auto side = nlohmann::json::parse(in);
+        nlohmann::json side;
+        try {
+            side = nlohmann::json::parse(in);
+        } catch (const nlohmann::json::exception& e) {
+            usage("--source " + a.source + ": its sidecar " + a.source + ".json is not JSON (" + e.what() + ")");
+        }
+        if (!side.is_object() || !side.contains("tasks") || !side["tasks"].is_array())
+            usage("--source " + a.source + ": its sidecar " + a.source + ".json has no 'tasks' list");
         const auto saved = side.at("tasks").get<std::vector<std::string>>();
         if (a.tasks_given && saved != source_names)
             usage("--tasks " + a.tasks + " differs from the tasks " + a.source + " was trained on (see " + a.source + ".json)");
@@ -727,18 +692,14 @@ int run_demo(policy& b, args& a) {
 
 }  // namespace
 
-int main(int argc, char** argv) try {
+int main(int argc, char** argv) {
     args a = parse(argc, argv);
-    // The demo's 64-wide matrices are too small to share between threads: one thread unless --threads says.
-    const int threads = a.threads > 0 ? a.threads : a.mode == "demo" ? 1 : policy::options{}.threads;
-    policy b(policy::options{.threads = threads});
-    if (a.mode == "multitask") return run_multitask(b, a);
-    if (a.mode == "transfer") return run_transfer(b, a);
-    return run_demo(b, a);
-} catch (const hyperadapt::error& e) {
-    std::cerr << "03_pha_fewshot: " << e.what() << '\n';
-    return 1;
-} catch (const nlohmann::json::exception& e) {
-    std::cerr << "03_pha_fewshot: " << e.what() << '\n';
-    return 1;
+    return examples::run_main("03_pha_fewshot", [&] {
+        // The demo's 64-wide matrices are too small to share between threads: one thread unless --threads says.
+        const int threads = a.threads > 0 ? a.threads : a.mode == "demo" ? 1 : policy::options{}.threads;
+        policy b(policy::options{.threads = threads});
+        if (a.mode == "multitask") return run_multitask(b, a);
+        if (a.mode == "transfer") return run_transfer(b, a);
+        return run_demo(b, a);
+    });
 }

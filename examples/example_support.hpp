@@ -1,13 +1,26 @@
 #pragma once
-// What the multi-task examples share: comma lists on the command line and the --sampler dispatch (one
-// place that maps sampler names to the library's samplers, with CA-MTL's MT-Uncertainty score borrowing).
+// What the multi-task examples share: the command-line options both take (CLI11: typed values, ranges, name
+// sets, paths checked before any training starts), comma lists, output checks, config size limits, and the
+// --sampler dispatch (one place that maps sampler names to the library's samplers, with CA-MTL's
+// MT-Uncertainty score borrowing).
+#include <unistd.h>
+
 #include <algorithm>
 #include <cmath>
+#include <cstdint>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <limits>
 #include <sstream>
 #include <stdexcept>
 #include <string>
 #include <vector>
 
+#include <CLI/CLI.hpp>
+
+#include "hyperadapt/data/task.hpp"
+#include "hyperadapt/models/bert.hpp"
 #include "hyperadapt/train/multitask_trainer.hpp"
 #include "hyperadapt/train/samplers/mt_uncertainty.hpp"
 #include "hyperadapt/train/samplers/round_robin.hpp"
@@ -24,6 +37,246 @@ inline std::vector<std::string> split_list(const std::string& s) {
     return out;
 }
 
+// ---- option values ---------------------------------------------------------------------------------------
+
+/// A comma list of registered task names, at least one, no empty item, no repeat (CLI11 validator).
+inline const CLI::Validator task_list(
+    [](std::string& s) -> std::string {
+        if (split_list(s).empty()) return "needs at least one task name, got '" + s + "'";
+        std::stringstream ss(s);
+        std::vector<std::string> seen;
+        for (std::string item; std::getline(ss, item, ',');) {
+            if (item.empty()) return "has an empty task name in '" + s + "'";
+            try {
+                const auto canonical = data::find_task(item).name;
+                if (std::find(seen.begin(), seen.end(), canonical) != seen.end())
+                    return "names task '" + item + "' twice";
+                seen.push_back(canonical);
+            } catch (const config_error& e) {
+                return e.what();
+            }
+        }
+        return {};
+    },
+    "TASK[,TASK...]", "task_list");
+
+/// A finite number > 0 (CLI11's PositiveNumber lets NaN through).
+inline const CLI::Validator finite_positive(
+    [](std::string& s) -> std::string {
+        double d = 0;
+        if (!CLI::detail::lexical_cast(s, d) || !std::isfinite(d) || !(d > 0)) return "needs a finite number > 0, got '" + s + "'";
+        return {};
+    },
+    "NUMBER > 0", "finite_positive");
+
+/// A finite number >= 0.
+inline const CLI::Validator finite_nonnegative(
+    [](std::string& s) -> std::string {
+        double d = 0;
+        if (!CLI::detail::lexical_cast(s, d) || !std::isfinite(d) || !(d >= 0)) return "needs a finite number >= 0, got '" + s + "'";
+        return {};
+    },
+    "NUMBER >= 0", "finite_nonnegative");
+
+/// A whole number >= 0 written without a sign (CLI11 reads "-1" into an unsigned as its largest value).
+inline const CLI::Validator unsigned_integer(
+    [](std::string& s) -> std::string {
+        if (s.empty() || s.find_first_not_of("0123456789") != std::string::npos)
+            return "needs a whole number >= 0, got '" + s + "'";
+        return {};
+    },
+    "UINT", "unsigned_integer");
+
+/// A file that exists and is a regular file (not a directory, FIFO or device).
+inline const CLI::Validator regular_file(
+    [](std::string& s) -> std::string {
+        std::error_code ec;
+        const auto st = std::filesystem::status(s, ec);
+        if (ec || !std::filesystem::exists(st)) return "'" + s + "': no such file";
+        if (!std::filesystem::is_regular_file(st)) return "'" + s + "' is not a regular file";
+        if (::access(s.c_str(), R_OK) != 0) return "'" + s + "' is not readable";
+        return {};
+    },
+    "FILE", "regular_file");
+
+/// A folder that exists and can be read.
+inline const CLI::Validator readable_directory(
+    [](std::string& s) -> std::string {
+        std::error_code ec;
+        if (!std::filesystem::is_directory(s, ec)) return "'" + s + "': no such directory";
+        if (::access(s.c_str(), R_OK | X_OK) != 0) return "'" + s + "' is not readable";
+        return {};
+    },
+    "DIR", "readable_directory");
+
+/// A file the run will append to (or create): a regular file if it exists, in a folder that exists and is
+/// writable. Checked before training so a long run never ends on an unwritable result file.
+inline const CLI::Validator appendable_file(
+    [](std::string& s) -> std::string {
+        namespace fs = std::filesystem;
+        if (s.empty()) return "needs a file name";
+        std::error_code ec;
+        const auto st = fs::status(s, ec);
+        if (fs::exists(st)) {
+            if (!fs::is_regular_file(st)) return "'" + s + "' exists and is not a regular file";
+            if (::access(s.c_str(), W_OK) != 0) return "'" + s + "' is not writable";
+            return {};
+        }
+        const fs::path parent = fs::path(s).has_parent_path() ? fs::path(s).parent_path() : fs::path(".");
+        if (!fs::is_directory(parent, ec)) return "'" + s + "': folder '" + parent.string() + "' does not exist";
+        if (::access(parent.c_str(), W_OK | X_OK) != 0) return "'" + s + "': folder '" + parent.string() + "' is not writable";
+        return {};
+    },
+    "FILE", "appendable_file");
+
+/// The options every multi-task example takes, with each example's defaults set before add_common_options.
+struct common_args {
+    std::string checkpoint, data, tasks = "rte,mrpc,stsb,cola,sst2,wnli", sampler, out, json;
+    std::string head_input = "pooler";
+    std::size_t seq_len = 0, batch = 32, train_per_task = 0, dev_per_task = 0;
+    double epochs = 3, lr = 0;
+    std::int64_t steps = 0, eval_every = 0, checkpoint_every = 0;
+    std::uint64_t seed = 12;
+    int threads = 0;
+    bool resume = false, skip_nonfinite = false, quiet = false, tasks_given = false;
+};
+
+inline constexpr std::size_t max_seq_len = 1 << 16;
+inline constexpr std::size_t max_rows = std::size_t{1} << 32;
+
+/// Registers the shared options on `app` (their names, meanings and defaults are the examples' documented ones).
+inline void add_common_options(CLI::App& app, common_args& a) {
+    app.add_option("--checkpoint", a.checkpoint, "Hugging Face BERT checkpoint folder (config.json, vocab.txt, model.safetensors)")
+        ->check(readable_directory);
+    app.add_option("--data", a.data, "the shared data folder (glue/, superglue/)")->check(readable_directory);
+    app.add_option_function<std::string>("--tasks", [&a](const std::string& v) { a.tasks = v, a.tasks_given = true; },
+                                         "comma list of task names")
+        ->check(task_list)
+        ->default_str(a.tasks);
+    app.add_option("--sampler", a.sampler, "task sampler")
+        ->check(CLI::IsMember({"mtu", "proportional", "temperature", "round-robin"}));
+    app.add_option("--head-input", a.head_input, "what the heads read")->check(CLI::IsMember({"pooler", "mean"}))->capture_default_str();
+    app.add_option("--seq-len", a.seq_len, "tokens per example (L); 0: the example's default")->check(CLI::Range(std::size_t{0}, max_seq_len));
+    app.add_option("--batch", a.batch, "examples per step")->check(CLI::Range(std::size_t{1}, std::size_t{1} << 20))->capture_default_str();
+    app.add_option("--train-per-task", a.train_per_task, "training examples per task at most (0: all)")->check(CLI::Range(std::size_t{0}, max_rows));
+    app.add_option("--dev-per-task", a.dev_per_task, "dev examples per task at most (0: all)")->check(CLI::Range(std::size_t{0}, max_rows));
+    app.add_option("--epochs", a.epochs, "passes over the training examples")->check(finite_positive & CLI::Range(0.0, 1e6))->capture_default_str();
+    app.add_option("--steps", a.steps, "optimizer steps (overrides --epochs; 0: from --epochs)")->check(CLI::Range(std::int64_t{0}, std::int64_t{1} << 40));
+    app.add_option("--lr", a.lr, "peak learning rate (0: the example's default)")->check(finite_nonnegative);
+    app.add_option("--seed", a.seed, "seed of initialisation, sampling and dropout")->check(unsigned_integer)->capture_default_str();
+    app.add_option("--threads", a.threads, "CPU threads (0: all)")->check(CLI::Range(0, 4096));
+    app.add_option("--eval-every", a.eval_every, "dev evaluation every K steps (0: the example's default)")->check(CLI::Range(std::int64_t{0}, std::int64_t{1} << 40));
+    app.add_option("--out", a.out, "folder for metrics.jsonl, dev_curves.png and checkpoints/ (created)");
+    app.add_option("--json", a.json, "append one JSON line per run to FILE")->check(appendable_file);
+    app.add_option("--checkpoint-every", a.checkpoint_every, "write a training checkpoint into --out every K steps")
+        ->check(CLI::Range(std::int64_t{0}, std::int64_t{1} << 40));
+    app.add_flag("--resume", a.resume, "continue from the newest valid checkpoint in --out (a fresh start when there is none)");
+    app.add_flag("--skip-nonfinite", a.skip_nonfinite, "skip a step whose loss or gradient is not finite instead of stopping");
+    app.add_flag("--quiet", a.quiet, "no progress output");
+}
+
+/// Checks what add_common_options cannot check option by option; throws CLI::ValidationError naming the
+/// option. Creates --out (and proves it writable) so that nothing fails on output after training.
+inline void check_common_options(const common_args& a) {
+    namespace fs = std::filesystem;
+    if ((a.checkpoint_every > 0 || a.resume) && a.out.empty())
+        throw CLI::ValidationError(a.resume ? "--resume" : "--checkpoint-every", "needs --out DIR (where the checkpoints are)");
+    if (!a.out.empty()) {
+        std::error_code ec;
+        if (fs::exists(a.out, ec) && !fs::is_directory(a.out, ec))
+            throw CLI::ValidationError("--out", "'" + a.out + "' exists and is not a folder");
+        fs::create_directories(a.out, ec);
+        if (ec) throw CLI::ValidationError("--out", "cannot create '" + a.out + "': " + ec.message());
+        if (::access(a.out.c_str(), W_OK | X_OK) != 0) throw CLI::ValidationError("--out", "'" + a.out + "' is not writable");
+    }
+}
+
+/// Parses argv into `app`; on a bad value prints "<program>: <message naming the option>" and the usage
+/// hint and returns the exit code (2; 0 for --help). Returns -1 when parsing succeeded.
+template <class Check>
+int parse_command_line(CLI::App& app, int argc, char** argv, Check&& check) {
+    try {
+        app.parse(argc, argv);
+        check();
+    } catch (const CLI::CallForHelp& e) {
+        return app.exit(e);
+    } catch (const CLI::ParseError& e) {
+        std::cerr << app.get_name() << ": " << e.what() << "\nRun with --help for the options.\n";
+        return 2;
+    }
+    return -1;
+}
+
+/// Refuses a config.json whose sizes no run could allocate (a typo, or a hostile file) before anything is
+/// allocated: each size within a generous bound, and the backbone under 2^33 parameters.
+inline void check_config_limits(const bert_config& c, const std::string& where) {
+    auto bound = [&](const char* field, std::size_t v, std::size_t most) {
+        if (v == 0 || v > most)
+            throw config_error(where + ": " + field + " = " + std::to_string(v) + " is outside 1.." + std::to_string(most));
+    };
+    bound("vocab_size", c.vocab_size, std::size_t{1} << 24);
+    bound("hidden_size", c.hidden, std::size_t{1} << 16);
+    bound("num_hidden_layers", c.layers, 1024);
+    bound("num_attention_heads", c.heads, c.hidden);
+    bound("intermediate_size", c.intermediate, std::size_t{1} << 18);
+    bound("max_position_embeddings", c.max_position, std::size_t{1} << 20);
+    bound("type_vocab_size", c.type_vocab_size, 1024);
+    if (c.hidden % c.heads != 0)
+        throw config_error(where + ": hidden_size " + std::to_string(c.hidden) + " is not a multiple of num_attention_heads " +
+                           std::to_string(c.heads));
+    const double params = static_cast<double>(c.hidden) *
+                          (static_cast<double>(c.vocab_size + c.max_position + c.type_vocab_size) +
+                           static_cast<double>(c.layers) * (4.0 * static_cast<double>(c.hidden) + 2.0 * static_cast<double>(c.intermediate)));
+    if (params > 8.6e9)
+        throw config_error(where + ": a backbone of about " + std::to_string(static_cast<long long>(params)) +
+                           " parameters is beyond what this example allocates");
+}
+
+/// Every task has examples in both splits: an empty dev split would otherwise surface only after training.
+inline void check_not_empty(const std::vector<encoded_task>& train, const std::vector<encoded_task>& dev,
+                            const std::string& data_dir) {
+    for (std::size_t t = 0; t < train.size(); ++t) {
+        if (train[t].size() == 0)
+            throw config_error("task '" + train[t].info.name + "': its train split under " + data_dir + " has no examples");
+        if (t < dev.size() && dev[t].size() == 0)
+            throw config_error("task '" + dev[t].info.name + "': its dev split under " + data_dir + " has no examples");
+    }
+}
+
+/// Trainer options from the shared flags.
+inline trainer_options trainer_from(const common_args& a) {
+    trainer_options o;
+    o.lr = a.lr;
+    o.eval_every = a.eval_every;
+    o.seed = a.seed;
+    o.show_progress = !a.quiet;
+    o.checkpoint_every = a.checkpoint_every;
+    o.resume = a.resume;
+    o.on_nonfinite = a.skip_nonfinite ? nonfinite_policy::skip_step : nonfinite_policy::stop;
+    if (!a.out.empty()) o.out_dir = a.out;
+    return o;
+}
+
+/// The main() wrapper both examples use: library errors and anything else end with rc 1 and one line naming
+/// the program, never an abort.
+template <class Body>
+int run_main(const char* program, Body&& body) {
+    try {
+        return body();
+    } catch (const hyperadapt::error& e) {
+        std::cerr << program << ": " << e.what() << '\n';
+    } catch (const nlohmann::json::exception& e) {
+        std::cerr << program << ": " << e.what() << '\n';
+    } catch (const std::filesystem::filesystem_error& e) {
+        std::cerr << program << ": " << e.what() << '\n';
+    } catch (const std::bad_alloc&) {
+        std::cerr << program << ": out of memory (are the sizes, --batch, --seq-len or the checkpoint's config sane?)\n";
+    } catch (const std::exception& e) {
+        std::cerr << program << ": " << e.what() << '\n';
+    }
+    return 1;
+}
+
 /// The head of one task. With `scale_targets`, a regression head learns targets divided by their largest
 /// magnitude in the training data (STS-B: 5), so its MSE is on the scale of the classification losses.
 inline task_head_spec head_for(const encoded_task& t, bool scale_targets) {
@@ -34,10 +287,6 @@ inline task_head_spec head_for(const encoded_task& t, bool scale_targets) {
         if (m > 0) h.target_scale = m;
     }
     return h;
-}
-
-inline bool known_sampler(const std::string& name) {
-    return name == "mtu" || name == "proportional" || name == "temperature" || name == "round-robin";
 }
 
 /// Trains `model` with the sampler named `sampler` (mtu | proportional | temperature | round-robin), drawing

