@@ -30,3 +30,5 @@ cmake --build "$build" --parallel "$jobs"
 # Tests run side by side, each with OpenMP threads: passive waiting keeps idle threads from spinning on the
 # cores the other tests need.
 OMP_WAIT_POLICY=PASSIVE ctest --test-dir "$build" --output-on-failure --parallel "$jobs"
+# The libFuzzer targets of tests/fuzz, 20 s each on their corpora (skipped, visibly, where clang is missing).
+HYPERADAPT_FUZZ_BUILD_DIR="$build/fuzz" "$root/scripts/fuzz.sh" --seconds 20

@@ -391,3 +391,18 @@ BOOST_AUTO_TEST_CASE(only_regular_files_are_read) {
     });
     expect_io_error(dir / "absent.safetensors", {"cannot open (No such file or directory)"});
 }
+
+// nlohmann refuses to serialize a string that is not UTF-8 with its own type_error; the writer turns that
+// into an io_error naming the file, and writes nothing.
+BOOST_AUTO_TEST_CASE(writer_refuses_names_and_metadata_that_are_not_utf8) {
+    temp_dir dir;
+    safetensors_writer w;
+    w.add("x", {1}, std::vector<float>{1.0f});
+    w.set_metadata("note", "caf\xE9");
+    const auto p = dir / "m.safetensors";
+    BOOST_CHECK_EXCEPTION(w.write(p), io_error, [&](const io_error& e) {
+        BOOST_TEST_MESSAGE("  " << e.what());
+        return std::string(e.what()).find(p.string() + ": cannot write the header") == 0;
+    });
+    BOOST_TEST(dir.entries().empty());
+}
