@@ -6,12 +6,18 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <filesystem>
+#include <fstream>
+#include <iterator>
 #include <set>
 #include <string>
+#include <vector>
 
 #include "hyperadapt/io/safetensors.hpp"
 #include "hyperadapt/nn/parameter.hpp"
 #include "hyperadapt/tensor/tensor.hpp"
+#include "support/backends.hpp"
+#include "support/golden_file.hpp"
 
 namespace hyperadapt::test::reference {
 
@@ -33,6 +39,40 @@ template <class B>
 tensor<B, std::int32_t> load_ids(B& b, const safetensors_reader& r, const std::string& name) {
     const auto& e = r.at(name);
     return tensor<B, std::int32_t>::from_host(b, e.to_shape(), r.read<std::int32_t>(e));
+}
+
+/// The golden files of one module (module_golden_files), logged with their folder.
+inline std::vector<std::filesystem::path> module_files(const std::vector<std::string>& prefixes) {
+    auto files = module_golden_files(prefixes);
+    BOOST_TEST_MESSAGE(files.size() << " golden file(s) " << prefixes.front() << "* ... under " << reference_dir());
+    return files;
+}
+
+/// The repository's copies of the module's files equal the shared originals, where both exist; a file the
+/// shared folder lacks is skipped with a message.
+inline void check_repository_copies(const std::vector<std::string>& prefixes) {
+    namespace fs = std::filesystem;
+    const fs::path shared = fs::path(shared_data_dir()) / "reference";
+    const auto copies = golden_files(prefixes, repository_reference_dir());
+    BOOST_TEST_REQUIRE(!copies.empty(), "no repository copy under " << repository_reference_dir());
+    auto bytes = [](const fs::path& p) {
+        std::ifstream in(p, std::ios::binary);
+        return std::vector<char>(std::istreambuf_iterator<char>(in), {});
+    };
+    for (const auto& copy : copies) {
+        const auto original = shared / copy.filename();
+        if (!fs::exists(original)) {
+            BOOST_TEST_MESSAGE("SKIPPED comparing " << copy.filename().string() << ": not found in " << shared);
+            continue;
+        }
+        BOOST_TEST((bytes(copy) == bytes(original)), copy << ": the copy differs from " << original);
+    }
+}
+
+/// "file [provider]": the reference tests run once per GEMM provider.
+template <class B>
+std::string label(const golden& g) {
+    return g.name() + " [" + B::gemm_provider::name + "]";
 }
 
 /// Loads "param.<name>" into every parameter of the module and checks that the file has no parameter the

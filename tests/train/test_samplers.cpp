@@ -9,6 +9,7 @@
 #include <limits>
 #include <map>
 #include <numeric>
+#include <regex>
 #include <set>
 #include <span>
 #include <string>
@@ -17,6 +18,7 @@
 #include <nlohmann/json.hpp>
 
 #include "hyperadapt/io/safetensors.hpp"
+#include "support/golden_file.hpp"
 #include "hyperadapt/train/sampler.hpp"
 #include "hyperadapt/train/samplers/mt_uncertainty.hpp"
 #include "hyperadapt/train/samplers/round_robin.hpp"
@@ -30,12 +32,13 @@ namespace fs = std::filesystem;
 
 namespace {
 
-fs::path reference_file(const std::string& name) {
-    return fs::path(HYPERADAPT_TEST_DATA_DIR) / "reference" / "camtl" / name;
-}
+using test::reference::golden;
 
-/// One MT-Uncertainty reference case (the authors' iterator, CaMtl.forward and calculate_entropy).
+/// One MT-Uncertainty reference case (the authors' iterator, CaMtl.forward and calculate_entropy): the task
+/// list and order, class counts, candidates per task, batch size, STS-B copy target, entropy epsilon and score
+/// formula all come from the file.
 struct mtu_case {
+    std::string name;
     std::vector<std::string> tasks;
     std::vector<std::size_t> num_classes, task_of, per_task;
     std::vector<std::vector<double>> logits;
@@ -45,39 +48,72 @@ struct mtu_case {
     double max_task_mean = 0;
     std::vector<std::size_t> selected, selected_float32;
     std::size_t epoch_length = 0, epoch_length_uniform = 0;
+    std::vector<score_borrowing> borrowing;
+    std::vector<std::pair<std::size_t, std::size_t>> exact_ties;
+    double epsilon = 0;
 
-    explicit mtu_case(const std::string& file) {
-        const io::safetensors_reader r(reference_file(file));
-        tasks = nlohmann::json::parse(r.metadata().at("tasks")).get<std::vector<std::string>>();
-        auto ints = [&](const char* name) {
-            std::vector<std::size_t> v;
-            for (auto x : r.read<std::int64_t>(name)) v.push_back(static_cast<std::size_t>(x));
-            return v;
-        };
-        num_classes = ints("input.num_classes");
-        task_of = ints("input.candidate_task_ids");
-        select_size = ints("input.select_size").at(0);
+    explicit mtu_case(const fs::path& path) {
+        const golden g(path);
+        name = g.name();
+        g.require_meta_mentions("source", "MtUcertaintyIterator.__next__");
+        tasks = g.meta_json("tasks").get<std::vector<std::string>>();
+        num_classes = g.indices("input.num_classes");
+        if (g.meta_json("num_classes").get<std::vector<std::size_t>>() != num_classes)
+            g.fail("__metadata__ key 'num_classes' disagrees with input.num_classes");
+        if (num_classes.size() != tasks.size())
+            g.fail("input.num_classes has " + std::to_string(num_classes.size()) + " entries for " +
+                   std::to_string(tasks.size()) + " tasks (__metadata__ key 'tasks')");
+        task_of = g.indices("input.candidate_task_ids");
+        select_size = g.indices("input.select_size").at(0);
+        if (g.meta_json("train_batch_size_b").get<std::size_t>() != select_size)
+            g.fail("__metadata__ key 'train_batch_size_b' disagrees with input.select_size");
+        const auto stated = g.meta_json("per_task_candidates");
         for (std::size_t t = 0; t < tasks.size(); ++t) {
-            logits.push_back(r.read<double>("input.logits." + std::to_string(t)));
-            per_task.push_back(logits.back().size() / num_classes[t]);
+            const std::string key = "input.logits." + std::to_string(t);
+            g.require_shape(key, {g.dim(key, 0), num_classes[t]}, "input.num_classes");
+            logits.push_back(g.values(key));
+            per_task.push_back(g.dim(key, 0));
+            if (!stated.contains(tasks[t]) || stated.at(tasks[t]).get<std::size_t>() != per_task.back())
+                g.fail("__metadata__ key 'per_task_candidates' disagrees with " + key + " for " + tasks[t]);
         }
-        normalized_entropy = r.read<double>("output.normalized_entropy");
-        task_mean_per_candidate = r.read<double>("output.task_mean_per_candidate");
-        task_means = r.read<double>("output.task_means");
-        max_task_mean = r.read<double>("output.max_task_mean").at(0);
-        scores = r.read<double>("output.scores");
-        selected = ints("output.selected_indices");
-        selected_scores = r.read<double>("output.selected_scores");
-        scores_float32 = r.read<double>("output.scores_float32");
-        selected_float32 = ints("output.selected_indices_float32");
-        epoch_length = ints("output.epoch_length_mt_uncertainty").at(0);
-        epoch_length_uniform = ints("output.epoch_length_uniform_mt_sampling").at(0);
+        // "sts-b index 3, mrpc index 2": the regression task that takes the classification task's scores.
+        std::smatch m;
+        const std::string& copy = g.meta("stsb_copy");
+        if (std::regex_search(copy, m, std::regex(R"(sts-b index (\d+), mrpc index (\d+))"))) {
+            borrowing.push_back({std::stoul(m[1].str()), std::stoul(m[2].str())});
+            if (borrowing[0].task >= tasks.size() || borrowing[0].from >= tasks.size() ||
+                tasks[borrowing[0].task] != "sts-b" || tasks[borrowing[0].from] != "mrpc")
+                g.fail("__metadata__ key 'stsb_copy' names indices that are not sts-b and mrpc in 'tasks'");
+        } else if (std::count(tasks.begin(), tasks.end(), "sts-b") && std::count(tasks.begin(), tasks.end(), "mrpc")) {
+            g.fail("__metadata__ key 'stsb_copy' does not say 'sts-b index <i>, mrpc index <j>'");
+        }
+        const std::string& ties = g.meta("exact_ties");
+        const std::regex pair(R"(\((\d+), (\d+)\))");
+        for (std::sregex_iterator it(ties.begin(), ties.end(), pair), end; it != end; ++it)
+            exact_ties.push_back({std::stoul((*it)[1].str()), std::stoul((*it)[2].str())});
+        // normalized_entropy = H(softmax(logits))/(log C_t + eps); the code's formula, scaled by the task mean.
+        epsilon = g.meta_number_after("shapes_meaning", "log C_t +");
+        if (!g.meta_mentions("shapes_meaning", "normalized_entropy * task_mean/max_task_mean"))
+            g.fail("__metadata__ key 'shapes_meaning' does not give the code's score formula "
+                   "(normalized_entropy * task_mean/max_task_mean)");
+        normalized_entropy = g.values("output.normalized_entropy");
+        task_mean_per_candidate = g.values("output.task_mean_per_candidate");
+        task_means = g.values("output.task_means");
+        max_task_mean = g.values("output.max_task_mean").at(0);
+        scores = g.values("output.scores");
+        selected = g.indices("output.selected_indices");
+        selected_scores = g.values("output.selected_scores");
+        scores_float32 = g.values("output.scores_float32");
+        selected_float32 = g.indices("output.selected_indices_float32");
+        epoch_length = g.indices("output.epoch_length_mt_uncertainty").at(0);
+        epoch_length_uniform = g.indices("output.epoch_length_uniform_mt_sampling").at(0);
     }
     [[nodiscard]] std::vector<std::span<const double>> blocks() const { return {logits.begin(), logits.end()}; }
-    [[nodiscard]] std::vector<score_borrowing> camtl_borrowing() const {
-        const auto stsb = static_cast<std::size_t>(std::find(tasks.begin(), tasks.end(), "sts-b") - tasks.begin());
-        const auto mrpc = static_cast<std::size_t>(std::find(tasks.begin(), tasks.end(), "mrpc") - tasks.begin());
-        return {{stsb, mrpc}};
+    [[nodiscard]] std::vector<score_borrowing> camtl_borrowing() const { return borrowing; }
+    [[nodiscard]] mt_uncertainty_options options() const {
+        mt_uncertainty_options o;
+        o.epsilon = epsilon;
+        return o;
     }
 };
 
@@ -137,7 +173,7 @@ BOOST_AUTO_TEST_SUITE(mt_uncertainty_reference)
 void check_float64(const mtu_case& c) {
     const auto borrow = c.camtl_borrowing();
     const auto blocks = c.blocks();
-    const auto r = mt_uncertainty_scores(blocks, c.num_classes, c.select_size, {}, borrow);
+    const auto r = mt_uncertainty_scores(blocks, c.num_classes, c.select_size, c.options(), borrow);
     BOOST_TEST(r.candidate_task == c.task_of, boost::test_tools::per_element());
     const double e_ent = max_rel_error(r.normalized_entropy, c.normalized_entropy);
     const double e_mean = max_rel_error(r.task_means, c.task_means);
@@ -168,7 +204,7 @@ void check_float64(const mtu_case& c) {
 void check_float32(const mtu_case& c) {
     const auto borrow = c.camtl_borrowing();
     const auto blocks = c.blocks();
-    mt_uncertainty_options opts;
+    auto opts = c.options();
     opts.precision = mt_uncertainty_precision::float32;
     const auto r = mt_uncertainty_scores(blocks, c.num_classes, c.select_size, opts, borrow);
     std::size_t exact = 0;
@@ -193,8 +229,8 @@ void check_sampler(const mtu_case& c) {
     std::vector<mt_uncertainty_task> tasks;
     for (std::size_t t = 0; t < c.tasks.size(); ++t) tasks.push_back({c.tasks[t], c.per_task[t], c.num_classes[t]});
     apply_camtl_borrowing(tasks);
-    BOOST_TEST(tasks[3].borrow_scores_from == "mrpc");
-    mt_uncertainty_sampler s(tasks, c.select_size, rng_stream(5));
+    for (const auto& b : c.borrowing) BOOST_TEST(tasks[b.task].borrow_scores_from == tasks[b.from].name);
+    mt_uncertainty_sampler s(tasks, c.select_size, rng_stream(5), c.options());
     const auto cand = s.candidates();
     BOOST_REQUIRE_EQUAL(cand.size(), c.task_of.size());
     for (std::size_t i = 0; i < cand.size(); ++i) BOOST_TEST(cand[i].task == c.task_of[i]);
@@ -208,7 +244,7 @@ void check_sampler(const mtu_case& c) {
     BOOST_TEST(s.steps_per_epoch(1.0, true) == c.epoch_length_uniform);
     BOOST_TEST(mt_uncertainty_epoch_length(c.per_task, c.select_size) == c.epoch_length);
     // The flat form of select() gives the same batch.
-    mt_uncertainty_sampler s2(tasks, c.select_size, rng_stream(5));
+    mt_uncertainty_sampler s2(tasks, c.select_size, rng_stream(5), c.options());
     s2.candidates();
     std::vector<double> flat;
     for (const auto& l : c.logits) flat.insert(flat.end(), l.begin(), l.end());
@@ -221,17 +257,18 @@ void check_sampler(const mtu_case& c) {
 void check_paper(const mtu_case& c) {
     const auto borrow = c.camtl_borrowing();
     const auto blocks = c.blocks();
-    mt_uncertainty_options opts;
+    auto opts = c.options();
     opts.formula = mt_uncertainty_formula::paper;
     const auto r = mt_uncertainty_scores(blocks, c.num_classes, c.select_size, opts, borrow);
     std::vector<double> expect(c.normalized_entropy.size());
     for (std::size_t i = 0; i < expect.size(); ++i) expect[i] = c.normalized_entropy[i] / c.max_task_mean;
     std::vector<std::size_t> from, to;
-    for (std::size_t i = 0; i < c.task_of.size(); ++i) {
+    for (std::size_t i = 0; i < c.task_of.size() && !borrow.empty(); ++i) {
         if (c.task_of[i] == borrow[0].from) from.push_back(i);
         if (c.task_of[i] == borrow[0].task) to.push_back(i);
     }
     for (std::size_t k = 0; k < std::min(from.size(), to.size()); ++k) expect[to[k]] = expect[from[k]];
+    for (std::size_t k = std::min(from.size(), to.size()); k < to.size(); ++k) expect[to[k]] = 0.0;
     BOOST_TEST(max_rel_error(r.scores, expect) <= 1e-9);
     std::vector<std::size_t> order(expect.size());
     std::iota(order.begin(), order.end(), std::size_t{0});
@@ -254,7 +291,7 @@ void check_probabilities(const mtu_case& c) {
         }
         probs.push_back(std::move(p));
     }
-    mt_uncertainty_options opts;
+    auto opts = c.options();
     opts.input = output_kind::probabilities;
     const std::vector<std::span<const double>> blocks(probs.begin(), probs.end());
     const auto borrow = c.camtl_borrowing();
@@ -263,25 +300,24 @@ void check_probabilities(const mtu_case& c) {
     BOOST_TEST(r.selected == c.selected, boost::test_tools::per_element());
 }
 
-BOOST_AUTO_TEST_CASE(equal_task_batches) {
-    const mtu_case c("camtl_mt_uncertainty.safetensors");
-    check_float64(c);
-    check_float32(c);
-    check_sampler(c);
-    check_paper(c);
-    check_probabilities(c);
-}
-
-BOOST_AUTO_TEST_CASE(unequal_task_batches_and_a_selected_tie) {
-    const mtu_case c("camtl_mt_uncertainty_unequal.safetensors");
-    // Candidates 9 and 11 tie exactly (11 is STS-B's copy of MRPC's 9) and both are selected: the lower
-    // position comes first, as in the reference.
-    BOOST_TEST(c.scores[9] == c.scores[11]);
-    check_float64(c);
-    check_float32(c);
-    check_sampler(c);
-    check_paper(c);
-    check_probabilities(c);
+// Every camtl_mt_uncertainty* golden file (equal and unequal task batches; ties from the STS-B copy, listed by
+// the file's exact_ties, must stay exact and keep the lower position first, as in the reference).
+BOOST_AUTO_TEST_CASE(every_reference_file) {
+    for (const auto& path : test::reference::module_golden_files({"camtl_mt_uncertainty"})) {
+        BOOST_TEST_MESSAGE("golden file " << path);
+        const mtu_case c(path);
+        BOOST_TEST_CONTEXT(c.name) {
+            for (const auto& [i, j] : c.exact_ties) {
+                BOOST_TEST_REQUIRE(std::max(i, j) < c.scores.size());
+                BOOST_TEST(c.scores[i] == c.scores[j]);
+            }
+            check_float64(c);
+            check_float32(c);
+            check_sampler(c);
+            check_paper(c);
+            check_probabilities(c);
+        }
+    }
 }
 
 BOOST_AUTO_TEST_SUITE_END()

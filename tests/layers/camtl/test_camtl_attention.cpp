@@ -21,6 +21,8 @@
 #include "hyperadapt/nn/parameters.hpp"
 #include "hyperadapt/testing/gradcheck.hpp"
 #include "support/backends.hpp"
+#include "support/golden_file.hpp"
+#include "support/reference_data.hpp"
 
 using namespace hyperadapt;
 using hyperadapt::test::cpu_backends;
@@ -29,70 +31,86 @@ using hyperadapt::test::random_tensor;
 namespace {
 
 // ---- reference files ------------------------------------------------------------------------------------
-// The authors' modules evaluated in float64 (tests/data/reference/camtl, copied from the shared reference set).
-// A tensor agrees when max |ours - theirs| <= 1e-9 * max |theirs|; attention key-bias gradients are exactly zero
-// in exact arithmetic (rounding noise in the file), so they get an absolute floor instead.
+// The authors' modules evaluated in float64: every golden file of a module in reference_dir() (tests/data/reference,
+// or HYPERADAPT_REFERENCE_DIR; support/golden_file.hpp), with every size and option taken from the file. A tensor
+// agrees when max |ours - theirs| <= 1e-9 * max |theirs|; attention key-bias gradients are exactly zero in exact
+// arithmetic (rounding noise in the file), so they get an absolute floor instead.
+using test::reference::golden;
+using test::reference::module_files;
 constexpr double relative_tolerance = 1e-9;
 constexpr double key_bias_floor = 1e-10;
-
-std::filesystem::path reference_file(const std::string& name) {
-    return std::filesystem::path(HYPERADAPT_TEST_DATA_DIR) / "reference" / "camtl" / (name + ".safetensors");
-}
 
 template <class B>
 class reference_case {
 public:
-    reference_case(B& b, const std::string& name) : b_(b), name_(name), file_(reference_file(name)) {}
+    reference_case(B& b, const std::filesystem::path& path)
+        : b_(b), file_(path), name_(file_.name() + " [" + B::gemm_provider::name + "]") {}
 
     [[nodiscard]] const std::string& name() const { return name_; }
-    [[nodiscard]] bool has(const std::string& t) const { return file_.find(t) != nullptr; }
-    std::vector<double> values(const std::string& t) const { return file_.read<double>(t); }
+    [[nodiscard]] const golden& file() const { return file_; }
+    [[nodiscard]] bool has(const std::string& t) const { return file_.has(t); }
+    std::vector<double> values(const std::string& t) const { return file_.values(t); }
     tensor<B, double> get(const std::string& t) const {
-        const auto& e = file_.at(t);
-        return tensor<B, double>::from_host(b_, e.to_shape(), file_.read<double>(e));
+        const auto& e = file_.reader().at(t);
+        return tensor<B, double>::from_host(b_, e.to_shape(), file_.reader().read<double>(e));
     }
 
     /// Task ids (I64 in the file) as the int32 tensor the layers take.
     tensor<B, std::int32_t> ids(const std::string& t) const {
-        const auto& e = file_.at(t);
-        const auto v = file_.read<std::int64_t>(e);
+        const auto v = file_.ints(t);
         std::vector<std::int32_t> out(v.begin(), v.end());
         return tensor<B, std::int32_t>::from_host(b_, {out.size()}, out);
     }
+    /// The task-id input: the layers' argument is task_id, the encoders' task_type.
+    [[nodiscard]] std::string ids_name() const {
+        if (has("input.task_id")) return "input.task_id";
+        if (has("input.task_type")) return "input.task_type";
+        file_.fail("neither input.task_id nor input.task_type is in the file");
+    }
+    /// The file's one output (layers and encoders return one tensor).
+    [[nodiscard]] std::string single_output() const {
+        const auto outputs = file_.names_with_prefix("output.");
+        if (outputs.size() != 1) file_.fail("expected one output.* tensor, found " + std::to_string(outputs.size()));
+        return outputs.front();
+    }
 
-    /// The layer sizes of the file's __metadata__.config.
+    /// The layer sizes and options of the file's __metadata__.config, checked against input.hidden_states; the
+    /// conditional layer norms condition the bias too when the file has ln_bias_modulation parameters.
     camtl_layer_config layer_config() const {
-        const auto j = nlohmann::json::parse(file_.metadata().at("config"));
         camtl_layer_config c;
-        c.seq_len = j.at("max_seq_length").get<std::size_t>();
-        c.hidden = j.at("hidden_size").get<std::size_t>();
-        c.heads = j.at("num_attention_heads").get<std::size_t>();
-        c.intermediate = j.at("intermediate_size").get<std::size_t>();
-        c.layer_norm_eps = j.at("layer_norm_eps").get<double>();
-        c.attention_dropout = j.at("attention_probs_dropout_prob").get<double>();
-        c.hidden_dropout = j.at("hidden_dropout_prob").get<double>();
-        BOOST_TEST_REQUIRE(j.at("hidden_act").get<std::string>() == "gelu");
+        c.seq_len = file_.meta_field<std::size_t>("config", "max_seq_length");
+        c.hidden = file_.meta_field<std::size_t>("config", "hidden_size");
+        c.heads = file_.meta_field<std::size_t>("config", "num_attention_heads");
+        c.intermediate = file_.meta_field<std::size_t>("config", "intermediate_size");
+        c.layer_norm_eps = file_.meta_field<double>("config", "layer_norm_eps");
+        c.attention_dropout = file_.meta_field<double>("config", "attention_probs_dropout_prob");
+        c.hidden_dropout = file_.meta_field<double>("config", "hidden_dropout_prob");
+        const auto act = file_.meta_field<std::string>("config", "hidden_act");
+        if (act != "gelu") file_.fail("__metadata__ config hidden_act '" + act + "': only gelu is implemented");
+        file_.require_shape("input.hidden_states", {file_.dim("input.hidden_states", 0), c.seq_len, c.hidden},
+                            "config max_seq_length and hidden_size");
+        for (const auto& n : file_.names_with_prefix("param."))
+            if (n.find("ln_bias_modulation") != std::string::npos) c.norm_variant = cln_variant::gain_and_bias;
+        // The authors' ConditionalLayerNorm reads the first example of each task (the default, first_of_task).
         return c;
     }
-    std::size_t num_layers() const {
-        return nlohmann::json::parse(file_.metadata().at("config")).at("num_hidden_layers").get<std::size_t>();
-    }
+    std::size_t num_layers() const { return file_.meta_field<std::size_t>("config", "num_hidden_layers"); }
 
     /// The padding mask from input.padding_mask; checks that input.attention_mask is (1 - mask) * -10000, and that
     /// every example has a real token (an all-padding row is where the two mask conventions would differ).
     attention_mask<B> mask() const {
-        const auto& e = file_.at("input.padding_mask");
-        const auto pm = file_.read<std::int64_t>(e);
+        const auto pm = file_.ints("input.padding_mask");
         const auto additive = values("input.attention_mask");
         BOOST_REQUIRE_EQUAL(additive.size(), pm.size());
-        const std::size_t nb = e.shape[0], seq = e.shape[1];
+        const std::size_t nb = file_.dim("input.padding_mask", 0), seq = file_.dim("input.padding_mask", 1);
         std::vector<std::uint8_t> m(pm.size());
         for (std::size_t i = 0; i < pm.size(); ++i) {
             m[i] = pm[i] != 0;
             BOOST_TEST(additive[i] == (1.0 - static_cast<double>(pm[i])) * -10000.0);
         }
         for (std::size_t bi = 0; bi < nb; ++bi)
-            BOOST_TEST_REQUIRE(std::any_of(m.begin() + bi * seq, m.begin() + (bi + 1) * seq, [](auto v) { return v; }),
+            BOOST_TEST_REQUIRE(std::any_of(m.begin() + static_cast<std::ptrdiff_t>(bi * seq),
+                                           m.begin() + static_cast<std::ptrdiff_t>((bi + 1) * seq), [](auto v) { return v; }),
                                name_ << ": example " << bi << " has no real token");
         return attention_mask<B>::from_host(b_, {nb, seq}, m);
     }
@@ -105,15 +123,15 @@ public:
         layer.visit_parameters([&](const std::string& n, parameter<B, double>& p) {
             const std::string key = file_key(n, prefix, rename, "param.");
             BOOST_TEST_REQUIRE(has(key), name_ << ": no tensor " << key << " for parameter " << n);
-            const auto& e = file_.at(key);
+            const auto& e = file_.reader().at(key);
             BOOST_TEST_REQUIRE((e.to_shape() == p.value.shape()), name_ << ": " << key << " has shape " << e.shape_str()
                                                                         << ", parameter " << n << " has "
                                                                         << p.value.shape().str());
-            const auto v = file_.read<double>(e);
+            const auto v = file_.reader().read<double>(e);
             b_.copy_from_host(v.data(), p.value.data(), v.size());
             used.insert(key);
         });
-        for (const auto& e : file_.entries())
+        for (const auto& e : file_.reader().entries())
             if (e.name.rfind("param.", 0) == 0 && !rename_target(rename, e.name))
                 BOOST_TEST(used.count(e.name) == 1, name_ << ": " << e.name << " was not loaded");
     }
@@ -123,6 +141,7 @@ public:
         const auto want = values(key);
         BOOST_TEST_REQUIRE(want.size() == actual.size(), name_ << ": " << key << " has " << want.size()
                                                                << " values, ours " << actual.size());
+        ++compared_;
         double scale = 0, diff = 0;
         for (std::size_t i = 0; i < want.size(); ++i) {
             scale = std::max(scale, std::abs(want[i]));
@@ -138,7 +157,6 @@ public:
         const double rel = diff / scale;
         BOOST_TEST(rel <= relative_tolerance, name_ << ": " << key << " relative error " << rel);
         worst_ = std::max(worst_, rel);
-        ++compared_;
         return rel;
     }
 
@@ -151,16 +169,14 @@ public:
         });
     }
 
-    /// Every grad.* tensor of the file must have been compared: counts them.
-    [[nodiscard]] std::size_t gradient_count() const {
-        std::size_t n = 0;
-        for (const auto& e : file_.entries()) n += e.name.rfind("grad.", 0) == 0;
-        return n;
-    }
     [[nodiscard]] std::size_t compared() const { return compared_; }
     [[nodiscard]] double worst() const { return worst_; }
 
-    void report() const {
+    /// Every output.* and grad.* tensor of the file was compared; logs the worst error.
+    void finish() const {
+        BOOST_TEST(compared_ == file_.output_and_gradient_count(),
+                   name_ << ": compared " << compared_ << " of the file's " << file_.output_and_gradient_count()
+                         << " output and gradient tensors");
         BOOST_TEST_MESSAGE(name_ << ": max relative error " << worst_ << " over " << compared_ << " tensors"
                                  << " (key-bias gradients, absolute: " << worst_key_bias_ << ")");
     }
@@ -183,8 +199,8 @@ private:
     }
 
     B& b_;
+    golden file_;
     std::string name_;
-    io::safetensors_reader file_;
     double worst_ = 0;
     double worst_key_bias_ = 0;
     std::size_t compared_ = 0;
@@ -218,8 +234,6 @@ tensor<B, double> task_conditions(B& b, std::size_t d, const std::vector<std::si
     return tensor<B, double>::from_host(b, {tasks.size(), d}, z);
 }
 
-const std::vector<std::string> cbda_files{"camtl_cbda_L8_d32", "camtl_cbda_L8_d48", "camtl_cbda_L10_d40",
-                                          "camtl_cbda_L64_d768"};
 
 }  // namespace
 
@@ -285,50 +299,73 @@ BOOST_AUTO_TEST_CASE_TEMPLATE(zero_matrix_gives_beta_down_each_block, B, cpu_bac
 
 // ---- reference agreement --------------------------------------------------------------------------------
 
-BOOST_DATA_TEST_CASE(cbda_matches_reference, boost::unit_test::data::make(cbda_files), file) {
-    cpu b;
-    reference_case<cpu> ref(b, file);
-    const auto a = ref.get("input.x_to_film");
-    const std::size_t l = a.shape()[0];
-    const auto z = ref.get("input.x_cond");
-    const std::size_t d = z.shape()[1];
-    block_diagonal_bias<cpu, double> cbda(b, l, d, "");
-    BOOST_TEST((cbda.matrix().value.shape() == a.shape()));
-    // The reference's CBDA takes A as an input (x_to_film); here A is the layer's own parameter.
-    ref.load_parameters(cbda.projection(), "cond_block_diag_attn");
-    b.copy(a.data(), cbda.matrix().value.data(), a.size());
+BOOST_AUTO_TEST_CASE(cbda_matches_reference) {
+    for (const auto& path : module_files({"camtl_cbda"})) {
+        cpu b;
+        reference_case<cpu> ref(b, path);
+        const golden& g = ref.file();
+        g.require_meta_mentions("source", "::CBDA.forward");
+        if (g.meta_option_bool({"options", "call"}, "layer_norm") || g.meta_option_number({"options", "call"}, "num_film_layers") != 1.0)
+            g.fail("__metadata__ key 'options': only num_film_layers=1, layer_norm=False is implemented (the encoders')");
+        const auto a = ref.get("input.x_to_film");
+        const auto z = ref.get("input.x_cond");
+        const std::size_t l = g.dim("input.x_to_film", 0), d = g.dim("input.x_cond", 1);
+        // The geometry line records the row chunks torch.chunk returned: the library's geometry must agree.
+        const std::string& geometry = g.meta("geometry");
+        const auto at = geometry.find("sizes [");
+        if (at == std::string::npos) g.fail("__metadata__ key 'geometry' does not list the row-chunk sizes");
+        const auto sizes = nlohmann::json::parse(geometry.substr(at + 6, geometry.find(']', at) - at - 5))
+                               .get<std::vector<std::size_t>>();
+        const auto geo = cbda_geometry::make(l, d);
+        BOOST_TEST(geo.chunks == sizes.size(), ref.name());
+        BOOST_TEST(geo.last_block == sizes.back(), ref.name());
+        block_diagonal_bias<cpu, double> cbda(b, l, d, "");
+        BOOST_TEST((cbda.matrix().value.shape() == a.shape()));
+        // The reference's CBDA takes A as an input (x_to_film); here A is the layer's own parameter.
+        ref.load_parameters(cbda.projection(), "cond_block_diag_attn");
+        b.copy(a.data(), cbda.matrix().value.data(), a.size());
 
-    typename block_diagonal_bias<cpu, double>::context ctx;
-    const auto m = cbda.forward(z, ctx);
-    ref.compare("output.M", m.to_host());
-    const auto dz = cbda.backward(ref.get("probe.R"), ctx);
-    ref.compare("grad.input.x_cond", dz.to_host());
-    ref.compare("grad.input.x_to_film", cbda.matrix().grad.to_host());
-    ref.compare("grad.param.gb_weights.weight", cbda.projection().weight().grad.to_host());
-    ref.compare("grad.param.gb_weights.bias", cbda.projection().bias().grad.to_host());
-    BOOST_TEST(ref.compared() == ref.gradient_count() + 1);
-    ref.report();
+        typename block_diagonal_bias<cpu, double>::context ctx;
+        const auto m = cbda.forward(z, ctx);
+        ref.compare("output.M", m.to_host());
+        const auto dz = cbda.backward(ref.get("probe.R"), ctx);
+        ref.compare("grad.input.x_cond", dz.to_host());
+        ref.compare("grad.input.x_to_film", cbda.matrix().grad.to_host());
+        ref.compare("grad.param.gb_weights.weight", cbda.projection().weight().grad.to_host());
+        ref.compare("grad.param.gb_weights.bias", cbda.projection().bias().grad.to_host());
+        ref.finish();
+    }
 }
 
 BOOST_AUTO_TEST_CASE_TEMPLATE(conditional_self_attention_matches_reference, B, cpu_backends) {
-    B b;
-    reference_case<B> ref(b, "camtl_self_attention");
-    conditional_self_attention<B, double> att(b, 10, 40, 4, 0.1, "bert.encoder.layer.0.attention.self");
-    ref.load_parameters(att, "bert.encoder.layer.0.attention.self");
-    const auto x = ref.get("input.hidden_states");
-    const auto z = ref.get("input.task_embedding");
-    typename conditional_self_attention<B, double>::context ctx;
-    const auto y = att.forward(x, ref.mask(), z, ctx, run_mode::inference());
-    ref.compare("output.context", y.to_host());
-    // The probabilities are not in the loss; masked keys: exactly 0 here, exp(-10000) there.
-    ref.compare("output.attention_probs", ctx.attention.probs.to_host());
-    auto g = att.backward(ref.get("probe.R"), ctx);
-    ref.compare("grad.input.hidden_states", g.input.to_host());
-    ref.compare("grad.input.task_embedding", g.condition.to_host());
-    ref.compare_parameter_gradients(att, "bert.encoder.layer.0.attention.self");
-    // Every gradient of the file plus the two outputs, less the key bias (compared absolutely).
-    BOOST_TEST(ref.compared() == ref.gradient_count() + 2 - 1);
-    ref.report();
+    for (const auto& path : module_files({"camtl_self_attention"})) {
+        B b;
+        reference_case<B> ref(b, path);
+        const golden& g = ref.file();
+        g.require_meta_mentions("source", "SelfAttention");
+        const std::size_t seq = g.meta_field<std::size_t>("config", "max_seq_length"),
+                          d = g.meta_field<std::size_t>("config", "hidden_size");
+        g.require_shape("input.hidden_states", {g.dim("input.hidden_states", 0), seq, d},
+                        "config max_seq_length and hidden_size");
+        const std::string prefix = "bert.encoder.layer.0.attention.self";
+        conditional_self_attention<B, double> att(b, seq, d, g.meta_field<std::size_t>("config", "num_attention_heads"),
+                                                  g.meta_field<double>("config", "attention_probs_dropout_prob"), prefix);
+        ref.load_parameters(att, prefix);
+        const auto x = ref.get("input.hidden_states");
+        const auto z = ref.get("input.task_embedding");
+        typename conditional_self_attention<B, double>::context ctx;
+        const auto y = att.forward(x, ref.mask(), z, ctx, run_mode::inference());
+        ref.compare("output.context", y.to_host());
+        // With output_attentions the file has the probabilities (not in the loss; masked keys: exactly 0 here,
+        // exp(-10000) there).
+        if (g.has("output.attention_probs"))
+            ref.compare("output.attention_probs", ctx.attention.probs.to_host());
+        auto gr = att.backward(ref.get("probe.R"), ctx);
+        ref.compare("grad.input.hidden_states", gr.input.to_host());
+        ref.compare("grad.input.task_embedding", gr.condition.to_host());
+        ref.compare_parameter_gradients(att, prefix);
+        ref.finish();
+    }
 }
 
 // ---- gradient checks (double) ---------------------------------------------------------------------------
@@ -515,24 +552,39 @@ namespace {
 /// Runs `model` (a CA-MTL layer or encoder) on a reference file in double: loads the parameters by name under
 /// `prefix`, compares the output, dx, dz and every parameter gradient.
 template <class B, class M>
-void check_against_reference(B& b, reference_case<B>& ref, M& model, const std::string& prefix,
-                             const std::string& output, const std::string& ids_name) {
+void check_against_reference(reference_case<B>& ref, M& model, const std::string& prefix) {
     ref.load_parameters(model, prefix);
     typename M::context ctx;
     const auto y = model.forward(ref.get("input.hidden_states"), ref.mask(), ref.get("input.task_embedding"),
-                                 ref.ids(ids_name), ctx, run_mode::inference());
-    ref.compare(output, y.to_host());
+                                 ref.ids(ref.ids_name()), ctx, run_mode::inference());
+    ref.compare(ref.single_output(), y.to_host());
     auto [dx, dz] = model.backward(ref.get("probe.R"), ctx);
     ref.compare("grad.input.hidden_states", dx.to_host());
     ref.compare("grad.input.task_embedding", dz.to_host());
     ref.compare_parameter_gradients(model, prefix);
-    std::size_t key_biases = 0;
-    model.visit_parameters([&](const std::string& n, parameter<B, double>&) {
-        key_biases += n.find("key.bias") != std::string::npos;
-    });
-    BOOST_TEST(ref.compared() == ref.gradient_count() + 1 - key_biases);  // + the output
-    ref.report();
-    (void)b;
+    ref.finish();
+}
+
+/// The encoder's layer count from the file's parameters ("param.layer.<i>.*"), checked against
+/// config.num_hidden_layers, and how many of them (from the bottom) have plain layer norms.
+struct encoder_layers {
+    std::size_t total = 0, plain = 0;
+};
+encoder_layers encoder_layers_of(const golden& g) {
+    std::map<std::size_t, bool> conditional;  // layer index -> has a conditional layer norm
+    for (const auto& n : g.names_with_prefix("param.layer.")) {
+        const auto rest = n.substr(std::string("param.layer.").size());
+        const auto i = static_cast<std::size_t>(std::stoul(rest.substr(0, rest.find('.'))));
+        conditional[i] = conditional[i] || n.find("ln_weight_modulation") != std::string::npos;
+    }
+    encoder_layers out;
+    out.total = conditional.size();
+    const auto stated = g.meta_field<std::size_t>("config", "num_hidden_layers");
+    if (out.total != stated || (out.total > 0 && conditional.rbegin()->first + 1 != out.total))
+        g.fail("__metadata__ config num_hidden_layers=" + std::to_string(stated) + " but the file has parameters of " +
+               std::to_string(out.total) + " layers");
+    while (out.plain < out.total && !conditional[out.plain]) ++out.plain;
+    return out;
 }
 
 /// Gradient check of a layer or encoder in training mode (dropout on), with padding, a mixed-task batch and the
@@ -572,42 +624,55 @@ camtl_layer_config small_config() {
 }  // namespace
 
 BOOST_AUTO_TEST_CASE_TEMPLATE(bert_layer9_matches_reference, B, cpu_backends) {
-    B b;
-    reference_case<B> ref(b, "camtl_bertlayer9");
-    bert_layer9<B, double> layer(b, ref.layer_config(), "bert.encoder.layer.0");
-    check_against_reference(b, ref, layer, "bert.encoder.layer.0", "output.layer_output", "input.task_id");
+    for (const auto& path : module_files({"camtl_bertlayer9"})) {
+        B b;
+        reference_case<B> ref(b, path);
+        ref.file().require_meta_mentions("source", "::BertLayer9.forward");
+        bert_layer9<B, double> layer(b, ref.layer_config(), "bert.encoder.layer.0");
+        check_against_reference(ref, layer, "bert.encoder.layer.0");
+    }
 }
 
 BOOST_AUTO_TEST_CASE_TEMPLATE(my_bert_layer9_matches_reference, B, cpu_backends) {
-    B b;
-    reference_case<B> ref(b, "camtl_layer9");
-    my_bert_layer9<B, double> layer(b, ref.layer_config(), "encoder.layer.7");
-    check_against_reference(b, ref, layer, "encoder.layer.7", "output.layer_output", "input.task_id");
+    for (const auto& path : module_files({"camtl_layer9"})) {
+        B b;
+        reference_case<B> ref(b, path);
+        ref.file().require_meta_mentions("source", "::MyBertLayer9.forward");
+        my_bert_layer9<B, double> layer(b, ref.layer_config(), "encoder.layer.7");
+        check_against_reference(ref, layer, "encoder.layer.7");
+    }
 }
 
 BOOST_AUTO_TEST_CASE_TEMPLATE(my_bert_adapter_layer9_matches_reference, B, cpu_backends) {
-    B b;
-    reference_case<B> ref(b, "camtl_adapterlayer9");
-    my_bert_adapter_layer9<B, double> layer(b, ref.layer_config(), "encoder.layer.11");
-    check_against_reference(b, ref, layer, "encoder.layer.11", "output.layer_output", "input.task_id");
+    for (const auto& path : module_files({"camtl_adapterlayer9"})) {
+        B b;
+        reference_case<B> ref(b, path);
+        ref.file().require_meta_mentions("source", "::MyBertAdapterLayer9.forward");
+        my_bert_adapter_layer9<B, double> layer(b, ref.layer_config(), "encoder.layer.11");
+        check_against_reference(ref, layer, "encoder.layer.11");
+    }
 }
 
-BOOST_AUTO_TEST_CASE_TEMPLATE(base_encoder_matches_reference, B, cpu_backends) {
-    B b;
-    reference_case<B> ref(b, "camtl_encoder9");
-    BOOST_TEST(ref.num_layers() == 4u);
-    camtl_base_encoder<B, double> enc(b, ref.layer_config(), ref.num_layers(), "bert.encoder");
-    BOOST_TEST(enc.plain_layers() == 2u);  // 2 BertLayer9, 1 MyBertLayer9, 1 MyBertAdapterLayer9
-    check_against_reference(b, ref, enc, "bert.encoder", "output.sequence_output", "input.task_type");
-}
-
-BOOST_AUTO_TEST_CASE_TEMPLATE(large_encoder_matches_reference, B, cpu_backends) {
-    B b;
-    reference_case<B> ref(b, "camtl_encoder10");
-    BOOST_TEST(ref.num_layers() == 2u);
-    camtl_large_encoder<B, double> enc(b, ref.layer_config(), ref.num_layers(), "encoder");
-    BOOST_TEST(enc.plain_layers() == 1u);  // 1 BertLayer10, 1 MyBertLayer10, a bottleneck after each
-    check_against_reference(b, ref, enc, "encoder", "output.sequence_output", "input.task_type");
+// Base (MyBertEncoder9) or large (MyBertEncoder10) from the file's source; the layer count and how many layers
+// have plain layer norms from its parameters; the large encoder's bottleneck width from its adapter layers.
+BOOST_AUTO_TEST_CASE_TEMPLATE(encoder_matches_reference, B, cpu_backends) {
+    for (const auto& path : module_files({"camtl_encoder"})) {
+        B b;
+        reference_case<B> ref(b, path);
+        const golden& g = ref.file();
+        const auto layers = encoder_layers_of(g);
+        auto c = ref.layer_config();
+        if (g.meta_mentions("source", "::MyBertEncoder9.forward")) {
+            camtl_base_encoder<B, double> enc(b, c, layers.total, "bert.encoder", {.plain_layers = layers.plain});
+            check_against_reference(ref, enc, "bert.encoder");
+        } else if (g.meta_mentions("source", "::MyBertEncoder10.forward")) {
+            c.bottleneck = g.dim("param.adapter_layer.0.down_proj_layer.weight", 0);
+            camtl_large_encoder<B, double> enc(b, c, layers.total, "encoder", {.plain_layers = layers.plain});
+            check_against_reference(ref, enc, "encoder");
+        } else {
+            g.fail("__metadata__ key 'source' names neither MyBertEncoder9 nor MyBertEncoder10");
+        }
+    }
 }
 
 BOOST_AUTO_TEST_CASE_TEMPLATE(encoder_layer_gradients, B, cpu_backends) {

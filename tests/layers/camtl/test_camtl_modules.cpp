@@ -4,9 +4,7 @@
 #include <algorithm>
 #include <cmath>
 #include <filesystem>
-#include <fstream>
 #include <functional>
-#include <iterator>
 #include <map>
 #include <set>
 #include <string>
@@ -23,41 +21,39 @@
 #include "hyperadapt/testing/gradcheck.hpp"
 #include "support/backends.hpp"
 #include "support/reference_data.hpp"
+#include "support/temp_dir.hpp"
 
 using namespace hyperadapt;
 using hyperadapt::io::safetensors_reader;
 using hyperadapt::test::cpu_backends;
 using hyperadapt::test::random_tensor;
-namespace fs = std::filesystem;
 
 namespace {
 
 // ---- reference files ---------------------------------------------------------------------------------
-
-/// The reference files this test reads, copied from the shared data (README: copying is allowed) so the
-/// test does not depend on ../shared.
-fs::path reference_file(const std::string& name) {
-    return fs::path(HYPERADAPT_TEST_DATA_DIR) / "reference" / "camtl" / (name + ".safetensors");
-}
-
-const std::vector<std::string> reference_files = {"camtl_film",       "camtl_film_layernorm",
-                                                  "camtl_cln",        "camtl_cln_distinct_condition",
-                                                  "camtl_bottleneck", "camtl_adapter9"};
+// Every golden file of a module in reference_dir() (tests/data/reference, or HYPERADAPT_REFERENCE_DIR); all
+// sizes and options come from the file (support/golden_file.hpp).
 
 using namespace hyperadapt::test::reference;
 
-/// "file [provider]": the reference tests run once per GEMM provider.
-template <class B>
-std::string label(const std::string& file) {
-    return file + " [" + B::gemm_provider::name + "]";
+const std::vector<std::string> film_files{"camtl_film"}, cln_files{"camtl_cln"}, bottleneck_files{"camtl_bottleneck"},
+    adapter_files{"camtl_adapter9"};
+
+/// The authors' ConditionalLayerNorm conditions only the gain; a file whose module also conditions the bias
+/// says so with the ln_bias_modulation parameters.
+cln_variant cln_variant_of(const golden& g, const std::string& prefix) {
+    return g.has("param." + prefix + "ln_bias_modulation.gb_weights.weight") ? cln_variant::gain_and_bias
+                                                                             : cln_variant::gain_only;
 }
 
-/// Counts the file's output.* and grad.* tensors, so a test cannot skip one silently.
-std::size_t checked_tensor_count(const safetensors_reader& r) {
-    std::size_t n = 0;
-    for (const auto& e : r.entries())
-        if (e.name.rfind("output.", 0) == 0 || e.name.rfind("grad.", 0) == 0) ++n;
-    return n;
+/// Checks the file's first_sample_per_task ({"task": position}) against input.task_id: the reference reads the
+/// condition row of the first example of each task, and the file says which rows those are.
+void check_first_sample_per_task(const golden& g, const std::string& ids_name) {
+    const auto ids = g.indices(ids_name);
+    std::map<std::string, std::size_t> first;
+    for (std::size_t i = 0; i < ids.size(); ++i) first.emplace(std::to_string(ids[i]), i);
+    const auto stated = g.meta_json("first_sample_per_task").get<std::map<std::string, std::size_t>>();
+    if (stated != first) g.fail("__metadata__ key 'first_sample_per_task' disagrees with " + ids_name);
 }
 
 // ---- helpers -----------------------------------------------------------------------------------------
@@ -95,120 +91,158 @@ std::vector<double> row(const std::vector<double>& v, std::size_t r, std::size_t
 // ==== (a) agreement with the authors' code ============================================================
 
 BOOST_AUTO_TEST_CASE(reference_copies_match_the_shared_data) {
-    const fs::path shared = fs::path(hyperadapt::test::shared_data_dir()) / "reference";
-    for (const auto& name : reference_files) {
-        const auto copy = reference_file(name);
-        BOOST_TEST_REQUIRE(fs::exists(copy), copy);
-        const auto original = shared / (name + ".safetensors");
-        if (!fs::exists(original)) {
-            BOOST_TEST_MESSAGE("SKIPPED comparing " << name << ": shared data not found at " << shared);
-            continue;
-        }
-        auto bytes = [](const fs::path& p) {
-            std::ifstream in(p, std::ios::binary);
-            return std::vector<char>(std::istreambuf_iterator<char>(in), {});
-        };
-        BOOST_TEST((bytes(copy) == bytes(original)), name << ": the copy differs from " << original);
-    }
+    check_repository_copies({"camtl_film", "camtl_cln", "camtl_bottleneck", "camtl_adapter9"});
 }
 
 BOOST_AUTO_TEST_CASE_TEMPLATE(film_matches_reference, B, cpu_backends) {
-    B b;
-    safetensors_reader r(reference_file("camtl_film"));
-    comparison cmp(label<B>("camtl_film"));
-    film<B, double> m(b, 40, 40, "");
-    load_parameters(b, r, m);
-    auto x = load(b, r, "input.x_to_film");
-    auto c = load(b, r, "input.x_cond");
-    typename film<B, double>::context ctx;
-    cmp.check(r, "output.out", m.forward(x, c, ctx));
-    auto g = m.backward(load(b, r, "probe.R"), ctx);
-    cmp.check(r, "grad.input.x_to_film", g.input);
-    cmp.check(r, "grad.input.x_cond", g.condition);
-    cmp.template check_parameter_gradients<B>(r, m);
-    BOOST_TEST(cmp.tensors == checked_tensor_count(r));
+    for (const auto& path : module_files(film_files)) {
+        B b;
+        const golden g(path);
+        g.require_meta_mentions("source", "::FiLM.forward");
+        const auto& r = g.reader();
+        comparison cmp(label<B>(g));
+        // FiLM(layer_norm=...): the option in the metadata, and the LayerNorm's parameters in the file.
+        film_options o{.layer_norm = g.meta_option_bool({"options", "call"}, "layer_norm")};
+        if (o.layer_norm != g.has("param.layer_norm.weight"))
+            g.fail("__metadata__ key 'options' says layer_norm=" + g.meta_option_any({"options", "call"}, "layer_norm") +
+                   " but param.layer_norm.weight is " + (o.layer_norm ? "missing" : "present"));
+        if (g.meta_option_number({"options", "call"}, "num_film_layers") != 1.0)
+            g.fail("__metadata__ key 'options': only num_film_layers=1 is implemented (as CA-MTL uses)");
+        if (o.layer_norm) o.layer_norm_eps = g.meta_number_after("maths", "(eps");
+        film<B, double> m(b, g.dim("input.x_cond", -1), g.dim("input.x_to_film", -1), "", o);
+        load_parameters(b, r, m);
+        auto x = load(b, r, "input.x_to_film");
+        auto c = load(b, r, "input.x_cond");
+        typename film<B, double>::context ctx;
+        cmp.check(r, "output.out", m.forward(x, c, ctx));
+        auto gr = m.backward(load(b, r, "probe.R"), ctx);
+        cmp.check(r, "grad.input.x_to_film", gr.input);
+        cmp.check(r, "grad.input.x_cond", gr.condition);
+        cmp.template check_parameter_gradients<B>(r, m);
+        BOOST_TEST(cmp.tensors == g.output_and_gradient_count(), g.name());
+    }
 }
 
-BOOST_AUTO_TEST_CASE_TEMPLATE(film_with_layer_norm_matches_reference, B, cpu_backends) {
-    B b;
-    safetensors_reader r(reference_file("camtl_film_layernorm"));
-    comparison cmp(label<B>("camtl_film_layernorm"));
-    film<B, double> m(b, 24, 40, "", {.layer_norm = true});  // nn.LayerNorm's default eps 1e-5
-    load_parameters(b, r, m);
-    auto x = load(b, r, "input.x_to_film");
-    auto c = load(b, r, "input.x_cond");
-    typename film<B, double>::context ctx;
-    cmp.check(r, "output.out", m.forward(x, c, ctx));
-    auto g = m.backward(load(b, r, "probe.R"), ctx);
-    cmp.check(r, "grad.input.x_to_film", g.input);
-    cmp.check(r, "grad.input.x_cond", g.condition);
-    cmp.template check_parameter_gradients<B>(r, m);
-    BOOST_TEST(cmp.tensors == checked_tensor_count(r));
-}
-
-namespace {
-template <class B>
-void check_cln_reference(const std::string& file) {
-    B b;
-    safetensors_reader r(reference_file(file));
-    comparison cmp(label<B>(file));
-    conditional_layer_norm<B, double> m(b, 40, 40, "");  // defaults: gain only, first example per task, 1e-12
-    load_parameters(b, r, m);
-    auto x = load(b, r, "input.input_");
-    auto c = load(b, r, "input.condition");
-    auto t = load_ids(b, r, "input.task_id");
-    typename conditional_layer_norm<B, double>::context ctx;
-    cmp.check(r, "output.out", m.forward(x, c, t, ctx));
-    auto g = m.backward(load(b, r, "probe.R"), ctx);
-    cmp.check(r, "grad.input.input_", g.input);
-    cmp.check(r, "grad.input.condition", g.condition);
-    cmp.template check_parameter_gradients<B>(r, m);
-    BOOST_TEST(cmp.tensors == checked_tensor_count(r));
-}
-}  // namespace
-
-BOOST_AUTO_TEST_CASE_TEMPLATE(cln_matches_reference, B, cpu_backends) { check_cln_reference<B>("camtl_cln"); }
-
-BOOST_AUTO_TEST_CASE_TEMPLATE(cln_reads_the_first_example_of_each_task_as_the_reference, B, cpu_backends) {
-    check_cln_reference<B>("camtl_cln_distinct_condition");
+// Each file says which condition row each task reads (first_sample_per_task); camtl_cln_distinct_condition
+// draws every row independently, so only the first example of each task can reproduce it.
+BOOST_AUTO_TEST_CASE_TEMPLATE(cln_matches_reference, B, cpu_backends) {
+    for (const auto& path : module_files(cln_files)) {
+        B b;
+        const golden g(path);
+        g.require_meta_mentions("source", "::ConditionalLayerNorm.forward");
+        const auto& r = g.reader();
+        comparison cmp(label<B>(g));
+        check_first_sample_per_task(g, "input.task_id");
+        const cln_options o{.variant = cln_variant_of(g, ""),
+                            .condition_rows = cln_condition_rows::first_of_task,
+                            .eps = g.meta_option_number({"options", "call"}, "eps")};
+        conditional_layer_norm<B, double> m(b, g.dim("input.input_", -1), g.dim("input.condition", -1), "", o);
+        load_parameters(b, r, m);
+        auto x = load(b, r, "input.input_");
+        auto c = load(b, r, "input.condition");
+        auto t = load_ids(b, r, "input.task_id");
+        typename conditional_layer_norm<B, double>::context ctx;
+        cmp.check(r, "output.out", m.forward(x, c, t, ctx));
+        auto gr = m.backward(load(b, r, "probe.R"), ctx);
+        cmp.check(r, "grad.input.input_", gr.input);
+        cmp.check(r, "grad.input.condition", gr.condition);
+        cmp.template check_parameter_gradients<B>(r, m);
+        BOOST_TEST(cmp.tensors == g.output_and_gradient_count(), g.name());
+    }
 }
 
 BOOST_AUTO_TEST_CASE_TEMPLATE(bottleneck_matches_reference, B, cpu_backends) {
-    B b;
-    safetensors_reader r(reference_file("camtl_bottleneck"));
-    comparison cmp(label<B>("camtl_bottleneck"));
-    conditional_bottleneck<B, double> m(b, 40, "");
-    BOOST_TEST(m.bottleneck_features() == 13u);  // 40 // 3, as the file's down_proj_layer
-    load_parameters(b, r, m);
-    auto h = load(b, r, "input.hidden_states");
-    auto c = load(b, r, "input.x_cond");
-    typename conditional_bottleneck<B, double>::context ctx;
-    cmp.check(r, "output.out", m.forward(h, c, ctx));
-    auto g = m.backward(load(b, r, "probe.R"), ctx);
-    cmp.check(r, "grad.input.hidden_states", g.hidden_states);
-    cmp.check(r, "grad.input.x_cond", g.condition);
-    cmp.template check_parameter_gradients<B>(r, m);
-    BOOST_TEST(cmp.tensors == checked_tensor_count(r));
+    for (const auto& path : module_files(bottleneck_files)) {
+        B b;
+        const golden g(path);
+        g.require_meta_mentions("source", "::ConditionalBottleNeck.forward");
+        const auto& r = g.reader();
+        comparison cmp(label<B>(g));
+        conditional_bottleneck<B, double> m(b, g.dim("input.hidden_states", -1), "");
+        // ConditionalBottleNeck's width is hidden_size // 3 in the authors' code, as in the library.
+        BOOST_TEST_REQUIRE(m.bottleneck_features() == g.dim("param.down_proj_layer.weight", 0), g.name());
+        load_parameters(b, r, m);
+        auto h = load(b, r, "input.hidden_states");
+        auto c = load(b, r, "input.x_cond");
+        typename conditional_bottleneck<B, double>::context ctx;
+        cmp.check(r, "output.out", m.forward(h, c, ctx));
+        auto gr = m.backward(load(b, r, "probe.R"), ctx);
+        cmp.check(r, "grad.input.hidden_states", gr.hidden_states);
+        cmp.check(r, "grad.input.x_cond", gr.condition);
+        cmp.template check_parameter_gradients<B>(r, m);
+        BOOST_TEST(cmp.tensors == g.output_and_gradient_count(), g.name());
+    }
 }
 
 BOOST_AUTO_TEST_CASE_TEMPLATE(adapter9_matches_reference, B, cpu_backends) {
-    B b;
-    safetensors_reader r(reference_file("camtl_adapter9"));
-    comparison cmp(label<B>("camtl_adapter9"));
-    conditional_adapter<B, double> m(b, 40, "");
-    load_parameters(b, r, m);
-    auto res = load(b, r, "input.bert_layer_input");
-    auto h = load(b, r, "input.hidden_states");
-    auto z = load(b, r, "input.task_embedding");
-    auto t = load_ids(b, r, "input.task_id");
-    typename conditional_adapter<B, double>::context ctx;
-    cmp.check(r, "output.out", m.forward(res, h, z, t, ctx));
-    auto g = m.backward(load(b, r, "probe.R"), ctx);
-    cmp.check(r, "grad.input.bert_layer_input", g.bert_layer_input);
-    cmp.check(r, "grad.input.hidden_states", g.hidden_states);
-    cmp.check(r, "grad.input.task_embedding", g.task_embedding);
-    cmp.template check_parameter_gradients<B>(r, m);
-    BOOST_TEST(cmp.tensors == checked_tensor_count(r));
+    for (const auto& path : module_files(adapter_files)) {
+        B b;
+        const golden g(path);
+        g.require_meta_mentions("source", "::BertAdapter9.forward");
+        const auto& r = g.reader();
+        comparison cmp(label<B>(g));
+        const std::size_t d = g.meta_field<std::size_t>("config", "hidden_size");
+        g.require_shape("input.hidden_states",
+                        {g.dim("input.hidden_states", 0), g.dim("input.hidden_states", 1), d}, "config hidden_size");
+        // The authors' ConditionalLayerNorm reads the first example of each task (first_of_task); the CLN
+        // files state it, the adapter's file has no CLN of another kind.
+        const cln_options o{.variant = cln_variant_of(g, "condlayernorm."),
+                            .condition_rows = cln_condition_rows::first_of_task,
+                            .eps = g.meta_field<double>("config", "layer_norm_eps")};
+        conditional_adapter<B, double> m(b, d, "", o);
+        load_parameters(b, r, m);
+        auto res = load(b, r, "input.bert_layer_input");
+        auto h = load(b, r, "input.hidden_states");
+        auto z = load(b, r, "input.task_embedding");
+        auto t = load_ids(b, r, "input.task_id");
+        typename conditional_adapter<B, double>::context ctx;
+        cmp.check(r, "output.out", m.forward(res, h, z, t, ctx));
+        auto gr = m.backward(load(b, r, "probe.R"), ctx);
+        cmp.check(r, "grad.input.bert_layer_input", gr.bert_layer_input);
+        cmp.check(r, "grad.input.hidden_states", gr.hidden_states);
+        cmp.check(r, "grad.input.task_embedding", gr.task_embedding);
+        cmp.template check_parameter_gradients<B>(r, m);
+        BOOST_TEST(cmp.tensors == g.output_and_gradient_count(), g.name());
+    }
+}
+
+// A golden file that lacks a fact the test needs, or contradicts itself, is an error naming the file and the
+// metadata key or tensor, never a fall-back to a constant.
+BOOST_AUTO_TEST_CASE(missing_or_contradictory_golden_facts_name_the_file_and_key) {
+    const hyperadapt::test::temp_dir dir;
+    io::safetensors_writer w;
+    w.add<double>("input.x_cond", {2, 3}, std::vector<double>(6, 1.0));
+    w.add<std::int64_t>("input.task_id", {3}, std::vector<std::int64_t>{1, 0, 1});
+    w.set_metadata("options", "num_film_layers=1, layer_norm=maybe");
+    w.set_metadata("config", "{\"hidden_size\": 4");
+    w.set_metadata("first_sample_per_task", "{\"0\": 1, \"1\": 2}");
+    const auto path = dir / "camtl_broken.safetensors";
+    w.write(path);
+    const golden g(path);
+    auto says = [&](const std::vector<std::string>& fragments) {
+        return [&, fragments](const golden_error& e) {
+            const std::string what = e.what();
+            bool ok = what.find(path.string()) != std::string::npos;
+            for (const auto& f : fragments) ok = ok && what.find(f) != std::string::npos;
+            BOOST_TEST_MESSAGE(what);
+            return ok;
+        };
+    };
+    BOOST_CHECK_EXCEPTION((void)g.meta("maths"), golden_error, says({"'maths'"}));
+    BOOST_CHECK_EXCEPTION((void)g.meta_option_bool({"options", "call"}, "layer_norm"), golden_error,
+                          says({"layer_norm=maybe", "not a boolean"}));
+    BOOST_CHECK_EXCEPTION((void)g.meta_option_number({"options", "call"}, "eps"), golden_error,
+                          says({"'options', 'call'", "eps=<value>"}));
+    BOOST_CHECK_EXCEPTION((void)g.meta_field<std::size_t>("config", "hidden_size"), golden_error,
+                          says({"'config'", "not JSON"}));
+    BOOST_CHECK_EXCEPTION((void)g.dim("input.x_cond", 2), golden_error, says({"input.x_cond", "rank 2"}));
+    BOOST_CHECK_EXCEPTION(check_first_sample_per_task(g, "input.task_id"), golden_error,
+                          says({"first_sample_per_task", "input.task_id"}));
+    BOOST_TEST(g.meta_option_number({"options"}, "num_film_layers") == 1.0);
+    BOOST_TEST(g.dim("input.x_cond", -1) == 3u);
+    // A folder without any file of a module is an error too (a mistyped HYPERADAPT_REFERENCE_DIR cannot pass).
+    BOOST_TEST(golden_files({"camtl_film"}, dir.path()).empty());
+    BOOST_CHECK_THROW((void)golden_files({"camtl_film"}, dir / "absent"), golden_error);
 }
 
 BOOST_AUTO_TEST_CASE(parameter_names_under_a_prefix) {

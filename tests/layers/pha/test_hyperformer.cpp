@@ -4,9 +4,7 @@
 #include <algorithm>
 #include <cmath>
 #include <filesystem>
-#include <fstream>
 #include <functional>
-#include <iterator>
 #include <string>
 #include <vector>
 
@@ -22,48 +20,47 @@ using namespace hyperadapt;
 using hyperadapt::io::safetensors_reader;
 using hyperadapt::test::cpu_backends;
 using hyperadapt::test::random_tensor;
-namespace fs = std::filesystem;
 
 namespace {
 
 // ---- reference files ---------------------------------------------------------------------------------
-
-/// Copies of the shared reference files (README: copying is allowed), so the test does not depend on
-/// ../shared.
-fs::path reference_file(const std::string& name) {
-    return fs::path(HYPERADAPT_TEST_DATA_DIR) / "reference" / "hyperformer" / (name + ".safetensors");
-}
-
-const std::vector<std::string> reference_files = {"hyperformer_generator", "hyperformerpp_generator",
-                                                  "hyperformerpp_generator_prenorm", "hyperformerpp_adapter"};
+// Every golden file of a module in reference_dir() (tests/data/reference, or HYPERADAPT_REFERENCE_DIR); all
+// sizes and options come from the file (support/golden_file.hpp).
 
 using namespace hyperadapt::test::reference;
 
-template <class B>
-std::string label(const std::string& file) {
-    return file + " [" + B::gemm_provider::name + "]";
-}
-
-/// Counts the file's output.* and grad.* tensors, so a test cannot skip one silently.
-std::size_t checked_tensor_count(const safetensors_reader& r) {
-    std::size_t n = 0;
-    for (const auto& e : r.entries())
-        if (e.name.rfind("output.", 0) == 0 || e.name.rfind("grad.", 0) == 0) ++n;
-    return n;
-}
-
-/// The files' configuration: D 16, hidden 32, projection 16, d 16, reduction factor 4 (r 4), 2 layers.
-hyperformer_hypernet_config file_config(hyperformer_variant v, bool pre) {
+/// The generator of a file: sizes and options from its __metadata__.config (the authors' config fields),
+/// checked against the parameter shapes; the layer count from layer_id_embeddings.
+hyperformer_hypernet_config file_config(const golden& g) {
     hyperformer_hypernet_config c;
-    c.variant = v;
-    c.task_embedding = 16;
-    c.layers = 2;
-    c.hidden = 32;
-    c.projection = 16;
-    c.features = 16;
-    c.reduction_factor = 4;
-    c.pre_layer_norm = pre;
-    c.post_layer_norm = true;
+    // HyperFormer++ (AdapterLayersOneHyperNetController): efficient_unique_hyper_net; HyperFormer
+    // (AdapterLayersHyperNetController): unique_hyper_net.
+    const auto cfg = g.meta_json("config");
+    if (cfg.value("efficient_unique_hyper_net", false))
+        c.variant = hyperformer_variant::hyperformer_pp;
+    else if (cfg.value("unique_hyper_net", false))
+        c.variant = hyperformer_variant::hyperformer;
+    else
+        g.fail("__metadata__ config sets neither efficient_unique_hyper_net nor unique_hyper_net");
+    if ((c.variant == hyperformer_variant::hyperformer_pp) != g.has("param.adapters_block_type.weight"))
+        g.fail("__metadata__ config and param.adapters_block_type.weight disagree on the HyperFormer variant");
+    c.task_embedding = g.meta_field<std::size_t>("config", "task_embedding_dim");
+    c.hidden = g.meta_field<std::size_t>("config", "task_hidden_dim");
+    c.projection = g.meta_field<std::size_t>("config", "projected_task_embedding_dim");
+    c.features = g.meta_field<std::size_t>("config", "input_dim");
+    c.reduction_factor = g.meta_field<std::size_t>("config", "reduction_factor");
+    c.pre_layer_norm = g.meta_field<bool>("config", "add_layer_norm_before_adapter");
+    c.post_layer_norm = g.meta_field<bool>("config", "add_layer_norm_after_adapter");
+    c.task_layer_norm = g.meta_field<bool>("config", "unique_hyper_net_layer_norm");
+    c.layers = g.dim("param.layer_id_embeddings.weight", 0);
+    if (g.has_meta("call") && g.meta_mentions("call", "num_layers=") &&
+        g.meta_option_number({"call"}, "num_layers") != static_cast<double>(c.layers))
+        g.fail("__metadata__ key 'call' num_layers disagrees with param.layer_id_embeddings.weight");
+    if (g.meta_mentions("maths", "eps "))
+        c.layer_norm_eps = g.meta_number_after("maths", "eps ");
+    else  // the adapter files state the adapter's norm only; the generator's is its hard-coded LayerNorm eps
+        BOOST_TEST_MESSAGE(g.name() << ": the maths line has no generator eps; the authors' hard-coded "
+                                    << c.layer_norm_eps);
     return c;
 }
 
@@ -189,14 +186,15 @@ const char* block_name(hyperformer_block p) {
 
 /// One generator reference file: every output.* and grad.* from the file's inputs and parameters.
 template <class B>
-void check_generator_file(const std::string& file, const hyperformer_hypernet_config& cfg) {
+void check_generator_file(const golden& g) {
     B b;
-    safetensors_reader r(reference_file(file));
-    comparison cmp(label<B>(file));
+    const auto& r = g.reader();
+    const auto cfg = file_config(g);
+    comparison cmp(label<B>(g));
     hyperformer_hypernet<B, double> gen(b, cfg);
     load_parameters(b, r, gen);
     auto z = load(b, r, "input.task_embeddings");  // (T, D): the tasks form the batch
-    const std::size_t tasks = z.shape()[0], layers = cfg.layers;
+    const std::size_t tasks = g.dim("input.task_embeddings", 0), layers = cfg.layers;
     using C = typename hyperformer_hypernet<B, double>::context;
     std::vector<std::vector<C>> ctx(layers, std::vector<C>(2));
     using WS = hyperformer_adapter_weights<B, double>;
@@ -210,7 +208,7 @@ void check_generator_file(const std::string& file, const hyperformer_hypernet_co
         for (const auto& n : field_names) {
             const std::string key = std::string(block_name(p)) + "." + n;
             const bool in_file = r.find("output." + key) != nullptr;
-            BOOST_TEST(in_file == !member(w[0][static_cast<std::size_t>(p)], n).empty(), key);
+            BOOST_TEST(in_file == !member(w[0][static_cast<std::size_t>(p)], n).empty(), g.name() << " " << key);
             if (!in_file) continue;
             std::vector<tensor<B, double>> parts;
             for (std::size_t l = 0; l < layers; ++l) parts.push_back(member(w[l][static_cast<std::size_t>(p)], n));
@@ -224,12 +222,12 @@ void check_generator_file(const std::string& file, const hyperformer_hypernet_co
                 const std::string key = "probe.R." + std::string(block_name(p)) + "." + n;
                 if (r.find(key) != nullptr) member(dw, n) = layer_rows(b, load(b, r, key), l, tasks, layers);
             }
-            auto g = gen.backward(dw, ctx[l][static_cast<std::size_t>(p)]);
-            b.axpy(g.size(), 1.0, g.data(), dz.data());
+            auto gr = gen.backward(dw, ctx[l][static_cast<std::size_t>(p)]);
+            b.axpy(gr.size(), 1.0, gr.data(), dz.data());
         }
     cmp.check(r, "grad.input.task_embeddings", dz);
     cmp.template check_parameter_gradients<B>(r, gen);
-    BOOST_TEST(cmp.tensors == checked_tensor_count(r));
+    BOOST_TEST(cmp.tensors == g.output_and_gradient_count(), g.name());
 }
 
 }  // namespace
@@ -237,80 +235,77 @@ void check_generator_file(const std::string& file, const hyperformer_hypernet_co
 // ==== (a) agreement with the authors' code ============================================================
 
 BOOST_AUTO_TEST_CASE(reference_copies_match_the_shared_data) {
-    const fs::path shared = fs::path(hyperadapt::test::shared_data_dir()) / "reference";
-    for (const auto& name : reference_files) {
-        const auto copy = reference_file(name);
-        BOOST_TEST_REQUIRE(fs::exists(copy), copy);
-        const auto original = shared / (name + ".safetensors");
-        if (!fs::exists(original)) {
-            BOOST_TEST_MESSAGE("SKIPPED comparing " << name << ": shared data not found at " << shared);
-            continue;
-        }
-        auto bytes = [](const fs::path& p) {
-            std::ifstream in(p, std::ios::binary);
-            return std::vector<char>(std::istreambuf_iterator<char>(in), {});
-        };
-        BOOST_TEST((bytes(copy) == bytes(original)), name << ": the copy differs from " << original);
+    check_repository_copies({"hyperformer"});
+}
+
+// HyperFormer and HyperFormer++ generators, with or without the pre-norm: the variant and options from each
+// file's config.
+BOOST_AUTO_TEST_CASE_TEMPLATE(generators_match_reference, B, cpu_backends) {
+    for (const auto& path : module_files({"hyperformer_generator", "hyperformerpp_generator"})) {
+        const golden g(path);
+        g.require_meta_mentions("source", "HyperNetController.forward");
+        check_generator_file<B>(g);
     }
-}
-
-BOOST_AUTO_TEST_CASE_TEMPLATE(hyperformer_generator_matches_reference, B, cpu_backends) {
-    check_generator_file<B>("hyperformer_generator", file_config(hyperformer_variant::hyperformer, false));
-}
-
-BOOST_AUTO_TEST_CASE_TEMPLATE(hyperformerpp_generator_matches_reference, B, cpu_backends) {
-    check_generator_file<B>("hyperformerpp_generator", file_config(hyperformer_variant::hyperformer_pp, false));
-}
-
-BOOST_AUTO_TEST_CASE_TEMPLATE(hyperformerpp_generator_with_pre_norm_matches_reference, B, cpu_backends) {
-    check_generator_file<B>("hyperformerpp_generator_prenorm", file_config(hyperformer_variant::hyperformer_pp, true));
 }
 
 // The file runs one task per batch (HyperFormer's batches are single-task). Both ways of feeding the
 // adapter must reproduce it: one weight set for the whole batch (condition (1, D)), and the task embedding
 // repeated per example (condition (batch, D)), whose condition gradient is then summed over the rows.
-BOOST_AUTO_TEST_CASE_TEMPLATE(hyperformerpp_generator_and_adapter_match_reference, B, cpu_backends) {
-    for (bool shared_weights : {true, false}) {
-        B b;
-        safetensors_reader r(reference_file("hyperformerpp_adapter"));
-        comparison cmp(label<B>("hyperformerpp_adapter") + (shared_weights ? " shared weights" : " per-example weights"));
-        const auto cfg = file_config(hyperformer_variant::hyperformer_pp, false);
-        const std::size_t layers = 2, nb = 3, len = 5, d = 16, dz = 16;
-        hyperformer_hypernet<B, double> gen(b, cfg);
-        hyperformer_adapter<B, double> adapter(b, cfg);
-        load_parameters(b, r, gen);
-        auto z1 = load(b, r, "input.task_embedding").reshaped({1, dz});
-        auto z = shared_weights ? z1 : concat(b, std::vector<tensor<B, double>>(nb, z1)).reshaped({nb, dz});
-        const std::string inputs[] = {"input.ff_inputs", "input.sa_inputs"};
-        const std::string outputs[] = {"feed_forward", "self_attention"};
-        using GC = typename hyperformer_hypernet<B, double>::context;
-        using AC = typename hyperformer_adapter<B, double>::context;
-        std::vector<GC> gctx(2 * layers);
-        std::vector<AC> actx(2 * layers);
-        auto dz_all = tensor<B, double>::zeros(b, z.shape());
-        for (auto p : blocks) {
-            const auto k = static_cast<std::size_t>(p);
-            auto y = load(b, r, inputs[k]);
-            auto probe = load(b, r, "probe.R." + outputs[k]);
-            std::vector<tensor<B, double>> out, dy;
-            for (std::size_t l = 0; l < layers; ++l)
-                out.push_back(adapter.forward(layer_slice(y, l, {nb, len, d}),
-                                              gen.forward(z, l, p, gctx[k * layers + l]), actx[k * layers + l]));
-            for (std::size_t l = 0; l < layers; ++l) {
-                auto ga = adapter.backward(layer_slice(probe, l, {nb, len, d}), actx[k * layers + l]);
-                dy.push_back(ga.input);
-                auto g = gen.backward(ga.weights, gctx[k * layers + l]);
-                b.axpy(g.size(), 1.0, g.data(), dz_all.data());
+BOOST_AUTO_TEST_CASE_TEMPLATE(generator_and_adapter_match_reference, B, cpu_backends) {
+    for (const auto& path : module_files({"hyperformer_adapter", "hyperformerpp_adapter"}))
+        for (bool shared_weights : {true, false}) {
+            B b;
+            const golden g(path);
+            g.require_meta_mentions("source", "::MetaLayersAdapterController.forward");
+            const auto& r = g.reader();
+            comparison cmp(label<B>(g) + (shared_weights ? " shared weights" : " per-example weights"));
+            const auto cfg = file_config(g);
+            const auto act = g.meta_field<std::string>("config", "non_linearity");
+            if (act != "gelu_new") g.fail("__metadata__ config non_linearity '" + act + "': only gelu_new is implemented");
+            // ff_inputs / sa_inputs [n_layers, B, L, d]; the adapter's norm eps from the maths line
+            // (F.layer_norm's default, "eps=1e-5").
+            const std::size_t layers = g.dim("input.ff_inputs", 0), nb = g.dim("input.ff_inputs", 1),
+                              len = g.dim("input.ff_inputs", 2), d = g.dim("input.ff_inputs", 3),
+                              dz = g.dim("input.task_embedding", 0);
+            if (layers > cfg.layers) g.fail("input.ff_inputs has more layers than param.layer_id_embeddings.weight");
+            hyperformer_hypernet<B, double> gen(b, cfg);
+            hyperformer_adapter<B, double> adapter(b, d, cfg.bottleneck(), "",
+                                                   {.pre_layer_norm = cfg.pre_layer_norm,
+                                                    .post_layer_norm = cfg.post_layer_norm,
+                                                    .layer_norm_eps = g.meta_option_number({"maths"}, "eps")});
+            load_parameters(b, r, gen);
+            auto z1 = load(b, r, "input.task_embedding").reshaped({1, dz});
+            auto z = shared_weights ? z1 : concat(b, std::vector<tensor<B, double>>(nb, z1)).reshaped({nb, dz});
+            const std::string inputs[] = {"input.ff_inputs", "input.sa_inputs"};
+            const std::string outputs[] = {"feed_forward", "self_attention"};
+            using GC = typename hyperformer_hypernet<B, double>::context;
+            using AC = typename hyperformer_adapter<B, double>::context;
+            std::vector<GC> gctx(2 * layers);
+            std::vector<AC> actx(2 * layers);
+            auto dz_all = tensor<B, double>::zeros(b, z.shape());
+            for (auto p : blocks) {
+                const auto k = static_cast<std::size_t>(p);
+                auto y = load(b, r, inputs[k]);
+                auto probe = load(b, r, "probe.R." + outputs[k]);
+                std::vector<tensor<B, double>> out, dy;
+                for (std::size_t l = 0; l < layers; ++l)
+                    out.push_back(adapter.forward(layer_slice(y, l, {nb, len, d}),
+                                                  gen.forward(z, l, p, gctx[k * layers + l]), actx[k * layers + l]));
+                for (std::size_t l = 0; l < layers; ++l) {
+                    auto ga = adapter.backward(layer_slice(probe, l, {nb, len, d}), actx[k * layers + l]);
+                    dy.push_back(ga.input);
+                    auto gr = gen.backward(ga.weights, gctx[k * layers + l]);
+                    b.axpy(gr.size(), 1.0, gr.data(), dz_all.data());
+                }
+                cmp.check(r, "output." + outputs[k], concat(b, out).reshaped({layers, nb, len, d}));
+                cmp.check(r, "grad." + inputs[k], concat(b, dy).reshaped({layers, nb, len, d}));
             }
-            cmp.check(r, "output." + outputs[k], concat(b, out).reshaped({layers, nb, len, d}));
-            cmp.check(r, "grad." + inputs[k], concat(b, dy).reshaped({layers, nb, len, d}));
+            auto dz_sum = tensor<B, double>::zeros(b, {dz});
+            b.accumulate_column_sums(z.shape()[0], dz, dz_all.data(), dz_sum.data());
+            cmp.check(r, "grad.input.task_embedding", dz_sum);
+            cmp.template check_parameter_gradients<B>(r, gen);
+            BOOST_TEST(cmp.tensors == g.output_and_gradient_count(), g.name());
         }
-        auto dz_sum = tensor<B, double>::zeros(b, {dz});
-        b.accumulate_column_sums(z.shape()[0], dz, dz_all.data(), dz_sum.data());
-        cmp.check(r, "grad.input.task_embedding", dz_sum);
-        cmp.template check_parameter_gradients<B>(r, gen);
-        BOOST_TEST(cmp.tensors == checked_tensor_count(r));
-    }
 }
 
 // ==== (b) finite-difference gradient checks ==========================================================

@@ -4,9 +4,7 @@
 #include <algorithm>
 #include <cmath>
 #include <filesystem>
-#include <fstream>
 #include <functional>
-#include <iterator>
 #include <map>
 #include <set>
 #include <string>
@@ -26,35 +24,56 @@ using namespace hyperadapt;
 using hyperadapt::io::safetensors_reader;
 using hyperadapt::test::cpu_backends;
 using hyperadapt::test::random_tensor;
-namespace fs = std::filesystem;
 
 namespace {
 
 // ---- reference files ---------------------------------------------------------------------------------
-
-/// The reference files this test reads, copied from the shared data (README: copying is allowed) so the
-/// test does not depend on ../shared.
-fs::path reference_file(const std::string& name) {
-    return fs::path(HYPERADAPT_TEST_DATA_DIR) / "reference" / "pha" / (name + ".safetensors");
-}
-
-const std::vector<std::string> reference_files = {"pha_adapter_manual", "pha_adapter_generated", "pha_retriever", "pha_ins_ins_loss",
-                                                  "pha_pro_ins_loss",  "pha_param_generator", "pha_generator_adapter"};
+// Every golden file of a module in reference_dir() (tests/data/reference, or HYPERADAPT_REFERENCE_DIR); all
+// sizes and options come from the file (support/golden_file.hpp).
 
 using namespace hyperadapt::test::reference;
 
-/// "file [provider]": the reference tests run once per GEMM provider.
-template <class B>
-std::string label(const std::string& file) {
-    return file + " [" + B::gemm_provider::name + "]";
+/// The contrastive losses' temperature and weight: the metadata's "temperature: 0.1 (hard-coded: ...); result
+/// multiplied by 0.1 inside the method".
+pha_contrastive_options contrastive_options_of(const golden& g) {
+    pha_contrastive_options o;
+    o.temperature = g.meta_number_after("temperature", "");
+    o.weight = g.meta_number_after("temperature", "multiplied by");
+    return o;
 }
 
-/// Counts the file's output.* and grad.* tensors, so a test cannot skip one silently.
-std::size_t checked_tensor_count(const safetensors_reader& r) {
-    std::size_t n = 0;
-    for (const auto& e : r.entries())
-        if (e.name.rfind("output.", 0) == 0 || e.name.rfind("grad.", 0) == 0) ++n;
-    return n;
+/// The ParameterGenerator's sizes, all from the parameter shapes; its LayerNorm eps from the maths line.
+prototypical_hypernet_config hypernet_config_of(const golden& g) {
+    prototypical_hypernet_config c;
+    c.condition = g.dim("input.hidden_inputs", 1);
+    c.layers = g.dim("param.layer_embed.weight", 0);
+    c.layer_embedding = g.dim("param.layer_embed.weight", 1);
+    c.hidden = g.dim("param.decoder.linear1.weight", 0);
+    c.projection = g.dim("param.decoder.linear2.weight", 0);
+    c.features = g.dim("param.decoder.bias_up.weight", 0);
+    c.bottleneck = g.dim("param.decoder.bias_down.weight", 0);
+    if (g.has_meta("maths")) {
+        c.layer_norm_eps = g.meta_number_after("maths", "eps");
+    } else {
+        // The generator-and-adapter files restate only the sizes; the eps is the ParameterGenerator's
+        // hard-coded nn.LayerNorm(..., eps=1e-6), which pha_param_generator's maths line records.
+        BOOST_TEST_MESSAGE(g.name() << ": no maths line; the ParameterGenerator's hard-coded LayerNorm eps "
+                                    << c.layer_norm_eps);
+    }
+    if (g.has_meta("options")) {  // "d=12, r=4, num_hidden_layers=3": must agree with the shapes
+        BOOST_TEST(g.meta_option_number({"options"}, "d") == static_cast<double>(c.features), g.name());
+        BOOST_TEST(g.meta_option_number({"options"}, "r") == static_cast<double>(c.bottleneck), g.name());
+        BOOST_TEST(g.meta_option_number({"options"}, "num_hidden_layers") == static_cast<double>(c.layers), g.name());
+    }
+    return c;
+}
+
+/// PHA's AdapterLayer returns A(x) (no residual) as the maths line says; a file of a residual adapter must say
+/// "x + ".
+task_adapter_options adapter_options_of(const golden& g, bool own_weights) {
+    if (!g.meta_mentions("maths", "no residual"))
+        g.fail("__metadata__ key 'maths' does not say 'no residual' (only PHA's residual-free AdapterLayer is read)");
+    return {.own_weights = own_weights, .residual = false};
 }
 
 // ---- helpers -----------------------------------------------------------------------------------------
@@ -89,99 +108,110 @@ void expect_shape_error(const std::function<void()>& f, const std::string& modul
 // ==== (a) agreement with the authors' code ============================================================
 
 BOOST_AUTO_TEST_CASE(reference_copies_match_the_shared_data) {
-    const fs::path shared = fs::path(hyperadapt::test::shared_data_dir()) / "reference";
-    for (const auto& name : reference_files) {
-        const auto copy = reference_file(name);
-        BOOST_TEST_REQUIRE(fs::exists(copy), copy);
-        const auto original = shared / (name + ".safetensors");
-        if (!fs::exists(original)) {
-            BOOST_TEST_MESSAGE("SKIPPED comparing " << name << ": shared data not found at " << shared);
-            continue;
+    check_repository_copies({"pha_"});
+}
+
+// pha_adapter_*: the adapter with its own weights (param.adapter_down_manual.*) or with generated ones
+// (input.dw, ...), as the file's tensors say.
+BOOST_AUTO_TEST_CASE_TEMPLATE(adapter_matches_reference, B, cpu_backends) {
+    for (const auto& path : module_files({"pha_adapter_"})) {
+        B b;
+        const golden g(path);
+        g.require_meta_mentions("source", "AdapterLayer");
+        const auto& r = g.reader();
+        comparison cmp(label<B>(g));
+        const std::size_t d = g.dim("input.x", -1);
+        typename task_adapter<B, double>::context ctx;
+        auto x = load(b, r, "input.x");
+        if (g.has("param.adapter_down_manual.weight")) {
+            task_adapter<B, double> m(b, d, g.dim("param.adapter_down_manual.weight", 0), "", adapter_options_of(g, true));
+            load_parameters(b, r, m);
+            cmp.check(r, "output.out", m.forward(x, ctx));
+            cmp.check(r, "grad.input.x", m.backward(load(b, r, "probe.R"), ctx));
+            cmp.template check_parameter_gradients<B>(r, m);
+        } else if (g.has("input.dw")) {
+            task_adapter<B, double> m(b, d, g.dim("input.db", -1), "", adapter_options_of(g, false));
+            adapter_weights<B, double> w{load(b, r, "input.dw"), load(b, r, "input.db"), load(b, r, "input.uw"),
+                                         load(b, r, "input.ub")};
+            cmp.check(r, "output.out", m.forward(x, w, ctx));
+            auto gr = m.backward_generated(load(b, r, "probe.R"), ctx);
+            cmp.check(r, "grad.input.x", gr.input);
+            cmp.check(r, "grad.input.dw", gr.weights.down_weight);
+            cmp.check(r, "grad.input.db", gr.weights.down_bias);
+            cmp.check(r, "grad.input.uw", gr.weights.up_weight);
+            cmp.check(r, "grad.input.ub", gr.weights.up_bias);
+        } else {
+            g.fail("neither param.adapter_down_manual.weight (own weights) nor input.dw (generated weights)");
         }
-        auto bytes = [](const fs::path& p) {
-            std::ifstream in(p, std::ios::binary);
-            return std::vector<char>(std::istreambuf_iterator<char>(in), {});
-        };
-        BOOST_TEST((bytes(copy) == bytes(original)), name << ": the copy differs from " << original);
+        BOOST_TEST(cmp.tensors == g.output_and_gradient_count(), g.name());
     }
 }
 
-BOOST_AUTO_TEST_CASE_TEMPLATE(adapter_with_own_weights_matches_reference, B, cpu_backends) {
-    B b;
-    safetensors_reader r(reference_file("pha_adapter_manual"));
-    comparison cmp(label<B>("pha_adapter_manual"));
-    task_adapter<B, double> m(b, 16, 4, "");
-    load_parameters(b, r, m);
-    auto x = load(b, r, "input.x");
-    typename task_adapter<B, double>::context ctx;
-    cmp.check(r, "output.out", m.forward(x, ctx));
-    cmp.check(r, "grad.input.x", m.backward(load(b, r, "probe.R"), ctx));
-    cmp.template check_parameter_gradients<B>(r, m);
-    BOOST_TEST(cmp.tensors == checked_tensor_count(r));
-}
-
-BOOST_AUTO_TEST_CASE_TEMPLATE(adapter_with_generated_weights_matches_reference, B, cpu_backends) {
-    B b;
-    safetensors_reader r(reference_file("pha_adapter_generated"));
-    comparison cmp(label<B>("pha_adapter_generated"));
-    task_adapter<B, double> m(b, 16, 4, "", {.own_weights = false});
-    auto x = load(b, r, "input.x");
-    adapter_weights<B, double> w{load(b, r, "input.dw"), load(b, r, "input.db"), load(b, r, "input.uw"),
-                                 load(b, r, "input.ub")};
-    typename task_adapter<B, double>::context ctx;
-    cmp.check(r, "output.out", m.forward(x, w, ctx));
-    auto g = m.backward_generated(load(b, r, "probe.R"), ctx);
-    cmp.check(r, "grad.input.x", g.input);
-    cmp.check(r, "grad.input.dw", g.weights.down_weight);
-    cmp.check(r, "grad.input.db", g.weights.down_bias);
-    cmp.check(r, "grad.input.uw", g.weights.up_weight);
-    cmp.check(r, "grad.input.ub", g.weights.up_bias);
-    BOOST_TEST(cmp.tensors == checked_tensor_count(r));
-}
-
 BOOST_AUTO_TEST_CASE_TEMPLATE(retriever_matches_reference, B, cpu_backends) {
-    B b;
-    safetensors_reader r(reference_file("pha_retriever"));
-    comparison cmp(label<B>("pha_retriever"));
-    instance_retriever<B, double> m(b, 24, 128, 64, "mlp");
-    load_parameters(b, r, m);
-    auto h = load(b, r, "input.encoder_hidden_states");
-    const auto& me = r.at("input.encoder_attention_mask");
-    const auto mi = r.read<std::int32_t>(me);
-    const std::vector<std::uint8_t> mv(mi.begin(), mi.end());
-    auto mask = tensor<B, std::uint8_t>::from_host(b, me.to_shape(), mv);
-    typename instance_retriever<B, double>::context ctx;
-    cmp.check(r, "output.sample2", m.forward(h, mask, ctx));
-    cmp.check(r, "grad.input.encoder_hidden_states", m.backward(load(b, r, "probe.R"), ctx));
-    cmp.template check_parameter_gradients<B>(r, m);
-    BOOST_TEST(cmp.tensors == checked_tensor_count(r));
+    for (const auto& path : module_files({"pha_retriever"})) {
+        B b;
+        const golden g(path);
+        g.require_meta_mentions("source", "mean_pooling");
+        const auto& r = g.reader();
+        comparison cmp(label<B>(g));
+        instance_retriever<B, double> m(b, g.dim("param.mlp.0.weight", 1), g.dim("param.mlp.0.weight", 0),
+                                        g.dim("param.mlp.2.weight", 0), "mlp");
+        load_parameters(b, r, m);
+        auto h = load(b, r, "input.encoder_hidden_states");
+        const auto& me = r.at("input.encoder_attention_mask");
+        const auto mi = r.read<std::int32_t>(me);
+        const std::vector<std::uint8_t> mv(mi.begin(), mi.end());
+        auto mask = tensor<B, std::uint8_t>::from_host(b, me.to_shape(), mv);
+        typename instance_retriever<B, double>::context ctx;
+        cmp.check(r, "output.sample2", m.forward(h, mask, ctx));
+        cmp.check(r, "grad.input.encoder_hidden_states", m.backward(load(b, r, "probe.R"), ctx));
+        cmp.template check_parameter_gradients<B>(r, m);
+        BOOST_TEST(cmp.tensors == g.output_and_gradient_count(), g.name());
+    }
 }
 
 BOOST_AUTO_TEST_CASE_TEMPLATE(instance_loss_matches_reference, B, cpu_backends) {
-    B b;
-    safetensors_reader r(reference_file("pha_ins_ins_loss"));
-    comparison cmp(label<B>("pha_ins_ins_loss"));
-    pha_instance_loss<B, double> loss(b);
-    typename pha_instance_loss<B, double>::context ctx;
-    cmp.check_scalar(r, "output.loss", loss.forward(load(b, r, "input.features"), load_ids(b, r, "input.indices"), ctx));
-    const double probe = r.read<double>(r.at("probe.R")).at(0);
-    cmp.check(r, "grad.input.features", loss.backward(ctx, probe));
-    BOOST_TEST(cmp.tensors == checked_tensor_count(r));
+    for (const auto& path : module_files({"pha_ins_ins_loss"})) {
+        B b;
+        const golden g(path);
+        g.require_meta_mentions("source", "::T5Trainer._ins_ins_loss");
+        const auto& r = g.reader();
+        comparison cmp(label<B>(g));
+        pha_instance_loss<B, double> loss(b, contrastive_options_of(g));
+        typename pha_instance_loss<B, double>::context ctx;
+        cmp.check_scalar(r, "output.loss",
+                         loss.forward(load(b, r, "input.features"), load_ids(b, r, "input.indices"), ctx));
+        const double probe = r.read<double>(r.at("probe.R")).at(0);
+        cmp.check(r, "grad.input.features", loss.backward(ctx, probe));
+        BOOST_TEST(cmp.tensors == g.output_and_gradient_count(), g.name());
+    }
 }
 
 BOOST_AUTO_TEST_CASE_TEMPLATE(prototype_loss_matches_reference, B, cpu_backends) {
-    B b;
-    safetensors_reader r(reference_file("pha_pro_ins_loss"));
-    comparison cmp(label<B>("pha_pro_ins_loss"));
-    pha_prototype_loss<B, double> loss(b);
-    typename pha_prototype_loss<B, double>::context ctx;
-    cmp.check_scalar(r, "output.loss", loss.forward(load(b, r, "input.features"), load_ids(b, r, "input.indices"),
-                                                    load(b, r, "input.task_embed"), ctx));
-    const double probe = r.read<double>(r.at("probe.R")).at(0);
-    auto g = loss.backward(ctx, probe);
-    cmp.check(r, "grad.input.features", g.features);
-    cmp.check(r, "grad.input.task_embed", g.prototypes);
-    BOOST_TEST(cmp.tensors == checked_tensor_count(r));
+    for (const auto& path : module_files({"pha_pro_ins_loss"})) {
+        B b;
+        const golden g(path);
+        g.require_meta_mentions("source", "::T5Trainer._pro_ins_loss");
+        const auto& r = g.reader();
+        comparison cmp(label<B>(g));
+        auto o = contrastive_options_of(g);
+        // The authors subtract the positive prototype's term from the denominator; the maths line says so.
+        if (g.meta_mentions("maths", "excluded from the denominator"))
+            o.denominator = pha_denominator::exclude_positive;
+        else if (g.meta_mentions("maths", "standard denominator"))
+            o.denominator = pha_denominator::standard;
+        else
+            g.fail("__metadata__ key 'maths' does not say whether the positive prototype is excluded from the denominator");
+        pha_prototype_loss<B, double> loss(b, o);
+        typename pha_prototype_loss<B, double>::context ctx;
+        cmp.check_scalar(r, "output.loss", loss.forward(load(b, r, "input.features"), load_ids(b, r, "input.indices"),
+                                                        load(b, r, "input.task_embed"), ctx));
+        const double probe = r.read<double>(r.at("probe.R")).at(0);
+        auto gr = loss.backward(ctx, probe);
+        cmp.check(r, "grad.input.features", gr.features);
+        cmp.check(r, "grad.input.task_embed", gr.prototypes);
+        BOOST_TEST(cmp.tensors == g.output_and_gradient_count(), g.name());
+    }
 }
 
 namespace {
@@ -204,68 +234,83 @@ tensor<B, double> stack(B& b, const std::vector<tensor<B, double>>& parts, shape
 }  // namespace
 
 BOOST_AUTO_TEST_CASE_TEMPLATE(pha_hypernet_matches_reference, B, cpu_backends) {
-    B b;
-    safetensors_reader r(reference_file("pha_param_generator"));
-    comparison cmp(label<B>("pha_param_generator"));
-    pha_hypernet<B, double> m(b, pha_hypernet_config(12, 4, 3));
-    load_parameters(b, r, m);
-    auto k = load(b, r, "input.hidden_inputs");
-    const std::size_t nb = 4, layers = 3;
-    std::vector<typename pha_hypernet<B, double>::context> ctx(layers);
-    std::vector<adapter_weights<B, double>> w;
-    for (std::size_t l = 0; l < layers; ++l) w.push_back(m.forward(k, l, ctx[l]));
-    auto all = [&](auto member, std::size_t width) {
-        std::vector<tensor<B, double>> parts;
-        for (auto& x : w) parts.push_back(x.*member);
-        return stack(b, parts, {layers, nb, width});
-    };
-    using W = adapter_weights<B, double>;
-    cmp.check(r, "output.weight_up", all(&W::up_weight, 48));
-    cmp.check(r, "output.weight_down", all(&W::down_weight, 48));
-    cmp.check(r, "output.bias_up", all(&W::up_bias, 12));
-    cmp.check(r, "output.bias_down", all(&W::down_bias, 4));
-    auto ru = load(b, r, "probe.R.weight_up"), rd = load(b, r, "probe.R.weight_down"), rbu = load(b, r, "probe.R.bias_up"),
-         rbd = load(b, r, "probe.R.bias_down");
-    auto dk = tensor<B, double>::zeros(b, {nb, 64});
-    for (std::size_t l = 0; l < layers; ++l) {
-        W dw{layer_slice(rd, l, {nb, 48}), layer_slice(rbd, l, {nb, 4}), layer_slice(ru, l, {nb, 48}),
-             layer_slice(rbu, l, {nb, 12})};
-        auto g = m.backward(dw, ctx[l]);
-        b.axpy(g.size(), 1.0, g.data(), dk.data());
+    for (const auto& path : module_files({"pha_param_generator"})) {
+        B b;
+        const golden g(path);
+        g.require_meta_mentions("source", "::ParameterGenerator.forward");
+        const auto& r = g.reader();
+        comparison cmp(label<B>(g));
+        const auto cfg = hypernet_config_of(g);
+        pha_hypernet<B, double> m(b, cfg);
+        load_parameters(b, r, m);
+        auto k = load(b, r, "input.hidden_inputs");
+        const std::size_t nb = g.dim("input.hidden_inputs", 0), layers = cfg.layers, dr = cfg.features * cfg.bottleneck;
+        std::vector<typename pha_hypernet<B, double>::context> ctx(layers);
+        std::vector<adapter_weights<B, double>> w;
+        for (std::size_t l = 0; l < layers; ++l) w.push_back(m.forward(k, l, ctx[l]));
+        auto all = [&](auto member, std::size_t width) {
+            std::vector<tensor<B, double>> parts;
+            for (auto& x : w) parts.push_back(x.*member);
+            return stack(b, parts, {layers, nb, width});
+        };
+        using W = adapter_weights<B, double>;
+        cmp.check(r, "output.weight_up", all(&W::up_weight, dr));
+        cmp.check(r, "output.weight_down", all(&W::down_weight, dr));
+        cmp.check(r, "output.bias_up", all(&W::up_bias, cfg.features));
+        cmp.check(r, "output.bias_down", all(&W::down_bias, cfg.bottleneck));
+        auto ru = load(b, r, "probe.R.weight_up"), rd = load(b, r, "probe.R.weight_down"),
+             rbu = load(b, r, "probe.R.bias_up"), rbd = load(b, r, "probe.R.bias_down");
+        auto dk = tensor<B, double>::zeros(b, k.shape());
+        for (std::size_t l = 0; l < layers; ++l) {
+            W dw{layer_slice(rd, l, {nb, dr}), layer_slice(rbd, l, {nb, cfg.bottleneck}), layer_slice(ru, l, {nb, dr}),
+                 layer_slice(rbu, l, {nb, cfg.features})};
+            auto gr = m.backward(dw, ctx[l]);
+            b.axpy(gr.size(), 1.0, gr.data(), dk.data());
+        }
+        cmp.check(r, "grad.input.hidden_inputs", dk);
+        cmp.template check_parameter_gradients<B>(r, m);
+        BOOST_TEST(cmp.tensors == g.output_and_gradient_count(), g.name());
     }
-    cmp.check(r, "grad.input.hidden_inputs", dk);
-    cmp.template check_parameter_gradients<B>(r, m);
-    BOOST_TEST(cmp.tensors == checked_tensor_count(r));
 }
 
 BOOST_AUTO_TEST_CASE_TEMPLATE(pha_hypernet_and_adapter_match_reference, B, cpu_backends) {
-    B b;
-    safetensors_reader r(reference_file("pha_generator_adapter"));
-    comparison cmp(label<B>("pha_generator_adapter"));
-    const std::size_t nb = 4, layers = 3, len = 5, d = 12;
-    pha_hypernet<B, double> gen(b, pha_hypernet_config(d, 4, layers));
-    task_adapter<B, double> adapter(b, d, 4, "", {.own_weights = false});
-    load_parameters(b, r, gen);
-    auto k = load(b, r, "input.hidden_inputs");
-    auto x = load(b, r, "input.x");
-    auto probe = load(b, r, "probe.R");
-    std::vector<typename pha_hypernet<B, double>::context> gctx(layers);
-    std::vector<typename task_adapter<B, double>::context> actx(layers);
-    std::vector<tensor<B, double>> out, dx;
-    auto dk = tensor<B, double>::zeros(b, {nb, 64});
-    for (std::size_t l = 0; l < layers; ++l)
-        out.push_back(adapter.forward(layer_slice(x, l, {nb, len, d}), gen.forward(k, l, gctx[l]), actx[l]));
-    for (std::size_t l = 0; l < layers; ++l) {
-        auto ga = adapter.backward_generated(layer_slice(probe, l, {nb, len, d}), actx[l]);
-        dx.push_back(ga.input);
-        auto g = gen.backward(ga.weights, gctx[l]);
-        b.axpy(g.size(), 1.0, g.data(), dk.data());
+    for (const auto& path : module_files({"pha_generator_adapter"})) {
+        B b;
+        const golden g(path);
+        g.require_meta_mentions("source", "::ParameterGenerator.forward");
+        const auto& r = g.reader();
+        comparison cmp(label<B>(g));
+        const auto cfg = hypernet_config_of(g);
+        // x [n_layers, B, L, d]: one adapter input per generated layer.
+        const std::size_t layers = g.dim("input.x", 0), nb = g.dim("input.x", 1), len = g.dim("input.x", 2),
+                          d = g.dim("input.x", 3);
+        if (layers != cfg.layers || d != cfg.features)
+            g.fail("input.x " + io::shape_string(g.shape("input.x")) + " does not match the generator's " +
+                   std::to_string(cfg.layers) + " layers of width " + std::to_string(cfg.features));
+        pha_hypernet<B, double> gen(b, cfg);
+        task_adapter<B, double> adapter(b, d, cfg.bottleneck, "", {.own_weights = false});
+        load_parameters(b, r, gen);
+        auto k = load(b, r, "input.hidden_inputs");
+        auto x = load(b, r, "input.x");
+        auto probe = load(b, r, "probe.R");
+        std::vector<typename pha_hypernet<B, double>::context> gctx(layers);
+        std::vector<typename task_adapter<B, double>::context> actx(layers);
+        std::vector<tensor<B, double>> out, dx;
+        auto dk = tensor<B, double>::zeros(b, k.shape());
+        for (std::size_t l = 0; l < layers; ++l)
+            out.push_back(adapter.forward(layer_slice(x, l, {nb, len, d}), gen.forward(k, l, gctx[l]), actx[l]));
+        for (std::size_t l = 0; l < layers; ++l) {
+            auto ga = adapter.backward_generated(layer_slice(probe, l, {nb, len, d}), actx[l]);
+            dx.push_back(ga.input);
+            auto gr = gen.backward(ga.weights, gctx[l]);
+            b.axpy(gr.size(), 1.0, gr.data(), dk.data());
+        }
+        cmp.check(r, "output.out", stack(b, out, {layers, nb, len, d}));
+        cmp.check(r, "grad.input.x", stack(b, dx, {layers, nb, len, d}));
+        cmp.check(r, "grad.input.hidden_inputs", dk);
+        cmp.template check_parameter_gradients<B>(r, gen);
+        BOOST_TEST(cmp.tensors == g.output_and_gradient_count(), g.name());
     }
-    cmp.check(r, "output.out", stack(b, out, {layers, nb, len, d}));
-    cmp.check(r, "grad.input.x", stack(b, dx, {layers, nb, len, d}));
-    cmp.check(r, "grad.input.hidden_inputs", dk);
-    cmp.template check_parameter_gradients<B>(r, gen);
-    BOOST_TEST(cmp.tensors == checked_tensor_count(r));
 }
 
 // ==== (b) finite-difference gradient checks ==========================================================
