@@ -406,3 +406,18 @@ BOOST_AUTO_TEST_CASE(writer_refuses_names_and_metadata_that_are_not_utf8) {
     });
     BOOST_TEST(dir.entries().empty());
 }
+
+BOOST_AUTO_TEST_CASE(json_summary_describes_without_printing_containers) {
+    BOOST_TEST(json_summary(nlohmann::json::parse(R"([[1], {"a": [2]}])")) == "an array of 2 elements");
+    BOOST_TEST(json_summary(nlohmann::json::parse(R"({"a": 1})")) == "an object of 1 members");
+    BOOST_TEST(json_summary(nlohmann::json(-3)) == "-3");
+    BOOST_TEST(json_summary(nlohmann::json("F32")) == "\"F32\"");
+    // A long string is cut at 60 characters, the mark inside the closing quote, escapes kept whole.
+    std::string escaped;
+    for (int i = 0; i < 60; ++i) escaped += "\\\"";
+    BOOST_TEST(json_summary(nlohmann::json(std::string(70, '"'))) == "\"" + escaped + "...\"");
+    // A cut through a UTF-8 sequence is printed, not thrown.
+    std::string accents = "a";
+    for (int i = 0; i < 40; ++i) accents += "\xC3\xA9";
+    BOOST_CHECK_NO_THROW((void)json_summary(nlohmann::json(accents)));
+}

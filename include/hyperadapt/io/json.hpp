@@ -31,8 +31,10 @@ inline constexpr int max_json_depth = 64;
         const auto& s = v.get_ref<const std::string&>();
         constexpr std::size_t max_chars = 60;
         if (s.size() <= max_chars) return v.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
-        return nlohmann::json(s.substr(0, max_chars)).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace)
-                   .insert(max_chars + 1, "...");
+        // The cut may split a UTF-8 sequence: "replace" prints it as U+FFFD instead of throwing.
+        std::string quoted =
+            nlohmann::json(s.substr(0, max_chars)).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+        return quoted.insert(quoted.size() - 1, "...");  // inside the closing quote
     }
     return v.dump();  // a number, boolean or null
 }
