@@ -1,6 +1,11 @@
 #define BOOST_TEST_MODULE layers_attention
 #include <boost/test/unit_test.hpp>
 
+#include <cmath>
+#include <cstdint>
+#include <limits>
+#include <vector>
+
 #include "hyperadapt/layers/attention.hpp"
 #include "hyperadapt/layers/encoder_layer.hpp"
 #include "hyperadapt/layers/feed_forward.hpp"
@@ -154,4 +159,66 @@ BOOST_AUTO_TEST_CASE(attention_rejects_bad_shapes_with_layer_name) {
         BOOST_TEST(msg.find("(2, 4)") != std::string::npos, msg);
     }
     BOOST_CHECK_THROW((self_attention<cpu, float>(b, 10, 3, 0.0f)), config_error);
+}
+
+// ---- NaN never hides ---------------------------------------------------------------------------------------
+BOOST_AUTO_TEST_CASE_TEMPLATE(attention_softmax_propagates_nan_and_never_reads_masked_keys, B, cpu_backends) {
+    B b;
+    const std::size_t batch = 2, heads = 1, tq = 4, tk = 5;
+    const double nan = std::numeric_limits<double>::quiet_NaN();
+    auto scores = random_tensor<B, double>(b, {batch, heads, tq, tk}, 7).to_host();
+    // batch 0 (key 4 is padding): row 0 all NaN, row 1 one NaN among the real keys, row 2 NaN only at the
+    // padded key, row 3 finite. batch 1: every key padded, row 0 all NaN.
+    for (std::size_t j = 0; j < tk; ++j) scores[0 * tk + j] = nan;
+    scores[1 * tk + 2] = nan;
+    scores[2 * tk + 4] = nan;
+    for (std::size_t j = 0; j < tk; ++j) scores[(tq + 0) * tk + j] = nan;
+    const std::vector<std::uint8_t> m{1, 1, 1, 1, 0, 0, 0, 0, 0, 0};
+    const auto mask = attention_mask<B>::from_host(b, {batch, tk}, m);
+    const auto run = [&](const std::vector<double>& s) {
+        const auto st = tensor<B, double>::from_host(b, {batch, heads, tq, tk}, s);
+        tensor<B, double> probs(b, st.shape());
+        b.attention_softmax_forward(batch, heads, tq, tk, 0.5, st.data(), static_cast<const double*>(nullptr),
+                                    mask.data(), probs.data());
+        return probs.to_host();
+    };
+    const auto p = run(scores);
+    for (std::size_t j = 0; j < tk; ++j) {
+        BOOST_TEST(std::isnan(p[0 * tk + j]), "all-NaN row, key " << j << ": " << p[0 * tk + j]);
+        BOOST_TEST(std::isnan(p[1 * tk + j]), "one NaN key, key " << j << ": " << p[1 * tk + j]);
+        BOOST_TEST(p[(tq + 0) * tk + j] == 0.0);  // fully masked: nothing is read
+    }
+    // A NaN at a padded key changes nothing: the row equals the same row with any finite value there.
+    auto finite = scores;
+    finite[2 * tk + 4] = 123.0;
+    const auto q = run(finite);
+    for (std::size_t j = 0; j < tk; ++j) BOOST_TEST(p[2 * tk + j] == q[2 * tk + j]);
+    BOOST_TEST(p[2 * tk + 4] == 0.0);
+    double sum = 0;
+    for (std::size_t j = 0; j < tk; ++j) sum += p[3 * tk + j];
+    BOOST_TEST(sum == 1.0, boost::test_tools::tolerance(1e-15));
+}
+
+BOOST_AUTO_TEST_CASE_TEMPLATE(nan_in_one_query_weight_reaches_every_output_of_its_head, B, cpu_backends) {
+    B b;
+    const std::size_t nb = 2, seq = 4, h = 8, heads = 2, d = h / heads;
+    self_attention<B, float> att(b, h, heads, 0.0f, "encoder.layer.1.attention.self");
+    rng_stream init(3);
+    att.initialize(init, 0.3f);
+    // Row d of the query weight is head 1's first query feature: every score of head 1 becomes NaN. The
+    // max shift used to drop NaN, so each such row passed for a fully masked one and head 1 output zeros.
+    const float nan = std::numeric_limits<float>::quiet_NaN();
+    b.copy_from_host(&nan, att.query_weight().value.data() + d * h + 1, 1);
+    const auto x = random_tensor<B, float>(b, {nb, seq, h}, 5);
+    const auto mask = make_mask(b, nb, seq, {4, 2});
+    typename self_attention<B, float>::context ctx;
+    const auto y = att.forward(x, mask, {}, ctx, run_mode::inference()).to_host();
+    for (std::size_t r = 0; r < nb * seq; ++r)
+        for (std::size_t c = 0; c < h; ++c) {
+            const float v = y[r * h + c];
+            if (c < d)
+                BOOST_TEST(std::isfinite(v), "head 0, row " << r << ", feature " << c << ": " << v);
+            else
+                BOOST_TEST(std::isnan(v), "head 1, row " << r << ", feature " << c << ": " << v);
+        }
 }

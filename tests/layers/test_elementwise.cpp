@@ -2,12 +2,14 @@
 #include <boost/test/unit_test.hpp>
 
 #include <cmath>
+#include <limits>
 #include <string>
 #include <vector>
 
 #include "hyperadapt/layers/activations.hpp"
 #include "hyperadapt/layers/dropout.hpp"
 #include "hyperadapt/layers/layer_norm.hpp"
+#include "hyperadapt/layers/pha/pha_ops.hpp"
 #include "hyperadapt/testing/gradcheck.hpp"
 #include "support/backends.hpp"
 
@@ -18,12 +20,15 @@ using hyperadapt::test::copy_parameters;
 using hyperadapt::test::to_double;
 
 namespace {
-/// Worst |f - d| / (|d| + 0.1): relative where values are O(1), absolute near zero.
+/// Worst |f - d| / (|d| + 0.1): relative where values are O(1), absolute near zero; NaN if any is NaN.
 double worst_relative(const std::vector<float>& f, const std::vector<double>& d) {
     BOOST_TEST_REQUIRE(f.size() == d.size());
     double worst = 0;
-    for (std::size_t i = 0; i < f.size(); ++i)
-        worst = std::max(worst, std::abs(static_cast<double>(f[i]) - d[i]) / (std::abs(d[i]) + 0.1));
+    for (std::size_t i = 0; i < f.size(); ++i) {
+        const double e = std::abs(static_cast<double>(f[i]) - d[i]) / (std::abs(d[i]) + 0.1);
+        if (e > worst || std::isnan(e)) worst = e;
+        if (std::isnan(worst)) break;
+    }
     return worst;
 }
 
@@ -214,4 +219,73 @@ BOOST_AUTO_TEST_CASE_TEMPLATE(float_and_double_forwards_agree, B, cpu_backends) 
         dropout<B, float> lf(b, 0.1f);
         BOOST_TEST(float_double_gap(lf, ld, x) < 1e-5);
     }
+}
+
+// ---- NaN never hides ---------------------------------------------------------------------------------------
+BOOST_AUTO_TEST_CASE_TEMPLATE(dropout_keeps_non_finite_values_at_dropped_positions, B, cpu_backends) {
+    // As PyTorch's x * mask: a dropped NaN or infinity is NaN, a dropped finite value is +0 (never -0, so
+    // finite results are bit-identical to before).
+    B b;
+    const std::size_t n = 4000;
+    const double nan = std::numeric_limits<double>::quiet_NaN(), inf = std::numeric_limits<double>::infinity();
+    auto xh = random_tensor<B, double>(b, {n}, 13).to_host();  // about half negative
+    for (std::size_t i = 0; i < n; i += 4) xh[i] = i % 8 ? nan : (i % 16 ? inf : -inf);
+    const auto x = tensor<B, double>::from_host(b, {n}, xh);
+    dropout<B, double> drop(b, 0.5);
+    typename dropout<B, double>::context ctx;
+    rng_stream rng(8);
+    const auto y = drop.forward(x, ctx, run_mode::train(rng)).to_host();
+    const auto dx = drop.backward(x, ctx).to_host();  // the same mask on a gradient
+    std::size_t dropped = 0;
+    for (std::size_t i = 0; i < n; ++i) {
+        if (i % 4 == 0) {
+            BOOST_TEST(!std::isfinite(y[i]), "element " << i << " of a non-finite input gave " << y[i]);
+            BOOST_TEST(!std::isfinite(dx[i]));
+            dropped += std::isnan(y[i]) && !std::isnan(xh[i]);  // infinity dropped: inf - inf
+        } else if (y[i] == 0.0) {
+            BOOST_TEST(!std::signbit(y[i]), "element " << i << ": a dropped " << xh[i] << " gave -0");
+            BOOST_TEST((dx[i] == 0.0 && !std::signbit(dx[i])));
+        }
+    }
+    BOOST_TEST(dropped > 0u);  // some infinities were dropped, and came out NaN rather than 0
+}
+
+BOOST_AUTO_TEST_CASE(pha_relu_keeps_nan_as_torch_does) {
+    cpu b;
+    const float nan = std::numeric_limits<float>::quiet_NaN();
+    const std::vector<float> xs{-1.0f, 0.0f, 2.0f, nan}, dys{1.0f, 2.0f, 3.0f, 4.0f};
+    const auto x = tensor<cpu, float>::from_host(b, {4}, xs);
+    const auto dy = tensor<cpu, float>::from_host(b, {4}, dys);
+    tensor<cpu, float> y(b, {4}), dx(b, {4});
+    pha_ops::relu_forward(b, 4, x.data(), y.data());
+    pha_ops::relu_backward(b, 4, x.data(), dy.data(), dx.data());
+    const auto yh = y.to_host(), dxh = dx.to_host();
+    BOOST_TEST(yh[0] == 0.0f);
+    BOOST_TEST(yh[1] == 0.0f);
+    BOOST_TEST(yh[2] == 2.0f);
+    BOOST_TEST(std::isnan(yh[3]));  // torch.relu(nan) is nan
+    BOOST_TEST(dxh[0] == 0.0f);
+    BOOST_TEST(dxh[1] == 0.0f);  // the subgradient 0 at 0
+    BOOST_TEST(dxh[2] == 3.0f);
+    BOOST_TEST(dxh[3] == 4.0f);  // torch's threshold_backward: x <= 0 is false for NaN, dy passes
+}
+
+BOOST_AUTO_TEST_CASE(layer_norm_gelu_and_tanh_propagate_nan_within_the_row) {
+    cpu b;
+    const float nan = std::numeric_limits<float>::quiet_NaN();
+    std::vector<float> xs(12, 0.5f);
+    for (std::size_t i = 0; i < 12; ++i) xs[i] = static_cast<float>(i) / 7.0f;
+    xs[5] = nan;  // row 1 of (3, 4)
+    const auto x = tensor<cpu, float>::from_host(b, {3, 4}, xs);
+    layer_norm<cpu, float> norm(b, 4, "ln");
+    norm.weight().value.fill(1.0f);
+    norm.bias().value.zero();
+    typename layer_norm<cpu, float>::context ctx;
+    const auto y = norm.forward(x, ctx, run_mode::inference()).to_host();
+    for (std::size_t i = 0; i < 12; ++i) BOOST_TEST(std::isnan(y[i]) == (i / 4 == 1), "element " << i);
+    tensor<cpu, float> g(b, {12}), t(b, {12});
+    b.gelu_forward(12, x.data(), g.data());
+    b.tanh_forward(12, x.data(), t.data());
+    BOOST_TEST(std::isnan(g.to_host()[5]));
+    BOOST_TEST(std::isnan(t.to_host()[5]));
 }

@@ -3,11 +3,13 @@
 
 #include <cmath>
 #include <cstdint>
+#include <limits>
 #include <string>
 #include <vector>
 
 #include "hyperadapt/loss/cross_entropy.hpp"
 #include "hyperadapt/loss/mse.hpp"
+#include "hyperadapt/loss/pha_contrastive.hpp"
 #include "hyperadapt/testing/gradcheck.hpp"
 #include "support/backends.hpp"
 
@@ -29,12 +31,15 @@ tensor<B, float> to_float(const tensor<B, double>& x) {
     return tensor<B, float>::from_host(x.backend(), x.shape(), f);
 }
 
-/// Worst |f - d| / (|d| + 0.1): relative where values are O(1), absolute near zero.
+/// Worst |f - d| / (|d| + 0.1): relative where values are O(1), absolute near zero; NaN if any is NaN.
 double worst_relative(const std::vector<float>& f, const std::vector<double>& d) {
     BOOST_TEST_REQUIRE(f.size() == d.size());
     double worst = 0;
-    for (std::size_t i = 0; i < f.size(); ++i)
-        worst = std::max(worst, std::abs(static_cast<double>(f[i]) - d[i]) / (std::abs(d[i]) + 0.1));
+    for (std::size_t i = 0; i < f.size(); ++i) {
+        const double e = std::abs(static_cast<double>(f[i]) - d[i]) / (std::abs(d[i]) + 0.1);
+        if (e > worst || std::isnan(e)) worst = e;
+        if (std::isnan(worst)) break;
+    }
     return worst;
 }
 
@@ -238,4 +243,64 @@ BOOST_AUTO_TEST_CASE_TEMPLATE(float_and_double_losses_agree, B, cpu_backends) {
         BOOST_TEST(std::abs(vf - vd) / vd < 1e-5);
         BOOST_TEST(worst_relative(lf.backward(cf).to_host(), ld.backward(cd).to_host()) < 1e-5);
     }
+}
+
+// ---- NaN never hides ---------------------------------------------------------------------------------------
+BOOST_AUTO_TEST_CASE_TEMPLATE(cross_entropy_is_nan_when_a_counted_row_has_a_nan_logit, B, cpu_backends) {
+    B b;
+    const double nan = std::numeric_limits<double>::quiet_NaN();
+    cross_entropy_loss<B, double> loss(b);
+    typename cross_entropy_loss<B, double>::context ctx;
+    for (const std::size_t where : {std::size_t{0}, std::size_t{2}, std::size_t{3}}) {  // first, middle, last
+        auto x = random_tensor<B, double>(b, {3, 4}, 21).to_host();
+        x[4 + where] = nan;  // row 1
+        const auto logits = tensor<B, double>::from_host(b, {3, 4}, x);
+        BOOST_TEST(std::isnan(loss.forward(logits, labels(b, {3}, {0, 1, 2}), ctx)), "NaN at class " << where);
+        const auto d = loss.backward(ctx).to_host();
+        for (std::size_t c = 0; c < 4; ++c) BOOST_TEST(std::isnan(d[4 + c]));
+        // The same row ignored: the loss and the other rows' gradients are those of the finite rows.
+        BOOST_TEST(std::isfinite(loss.forward(logits, labels(b, {3}, {0, -1, 2}), ctx)));
+        for (const double v : loss.backward(ctx).to_host()) BOOST_TEST(std::isfinite(v));
+    }
+    // Every logit of a row NaN: the max shift must not drop them all (it would give a -inf shift).
+    const auto all_nan = tensor<B, double>::filled(b, {1, 3}, nan);
+    BOOST_TEST(std::isnan(loss.forward(all_nan, labels(b, {1}, {1}), ctx)));
+}
+
+BOOST_AUTO_TEST_CASE(mse_is_nan_when_a_prediction_is_nan) {
+    cpu b;
+    mse_loss<cpu, double> loss(b);
+    mse_loss<cpu, double>::context ctx;
+    const std::vector<double> p{0.5, std::numeric_limits<double>::quiet_NaN(), 1.5}, t{1.0, 1.0, 1.0};
+    BOOST_TEST(std::isnan(loss.forward(tensor<cpu, double>::from_host(b, {3}, p),
+                                       tensor<cpu, double>::from_host(b, {3}, t), ctx)));
+    const auto d = loss.backward(ctx).to_host();
+    BOOST_TEST(std::isfinite(d[0]));
+    BOOST_TEST(std::isnan(d[1]));
+}
+
+BOOST_AUTO_TEST_CASE(pha_contrastive_losses_are_nan_when_an_embedding_is_nan) {
+    cpu b;
+    const float nan = std::numeric_limits<float>::quiet_NaN();
+    auto f = random_tensor<cpu, float>(b, {4, 6}, 31).to_host();
+    const auto k = random_tensor<cpu, float>(b, {2, 6}, 32);
+    const auto tasks = labels(b, {4}, {0, 1, 0, 1});
+    pha_instance_loss<cpu, float> ins(b);
+    pha_prototype_loss<cpu, float> pro(b);
+    pha_instance_loss<cpu, float>::context ci;
+    pha_prototype_loss<cpu, float>::context cp;
+    BOOST_TEST(std::isfinite(ins.forward(tensor<cpu, float>::from_host(b, {4, 6}, f), tasks, ci)));
+    f[2 * 6 + 3] = nan;  // example 2
+    const auto features = tensor<cpu, float>::from_host(b, {4, 6}, f);
+    BOOST_TEST(std::isnan(ins.forward(features, tasks, ci)));
+    BOOST_TEST(std::isnan(pro.forward(features, tasks, k, cp)));
+    std::size_t nans = 0;
+    for (const float v : pro.backward(cp).features.to_host()) nans += std::isnan(v);
+    BOOST_TEST(nans >= 6u);  // at least example 2's row
+    // A NaN prototype that only sits in other rows' denominators still reaches their losses.
+    auto kh = k.to_host();
+    kh[1 * 6] = nan;
+    const auto finite = random_tensor<cpu, float>(b, {4, 6}, 33);
+    BOOST_TEST(std::isnan(pro.forward(finite, labels(b, {4}, {0, 0, 0, 0}), tensor<cpu, float>::from_host(b, {2, 6}, kh),
+                                      cp)));
 }

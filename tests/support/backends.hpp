@@ -30,9 +30,14 @@ tensor<B, T> random_tensor(B& b, shape s, std::uint64_t seed, T lo = T(-1), T hi
     return t;
 }
 
+/// NaN when any difference is NaN (std::max would drop it, and a NaN output would pass a tolerance check).
 inline double max_abs_diff(const std::vector<double>& a, const std::vector<double>& b) {
     double m = 0;
-    for (std::size_t i = 0; i < a.size(); ++i) m = std::max(m, std::abs(a[i] - b[i]));
+    for (std::size_t i = 0; i < a.size(); ++i) {
+        const double d = std::abs(a[i] - b[i]);
+        if (d > m || std::isnan(d)) m = d;
+        if (std::isnan(m)) break;
+    }
     return m;
 }
 

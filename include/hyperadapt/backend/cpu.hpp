@@ -365,7 +365,9 @@ public:
     /// given probability exactly 0.
     ///   scores, probs: (batch, heads, tq, tk);  bias: (batch, tq, tk) shared by all heads, or null;
     ///   key_mask: (batch, tk), 1 = real token, 0 = padding, or null.
-    /// A row whose keys are all masked gets all-zero probabilities.
+    /// A row whose keys are all masked gets all-zero probabilities. A NaN among a row's unmasked logits makes
+    /// the whole row NaN, as PyTorch's softmax (the max shift takes it up: std::max would drop it, and an
+    /// all-NaN row would pass for a fully masked one). Masked keys are never read, so padding stays invisible.
     template <class T>
     void attention_softmax_forward(std::size_t batch, std::size_t heads, std::size_t tq, std::size_t tk, T scale,
                                    const T* scores, const T* bias, const std::uint8_t* key_mask, T* probs) {
@@ -382,7 +384,7 @@ public:
             for (std::size_t j = 0; j < tk; ++j) {
                 const T v = scale * s[j] + (br ? br[j] : T(0));
                 p[j] = v;
-                if (!km || km[j]) mx = std::max(mx, v);
+                if ((!km || km[j]) && (v > mx || std::isnan(v))) mx = v;  // a NaN, once in, stays
             }
             if (mx == -std::numeric_limits<T>::infinity()) {
                 std::fill_n(p, tk, T(0));
@@ -434,7 +436,7 @@ public:
                                T* probs, T* losses) {
         for (std::size_t r = 0; r < rows; ++r) {
             const auto lr = carr(logits + r * classes, classes);
-            const T mx = lr.maxCoeff();
+            const T mx = lr.template maxCoeff<Eigen::PropagateNaN>();  // a NaN logit makes the row's loss NaN
             auto pr = arr(probs + r * classes, classes);
             pr = (lr - mx).exp();
             const T z = pr.sum();
@@ -512,13 +514,15 @@ private:
         }
     }
 
+    /// A dropped element is x - x: +0 for a finite x, NaN for NaN or infinity, as PyTorch's x * mask; a
+    /// dropped-out NaN does not vanish.
     template <class T>
     void apply_dropout(std::size_t n, T p, std::uint64_t seed, std::uint64_t offset, const T* x, T* y) {
         const T keep_scale = T(1) / (T(1) - p);
         const float pf = static_cast<float>(p);
         for_chunks(n, [&](std::size_t i0, std::size_t len) {
             for (std::size_t i = i0; i < i0 + len; ++i)
-                y[i] = detail::uniform01(seed, offset + i) >= pf ? x[i] * keep_scale : T(0);
+                y[i] = detail::uniform01(seed, offset + i) >= pf ? x[i] * keep_scale : x[i] - x[i];
         });
     }
 

@@ -549,7 +549,8 @@ public:
         if (dbeta) add_column_partials(split.chunks, cols, partial_beta, dbeta, true);
     }
     /// Attention probabilities: probs = softmax(scale * scores + bias) over the key axis, masked keys get
-    /// probability exactly 0, a row whose keys are all masked gets all zeros.
+    /// probability exactly 0, a row whose keys are all masked gets all zeros, a NaN among a row's unmasked
+    /// logits makes the whole row NaN (as the CPU backend and PyTorch).
     ///   scores, probs: (batch, heads, tq, tk); bias: (batch, tq, tk) or null; key_mask: (batch, tk) or null.
     template <class T>
     void attention_softmax_forward(std::size_t batch, std::size_t heads, std::size_t tq, std::size_t tk, T scale,

@@ -62,9 +62,11 @@ struct sum_op {
     template <class T>
     __device__ T operator()(T a, T b) const { return a + b; }
 };
+/// NaN-propagating: a NaN on either side wins (b > a alone would drop a NaN b, and a softmax row of NaNs
+/// would pass for a fully masked one).
 struct max_op {
     template <class T>
-    __device__ T operator()(T a, T b) const { return b > a ? b : a; }
+    __device__ T operator()(T a, T b) const { return (b > a || b != b) ? b : a; }
 };
 
 /// Reduces `v` over the block and returns the result to every thread. `scratch` holds max_warps values.
@@ -243,12 +245,13 @@ __global__ void tanh_backward(std::size_t n, const T* y, const T* dy, T* dx) {
     for (std::size_t i = thread_index(); i < n; i += thread_count()) dx[i] = dy[i] * (T(1) - y[i] * y[i]);
 }
 
-/// y = keep ? x * keep_scale : 0 with keep = uniform01(seed, offset + i) >= p: the CPU's mask, bit for bit.
+/// y = keep ? x * keep_scale : x - x with keep = uniform01(seed, offset + i) >= p: the CPU's mask, bit for bit
+/// (x - x: +0 for a finite x, NaN for NaN or infinity, as PyTorch's x * mask).
 template <class T>
 __global__ void dropout(std::size_t n, float p, T keep_scale, std::uint64_t seed, std::uint64_t offset,
                         const T* x, T* y) {
     for (std::size_t i = thread_index(); i < n; i += thread_count())
-        y[i] = uniform01(seed, offset + i) >= p ? x[i] * keep_scale : T(0);
+        y[i] = uniform01(seed, offset + i) >= p ? x[i] * keep_scale : x[i] - x[i];
 }
 
 /// x = lo + range * u, evaluated without contraction (as written).
@@ -358,7 +361,7 @@ __global__ void attention_softmax_forward(std::size_t batch, std::size_t heads, 
         for (std::size_t j = threadIdx.x; j < tk; j += blockDim.x) {
             const T v = scale * s[j] + (br ? br[j] : T(0));
             p[j] = v;
-            if (!km || km[j]) mx = v > mx ? v : mx;
+            if (!km || km[j]) mx = max_op{}(mx, v);
         }
         mx = block_reduce(mx, max_op{}, scratch);
         if (mx == negative_infinity<T>()) {  // every key masked: the same decision in every thread
@@ -417,7 +420,7 @@ __global__ void cross_entropy_forward(std::size_t rows, std::size_t classes, con
         const T* l = logits + r * classes;
         T* p = probs + r * classes;
         T mx = negative_infinity<T>();
-        for (std::size_t j = threadIdx.x; j < classes; j += blockDim.x) mx = l[j] > mx ? l[j] : mx;
+        for (std::size_t j = threadIdx.x; j < classes; j += blockDim.x) mx = max_op{}(mx, l[j]);
         mx = block_reduce(mx, max_op{}, scratch);
         T sum = T(0);
         for (std::size_t j = threadIdx.x; j < classes; j += blockDim.x) {

@@ -44,6 +44,9 @@ struct pha_contrastive_options {
 };
 
 namespace pha_detail {
+/// max(a, b) that keeps a NaN from either side (std::max(a, NaN) returns a), so a NaN similarity cannot
+/// drop out of the softmax's max shift.
+inline double propagating_max(double a, double b) noexcept { return b > a || std::isnan(b) ? b : a; }
 /// Row-normalises x (rows, cols) in place (F.normalize, eps 1e-12) and returns the norms used.
 inline std::vector<double> normalize_rows(std::vector<double>& x, std::size_t rows, std::size_t cols) {
     std::vector<double> n(rows);
@@ -123,7 +126,7 @@ public:
                 if (positives == 0) continue;
                 double mx = -std::numeric_limits<double>::infinity();
                 for (std::size_t k = 0; k < n; ++k)
-                    if (k != i) mx = std::max(mx, s[i * n + k]);
+                    if (k != i) mx = pha_detail::propagating_max(mx, s[i * n + k]);
                 double z = 0;
                 for (std::size_t k = 0; k < n; ++k)
                     if (k != i) z += std::exp(s[i * n + k] - mx);
@@ -226,7 +229,7 @@ public:
                 double v = 0;
                 for (std::size_t d = 0; d < dim; ++d) v += ctx.f[i * dim + d] * ctx.k[k * dim + d];
                 s[k] = v / options_.temperature;
-                if (!exclude || k != ti) mx = std::max(mx, s[k]);
+                if (!exclude || k != ti) mx = pha_detail::propagating_max(mx, s[k]);
             }
             double z = 0;
             for (std::size_t k = 0; k < nt; ++k)

@@ -66,6 +66,13 @@ prototype_match nearest_prototype(const pha_bert<B, T>& model, B& backend, std::
     }
     m.examples = examples.size();
     for (auto& s : m.similarity) s /= static_cast<double>(examples.size());
+    // std::max_element would pass over a NaN and retrieve some other prototype as if nothing were wrong.
+    for (std::size_t t = 0; t < nt; ++t)
+        if (!std::isfinite(m.similarity[t]))
+            throw error("nearest_prototype: the similarity to prototype " + std::to_string(t) + " is " +
+                        std::to_string(m.similarity[t]) + ": prototype " + std::to_string(t) +
+                        " or the retriever's embeddings of the examples are not finite (an anomaly_detector in "
+                        "the run_mode of pha_bert::instance_embeddings names the module)");
     m.task = static_cast<std::size_t>(std::max_element(m.similarity.begin(), m.similarity.end()) -
                                       m.similarity.begin());
     return m;

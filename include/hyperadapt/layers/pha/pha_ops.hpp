@@ -4,7 +4,8 @@
 // time), so adding relu_forward / relu_backward / gelu_new_* to a backend speeds these up without any change
 // here.
 //
-//   relu_forward / relu_backward   y = max(x, 0); dx = dy * [x > 0]. Without a backend primitive: a round
+//   relu_forward / relu_backward   y = max(x, 0) (NaN stays NaN); dx = dy where x is not <= 0 (torch's
+//                                  threshold_backward: a NaN x passes dy on). Without a backend primitive: a round
 //                                  trip through host memory (exact; a copy on the CPU backend, a transfer
 //                                  on CUDA).
 //   gelu_new_forward / _backward   HyperFormer's gelu_new (transformers 3.5.1):
@@ -34,12 +35,12 @@ void relu_forward(B& b, std::size_t n, const T* x, T* y) {
     } else {
         std::vector<T> h(n);
         b.copy_to_host(x, h.data(), n);
-        for (auto& v : h) v = v > T(0) ? v : T(0);
+        for (auto& v : h) v = v > T(0) || std::isnan(v) ? v : T(0);  // torch.relu(NaN) is NaN
         b.copy_from_host(h.data(), y, n);
     }
 }
 
-/// dx = dy * [x > 0] (the subgradient 0 at x = 0, as torch).
+/// dx = dy * [x > 0] (the subgradient 0 at x = 0, as torch; a NaN x passes dy on, as torch).
 template <elementwise_backend B, class T>
 void relu_backward(B& b, std::size_t n, const T* x, const T* dy, T* dx) {
     if (n == 0) return;
@@ -49,7 +50,7 @@ void relu_backward(B& b, std::size_t n, const T* x, const T* dy, T* dx) {
         std::vector<T> hx(n), hd(n);
         b.copy_to_host(x, hx.data(), n);
         b.copy_to_host(dy, hd.data(), n);
-        for (std::size_t i = 0; i < n; ++i) hd[i] = hx[i] > T(0) ? hd[i] : T(0);
+        for (std::size_t i = 0; i < n; ++i) hd[i] = hx[i] <= T(0) ? T(0) : hd[i];
         b.copy_from_host(hd.data(), dx, n);
     }
 }
