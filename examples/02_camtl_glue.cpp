@@ -231,6 +231,7 @@ int run(args& a) {
     }
     for (const auto& [label, r] : results) {
         print_result(label, r, s.backbone_params);
+        for (const auto& why : r.resume_skipped) std::printf("  resume passed over %s\n", why.c_str());
         if (r.resumed_from > 0) std::printf("  (resumed from the checkpoint of step %lld)\n", static_cast<long long>(r.resumed_from));
         if (r.skipped_steps > 0)
             std::printf("  %lld updates skipped for a non-finite loss or gradient (--skip-nonfinite)\n",

@@ -118,6 +118,12 @@ expect "02 non-finite loss names the step" 1 "train_multitask: step " "$b2" "${n
 expect "02 --skip-nonfinite counts the skipped steps" 0 "updates skipped for a non-finite loss or gradient" \
   "$b2" --sampler proportional --lr 1e6 --steps 8 --quiet --skip-nonfinite
 
+# ---- checkpoints: a fresh run refuses a folder that holds another run's, before training ----------------
+cases=$((cases + 1))
+"$b2" --steps 2 --checkpoint-every 1 --quiet --out ckpt_run >/dev/null 2>&1 || fail "first checkpointed run" "exit $?"
+expect "02 fresh run into a folder with checkpoints" 1 "already holds 2 checkpoint(s)" \
+  "$b2" --steps 2 --checkpoint-every 1 --quiet --out ckpt_run
+
 # ---- outputs: no shell, torn logs tolerated -----------------------------------------------------------
 cases=$((cases + 1))
 out="$(timeout 120 "$b2" --steps 2 --quiet --out 'run_$(touch INJECTED)' 2>&1)" || fail "--out with shell syntax" "exit $?: $out"

@@ -7,6 +7,7 @@
 #   usage: resume.sh PATH/02_camtl_glue WORK_DIR
 set -uo pipefail
 b2="$1" work="$2"
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 rm -rf "$work" && mkdir -p "$work" && cd "$work" || exit 1
 export OMP_NUM_THREADS=1 OMP_WAIT_POLICY=PASSIVE
 failed=0
@@ -27,4 +28,18 @@ for sampler in mtu proportional; do
     echo "ok: $sampler, steps 9..16 and the final dev scores equal byte for byte"
   fi
 done
+# A checkpoint that validates but holds a NaN (planted, checksum re-sealed) is passed over: the run resumes
+# from the one before, moves the poisoned file aside, and again matches the uninterrupted run.
+ck=cut_proportional/checkpoints/checkpoint-0000000016.safetensors
+poisoned="$(python3 "$here/poison_checkpoint.py" "$ck")" || { echo "FAIL: could not poison $ck"; exit 1; }
+rm cut_proportional/metrics.jsonl
+out="$("$b2" --sampler proportional --steps 16 --checkpoint-every 8 --quiet --out cut_proportional --resume)" ||
+  { echo "FAIL: resume past a poisoned checkpoint: $out"; exit 1; }
+if ! grep -q "parameter '$poisoned' holds a non-finite value" <<<"$out" || ! grep -q "of step 8)" <<<"$out"; then
+  echo "FAIL: the poisoned checkpoint was not passed over: $out"; failed=1
+elif [ "$(grep '"split":"train"' cut_proportional/metrics.jsonl)" != "$(grep '"split":"train"' whole_proportional/metrics.jsonl | tail -n 8)" ]; then
+  echo "FAIL: the run resumed past a poisoned checkpoint differs from the uninterrupted one"; failed=1
+else
+  echo "ok: a checkpoint holding a NaN in '$poisoned' was passed over"
+fi
 exit "$failed"

@@ -186,7 +186,7 @@ inline bool plot_dev_curves(const std::filesystem::path& log, const std::filesys
     }
     for (const auto& f : {script, image, errors}) std::filesystem::remove(f, ec);
     if (!failure.empty()) {
-        if (why) *why = failure;
+        if (why) *why = failure + (note.empty() ? "" : "; " + note);
         return false;
     }
     if (why) *why = note;

@@ -224,6 +224,14 @@ training_result train_multitask(Model& model, S& sampler, B& backend, std::span<
                 result.resume_skipped.push_back(e.what());
             }
         }
+        // The unusable checkpoints after the resumed step would block the saves to come (a folder holds one
+        // run's steps): they are renamed "<file>.unusable", out of the way but kept for inspection.
+        for (const auto& [s, f] : all)
+            if (s > first_step && first_step > 0) {
+                std::error_code ec;
+                std::filesystem::rename(f, f.string() + ".unusable", ec);
+                if (!ec) result.resume_skipped.push_back(f.string() + ": renamed to " + f.filename().string() + ".unusable");
+            }
         if (!all.empty() && first_step == 0) {  // checkpoints exist, none usable: starting over would hide it
             std::string why;
             for (const auto& w : result.resume_skipped) why += "\n  " + w;
@@ -235,6 +243,10 @@ training_result train_multitask(Model& model, S& sampler, B& backend, std::span<
                                        : "resume: no checkpoint in " + dir.path().string() + " yet, starting at step 0");
         }
     }
+
+    // A fresh run refuses a folder with another run's checkpoints now rather than at its first save.
+    if (!o.resume && o.checkpoint_every > 0 && !o.out_dir.empty())
+        checkpoint_directory(o.out_dir / "checkpoints").check_fresh_start();
 
     auto batch_tasks = [&](const std::vector<example_ref>& rows) {
         std::set<std::size_t> ids;
