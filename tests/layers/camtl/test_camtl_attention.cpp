@@ -299,6 +299,11 @@ BOOST_AUTO_TEST_CASE_TEMPLATE(zero_matrix_gives_beta_down_each_block, B, cpu_bac
 
 // ---- reference agreement --------------------------------------------------------------------------------
 
+BOOST_AUTO_TEST_CASE(reference_copies_match_the_shared_data) {
+    test::reference::check_repository_copies({"camtl_cbda", "camtl_self_attention", "camtl_bertlayer9", "camtl_layer9",
+                                              "camtl_adapterlayer9", "camtl_encoder"});
+}
+
 BOOST_AUTO_TEST_CASE(cbda_matches_reference) {
     for (const auto& path : module_files({"camtl_cbda"})) {
         cpu b;
