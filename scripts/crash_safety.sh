@@ -57,12 +57,19 @@ if [[ -z "$work" ]]; then
 fi
 mkdir -p "$work"
 
+# One thread: the model is tiny, and OpenMP threads spinning on a busy machine would only slow the trials.
+export OMP_NUM_THREADS=1
+
 fail() {
   echo "crash_safety.sh: FAIL: $*" >&2
   exit 1
 }
 
 now_ns() { date +%s%N; }
+
+# draw45: a 45-bit random number in r45 (from bash's seeded RANDOM, so a --seed repeats the choices).
+r45=0
+draw45() { r45=$(( (RANDOM << 30) | (RANDOM << 15) | RANDOM )); }
 
 # losses FILE: the "step N loss X" lines of a driver's output, in order.
 losses() { grep '^step ' "$1" || true; }
@@ -100,8 +107,8 @@ if [[ $full_disk -eq 2 ]]; then
   cmp -s "$disk/run/checkpoint-0000000008.safetensors" "$ref/checkpoint-0000000008.safetensors" ||
     fail "the resumed run's step-8 checkpoint differs from the reference"
   umount "$disk"
-  rm -rf "$disk" "$ref" "$work"/*.out "$work"/*.err  # on success only: a failure leaves everything for a look
   echo "full disk: save of step 8 failed with '$(tail -n 1 "$work/full.err")'; step 4 intact and loadable, no temporary file; resumed after remount, losses equal"
+  rm -rf "$disk" "$ref" "$work"/*.out "$work"/*.err  # on success only: a failure leaves everything for a look
   exit 0
 fi
 
@@ -141,10 +148,17 @@ for ((t = 1; t <= trials; ++t)); do
   rm -rf "$trial_dir"
   mkdir -p "$trial_dir"
   run="$trial_dir/run"
-  # A delay uniform over the reference run's wall time (30-bit random number, nanoseconds).
-  delay_ns=$(( ((RANDOM << 15) | RANDOM) % ref_ns ))
+  # The moment: once the run has printed a random number of losses (0 to steps-1), a random delay of up to
+  # two mean step times (the reference run's wall time over its steps, saves included). Tied to the run's
+  # progress rather than to the clock, the kills spread over the whole run even when the machine is busy.
+  after=$(( RANDOM % steps ))
+  draw45
+  delay_ns=$(( r45 % (2 * ref_ns / steps) ))
   "$driver" train --dir "$run" --steps "$steps" --every "$every" >"$trial_dir/killed.out" 2>"$trial_dir/killed.err" &
   pid=$!
+  while (( $(grep -c '^step ' "$trial_dir/killed.out" || true) < after )) && kill -0 "$pid" 2>/dev/null; do
+    sleep 0.002
+  done
   sleep "$(printf '%d.%09d' $((delay_ns / 1000000000)) $((delay_ns % 1000000000)))"
   kill -KILL "$pid" 2>/dev/null || true
   status=0
@@ -200,7 +214,8 @@ for ((t = 1; t <= trials; ++t)); do
   elif [[ ${#finals[@]} -gt 0 && $(( t % 2 )) -eq 0 ]]; then
     newest="${finals[-1]}"
     size=$(stat -c %s "$newest")
-    cut=$(( ((RANDOM << 15) | RANDOM) % size ))
+    draw45
+    cut=$(( r45 % size ))
     truncate -s "$cut" "$newest"
     torn+=("$newest")
     what="$(basename "$newest") truncated to $cut of $size bytes"
@@ -246,8 +261,8 @@ for ((t = 1; t <= trials; ++t)); do
   shopt -u nullglob
   stale_temporaries=$((stale_temporaries + ${#left[@]}))
 
-  printf 'trial %3d: killed after %4d ms, %d losses before the kill, resumed at step %d (%s)\n' \
-    "$t" $((delay_ns / 1000000)) "$(losses "$trial_dir/killed.out" | wc -l)" "$expect_step" "$what"
+  printf 'trial %3d: killed %3d ms after loss %2d, %2d losses before the kill, resumed at step %2d (%s)\n' \
+    "$t" $((delay_ns / 1000000)) "$after" "$(losses "$trial_dir/killed.out" | wc -l)" "$expect_step" "$what"
 done
 rm -rf "$trial_dir" "$ref"  # on success only: a failed trial leaves its folder and the reference for a look
 echo "crash_safety.sh: $trials/$trials trials passed in $(( ($(now_ns) - suite_start) / 1000000000 )) s (seed $seed):" \

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Installs the dependencies, builds everything (Release, Ninja) in build/ and runs the whole test suite.
+# Installs the dependencies, builds everything (Release, Ninja) in build/ and runs the whole test suite, then
+# the fuzz targets for 20 s each and a subset of the tests under ASan + UBSan (in build-sanitize/).
 # Exits non-zero on any failure. Extra CMake arguments may be passed in HYPERADAPT_CMAKE_ARGS, another build
 # folder in HYPERADAPT_BUILD_DIR, a job count in HYPERADAPT_JOBS (default: all cores).
 set -euo pipefail
@@ -32,3 +33,8 @@ cmake --build "$build" --parallel "$jobs"
 OMP_WAIT_POLICY=PASSIVE ctest --test-dir "$build" --output-on-failure --parallel "$jobs"
 # The libFuzzer targets of tests/fuzz, 20 s each on their corpora (skipped, visibly, where clang is missing).
 HYPERADAPT_FUZZ_BUILD_DIR="$build/fuzz" "$root/scripts/fuzz.sh" --seconds 20
+# The CI subset of the tests again with AddressSanitizer + UndefinedBehaviorSanitizer, in a second build folder
+# (scripts/sanitize.sh; docs/hardening.md says which tests and why). HYPERADAPT_SANITIZE_TESTS=all runs every
+# CPU test there, =none skips this step.
+HYPERADAPT_SANITIZE_BUILD_DIR="${build}-sanitize" HYPERADAPT_SANITIZE_TESTS="${HYPERADAPT_SANITIZE_TESTS:-ci}" \
+  HYPERADAPT_JOBS="$jobs" "$root/scripts/sanitize.sh"
