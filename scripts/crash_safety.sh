@@ -141,7 +141,7 @@ final_file="$(printf 'checkpoint-%010d.safetensors' "$final_step")"
 echo "reference run: $steps steps, a checkpoint every $every, $(( ref_ns / 1000000 )) ms, $(stat -c %s "$ref/$final_file") bytes per checkpoint"
 
 RANDOM=$seed
-mid_save=0 partial_moved=0 torn_skipped=0 finished_before_kill=0 fresh_restarts=0 stale_temporaries=0
+mid_save=0 during_writes=0 partial_moved=0 torn_skipped=0 finished_before_kill=0 fresh_restarts=0 stale_temporaries=0
 suite_start=$(now_ns)
 trial_dir="$work/trial"
 for ((t = 1; t <= trials; ++t)); do
@@ -197,6 +197,7 @@ for ((t = 1; t <= trials; ++t)); do
       what="$what, after its last write (fsync or rename)"
     else
       what="$what, during its writes"
+      during_writes=$((during_writes + 1))
     fi
     if (( mid_save % 2 == 1 )); then
       # Under its final name, a complete temporary file must load and a partial one must be skipped.
@@ -266,5 +267,6 @@ for ((t = 1; t <= trials; ++t)); do
 done
 rm -rf "$trial_dir" "$ref"  # on success only: a failed trial leaves its folder and the reference for a look
 echo "crash_safety.sh: $trials/$trials trials passed in $(( ($(now_ns) - suite_start) / 1000000000 )) s (seed $seed):" \
-     "$mid_save kills inside a save ($partial_moved left a partial file), $torn_skipped torn files detected and skipped, $fresh_restarts fresh restarts," \
+     "$mid_save kills inside a save ($during_writes during its writes, $partial_moved of those moved under the final name)," \
+     "$torn_skipped torn files detected and skipped, $fresh_restarts fresh restarts," \
      "$finished_before_kill runs finished before the kill; $stale_temporaries stale temporary files still in the run folders at the end"
