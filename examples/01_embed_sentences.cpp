@@ -12,6 +12,10 @@
 // built-in sentences and checks the cosines against those transformers 4.40.2 gives for the same pipeline
 // (exit status 1 on a mismatch). DIR defaults to $HYPERADAPT_MODEL_DIR, else the folder
 // scripts/fetch_model.sh fills.
+//
+// A sentence whose embedding is not finite (a checkpoint with a NaN or infinite weight) is an error, never
+// printed: the batch is run again with an anomaly_detector (hyperadapt/nn/anomaly.hpp), and the message names
+// the first module whose output was not finite.
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
@@ -28,6 +32,7 @@
 #include "hyperadapt/backend/cpu.hpp"
 #include "hyperadapt/io/hf_checkpoint.hpp"
 #include "hyperadapt/models/bert.hpp"
+#include "hyperadapt/nn/anomaly.hpp"
 #include "hyperadapt/text/wordpiece.hpp"
 
 namespace ha = hyperadapt;
@@ -92,6 +97,25 @@ std::size_t max_seq_length(const std::filesystem::path& model_dir) {
                : 256;
 }
 
+/// Throws for sentence `index`, whose embedding is not finite, naming the first module of the model whose
+/// output was not (the batch runs again with an anomaly detector).
+[[noreturn]] void refuse_non_finite(const ha::bert_model<backend_t, float>& model,
+                                    const ha::tensor<backend_t, std::int32_t>& ids,
+                                    const ha::tensor<backend_t, std::int32_t>& types,
+                                    const ha::attention_mask<backend_t>& mask, std::size_t index,
+                                    const std::string& sentence) {
+    const std::string which = "sentence " + std::to_string(index + 1) + " (\"" + sentence.substr(0, 60) +
+                              (sentence.size() > 60 ? "..." : "") + "\") has a non-finite embedding";
+    ha::anomaly_detector detect;
+    typename ha::bert_model<backend_t, float>::context ctx;
+    try {
+        (void)model.forward(ids, types, mask, ctx, ha::run_mode::inference().detecting_anomalies(detect));
+    } catch (const ha::anomaly_error& e) {
+        throw std::runtime_error(which + ": " + e.what() + " (does the checkpoint hold a NaN or infinite weight?)");
+    }
+    throw std::runtime_error(which + ": every module's output was finite, the mean pooling overflowed");
+}
+
 /// Unit-length mean-pooled embeddings, (sentences, hidden) row-major.
 std::vector<float> embed(backend_t& b, const ha::bert_model<backend_t, float>& model,
                          const ha::text::bert_tokenizer& tok, const std::vector<std::string>& sentences,
@@ -106,11 +130,11 @@ std::vector<float> embed(backend_t& b, const ha::bert_model<backend_t, float>& m
         const auto enc = tok.encode_batch(texts, {.max_length = max_length,
                                                   .truncation = ha::text::truncation_strategy::longest_first,
                                                   .padding = ha::text::padding_strategy::longest});
+        const auto ids = ha::tensor<backend_t, std::int32_t>::from_host(b, enc.shape(), enc.input_ids);
+        const auto types = ha::tensor<backend_t, std::int32_t>::from_host(b, enc.shape(), enc.token_type_ids);
+        const auto mask = ha::attention_mask<backend_t>::from_host(b, enc.shape(), enc.attention_mask);
         typename ha::bert_model<backend_t, float>::context ctx;
-        const auto result = model.forward(ha::tensor<backend_t, std::int32_t>::from_host(b, enc.shape(), enc.input_ids),
-                                          ha::tensor<backend_t, std::int32_t>::from_host(b, enc.shape(), enc.token_type_ids),
-                                          ha::attention_mask<backend_t>::from_host(b, enc.shape(), enc.attention_mask),
-                                          ctx, ha::run_mode::inference());
+        const auto result = model.forward(ids, types, mask, ctx, ha::run_mode::inference());
         const auto h = result.last_hidden.to_host();  // (n, seq, hidden)
         for (std::size_t i = 0; i < n; ++i) {
             float* e = out.data() + (first + i) * hidden;
@@ -126,9 +150,12 @@ std::vector<float> embed(backend_t& b, const ha::bert_model<backend_t, float>& m
                 e[k] = static_cast<float>(e[k] / std::max(count, 1e-9));
                 norm += double(e[k]) * e[k];
             }
-            // sentence-transformers' Normalize: x / max(||x||, 1e-12).
+            // sentence-transformers' Normalize: x / max(||x||, 1e-12). A NaN norm stays NaN (std::max keeps
+            // its first argument), and is refused just below.
             const double scale = 1.0 / std::max(std::sqrt(norm), 1e-12);
             for (std::size_t k = 0; k < hidden; ++k) e[k] = static_cast<float>(e[k] * scale);
+            if (!std::isfinite(norm) || !std::isfinite(scale))
+                refuse_non_finite(model, ids, types, mask, first + i, sentences[first + i]);
         }
     }
     return out;
@@ -208,9 +235,14 @@ int main(int argc, char** argv) {
             print_matrix(c, n);
             double worst = 0;
             for (std::size_t i = 0; i < n; ++i)
-                for (std::size_t j = 0; j < n; ++j) worst = std::max(worst, std::abs(c[i * n + j] - demo_expected[i][j]));
+                for (std::size_t j = 0; j < n; ++j) {
+                    // Not std::max: it would drop a NaN difference and print OK for NaN cosines.
+                    const double d = std::abs(c[i * n + j] - demo_expected[i][j]);
+                    if (d > worst || std::isnan(d)) worst = d;
+                    if (std::isnan(worst)) break;
+                }
             // The expected values are printed to 6 decimals; float32 inference differs by ~1e-6 more.
-            const bool ok = worst <= 1e-5;
+            const bool ok = worst <= 1e-5;  // false for NaN
             std::printf("max |cosine - transformers| = %.2e: %s\n", worst, ok ? "OK" : "MISMATCH");
             return ok ? 0 : 1;
         }

@@ -16,6 +16,7 @@
 #include "hyperadapt/layers/dropout.hpp"
 #include "hyperadapt/layers/layer_norm.hpp"
 #include "hyperadapt/layers/linear.hpp"
+#include "hyperadapt/nn/anomaly.hpp"
 #include "hyperadapt/nn/layer.hpp"
 
 namespace hyperadapt {
@@ -37,6 +38,7 @@ public:
         typename dropout<B, T>::context drop;
         attention_mask<B> mask;
         bool has_bias = false;
+        anomaly_detector* anomaly = nullptr;  // the forward's run_mode::anomaly, for backward's checks
     };
     struct gradients {
         tensor<B, T> input;       // (B, T, H)
@@ -90,6 +92,7 @@ public:
         ctx.input = x;
         ctx.mask = mask;
         ctx.has_bias = !score_bias.empty();
+        ctx.anomaly = mode.anomaly;
         ctx.qkv = tensor<B, T>(*backend_, {nb, seq, 3 * h});
         backend_->gemm(transpose::no, transpose::yes, nb * seq, 3 * h, h, T(1), x.data(), h, qkv_weight_.data(), h,
                        T(0), ctx.qkv.data(), 3 * h);
@@ -110,6 +113,7 @@ public:
         // C_bh = P_bh V_bh, written head-interleaved into (seq, H)
         gemm_per_example_and_head(transpose::no, transpose::no, seq, d, seq, T(1), ctx.dropped.data(), seq, in_scores,
                                   ctx.qkv.data() + 2 * h, 3 * h, in_qkv, T(0), out.data(), h, {sd(seq * h), sd(d)}, nb);
+        check_output(mode.anomaly, name_, "", out);
         return out;
     }
 
@@ -167,6 +171,8 @@ public:
         g.input = tensor<B, T>(*backend_, ctx.input.shape());  // dx = dQKV W_qkv
         backend_->gemm(transpose::no, transpose::no, rows, h, 3 * h, T(1), dqkv.data(), 3 * h, qkv_weight_.data(), h,
                        T(0), g.input.data(), h);
+        check_input_gradient(ctx.anomaly, name_, "", g.input);
+        if (ctx.has_bias) check_input_gradient(ctx.anomaly, name_, "", g.score_bias, "score-bias gradient");
         return g;
     }
 
@@ -228,6 +234,7 @@ public:
         typename linear<B, T>::context dense;
         typename dropout<B, T>::context drop;
         typename layer_norm<B, T>::context norm;
+        anomaly_detector* anomaly = nullptr;
     };
 
     attention_block(B& backend, std::size_t hidden, std::size_t heads, T attention_dropout, T hidden_dropout,
@@ -254,13 +261,18 @@ public:
         tensor<B, T> y = drop_.forward(dense_.forward(a, ctx.dense, mode), ctx.drop, mode);
         tensor<B, T> sum(*backend_, x.shape());
         backend_->add(x.size(), x.data(), y.data(), sum.data());
-        return norm_.forward(sum, ctx.norm, mode);
+        tensor<B, T> out = norm_.forward(sum, ctx.norm, mode);
+        ctx.anomaly = mode.anomaly;
+        check_output(mode.anomaly, name_, "output", out);  // Hugging Face's BertSelfOutput
+        return out;
     }
 
     /// Returns the input gradient; the score-bias gradient (if a bias was given) goes to *dbias.
     tensor<B, T> backward(const tensor<B, T>& dy, context& ctx, tensor<B, T>* dbias = nullptr) {
         tensor<B, T> dsum = norm_.backward(dy, ctx.norm);
+        check_input_gradient(ctx.anomaly, name_, "output", dsum);
         tensor<B, T> da = dense_.backward(drop_.backward(dsum, ctx.drop), ctx.dense);
+        check_input_gradient(ctx.anomaly, name_, "output", da);
         auto g = self_.backward(da, ctx.self);
         backend_->axpy(dsum.size(), T(1), dsum.data(), g.input.data());  // residual path
         if (dbias) *dbias = g.score_bias;

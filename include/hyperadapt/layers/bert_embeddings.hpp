@@ -8,6 +8,7 @@
 #include "hyperadapt/layers/dropout.hpp"
 #include "hyperadapt/layers/embedding.hpp"
 #include "hyperadapt/layers/layer_norm.hpp"
+#include "hyperadapt/nn/anomaly.hpp"
 #include "hyperadapt/nn/layer.hpp"
 
 namespace hyperadapt {
@@ -102,6 +103,7 @@ public:
         backend_->add_row_vector(batch, seq * hidden, position_.weight().value.data(), x.data());
 
         tensor<B, T> y = drop_.forward(norm_.forward(x, ctx.norm), ctx.drop, mode);
+        check_output(mode.anomaly, name_, "", y);
         ctx.batch = batch;
         ctx.seq = seq;
         ctx.ready = true;

@@ -7,6 +7,7 @@
 #include "hyperadapt/layers/dropout.hpp"
 #include "hyperadapt/layers/layer_norm.hpp"
 #include "hyperadapt/layers/linear.hpp"
+#include "hyperadapt/nn/anomaly.hpp"
 
 namespace hyperadapt {
 
@@ -23,6 +24,7 @@ public:
         typename linear<B, T>::context down;
         typename dropout<B, T>::context drop;
         typename layer_norm<B, T>::context norm;
+        anomaly_detector* anomaly = nullptr;
     };
 
     feed_forward(B& backend, std::size_t hidden, std::size_t intermediate, T hidden_dropout, T layer_norm_eps,
@@ -44,17 +46,23 @@ public:
     [[nodiscard]] const std::string& name() const noexcept { return name_; }
 
     tensor<B, T> forward(const tensor<B, T>& x, context& ctx, run_mode mode) const {
-        tensor<B, T> y = drop_.forward(down_.forward(act_.forward(up_.forward(x, ctx.up, mode), ctx.act, mode),
-                                                     ctx.down, mode),
-                                       ctx.drop, mode);
+        ctx.anomaly = mode.anomaly;
+        const tensor<B, T> inner = act_.forward(up_.forward(x, ctx.up, mode), ctx.act, mode);
+        check_output(mode.anomaly, name_, "intermediate", inner);  // Hugging Face's BertIntermediate
+        tensor<B, T> y = drop_.forward(down_.forward(inner, ctx.down, mode), ctx.drop, mode);
         backend_->add(x.size(), x.data(), y.data(), y.data());
-        return norm_.forward(y, ctx.norm, mode);
+        tensor<B, T> out = norm_.forward(y, ctx.norm, mode);
+        check_output(mode.anomaly, name_, "output", out);  // BertOutput
+        return out;
     }
 
     tensor<B, T> backward(const tensor<B, T>& dy, context& ctx) {
         tensor<B, T> dsum = norm_.backward(dy, ctx.norm);
-        tensor<B, T> dx = up_.backward(act_.backward(down_.backward(drop_.backward(dsum, ctx.drop), ctx.down), ctx.act),
-                                       ctx.up);
+        check_input_gradient(ctx.anomaly, name_, "output", dsum);
+        const tensor<B, T> dinner = down_.backward(drop_.backward(dsum, ctx.drop), ctx.down);
+        check_input_gradient(ctx.anomaly, name_, "output", dinner);
+        tensor<B, T> dx = up_.backward(act_.backward(dinner, ctx.act), ctx.up);
+        check_input_gradient(ctx.anomaly, name_, "intermediate", dx);
         backend_->axpy(dsum.size(), T(1), dsum.data(), dx.data());  // residual path
         return dx;
     }

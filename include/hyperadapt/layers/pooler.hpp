@@ -7,6 +7,7 @@
 #include "hyperadapt/core/shape.hpp"
 #include "hyperadapt/layers/activations.hpp"
 #include "hyperadapt/layers/linear.hpp"
+#include "hyperadapt/nn/anomaly.hpp"
 #include "hyperadapt/nn/layer.hpp"
 
 namespace hyperadapt {
@@ -26,6 +27,7 @@ public:
         /// Row index of each sequence's [CLS] token in the input seen as (batch * seq, hidden).
         tensor<B, std::int32_t> cls_rows;
         hyperadapt::shape input_shape;
+        anomaly_detector* anomaly = nullptr;
     };
 
     pooler(B& backend, std::size_t hidden, std::string name = "pooler")
@@ -47,7 +49,10 @@ public:
 
     tensor<B, T> forward(const tensor<B, T>& x, context& ctx, run_mode mode = {}) const {
         const tensor<B, T> cls = first_tokens(x, ctx);
-        return activation_.forward(dense_.forward(cls, ctx.dense, mode), ctx.activation, mode);
+        ctx.anomaly = mode.anomaly;
+        tensor<B, T> y = activation_.forward(dense_.forward(cls, ctx.dense, mode), ctx.activation, mode);
+        check_output(mode.anomaly, name_, "", y);
+        return y;
     }
 
     /// Forward without saving anything for backward.
@@ -63,6 +68,7 @@ public:
         const tensor<B, T> dcls = dense_.backward(activation_.backward(dy, ctx.activation), ctx.dense);
         auto dx = tensor<B, T>::zeros(*backend_, ctx.input_shape);
         backend_->scatter_add_rows(batch, hidden_, dcls.data(), ctx.cls_rows.data(), dx.data());
+        check_input_gradient(ctx.anomaly, name_, "", dx);
         return dx;
     }
 

@@ -55,6 +55,7 @@ public:
         typename bert_embeddings<B, T>::context embeddings;
         typename encoder<B, T>::context encoder;
         typename pooler<B, T>::context pooler;
+        anomaly_detector* anomaly = nullptr;
     };
     struct output {
         tensor<B, T> last_hidden;  // (batch, seq, hidden)
@@ -86,6 +87,7 @@ public:
     /// input_ids, token_type_ids (or empty = zeros), attention_mask (or empty = no padding): (batch, seq).
     output forward(const ids_type& input_ids, const ids_type& token_type_ids, const attention_mask<B>& mask,
                    context& ctx, run_mode mode) const {
+        ctx.anomaly = mode.anomaly;
         output out;
         out.last_hidden = encoder_.forward(embeddings_.forward(input_ids, token_type_ids, ctx.embeddings, mode), mask,
                                            ctx.encoder, mode);
@@ -95,6 +97,9 @@ public:
 
     /// Gradients of the two outputs; either may be empty. Accumulates every trainable parameter's gradient.
     void backward(const tensor<B, T>& d_last_hidden, const tensor<B, T>& d_pooled, context& ctx) {
+        // The caller's gradients first, so that a NaN from the loss is not blamed on the top layer.
+        check_input_gradient(ctx.anomaly, "last_hidden_state", "", d_last_hidden, "gradient given to backward");
+        check_input_gradient(ctx.anomaly, "pooler_output", "", d_pooled, "gradient given to backward");
         tensor<B, T> g;
         if (!d_pooled.empty()) g = pooler_.backward(d_pooled, ctx.pooler);
         if (!d_last_hidden.empty()) {

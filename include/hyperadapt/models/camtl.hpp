@@ -30,6 +30,7 @@
 #include "hyperadapt/layers/multitask_heads.hpp"
 #include "hyperadapt/layers/pooler.hpp"
 #include "hyperadapt/models/bert.hpp"
+#include "hyperadapt/nn/anomaly.hpp"
 #include "hyperadapt/train/multitask_data.hpp"
 
 namespace hyperadapt {
@@ -67,6 +68,7 @@ public:
         typename pooler<B, T>::context pooler;
         typename mean_pooling<B, T>::context mean;
         typename multitask_heads<B, T>::context heads;
+        anomaly_detector* anomaly = nullptr;  // run_mode::anomaly of the forward, for backward's checks
     };
 
     camtl_model(B& backend, camtl_options o)
@@ -147,29 +149,41 @@ public:
 
     /// Pooled output (rows, hidden) of a batch.
     tensor<B, T> pooled(const multitask_batch<B, T>& b, context& ctx, run_mode mode) const {
+        ctx.anomaly = mode.anomaly;
         const auto x = embeddings_.forward(b.input_ids, b.token_type_ids, ctx.embeddings, mode);
         const auto z = task_table_.forward(b.task_ids, ctx.task, mode);
+        check_output(mode.anomaly, task_table_.name(), "", z);
         const auto aligned = opts_.conditional_alignment ? alignment_.forward(x, z, ctx.alignment, mode) : x;
+        if (opts_.conditional_alignment) check_output(mode.anomaly, alignment_.name(), "", aligned);
         const auto h = encoder_.forward(aligned, b.mask, z, b.task_ids, ctx.encoder, mode);
-        return opts_.heads_read == head_input::mean ? mean_.forward(h, b.mask, ctx.mean, mode)
-                                                     : pooler_.forward(h, ctx.pooler, mode);
+        if (opts_.heads_read == head_input::pooler) return pooler_.forward(h, ctx.pooler, mode);
+        auto pooled = mean_.forward(h, b.mask, ctx.mean, mode);
+        check_output(mode.anomaly, mean_.name(), "", pooled);
+        return pooled;
     }
 
     double forward_loss(const multitask_batch<B, T>& b, context& ctx, run_mode mode) const {
-        return heads_.forward_loss(pooled(b, ctx, mode), task_rows(b), b.labels, b.scores, ctx.heads, mode);
+        const double loss =
+            heads_.forward_loss(pooled(b, ctx, mode), task_rows(b), b.labels, b.scores, ctx.heads, mode);
+        check_scalar(mode.anomaly, heads_.name(), "loss", loss);
+        return loss;
     }
 
     /// Gradients of loss_scale x the batch loss.
     void backward(context& ctx, T loss_scale = T(1)) {
         const auto dpooled = heads_.backward(ctx.heads, loss_scale);
+        check_input_gradient(ctx.anomaly, heads_.name(), "", dpooled);
         const auto dh = opts_.heads_read == head_input::mean ? mean_.backward(dpooled, ctx.mean)
                                                              : pooler_.backward(dpooled, ctx.pooler);
+        if (opts_.heads_read == head_input::mean) check_input_gradient(ctx.anomaly, mean_.name(), "", dh);
         auto g = encoder_.backward(dh, ctx.encoder);
         tensor<B, T> dz = std::move(g.task_embedding);
         tensor<B, T> dx = std::move(g.input);
         if (opts_.conditional_alignment) {
             auto ga = alignment_.backward(dx, ctx.alignment);
             dx = std::move(ga.embeddings);
+            check_input_gradient(ctx.anomaly, alignment_.name(), "", dx);
+            check_input_gradient(ctx.anomaly, alignment_.name(), "", ga.task_embedding, "task-embedding gradient");
             backend_->axpy(dz.size(), T(1), ga.task_embedding.data(), dz.data());
         }
         task_table_.backward(dz, ctx.task);

@@ -47,6 +47,7 @@
 #include "hyperadapt/layers/pooler.hpp"
 #include "hyperadapt/loss/pha_contrastive.hpp"
 #include "hyperadapt/models/bert.hpp"
+#include "hyperadapt/nn/anomaly.hpp"
 #include "hyperadapt/nn/parameters.hpp"
 #include "hyperadapt/train/multitask_data.hpp"
 
@@ -124,6 +125,7 @@ public:
         tensor<B, T> retriever_output;  // e_x (batch, prototype_dim) when with_contrastive
         std::size_t lower_layers = 0;  ///< single pass: layers run before the retriever
         bool with_contrastive = false;
+        anomaly_detector* anomaly = nullptr;  // run_mode::anomaly of the forward, for backward's checks
         double task_loss = 0, instance_loss = 0, prototype_loss = 0;
     };
 
@@ -220,21 +222,26 @@ public:
         ctx.first_pass.resize(lower);
         tensor<B, T> h = x;
         for (std::size_t i = 0; i < lower; ++i) h = layers_[i].forward(h, b.mask, nullptr, ctx.first_pass[i], mode);
-        return retriever_.forward(h, b.mask, ctx.retriever, mode);
+        tensor<B, T> e = retriever_.forward(h, b.mask, ctx.retriever, mode);
+        check_output(mode.anomaly, retriever_.name(), "", e);
+        return e;
     }
 
     double forward_loss(const multitask_batch<B, T>& b, context& ctx, run_mode mode) const {
         ctx = {};
         const tensor<B, T> pooled = encode(b, ctx, mode, /*training=*/true);
         ctx.task_loss = heads_.forward_loss(pooled, task_rows(b), b.labels, b.scores, ctx.heads, mode);
+        check_scalar(mode.anomaly, heads_.name(), "loss", ctx.task_loss);
         double loss = ctx.task_loss;
         if (ctx.with_contrastive) {
             if (opts_.instance_loss) {
                 ctx.instance_loss = ins_loss_.forward(ctx_features(ctx), b.task_ids, ctx.ins);
+                check_scalar(mode.anomaly, ins_loss_.name(), "loss", ctx.instance_loss);
                 loss += ctx.instance_loss;
             }
             if (use_prototype_loss()) {
                 ctx.prototype_loss = pro_loss_.forward(ctx_features(ctx), b.task_ids, prototype_table(), ctx.pro);
+                check_scalar(mode.anomaly, pro_loss_.name(), "loss", ctx.prototype_loss);
                 loss += ctx.prototype_loss;
             }
         }
@@ -244,14 +251,19 @@ public:
     /// Gradients of loss_scale x the batch loss.
     void backward(context& ctx, T loss_scale = T(1)) {
         const tensor<B, T> dsentence = heads_.backward(ctx.heads, loss_scale);
+        check_input_gradient(ctx.anomaly, heads_.name(), "", dsentence);
         tensor<B, T> dh = opts_.heads_read == head_input::mean ? mean_.backward(dsentence, ctx.mean)
                                                                : pooler_.backward(dsentence, ctx.pooler);
+        if (opts_.heads_read == head_input::mean) check_input_gradient(ctx.anomaly, mean_.name(), "", dh);
         const std::size_t n = layers_.size(), first = first_generated();
         tensor<B, T> dcond;  // d prototype rows, summed over layers
         for (std::size_t i = n; i-- > first;) {
             auto g = layers_[i].backward(dh, ctx.layers[i]);
             dh = std::move(g.input);
             auto add = [&](const tensor<B, T>& dk) {
+                check_input_gradient(ctx.anomaly, opts_.source == adapter_source::hyperformerpp ? hf_hypernet_->name()
+                                                                                               : hypernet_->name(),
+                                     "", dk, "prototype gradient");
                 if (dcond.empty())
                     dcond = dk;
                 else
@@ -274,20 +286,24 @@ public:
         if (opts_.passes == pha_passes::two) d_embeddings_second_pass = std::exchange(dh, tensor<B, T>{});
         if (ctx.with_contrastive) {
             tensor<B, T> de;
-            auto add = [&](const tensor<B, T>& t) {
+            auto add = [&](const tensor<B, T>& t, const std::string& loss) {
+                check_input_gradient(ctx.anomaly, loss, "", t);
                 if (de.empty())
                     de = t;
                 else
                     backend_->axpy(t.size(), T(1), t.data(), de.data());
             };
-            if (opts_.instance_loss) add(ins_loss_.backward(ctx.ins, static_cast<double>(loss_scale)));
+            if (opts_.instance_loss)
+                add(ins_loss_.backward(ctx.ins, static_cast<double>(loss_scale)), ins_loss_.name());
             if (use_prototype_loss()) {
                 auto gp = pro_loss_.backward(ctx.pro, static_cast<double>(loss_scale));
-                add(gp.features);
+                add(gp.features, pro_loss_.name());
+                check_input_gradient(ctx.anomaly, pro_loss_.name(), "", gp.prototypes, "prototype gradient");
                 auto& P = prototypes_.weight();
                 if (P.trainable()) backend_->axpy(P.size(), T(1), gp.prototypes.data(), P.grad.data());
             }
             const tensor<B, T> dr = retriever_.backward(de, ctx.retriever);
+            check_input_gradient(ctx.anomaly, retriever_.name(), "", dr);
             if (!opts_.contrastive_trains_encoder) {
                 // stop here: the retriever's input gradient is dropped
             } else if (dh.empty()) {
@@ -405,6 +421,7 @@ private:
         const bool pha = opts_.source == adapter_source::prototype_hypernet;
         ctx.with_contrastive = training && pha && (opts_.instance_loss || use_prototype_loss());
         ctx.task_ids = b.task_ids;
+        ctx.anomaly = mode.anomaly;
         const tensor<B, T> x = embeddings_.forward(b.input_ids, b.token_type_ids, ctx.embeddings, mode);
         ctx.layers.resize(n);
         tensor<B, T> h = x;
@@ -416,11 +433,15 @@ private:
                 for (std::size_t i = 0; i < n; ++i)
                     h0 = layers_[i].forward(h0, b.mask, nullptr, ctx.first_pass[i], mode);
                 ctx.retriever_output = retriever_.forward(h0, b.mask, ctx.retriever, mode);
+                check_output(mode.anomaly, retriever_.name(), "", ctx.retriever_output);
             }
         } else {
             ctx.lower_layers = first;
             for (std::size_t i = 0; i < first; ++i) h = layers_[i].forward(h, b.mask, nullptr, ctx.layers[i], mode);
-            if (ctx.with_contrastive) ctx.retriever_output = retriever_.forward(h, b.mask, ctx.retriever, mode);
+            if (ctx.with_contrastive) {
+                ctx.retriever_output = retriever_.forward(h, b.mask, ctx.retriever, mode);
+                check_output(mode.anomaly, retriever_.name(), "", ctx.retriever_output);
+            }
         }
         tensor<B, T> k;
         switch (opts_.source) {
@@ -445,8 +466,10 @@ private:
                                                 : tables_[j].forward(b.task_ids, ctx.tables[j], mode);
             h = layers_[i].forward(h, b.mask, &w, ctx.layers[i], mode);
         }
-        return opts_.heads_read == head_input::mean ? mean_.forward(h, b.mask, ctx.mean, mode)
-                                                     : pooler_.forward(h, ctx.pooler, mode);
+        if (opts_.heads_read == head_input::pooler) return pooler_.forward(h, ctx.pooler, mode);
+        tensor<B, T> pooled = mean_.forward(h, b.mask, ctx.mean, mode);
+        check_output(mode.anomaly, mean_.name(), "", pooled);
+        return pooled;
     }
 
     static std::vector<std::int32_t> task_rows(const multitask_batch<B, T>& b) {

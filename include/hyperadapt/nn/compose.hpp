@@ -6,13 +6,15 @@
 //   sequential<linear<cpu>, gelu<cpu>, linear<cpu>> mlp(linear<cpu>(b, 8, 32, "fc1"), gelu<cpu>(b),
 //                                                       linear<cpu>(b, 32, 8, "fc2"));
 //
-// A wrong composition stops at one static_assert sentence instead of an error deep inside forward().
+// A wrong composition stops at one static_assert sentence instead of an error deep inside forward(). In the
+// anomaly mode (nn/anomaly.hpp) each element's output and input gradient is checked under the element's name.
 #include <cstddef>
 #include <string>
 #include <tuple>
 #include <type_traits>
 #include <utility>
 
+#include "hyperadapt/nn/anomaly.hpp"
 #include "hyperadapt/nn/layer.hpp"
 
 namespace hyperadapt {
@@ -42,6 +44,7 @@ public:
 
     struct context {
         std::tuple<typename Layers::context...> inner;
+        anomaly_detector* anomaly = nullptr;  // run_mode::anomaly of the forward, for backward's checks
     };
 
     explicit sequential_impl(Layers... layers) : layers_(std::move(layers)...) {}
@@ -74,16 +77,27 @@ public:
 private:
     template <std::size_t... I>
     tensor_type forward_impl(const tensor_type& x, context& ctx, run_mode mode, std::index_sequence<I...>) const {
+        ctx.anomaly = mode.anomaly;
         tensor_type y = x;
-        ((y = std::get<I>(layers_).forward(y, std::get<I>(ctx.inner), mode)), ...);
+        (forward_step<I>(y, ctx, mode), ...);
         return y;
     }
     template <std::size_t... I>
     tensor_type backward_impl(const tensor_type& dy, context& ctx, std::index_sequence<I...>) {
         constexpr std::size_t last = sizeof...(Layers) - 1;
         tensor_type d = dy;
-        ((d = std::get<last - I>(layers_).backward(d, std::get<last - I>(ctx.inner))), ...);
+        (backward_step<last - I>(d, ctx), ...);
         return d;
+    }
+    template <std::size_t I>
+    void forward_step(tensor_type& y, context& ctx, run_mode mode) const {
+        y = std::get<I>(layers_).forward(y, std::get<I>(ctx.inner), mode);
+        if (mode.anomaly) check_output(mode.anomaly, std::get<I>(layers_).name(), "", y);  // name() may build a string
+    }
+    template <std::size_t I>
+    void backward_step(tensor_type& d, context& ctx) {
+        d = std::get<I>(layers_).backward(d, std::get<I>(ctx.inner));
+        if (ctx.anomaly) check_input_gradient(ctx.anomaly, std::get<I>(layers_).name(), "", d);
     }
 
     std::string name_;

@@ -4,6 +4,8 @@
 
 namespace hyperadapt {
 
+class anomaly_detector;  // hyperadapt/nn/anomaly.hpp
+
 /// A counter-based random stream: a seed and a running offset. Each consumer takes a block of counters,
 /// so the numbers depend only on the seed and the order of consumers, never on threads. A value type:
 /// save and restore it to resume training bit-exactly.
@@ -32,9 +34,18 @@ struct run_mode {
     bool training = false;
     /// Required when training with dropout; unused at inference.
     rng_stream* rng = nullptr;
+    /// Opt-in anomaly detection (hyperadapt/nn/anomaly.hpp): modules check their outputs, and keep the pointer
+    /// for their backward. Null (the default) is off: one branch per check site.
+    anomaly_detector* anomaly = nullptr;
 
     static run_mode inference() { return {}; }
-    static run_mode train(rng_stream& rng) { return {true, &rng}; }
+    static run_mode train(rng_stream& rng) { return {.training = true, .rng = &rng}; }
+    /// This mode with `detector` watching every check site of the pass (and of its backward).
+    [[nodiscard]] run_mode detecting_anomalies(anomaly_detector& detector) const {
+        run_mode m = *this;
+        m.anomaly = &detector;
+        return m;
+    }
 };
 
 }  // namespace hyperadapt

@@ -25,6 +25,7 @@
 #include <optional>
 #include <span>
 #include <string>
+#include <string_view>
 #include <type_traits>
 
 #include "hyperadapt/layers/activations.hpp"
@@ -34,6 +35,7 @@
 #include "hyperadapt/layers/dropout.hpp"
 #include "hyperadapt/layers/layer_norm.hpp"
 #include "hyperadapt/layers/linear.hpp"
+#include "hyperadapt/nn/anomaly.hpp"
 
 namespace hyperadapt {
 
@@ -91,6 +93,7 @@ public:
         typename dropout<B, T>::context output_drop;
         typename norm_type::context output_norm;
         typename conditional_adapter<B, T>::context adapter;  // adapter kind only
+        anomaly_detector* anomaly = nullptr;
     };
     struct gradients {
         tensor<B, T> input;      // (batch, L, d)
@@ -141,20 +144,28 @@ public:
 
     tensor<B, T> forward(const tensor<B, T>& x, const attention_mask<B>& mask, const tensor<B, T>& z,
                          const ids_type& task_ids, context& ctx, run_mode mode) const {
-        tensor<B, T> t = attention_drop_.forward(
-            attention_dense_.forward(self_.forward(x, mask, z, ctx.self, mode), ctx.attention_dense, mode),
-            ctx.attention_drop, mode);
+        ctx.anomaly = mode.anomaly;
+        const tensor<B, T> att = self_.forward(x, mask, z, ctx.self, mode);
+        check_output(mode.anomaly, name_, part("attention.self"), att);
+        tensor<B, T> t = attention_drop_.forward(attention_dense_.forward(att, ctx.attention_dense, mode),
+                                                 ctx.attention_drop, mode);
         tensor<B, T> sum(*backend_, x.shape());
         backend_->add(x.size(), x.data(), t.data(), sum.data());
         const tensor<B, T> a = norm_forward(attention_norm_, sum, z, task_ids, ctx.attention_norm, mode);
+        check_output(mode.anomaly, name_, part("attention.output"), a);
 
-        tensor<B, T> o = output_drop_.forward(
-            down_.forward(act_.forward(up_.forward(a, ctx.up, mode), ctx.act, mode), ctx.down, mode),
-            ctx.output_drop, mode);
+        const tensor<B, T> inner = act_.forward(up_.forward(a, ctx.up, mode), ctx.act, mode);
+        check_output(mode.anomaly, name_, part("intermediate"), inner);
+        tensor<B, T> o = output_drop_.forward(down_.forward(inner, ctx.down, mode), ctx.output_drop, mode);
         tensor<B, T> sum2(*backend_, a.shape());
         backend_->add(a.size(), a.data(), o.data(), sum2.data());
         tensor<B, T> h = norm_forward(output_norm_, sum2, z, task_ids, ctx.output_norm, mode);
-        if constexpr (has_adapter) return adapter_->forward(a, h, z, task_ids, ctx.adapter, mode);
+        check_output(mode.anomaly, name_, part("output"), h);
+        if constexpr (has_adapter) {
+            tensor<B, T> y = adapter_->forward(a, h, z, task_ids, ctx.adapter, mode);
+            check_output(mode.anomaly, name_, "adapter", y);
+            return y;
+        }
         return h;
     }
 
@@ -166,17 +177,31 @@ public:
             dh = g.hidden_states;
             da_adapter = g.bert_layer_input;
             dz = g.task_embedding;
+            check_input_gradient(ctx.anomaly, name_, "adapter", dh);
+            check_input_gradient(ctx.anomaly, name_, "adapter", da_adapter);
+            check_input_gradient(ctx.anomaly, name_, "adapter", dz, "task-embedding gradient");
         }
         const tensor<B, T> dsum2 = norm_backward(output_norm_, dh, ctx.output_norm, dz);
-        tensor<B, T> da = up_.backward(
-            act_.backward(down_.backward(output_drop_.backward(dsum2, ctx.output_drop), ctx.down), ctx.act), ctx.up);
+        check_input_gradient(ctx.anomaly, name_, part("output"), dsum2);
+        if constexpr (conditional)
+            check_input_gradient(ctx.anomaly, name_, part("output"), dz, "task-embedding gradient");
+        const tensor<B, T> dinner = down_.backward(output_drop_.backward(dsum2, ctx.output_drop), ctx.down);
+        check_input_gradient(ctx.anomaly, name_, part("output"), dinner);
+        tensor<B, T> da = up_.backward(act_.backward(dinner, ctx.act), ctx.up);
+        check_input_gradient(ctx.anomaly, name_, part("intermediate"), da);
         backend_->axpy(da.size(), T(1), dsum2.data(), da.data());  // residual
         if (!da_adapter.empty()) backend_->axpy(da.size(), T(1), da_adapter.data(), da.data());
 
         const tensor<B, T> dsum = norm_backward(attention_norm_, da, ctx.attention_norm, dz);
-        auto gs = self_.backward(
-            attention_dense_.backward(attention_drop_.backward(dsum, ctx.attention_drop), ctx.attention_dense),
-            ctx.self);
+        check_input_gradient(ctx.anomaly, name_, part("attention.output"), dsum);
+        if constexpr (conditional)
+            check_input_gradient(ctx.anomaly, name_, part("attention.output"), dz, "task-embedding gradient");
+        const tensor<B, T> datt =
+            attention_dense_.backward(attention_drop_.backward(dsum, ctx.attention_drop), ctx.attention_dense);
+        check_input_gradient(ctx.anomaly, name_, part("attention.output"), datt);
+        auto gs = self_.backward(datt, ctx.self);
+        check_input_gradient(ctx.anomaly, name_, part("attention.self"), gs.input);
+        check_input_gradient(ctx.anomaly, name_, part("attention.self"), gs.condition, "task-embedding gradient");
         backend_->axpy(dsum.size(), T(1), dsum.data(), gs.input.data());  // residual
         if (!dz.empty()) backend_->axpy(dz.size(), T(1), dz.data(), gs.condition.data());
         return {std::move(gs.input), std::move(gs.condition)};
@@ -196,6 +221,15 @@ public:
 private:
     /// "attention.self" -> "new_attention.self" for the adapter layer (the reference's renamed sub-modules).
     static std::string sub(const std::string& path) { return has_adapter ? "new_" + path : path; }
+    /// The same renaming for anomaly check sites, without building a string on the unchecked path.
+    static constexpr std::string_view part(std::string_view path) {
+        if (!has_adapter) return path;
+        if (path == "attention.self") return "new_attention.self";
+        if (path == "attention.output") return "new_attention.output";
+        if (path == "intermediate") return "new_intermediate";
+        if (path == "output") return "new_output";
+        return path;
+    }
 
     static norm_type make_norm(B& backend, const camtl_layer_config& c, std::string name) {
         if constexpr (conditional)

@@ -28,6 +28,7 @@
 #include "hyperadapt/layers/linear.hpp"
 #include "hyperadapt/layers/pha/hyperformer_adapter.hpp"
 #include "hyperadapt/layers/pha/task_adapter.hpp"
+#include "hyperadapt/nn/anomaly.hpp"
 
 namespace hyperadapt {
 
@@ -58,6 +59,7 @@ public:
         typename layer_norm<B, T>::context norm;
         typename task_adapter<B, T>::context adapter;
         enum class adapter_use { none, own, generated } use = adapter_use::none;
+        anomaly_detector* anomaly = nullptr;
     };
     struct gradients {
         tensor<B, T> input;
@@ -111,59 +113,84 @@ public:
         if ((adapters.after_attention || adapters.after_ffn) && !has_serial_)
             throw config_error(name_ + ": given HyperFormer adapter weights but built without serial adapters "
                                        "(serial_bottleneck = 0)");
+        ctx.anomaly = mode.anomaly;
         tensor<B, T> ya = att_dense_.forward(self_.forward(x, mask, {}, ctx.self, mode), ctx.att_dense, mode);
         ctx.has_hf_att = adapters.after_attention != nullptr;
-        if (ctx.has_hf_att) ya = serial_.forward(ya, *adapters.after_attention, ctx.hf_att, mode);
+        if (ctx.has_hf_att) {
+            ya = serial_.forward(ya, *adapters.after_attention, ctx.hf_att, mode);
+            check_output(mode.anomaly, serial_.name(), "", ya);
+        }
         tensor<B, T> s1 = att_drop_.forward(ya, ctx.att_drop, mode);
         backend_->axpy(s1.size(), T(1), x.data(), s1.data());
         const tensor<B, T> h1 = att_norm_.forward(s1, ctx.att_norm, mode);
+        check_output(mode.anomaly, name_, "attention.output", h1);
 
-        tensor<B, T> z = down_.forward(act_.forward(up_.forward(h1, ctx.up, mode), ctx.act, mode), ctx.down, mode);
+        const tensor<B, T> inner = act_.forward(up_.forward(h1, ctx.up, mode), ctx.act, mode);
+        check_output(mode.anomaly, name_, "intermediate", inner);
+        tensor<B, T> z = down_.forward(inner, ctx.down, mode);
         ctx.has_hf_ffn = adapters.after_ffn != nullptr;
-        if (ctx.has_hf_ffn) z = serial_.forward(z, *adapters.after_ffn, ctx.hf_ffn, mode);
+        if (ctx.has_hf_ffn) {
+            z = serial_.forward(z, *adapters.after_ffn, ctx.hf_ffn, mode);
+            check_output(mode.anomaly, serial_.name(), "", z);
+        }
         tensor<B, T> y = drop_.forward(z, ctx.drop, mode);
         ctx.use = use::none;
         if (adapters.parallel) {
             const tensor<B, T> a = adapter_.forward(h1, *adapters.parallel, ctx.adapter, mode);
+            check_output(mode.anomaly, adapter_.name(), "", a);
             backend_->axpy(y.size(), T(1), a.data(), y.data());
             ctx.use = use::generated;
         } else if (adapter_.has_own_weights()) {
             const tensor<B, T> a = adapter_.forward(h1, ctx.adapter, mode);
+            check_output(mode.anomaly, adapter_.name(), "", a);
             backend_->axpy(y.size(), T(1), a.data(), y.data());
             ctx.use = use::own;
         }
         backend_->axpy(y.size(), T(1), h1.data(), y.data());
-        return norm_.forward(y, ctx.norm, mode);
+        tensor<B, T> out = norm_.forward(y, ctx.norm, mode);
+        check_output(mode.anomaly, name_, "output", out);
+        return out;
     }
 
     gradients backward(const tensor<B, T>& dy, context& ctx) {
         using use = typename context::adapter_use;
         gradients g;
         const tensor<B, T> dsum = norm_.backward(dy, ctx.norm);
+        check_input_gradient(ctx.anomaly, name_, "output", dsum);
         tensor<B, T> dz = drop_.backward(dsum, ctx.drop);
         if (ctx.has_hf_ffn) {
             auto gh = serial_.backward(dz, ctx.hf_ffn);
             dz = std::move(gh.input);
+            check_input_gradient(ctx.anomaly, serial_.name(), "", dz);
             g.after_ffn = std::move(gh.weights);
         }
-        tensor<B, T> dh1 = up_.backward(act_.backward(down_.backward(dz, ctx.down), ctx.act), ctx.up);
+        const tensor<B, T> dinner = down_.backward(dz, ctx.down);
+        check_input_gradient(ctx.anomaly, name_, "output", dinner);
+        tensor<B, T> dh1 = up_.backward(act_.backward(dinner, ctx.act), ctx.up);
+        check_input_gradient(ctx.anomaly, name_, "intermediate", dh1);
         backend_->axpy(dsum.size(), T(1), dsum.data(), dh1.data());  // residual
         if (ctx.use == use::generated) {
             auto ga = adapter_.backward_generated(dsum, ctx.adapter);
+            check_input_gradient(ctx.anomaly, adapter_.name(), "", ga.input);
             backend_->axpy(dh1.size(), T(1), ga.input.data(), dh1.data());
             g.weights = std::move(ga.weights);
         } else if (ctx.use == use::own) {
             const tensor<B, T> da = adapter_.backward(dsum, ctx.adapter);
+            check_input_gradient(ctx.anomaly, adapter_.name(), "", da);
             backend_->axpy(dh1.size(), T(1), da.data(), dh1.data());
         }
         const tensor<B, T> ds1 = att_norm_.backward(dh1, ctx.att_norm);
+        check_input_gradient(ctx.anomaly, name_, "attention.output", ds1);
         tensor<B, T> dya = att_drop_.backward(ds1, ctx.att_drop);
         if (ctx.has_hf_att) {
             auto gh = serial_.backward(dya, ctx.hf_att);
             dya = std::move(gh.input);
+            check_input_gradient(ctx.anomaly, serial_.name(), "", dya);
             g.after_attention = std::move(gh.weights);
         }
-        auto gs = self_.backward(att_dense_.backward(dya, ctx.att_dense), ctx.self);
+        const tensor<B, T> datt = att_dense_.backward(dya, ctx.att_dense);
+        check_input_gradient(ctx.anomaly, name_, "attention.output", datt);
+        auto gs = self_.backward(datt, ctx.self);
         backend_->axpy(ds1.size(), T(1), ds1.data(), gs.input.data());  // residual
         g.input = std::move(gs.input);
         return g;
