@@ -17,6 +17,7 @@
 #include <cmath>
 #include <cstdint>
 #include <iostream>
+#include <limits>
 #include <sstream>
 #include <string>
 #include <type_traits>
@@ -27,6 +28,7 @@
 #include "hyperadapt/backend/counter_rng.hpp"
 #include "hyperadapt/backend/cuda.hpp"
 #include "hyperadapt/layers/linear.hpp"
+#include "hyperadapt/nn/anomaly.hpp"
 #include "hyperadapt/tensor/tensor.hpp"
 #include "hyperadapt/testing/gradcheck.hpp"
 
@@ -681,6 +683,110 @@ BOOST_AUTO_TEST_CASE_TEMPLATE(adamw_matches_cpu, T, real_types) {
         check_close(download(b, dm), m, tol_rel<T>, tol_abs<T>, what + " m");
         check_close(download(b, dv), v, tol_rel<T>, tol_abs<T>, what + " v");
     }
+}
+
+// ---- NaN never hides ----------------------------------------------------------------------------------
+/// The same NaN pattern as the CPU, and the finite values close to it.
+template <class T>
+void check_nan_pattern(const std::vector<T>& got, const std::vector<T>& want, const std::string& what) {
+    BOOST_TEST_REQUIRE(got.size() == want.size());
+    std::size_t bad = 0, first = 0;
+    for (std::size_t i = 0; i < got.size(); ++i) {
+        const bool ok = std::isnan(want[i]) ? std::isnan(got[i])
+                                            : std::abs(double(got[i]) - double(want[i])) <=
+                                                  tol_abs<T> + tol_rel<T> * std::abs(double(want[i]));
+        if (!ok && bad++ == 0) first = i;
+    }
+    BOOST_TEST(bad == 0u, what << ": " << bad << " elements differ; first [" << first << "]: got "
+                               << (bad ? got[first] : T(0)) << ", want " << (bad ? want[first] : T(0)));
+}
+
+BOOST_AUTO_TEST_CASE_TEMPLATE(nan_propagates_as_on_the_cpu, T, real_types) {
+    cuda_backend b;
+    const T nan = std::numeric_limits<T>::quiet_NaN();
+    // Softmax: one block per row, many threads per row at tk = 300, so a NaN sits in one thread's share and
+    // must survive the block's max reduction (b > a alone dropped it; an all-NaN row then passed for a masked
+    // one and came out zero).
+    for (const std::size_t tk : {std::size_t{7}, std::size_t{300}}) {
+        const std::size_t batch = 2, heads = 2, tq = 3, n = batch * heads * tq * tk;
+        auto scores = real_values<T>(n, 161, -4, 4);
+        std::vector<std::uint8_t> mask(batch * tk, 1);
+        mask[tk - 1] = 0;  // batch 0: last key padded
+        for (std::size_t j = 0; j < tk; ++j) scores[j] = nan;  // (0, 0, 0): all NaN
+        scores[tk + tk / 2] = nan;                            // (0, 0, 1): one NaN among the real keys
+        scores[2 * tk + tk - 1] = nan;                        // (0, 0, 2): NaN only at the padded key
+        scores[(heads * tq + 1) * tk + tk - 1] = nan;         // batch 1, last key, not padded
+        auto ds = upload(b, scores);
+        auto dmask = upload(b, mask);
+        auto probs = b.allocate<T>(n);
+        b.attention_softmax_forward(batch, heads, tq, tk, T(0.5), ds.data(), static_cast<const T*>(nullptr),
+                                    dmask.data(), probs.data());
+        std::vector<T> want(n);
+        cpu_reference<T>::attention_softmax_forward(batch, heads, tq, tk, T(0.5), scores.data(), nullptr, mask.data(),
+                                                    want.data());
+        const auto got = download(b, probs);
+        const std::string what = "attention_softmax_forward with NaN, tk=" + std::to_string(tk);
+        check_nan_pattern(got, want, what);
+        for (std::size_t j = 0; j < tk; ++j) {
+            BOOST_TEST(std::isnan(got[j]), what << " all-NaN row, key " << j);
+            BOOST_TEST(std::isnan(got[tk + j]), what << " one-NaN row, key " << j);
+            BOOST_TEST(std::isfinite(got[2 * tk + j]), what << " NaN at a padded key, key " << j);
+            BOOST_TEST(std::isnan(got[(heads * tq + 1) * tk + j]), what << " batch 1, key " << j);
+        }
+    }
+    // Cross-entropy: a NaN logit in one thread's share of a 1000-class row.
+    {
+        const std::size_t rows = 3, classes = 1000;
+        auto logits = real_values<T>(rows * classes, 171, -8, 8);
+        logits[classes + 777] = nan;                  // row 1, counted
+        logits[2 * classes + 3] = nan;                // row 2, ignored
+        const std::vector<std::int32_t> labels{5, 6, -1};
+        auto dl = upload(b, logits);
+        auto dlab = upload(b, labels);
+        auto probs = b.allocate<T>(rows * classes), losses = b.allocate<T>(rows);
+        b.cross_entropy_forward(rows, classes, dl.data(), dlab.data(), probs.data(), losses.data());
+        std::vector<T> wp(rows * classes), wl(rows);
+        cpu_reference<T>::cross_entropy_forward(rows, classes, logits.data(), labels.data(), wp.data(), wl.data());
+        const auto gl = download(b, losses);
+        check_nan_pattern(gl, wl, "cross_entropy losses with NaN");
+        check_nan_pattern(download(b, probs), wp, "cross_entropy probs with NaN");
+        BOOST_TEST(std::isfinite(gl[0]));
+        BOOST_TEST(std::isnan(gl[1]));
+        BOOST_TEST(gl[2] == T(0));  // ignored
+    }
+    // Dropout: a dropped NaN or infinity is NaN (x - x), a dropped finite value +0, bit for bit the CPU's.
+    {
+        const std::size_t n = 5003;
+        auto x = real_values<T>(n, 181);
+        for (std::size_t i = 0; i < n; i += 3) x[i] = i % 2 ? nan : std::numeric_limits<T>::infinity();
+        auto dx = upload(b, x), out = b.allocate<T>(n);
+        std::vector<T> want(n);
+        b.dropout_forward(n, T(0.5), 42, 7, dx.data(), out.data());
+        cpu_reference<T>::dropout_forward(n, T(0.5), 42, 7, x.data(), want.data());
+        const auto got = download(b, out);
+        check_equal(got, want, "dropout_forward with NaN and infinity");
+        for (std::size_t i = 0; i < n; i += 3) BOOST_TEST(!std::isfinite(got[i]), "dropout element " << i);
+    }
+}
+
+BOOST_AUTO_TEST_CASE(anomaly_detector_finds_the_first_non_finite_element_on_the_device) {
+    cuda_backend b;
+    std::vector<float> v(4096, 0.25f);
+    v[3001] = std::numeric_limits<float>::infinity();
+    v[3500] = std::numeric_limits<float>::quiet_NaN();
+    const auto t = tensor<cuda_backend, float>::from_host(b, {4, 1024}, v);
+    anomaly_detector detect;
+    try {
+        detect.check(anomaly_pass::forward, "encoder.layer.0", "output", "output", t);
+        BOOST_FAIL("no anomaly_error");
+    } catch (const anomaly_error& e) {
+        BOOST_TEST(e.module() == "encoder.layer.0.output");
+        BOOST_TEST(e.index() == 3001u);
+        BOOST_TEST(std::string(e.what()).find("(2, 953)") != std::string::npos, e.what());
+    }
+    const auto finite = tensor<cuda_backend, float>::filled(b, {4, 1024}, 1.5f);
+    BOOST_CHECK_NO_THROW(detect.check(anomaly_pass::backward, "pooler", "", "input gradient", finite));
+    BOOST_TEST(detect.checked() == 2u);
 }
 
 BOOST_AUTO_TEST_SUITE_END()
