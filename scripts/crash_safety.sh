@@ -19,12 +19,12 @@
 #       Prints one line per trial and a summary (trials, kills inside a save, torn files skipped, wall time).
 #
 #   crash_safety.sh --driver PATH --full-disk [--work DIR]
-#       A full disk during a save, on a real file system: a tmpfs a little larger than one checkpoint, mounted
+#       A full disk during a save, on a real file system: a small tmpfs, mostly filled by another file, mounted
 #       in a private mount namespace (unshare; as root, or as a user where unprivileged user namespaces are
 #       allowed; otherwise the check prints SKIPPED and passes: tests/train/test_checkpoint_full_disk.cpp
 #       covers the case everywhere through /dev/full). The second save must fail with an error naming the file
 #       and "No space left on device", the first checkpoint must stay intact and loadable, no temporary file
-#       may remain, and after the tmpfs is enlarged the run must resume and match the reference losses.
+#       may remain, and once the other file is removed the run must resume and match the reference losses.
 #
 # Exit status: 0 when every check passes, 1 on a failed check, 2 on bad usage.
 set -euo pipefail
@@ -76,16 +76,20 @@ losses() { grep '^step ' "$1" || true; }
 
 # ---- full disk -------------------------------------------------------------------------------------------
 if [[ $full_disk -eq 2 ]]; then
-  # Inside the namespace: $work/disk becomes a tmpfs of 1.5 checkpoints. Step 4's save fits; step 8's
-  # temporary file cannot (the step-4 file is still there while it is written), so that save hits ENOSPC.
+  # Inside the namespace: $work/disk becomes a tmpfs of 3.5 checkpoints, two of them taken by a filler file.
+  # Step 4's save fits; step 8's temporary file cannot (the step-4 file is still there while it is written),
+  # so that save hits ENOSPC. Removing the filler makes room again (a remount may be refused in a user
+  # namespace).
   ref="$work/reference"
   size=$(stat -c %s "$ref/checkpoint-0000000004.safetensors")
   disk="$work/disk"
   mkdir -p "$disk"
-  if ! mount -t tmpfs -o "size=$((size * 3 / 2))" crash_safety_full_disk "$disk"; then
+  if ! mount -t tmpfs -o "size=$((size * 7 / 2))" crash_safety_full_disk "$disk"; then
     echo "SKIPPED: a tmpfs may not be mounted here; test_train_checkpoint_full_disk covers a full disk through /dev/full"
     exit 0
   fi
+  head -c $((size * 2)) /dev/zero >"$disk/filler"
+  mkdir "$disk/run"
   status=0
   "$driver" train --dir "$disk/run" --steps 8 --every 4 --keep 1 >"$work/full.out" 2>"$work/full.err" || status=$?
   cat "$work/full.err" >&2
@@ -93,7 +97,7 @@ if [[ $full_disk -eq 2 ]]; then
   want="$disk/run/checkpoint-0000000008.safetensors"
   grep -qF "$want" "$work/full.err" || fail "the error does not name the file $want: $(cat "$work/full.err")"
   grep -qF "No space left on device" "$work/full.err" || fail "the error does not name the cause (ENOSPC): $(cat "$work/full.err")"
-  listing="$(ls -A "$disk/run")"
+  listing="$(ls -A "$disk/run")"  # the filler lies beside run/
   [[ "$listing" == "checkpoint-0000000004.safetensors" ]] || fail "after the failed save the folder holds: $listing"
   cmp -s "$disk/run/checkpoint-0000000004.safetensors" "$ref/checkpoint-0000000004.safetensors" ||
     fail "the previous checkpoint changed during the failed save"
@@ -102,7 +106,7 @@ if [[ $full_disk -eq 2 ]]; then
   [[ "$(losses "$work/full.out")" == "$(losses "$ref/out" | head -n 8)" ]] || fail "losses before the full disk differ from the reference"
 
   # Room again: the run resumes from step 4 and ends where the reference run ends.
-  mount -o remount,size=$((size * 4)) "$disk"
+  rm "$disk/filler"
   "$driver" train --dir "$disk/run" --steps 8 --every 4 --keep 1 >"$work/resumed.out"
   grep -qx "resumed 4 $disk/run/checkpoint-0000000004.safetensors" "$work/resumed.out" ||
     fail "the run did not resume from step 4: $(head -n 3 "$work/resumed.out")"
@@ -110,7 +114,7 @@ if [[ $full_disk -eq 2 ]]; then
   cmp -s "$disk/run/checkpoint-0000000008.safetensors" "$ref/checkpoint-0000000008.safetensors" ||
     fail "the resumed run's step-8 checkpoint differs from the reference"
   umount "$disk"
-  echo "full disk: save of step 8 failed with '$(tail -n 1 "$work/full.err")'; step 4 intact and loadable, no temporary file; resumed after remount, losses equal"
+  echo "full disk: save of step 8 failed with '$(tail -n 1 "$work/full.err")'; step 4 intact and loadable, no temporary file; resumed once there was room, losses equal"
   rm -rf "$disk" "$ref" "$work"/*.out "$work"/*.err  # on success only: a failure leaves everything for a look
   exit 0
 fi
