@@ -34,7 +34,7 @@ esac
 # shellcheck disable=SC2086  # HYPERADAPT_CMAKE_ARGS is a list of arguments
 cmake -S "$root" -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Sanitize "-DCMAKE_CXX_FLAGS_SANITIZE=-O1 -g1" \
   -DHYPERADAPT_SANITIZE=address,undefined -DHYPERADAPT_ENABLE_CUDA=OFF \
-  -DHYPERADAPT_BUILD_BENCHMARKS=OFF -DHYPERADAPT_BUILD_EXAMPLES=OFF ${HYPERADAPT_CMAKE_ARGS:-}
+  -DHYPERADAPT_BUILD_BENCHMARKS=OFF ${HYPERADAPT_CMAKE_ARGS:-}  # examples on: "all" runs their tests too
 
 ctest_select=()
 if [[ "$tests" == "all" ]]; then
