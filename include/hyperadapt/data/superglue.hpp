@@ -107,6 +107,8 @@ inline int json_label(const task_info& task, const nlohmann::json& row, const st
             } catch (const nlohmann::json::parse_error& e) {
                 detail::fail_at(file, n, "invalid JSON at byte " + std::to_string(e.byte) + ": " +
                                              io::json_parse_reason(e.what()));
+            } catch (const nlohmann::json::exception& e) {  // out_of_range 406: a number beyond double
+                detail::fail_at(file, n, std::string("invalid JSON: ") + e.what());
             }
             if (!row.is_object())
                 detail::fail_at(file, n, "expected a JSON object, found " + std::string(detail::json_type(row)));
