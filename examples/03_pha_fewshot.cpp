@@ -64,7 +64,7 @@ struct args : examples::common_args {
     std::string mode, model, passes = "single";
     std::string target = "cb", source, save;
     std::size_t k = 16;
-    bool frozen_pooler = false, contrastive = true, contrastive_encoder = true;
+    bool frozen_pooler = false, contrastive = true, contrastive_encoder = true, partial_backbone = false;
     bool scale_targets = true;  // regression heads learn target / max |target| (off: --raw-regression-targets)
 };
 
@@ -92,6 +92,9 @@ args parse(int argc, char** argv) {
         ->check(examples::appendable_file);
     app.add_option("--k", a.k, "transfer: training examples of the target")->check(CLI::Range(std::size_t{1}, examples::max_rows))->capture_default_str();
     app.add_flag("--frozen-pooler", a.frozen_pooler, "keep the pooler frozen (the reference's rule)");
+    app.add_flag("--allow-partial-backbone", a.partial_backbone,
+                 "pha_bert models: train even when backbone tensors are missing from the checkpoint or of another "
+                 "shape (default: an error naming them)");
     app.add_flag("!--no-contrastive", a.contrastive, "no instance or prototype contrastive loss");
     app.add_flag("!--contrastive-retriever-only", a.contrastive_encoder, "the contrastive losses train the retriever only");
     app.add_flag("!--raw-regression-targets", a.scale_targets, "regression heads learn the raw targets");
@@ -170,6 +173,24 @@ pha_bert_options pha_options(const args& a, const bert_config& config, std::vect
     o.instance_loss = o.prototype_loss = a.contrastive;
     o.contrastive_trains_encoder = a.contrastive_encoder;
     return o;
+}
+
+/// pha_bert loads its backbone by name without strictness (its adapters, retriever, hypernetwork and heads are
+/// in no BERT checkpoint). The example refuses what would leave backbone weights at random: a tensor of another
+/// shape, or a missing backbone parameter (pha_bert's rule: embeddings, pooler, encoder layers outside their
+/// adapters), unless --allow-partial-backbone.
+void require_whole_backbone(const args& a, const io::load_report& rep) {
+    if (a.partial_backbone) return;
+    std::string missing;
+    for (const auto& n : rep.missing)
+        if (n.rfind("embeddings.", 0) == 0 || n.rfind("pooler.", 0) == 0 ||
+            (n.rfind("encoder.layer.", 0) == 0 && n.find(".adapter.") == std::string::npos))
+            missing += (missing.empty() ? "" : ", ") + n;
+    if (missing.empty() && rep.mismatched.empty()) return;
+    io::load_report shown = rep;
+    shown.missing = split_list(missing);
+    throw io_error(a.checkpoint + ": the checkpoint does not fit the backbone (--allow-partial-backbone trains anyway): " +
+                   shown.str());
 }
 
 task_head_spec head_of(const args& a, const encoded_task& t) { return examples::head_for(t, a.scale_targets); }
@@ -459,7 +480,7 @@ int run_multitask(policy& b, args& a) {
         camtl_model<policy, float> m(b, c);
         rng_stream init(a.seed);
         m.initialize(init);
-        const auto rep = m.load_backbone(a.checkpoint);
+        const auto rep = m.load_backbone(a.checkpoint, a.partial_backbone);
         if (!a.quiet) std::cerr << "backbone: " << rep.str() << '\n';
         m.apply_freezing();
         r = {"camtl (" + a.sampler + ")", run_with_sampler(m, b, a, train, dev, o, a.batch), rd.backbone, std::nullopt};
@@ -468,6 +489,7 @@ int run_multitask(policy& b, args& a) {
         r = train_pha(b, a, opts, train, dev, o, a.batch, a.model + " (" + a.sampler + ")",
                       [&](pha_model& m) {
                           const auto rep = m.load_backbone(a.checkpoint);
+                          require_whole_backbone(a, rep);
                           if (!a.quiet) std::cerr << "backbone: " << rep.loaded.size() << " tensors loaded, " << rep.missing.size() << " new\n";
                       },
                       rd.backbone, a.save);
@@ -529,7 +551,7 @@ int run_transfer(policy& b, args& a) {
                 a.model.c_str(), target_info.name.c_str(), train[0].size(), class_counts(train[0]).c_str(),
                 full_train.size(), dev[0].size(), static_cast<long long>(o.steps), batch, a.lr, a.seq_len);
 
-    auto load_backbone = [&](auto& m) { m.load_backbone(a.checkpoint); };
+    auto load_backbone = [&](auto& m) { require_whole_backbone(a, m.load_backbone(a.checkpoint)); };
     run_report r;
     std::optional<prototype_match> match;
     if (a.model == "pha") {

@@ -107,6 +107,12 @@ expect "02 checkpoint without a layer-0 tensor" 1 "encoder.layer.0.attention.sel
 expect "02 checkpoint with a transposed tensor" 1 "encoder.layer.0.intermediate.dense.weight" \
   "$b2" --checkpoint ck_transposed_ffn0 --data data --tasks rte --seq-len 16 --json results.jsonl
 expect "02 mtl checkpoint of hidden 64" 1 "encoder.layer.0" "$b2" --checkpoint ck_hidden64 --data data --tasks rte --seq-len 16 --model mtl
+pha=(--mode multitask --data data --tasks rte --seq-len 16 --steps 1)
+expect "03 pha checkpoint of hidden 64" 1 "does not fit the backbone" "$b3" "${pha[@]}" --checkpoint ck_hidden64
+expect "03 pha checkpoint without a layer-0 tensor" 1 "1 missing: encoder.layer.0.attention.self.query.weight" \
+  "$b3" "${pha[@]}" --checkpoint ck_missing_query0
+expect "03 camtl checkpoint with a transposed tensor" 1 "encoder.layer.0.intermediate.dense.weight' is [32, 64]" \
+  "$b3" "${pha[@]}" --checkpoint ck_transposed_ffn0 --model camtl
 expect "02 empty dev split" 1 "dev split" "$b2" --checkpoint ck_good --data data_empty_dev --tasks rte --seq-len 16 --json results.jsonl
 expect "03 empty dev split" 1 "dev split" "$b3" --mode multitask --checkpoint ck_good --data data_empty_dev --tasks rte --seq-len 16
 expect "03 config vocab_size 1e12" 1 "vocab_size" "$b3" --mode multitask --checkpoint ck_huge_vocab --data data --tasks rte
