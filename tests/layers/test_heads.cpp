@@ -9,6 +9,7 @@
 #include "hyperadapt/layers/pooler.hpp"
 #include "hyperadapt/testing/gradcheck.hpp"
 #include "support/backends.hpp"
+#include "support/max_keeping_nan.hpp"
 
 using namespace hyperadapt;
 using hyperadapt::test::cpu_backends;
@@ -22,7 +23,7 @@ double worst_relative(const std::vector<float>& f, const std::vector<double>& d)
     BOOST_TEST_REQUIRE(f.size() == d.size());
     double worst = 0;
     for (std::size_t i = 0; i < f.size(); ++i)
-        worst = std::max(worst, std::abs(static_cast<double>(f[i]) - d[i]) / (std::abs(d[i]) + 0.1));
+        worst = hyperadapt::test::max_keeping_nan(worst, std::abs(static_cast<double>(f[i]) - d[i]) / (std::abs(d[i]) + 0.1));
     return worst;
 }
 

@@ -14,6 +14,7 @@
 #include "hyperadapt/backend/cuda.hpp"
 #include "models/model_parity.hpp"
 #include "support/cuda_device.hpp"
+#include "support/max_keeping_nan.hpp"
 
 using namespace hyperadapt;
 using namespace hyperadapt::parity;
@@ -32,7 +33,7 @@ double largest_magnitude(const std::vector<double>& v) {
 /// only rounding noise there.
 double relative_difference(const std::vector<double>& gpu, const std::vector<double>& cpu, double floor) {
     double diff = 0;
-    for (std::size_t i = 0; i < cpu.size(); ++i) diff = std::max(diff, std::abs(gpu[i] - cpu[i]));
+    for (std::size_t i = 0; i < cpu.size(); ++i) diff = hyperadapt::test::max_keeping_nan(diff, std::abs(gpu[i] - cpu[i]));
     const double scale = std::max(largest_magnitude(cpu), floor);
     return scale > 0 ? diff / scale : diff;
 }
@@ -84,7 +85,7 @@ BOOST_AUTO_TEST_CASE(float_training_follows_the_cpu_loss_curve) {
             double worst = 0;
             std::ostringstream curve;
             for (std::size_t s = 0; s < steps; ++s) {
-                worst = std::max(worst, std::abs(got[s] - want[s]) / std::max(1.0, std::abs(want[s])));
+                worst = hyperadapt::test::max_keeping_nan(worst, std::abs(got[s] - want[s]) / std::max(1.0, std::abs(want[s])));
                 if (s % 8 == 0 || s + 1 == steps) curve << " " << s << ":" << got[s] << "/" << want[s];
             }
             std::cout << name_of(k) << ": GPU/CPU loss" << curve.str() << "; worst relative difference " << worst

@@ -13,6 +13,7 @@
 #include "hyperadapt/backend/cpu_cblas.hpp"
 #endif
 #include "hyperadapt/tensor/tensor.hpp"
+#include "max_keeping_nan.hpp"
 
 namespace hyperadapt::test {
 
@@ -33,11 +34,7 @@ tensor<B, T> random_tensor(B& b, shape s, std::uint64_t seed, T lo = T(-1), T hi
 /// NaN when any difference is NaN (std::max would drop it, and a NaN output would pass a tolerance check).
 inline double max_abs_diff(const std::vector<double>& a, const std::vector<double>& b) {
     double m = 0;
-    for (std::size_t i = 0; i < a.size(); ++i) {
-        const double d = std::abs(a[i] - b[i]);
-        if (d > m || std::isnan(d)) m = d;
-        if (std::isnan(m)) break;
-    }
+    for (std::size_t i = 0; i < a.size(); ++i) m = max_keeping_nan(m, std::abs(a[i] - b[i]));
     return m;
 }
 

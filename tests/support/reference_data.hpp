@@ -18,6 +18,7 @@
 #include "hyperadapt/tensor/tensor.hpp"
 #include "support/backends.hpp"
 #include "support/golden_file.hpp"
+#include "max_keeping_nan.hpp"
 
 namespace hyperadapt::test::reference {
 
@@ -113,7 +114,7 @@ struct comparison {
         double scale = 0, diff = 0;
         for (std::size_t i = 0; i < want.size(); ++i) {
             scale = std::max(scale, std::abs(want[i]));
-            diff = std::max(diff, std::abs(have[i] - want[i]));
+            diff = max_keeping_nan(diff, std::abs(have[i] - want[i]));
         }
         const double rel = diff / std::max(scale, magnitude_floor);
         BOOST_TEST(rel <= tolerance, file << " " << name << ": max |diff| " << diff << " against max |value| " << scale);

@@ -26,6 +26,7 @@
 #include "hyperadapt/train/samplers/temperature.hpp"
 // After the samplers: checkpoint.hpp uses detail::mix64 from backend/counter_rng.hpp without including it.
 #include "hyperadapt/train/checkpoint.hpp"
+#include "support/max_keeping_nan.hpp"
 
 using namespace hyperadapt;
 namespace fs = std::filesystem;
@@ -123,7 +124,7 @@ double max_rel_error(const std::vector<double>& a, const std::vector<double>& b)
     double scale = 0, err = 0;
     for (std::size_t i = 0; i < a.size(); ++i) {
         scale = std::max(scale, std::abs(b[i]));
-        err = std::max(err, std::abs(a[i] - b[i]));
+        err = hyperadapt::test::max_keeping_nan(err, std::abs(a[i] - b[i]));
     }
     return scale == 0 ? err : err / scale;
 }
