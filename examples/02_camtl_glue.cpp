@@ -189,6 +189,8 @@ int run(args& a) {
                                "(choose a divisor, or --no-cbda)");
         if (a.lr == 0) a.lr = 5e-5;
         const auto tok = text::bert_tokenizer::from_file(std::filesystem::path(a.checkpoint) / "vocab.txt");
+        examples::check_vocab_fits(tok.vocabulary().size(), s.config,
+                                   (std::filesystem::path(a.checkpoint) / "vocab.txt").string());
         for (const auto& name : split_list(a.tasks)) {
             const auto tr = data::load_task(name, a.data, data::split::train);
             const auto dv = data::load_task(name, a.data, data::split::dev);

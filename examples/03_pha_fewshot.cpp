@@ -445,6 +445,7 @@ real_data open_checkpoint(policy& b, args& a) {
     const auto vocab = std::filesystem::path(a.checkpoint) / "vocab.txt";
     if (!std::filesystem::is_regular_file(vocab)) usage(a.checkpoint + " has no vocab.txt");
     r.tok = text::bert_tokenizer::from_file(vocab);
+    examples::check_vocab_fits(r.tok->vocabulary().size(), r.config, vocab.string());
     if (a.seq_len == 0) a.seq_len = 64;
     if (a.seq_len > r.config.max_position) usage("--seq-len " + std::to_string(a.seq_len) + " exceeds the model's " + std::to_string(r.config.max_position) + " positions");
     bert_model<policy, float> plain(b, r.config);

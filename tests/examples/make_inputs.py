@@ -70,7 +70,9 @@ def checkpoint(out, variant):
     if variant == "huge_vocab":
         config["vocab_size"] = 1000000000000
     (out / "config.json").write_text(json.dumps(config, indent=1))
-    (out / "vocab.txt").write_text("\n".join(WORDS) + "\n")
+    # big_vocab: a vocab.txt with more tokens than the checkpoint's embedding table (a tokenizer of another model)
+    extra = [f"extra{i}" for i in range(8)] if variant == "big_vocab" else []
+    (out / "vocab.txt").write_text("\n".join(WORDS + extra) + "\n")
     tensors = bert_tensors(64 if variant == "hidden64" else HIDDEN, len(WORDS))
     if variant == "missing_query0":
         del tensors["encoder.layer.0.attention.self.query.weight"]
