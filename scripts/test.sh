@@ -31,10 +31,21 @@ cmake --build "$build" --parallel "$jobs"
 # Tests run side by side, each with OpenMP threads: passive waiting keeps idle threads from spinning on the
 # cores the other tests need.
 OMP_WAIT_POLICY=PASSIVE ctest --test-dir "$build" --output-on-failure --parallel "$jobs"
-# The libFuzzer targets of tests/fuzz, 20 s each on their corpora (skipped, visibly, where clang is missing).
-HYPERADAPT_FUZZ_BUILD_DIR="$build/fuzz" "$root/scripts/fuzz.sh" --seconds 20
-# The CI subset of the tests again with AddressSanitizer + UndefinedBehaviorSanitizer, in a second build folder
-# (scripts/sanitize.sh; docs/hardening.md says which tests and why). HYPERADAPT_SANITIZE_TESTS=all runs every
-# CPU test there, =none skips this step.
+# Two more checks, side by side because the fuzzers run on one core: the libFuzzer targets of tests/fuzz,
+# 10 s each on their corpora (skipped, visibly, where clang is missing), and the CI subset of the tests again
+# with AddressSanitizer + UndefinedBehaviorSanitizer in a second build folder (scripts/sanitize.sh;
+# docs/hardening.md says which tests and why; HYPERADAPT_SANITIZE_TESTS=all runs every CPU test there, =none
+# skips this step). The fuzzers' output is printed when both are done.
+fuzz_log="$build/fuzz.log"
+HYPERADAPT_FUZZ_BUILD_DIR="$build/fuzz" HYPERADAPT_JOBS=1 "$root/scripts/fuzz.sh" --seconds 10 >"$fuzz_log" 2>&1 &
+fuzz_pid=$!
+sanitize_status=0
 HYPERADAPT_SANITIZE_BUILD_DIR="${build}-sanitize" HYPERADAPT_SANITIZE_TESTS="${HYPERADAPT_SANITIZE_TESTS:-ci}" \
-  HYPERADAPT_JOBS="$jobs" "$root/scripts/sanitize.sh"
+  HYPERADAPT_JOBS="$jobs" "$root/scripts/sanitize.sh" || sanitize_status=$?
+fuzz_status=0
+wait "$fuzz_pid" || fuzz_status=$?
+cat "$fuzz_log"
+if [[ $fuzz_status -ne 0 || $sanitize_status -ne 0 ]]; then
+  echo "test.sh: fuzz.sh exited with $fuzz_status, sanitize.sh with $sanitize_status" >&2
+  exit 1
+fi
