@@ -14,6 +14,7 @@
 #endif
 #include "hyperadapt/tensor/tensor.hpp"
 #include "max_keeping_nan.hpp"
+#include "shared_data.hpp"
 
 namespace hyperadapt::test {
 
@@ -60,12 +61,6 @@ void copy_parameters(From& from, To& to) {
         p.value.backend().copy_from_host(f.data(), p.value.data(), f.size());
     });
     BOOST_TEST(next == values.size());
-}
-
-/// The shared data folder: HYPERADAPT_SHARED_DATA if set, else the build's default.
-inline std::string shared_data_dir() {
-    if (const char* env = std::getenv("HYPERADAPT_SHARED_DATA")) return env;
-    return HYPERADAPT_SHARED_DATA_DEFAULT;
 }
 
 }  // namespace hyperadapt::test

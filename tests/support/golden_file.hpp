@@ -13,6 +13,8 @@
 #include <cstdint>
 #include <cstdlib>
 #include <filesystem>
+#include <fstream>
+#include <iterator>
 #include <regex>
 #include <stdexcept>
 #include <string>
@@ -21,6 +23,7 @@
 #include <nlohmann/json.hpp>
 
 #include "hyperadapt/io/safetensors.hpp"
+#include "shared_data.hpp"
 
 namespace hyperadapt::test::reference {
 
@@ -34,11 +37,21 @@ inline std::filesystem::path repository_reference_dir() {
     return std::filesystem::path(HYPERADAPT_TEST_DATA_DIR) / "reference";
 }
 
+/// Whether $HYPERADAPT_REFERENCE_DIR (set and not empty) chooses the folder.
+inline bool reference_dir_overridden() {
+    const char* env = std::getenv("HYPERADAPT_REFERENCE_DIR");
+    return env != nullptr && *env != '\0';
+}
+
 /// $HYPERADAPT_REFERENCE_DIR when set and not empty, else the repository's copies.
 inline std::filesystem::path reference_dir() {
-    if (const char* env = std::getenv("HYPERADAPT_REFERENCE_DIR"); env != nullptr && *env != '\0') return env;
+    if (reference_dir_overridden()) return std::getenv("HYPERADAPT_REFERENCE_DIR");
     return repository_reference_dir();
 }
+
+/// The authors' files in the shared data (HYPERADAPT_SHARED_DATA/reference), of which the repository holds
+/// copies.
+inline std::filesystem::path shared_reference_dir() { return std::filesystem::path(shared_data_dir()) / "reference"; }
 
 /// Every *.safetensors under `dir` (recursively) whose file name starts with one of `prefixes`, sorted by file
 /// name (then path), so the order of the cases does not depend on the file system.
@@ -69,6 +82,32 @@ inline std::vector<std::filesystem::path> module_golden_files(const std::vector<
         std::string names;
         for (const auto& p : prefixes) names += (names.empty() ? "" : ", ") + p + "*";
         throw golden_error("no golden file " + names + " under " + dir.string());
+    }
+    return files;
+}
+
+/// A file's bytes (golden files are small).
+inline std::vector<char> file_bytes(const std::filesystem::path& p) {
+    std::ifstream in(p, std::ios::binary);
+    return std::vector<char>(std::istreambuf_iterator<char>(in), {});
+}
+
+/// The files a module's reference cases check: module_golden_files(prefixes) and, unless
+/// HYPERADAPT_REFERENCE_DIR chose the folder, every file of the module in the shared reference folder that is
+/// not byte-identical to one of them. The repository's copies normally equal the shared files; a shared file
+/// that differs from its copy, or that has none, is a golden file the repository has not seen, and is
+/// checked as well (so replacing or adding files in the shared data is enough to check them).
+inline std::vector<std::filesystem::path> checked_golden_files(const std::vector<std::string>& prefixes) {
+    auto files = module_golden_files(prefixes);
+    const auto shared = shared_reference_dir();
+    if (reference_dir_overridden() || !std::filesystem::is_directory(shared)) return files;
+    std::vector<std::vector<char>> seen;
+    for (const auto& f : files) seen.push_back(file_bytes(f));
+    for (const auto& f : golden_files(prefixes, shared)) {
+        auto bytes = file_bytes(f);
+        if (std::find(seen.begin(), seen.end(), bytes) != seen.end()) continue;
+        files.push_back(f);
+        seen.push_back(std::move(bytes));
     }
     return files;
 }

@@ -304,7 +304,7 @@ void check_probabilities(const mtu_case& c) {
 // Every camtl_mt_uncertainty* golden file (equal and unequal task batches; ties from the STS-B copy, listed by
 // the file's exact_ties, must stay exact and keep the lower position first, as in the reference).
 BOOST_AUTO_TEST_CASE(every_reference_file) {
-    for (const auto& path : test::reference::module_golden_files({"camtl_mt_uncertainty"})) {
+    for (const auto& path : test::reference::checked_golden_files({"camtl_mt_uncertainty"})) {
         BOOST_TEST_MESSAGE("golden file " << path);
         const mtu_case c(path);
         BOOST_TEST_CONTEXT(c.name) {
