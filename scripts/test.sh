@@ -22,7 +22,8 @@ cuda_args=()
 nvcc="$(command -v nvcc || true)"
 [[ -z "$nvcc" && -x /usr/local/cuda/bin/nvcc ]] && nvcc=/usr/local/cuda/bin/nvcc
 if [[ -n "$nvcc" ]]; then
-  cuda_args=(-DHYPERADAPT_ENABLE_CUDA=ON "-DCMAKE_CUDA_COMPILER=$nvcc")
+  # One GPU architecture is enough to prove the sources compile (scripts/device_carry.sh builds the devices').
+  cuda_args=(-DHYPERADAPT_ENABLE_CUDA=ON "-DCMAKE_CUDA_COMPILER=$nvcc" "-DHYPERADAPT_CUDA_ARCHITECTURES=${HYPERADAPT_CUDA_ARCHITECTURES:-90}")
 fi
 
 # shellcheck disable=SC2086  # HYPERADAPT_CMAKE_ARGS is a list of arguments
