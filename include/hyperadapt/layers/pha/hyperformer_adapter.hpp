@@ -16,8 +16,9 @@
 // run on the one task embedding and the same weights serve the whole batch (the input is then treated as
 // one group of batch * seq rows, which also makes every product a single GEMM).
 //
-// Every product is one strided-batched GEMM over the G groups (the biases as rank-1 products with a ones
-// column, as task_adapter). The layer norms with per-group gains run one backend LayerNorm call per group.
+// The bottleneck is batched_adapter (layers/pha/batched_adapter.hpp), the one PHA's generated adapter uses
+// too, with gelu_new and the [out, in] layout: every product one strided-batched GEMM over the G groups. The
+// layer norms with per-group gains run one backend LayerNorm call per group.
 // backward returns d y and the gradient of every generated tensor, in the same struct, so that
 // hyperformer_hypernet::backward(gradients.weights, ...) chains.
 //
@@ -27,8 +28,8 @@
 
 #include "hyperadapt/backend/concepts.hpp"
 #include "hyperadapt/core/shape.hpp"
+#include "hyperadapt/layers/pha/batched_adapter.hpp"
 #include "hyperadapt/layers/pha/hyperformer_hypernet.hpp"
-#include "hyperadapt/layers/pha/pha_ops.hpp"
 #include "hyperadapt/nn/layer.hpp"
 
 namespace hyperadapt {
@@ -45,13 +46,13 @@ public:
     using backend_type = B;
     using value_type = T;
     using weights_type = hyperformer_adapter_weights<B, T>;
+    /// The bottleneck between the optional norms: gelu_new in F.linear's [out, in] layout.
+    using bottleneck_type = batched_adapter<B, T, adapter_activation::gelu_new, weight_layout::out_in>;
     struct context {
         tensor<B, T> input;       // y
         tensor<B, T> z;           // the adapter's input: pre-LN output, or y
         tensor<B, T> pre_mean, pre_rstd;    // (rows)
-        tensor<B, T> hidden;      // pre-activation (G, rows per group, r)
-        tensor<B, T> tanh;        // gelu_new's saved tanh
-        tensor<B, T> act;         // gelu_new output
+        typename bottleneck_type::context bottleneck;  // z -> up projection (gelu_new in between)
         tensor<B, T> out;         // up projection, the post-LN input
         tensor<B, T> post_mean, post_rstd;  // (rows)
         weights_type weights;
@@ -65,10 +66,10 @@ public:
 
     hyperformer_adapter(B& backend, std::size_t features, std::size_t bottleneck, std::string name = "",
                         hyperformer_adapter_options options = {})
-        : backend_(&backend), name_(std::move(name)), d_(features), r_(bottleneck), options_(options) {
-        if (features == 0 || bottleneck == 0)
-            throw config_error(name_ + ": hyperformer_adapter needs non-zero features and bottleneck, got " +
-                               std::to_string(features) + " and " + std::to_string(bottleneck));
+        : backend_(&backend),
+          name_(std::move(name)),
+          options_(options),
+          bottleneck_(backend, features, bottleneck, name_, "hyperformer_adapter") {
         if (!(options_.layer_norm_eps > 0)) throw config_error(name_ + ": layer_norm_eps must be positive");
     }
 
@@ -78,15 +79,12 @@ public:
                               {.pre_layer_norm = cfg.pre_layer_norm, .post_layer_norm = cfg.post_layer_norm}) {}
 
     [[nodiscard]] const std::string& name() const noexcept { return name_; }
-    [[nodiscard]] std::size_t features() const noexcept { return d_; }
-    [[nodiscard]] std::size_t bottleneck() const noexcept { return r_; }
+    [[nodiscard]] std::size_t features() const noexcept { return bottleneck_.features(); }
+    [[nodiscard]] std::size_t bottleneck() const noexcept { return bottleneck_.bottleneck(); }
     [[nodiscard]] const hyperformer_adapter_options& options() const noexcept { return options_; }
 
     tensor<B, T> forward(const tensor<B, T>& y, const weights_type& w, context& ctx, run_mode = {}) const {
         const std::size_t groups = check(y, w);
-        const std::size_t d = d_, r = r_, len = y.rows() / groups;
-        const auto ld = static_cast<std::ptrdiff_t>(len * d), lr = static_cast<std::ptrdiff_t>(len * r),
-                   dr = static_cast<std::ptrdiff_t>(d * r);
         ctx = {};
         ctx.input = y;
         ctx.weights = w;
@@ -97,24 +95,8 @@ public:
         } else {
             ctx.z = y;
         }
-        const tensor<B, T> ones = tensor<B, T>::filled(*backend_, {len}, T(1));
-        // h_g = z_g (len, d) W_down_g^T (d, r) + 1 b_down_g
-        ctx.hidden = tensor<B, T>(*backend_, {groups, len, r});
-        backend_->gemm_strided_batched(transpose::no, transpose::yes, len, r, d, T(1), ctx.z.data(), d, ld,
-                                       w.down_weight.data(), d, dr, T(0), ctx.hidden.data(), r, lr, groups);
-        backend_->gemm_strided_batched(transpose::no, transpose::no, len, r, 1, T(1), ones.data(), 1, 0,
-                                       w.down_bias.data(), r, static_cast<std::ptrdiff_t>(r), T(1), ctx.hidden.data(),
-                                       r, lr, groups);
-        ctx.act = tensor<B, T>(*backend_, ctx.hidden.shape());
-        ctx.tanh = tensor<B, T>(*backend_, ctx.hidden.shape());
-        pha_ops::gelu_new_forward(*backend_, ctx.act.size(), ctx.hidden.data(), ctx.act.data(), ctx.tanh.data());
-        // o_g = a_g (len, r) W_up_g^T (r, d) + 1 b_up_g
-        ctx.out = tensor<B, T>(*backend_, y.shape());
-        backend_->gemm_strided_batched(transpose::no, transpose::yes, len, d, r, T(1), ctx.act.data(), r, lr,
-                                       w.up_weight.data(), r, dr, T(0), ctx.out.data(), d, ld, groups);
-        backend_->gemm_strided_batched(transpose::no, transpose::no, len, d, 1, T(1), ones.data(), 1, 0,
-                                       w.up_bias.data(), d, static_cast<std::ptrdiff_t>(d), T(1), ctx.out.data(), d,
-                                       ld, groups);
+        // o_g = gelu_new(z_g (len, d) W_down_g^T (d, r) + 1 b_down_g) W_up_g^T (r, d) + 1 b_up_g
+        ctx.out = bottleneck_.forward(ctx.z, w, groups, ctx.bottleneck);
         tensor<B, T> out(*backend_, y.shape());
         if (options_.post_layer_norm)
             norm_forward(ctx.out, w.post_norm_weight, w.post_norm_bias, groups, out, ctx.post_mean, ctx.post_rstd);
@@ -128,10 +110,7 @@ public:
         if (ctx.input.empty()) throw error(name_ + ": backward called without a forward");
         expect_shape(name_.c_str(), "output gradient", ctx.input.shape(), dy.shape());
         const auto& w = ctx.weights;
-        const std::size_t groups = ctx.groups, d = d_, r = r_, len = ctx.input.rows() / groups;
-        const auto ld = static_cast<std::ptrdiff_t>(len * d), lr = static_cast<std::ptrdiff_t>(len * r),
-                   dr = static_cast<std::ptrdiff_t>(d * r);
-        const tensor<B, T> ones = tensor<B, T>::filled(*backend_, {len}, T(1));
+        const std::size_t groups = ctx.groups;
         gradients g;
         // The residual passes dy straight through; the adapter branch is added below.
         g.input = dy.clone();
@@ -145,28 +124,7 @@ public:
         } else {
             dout = dy;
         }
-        g.weights.up_bias = tensor<B, T>(*backend_, w.up_bias.shape());
-        g.weights.up_weight = tensor<B, T>(*backend_, w.up_weight.shape());
-        g.weights.down_bias = tensor<B, T>(*backend_, w.down_bias.shape());
-        g.weights.down_weight = tensor<B, T>(*backend_, w.down_weight.shape());
-        // d b_up_g = 1^T do_g;  d W_up_g (d, r) = do_g^T a_g;  da_g = do_g W_up_g
-        backend_->gemm_strided_batched(transpose::no, transpose::no, 1, d, len, T(1), ones.data(), len, 0, dout.data(),
-                                       d, ld, T(0), g.weights.up_bias.data(), d, static_cast<std::ptrdiff_t>(d),
-                                       groups);
-        backend_->gemm_strided_batched(transpose::yes, transpose::no, d, r, len, T(1), dout.data(), d, ld,
-                                       ctx.act.data(), r, lr, T(0), g.weights.up_weight.data(), r, dr, groups);
-        tensor<B, T> dh(*backend_, ctx.hidden.shape());
-        backend_->gemm_strided_batched(transpose::no, transpose::no, len, r, d, T(1), dout.data(), d, ld,
-                                       w.up_weight.data(), r, dr, T(0), dh.data(), r, lr, groups);
-        pha_ops::gelu_new_backward(*backend_, dh.size(), ctx.hidden.data(), ctx.tanh.data(), dh.data(), dh.data());
-        // d b_down_g = 1^T dh_g;  d W_down_g (r, d) = dh_g^T z_g;  dz_g = dh_g W_down_g
-        backend_->gemm_strided_batched(transpose::no, transpose::no, 1, r, len, T(1), ones.data(), len, 0, dh.data(), r,
-                                       lr, T(0), g.weights.down_bias.data(), r, static_cast<std::ptrdiff_t>(r), groups);
-        backend_->gemm_strided_batched(transpose::yes, transpose::no, r, d, len, T(1), dh.data(), r, lr, ctx.z.data(),
-                                       d, ld, T(0), g.weights.down_weight.data(), d, dr, groups);
-        tensor<B, T> dz(*backend_, dy.shape());
-        backend_->gemm_strided_batched(transpose::no, transpose::no, len, d, r, T(1), dh.data(), r, lr,
-                                       w.down_weight.data(), d, dr, T(0), dz.data(), d, ld, groups);
+        const tensor<B, T> dz = bottleneck_.backward(dout, w, ctx.bottleneck, g.weights);
         if (options_.pre_layer_norm) {
             tensor<B, T> dpre(*backend_, dy.shape());
             g.weights.pre_norm_weight = tensor<B, T>::zeros(*backend_, w.pre_norm_weight.shape());
@@ -187,29 +145,19 @@ public:
 private:
     /// Checks y and w and returns the number of weight groups (the batch, or 1).
     std::size_t check(const tensor<B, T>& y, const weights_type& w) const {
-        const auto& ys = y.shape();
-        if (ys.rank() < 2 || ys.rank() > 3 || ys.cols() != d_ || ys[0] == 0 || ys.size() == 0)
-            throw shape_error(name_ + ": input has shape " + ys.str() + ", expected (batch, seq, " +
-                              std::to_string(d_) + ") or (batch, " + std::to_string(d_) + ")");
-        const std::size_t nb = ys[0];
+        const std::size_t nb = bottleneck_.check_input(name_, y);
         const std::size_t groups = !w.down_weight.empty() && w.down_weight.shape()[0] == 1 ? 1 : nb;
-        auto expect = [&](const char* what, const tensor<B, T>& t, std::size_t per_group) {
-            if (t.empty() || t.shape()[0] != groups || t.size() != groups * per_group)
-                throw shape_error(name_ + ": generated " + what + " has shape " + t.shape().str() + ", expected (" +
-                                  std::to_string(groups) + ", " + std::to_string(per_group) + ") for input " +
-                                  ys.str() + (groups == 1 ? " (one set for the whole batch)" : ""));
+        bottleneck_.check_weights(name_, y, w, groups);
+        auto expect = [&](const char* what, const tensor<B, T>& t) {
+            bottleneck_.check_generated(name_, y, what, t, groups, features());
         };
-        expect("down weight", w.down_weight, r_ * d_);
-        expect("down bias", w.down_bias, r_);
-        expect("up weight", w.up_weight, d_ * r_);
-        expect("up bias", w.up_bias, d_);
         if (options_.pre_layer_norm) {
-            expect("pre-norm weight", w.pre_norm_weight, d_);
-            expect("pre-norm bias", w.pre_norm_bias, d_);
+            expect("pre-norm weight", w.pre_norm_weight);
+            expect("pre-norm bias", w.pre_norm_bias);
         }
         if (options_.post_layer_norm) {
-            expect("post-norm weight", w.post_norm_weight, d_);
-            expect("post-norm bias", w.post_norm_bias, d_);
+            expect("post-norm weight", w.post_norm_weight);
+            expect("post-norm bias", w.post_norm_bias);
         }
         return groups;
     }
@@ -217,7 +165,7 @@ private:
     /// LayerNorm over d with group g's gain and bias on its rows.
     void norm_forward(const tensor<B, T>& x, const tensor<B, T>& gain, const tensor<B, T>& bias, std::size_t groups,
                       tensor<B, T>& y, tensor<B, T>& mean, tensor<B, T>& rstd) const {
-        const std::size_t rows = x.rows(), len = rows / groups, d = d_;
+        const std::size_t rows = x.rows(), len = rows / groups, d = features();
         mean = tensor<B, T>(*backend_, {rows});
         rstd = tensor<B, T>(*backend_, {rows});
         const T eps = static_cast<T>(options_.layer_norm_eps);
@@ -230,7 +178,7 @@ private:
     void norm_backward(const tensor<B, T>& x, const tensor<B, T>& gain, const tensor<B, T>& mean,
                        const tensor<B, T>& rstd, const tensor<B, T>& dy, std::size_t groups, tensor<B, T>& dx,
                        tensor<B, T>& dgain, tensor<B, T>& dbias) const {
-        const std::size_t len = x.rows() / groups, d = d_;
+        const std::size_t len = x.rows() / groups, d = features();
         for (std::size_t g = 0; g < groups; ++g)
             backend_->layer_norm_backward(len, d, x.data() + g * len * d, gain.data() + g * d, mean.data() + g * len,
                                           rstd.data() + g * len, dy.data() + g * len * d, dx.data() + g * len * d,
@@ -239,8 +187,8 @@ private:
 
     B* backend_;
     std::string name_;
-    std::size_t d_, r_;
     hyperformer_adapter_options options_;
+    bottleneck_type bottleneck_;
 };
 
 }  // namespace hyperadapt

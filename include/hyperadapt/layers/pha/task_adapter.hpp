@@ -12,9 +12,10 @@
 //     uniform with gain 1e-4, biases 0.
 //   * generated per example (PHA's decoder adapters, from the hypernetwork): a batch of weights in the
 //     authors' layout — down weight (batch, d*r) viewed (batch, d, r), so h = x @ W; up weight
-//     (batch, r*d) viewed (batch, r, d); down bias (batch, r); up bias (batch, d). Applied with one
-//     strided-batched GEMM per product (the per-example biases too, as rank-1 batched products with a
-//     ones column), and backward returns the gradients of all four.
+//     (batch, r*d) viewed (batch, r, d); down bias (batch, r); up bias (batch, d). Applied by
+//     batched_adapter (layers/pha/batched_adapter.hpp: one strided-batched GEMM per product, the biases as
+//     rank-1 batched products), the bottleneck HyperFormer's adapter shares, with ReLU and the (in, out)
+//     layout; backward returns the gradients of all four.
 //
 // Shapes: x (batch, seq, d) or (rows, d) for own weights; (batch, seq, d) or (batch, d) for generated ones.
 #include <cmath>
@@ -24,6 +25,7 @@
 #include "hyperadapt/backend/concepts.hpp"
 #include "hyperadapt/core/shape.hpp"
 #include "hyperadapt/layers/linear.hpp"
+#include "hyperadapt/layers/pha/batched_adapter.hpp"
 #include "hyperadapt/layers/pha/pha_ops.hpp"
 #include "hyperadapt/nn/layer.hpp"
 
@@ -53,12 +55,14 @@ class task_adapter {
 public:
     using backend_type = B;
     using value_type = T;
+    /// What applies generated weights: PHA's ReLU bottleneck in the authors' (in, out) layout.
+    using generated_bottleneck = batched_adapter<B, T, adapter_activation::relu, weight_layout::in_out>;
     struct context {
         typename linear<B, T>::context down, up;
         tensor<B, T> input;   // x
-        tensor<B, T> hidden;  // pre-activation (.., r)
-        tensor<B, T> act;     // ReLU output (generated path)
-        adapter_weights<B, T> weights;  // generated path only
+        tensor<B, T> hidden;  // pre-activation (.., r) (own weights)
+        typename generated_bottleneck::context bottleneck;  // generated path only
+        adapter_weights<B, T> weights;                      // generated path only
         bool generated = false;
     };
     /// Gradients of the generated path: the input and each generated weight, in the weights' shapes.
@@ -74,12 +78,9 @@ public:
           d_(features),
           r_(bottleneck),
           options_(options),
+          generated_(backend, features, bottleneck, name_, "task_adapter"),
           down_(backend, features, options.own_weights ? bottleneck : 1, join_name(name_, "adapter_down_manual")),
-          up_(backend, options.own_weights ? bottleneck : 1, features, join_name(name_, "adapter_up_manual")) {
-        if (features == 0 || bottleneck == 0)
-            throw config_error(name_ + ": task_adapter needs non-zero features and bottleneck, got " +
-                               std::to_string(features) + " and " + std::to_string(bottleneck));
-    }
+          up_(backend, options.own_weights ? bottleneck : 1, features, join_name(name_, "adapter_up_manual")) {}
 
     /// Xavier-uniform(gain) weights, zero biases (PHA's init_linear_layer with std=1e-4 as a gain).
     template <class Rng>
@@ -126,30 +127,14 @@ public:
 
     /// Generated per-example weights.
     tensor<B, T> forward(const tensor<B, T>& x, const adapter_weights<B, T>& w, context& ctx, run_mode = {}) const {
-        const auto [nb, len] = check_generated(x, w);
-        const std::size_t d = d_, r = r_;
-        const auto ld = static_cast<std::ptrdiff_t>(len * d), lr = static_cast<std::ptrdiff_t>(len * r),
-                   dr = static_cast<std::ptrdiff_t>(d * r);
+        const std::size_t batch = generated_.check_input(name_, x);
+        generated_.check_weights(name_, x, w, batch);
         ctx = {};
         ctx.generated = true;
         ctx.input = x;
         ctx.weights = w;
-        const tensor<B, T> ones = tensor<B, T>::filled(*backend_, {len}, T(1));
-        // h_b = x_b (len, d) @ W_down_b (d, r) + 1 b_down_b
-        ctx.hidden = tensor<B, T>(*backend_, {nb, len, r});
-        backend_->gemm_strided_batched(transpose::no, transpose::no, len, r, d, T(1), x.data(), d, ld,
-                                       w.down_weight.data(), r, dr, T(0), ctx.hidden.data(), r, lr, nb);
-        backend_->gemm_strided_batched(transpose::no, transpose::no, len, r, 1, T(1), ones.data(), 1, 0,
-                                       w.down_bias.data(), r, static_cast<std::ptrdiff_t>(r), T(1),
-                                       ctx.hidden.data(), r, lr, nb);
-        ctx.act = tensor<B, T>(*backend_, ctx.hidden.shape());
-        pha_ops::relu_forward(*backend_, ctx.act.size(), ctx.hidden.data(), ctx.act.data());
-        // y_b = a_b (len, r) @ W_up_b (r, d) + 1 b_up_b
-        tensor<B, T> y(*backend_, x.shape());
-        backend_->gemm_strided_batched(transpose::no, transpose::no, len, d, r, T(1), ctx.act.data(), r, lr,
-                                       w.up_weight.data(), d, dr, T(0), y.data(), d, ld, nb);
-        backend_->gemm_strided_batched(transpose::no, transpose::no, len, d, 1, T(1), ones.data(), 1, 0,
-                                       w.up_bias.data(), d, static_cast<std::ptrdiff_t>(d), T(1), y.data(), d, ld, nb);
+        // y_b = ReLU(x_b (len, d) @ W_down_b (d, r) + 1 b_down_b) @ W_up_b (r, d) + 1 b_up_b
+        tensor<B, T> y = generated_.forward(x, w, batch, ctx.bottleneck);
         if (options_.residual) backend_->axpy(y.size(), T(1), x.data(), y.data());
         return y;
     }
@@ -158,34 +143,8 @@ public:
         if (ctx.input.empty() || !ctx.generated)
             throw error(name_ + ": backward_generated needs a forward with generated weights");
         expect_shape(name_.c_str(), "output gradient", ctx.input.shape(), dy.shape());
-        const auto& x = ctx.input;
-        const auto& w = ctx.weights;
-        const std::size_t nb = x.shape()[0], len = x.rows() / nb, d = d_, r = r_;
-        const auto ld = static_cast<std::ptrdiff_t>(len * d), lr = static_cast<std::ptrdiff_t>(len * r),
-                   dr = static_cast<std::ptrdiff_t>(d * r);
-        const tensor<B, T> ones = tensor<B, T>::filled(*backend_, {len}, T(1));
         gradients g;
-        g.weights.up_bias = tensor<B, T>(*backend_, w.up_bias.shape());
-        g.weights.up_weight = tensor<B, T>(*backend_, w.up_weight.shape());
-        g.weights.down_bias = tensor<B, T>(*backend_, w.down_bias.shape());
-        g.weights.down_weight = tensor<B, T>(*backend_, w.down_weight.shape());
-        // d b_up_b = 1^T dy_b;  d W_up_b (r, d) = a_b^T dy_b;  da_b = dy_b W_up_b^T
-        backend_->gemm_strided_batched(transpose::no, transpose::no, 1, d, len, T(1), ones.data(), len, 0, dy.data(),
-                                       d, ld, T(0), g.weights.up_bias.data(), d, static_cast<std::ptrdiff_t>(d), nb);
-        backend_->gemm_strided_batched(transpose::yes, transpose::no, r, d, len, T(1), ctx.act.data(), r, lr,
-                                       dy.data(), d, ld, T(0), g.weights.up_weight.data(), d, dr, nb);
-        tensor<B, T> dh(*backend_, ctx.hidden.shape());
-        backend_->gemm_strided_batched(transpose::no, transpose::yes, len, r, d, T(1), dy.data(), d, ld,
-                                       w.up_weight.data(), d, dr, T(0), dh.data(), r, lr, nb);
-        pha_ops::relu_backward(*backend_, dh.size(), ctx.hidden.data(), dh.data(), dh.data());
-        // d b_down_b = 1^T dh_b;  d W_down_b (d, r) = x_b^T dh_b;  dx_b = dh_b W_down_b^T
-        backend_->gemm_strided_batched(transpose::no, transpose::no, 1, r, len, T(1), ones.data(), len, 0, dh.data(),
-                                       r, lr, T(0), g.weights.down_bias.data(), r, static_cast<std::ptrdiff_t>(r), nb);
-        backend_->gemm_strided_batched(transpose::yes, transpose::no, d, r, len, T(1), x.data(), d, ld, dh.data(), r,
-                                       lr, T(0), g.weights.down_weight.data(), r, dr, nb);
-        g.input = tensor<B, T>(*backend_, x.shape());
-        backend_->gemm_strided_batched(transpose::no, transpose::yes, len, d, r, T(1), dh.data(), r, lr,
-                                       w.down_weight.data(), r, dr, T(0), g.input.data(), d, ld, nb);
+        g.input = generated_.backward(dy, ctx.weights, ctx.bottleneck, g.weights);
         if (options_.residual) backend_->axpy(g.input.size(), T(1), dy.data(), g.input.data());
         return g;
     }
@@ -198,31 +157,11 @@ public:
     }
 
 private:
-    struct batch_shape {
-        std::size_t batch, len;
-    };
-    batch_shape check_generated(const tensor<B, T>& x, const adapter_weights<B, T>& w) const {
-        const auto& xs = x.shape();
-        if (xs.rank() < 2 || xs.rank() > 3 || xs.cols() != d_ || xs[0] == 0)
-            throw shape_error(name_ + ": input has shape " + xs.str() + ", expected (batch, seq, " +
-                              std::to_string(d_) + ") or (batch, " + std::to_string(d_) + ")");
-        const std::size_t nb = xs[0];
-        auto check = [&](const char* what, const tensor<B, T>& t, std::size_t per_example) {
-            if (t.empty() || t.shape()[0] != nb || t.size() != nb * per_example)
-                throw shape_error(name_ + ": generated " + what + " has shape " + t.shape().str() + ", expected (" +
-                                  std::to_string(nb) + ", " + std::to_string(per_example) + ")");
-        };
-        check("down weight", w.down_weight, d_ * r_);
-        check("down bias", w.down_bias, r_);
-        check("up weight", w.up_weight, r_ * d_);
-        check("up bias", w.up_bias, d_);
-        return {nb, x.rows() / nb};
-    }
-
     B* backend_;
     std::string name_;
     std::size_t d_, r_;
     task_adapter_options options_;
+    generated_bottleneck generated_;  // before the linears: it checks the sizes
     linear<B, T> down_, up_;
 };
 
