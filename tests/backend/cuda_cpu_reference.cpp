@@ -74,6 +74,22 @@ void cpu_reference<T>::tanh_backward(std::size_t n, const T* y, const T* dy, T* 
     backend().tanh_backward(n, y, dy, dx);
 }
 template <class T>
+void cpu_reference<T>::relu_forward(std::size_t n, const T* x, T* y) {
+    backend().relu_forward(n, x, y);
+}
+template <class T>
+void cpu_reference<T>::relu_backward(std::size_t n, const T* x, const T* dy, T* dx) {
+    backend().relu_backward(n, x, dy, dx);
+}
+template <class T>
+void cpu_reference<T>::gelu_new_forward(std::size_t n, const T* x, T* y, T* t) {
+    backend().gelu_new_forward(n, x, y, t);
+}
+template <class T>
+void cpu_reference<T>::gelu_new_backward(std::size_t n, const T* x, const T* t, const T* dy, T* dx) {
+    backend().gelu_new_backward(n, x, t, dy, dx);
+}
+template <class T>
 void cpu_reference<T>::dropout_forward(std::size_t n, T p, std::uint64_t seed, std::uint64_t offset, const T* x,
                                        T* y) {
     backend().dropout_forward(n, p, seed, offset, x, y);

@@ -34,6 +34,10 @@ struct cpu_reference {
     static void gelu_backward(std::size_t n, const T* x, const T* dy, T* dx);
     static void tanh_forward(std::size_t n, const T* x, T* y);
     static void tanh_backward(std::size_t n, const T* y, const T* dy, T* dx);
+    static void relu_forward(std::size_t n, const T* x, T* y);
+    static void relu_backward(std::size_t n, const T* x, const T* dy, T* dx);
+    static void gelu_new_forward(std::size_t n, const T* x, T* y, T* t);
+    static void gelu_new_backward(std::size_t n, const T* x, const T* t, const T* dy, T* dx);
     static void dropout_forward(std::size_t n, T p, std::uint64_t seed, std::uint64_t offset, const T* x, T* y);
     static void dropout_backward(std::size_t n, T p, std::uint64_t seed, std::uint64_t offset, const T* dy, T* dx);
     static void fill_uniform(std::size_t n, std::uint64_t seed, std::uint64_t offset, T lo, T hi, T* x);

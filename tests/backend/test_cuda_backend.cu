@@ -769,6 +769,46 @@ BOOST_AUTO_TEST_CASE_TEMPLATE(nan_propagates_as_on_the_cpu, T, real_types) {
     }
 }
 
+BOOST_AUTO_TEST_CASE_TEMPLATE(relu_and_gelu_new_match_cpu_with_nan_and_infinity, T, real_types) {
+    // ReLU is exact. gelu_new runs the CPU's operations in the CPU's order, so it differs by device tanh's last
+    // ulps (the backward, given the CPU's saved tanh, not even by those) and by any FMA the host compiler formed.
+    cuda_backend b;
+    const std::size_t n = 4099;
+    const T nan = std::numeric_limits<T>::quiet_NaN(), inf = std::numeric_limits<T>::infinity();
+    auto x = real_values<T>(n, 191, -8, 8), dy = real_values<T>(n, 192);
+    const T specials[] = {T(0), -T(0), nan, inf, -inf, T(1e4), T(-1e4)};
+    for (std::size_t i = 0; i < std::size(specials); ++i) x[37 * i + 5] = specials[i];
+    dy[3000] = nan;  // passes through where x > 0, is dropped where x <= 0 (torch's threshold_backward)
+    dy[3001] = nan;
+    x[3000] = T(1);
+    x[3001] = T(-1);
+    auto dx_in = upload(b, x), ddy = upload(b, dy), y = b.allocate<T>(n), t = b.allocate<T>(n), dx = b.allocate<T>(n);
+    std::vector<T> want(n), want_t(n);
+
+    b.relu_forward(n, dx_in.data(), y.data());
+    cpu_reference<T>::relu_forward(n, x.data(), want.data());
+    check_equal(download(b, y), want, "relu_forward");
+    BOOST_TEST(std::isnan(download(b, y)[37 * 2 + 5]), "relu of NaN");
+    b.relu_backward(n, dx_in.data(), ddy.data(), dx.data());
+    cpu_reference<T>::relu_backward(n, x.data(), dy.data(), want.data());
+    check_equal(download(b, dx), want, "relu_backward");
+    auto io = upload(b, dy);
+    b.relu_backward(n, dx_in.data(), io.data(), io.data());
+    check_equal(download(b, io), want, "relu_backward in place");
+
+    b.gelu_new_forward(n, dx_in.data(), y.data(), t.data());
+    cpu_reference<T>::gelu_new_forward(n, x.data(), want.data(), want_t.data());
+    check_nan_pattern(download(b, t), want_t, "gelu_new_forward's tanh");
+    check_nan_pattern(download(b, y), want, "gelu_new_forward");
+    auto cpu_t = upload(b, want_t);
+    b.gelu_new_backward(n, dx_in.data(), cpu_t.data(), ddy.data(), dx.data());
+    cpu_reference<T>::gelu_new_backward(n, x.data(), want_t.data(), dy.data(), want.data());
+    check_nan_pattern(download(b, dx), want, "gelu_new_backward");
+    io = upload(b, dy);
+    b.gelu_new_backward(n, dx_in.data(), cpu_t.data(), io.data(), io.data());
+    check_nan_pattern(download(b, io), want, "gelu_new_backward in place");
+}
+
 BOOST_AUTO_TEST_CASE(anomaly_detector_finds_the_first_non_finite_element_on_the_device) {
     cuda_backend b;
     std::vector<float> v(4096, 0.25f);

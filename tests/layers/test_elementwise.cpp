@@ -1,9 +1,14 @@
 #define BOOST_TEST_MODULE layers_elementwise
 #include <boost/test/unit_test.hpp>
 
+#include <algorithm>
 #include <cmath>
+#include <cstdint>
+#include <iterator>
 #include <limits>
+#include <numbers>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include "hyperadapt/layers/activations.hpp"
@@ -269,6 +274,115 @@ BOOST_AUTO_TEST_CASE(pha_relu_keeps_nan_as_torch_does) {
     BOOST_TEST(dxh[1] == 0.0f);  // the subgradient 0 at 0
     BOOST_TEST(dxh[2] == 3.0f);
     BOOST_TEST(dxh[3] == 4.0f);  // torch's threshold_backward: x <= 0 is false for NaN, dy passes
+}
+
+// ---- relu and gelu_new primitives ----------------------------------------------------------------------------
+namespace {
+/// Zeros of both signs, +-1e4, NaN and infinities, then a spread over [-8, 8); more values than
+/// detail::parallel_threshold, so the threaded path runs too.
+template <class T>
+std::vector<T> activation_inputs(std::size_t n, std::uint64_t seed) {
+    const T nan = std::numeric_limits<T>::quiet_NaN(), inf = std::numeric_limits<T>::infinity();
+    std::vector<T> v(n);
+    for (std::size_t i = 0; i < n; ++i) v[i] = static_cast<T>(-8.0 + 16.0 * detail::uniform01(seed, i));
+    const T specials[] = {T(0), -T(0), T(1e4), T(-1e4), nan, inf, -inf};
+    for (std::size_t i = 0; i < std::size(specials); ++i) {
+        v[i] = specials[i];
+        v[n - 1 - i] = specials[i];  // the last thread's chunk as well
+    }
+    return v;
+}
+
+double relu_reference(double x) { return std::isnan(x) ? x : std::max(x, 0.0); }
+double relu_grad_reference(double x, double dy) { return x > 0 || std::isnan(x) ? dy : 0.0; }
+
+/// transformers 3.5.1's gelu_new, 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))), and its derivative.
+double gelu_new_reference(double x) {
+    const double c = std::sqrt(2.0 / std::numbers::pi);
+    return 0.5 * x * (1.0 + std::tanh(c * (x + 0.044715 * std::pow(x, 3))));
+}
+double gelu_new_grad_reference(double x, double dy) {
+    const double c = std::sqrt(2.0 / std::numbers::pi), t = std::tanh(c * (x + 0.044715 * std::pow(x, 3)));
+    return dy * (0.5 * (1.0 + t) + 0.5 * x * (1.0 - t * t) * c * (1.0 + 3.0 * 0.044715 * x * x));
+}
+
+/// got[i] is NaN exactly where want[i] is, equal to want[i] where that is infinite, and otherwise within
+/// tol * scale[i] of it (scale: the size of the rounding errors the element's arithmetic can make).
+template <class T>
+void check_against_reference(const std::vector<T>& got, const std::vector<double>& want,
+                             const std::vector<double>& scale, const std::vector<T>& x, double tol,
+                             const std::string& what) {
+    BOOST_TEST_REQUIRE(got.size() == want.size());
+    std::size_t bad = 0, first = 0;
+    for (std::size_t i = 0; i < got.size(); ++i) {
+        const double g = got[i], w = want[i];
+        const bool ok = std::isnan(w) ? std::isnan(g) : g == w || std::abs(g - w) <= tol * scale[i];
+        if (!ok && bad++ == 0) first = i;
+    }
+    BOOST_TEST(bad == 0u, what << ": " << bad << " of " << got.size() << " elements differ; first [" << first
+                               << "] x = " << x[first] << ": got " << got[first] << ", want " << want[first]);
+}
+
+/// NaN equals NaN.
+template <class T>
+bool same_values(const std::vector<T>& a, const std::vector<T>& b) {
+    if (a.size() != b.size()) return false;
+    for (std::size_t i = 0; i < a.size(); ++i)
+        if (!(a[i] == b[i] || (std::isnan(a[i]) && std::isnan(b[i])))) return false;
+    return true;
+}
+
+/// Each primitive against the reference, then again in place as the PHA modules call them (relu's y = x, every
+/// backward's dx = dy), which must give the same values.
+template <class B, class T>
+void check_activation_primitives(double tol) {
+    B b;
+    const std::size_t n = detail::parallel_threshold + 3001;
+    const auto xs = activation_inputs<T>(n, 31);
+    auto dys = activation_inputs<T>(n, 32);
+    dys[n / 2] = std::numeric_limits<T>::quiet_NaN();  // a NaN gradient passes through where x > 0
+    const auto x = tensor<B, T>::from_host(b, {n}, xs), dy = tensor<B, T>::from_host(b, {n}, dys);
+    tensor<B, T> y(b, {n}), t(b, {n}), dx(b, {n});
+    std::vector<double> want(n), forward_scale(n), backward_scale(n);
+    for (std::size_t i = 0; i < n; ++i) {  // gelu_new's backward multiplies its rounding errors by dy
+        forward_scale[i] = 1.0 + std::abs(static_cast<double>(xs[i]));
+        backward_scale[i] = forward_scale[i] * (1.0 + std::abs(static_cast<double>(dys[i])));
+    }
+    const std::string type = std::is_same_v<T, float> ? " (float)" : " (double)";
+    const auto run_in_place = [&](const std::vector<T>& values, auto&& primitive) {
+        auto io = tensor<B, T>::from_host(b, {n}, values);
+        primitive(io.data());
+        return io.to_host();
+    };
+
+    b.relu_forward(n, x.data(), y.data());
+    for (std::size_t i = 0; i < n; ++i) want[i] = relu_reference(xs[i]);
+    check_against_reference(y.to_host(), want, forward_scale, xs, 0.0, "relu_forward" + type);
+    BOOST_TEST(same_values(run_in_place(xs, [&](T* io) { b.relu_forward(n, io, io); }), y.to_host()),
+               "relu_forward in place" << type);
+
+    b.relu_backward(n, x.data(), dy.data(), dx.data());
+    for (std::size_t i = 0; i < n; ++i) want[i] = relu_grad_reference(xs[i], dys[i]);
+    check_against_reference(dx.to_host(), want, backward_scale, xs, 0.0, "relu_backward" + type);
+    BOOST_TEST(same_values(run_in_place(dys, [&](T* io) { b.relu_backward(n, x.data(), io, io); }), dx.to_host()),
+               "relu_backward in place" << type);
+
+    b.gelu_new_forward(n, x.data(), y.data(), t.data());
+    for (std::size_t i = 0; i < n; ++i) want[i] = gelu_new_reference(xs[i]);
+    check_against_reference(y.to_host(), want, forward_scale, xs, tol, "gelu_new_forward" + type);
+
+    b.gelu_new_backward(n, x.data(), t.data(), dy.data(), dx.data());
+    for (std::size_t i = 0; i < n; ++i) want[i] = gelu_new_grad_reference(xs[i], dys[i]);
+    check_against_reference(dx.to_host(), want, backward_scale, xs, tol, "gelu_new_backward" + type);
+    BOOST_TEST(same_values(run_in_place(dys, [&](T* io) { b.gelu_new_backward(n, x.data(), t.data(), io, io); }),
+                           dx.to_host()),
+               "gelu_new_backward in place" << type);
+}
+}  // namespace
+
+BOOST_AUTO_TEST_CASE_TEMPLATE(relu_and_gelu_new_primitives_match_a_double_reference, B, cpu_backends) {
+    check_activation_primitives<B, float>(2e-6);
+    check_activation_primitives<B, double>(1e-14);
 }
 
 BOOST_AUTO_TEST_CASE(layer_norm_gelu_and_tanh_propagate_nan_within_the_row) {

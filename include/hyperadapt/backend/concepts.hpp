@@ -130,8 +130,41 @@ concept elementwise_backend =
         b.copy_to_host(mask, mask_out, n);
     };
 
-/// A backend that can run every layer of the BERT encoder, its losses and AdamW.
+/// The adapters' activations (PHA, HyperFormer), one primitive each: no layer composes them from other
+/// primitives or computes them on the host. Element-wise; outputs may alias their same-length inputs except
+/// where noted.
+///   relu_forward(n, x, y)               y = (x <= 0 ? 0 : x): torch.relu, so a NaN stays NaN.
+///   relu_backward(n, x, dy, dx)         dx = (x <= 0 ? 0 : dy): torch's threshold_backward, so a NaN x passes
+///                                       dy on and the subgradient at 0 is 0.
+///   gelu_new_forward(n, x, y, t)        transformers 3.5.1's gelu_new (HyperFormer), in this order:
+///                                       t = tanh(((x x) x a + x) c), y = (x + x t) 0.5, c = sqrt(2/pi), a = 0.044715
+///                                       (gelu_new_constants); t is saved for the backward and must not alias x.
+///   gelu_new_backward(n, x, t, dy, dx)  dx = dy * 0.5 ((3 a c x^2 + c) x (1 - t^2) + t + 1), from the saved t.
+template <class B, class T>
+concept relu_primitives = requires(B& b, std::size_t n, const T* cx, T* x) {
+    b.relu_forward(n, cx, x);
+    b.relu_backward(n, cx, cx, x);
+};
+template <class B, class T>
+concept gelu_new_primitives = requires(B& b, std::size_t n, const T* cx, T* x) {
+    b.gelu_new_forward(n, cx, x, x);
+    b.gelu_new_backward(n, cx, cx, cx, x);
+};
+
+/// gelu_new's constants, shared by every backend's gelu_new primitives.
+template <class T>
+struct gelu_new_constants {
+    static constexpr T c = T(0.7978845608028654);  ///< sqrt(2 / pi)
+    static constexpr T a = T(0.044715);
+    static constexpr T three_a_c = T(3) * a * c;    ///< the backward's x^2 coefficient, rounded as T
+};
+
+/// A backend that can run every layer of the library: the BERT encoder, the CA-MTL, PHA and HyperFormer
+/// modules, losses and AdamW. The layers that call relu_* or gelu_new_* name elementwise_backend and
+/// static_assert the primitive they call (layers/pha/pha_ops.hpp), so a backend without one fails to compile
+/// with a sentence naming it; no layer falls back to the host.
 template <class B>
-concept backend = elementwise_backend<B>;
+concept backend = elementwise_backend<B> && relu_primitives<B, float> && relu_primitives<B, double> &&
+                  gelu_new_primitives<B, float> && gelu_new_primitives<B, double>;
 
 }  // namespace hyperadapt

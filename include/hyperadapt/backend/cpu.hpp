@@ -6,6 +6,7 @@
 #include <unsupported/Eigen/SpecialFunctions>
 
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <cstdint>
 #include <cstring>
@@ -277,6 +278,56 @@ public:
     void tanh_backward(std::size_t n, const T* y, const T* dy, T* dx) {
         for_chunks(n, [&](std::size_t i0, std::size_t len) {
             arr(dx + i0, len) = carr(dy + i0, len) * (T(1) - carr(y + i0, len).square());
+        });
+    }
+    /// y = (x <= 0 ? 0 : x): a NaN stays NaN, as torch.relu (y may alias x).
+    template <class T>
+    void relu_forward(std::size_t n, const T* x, T* y) {
+        for_chunks(n, [&](std::size_t i0, std::size_t len) {
+            for (std::size_t i = i0; i < i0 + len; ++i) y[i] = x[i] <= T(0) ? T(0) : x[i];
+        });
+    }
+    /// dx = (x <= 0 ? 0 : dy): a NaN x passes dy on, as torch's threshold_backward (dx may alias dy).
+    template <class T>
+    void relu_backward(std::size_t n, const T* x, const T* dy, T* dx) {
+        for_chunks(n, [&](std::size_t i0, std::size_t len) {
+            for (std::size_t i = i0; i < i0 + len; ++i) dx[i] = x[i] <= T(0) ? T(0) : dy[i];
+        });
+    }
+    /// gelu_new (transformers 3.5.1): t = tanh(c (x + a x^3)), y = 0.5 (x + x t); t must not alias x.
+    ///
+    /// Rounded as the composition of primitives these replace (and the CUDA kernels): ((x x) x a + x) c, a
+    /// multiply and the add after it never fused into one FMA. A compiler may contract `p * q + r` written in one
+    /// expression (GCC does with -march=native), so such a product is stored before the addition; that keeps
+    /// the PHA and HyperFormer reference agreement and the CPU/CUDA comparison where they were.
+    template <class T>
+    void gelu_new_forward(std::size_t n, const T* x, T* y, T* t) {
+        using k = gelu_new_constants<T>;
+        for_chunks(n, [&](std::size_t i0, std::size_t len) {
+            const auto xv = carr(x + i0, len);
+            auto tv = arr(t + i0, len);
+            tv = xv * xv * xv * k::a;
+            tv = ((tv + xv) * k::c).tanh();
+            arr(y + i0, len) = (xv + xv * tv) * T(0.5);  // as mul_row_vector's accumulate, then scale
+        });
+    }
+    /// dx = dy * 0.5 ((3 a c x^2 + c) x (1 - t^2) + t + 1), from x and the forward's t (dx may alias dy); rounded
+    /// as gelu_new_forward says, through a block of scratch values small enough for L1.
+    template <class T>
+    void gelu_new_backward(std::size_t n, const T* x, const T* t, const T* dy, T* dx) {
+        using k = gelu_new_constants<T>;
+        constexpr std::size_t block = 256;
+        for_chunks(n, [&](std::size_t i0, std::size_t len) {
+            std::array<T, block> scratch;
+            for (std::size_t b0 = i0; b0 < i0 + len; b0 += block) {
+                const std::size_t m = std::min(block, i0 + len - b0);
+                const auto xv = carr(x + b0, m), tv = carr(t + b0, m);
+                auto sv = arr(scratch.data(), m);
+                sv = xv * xv * k::three_a_c;
+                sv = (sv + k::c) * xv;
+                sv = sv * (T(1) - tv.square());  // 1 - t^2 as tanh_backward computes it
+                arr(dx + b0, m) = carr(dy + b0, m) * ((sv + tv + T(1)) * T(0.5));
+            }
         });
     }
     /// y = x * keep / (1 - p), keep_i = uniform(seed, offset + i) >= p.

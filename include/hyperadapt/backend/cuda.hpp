@@ -2,8 +2,8 @@
 // The CUDA backend policy: cuBLAS for GEMM, small kernels (cuda_kernels.cuh) for everything else, and a
 // caching device allocator. Layers never include this header: they only name the policy.
 //
-// Concept level: the complete `backend` concept (memory_backend, blas_backend, linear_backend and
-// elementwise_backend) is implemented; see the static_asserts at the end.
+// Concept level: the complete `backend` concept (memory_backend, blas_backend, linear_backend,
+// elementwise_backend and the relu / gelu_new primitives) is implemented; see the static_asserts at the end.
 //
 // Stream and cuBLAS handle:
 //   * cuda_backend() OWNS them: it creates a non-blocking stream and a cuBLAS handle on the device that is
@@ -27,8 +27,8 @@
 //
 // Numerics: results match the CPU backend's up to floating-point summation order and the last-ulp
 // differences of device erf/exp/tanh/log; dropout masks are bit-identical to the CPU's (same counter RNG),
-// and fill_uniform/fill_normal evaluate `lo + range * u` without FMA contraction. Float GEMM uses cuBLAS's
-// default math mode (no TF32) on an owned handle.
+// fill_uniform/fill_normal evaluate `lo + range * u` and gelu_new_* their polynomials without FMA
+// contraction, and relu_* is exact. Float GEMM uses cuBLAS's default math mode (no TF32) on an owned handle.
 #if !defined(__CUDACC__)
 #error "hyperadapt/backend/cuda.hpp needs nvcc: include it only from .cu translation units (CUDA language)"
 #endif
@@ -496,6 +496,33 @@ public:
     void tanh_backward(std::size_t n, const T* y, const T* dy, T* dx) {
         if (n) HYPERADAPT_CUDA_LAUNCH(detail::ck::tanh_backward<T>, grid_for(n), block_for(n), stream_, n, y, dy, dx);
     }
+    /// y = (x <= 0 ? 0 : x): a NaN stays NaN, as torch.relu (y may alias x).
+    template <class T>
+    void relu_forward(std::size_t n, const T* x, T* y) {
+        if (n) HYPERADAPT_CUDA_LAUNCH(detail::ck::relu_forward<T>, grid_for(n), block_for(n), stream_, n, x, y);
+    }
+    /// dx = (x <= 0 ? 0 : dy): a NaN x passes dy on, as torch's threshold_backward (dx may alias dy).
+    template <class T>
+    void relu_backward(std::size_t n, const T* x, const T* dy, T* dx) {
+        if (n) HYPERADAPT_CUDA_LAUNCH(detail::ck::relu_backward<T>, grid_for(n), block_for(n), stream_, n, x, dy, dx);
+    }
+    /// gelu_new (transformers 3.5.1): t = tanh(c (x + a x^3)), y = 0.5 (x + x t), in the CPU backend's order
+    /// with each operation rounded on its own; t must not alias x.
+    template <class T>
+    void gelu_new_forward(std::size_t n, const T* x, T* y, T* t) {
+        using k = gelu_new_constants<T>;
+        if (n)
+            HYPERADAPT_CUDA_LAUNCH(detail::ck::gelu_new_forward<T>, grid_for(n), block_for(n), stream_, n, k::c, k::a, x,
+                                   y, t);
+    }
+    /// dx = dy * 0.5 ((3 a c x^2 + c) x (1 - t^2) + t + 1), from x and the forward's t (dx may alias dy).
+    template <class T>
+    void gelu_new_backward(std::size_t n, const T* x, const T* t, const T* dy, T* dx) {
+        using k = gelu_new_constants<T>;
+        if (n)
+            HYPERADAPT_CUDA_LAUNCH(detail::ck::gelu_new_backward<T>, grid_for(n), block_for(n), stream_, n, k::c,
+                                   k::three_a_c, x, t, dy, dx);
+    }
     /// y = x * keep / (1 - p), keep_i = uniform(seed, offset + i) >= p: the CPU backend's mask.
     template <class T>
     void dropout_forward(std::size_t n, T p, std::uint64_t seed, std::uint64_t offset, const T* x, T* y) {
@@ -722,6 +749,10 @@ static_assert(memory_backend<cuda_backend>, "cuda_backend must satisfy memory_ba
 static_assert(blas_backend<cuda_backend>, "cuda_backend must satisfy blas_backend");
 static_assert(linear_backend<cuda_backend>, "cuda_backend must satisfy linear_backend");
 static_assert(elementwise_backend<cuda_backend>, "cuda_backend must satisfy elementwise_backend");
+static_assert(relu_primitives<cuda_backend, float> && relu_primitives<cuda_backend, double>,
+              "cuda_backend must provide relu_forward and relu_backward");
+static_assert(gelu_new_primitives<cuda_backend, float> && gelu_new_primitives<cuda_backend, double>,
+              "cuda_backend must provide gelu_new_forward and gelu_new_backward");
 static_assert(backend<cuda_backend>, "cuda_backend must satisfy the full backend concept");
 
 }  // namespace hyperadapt

@@ -245,6 +245,44 @@ __global__ void tanh_backward(std::size_t n, const T* y, const T* dy, T* dx) {
     for (std::size_t i = thread_index(); i < n; i += thread_count()) dx[i] = dy[i] * (T(1) - y[i] * y[i]);
 }
 
+/// y = (x <= 0 ? 0 : x): a NaN stays NaN (torch.relu).
+template <class T>
+__global__ void relu_forward(std::size_t n, const T* x, T* y) {
+    for (std::size_t i = thread_index(); i < n; i += thread_count()) {
+        const T v = x[i];
+        y[i] = v <= T(0) ? T(0) : v;
+    }
+}
+
+/// dx = (x <= 0 ? 0 : dy): a NaN x passes dy on (torch's threshold_backward).
+template <class T>
+__global__ void relu_backward(std::size_t n, const T* x, const T* dy, T* dx) {
+    for (std::size_t i = thread_index(); i < n; i += thread_count()) dx[i] = x[i] <= T(0) ? T(0) : dy[i];
+}
+
+/// gelu_new: t = tanh(c ((x x) x a + x)), y = (x + x t) 0.5, in the CPU backend's order, each operation
+/// rounded on its own (no FMA contraction).
+template <class T>
+__global__ void gelu_new_forward(std::size_t n, T c, T a, const T* x, T* y, T* t) {
+    for (std::size_t i = thread_index(); i < n; i += thread_count()) {
+        const T v = x[i];
+        const T th = d_tanh(mul_rn(add_rn(mul_rn(mul_rn(mul_rn(v, v), v), a), v), c));
+        t[i] = th;
+        y[i] = mul_rn(add_rn(v, mul_rn(v, th)), T(0.5));
+    }
+}
+
+/// dx = dy ((((x x) 3ac + c) x) (1 - t t) + t + 1) 0.5, in the CPU backend's order, no FMA contraction.
+template <class T>
+__global__ void gelu_new_backward(std::size_t n, T c, T three_a_c, const T* x, const T* t, const T* dy, T* dx) {
+    for (std::size_t i = thread_index(); i < n; i += thread_count()) {
+        const T v = x[i], th = t[i];
+        const T slope = mul_rn(add_rn(mul_rn(mul_rn(v, v), three_a_c), c), v);
+        const T sech2 = add_rn(T(1), -mul_rn(th, th));
+        dx[i] = mul_rn(dy[i], mul_rn(add_rn(add_rn(mul_rn(slope, sech2), th), T(1)), T(0.5)));
+    }
+}
+
 /// y = keep ? x * keep_scale : x - x with keep = uniform01(seed, offset + i) >= p: the CPU's mask, bit for bit
 /// (x - x: +0 for a finite x, NaN for NaN or infinity, as PyTorch's x * mask).
 template <class T>
