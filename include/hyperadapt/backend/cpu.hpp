@@ -296,10 +296,9 @@ public:
     }
     /// gelu_new (transformers 3.5.1): t = tanh(c (x + a x^3)), y = 0.5 (x + x t); t must not alias x.
     ///
-    /// Rounded as the composition of primitives these replace (and the CUDA kernels): ((x x) x a + x) c, a
-    /// multiply and the add after it never fused into one FMA. A compiler may contract `p * q + r` written in one
-    /// expression (GCC does with -march=native), so such a product is stored before the addition; that keeps
-    /// the PHA and HyperFormer reference agreement and the CPU/CUDA comparison where they were.
+    /// Rounded exactly as the composition of primitives it replaces: a step that was a primitive of its own is
+    /// an assignment of its own here, because a compiler may contract `p * q + r` written in one expression into
+    /// an FMA (GCC does with -march=native). The PHA and HyperFormer results are unchanged to the bit.
     template <class T>
     void gelu_new_forward(std::size_t n, const T* x, T* y, T* t) {
         using k = gelu_new_constants<T>;
@@ -312,7 +311,7 @@ public:
         });
     }
     /// dx = dy * 0.5 ((3 a c x^2 + c) x (1 - t^2) + t + 1), from x and the forward's t (dx may alias dy); rounded
-    /// as gelu_new_forward says, through a block of scratch values small enough for L1.
+    /// as gelu_new_forward explains, the stored steps going through scratch small enough for L1.
     template <class T>
     void gelu_new_backward(std::size_t n, const T* x, const T* t, const T* dy, T* dx) {
         using k = gelu_new_constants<T>;
