@@ -140,7 +140,7 @@ training_result run_config(policy& b, const args& a, const setup& s, const std::
         m.apply_freezing();
         return run_with_sampler(m, b, a, s, which, o);
     }
-    multitask_bert<policy, float> m(b, s.config, heads_for(a, s, which), 0.1f, reads(a));
+    multitask_bert<policy, float> m(b, {.backbone = s.config, .tasks = heads_for(a, s, which), .heads_read = reads(a)});
     m.initialize(init);
     if (pretrained) m.load_backbone(a.checkpoint);
     return run_with_sampler(m, b, a, s, which, o);

@@ -423,7 +423,7 @@ template <class InitBackbone>
 run_report transfer_full(policy& b, const args& a, const bert_config& config, const std::vector<encoded_task>& train,
                          const std::vector<encoded_task>& dev, const trainer_options& o, std::size_t batch,
                          InitBackbone&& init_backbone, std::size_t backbone) {
-    multitask_bert<policy, float> m(b, config, heads_of(a, train), 0.1f, reads(a));
+    multitask_bert<policy, float> m(b, {.backbone = config, .tasks = heads_of(a, train), .heads_read = reads(a)});
     rng_stream init(a.seed);
     m.initialize(init);
     init_backbone(m);
@@ -631,7 +631,7 @@ int run_demo(policy& b, args& a) {
                        transfer_steps = a.steps > 0 ? a.steps : 60;
 
     // 1. "Pretraining": full fine-tuning of a random tiny encoder on majority.
-    multitask_bert<policy, float> pretrained(b, config, {{"majority", 2}});
+    multitask_bert<policy, float> pretrained(b, {.backbone = config, .tasks = {{"majority", 2}}});
     {
         const std::vector<encoded_task> train{task(synthetic_kind::majority, 2000, 300)};
         const std::vector<encoded_task> dev{task(synthetic_kind::majority, 300, 400)};

@@ -37,9 +37,10 @@ void run(benchmark::State& state, bool train) {
     rng_stream rng(4);
     for (auto _ : state) {
         typename encoder_layer<B, float>::context ctx;
-        auto y = layer.forward(x, mask, {}, ctx, train ? run_mode::train(rng) : run_mode::inference());
+        auto y = layer.forward(x, {.mask = &mask}, ctx, train ? run_mode::train(rng) : run_mode::inference());
         if (train) {
-            auto dx = layer.backward(dy, ctx);
+            layer_condition_gradients<B, float> none;
+            auto dx = layer.backward(dy, ctx, none);
             benchmark::DoNotOptimize(dx.data());
         }
         benchmark::DoNotOptimize(y.data());

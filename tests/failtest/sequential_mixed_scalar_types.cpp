@@ -1,4 +1,4 @@
-// expected-error: hyperadapt::sequential: every element must be a unary layer (forward(x, ctx, mode) -> tensor, backward(dy, ctx) -> tensor) over the same backend and scalar type
+// expected-error: hyperadapt::sequential: every element must be a unary layer (forward(x, ctx, mode) -> tensor, backward(dy, ctx) -> tensor) or a conditioned layer
 // Compiles as is; with HYPERADAPT_FAILTEST a float layer feeds a double layer.
 #include "hyperadapt/backend/cpu.hpp"
 #include "hyperadapt/layers/activations.hpp"

@@ -8,7 +8,6 @@
 
 #include "hyperadapt/layers/attention.hpp"
 #include "hyperadapt/layers/encoder_layer.hpp"
-#include "hyperadapt/layers/feed_forward.hpp"
 #include "hyperadapt/testing/gradcheck.hpp"
 #include "support/backends.hpp"
 
@@ -72,9 +71,12 @@ BOOST_AUTO_TEST_CASE_TEMPLATE(encoder_layer_gradients, B, cpu_backends) {
         [&] {
             rng_stream rng(9);
             ctx = {};
-            return layer.forward(x, mask, {}, ctx, run_mode::train(rng));
+            return layer.forward(x, {.mask = &mask}, ctx, run_mode::train(rng));
         },
-        [&](const tensor<B, double>& dy) { return std::vector<tensor<B, double>>{layer.backward(dy, ctx)}; },
+        [&](const tensor<B, double>& dy) {
+            layer_condition_gradients<B, double> none;
+            return std::vector<tensor<B, double>>{layer.backward(dy, ctx, none)};
+        },
         {.known_zero_gradients = {"parameter 'encoder.layer.0.attention.self.key.bias'"}});
     BOOST_TEST(r.ok, r.report);
 }
@@ -106,8 +108,8 @@ BOOST_AUTO_TEST_CASE_TEMPLATE(padding_changes_no_output_at_real_positions, B, cp
     b.fill_uniform(2 * 8, 77, 0, -5.0, 5.0, x2.data() + real * 8);
     auto mask = make_mask(b, 1, seq, {real});
     typename encoder<B, double>::context c1, c2;
-    auto y1 = enc.forward(x, mask, c1, run_mode::inference()).to_host();
-    auto y2 = enc.forward(x2, mask, c2, run_mode::inference()).to_host();
+    auto y1 = enc.forward(x, {.mask = &mask}, c1, run_mode::inference()).to_host();
+    auto y2 = enc.forward(x2, {.mask = &mask}, c2, run_mode::inference()).to_host();
     // And the same real tokens alone, without any padding.
     auto x3 = x.reshaped({seq, 8}).row_range(0, real).clone().reshaped({1, real, 8});
     typename encoder<B, double>::context c3;
@@ -138,8 +140,8 @@ BOOST_AUTO_TEST_CASE(float_and_double_encoder_layers_agree) {
     auto xft = tensor<cpu, float>::from_host(b, {2, 5, 16}, xf);
     typename encoder_layer<cpu, double>::context cd;
     typename encoder_layer<cpu, float>::context cf;
-    auto yd = ld.forward(xd, {}, {}, cd, run_mode::inference()).to_host();
-    auto yf = lf.forward(xft, {}, {}, cf, run_mode::inference()).to_host();
+    auto yd = ld.forward(xd, {}, cd, run_mode::inference()).to_host();
+    auto yf = lf.forward(xft, {}, cf, run_mode::inference()).to_host();
     for (std::size_t i = 0; i < yd.size(); ++i) BOOST_TEST(std::abs(yd[i] - static_cast<double>(yf[i])) < 1e-4);
 }
 

@@ -178,7 +178,8 @@ BOOST_AUTO_TEST_CASE(adapter_layer_without_adapters_is_exactly_a_bert_layer) {
     cpu b;
     const encoder_layer_config c{.hidden = 8, .heads = 2, .intermediate = 12};
     encoder_layer<cpu, double> plain(b, c, "encoder.layer.0");
-    adapter_encoder_layer<cpu, double> adapted(b, c, 3, /*own_adapter=*/false, "encoder.layer.0", /*serial=*/4);
+    adapter_encoder_layer<cpu, double> adapted(b, adapter_layer_config::from(c, 3, /*own=*/false, /*serial=*/4),
+                                                "encoder.layer.0");
     rng_stream init(8);
     plain.initialize(init, 0.3);
     std::vector<std::string> pn, an;
@@ -196,12 +197,13 @@ BOOST_AUTO_TEST_CASE(adapter_layer_without_adapters_is_exactly_a_bert_layer) {
     const auto mask = attention_mask<cpu>::from_host(b, {2, 5}, std::vector<std::uint8_t>{1, 1, 1, 1, 1, 1, 1, 1, 0, 0});
     typename encoder_layer<cpu, double>::context pc;
     typename adapter_encoder_layer<cpu, double>::context ac;
-    const auto yp = plain.forward(x, mask, {}, pc, run_mode::inference()).to_host();
-    const auto ya = adapted.forward(x, mask, nullptr, ac, run_mode::inference()).to_host();
+    const auto yp = plain.forward(x, {.mask = &mask}, pc, run_mode::inference()).to_host();
+    const auto ya = adapted.forward(x, {.mask = &mask}, ac, run_mode::inference()).to_host();
     for (std::size_t i = 0; i < yp.size(); ++i) BOOST_TEST(std::abs(yp[i] - ya[i]) < 1e-13);
     const auto dy = test::random_tensor<cpu, double>(b, {2, 5, 8}, 22);
-    const auto dp = plain.backward(dy, pc).to_host();
-    const auto da = adapted.backward(dy, ac).input.to_host();
+    layer_condition_gradients<cpu, double> none;
+    const auto dp = plain.backward(dy, pc, none).to_host();
+    const auto da = adapted.backward(dy, ac, none).to_host();
     for (std::size_t i = 0; i < dp.size(); ++i) BOOST_TEST(std::abs(dp[i] - da[i]) < 1e-13);
 }
 

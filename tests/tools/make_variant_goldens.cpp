@@ -397,9 +397,13 @@ void layer_file(B& b, const fs::path& dir, M& m, const camtl_layer_config& c, st
     auto z = rows_by_task(b, rnd.uniform({3, c.hidden}), tasks);
     auto mk = make_masks(b, c.seq_len, lengths);
     typename M::context ctx;
-    const auto y = m.forward(x, mk.mask, z, ids(b, tasks), ctx, run_mode::inference());
+    const auto task_ids = ids(b, tasks);
+    const layer_condition<B, double> condition{.mask = &mk.mask, .task_ids = &task_ids, .task_embedding = &z};
+    const auto y = m.forward(x, condition, ctx, run_mode::inference());
     const auto r = rnd.uniform(y.shape());
-    auto [dx, dz] = m.backward(r, ctx);
+    layer_condition_gradients<B, double> dc;
+    const auto dx = m.backward(r, ctx, dc);
+    const auto& dz = dc.task_embedding;
     nlohmann::json config{{"hidden_size", c.hidden},
                           {"num_attention_heads", c.heads},
                           {"intermediate_size", c.intermediate},

@@ -1,6 +1,6 @@
 #pragma once
-// Multi-head self-attention as Hugging Face's BertSelfAttention, plus BertSelfOutput
-// (dense -> dropout -> residual -> LayerNorm) as attention_block.
+// Multi-head self-attention as Hugging Face's BertSelfAttention (BertSelfOutput, the dense -> dropout ->
+// residual -> LayerNorm after it, is part of the transformer layer: layers/encoder_layer.hpp).
 //
 // The query, key and value projections are separate parameters with Hugging Face's names, but their
 // storage is one (3H, H) matrix so that the forward projection is a single GEMM.
@@ -14,16 +14,11 @@
 #include "hyperadapt/backend/concepts.hpp"
 #include "hyperadapt/core/shape.hpp"
 #include "hyperadapt/layers/dropout.hpp"
-#include "hyperadapt/layers/layer_norm.hpp"
-#include "hyperadapt/layers/linear.hpp"
+#include "hyperadapt/layers/layer_condition.hpp"
 #include "hyperadapt/nn/anomaly.hpp"
 #include "hyperadapt/nn/layer.hpp"
 
 namespace hyperadapt {
-
-/// Padding mask (batch, seq): 1 for a real token, 0 for padding.
-template <class B>
-using attention_mask = tensor<B, std::uint8_t>;
 
 template <elementwise_backend B, class T = float>
 class self_attention {
@@ -220,79 +215,6 @@ private:
     parameter<B, T> parts_[3];
     parameter<B, T> part_biases_[3];
     dropout<B, T> drop_;
-};
-
-/// Self-attention followed by Hugging Face's BertSelfOutput: LayerNorm(x + dropout(dense(attention(x)))).
-/// Parameter names: "<name>.self.{query,key,value}.*", "<name>.output.dense.*", "<name>.output.LayerNorm.*".
-template <elementwise_backend B, class T = float>
-class attention_block {
-public:
-    using backend_type = B;
-    using value_type = T;
-    struct context {
-        typename self_attention<B, T>::context self;
-        typename linear<B, T>::context dense;
-        typename dropout<B, T>::context drop;
-        typename layer_norm<B, T>::context norm;
-        anomaly_detector* anomaly = nullptr;
-    };
-
-    attention_block(B& backend, std::size_t hidden, std::size_t heads, T attention_dropout, T hidden_dropout,
-                    T layer_norm_eps, std::string name = "attention")
-        : backend_(&backend),
-          name_(std::move(name)),
-          self_(backend, hidden, heads, attention_dropout, join_name(name_, "self")),
-          dense_(backend, hidden, hidden, join_name(name_, "output.dense")),
-          drop_(backend, hidden_dropout, join_name(name_, "output.dropout")),
-          norm_(backend, hidden, join_name(name_, "output.LayerNorm"), layer_norm_eps) {}
-
-    template <class Rng>
-    void initialize(Rng& rng, T stddev = T(0.02)) {
-        self_.initialize(rng, stddev);
-        dense_.initialize(rng, stddev);
-    }
-
-    [[nodiscard]] const std::string& name() const noexcept { return name_; }
-    self_attention<B, T>& self() noexcept { return self_; }
-
-    tensor<B, T> forward(const tensor<B, T>& x, const attention_mask<B>& mask, const tensor<B, T>& score_bias,
-                         context& ctx, run_mode mode) const {
-        tensor<B, T> a = self_.forward(x, mask, score_bias, ctx.self, mode);
-        tensor<B, T> y = drop_.forward(dense_.forward(a, ctx.dense, mode), ctx.drop, mode);
-        tensor<B, T> sum(*backend_, x.shape());
-        backend_->add(x.size(), x.data(), y.data(), sum.data());
-        tensor<B, T> out = norm_.forward(sum, ctx.norm, mode);
-        ctx.anomaly = mode.anomaly;
-        check_output(mode.anomaly, name_, "output", out);  // Hugging Face's BertSelfOutput
-        return out;
-    }
-
-    /// Returns the input gradient; the score-bias gradient (if a bias was given) goes to *dbias.
-    tensor<B, T> backward(const tensor<B, T>& dy, context& ctx, tensor<B, T>* dbias = nullptr) {
-        tensor<B, T> dsum = norm_.backward(dy, ctx.norm);
-        check_input_gradient(ctx.anomaly, name_, "output", dsum);
-        tensor<B, T> da = dense_.backward(drop_.backward(dsum, ctx.drop), ctx.dense);
-        check_input_gradient(ctx.anomaly, name_, "output", da);
-        auto g = self_.backward(da, ctx.self);
-        backend_->axpy(dsum.size(), T(1), dsum.data(), g.input.data());  // residual path
-        if (dbias) *dbias = g.score_bias;
-        return g.input;
-    }
-
-    template <class F>
-    void visit_parameters(F&& f) {
-        self_.visit_parameters(f);
-        dense_.visit_parameters(f);
-        norm_.visit_parameters(f);
-    }
-
-private:
-    B* backend_;
-    std::string name_;
-    self_attention<B, T> self_;
-    linear<B, T> dense_;
-    dropout<B, T> drop_;
-    layer_norm<B, T> norm_;
 };
 
 }  // namespace hyperadapt

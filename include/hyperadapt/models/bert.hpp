@@ -3,47 +3,14 @@
 // Hugging Face's parameter names ("embeddings.*", "encoder.layer.<i>.*", "pooler.dense.*") so that
 // checkpoints map one to one.
 #include <cstdint>
-#include <optional>
 #include <string>
 
 #include "hyperadapt/layers/bert_embeddings.hpp"
 #include "hyperadapt/layers/encoder_layer.hpp"
 #include "hyperadapt/layers/pooler.hpp"
+#include "hyperadapt/nn/bert_config.hpp"
 
 namespace hyperadapt {
-
-/// The fields of a Hugging Face BertConfig that shape the network.
-struct bert_config {
-    std::size_t vocab_size = 30522;
-    std::size_t hidden = 768;
-    std::size_t layers = 12;
-    std::size_t heads = 12;
-    std::size_t intermediate = 3072;
-    std::size_t max_position = 512;
-    std::size_t type_vocab_size = 2;
-    double hidden_dropout = 0.1;
-    double attention_dropout = 0.1;
-    double layer_norm_eps = 1e-12;
-    double initializer_range = 0.02;
-    /// pad_token_id: the word-embedding row that gets no gradient (nn.Embedding's padding_idx in
-    /// BertEmbeddings); nullopt for a config whose pad_token_id is null. It does not change the forward pass.
-    std::optional<std::int32_t> pad_token_id = 0;
-
-    [[nodiscard]] bert_embeddings_config embeddings() const {
-        bert_embeddings_config c;
-        c.vocab_size = vocab_size;
-        c.hidden = hidden;
-        c.max_position = max_position;
-        c.type_vocab_size = type_vocab_size;
-        c.dropout = hidden_dropout;
-        c.layer_norm_eps = layer_norm_eps;
-        c.pad_token_id = pad_token_id;
-        return c;
-    }
-    [[nodiscard]] encoder_layer_config layer() const {
-        return {hidden, heads, intermediate, attention_dropout, hidden_dropout, layer_norm_eps};
-    }
-};
 
 template <elementwise_backend B, class T = float>
 class bert_model {
@@ -89,8 +56,9 @@ public:
                    context& ctx, run_mode mode) const {
         ctx.anomaly = mode.anomaly;
         output out;
-        out.last_hidden = encoder_.forward(embeddings_.forward(input_ids, token_type_ids, ctx.embeddings, mode), mask,
-                                           ctx.encoder, mode);
+        const layer_condition<B, T> c{.mask = &mask};
+        out.last_hidden =
+            encoder_.forward(embeddings_.forward(input_ids, token_type_ids, ctx.embeddings, mode), c, ctx.encoder, mode);
         out.pooled = pooler_.forward(out.last_hidden, ctx.pooler, mode);
         return out;
     }
@@ -109,7 +77,8 @@ public:
                 backend_->axpy(g.size(), T(1), d_last_hidden.data(), g.data());
         }
         if (g.empty()) return;
-        embeddings_.backward(encoder_.backward(g, ctx.encoder), ctx.embeddings);
+        layer_condition_gradients<B, T> none;  // BERT's layers read only the mask
+        embeddings_.backward(encoder_.backward(g, ctx.encoder, none), ctx.embeddings);
     }
 
     template <class F>

@@ -49,7 +49,7 @@
 #include "hyperadapt/models/bert.hpp"
 #include "hyperadapt/nn/anomaly.hpp"
 #include "hyperadapt/nn/parameters.hpp"
-#include "hyperadapt/train/multitask_data.hpp"
+#include "hyperadapt/data/multitask_batch.hpp"
 
 namespace hyperadapt {
 
@@ -146,9 +146,10 @@ public:
         layers_.reserve(n);
         for (std::size_t i = 0; i < n; ++i) {
             const bool own = opts_.shared_adapters && (i < first || opts_.passes == pha_passes::two);
-            layers_.emplace_back(backend, opts_.backbone.layer(), opts_.bottleneck, own,
-                                 "encoder.layer." + std::to_string(i),
-                                 hf && i >= first ? hyperformer_config(opts_).bottleneck() : 0);
+            layers_.emplace_back(backend,
+                                 adapter_layer_config::from(opts_.backbone.layer(), opts_.bottleneck, own,
+                                                            hf && i >= first ? hyperformer_config(opts_).bottleneck() : 0),
+                                 "encoder.layer." + std::to_string(i), i);
         }
         if (opts_.source == adapter_source::prototype_hypernet) hypernet_.emplace(backend, hypernet_config(opts_), "hypernet");
         if (hf) hf_hypernet_.emplace(backend, hyperformer_config(opts_), "hypernet");
@@ -221,7 +222,8 @@ public:
         const std::size_t lower = opts_.passes == pha_passes::two ? layers_.size() : first_generated();
         ctx.first_pass.resize(lower);
         tensor<B, T> h = x;
-        for (std::size_t i = 0; i < lower; ++i) h = layers_[i].forward(h, b.mask, nullptr, ctx.first_pass[i], mode);
+        const layer_condition<B, T> plain{.mask = &b.mask};
+        for (std::size_t i = 0; i < lower; ++i) h = layers_[i].forward(h, plain, ctx.first_pass[i], mode);
         tensor<B, T> e = retriever_.forward(h, b.mask, ctx.retriever, mode);
         check_output(mode.anomaly, retriever_.name(), "", e);
         return e;
@@ -257,9 +259,11 @@ public:
         if (opts_.heads_read == head_input::mean) check_input_gradient(ctx.anomaly, mean_.name(), "", dh);
         const std::size_t n = layers_.size(), first = first_generated();
         tensor<B, T> dcond;  // d prototype rows, summed over layers
+        std::vector<generated_adapter_gradients<B, T>> generated(n);
+        layer_condition_gradients<B, T> dc{.task_embedding = {}, .generated = &generated};
         for (std::size_t i = n; i-- > first;) {
-            auto g = layers_[i].backward(dh, ctx.layers[i]);
-            dh = std::move(g.input);
+            dh = layers_[i].backward(dh, ctx.layers[i], dc);
+            auto& g = generated[i];
             auto add = [&](const tensor<B, T>& dk) {
                 check_input_gradient(ctx.anomaly, opts_.source == adapter_source::hyperformerpp ? hf_hypernet_->name()
                                                                                                : hypernet_->name(),
@@ -271,8 +275,8 @@ public:
             };
             const std::size_t j = i - first;
             switch (opts_.source) {
-                case adapter_source::per_task: tables_[j].backward(g.weights, ctx.tables[j]); break;
-                case adapter_source::prototype_hypernet: add(hypernet_->backward(g.weights, ctx.hypernet[j])); break;
+                case adapter_source::per_task: tables_[j].backward(g.parallel, ctx.tables[j]); break;
+                case adapter_source::prototype_hypernet: add(hypernet_->backward(g.parallel, ctx.hypernet[j])); break;
                 case adapter_source::hyperformerpp:
                     add(hf_hypernet_->backward(g.after_ffn, ctx.hf_ffn[j]));
                     add(hf_hypernet_->backward(g.after_attention, ctx.hf_attention[j]));
@@ -318,7 +322,7 @@ public:
             std::size_t stop = 0;  // layers below `stop` have nothing that trains: no need to go further
             if (!embeddings_train)
                 while (stop < ctx.lower_layers && !layer_trains(stop)) ++stop;
-            for (std::size_t i = ctx.lower_layers; i-- > stop;) dh = layers_[i].backward(dh, lower[i]).input;
+            for (std::size_t i = ctx.lower_layers; i-- > stop;) dh = layers_[i].backward(dh, lower[i], dc);
             if (stop != 0) dh = {};
         }
         if (!embeddings_train) return;
@@ -424,6 +428,9 @@ private:
         ctx.anomaly = mode.anomaly;
         const tensor<B, T> x = embeddings_.forward(b.input_ids, b.token_type_ids, ctx.embeddings, mode);
         ctx.layers.resize(n);
+        const layer_condition<B, T> plain{.mask = &b.mask};
+        std::vector<generated_adapters<B, T>> generated(n);  // pointers to this batch's weights, layer by layer
+        const layer_condition<B, T> with_generated{.mask = &b.mask, .generated = &generated};
         tensor<B, T> h = x;
         if (opts_.passes == pha_passes::two) {
             ctx.lower_layers = ctx.with_contrastive ? n : 0;
@@ -431,13 +438,13 @@ private:
                 ctx.first_pass.resize(n);
                 tensor<B, T> h0 = x;
                 for (std::size_t i = 0; i < n; ++i)
-                    h0 = layers_[i].forward(h0, b.mask, nullptr, ctx.first_pass[i], mode);
+                    h0 = layers_[i].forward(h0, plain, ctx.first_pass[i], mode);
                 ctx.retriever_output = retriever_.forward(h0, b.mask, ctx.retriever, mode);
                 check_output(mode.anomaly, retriever_.name(), "", ctx.retriever_output);
             }
         } else {
             ctx.lower_layers = first;
-            for (std::size_t i = 0; i < first; ++i) h = layers_[i].forward(h, b.mask, nullptr, ctx.layers[i], mode);
+            for (std::size_t i = 0; i < first; ++i) h = layers_[i].forward(h, plain, ctx.layers[i], mode);
             if (ctx.with_contrastive) {
                 ctx.retriever_output = retriever_.forward(h, b.mask, ctx.retriever, mode);
                 check_output(mode.anomaly, retriever_.name(), "", ctx.retriever_output);
@@ -458,13 +465,14 @@ private:
             if (opts_.source == adapter_source::hyperformerpp) {
                 const auto ws = hf_hypernet_->forward(k, j, hyperformer_block::self_attention, ctx.hf_attention[j], mode);
                 const auto wf = hf_hypernet_->forward(k, j, hyperformer_block::feed_forward, ctx.hf_ffn[j], mode);
-                h = layers_[i].forward(h, b.mask, layer_adapters<B, T>{.after_attention = &ws, .after_ffn = &wf},
-                                       ctx.layers[i], mode);
+                generated[i] = {.after_attention = &ws, .after_ffn = &wf};
+                h = layers_[i].forward(h, with_generated, ctx.layers[i], mode);
                 continue;
             }
             const adapter_weights<B, T> w = pha ? hypernet_->forward(k, j, ctx.hypernet[j], mode)
                                                 : tables_[j].forward(b.task_ids, ctx.tables[j], mode);
-            h = layers_[i].forward(h, b.mask, &w, ctx.layers[i], mode);
+            generated[i] = {.parallel = &w};
+            h = layers_[i].forward(h, with_generated, ctx.layers[i], mode);
         }
         if (opts_.heads_read == head_input::pooler) return pooler_.forward(h, ctx.pooler, mode);
         tensor<B, T> pooled = mean_.forward(h, b.mask, ctx.mean, mode);

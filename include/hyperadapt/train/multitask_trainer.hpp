@@ -46,7 +46,7 @@
 namespace hyperadapt {
 
 template <class M, class B, class T>
-concept multitask_model = parameterized<M> && requires(M& m, const M& cm, const multitask_batch<B, T>& b,
+concept trainable_multitask_model = parameterized<M> && requires(M& m, const M& cm, const multitask_batch<B, T>& b,
                                                        typename M::context& ctx, run_mode mode) {
     { cm.forward_loss(b, ctx, mode) } -> std::convertible_to<double>;
     m.backward(ctx);
@@ -155,7 +155,7 @@ std::vector<data::task_result> evaluate_tasks(Model& model, B& backend, std::spa
 }
 
 template <class Model, sampler S, class B = typename Model::backend_type, class T = typename Model::value_type>
-    requires multitask_model<Model, B, T>
+    requires trainable_multitask_model<Model, B, T>
 training_result train_multitask(Model& model, S& sampler, B& backend, std::span<const encoded_task> train,
                                 std::span<const encoded_task> dev, const trainer_options& o) {
     const auto start = std::chrono::steady_clock::now();

@@ -9,6 +9,7 @@
 #include <map>
 #include <set>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -555,16 +556,32 @@ BOOST_AUTO_TEST_CASE(float_and_double_agree) {
 
 namespace {
 
+/// A CA-MTL layer or encoder run through the conditioned-layer contract with the reference's inputs.
+template <class M, class B, class T>
+tensor<B, T> forward_conditioned(const M& model, const tensor<B, T>& x, const attention_mask<B>& mask,
+                                 const tensor<B, T>& z, const tensor<B, std::int32_t>& ids, typename M::context& ctx,
+                                 run_mode mode) {
+    const layer_condition<B, T> c{.mask = &mask, .task_ids = &ids, .task_embedding = &z};
+    return model.forward(x, c, ctx, mode);
+}
+/// dx and dz of a conditioned backward.
+template <class M, class B, class T>
+std::pair<tensor<B, T>, tensor<B, T>> backward_conditioned(M& model, const tensor<B, T>& dy, typename M::context& ctx) {
+    layer_condition_gradients<B, T> dc;
+    tensor<B, T> dx = model.backward(dy, ctx, dc);
+    return {std::move(dx), std::move(dc.task_embedding)};
+}
+
 /// Runs `model` (a CA-MTL layer or encoder) on a reference file in double: loads the parameters by name under
 /// `prefix`, compares the output, dx, dz and every parameter gradient.
 template <class B, class M>
 void check_against_reference(reference_case<B>& ref, M& model, const std::string& prefix) {
     ref.load_parameters(model, prefix);
     typename M::context ctx;
-    const auto y = model.forward(ref.get("input.hidden_states"), ref.mask(), ref.get("input.task_embedding"),
+    const auto y = forward_conditioned(model, ref.get("input.hidden_states"), ref.mask(), ref.get("input.task_embedding"),
                                  ref.ids(ref.ids_name()), ctx, run_mode::inference());
     ref.compare(ref.single_output(), y.to_host());
-    auto [dx, dz] = model.backward(ref.get("probe.R"), ctx);
+    auto [dx, dz] = backward_conditioned(model, ref.get("probe.R"), ctx);
     ref.compare("grad.input.hidden_states", dx.to_host());
     ref.compare("grad.input.task_embedding", dz.to_host());
     ref.compare_parameter_gradients(model, prefix);
@@ -614,10 +631,10 @@ testing::gradcheck_result check_model_gradients(B& b, M& model, std::size_t seq,
         [&] {
             rng_stream rng(5);
             ctx = {};
-            return model.forward(x, mask, z, ids, ctx, run_mode::train(rng));
+            return forward_conditioned(model, x, mask, z, ids, ctx, run_mode::train(rng));
         },
         [&](const tensor<B, double>& dy) {
-            auto [dx, dz] = model.backward(dy, ctx);
+            auto [dx, dz] = backward_conditioned(model, dy, ctx);
             return std::vector<tensor<B, double>>{dx, dz};
         },
         o);
@@ -756,9 +773,9 @@ BOOST_AUTO_TEST_CASE_TEMPLATE(encoder_without_own_task_transformation_takes_z_pr
     auto ids = tensor<B, std::int32_t>::from_host(b, {2}, std::vector<std::int32_t>{0, 1});
     typename camtl_large_encoder<B, double>::context c1, c2;
     typename linear<B, double>::context lc;
-    const auto y1 = with.forward(x, {}, z, ids, c1, run_mode::inference()).to_host();
+    const auto y1 = forward_conditioned(with, x, {}, z, ids, c1, run_mode::inference()).to_host();
     const auto zp = with.task_transformation()->forward(z, lc);
-    const auto y2 = without.forward(x, {}, zp, ids, c2, run_mode::inference()).to_host();
+    const auto y2 = forward_conditioned(without, x, {}, zp, ids, c2, run_mode::inference()).to_host();
     BOOST_TEST(test::max_abs_diff(y1, y2) < 1e-14);
     BOOST_TEST(without.task_transformation() == nullptr);
 }
@@ -778,7 +795,7 @@ BOOST_AUTO_TEST_CASE_TEMPLATE(encoder_mixed_task_batch_matches_single_examples, 
     std::vector<std::int32_t> id(tasks.begin(), tasks.end());
     auto ids = tensor<B, std::int32_t>::from_host(b, {nb}, id);
     typename camtl_base_encoder<B, double>::context ctx;
-    const auto y = enc.forward(x, mask, z, ids, ctx, run_mode::inference()).to_host();
+    const auto y = forward_conditioned(enc, x, mask, z, ids, ctx, run_mode::inference()).to_host();
     const auto mh = mask.to_host();
     for (std::size_t i = 0; i < nb; ++i) {
         auto xi = x.reshaped({nb, per}).row_range(i, 1).clone().reshaped({1, c.seq_len, c.hidden});
@@ -786,7 +803,7 @@ BOOST_AUTO_TEST_CASE_TEMPLATE(encoder_mixed_task_batch_matches_single_examples, 
         auto mi = attention_mask<B>::from_host(b, {1, c.seq_len}, std::span(mh).subspan(i * c.seq_len, c.seq_len));
         auto idi = tensor<B, std::int32_t>::from_host(b, {1}, std::vector<std::int32_t>{id[i]});
         typename camtl_base_encoder<B, double>::context ci;
-        const auto yi = enc.forward(xi, mi, zi, idi, ci, run_mode::inference()).to_host();
+        const auto yi = forward_conditioned(enc, xi, mi, zi, idi, ci, run_mode::inference()).to_host();
         for (std::size_t k = 0; k < per; ++k) BOOST_TEST(std::abs(yi[k] - y[i * per + k]) < 1e-12);
     }
 }

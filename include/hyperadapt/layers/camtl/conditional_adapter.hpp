@@ -19,6 +19,8 @@
 #include "hyperadapt/core/shape.hpp"
 #include "hyperadapt/layers/camtl/conditional_bottleneck.hpp"
 #include "hyperadapt/layers/camtl/conditional_layer_norm.hpp"
+#include "hyperadapt/layers/layer_condition.hpp"
+#include "hyperadapt/layers/layer_slots.hpp"
 #include "hyperadapt/nn/layer.hpp"
 
 namespace hyperadapt {
@@ -86,6 +88,46 @@ private:
     std::size_t hidden_;
     conditional_bottleneck<B, T> bottleneck_;
     conditional_layer_norm<B, T> norm_;
+};
+
+/// The output slot of a transformer layer (layers/encoder_layer.hpp): CA-MTL base's top-layer adapter,
+/// out = conditional_adapter(a, h | z', task ids) with a the attention output and h the FFN output. A layer
+/// with it renames its BERT sub-modules "new_*" as the reference does (pretrained weights do not load into them).
+struct conditional_output_adapter {
+    template <class B, class T>
+    class slot {
+    public:
+        static constexpr bool renames_submodules = true;
+        using layer_type = conditional_adapter<B, T>;
+        using context = typename layer_type::context;
+        struct gradients {
+            tensor<B, T> hidden_states;  // d h
+            tensor<B, T> layer_input;    // d a
+        };
+        template <class C>
+        slot(B& backend, const C& c, const slot_site& site)
+            : adapter_(backend, c.hidden, join_name(site.layer, "adapter"), c.norm_options()) {}
+        template <class Rng>
+        void initialize(Rng& rng, T stddev) { adapter_.initialize(rng, stddev); }
+        tensor<B, T> forward(const tensor<B, T>& a, const tensor<B, T>& h, const layer_condition<B, T>& c,
+                             context& ctx, run_mode mode) const {
+            if (!c.task_embedding) throw error(adapter_.name() + ": the conditional adapter needs the task embedding z'");
+            return adapter_.forward(a, h, *c.task_embedding, c.task_ids ? *c.task_ids : tensor<B, std::int32_t>{}, ctx,
+                                    mode);
+        }
+        /// Adds dz' into dz.
+        gradients backward(const tensor<B, T>& dy, context& ctx, tensor<B, T>& dz) {
+            auto g = adapter_.backward(dy, ctx);
+            accumulate_into(dy.backend(), dz, g.task_embedding);
+            return {std::move(g.hidden_states), std::move(g.bert_layer_input)};
+        }
+        template <class F>
+        void visit_parameters(F&& f) { adapter_.visit_parameters(f); }
+        layer_type& layer() noexcept { return adapter_; }
+
+    private:
+        layer_type adapter_;
+    };
 };
 
 }  // namespace hyperadapt

@@ -14,6 +14,8 @@
 
 #include "hyperadapt/layers/attention.hpp"
 #include "hyperadapt/layers/camtl/block_diagonal_bias.hpp"
+#include "hyperadapt/layers/layer_condition.hpp"
+#include "hyperadapt/layers/layer_slots.hpp"
 
 namespace hyperadapt {
 
@@ -106,6 +108,42 @@ private:
     bias_type bias_;
     self_attention<B, T> attention_;
     bool bias_enabled_ = true;
+};
+
+/// The attention slot of a transformer layer (layers/encoder_layer.hpp) with CA-MTL's block-diagonal task bias
+/// from the condition's task embedding z'. Reads config.seq_len and config.block_diagonal_bias.
+template <std::size_t SeqLen = std::dynamic_extent, std::size_t Hidden = std::dynamic_extent>
+struct block_diagonal_attention {
+    template <class B, class T>
+    class slot {
+    public:
+        using layer_type = conditional_self_attention<B, T, SeqLen, Hidden>;
+        using context = typename layer_type::context;
+        template <encoder_layer_sizes C>
+        slot(B& backend, const C& c, const slot_site& site)
+            : self_(backend, c.seq_len, c.hidden, c.heads, static_cast<T>(c.attention_dropout),
+                    site.path("attention.self")) {
+            self_.set_bias_enabled(c.block_diagonal_bias);
+        }
+        template <class Rng>
+        void initialize(Rng& rng, T stddev) { self_.initialize(rng, stddev); }
+        tensor<B, T> forward(const tensor<B, T>& x, const layer_condition<B, T>& c, context& ctx, run_mode mode) const {
+            if (!c.task_embedding) throw error(self_.name() + ": the block-diagonal bias needs the task embedding z'");
+            return self_.forward(x, c.mask ? *c.mask : attention_mask<B>{}, *c.task_embedding, ctx, mode);
+        }
+        /// Adds dz' into dz (after the contributions already there, as the reference sums them).
+        tensor<B, T> backward(const tensor<B, T>& dy, context& ctx, tensor<B, T>& dz) {
+            auto g = self_.backward(dy, ctx);
+            if (self_.bias_enabled()) accumulate_into(g.input.backend(), dz, g.condition);
+            return std::move(g.input);
+        }
+        template <class F>
+        void visit_parameters(F&& f) { self_.visit_parameters(f); }
+        layer_type& layer() noexcept { return self_; }
+
+    private:
+        layer_type self_;
+    };
 };
 
 }  // namespace hyperadapt

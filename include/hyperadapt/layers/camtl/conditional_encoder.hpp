@@ -12,10 +12,13 @@
 //   layers 0 .. ceil(n/2)-1 plain_norm, the rest conditional_norm (large: 0-11 and 12-23), and a chain
 //   f_0 = 0,  f_i = CB_i(z', h_i + f_(i-1)),  output = f_n  (the chain output replaces the last hidden state).
 //
-// Inputs: x (batch, L, d) (the embedding output after conditional alignment), mask (batch, L) or empty, z (batch,
-// d) the RAW task embedding, task ids (batch) int32 for the CLNs. backward returns dx and dz. With
-// camtl_encoder_options::task_transformation = false the encoder owns no transformation and takes z' directly
-// (for a model whose task_embedding module already applies it); dz is then dz'.
+// Both are conditioned layers (nn/conditioned_layer.hpp): x (batch, L, d) (the embedding output after conditional
+// alignment) and a layer_condition with the mask, the task ids (for the CLNs) and the RAW task embedding z;
+// backward returns dx and adds dz into the condition gradients. With camtl_encoder_options::task_transformation =
+// false the encoder owns no transformation and takes z' directly (dz is then dz').
+//
+// The base encoder is a composition: sequential(layer_stack<plain_norm>, layer_stack<conditional_norm>,
+// layer_stack<adapter>) under the condition map; the large one interleaves its layers with the bottleneck chain.
 //
 // Names under `prefix` (default "encoder"), as the reference: "<prefix>.task_transformation.*",
 // "<prefix>.layer.<i>.*" (see conditional_encoder_layer.hpp), and for the large encoder
@@ -30,6 +33,7 @@
 #include "hyperadapt/layers/camtl/conditional_bottleneck.hpp"
 #include "hyperadapt/layers/camtl/conditional_encoder_layer.hpp"
 #include "hyperadapt/layers/linear.hpp"
+#include "hyperadapt/nn/compose.hpp"
 
 namespace hyperadapt {
 
@@ -44,22 +48,32 @@ struct camtl_encoder_options {
 };
 
 namespace detail {
-/// The optional task_transformation shared by both encoders.
+/// The optional task_transformation z' = W z + b shared by both encoders, and the condition it hands the layers.
 template <elementwise_backend B, class T>
 class camtl_condition_map {
 public:
-    camtl_condition_map(B& backend, std::size_t hidden, const std::string& prefix, bool enabled) {
+    camtl_condition_map(B& backend, std::size_t hidden, const std::string& prefix, bool enabled) : hidden_(hidden) {
         if (enabled) map_.emplace(backend, hidden, hidden, join_name(prefix, "task_transformation"));
     }
     template <class Rng>
     void initialize(Rng& rng, T stddev) {
         if (map_) map_->initialize(rng, stddev);
     }
-    tensor<B, T> forward(const tensor<B, T>& z, typename linear<B, T>::context& ctx, run_mode mode) const {
-        return map_ ? map_->forward(z, ctx, mode) : z;
+    /// Stores z' in `zp` and returns the condition with z' in place of z.
+    layer_condition<B, T> forward(const layer_condition<B, T>& c, tensor<B, T>& zp,
+                                  typename linear<B, T>::context& ctx, run_mode mode) const {
+        if (!c.task_embedding) throw error("CA-MTL encoder: the condition has no task embedding");
+        zp = map_ ? map_->forward(*c.task_embedding, ctx, mode) : *c.task_embedding;
+        layer_condition<B, T> inner = c;
+        inner.task_embedding = &zp;
+        return inner;
     }
-    tensor<B, T> backward(const tensor<B, T>& dz_prime, typename linear<B, T>::context& ctx) {
-        return map_ ? map_->backward(dz_prime, ctx) : dz_prime;
+    /// Adds dz (from the layers' dz') into dc.
+    void backward(B& backend, const tensor<B, T>& zp, layer_condition_gradients<B, T>& inner,
+                  typename linear<B, T>::context& ctx, layer_condition_gradients<B, T>& dc) {
+        // Every conditional module switched off: z' still shaped the forward's inputs, with a zero gradient.
+        tensor<B, T> dzp = inner.task_embedding.empty() ? tensor<B, T>::zeros(backend, zp.shape()) : inner.task_embedding;
+        accumulate_into(backend, dc.task_embedding, map_ ? map_->backward(dzp, ctx) : dzp);
     }
     template <class F>
     void visit_parameters(F&& f) {
@@ -68,6 +82,7 @@ public:
     linear<B, T>* get() noexcept { return map_ ? &*map_ : nullptr; }
 
 private:
+    std::size_t hidden_;
     std::optional<linear<B, T>> map_;
 };
 
@@ -78,14 +93,6 @@ inline void check_camtl_layers(const std::string& prefix, std::size_t layers, st
                            std::to_string(layers) + " leave no room for the " + std::to_string(min_rest) +
                            " conditional top layer(s)");
 }
-
-template <class B, class T>
-void accumulate(B& backend, tensor<B, T>& acc, const tensor<B, T>& g) {
-    if (acc.empty())
-        acc = g;
-    else
-        backend.axpy(acc.size(), T(1), g.data(), acc.data());
-}
 }  // namespace detail
 
 /// MyBertEncoder9: CBDA in every layer, CLN in the top half, the conditional adapter on the top layer.
@@ -95,19 +102,16 @@ class camtl_base_encoder {
 public:
     using backend_type = B;
     using value_type = T;
-    using ids_type = tensor<B, std::int32_t>;
-    using plain_layer = camtl_encoder_layer<B, T, camtl_layer_kind::plain_norm, SeqLen, Hidden>;
-    using conditional_layer = camtl_encoder_layer<B, T, camtl_layer_kind::conditional_norm, SeqLen, Hidden>;
-    using top_layer = camtl_encoder_layer<B, T, camtl_layer_kind::adapter, SeqLen, Hidden>;
+    using condition_type = layer_condition<B, T>;
+    using condition_gradients = layer_condition_gradients<B, T>;
+    using plain_layer = bert_layer9<B, T, SeqLen, Hidden>;
+    using conditional_layer = my_bert_layer9<B, T, SeqLen, Hidden>;
+    using top_layer = my_bert_adapter_layer9<B, T, SeqLen, Hidden>;
+    using body_type = sequential<layer_stack<plain_layer>, layer_stack<conditional_layer>, layer_stack<top_layer>>;
     struct context {
         typename linear<B, T>::context transformation;
-        std::vector<typename plain_layer::context> plain;
-        std::vector<typename conditional_layer::context> conditional;
-        typename top_layer::context top;  // unused without a top adapter
-    };
-    struct gradients {
-        tensor<B, T> input;           // (batch, L, d)
-        tensor<B, T> task_embedding;  // (batch, d): dz (dz' without an own task_transformation)
+        tensor<B, T> zp;
+        typename body_type::context body;
     };
 
     camtl_base_encoder(B& backend, const camtl_layer_config& c, std::size_t num_layers, std::string prefix = "encoder",
@@ -115,97 +119,68 @@ public:
         : backend_(&backend),
           name_(std::move(prefix)),
           map_(backend, c.hidden, name_, options.task_transformation),
-          top_(options.top_adapter ? std::optional<top_layer>(make_top(backend, c, num_layers, name_, options))
-                                   : std::nullopt) {
-        const std::size_t p = plain_count(num_layers, options);
-        const std::size_t conditional_end = options.top_adapter ? num_layers - 1 : num_layers;
-        plain_.reserve(p);
-        conditional_.reserve(conditional_end - p);
-        for (std::size_t i = 0; i < p; ++i) plain_.emplace_back(backend, c, layer_name(i));
-        for (std::size_t i = p; i < conditional_end; ++i) conditional_.emplace_back(backend, c, layer_name(i));
-    }
+          body_(make_body(backend, c, num_layers, name_, options)) {}
 
     template <class Rng>
     void initialize(Rng& rng, T stddev = T(0.02)) {
         map_.initialize(rng, stddev);
-        for (auto& l : plain_) l.initialize(rng, stddev);
-        for (auto& l : conditional_) l.initialize(rng, stddev);
-        if (top_) top_->initialize(rng, stddev);
+        body_.initialize(rng, stddev);
     }
 
     [[nodiscard]] const std::string& name() const noexcept { return name_; }
-    [[nodiscard]] std::size_t size() const noexcept { return plain_.size() + conditional_.size() + (top_ ? 1 : 0); }
-    [[nodiscard]] bool has_top_adapter() const noexcept { return top_.has_value(); }
-    [[nodiscard]] std::size_t plain_layers() const noexcept { return plain_.size(); }
-    plain_layer& plain(std::size_t i) { return plain_.at(i); }
+    [[nodiscard]] std::size_t size() const noexcept {
+        return plain_stack().size() + conditional_stack().size() + top_stack().size();
+    }
+    [[nodiscard]] bool has_top_adapter() const noexcept { return top_stack().size() == 1; }
+    [[nodiscard]] std::size_t plain_layers() const noexcept { return plain_stack().size(); }
+    plain_layer& plain(std::size_t i) { return body_.template get<0>().layer(i); }
     /// The i-th conditional-norm layer (encoder layer plain_layers() + i).
-    conditional_layer& conditional(std::size_t i) { return conditional_.at(i); }
+    conditional_layer& conditional(std::size_t i) { return body_.template get<1>().layer(i); }
     /// The adapter top layer; config_error when built without one.
     top_layer& top() {
-        if (!top_) throw config_error(name_ + ": this encoder was built without the top adapter layer");
-        return *top_;
+        if (!has_top_adapter()) throw config_error(name_ + ": this encoder was built without the top adapter layer");
+        return body_.template get<2>().layer(0);
     }
     /// Null without an own task_transformation.
     linear<B, T>* task_transformation() noexcept { return map_.get(); }
 
-    tensor<B, T> forward(const tensor<B, T>& x, const attention_mask<B>& mask, const tensor<B, T>& z,
-                         const ids_type& task_ids, context& ctx, run_mode mode) const {
-        const tensor<B, T> zp = map_.forward(z, ctx.transformation, mode);
-        ctx.plain.resize(plain_.size());
-        ctx.conditional.resize(conditional_.size());
-        tensor<B, T> h = x;
-        for (std::size_t i = 0; i < plain_.size(); ++i) h = plain_[i].forward(h, mask, zp, task_ids, ctx.plain[i], mode);
-        for (std::size_t i = 0; i < conditional_.size(); ++i)
-            h = conditional_[i].forward(h, mask, zp, task_ids, ctx.conditional[i], mode);
-        return top_ ? top_->forward(h, mask, zp, task_ids, ctx.top, mode) : h;
+    tensor<B, T> forward(const tensor<B, T>& x, const condition_type& c, context& ctx, run_mode mode) const {
+        return body_.forward(x, map_.forward(c, ctx.zp, ctx.transformation, mode), ctx.body, mode);
     }
 
-    gradients backward(const tensor<B, T>& dy, context& ctx) {
-        tensor<B, T> dh = dy, dzp;
-        if (top_) {
-            auto g = top_->backward(dy, ctx.top);
-            dh = std::move(g.input);
-            dzp = std::move(g.condition);
-        }
-        for (std::size_t i = conditional_.size(); i-- > 0;) {
-            auto gi = conditional_[i].backward(dh, ctx.conditional[i]);
-            dh = std::move(gi.input);
-            detail::accumulate(*backend_, dzp, gi.condition);
-        }
-        for (std::size_t i = plain_.size(); i-- > 0;) {
-            auto gi = plain_[i].backward(dh, ctx.plain[i]);
-            dh = std::move(gi.input);
-            detail::accumulate(*backend_, dzp, gi.condition);
-        }
-        return {std::move(dh), map_.backward(dzp, ctx.transformation)};
+    tensor<B, T> backward(const tensor<B, T>& dy, context& ctx, condition_gradients& dc) {
+        condition_gradients inner{.task_embedding = {}, .generated = dc.generated};
+        tensor<B, T> dx = body_.backward(dy, ctx.body, inner);
+        map_.backward(*backend_, ctx.zp, inner, ctx.transformation, dc);
+        return dx;
     }
 
     /// The reference's order: task_transformation, then layer.0 .. layer.(n-1).
     template <class F>
     void visit_parameters(F&& f) {
         map_.visit_parameters(f);
-        for (auto& l : plain_) l.visit_parameters(f);
-        for (auto& l : conditional_) l.visit_parameters(f);
-        if (top_) top_->visit_parameters(f);
+        body_.visit_parameters(f);
     }
 
 private:
-    static std::size_t plain_count(std::size_t n, const camtl_encoder_options& o) {
-        return o.plain_layers == std::numeric_limits<std::size_t>::max() ? n / 2 : o.plain_layers;
-    }
-    std::string layer_name(std::size_t i) const { return join_name(name_, "layer." + std::to_string(i)); }
-    static top_layer make_top(B& backend, const camtl_layer_config& c, std::size_t n, const std::string& prefix,
-                              const camtl_encoder_options& o) {
-        detail::check_camtl_layers(prefix, n, plain_count(n, o), 1);
-        return top_layer(backend, c, join_name(prefix, "layer." + std::to_string(n - 1)));
+    const layer_stack<plain_layer>& plain_stack() const noexcept { return body_.template get<0>(); }
+    const layer_stack<conditional_layer>& conditional_stack() const noexcept { return body_.template get<1>(); }
+    const layer_stack<top_layer>& top_stack() const noexcept { return body_.template get<2>(); }
+
+    static body_type make_body(B& backend, const camtl_layer_config& c, std::size_t n, const std::string& prefix,
+                               const camtl_encoder_options& o) {
+        const std::size_t p = o.plain_layers == std::numeric_limits<std::size_t>::max() ? n / 2 : o.plain_layers;
+        const std::size_t top = o.top_adapter ? 1 : 0;
+        detail::check_camtl_layers(prefix, n, p, top);
+        return body_type(layer_stack<plain_layer>(backend, c, p, prefix, 0),
+                         layer_stack<conditional_layer>(backend, c, n - p - top, prefix, p),
+                         layer_stack<top_layer>(backend, c, top, prefix, n - top));
     }
 
     B* backend_;
     std::string name_;
     detail::camtl_condition_map<B, T> map_;
-    std::vector<plain_layer> plain_;
-    std::vector<conditional_layer> conditional_;
-    std::optional<top_layer> top_;
+    body_type body_;
 };
 
 /// MyBertEncoder10: CBDA in every layer, CLN in the top half, a conditional bottleneck chained through all layers
@@ -216,34 +191,27 @@ class camtl_large_encoder {
 public:
     using backend_type = B;
     using value_type = T;
-    using ids_type = tensor<B, std::int32_t>;
-    using plain_layer = camtl_encoder_layer<B, T, camtl_layer_kind::plain_norm, SeqLen, Hidden>;
-    using conditional_layer = camtl_encoder_layer<B, T, camtl_layer_kind::conditional_norm, SeqLen, Hidden>;
+    using condition_type = layer_condition<B, T>;
+    using condition_gradients = layer_condition_gradients<B, T>;
+    using plain_layer = bert_layer9<B, T, SeqLen, Hidden>;
+    using conditional_layer = my_bert_layer9<B, T, SeqLen, Hidden>;
     struct context {
         typename linear<B, T>::context transformation;
+        tensor<B, T> zp;
         std::vector<typename plain_layer::context> plain;
         std::vector<typename conditional_layer::context> conditional;
         std::vector<typename conditional_bottleneck<B, T>::context> chain;
     };
-    using gradients = typename camtl_base_encoder<B, T, SeqLen, Hidden>::gradients;
 
     camtl_large_encoder(B& backend, const camtl_layer_config& c, std::size_t num_layers,
                         std::string prefix = "encoder", camtl_encoder_options options = {})
-        : backend_(&backend), name_(std::move(prefix)), map_(backend, c.hidden, name_, options.task_transformation) {
-        const std::size_t p = options.plain_layers == std::numeric_limits<std::size_t>::max()
-                                  ? num_layers / 2 + num_layers % 2
-                                  : options.plain_layers;
-        detail::check_camtl_layers(name_, num_layers, p, 0);
-        plain_.reserve(p);
-        conditional_.reserve(num_layers - p);
+        : backend_(&backend),
+          name_(std::move(prefix)),
+          map_(backend, c.hidden, name_, options.task_transformation),
+          plain_(backend, c, plain_count(num_layers, options, name_), name_, 0),
+          conditional_(backend, c, num_layers - plain_count(num_layers, options, name_), name_,
+                       plain_count(num_layers, options, name_)) {
         chain_.reserve(num_layers);
-        for (std::size_t i = 0; i < num_layers; ++i) {
-            const std::string li = join_name(name_, "layer." + std::to_string(i));
-            if (i < p)
-                plain_.emplace_back(backend, c, li);
-            else
-                conditional_.emplace_back(backend, c, li);
-        }
         for (std::size_t i = 0; i < num_layers; ++i)
             chain_.emplace_back(backend, c.hidden, join_name(name_, "adapter_layer." + std::to_string(i)), c.bottleneck);
     }
@@ -251,80 +219,81 @@ public:
     template <class Rng>
     void initialize(Rng& rng, T stddev = T(0.02)) {
         map_.initialize(rng, stddev);
-        for (auto& l : plain_) l.initialize(rng, stddev);
-        for (auto& l : conditional_) l.initialize(rng, stddev);
+        plain_.initialize(rng, stddev);
+        conditional_.initialize(rng, stddev);
         for (auto& l : chain_) l.initialize(rng, stddev);
     }
 
     [[nodiscard]] const std::string& name() const noexcept { return name_; }
     [[nodiscard]] std::size_t size() const noexcept { return chain_.size(); }
     [[nodiscard]] std::size_t plain_layers() const noexcept { return plain_.size(); }
-    plain_layer& plain(std::size_t i) { return plain_.at(i); }
-    conditional_layer& conditional(std::size_t i) { return conditional_.at(i); }
+    plain_layer& plain(std::size_t i) { return plain_.layer(i); }
+    conditional_layer& conditional(std::size_t i) { return conditional_.layer(i); }
     conditional_bottleneck<B, T>& bottleneck(std::size_t i) { return chain_.at(i); }
     linear<B, T>* task_transformation() noexcept { return map_.get(); }
 
-    tensor<B, T> forward(const tensor<B, T>& x, const attention_mask<B>& mask, const tensor<B, T>& z,
-                         const ids_type& task_ids, context& ctx, run_mode mode) const {
-        const tensor<B, T> zp = map_.forward(z, ctx.transformation, mode);
-        ctx.plain.resize(plain_.size());
+    tensor<B, T> forward(const tensor<B, T>& x, const condition_type& c, context& ctx, run_mode mode) const {
+        const condition_type inner = map_.forward(c, ctx.zp, ctx.transformation, mode);
+        const std::size_t p = plain_.size();
+        ctx.plain.resize(p);
         ctx.conditional.resize(conditional_.size());
         ctx.chain.resize(chain_.size());
         tensor<B, T> h = x, f;
         for (std::size_t i = 0; i < chain_.size(); ++i) {
-            h = i < plain_.size() ? plain_[i].forward(h, mask, zp, task_ids, ctx.plain[i], mode)
-                                  : conditional_[i - plain_.size()].forward(h, mask, zp, task_ids,
-                                                                            ctx.conditional[i - plain_.size()], mode);
+            h = i < p ? plain_.layer(i).forward(h, inner, ctx.plain[i], mode)
+                      : conditional_.layer(i - p).forward(h, inner, ctx.conditional[i - p], mode);
             tensor<B, T> s = h;  // f_0 = 0: the first bottleneck reads h_0 itself
             if (!f.empty()) {
                 s = tensor<B, T>(*backend_, h.shape());
                 backend_->add(h.size(), h.data(), f.data(), s.data());
             }
-            f = chain_[i].forward(s, zp, ctx.chain[i], mode);
+            f = chain_[i].forward(s, ctx.zp, ctx.chain[i], mode);
         }
         return f;
     }
 
-    gradients backward(const tensor<B, T>& dy, context& ctx) {
-        tensor<B, T> df = dy, dnext, dzp;  // dnext: gradient of layer i+1's input h_i
+    tensor<B, T> backward(const tensor<B, T>& dy, context& ctx, condition_gradients& dc) {
+        condition_gradients inner{.task_embedding = {}, .generated = dc.generated};
+        const std::size_t p = plain_.size();
+        tensor<B, T> df = dy, dnext;  // dnext: gradient of layer i+1's input h_i
         for (std::size_t i = chain_.size(); i-- > 0;) {
             auto gc = chain_[i].backward(df, ctx.chain[i]);
-            detail::accumulate(*backend_, dzp, gc.condition);
+            accumulate_into(*backend_, inner.task_embedding, gc.condition);
             // d(h_i + f_(i-1)) flows to both summands; h_i also feeds layer i+1.
             tensor<B, T> dh = gc.hidden_states;
             if (!dnext.empty()) {
                 dh = tensor<B, T>(*backend_, dnext.shape());
                 backend_->add(dh.size(), gc.hidden_states.data(), dnext.data(), dh.data());
             }
-            if (i < plain_.size()) {
-                auto gl = plain_[i].backward(dh, ctx.plain[i]);
-                dnext = std::move(gl.input);
-                detail::accumulate(*backend_, dzp, gl.condition);
-            } else {
-                auto gl = conditional_[i - plain_.size()].backward(dh, ctx.conditional[i - plain_.size()]);
-                dnext = std::move(gl.input);
-                detail::accumulate(*backend_, dzp, gl.condition);
-            }
+            dnext = i < p ? plain_.layer(i).backward(dh, ctx.plain[i], inner)
+                          : conditional_.layer(i - p).backward(dh, ctx.conditional[i - p], inner);
             df = std::move(gc.hidden_states);
         }
-        return {std::move(dnext), map_.backward(dzp, ctx.transformation)};
+        map_.backward(*backend_, ctx.zp, inner, ctx.transformation, dc);
+        return dnext;
     }
 
     /// The reference's order: task_transformation, layer.0 .. layer.(n-1), adapter_layer.0 .. adapter_layer.(n-1).
     template <class F>
     void visit_parameters(F&& f) {
         map_.visit_parameters(f);
-        for (auto& l : plain_) l.visit_parameters(f);
-        for (auto& l : conditional_) l.visit_parameters(f);
+        plain_.visit_parameters(f);
+        conditional_.visit_parameters(f);
         for (auto& l : chain_) l.visit_parameters(f);
     }
 
 private:
+    static std::size_t plain_count(std::size_t n, const camtl_encoder_options& o, const std::string& prefix) {
+        const std::size_t p = o.plain_layers == std::numeric_limits<std::size_t>::max() ? n / 2 + n % 2 : o.plain_layers;
+        detail::check_camtl_layers(prefix, n, p, 0);
+        return p;
+    }
+
     B* backend_;
     std::string name_;
     detail::camtl_condition_map<B, T> map_;
-    std::vector<plain_layer> plain_;
-    std::vector<conditional_layer> conditional_;
+    layer_stack<plain_layer> plain_;
+    layer_stack<conditional_layer> conditional_;
     std::vector<conditional_bottleneck<B, T>> chain_;
 };
 

@@ -31,6 +31,8 @@
 #include "hyperadapt/backend/concepts.hpp"
 #include "hyperadapt/core/shape.hpp"
 #include "hyperadapt/layers/camtl/film.hpp"
+#include "hyperadapt/layers/layer_condition.hpp"
+#include "hyperadapt/layers/layer_slots.hpp"
 #include "hyperadapt/nn/layer.hpp"
 
 namespace hyperadapt {
@@ -228,6 +230,38 @@ private:
     parameter<B, T> bias_;
     film<B, T> weight_mod_;
     std::optional<film<B, T>> bias_mod_;
+};
+
+/// The norm slot of a transformer layer (layers/encoder_layer.hpp): CA-MTL's conditional LayerNorm after the
+/// residual, conditioned on the task embedding z' and the task ids. Reads config.norm_options().
+struct conditional_post_layer_norm {
+    template <class B, class T>
+    class slot {
+    public:
+        using layer_type = conditional_layer_norm<B, T>;
+        using context = typename layer_type::context;
+        template <encoder_layer_sizes C>
+        slot(B& backend, const C& c, std::string name)
+            : norm_(backend, c.hidden, c.hidden, std::move(name), c.norm_options()) {}
+        template <class Rng>
+        void initialize(Rng& rng, T stddev) { norm_.initialize(rng, stddev); }
+        tensor<B, T> forward(const tensor<B, T>& x, const layer_condition<B, T>& c, context& ctx, run_mode mode) const {
+            if (!c.task_embedding) throw error(norm_.name() + ": a conditional layer norm needs the task embedding z'");
+            return norm_.forward(x, *c.task_embedding, c.task_ids ? *c.task_ids : tensor<B, std::int32_t>{}, ctx, mode);
+        }
+        /// Adds dz' into dz.
+        tensor<B, T> backward(const tensor<B, T>& dy, context& ctx, tensor<B, T>& dz) {
+            auto g = norm_.backward(dy, ctx);
+            accumulate_into(dy.backend(), dz, g.condition);
+            return std::move(g.input);
+        }
+        template <class F>
+        void visit_parameters(F&& f) { norm_.visit_parameters(f); }
+        layer_type& layer() noexcept { return norm_; }
+
+    private:
+        layer_type norm_;
+    };
 };
 
 }  // namespace hyperadapt
