@@ -20,6 +20,7 @@
 #endif
 #include "hyperadapt/io/hf_checkpoint.hpp"
 #include "hyperadapt/layers/linear.hpp"
+#include "hyperadapt/models/bert.hpp"
 #include "support/backends.hpp"
 #include "support/temp_dir.hpp"
 #include "support/max_keeping_nan.hpp"

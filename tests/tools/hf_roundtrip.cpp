@@ -7,6 +7,7 @@
 
 #include "hyperadapt/backend/cpu.hpp"
 #include "hyperadapt/io/hf_checkpoint.hpp"
+#include "hyperadapt/models/bert.hpp"
 
 int main(int argc, char** argv) {
     if (argc != 3) {

@@ -16,6 +16,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <concepts>
 #include <cstddef>
 #include <cstdint>
 #include <filesystem>
@@ -24,6 +25,7 @@
 #include <memory>
 #include <optional>
 #include <set>
+#include <span>
 #include <sstream>
 #include <string>
 #include <string_view>
@@ -36,7 +38,7 @@
 #include "hyperadapt/io/json.hpp"
 #include "hyperadapt/io/regular_file.hpp"
 #include "hyperadapt/io/safetensors.hpp"
-#include "hyperadapt/models/bert.hpp"
+#include "hyperadapt/nn/bert_config.hpp"
 #include "hyperadapt/nn/parameter.hpp"
 
 namespace hyperadapt::io {

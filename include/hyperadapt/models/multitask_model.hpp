@@ -42,7 +42,7 @@
 #include "hyperadapt/models/bert.hpp"
 #include "hyperadapt/nn/anomaly.hpp"
 #include "hyperadapt/nn/conditioned_layer.hpp"
-#include "hyperadapt/train/multitask_data.hpp"
+#include "hyperadapt/data/multitask_batch.hpp"
 
 namespace hyperadapt {
 

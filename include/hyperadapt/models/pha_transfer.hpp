@@ -19,7 +19,7 @@
 #include <vector>
 
 #include "hyperadapt/models/pha_bert.hpp"
-#include "hyperadapt/train/multitask_data.hpp"
+#include "hyperadapt/data/multitask_batch.hpp"
 
 namespace hyperadapt {
 

@@ -1,37 +1,21 @@
 #pragma once
-// Task datasets tokenized once into fixed-length id arrays, and mixed-task batches assembled from
-// (task, example) references. CA-MTL's conditional attention fixes the padded length, so every task is
-// encoded to the same `seq_len`.
+// Task datasets tokenized once into fixed-length id arrays: encode_task runs the WordPiece tokenizer over a
+// task's examples. The encoded_task it fills and the mixed-task batches made from it are in
+// data/multitask_batch.hpp, included here so that code including this header sees both; models and the
+// trainer include that one, which needs neither text/ nor utf8proc.
 #include <algorithm>
+#include <cstddef>
 #include <cstdint>
-#include <span>
 #include <string>
 #include <vector>
 
 #include "hyperadapt/backend/counter_rng.hpp"
+#include "hyperadapt/core/errors.hpp"
+#include "hyperadapt/data/multitask_batch.hpp"
 #include "hyperadapt/data/task.hpp"
-#include "hyperadapt/layers/attention.hpp"
 #include "hyperadapt/text/wordpiece.hpp"
-#include "hyperadapt/train/sampler.hpp"
 
 namespace hyperadapt {
-
-/// One task's examples as token ids, padded/truncated to seq_len.
-struct encoded_task {
-    data::task_info info;
-    std::size_t seq_len = 0;
-    std::vector<std::int32_t> input_ids;       // (size, seq_len)
-    std::vector<std::int32_t> token_type_ids;  // (size, seq_len)
-    std::vector<std::uint8_t> attention_mask;  // (size, seq_len)
-    std::vector<std::int32_t> labels;          // class id, or -1 for regression tasks
-    std::vector<float> scores;                 // regression target, 0 for classification
-
-    [[nodiscard]] std::size_t size() const noexcept { return labels.size(); }
-    [[nodiscard]] bool is_regression() const noexcept { return info.kind == data::task_kind::regression; }
-    [[nodiscard]] std::size_t num_labels() const noexcept {
-        return is_regression() ? 1 : static_cast<std::size_t>(info.num_labels());
-    }
-};
 
 /// Tokenizes `ds` (single sentences or pairs) to seq_len with longest-first truncation. `max_examples` > 0
 /// keeps a subsample of that many examples, drawn without replacement by `subsample_seed` (the same
@@ -66,57 +50,6 @@ inline encoded_task encode_task(const data::dataset& ds, const text::bert_tokeni
         out.scores.push_back(e.score);
     }
     return out;
-}
-
-/// Which example of which task a batch row holds: the samplers' example_ref.
-using sample_ref = example_ref;
-
-/// A mixed-task batch in backend memory.
-template <memory_backend B, class T>
-struct multitask_batch {
-    tensor<B, std::int32_t> input_ids;       // (rows, seq)
-    tensor<B, std::int32_t> token_type_ids;  // (rows, seq)
-    attention_mask<B> mask;                  // (rows, seq)
-    tensor<B, std::int32_t> task_ids;        // (rows)
-    std::vector<sample_ref> rows;
-    std::vector<std::int32_t> labels;  // host copies for losses, metrics and samplers
-    std::vector<float> scores;
-
-    [[nodiscard]] std::size_t size() const noexcept { return rows.size(); }
-};
-
-template <memory_backend B, class T>
-multitask_batch<B, T> make_batch(B& backend, std::span<const encoded_task> tasks, std::span<const sample_ref> rows) {
-    if (rows.empty()) throw config_error("make_batch: no rows");
-    const std::size_t seq = tasks[rows[0].task].seq_len;
-    std::vector<std::int32_t> ids, types, task_ids;
-    std::vector<std::uint8_t> mask;
-    multitask_batch<B, T> b;
-    for (const auto& r : rows) {
-        if (r.task >= tasks.size())
-            throw config_error("make_batch: task " + std::to_string(r.task) + " of " + std::to_string(tasks.size()));
-        const encoded_task& t = tasks[r.task];
-        if (r.index >= t.size())
-            throw config_error("make_batch: example " + std::to_string(r.index) + " of task '" + t.info.name +
-                               "' which has " + std::to_string(t.size()));
-        if (t.seq_len != seq)
-            throw shape_error("make_batch: task '" + t.info.name + "' is encoded to length " +
-                              std::to_string(t.seq_len) + ", others to " + std::to_string(seq));
-        const auto first = static_cast<std::ptrdiff_t>(r.index * seq), last = first + static_cast<std::ptrdiff_t>(seq);
-        ids.insert(ids.end(), t.input_ids.begin() + first, t.input_ids.begin() + last);
-        types.insert(types.end(), t.token_type_ids.begin() + first, t.token_type_ids.begin() + last);
-        mask.insert(mask.end(), t.attention_mask.begin() + first, t.attention_mask.begin() + last);
-        task_ids.push_back(static_cast<std::int32_t>(r.task));
-        b.labels.push_back(t.labels[r.index]);
-        b.scores.push_back(t.scores[r.index]);
-    }
-    const std::size_t n = rows.size();
-    b.input_ids = tensor<B, std::int32_t>::from_host(backend, {n, seq}, ids);
-    b.token_type_ids = tensor<B, std::int32_t>::from_host(backend, {n, seq}, types);
-    b.mask = attention_mask<B>::from_host(backend, {n, seq}, mask);
-    b.task_ids = tensor<B, std::int32_t>::from_host(backend, {n}, task_ids);
-    b.rows.assign(rows.begin(), rows.end());
-    return b;
 }
 
 }  // namespace hyperadapt

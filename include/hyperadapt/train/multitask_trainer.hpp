@@ -33,13 +33,13 @@
 #include <nlohmann/json.hpp>
 
 #include "hyperadapt/data/metrics.hpp"
+#include "hyperadapt/data/multitask_batch.hpp"
 #include "hyperadapt/nn/parameters.hpp"
 #include "hyperadapt/optim/adamw.hpp"
 #include "hyperadapt/optim/clip.hpp"
 #include "hyperadapt/optim/schedule.hpp"
 #include "hyperadapt/train/checkpoint.hpp"
 #include "hyperadapt/train/metrics_log.hpp"
-#include "hyperadapt/train/multitask_data.hpp"
 #include "hyperadapt/train/progress.hpp"
 #include "hyperadapt/train/sampler.hpp"
 

@@ -37,17 +37,10 @@
 
 #include "hyperadapt/backend/counter_rng.hpp"
 #include "hyperadapt/core/errors.hpp"
+#include "hyperadapt/data/example_ref.hpp"
 #include "hyperadapt/nn/mode.hpp"
 
 namespace hyperadapt {
-
-/// One row of a batch: example `index` of task `task`. (The same two fields as multitask_data.hpp's
-/// sample_ref, which make_batch consumes.)
-struct example_ref {
-    std::size_t task = 0;
-    std::size_t index = 0;
-    friend bool operator==(const example_ref&, const example_ref&) = default;
-};
 
 /// How a non-scoring sampler fills a batch.
 enum class batch_composition {

@@ -10,7 +10,7 @@
 #include <vector>
 
 #include "hyperadapt/backend/counter_rng.hpp"
-#include "hyperadapt/train/multitask_data.hpp"
+#include "hyperadapt/data/multitask_batch.hpp"
 
 namespace hyperadapt {
 
