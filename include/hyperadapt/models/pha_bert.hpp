@@ -465,13 +465,14 @@ private:
             if (opts_.source == adapter_source::hyperformerpp) {
                 const auto ws = hf_hypernet_->forward(k, j, hyperformer_block::self_attention, ctx.hf_attention[j], mode);
                 const auto wf = hf_hypernet_->forward(k, j, hyperformer_block::feed_forward, ctx.hf_ffn[j], mode);
-                generated[i] = {.after_attention = &ws, .after_ffn = &wf};
+                generated[i].after_attention = &ws;
+                generated[i].after_ffn = &wf;
                 h = layers_[i].forward(h, with_generated, ctx.layers[i], mode);
                 continue;
             }
             const adapter_weights<B, T> w = pha ? hypernet_->forward(k, j, ctx.hypernet[j], mode)
                                                 : tables_[j].forward(b.task_ids, ctx.tables[j], mode);
-            generated[i] = {.parallel = &w};
+            generated[i].parallel = &w;
             h = layers_[i].forward(h, with_generated, ctx.layers[i], mode);
         }
         if (opts_.heads_read == head_input::pooler) return pooler_.forward(h, ctx.pooler, mode);
