@@ -27,6 +27,7 @@
 #include "hyperadapt/data/registry.hpp"
 #include "hyperadapt/models/camtl.hpp"
 #include "hyperadapt/models/multitask_bert.hpp"
+#include "hyperadapt/train/multitask_data.hpp"
 #include "hyperadapt/train/multitask_trainer.hpp"
 #include "hyperadapt/train/samplers/mt_uncertainty.hpp"
 #include "hyperadapt/train/samplers/round_robin.hpp"

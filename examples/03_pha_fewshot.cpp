@@ -45,6 +45,7 @@
 #include "hyperadapt/models/multitask_bert.hpp"
 #include "hyperadapt/models/pha_bert.hpp"
 #include "hyperadapt/models/pha_transfer.hpp"
+#include "hyperadapt/train/multitask_data.hpp"
 #include "hyperadapt/train/multitask_trainer.hpp"
 #include "hyperadapt/train/samplers/mt_uncertainty.hpp"
 #include "hyperadapt/train/samplers/round_robin.hpp"
