@@ -81,3 +81,16 @@ public:
 };
 
 }  // namespace hyperadapt
+
+// ---- The layer contract checked where the layer is defined (nn/layer.hpp, nn/conditioned_layer.hpp), over
+// backend/archetype.hpp: a backend of declarations only, so this header names no real backend and the
+// check instantiates no function body.
+#include "hyperadapt/backend/archetype.hpp"
+#include "hyperadapt/nn/conditioned_layer.hpp"
+
+namespace hyperadapt {
+static_assert(unary_layer<gelu<archetype_backend, float>>,
+              "hyperadapt::gelu must be a unary layer (nn/layer.hpp)");
+static_assert(unary_layer<tanh_activation<archetype_backend, float>>,
+              "hyperadapt::tanh_activation must be a unary layer (nn/layer.hpp)");
+}  // namespace hyperadapt

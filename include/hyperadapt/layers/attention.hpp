@@ -218,3 +218,17 @@ private:
 };
 
 }  // namespace hyperadapt
+
+// ---- The layer contract checked where the layer is defined (nn/layer.hpp, nn/conditioned_layer.hpp), over
+// backend/archetype.hpp: a backend of declarations only, so this header names no real backend and the
+// check instantiates no function body.
+#include "hyperadapt/backend/archetype.hpp"
+#include "hyperadapt/nn/conditioned_layer.hpp"
+
+namespace hyperadapt {
+// self_attention: several inputs (x, padding mask, score bias): only parameterized + initializable.
+static_assert(parameterized<self_attention<archetype_backend, float>>,
+              "hyperadapt::self_attention must be parameterized (nn/layer.hpp)");
+static_assert(initializable<self_attention<archetype_backend, float>>,
+              "hyperadapt::self_attention must be initializable: initialize(rng)");
+}  // namespace hyperadapt

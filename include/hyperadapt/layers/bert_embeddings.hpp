@@ -153,3 +153,17 @@ private:
 };
 
 }  // namespace hyperadapt
+
+// ---- The layer contract checked where the layer is defined (nn/layer.hpp, nn/conditioned_layer.hpp), over
+// backend/archetype.hpp: a backend of declarations only, so this header names no real backend and the
+// check instantiates no function body.
+#include "hyperadapt/backend/archetype.hpp"
+#include "hyperadapt/nn/conditioned_layer.hpp"
+
+namespace hyperadapt {
+// bert_embeddings: its inputs are token and token-type ids: only parameterized + initializable.
+static_assert(parameterized<bert_embeddings<archetype_backend, float>>,
+              "hyperadapt::bert_embeddings must be parameterized (nn/layer.hpp)");
+static_assert(initializable<bert_embeddings<archetype_backend, float>>,
+              "hyperadapt::bert_embeddings must be initializable: initialize(rng)");
+}  // namespace hyperadapt

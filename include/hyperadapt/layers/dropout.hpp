@@ -59,3 +59,14 @@ private:
 };
 
 }  // namespace hyperadapt
+
+// ---- The layer contract checked where the layer is defined (nn/layer.hpp, nn/conditioned_layer.hpp), over
+// backend/archetype.hpp: a backend of declarations only, so this header names no real backend and the
+// check instantiates no function body.
+#include "hyperadapt/backend/archetype.hpp"
+#include "hyperadapt/nn/conditioned_layer.hpp"
+
+namespace hyperadapt {
+static_assert(unary_layer<dropout<archetype_backend, float>>,
+              "hyperadapt::dropout must be a unary layer (nn/layer.hpp)");
+}  // namespace hyperadapt

@@ -319,3 +319,21 @@ template <elementwise_backend B, class T = float>
 using encoder = layer_stack<encoder_layer<B, T>>;
 
 }  // namespace hyperadapt
+
+// ---- The layer contract checked where the layer is defined (nn/layer.hpp, nn/conditioned_layer.hpp), over
+// backend/archetype.hpp: a backend of declarations only, so this header names no real backend and the
+// check instantiates no function body.
+#include "hyperadapt/backend/archetype.hpp"
+#include "hyperadapt/nn/conditioned_layer.hpp"
+
+namespace hyperadapt {
+static_assert(conditioned_layer<encoder_layer<archetype_backend, float>>,
+              "hyperadapt::encoder_layer must be a conditioned layer (nn/conditioned_layer.hpp)");
+static_assert(initializable<encoder_layer<archetype_backend, float>>,
+              "hyperadapt::encoder_layer must be initializable: initialize(rng)");
+// encoder = layer_stack<encoder_layer>.
+static_assert(conditioned_layer<encoder<archetype_backend, float>>,
+              "hyperadapt::encoder must be a conditioned layer (nn/conditioned_layer.hpp)");
+static_assert(initializable<encoder<archetype_backend, float>>,
+              "hyperadapt::encoder must be initializable: initialize(rng)");
+}  // namespace hyperadapt

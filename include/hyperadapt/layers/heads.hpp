@@ -93,3 +93,20 @@ public:
 };
 
 }  // namespace hyperadapt
+
+// ---- The layer contract checked where the layer is defined (nn/layer.hpp, nn/conditioned_layer.hpp), over
+// backend/archetype.hpp: a backend of declarations only, so this header names no real backend and the
+// check instantiates no function body.
+#include "hyperadapt/backend/archetype.hpp"
+#include "hyperadapt/nn/conditioned_layer.hpp"
+
+namespace hyperadapt {
+static_assert(unary_layer<classification_head<archetype_backend, float>>,
+              "hyperadapt::classification_head must be a unary layer (nn/layer.hpp)");
+static_assert(initializable<classification_head<archetype_backend, float>>,
+              "hyperadapt::classification_head must be initializable: initialize(rng)");
+static_assert(unary_layer<regression_head<archetype_backend, float>>,
+              "hyperadapt::regression_head must be a unary layer (nn/layer.hpp)");
+static_assert(initializable<regression_head<archetype_backend, float>>,
+              "hyperadapt::regression_head must be initializable: initialize(rng)");
+}  // namespace hyperadapt

@@ -79,3 +79,15 @@ private:
 };
 
 }  // namespace hyperadapt
+
+// ---- The layer contract checked where the layer is defined (nn/layer.hpp, nn/conditioned_layer.hpp), over
+// backend/archetype.hpp: a backend of declarations only, so this header names no real backend and the
+// check instantiates no function body.
+#include "hyperadapt/backend/archetype.hpp"
+#include "hyperadapt/nn/conditioned_layer.hpp"
+
+namespace hyperadapt {
+// layer_norm: no initialize(rng): its parameters start at ones and zeros, as BERT's.
+static_assert(unary_layer<layer_norm<archetype_backend, float>>,
+              "hyperadapt::layer_norm must be a unary layer (nn/layer.hpp)");
+}  // namespace hyperadapt

@@ -87,3 +87,15 @@ private:
 };
 
 }  // namespace hyperadapt
+
+// ---- The layer contract checked where the layer is defined (nn/layer.hpp, nn/conditioned_layer.hpp), over
+// backend/archetype.hpp: a backend of declarations only, so this header names no real backend and the
+// check instantiates no function body.
+#include "hyperadapt/backend/archetype.hpp"
+#include "hyperadapt/nn/conditioned_layer.hpp"
+
+namespace hyperadapt {
+// mean_pooling: several inputs (hidden states, padding mask) and nothing to draw: only parameterized.
+static_assert(parameterized<mean_pooling<archetype_backend, float>>,
+              "hyperadapt::mean_pooling must be parameterized (nn/layer.hpp)");
+}  // namespace hyperadapt

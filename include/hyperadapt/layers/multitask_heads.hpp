@@ -167,3 +167,17 @@ private:
 };
 
 }  // namespace hyperadapt
+
+// ---- The layer contract checked where the layer is defined (nn/layer.hpp, nn/conditioned_layer.hpp), over
+// backend/archetype.hpp: a backend of declarations only, so this header names no real backend and the
+// check instantiates no function body.
+#include "hyperadapt/backend/archetype.hpp"
+#include "hyperadapt/nn/conditioned_layer.hpp"
+
+namespace hyperadapt {
+// multitask_heads: several inputs (pooled output, task ids, targets): only parameterized + initializable.
+static_assert(parameterized<multitask_heads<archetype_backend, float>>,
+              "hyperadapt::multitask_heads must be parameterized (nn/layer.hpp)");
+static_assert(initializable<multitask_heads<archetype_backend, float>>,
+              "hyperadapt::multitask_heads must be initializable: initialize(rng)");
+}  // namespace hyperadapt

@@ -101,3 +101,16 @@ private:
 };
 
 }  // namespace hyperadapt
+
+// ---- The layer contract checked where the layer is defined (nn/layer.hpp, nn/conditioned_layer.hpp), over
+// backend/archetype.hpp: a backend of declarations only, so this header names no real backend and the
+// check instantiates no function body.
+#include "hyperadapt/backend/archetype.hpp"
+#include "hyperadapt/nn/conditioned_layer.hpp"
+
+namespace hyperadapt {
+static_assert(unary_layer<pooler<archetype_backend, float>>,
+              "hyperadapt::pooler must be a unary layer (nn/layer.hpp)");
+static_assert(initializable<pooler<archetype_backend, float>>,
+              "hyperadapt::pooler must be initializable: initialize(rng)");
+}  // namespace hyperadapt

@@ -131,3 +131,17 @@ struct conditional_output_adapter {
 };
 
 }  // namespace hyperadapt
+
+// ---- The layer contract checked where the layer is defined (nn/layer.hpp, nn/conditioned_layer.hpp), over
+// backend/archetype.hpp: a backend of declarations only, so this header names no real backend and the
+// check instantiates no function body.
+#include "hyperadapt/backend/archetype.hpp"
+#include "hyperadapt/nn/conditioned_layer.hpp"
+
+namespace hyperadapt {
+// conditional_adapter: several inputs (layer input, hidden states, task embedding): only parameterized + initializable.
+static_assert(parameterized<conditional_adapter<archetype_backend, float>>,
+              "hyperadapt::conditional_adapter must be parameterized (nn/layer.hpp)");
+static_assert(initializable<conditional_adapter<archetype_backend, float>>,
+              "hyperadapt::conditional_adapter must be initializable: initialize(rng)");
+}  // namespace hyperadapt

@@ -65,3 +65,17 @@ private:
 };
 
 }  // namespace hyperadapt
+
+// ---- The layer contract checked where the layer is defined (nn/layer.hpp, nn/conditioned_layer.hpp), over
+// backend/archetype.hpp: a backend of declarations only, so this header names no real backend and the
+// check instantiates no function body.
+#include "hyperadapt/backend/archetype.hpp"
+#include "hyperadapt/nn/conditioned_layer.hpp"
+
+namespace hyperadapt {
+// conditional_alignment: several inputs (embeddings, task embedding): only parameterized + initializable.
+static_assert(parameterized<conditional_alignment<archetype_backend, float>>,
+              "hyperadapt::conditional_alignment must be parameterized (nn/layer.hpp)");
+static_assert(initializable<conditional_alignment<archetype_backend, float>>,
+              "hyperadapt::conditional_alignment must be initializable: initialize(rng)");
+}  // namespace hyperadapt

@@ -147,3 +147,17 @@ struct block_diagonal_attention {
 };
 
 }  // namespace hyperadapt
+
+// ---- The layer contract checked where the layer is defined (nn/layer.hpp, nn/conditioned_layer.hpp), over
+// backend/archetype.hpp: a backend of declarations only, so this header names no real backend and the
+// check instantiates no function body.
+#include "hyperadapt/backend/archetype.hpp"
+#include "hyperadapt/nn/conditioned_layer.hpp"
+
+namespace hyperadapt {
+// conditional_self_attention: several inputs (x, padding mask, task embedding): only parameterized + initializable.
+static_assert(parameterized<conditional_self_attention<archetype_backend, float>>,
+              "hyperadapt::conditional_self_attention must be parameterized (nn/layer.hpp)");
+static_assert(initializable<conditional_self_attention<archetype_backend, float>>,
+              "hyperadapt::conditional_self_attention must be initializable: initialize(rng)");
+}  // namespace hyperadapt

@@ -298,3 +298,20 @@ private:
 };
 
 }  // namespace hyperadapt
+
+// ---- The layer contract checked where the layer is defined (nn/layer.hpp, nn/conditioned_layer.hpp), over
+// backend/archetype.hpp: a backend of declarations only, so this header names no real backend and the
+// check instantiates no function body.
+#include "hyperadapt/backend/archetype.hpp"
+#include "hyperadapt/nn/conditioned_layer.hpp"
+
+namespace hyperadapt {
+static_assert(conditioned_layer<camtl_base_encoder<archetype_backend, float>>,
+              "hyperadapt::camtl_base_encoder must be a conditioned layer (nn/conditioned_layer.hpp)");
+static_assert(initializable<camtl_base_encoder<archetype_backend, float>>,
+              "hyperadapt::camtl_base_encoder must be initializable: initialize(rng)");
+static_assert(conditioned_layer<camtl_large_encoder<archetype_backend, float>>,
+              "hyperadapt::camtl_large_encoder must be a conditioned layer (nn/conditioned_layer.hpp)");
+static_assert(initializable<camtl_large_encoder<archetype_backend, float>>,
+              "hyperadapt::camtl_large_encoder must be initializable: initialize(rng)");
+}  // namespace hyperadapt

@@ -85,3 +85,24 @@ template <elementwise_backend B, class T = float, std::size_t SeqLen = std::dyna
 using my_bert_adapter_layer9 = camtl_encoder_layer<B, T, camtl_layer_kind::adapter, SeqLen, Hidden>;
 
 }  // namespace hyperadapt
+
+// ---- The layer contract checked where the layer is defined (nn/layer.hpp, nn/conditioned_layer.hpp), over
+// backend/archetype.hpp: a backend of declarations only, so this header names no real backend and the
+// check instantiates no function body.
+#include "hyperadapt/backend/archetype.hpp"
+#include "hyperadapt/nn/conditioned_layer.hpp"
+
+namespace hyperadapt {
+static_assert(conditioned_layer<bert_layer9<archetype_backend, float>>,
+              "hyperadapt::bert_layer9 must be a conditioned layer (nn/conditioned_layer.hpp)");
+static_assert(initializable<bert_layer9<archetype_backend, float>>,
+              "hyperadapt::bert_layer9 must be initializable: initialize(rng)");
+static_assert(conditioned_layer<my_bert_layer9<archetype_backend, float>>,
+              "hyperadapt::my_bert_layer9 must be a conditioned layer (nn/conditioned_layer.hpp)");
+static_assert(initializable<my_bert_layer9<archetype_backend, float>>,
+              "hyperadapt::my_bert_layer9 must be initializable: initialize(rng)");
+static_assert(conditioned_layer<my_bert_adapter_layer9<archetype_backend, float>>,
+              "hyperadapt::my_bert_adapter_layer9 must be a conditioned layer (nn/conditioned_layer.hpp)");
+static_assert(initializable<my_bert_adapter_layer9<archetype_backend, float>>,
+              "hyperadapt::my_bert_adapter_layer9 must be initializable: initialize(rng)");
+}  // namespace hyperadapt

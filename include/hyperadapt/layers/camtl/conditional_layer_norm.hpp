@@ -265,3 +265,17 @@ struct conditional_post_layer_norm {
 };
 
 }  // namespace hyperadapt
+
+// ---- The layer contract checked where the layer is defined (nn/layer.hpp, nn/conditioned_layer.hpp), over
+// backend/archetype.hpp: a backend of declarations only, so this header names no real backend and the
+// check instantiates no function body.
+#include "hyperadapt/backend/archetype.hpp"
+#include "hyperadapt/nn/conditioned_layer.hpp"
+
+namespace hyperadapt {
+// conditional_layer_norm: several inputs (x, task embedding, task ids): only parameterized + initializable.
+static_assert(parameterized<conditional_layer_norm<archetype_backend, float>>,
+              "hyperadapt::conditional_layer_norm must be parameterized (nn/layer.hpp)");
+static_assert(initializable<conditional_layer_norm<archetype_backend, float>>,
+              "hyperadapt::conditional_layer_norm must be initializable: initialize(rng)");
+}  // namespace hyperadapt

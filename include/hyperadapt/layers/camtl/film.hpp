@@ -144,3 +144,17 @@ private:
 };
 
 }  // namespace hyperadapt
+
+// ---- The layer contract checked where the layer is defined (nn/layer.hpp, nn/conditioned_layer.hpp), over
+// backend/archetype.hpp: a backend of declarations only, so this header names no real backend and the
+// check instantiates no function body.
+#include "hyperadapt/backend/archetype.hpp"
+#include "hyperadapt/nn/conditioned_layer.hpp"
+
+namespace hyperadapt {
+// film: several inputs (x, condition): only parameterized + initializable.
+static_assert(parameterized<film<archetype_backend, float>>,
+              "hyperadapt::film must be parameterized (nn/layer.hpp)");
+static_assert(initializable<film<archetype_backend, float>>,
+              "hyperadapt::film must be initializable: initialize(rng)");
+}  // namespace hyperadapt

@@ -89,3 +89,17 @@ private:
 };
 
 }  // namespace hyperadapt
+
+// ---- The layer contract checked where the layer is defined (nn/layer.hpp, nn/conditioned_layer.hpp), over
+// backend/archetype.hpp: a backend of declarations only, so this header names no real backend and the
+// check instantiates no function body.
+#include "hyperadapt/backend/archetype.hpp"
+#include "hyperadapt/nn/conditioned_layer.hpp"
+
+namespace hyperadapt {
+// camtl_task_conditioning: several inputs (task ids, embedded tokens): only parameterized + initializable.
+static_assert(parameterized<camtl_task_conditioning<archetype_backend, float>>,
+              "hyperadapt::camtl_task_conditioning must be parameterized (nn/layer.hpp)");
+static_assert(initializable<camtl_task_conditioning<archetype_backend, float>>,
+              "hyperadapt::camtl_task_conditioning must be initializable: initialize(rng)");
+}  // namespace hyperadapt

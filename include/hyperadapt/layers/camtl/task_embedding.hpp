@@ -96,3 +96,17 @@ private:
 };
 
 }  // namespace hyperadapt
+
+// ---- The layer contract checked where the layer is defined (nn/layer.hpp, nn/conditioned_layer.hpp), over
+// backend/archetype.hpp: a backend of declarations only, so this header names no real backend and the
+// check instantiates no function body.
+#include "hyperadapt/backend/archetype.hpp"
+#include "hyperadapt/nn/conditioned_layer.hpp"
+
+namespace hyperadapt {
+// task_embedding: its input is task ids and it returns (z, z'): only parameterized + initializable.
+static_assert(parameterized<task_embedding<archetype_backend, float>>,
+              "hyperadapt::task_embedding must be parameterized (nn/layer.hpp)");
+static_assert(initializable<task_embedding<archetype_backend, float>>,
+              "hyperadapt::task_embedding must be initializable: initialize(rng)");
+}  // namespace hyperadapt

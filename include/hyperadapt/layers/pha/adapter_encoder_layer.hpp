@@ -39,3 +39,16 @@ template <elementwise_backend B, class T = float>
 using adapter_encoder_layer = transformer_layer<B, T, bert_attention, post_layer_norm, parallel_adapter, serial_adapters>;
 
 }  // namespace hyperadapt
+
+// ---- The layer contract checked where the layer is defined (nn/layer.hpp, nn/conditioned_layer.hpp), over
+// backend/archetype.hpp: a backend of declarations only, so this header names no real backend and the
+// check instantiates no function body.
+#include "hyperadapt/backend/archetype.hpp"
+#include "hyperadapt/nn/conditioned_layer.hpp"
+
+namespace hyperadapt {
+static_assert(conditioned_layer<adapter_encoder_layer<archetype_backend, float>>,
+              "hyperadapt::adapter_encoder_layer must be a conditioned layer (nn/conditioned_layer.hpp)");
+static_assert(initializable<adapter_encoder_layer<archetype_backend, float>>,
+              "hyperadapt::adapter_encoder_layer must be initializable: initialize(rng)");
+}  // namespace hyperadapt

@@ -192,3 +192,15 @@ private:
 };
 
 }  // namespace hyperadapt
+
+// ---- The layer contract checked where the layer is defined (nn/layer.hpp, nn/conditioned_layer.hpp), over
+// backend/archetype.hpp: a backend of declarations only, so this header names no real backend and the
+// check instantiates no function body.
+#include "hyperadapt/backend/archetype.hpp"
+#include "hyperadapt/nn/conditioned_layer.hpp"
+
+namespace hyperadapt {
+// hyperformer_adapter: several inputs (y, generated weights) and no weights of its own to draw: only parameterized.
+static_assert(parameterized<hyperformer_adapter<archetype_backend, float>>,
+              "hyperadapt::hyperformer_adapter must be parameterized (nn/layer.hpp)");
+}  // namespace hyperadapt

@@ -376,3 +376,17 @@ private:
 };
 
 }  // namespace hyperadapt
+
+// ---- The layer contract checked where the layer is defined (nn/layer.hpp, nn/conditioned_layer.hpp), over
+// backend/archetype.hpp: a backend of declarations only, so this header names no real backend and the
+// check instantiates no function body.
+#include "hyperadapt/backend/archetype.hpp"
+#include "hyperadapt/nn/conditioned_layer.hpp"
+
+namespace hyperadapt {
+// hyperformer_hypernet: several inputs (condition, layer, block): only parameterized + initializable.
+static_assert(parameterized<hyperformer_hypernet<archetype_backend, float>>,
+              "hyperadapt::hyperformer_hypernet must be parameterized (nn/layer.hpp)");
+static_assert(initializable<hyperformer_hypernet<archetype_backend, float>>,
+              "hyperadapt::hyperformer_hypernet must be initializable: initialize(rng)");
+}  // namespace hyperadapt

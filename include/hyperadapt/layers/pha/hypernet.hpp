@@ -209,3 +209,17 @@ template <elementwise_backend B, class T = float>
 using pha_hypernet = prototypical_hypernet<B, T>;
 
 }  // namespace hyperadapt
+
+// ---- The layer contract checked where the layer is defined (nn/layer.hpp, nn/conditioned_layer.hpp), over
+// backend/archetype.hpp: a backend of declarations only, so this header names no real backend and the
+// check instantiates no function body.
+#include "hyperadapt/backend/archetype.hpp"
+#include "hyperadapt/nn/conditioned_layer.hpp"
+
+namespace hyperadapt {
+// prototypical_hypernet: several inputs (condition, layer): only parameterized + initializable.
+static_assert(parameterized<prototypical_hypernet<archetype_backend, float>>,
+              "hyperadapt::prototypical_hypernet must be parameterized (nn/layer.hpp)");
+static_assert(initializable<prototypical_hypernet<archetype_backend, float>>,
+              "hyperadapt::prototypical_hypernet must be initializable: initialize(rng)");
+}  // namespace hyperadapt

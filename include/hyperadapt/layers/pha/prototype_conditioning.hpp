@@ -103,3 +103,17 @@ private:
 };
 
 }  // namespace hyperadapt
+
+// ---- The layer contract checked where the layer is defined (nn/layer.hpp, nn/conditioned_layer.hpp), over
+// backend/archetype.hpp: a backend of declarations only, so this header names no real backend and the
+// check instantiates no function body.
+#include "hyperadapt/backend/archetype.hpp"
+#include "hyperadapt/nn/conditioned_layer.hpp"
+
+namespace hyperadapt {
+// prototype_conditioning: several inputs (task ids, x, the condition it fills): only parameterized + initializable.
+static_assert(parameterized<prototype_conditioning<archetype_backend, float>>,
+              "hyperadapt::prototype_conditioning must be parameterized (nn/layer.hpp)");
+static_assert(initializable<prototype_conditioning<archetype_backend, float>>,
+              "hyperadapt::prototype_conditioning must be initializable: initialize(rng)");
+}  // namespace hyperadapt

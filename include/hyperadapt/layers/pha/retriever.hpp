@@ -95,3 +95,17 @@ private:
 };
 
 }  // namespace hyperadapt
+
+// ---- The layer contract checked where the layer is defined (nn/layer.hpp, nn/conditioned_layer.hpp), over
+// backend/archetype.hpp: a backend of declarations only, so this header names no real backend and the
+// check instantiates no function body.
+#include "hyperadapt/backend/archetype.hpp"
+#include "hyperadapt/nn/conditioned_layer.hpp"
+
+namespace hyperadapt {
+// instance_retriever: several inputs (hidden states, padding mask): only parameterized + initializable.
+static_assert(parameterized<instance_retriever<archetype_backend, float>>,
+              "hyperadapt::instance_retriever must be parameterized (nn/layer.hpp)");
+static_assert(initializable<instance_retriever<archetype_backend, float>>,
+              "hyperadapt::instance_retriever must be initializable: initialize(rng)");
+}  // namespace hyperadapt

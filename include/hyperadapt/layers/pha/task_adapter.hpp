@@ -166,3 +166,17 @@ private:
 };
 
 }  // namespace hyperadapt
+
+// ---- The layer contract checked where the layer is defined (nn/layer.hpp, nn/conditioned_layer.hpp), over
+// backend/archetype.hpp: a backend of declarations only, so this header names no real backend and the
+// check instantiates no function body.
+#include "hyperadapt/backend/archetype.hpp"
+#include "hyperadapt/nn/conditioned_layer.hpp"
+
+namespace hyperadapt {
+// task_adapter: the own-weights form; the generated-weights form takes the weights as a second input.
+static_assert(unary_layer<task_adapter<archetype_backend, float>>,
+              "hyperadapt::task_adapter must be a unary layer (nn/layer.hpp)");
+static_assert(initializable<task_adapter<archetype_backend, float>>,
+              "hyperadapt::task_adapter must be initializable: initialize(rng)");
+}  // namespace hyperadapt

@@ -86,3 +86,17 @@ private:
 };
 
 }  // namespace hyperadapt
+
+// ---- The layer contract checked where the layer is defined (nn/layer.hpp, nn/conditioned_layer.hpp), over
+// backend/archetype.hpp: a backend of declarations only, so this header names no real backend and the
+// check instantiates no function body.
+#include "hyperadapt/backend/archetype.hpp"
+#include "hyperadapt/nn/conditioned_layer.hpp"
+
+namespace hyperadapt {
+// task_adapter_table: its input is task ids and it returns adapter weights: only parameterized + initializable.
+static_assert(parameterized<task_adapter_table<archetype_backend, float>>,
+              "hyperadapt::task_adapter_table must be parameterized (nn/layer.hpp)");
+static_assert(initializable<task_adapter_table<archetype_backend, float>>,
+              "hyperadapt::task_adapter_table must be initializable: initialize(rng)");
+}  // namespace hyperadapt
