@@ -22,8 +22,9 @@
 // authors' HyperFormer controller computes e once and feeds both head sets; here each (layer, block) call
 // computes e itself, which costs one small MLP per call and gives the same values and gradients.
 //
-// The concatenation u is never built: W_1 is applied as GEMMs over its column blocks, the embedding blocks
-// being one row each, broadcast to the batch (as prototypical_hypernet does).
+// Everything up to e is hypernet_trunk (layers/pha/hypernet_trunk.hpp), PHA's prototypical_hypernet's trunk
+// too: the concatenation u is never built, W_1 being applied per column block, the embedding blocks one row
+// each, broadcast to the batch.
 //
 // Parameters (name "" gives the authors' keys): "layer_id_embeddings.weight" (layers, D);
 // "adapters_block_type.weight" (2, D) (HyperFormer++ only); "task_hypernet.task_embeding_generator.0.*"
@@ -35,15 +36,16 @@
 // Init (the authors'): every Linear (task hypernet and heads) ~ N(0, 0.01^2) with bias 0 (linear_layer's
 // std=1e-2); embeddings N(0, 1) (nn.Embedding's default); LayerNorm ones and zeros.
 #include <cstddef>
+#include <array>
 #include <optional>
+#include <span>
 #include <string>
 #include <vector>
 
 #include "hyperadapt/backend/concepts.hpp"
 #include "hyperadapt/core/shape.hpp"
-#include "hyperadapt/layers/layer_norm.hpp"
 #include "hyperadapt/layers/linear.hpp"
-#include "hyperadapt/layers/pha/pha_ops.hpp"
+#include "hyperadapt/layers/pha/hypernet_trunk.hpp"
 #include "hyperadapt/nn/layer.hpp"
 
 namespace hyperadapt {
@@ -77,23 +79,15 @@ struct hyperformer_hypernet_config {
 /// HyperFormer as the authors' code builds it (unique_hyper_net; configs/hyperformer.json), T5-base sizes.
 inline hyperformer_hypernet_config hyperformer_config(std::size_t features = 768, std::size_t layers = 12,
                                                       std::size_t reduction_factor = 32) {
-    hyperformer_hypernet_config c;
-    c.variant = hyperformer_variant::hyperformer;
-    c.features = features;
-    c.layers = layers;
-    c.reduction_factor = reduction_factor;
-    return c;
+    return {.variant = hyperformer_variant::hyperformer, .layers = layers, .features = features,
+            .reduction_factor = reduction_factor};
 }
 
 /// HyperFormer++ (efficient_unique_hyper_net; configs/hyperformer++.json), T5-base sizes.
 inline hyperformer_hypernet_config hyperformerpp_config(std::size_t features = 768, std::size_t layers = 12,
                                                         std::size_t reduction_factor = 32) {
-    hyperformer_hypernet_config c;
-    c.variant = hyperformer_variant::hyperformer_pp;
-    c.features = features;
-    c.layers = layers;
-    c.reduction_factor = reduction_factor;
-    return c;
+    return {.variant = hyperformer_variant::hyperformer_pp, .layers = layers, .features = features,
+            .reduction_factor = reduction_factor};
 }
 
 /// Per-example weights of one HyperFormer adapter, in F.linear's [out, in] layout. The norm tensors are
@@ -125,18 +119,15 @@ class hyperformer_hypernet {
                      join_name(name, pfx + "down_sampler_hyper_net.weight_generator.0")),
               down_b(b, c.projection, c.bottleneck(),
                      join_name(name, pfx + "down_sampler_hyper_net.bias_generator.0")) {
-            if (c.pre_layer_norm) {
-                pre_w.emplace(b, c.projection, c.features,
-                              join_name(name, pfx + "pre_layernorm_hypernet.weight_generator"));
-                pre_b.emplace(b, c.projection, c.features,
-                              join_name(name, pfx + "pre_layernorm_hypernet.bias_generator"));
-            }
-            if (c.post_layer_norm) {
-                post_w.emplace(b, c.projection, c.features,
-                               join_name(name, pfx + "post_layernorm_hypernet.weight_generator"));
-                post_b.emplace(b, c.projection, c.features,
-                               join_name(name, pfx + "post_layernorm_hypernet.bias_generator"));
-            }
+            // A LayerNormHyperNet: gain and bias generators, "<pfx><which>_layernorm_hypernet.*".
+            auto norm_heads = [&](std::optional<linear<B, T>>& gain, std::optional<linear<B, T>>& bias,
+                                  const std::string& which) {
+                const std::string net = pfx + which + "_layernorm_hypernet.";
+                gain.emplace(b, c.projection, c.features, join_name(name, net + "weight_generator"));
+                bias.emplace(b, c.projection, c.features, join_name(name, net + "bias_generator"));
+            };
+            if (c.pre_layer_norm) norm_heads(pre_w, pre_b, "pre");
+            if (c.post_layer_norm) norm_heads(post_w, post_b, "post");
         }
         linear<B, T> up_w, up_b, down_w, down_b;
         std::optional<linear<B, T>> pre_w, pre_b, post_w, post_b;
@@ -147,12 +138,10 @@ public:
     using value_type = T;
     using weights_type = hyperformer_adapter_weights<B, T>;
     struct context {
-        tensor<B, T> condition;  // (batch, D)
         std::size_t layer = 0;
         hyperformer_block block = hyperformer_block::feed_forward;
-        tensor<B, T> h1;  // pre-ReLU (batch, h)
-        typename linear<B, T>::context l2, up_w, up_b, down_w, down_b, pre_w, pre_b, post_w, post_b;
-        typename layer_norm<B, T>::context norm;
+        typename hypernet_trunk<B, T>::context trunk;  // condition, layer (and block type) -> e
+        typename linear<B, T>::context up_w, up_b, down_w, down_b, pre_w, pre_b, post_w, post_b;
         bool ready = false;
     };
 
@@ -160,24 +149,14 @@ public:
         : backend_(&backend),
           name_(std::move(name)),
           cfg_(checked(cfg, name_)),
-          layer_emb_(backend, {cfg.layers, cfg.task_embedding}),
-          w1_(backend, {cfg.hidden, inputs(cfg) * cfg.task_embedding}),
-          b1_(backend, {cfg.hidden}, /*decay=*/false),
-          l2_(backend, cfg.hidden, cfg.projection, join_name(name_, "task_hypernet.task_embeding_generator.2")) {
-        layer_emb_.value.zero();
-        w1_.value.zero();
-        b1_.value.zero();
+          trunk_(backend, trunk_config(cfg_, name_), name_) {
         heads_.reserve(2);
         if (cfg_.variant == hyperformer_variant::hyperformer_pp) {
-            block_emb_ = parameter<B, T>(backend, {2, cfg.task_embedding});
-            block_emb_.value.zero();
             heads_.emplace_back(backend, cfg_, name_, "");
         } else {
             heads_.emplace_back(backend, cfg_, name_, "feed_forward_");
             heads_.emplace_back(backend, cfg_, name_, "self_attention_");
         }
-        if (cfg_.task_layer_norm)
-            norm_.emplace(backend, cfg.projection, join_name(name_, "LayerNorm"), static_cast<T>(cfg.layer_norm_eps));
     }
 
     template <class Rng>
@@ -186,14 +165,14 @@ public:
             backend_->fill_normal(p.size(), rng.seed(), rng.take(p.size()), T(0), static_cast<T>(stddev),
                                   p.value.data());
         };
-        normal(layer_emb_, 1);
-        if (has_block_embedding()) normal(block_emb_, 1);
-        normal(w1_, 1e-2);
-        b1_.value.zero();
-        l2_.initialize(rng, T(1e-2));
-        if (norm_) {
-            norm_->weight().value.fill(T(1));
-            norm_->bias().value.zero();
+        normal(trunk_.embedding(0), 1);  // layer_id_embeddings
+        if (has_block_embedding()) normal(trunk_.embedding(1), 1);  // adapters_block_type
+        normal(trunk_.linear1_weight(), 1e-2);
+        trunk_.linear1_bias().value.zero();
+        trunk_.linear2().initialize(rng, T(1e-2));
+        if (auto* norm = trunk_.norm()) {
+            norm->weight().value.fill(T(1));
+            norm->bias().value.zero();
         }
         for (auto& hs : heads_)
             for (auto* l : head_linears(hs)) l->initialize(rng, T(1e-2));
@@ -210,36 +189,18 @@ public:
     /// The adapter weights of (layer, block) for every row of `condition` (batch, D).
     weights_type forward(const tensor<B, T>& condition, std::size_t layer, hyperformer_block block, context& ctx,
                          run_mode mode = {}) const {
-        const std::size_t dz = cfg_.task_embedding, h = cfg_.hidden, in1 = inputs(cfg_) * dz;
-        if (condition.shape().rank() != 2 || condition.shape()[1] != dz || condition.shape()[0] == 0)
-            throw shape_error(name_ + ": condition has shape " + condition.shape().str() + ", expected (batch, " +
-                              std::to_string(dz) + ")");
         if (layer >= cfg_.layers)
             throw error(name_ + ": layer " + std::to_string(layer) + " out of range for " +
                         std::to_string(cfg_.layers) + " layers");
         const auto p = static_cast<std::size_t>(block);
         if (p > 1)
             throw error(name_ + ": block type " + std::to_string(p) + " is neither feed_forward nor self_attention");
-        const std::size_t nb = condition.shape()[0];
         ctx = {};
-        ctx.condition = condition;
         ctx.layer = layer;
         ctx.block = block;
-        // W_1 u + b_1 = z W_1[:, :D]^T + (e_layer W_1[:, D:2D]^T (+ e_block W_1[:, 2D:3D]^T) + b_1)
-        ctx.h1 = tensor<B, T>(*backend_, {nb, h});
-        backend_->gemm(transpose::no, transpose::yes, nb, h, dz, T(1), condition.data(), dz, w1_.value.data(), in1,
-                       T(0), ctx.h1.data(), h);
-        tensor<B, T> row = b1_.value.clone();
-        backend_->gemm(transpose::no, transpose::yes, 1, h, dz, T(1), layer_emb_.value.data() + layer * dz, dz,
-                       w1_.value.data() + dz, in1, T(1), row.data(), h);
-        if (has_block_embedding())
-            backend_->gemm(transpose::no, transpose::yes, 1, h, dz, T(1), block_emb_.value.data() + p * dz, dz,
-                           w1_.value.data() + 2 * dz, in1, T(1), row.data(), h);
-        backend_->add_row_vector(nb, h, row.data(), ctx.h1.data());
-        tensor<B, T> a(*backend_, ctx.h1.shape());
-        pha_ops::relu_forward(*backend_, a.size(), ctx.h1.data(), a.data());
-        tensor<B, T> e = l2_.forward(a, ctx.l2, mode);
-        if (norm_) e = norm_->forward(e, ctx.norm, mode);
+        const std::array<std::size_t, 2> rows{layer, p};
+        const tensor<B, T> e =
+            trunk_.forward(condition, std::span(rows).first(has_block_embedding() ? 2 : 1), ctx.trunk, mode);
         const head_set& hs = heads_for(block);
         weights_type w;
         w.down_weight = hs.down_w.forward(e, ctx.down_w, mode);
@@ -263,8 +224,7 @@ public:
     tensor<B, T> backward(const weights_type& dw, context& ctx) {
         if (!ctx.ready) throw error(name_ + ": backward called without a forward");
         head_set& hs = heads_for(ctx.block);
-        const std::size_t dz = cfg_.task_embedding, h = cfg_.hidden, in1 = inputs(cfg_) * dz;
-        const std::size_t nb = ctx.condition.shape()[0];
+        const std::size_t nb = ctx.trunk.condition.shape()[0];
         tensor<B, T> de = tensor<B, T>::zeros(*backend_, {nb, cfg_.projection});
         auto head = [&](linear<B, T>* l, const tensor<B, T>& g, typename linear<B, T>::context& c, const char* what) {
             if (g.empty()) return;
@@ -281,46 +241,13 @@ public:
         head(hs.pre_b ? &*hs.pre_b : nullptr, dw.pre_norm_bias, ctx.pre_b, "pre-norm bias");
         head(hs.post_w ? &*hs.post_w : nullptr, dw.post_norm_weight, ctx.post_w, "post-norm weight");
         head(hs.post_b ? &*hs.post_b : nullptr, dw.post_norm_bias, ctx.post_b, "post-norm bias");
-        if (norm_) de = norm_->backward(de, ctx.norm);
-        tensor<B, T> dh1 = l2_.backward(de, ctx.l2);
-        pha_ops::relu_backward(*backend_, dh1.size(), ctx.h1.data(), dh1.data(), dh1.data());
-        // The broadcast embedding rows see the column sums of dh1.
-        const std::size_t p = static_cast<std::size_t>(ctx.block);
-        const T* emb_l = layer_emb_.value.data() + ctx.layer * dz;
-        const T* emb_p = has_block_embedding() ? block_emb_.value.data() + p * dz : nullptr;
-        tensor<B, T> colsum = tensor<B, T>::zeros(*backend_, {h});
-        backend_->accumulate_column_sums(nb, h, dh1.data(), colsum.data());
-        if (w1_.trainable()) {
-            backend_->gemm(transpose::yes, transpose::no, h, dz, nb, T(1), dh1.data(), h, ctx.condition.data(), dz,
-                           T(1), w1_.grad.data(), in1);
-            backend_->gemm(transpose::yes, transpose::no, h, dz, 1, T(1), colsum.data(), h, emb_l, dz, T(1),
-                           w1_.grad.data() + dz, in1);
-            if (emb_p)
-                backend_->gemm(transpose::yes, transpose::no, h, dz, 1, T(1), colsum.data(), h, emb_p, dz, T(1),
-                               w1_.grad.data() + 2 * dz, in1);
-        }
-        if (b1_.trainable()) backend_->axpy(h, T(1), colsum.data(), b1_.grad.data());
-        if (layer_emb_.trainable())
-            backend_->gemm(transpose::no, transpose::no, 1, dz, h, T(1), colsum.data(), h, w1_.value.data() + dz, in1,
-                           T(1), layer_emb_.grad.data() + ctx.layer * dz, dz);
-        if (emb_p && block_emb_.trainable())
-            backend_->gemm(transpose::no, transpose::no, 1, dz, h, T(1), colsum.data(), h, w1_.value.data() + 2 * dz,
-                           in1, T(1), block_emb_.grad.data() + p * dz, dz);
-        tensor<B, T> dcond(*backend_, ctx.condition.shape());
-        backend_->gemm(transpose::no, transpose::no, nb, dz, h, T(1), dh1.data(), h, w1_.value.data(), in1, T(0),
-                       dcond.data(), dz);
-        return dcond;
+        return trunk_.backward(de, ctx.trunk);
     }
 
     /// In the order of the authors' named_parameters().
     template <class F>
     void visit_parameters(F&& f) {
-        f(join_name(name_, "layer_id_embeddings.weight"), layer_emb_);
-        if (has_block_embedding()) f(join_name(name_, "adapters_block_type.weight"), block_emb_);
-        f(join_name(name_, "task_hypernet.task_embeding_generator.0.weight"), w1_);
-        f(join_name(name_, "task_hypernet.task_embeding_generator.0.bias"), b1_);
-        l2_.visit_parameters(f);
-        if (norm_) norm_->visit_parameters(f);
+        trunk_.visit_parameters(f);
         for (auto& hs : heads_) {
             hs.up_w.visit_parameters(f);
             hs.up_b.visit_parameters(f);
@@ -340,9 +267,22 @@ public:
     }
 
 private:
-    /// How many D-wide blocks the task hypernet's input has.
-    static std::size_t inputs(const hyperformer_hypernet_config& c) noexcept {
-        return c.variant == hyperformer_variant::hyperformer_pp ? 3 : 2;
+    /// The authors' names: "layer_id_embeddings.weight", "adapters_block_type.weight",
+    /// "task_hypernet.task_embeding_generator.{0,2}.*", "LayerNorm.*".
+    static hypernet_trunk_config trunk_config(const hyperformer_hypernet_config& c, const std::string& name) {
+        hypernet_trunk_config t{.condition = c.task_embedding,
+                                .embeddings = {{join_name(name, "layer_id_embeddings.weight"), c.layers,
+                                                c.task_embedding}},
+                                .hidden = c.hidden,
+                                .projection = c.projection,
+                                .layer_norm = c.task_layer_norm,
+                                .layer_norm_eps = c.layer_norm_eps,
+                                .linear1 = join_name(name, "task_hypernet.task_embeding_generator.0"),
+                                .linear2 = join_name(name, "task_hypernet.task_embeding_generator.2"),
+                                .norm = join_name(name, "LayerNorm")};
+        if (c.variant == hyperformer_variant::hyperformer_pp)
+            t.embeddings.push_back({join_name(name, "adapters_block_type.weight"), 2, c.task_embedding});
+        return t;
     }
     static const hyperformer_hypernet_config& checked(const hyperformer_hypernet_config& c, const std::string& name) {
         if (c.task_embedding == 0 || c.layers == 0 || c.hidden == 0 || c.projection == 0 || c.features == 0)
@@ -369,9 +309,7 @@ private:
     B* backend_;
     std::string name_;
     hyperformer_hypernet_config cfg_;
-    parameter<B, T> layer_emb_, block_emb_, w1_, b1_;
-    linear<B, T> l2_;
-    std::optional<layer_norm<B, T>> norm_;
+    hypernet_trunk<B, T> trunk_;
     std::vector<head_set> heads_;
 };
 

@@ -7,9 +7,9 @@
 //   up weight   = H_up g     (batch, r*d), viewed (r, d)     down weight = H_down g  (batch, d*r), viewed (d, r)
 //   up bias     = H_bu g     (batch, d)                      down bias   = H_bd g    (batch, r)
 //
-// i.e. exactly the adapter_weights layout that task_adapter's generated path reads. The concatenation is
-// never built: W_1 is applied as two GEMMs over its column blocks (the layer-embedding half is one row,
-// broadcast to the batch).
+// i.e. exactly the adapter_weights layout that task_adapter's generated path reads. Everything up to g is
+// hypernet_trunk (layers/pha/hypernet_trunk.hpp), which HyperFormer's generators share: the concatenation
+// is never built, W_1 being applied per column block (the layer-embedding block one row, broadcast).
 //
 // Parameters (name "" gives the authors' keys): "layer_embed.weight" (layers, e); "decoder.linear1.{weight,
 // bias}" (h, c + e); "decoder.linear2.*" (p, h); "decoder.LayerNorm.*" (p); "decoder.{weight_up,
@@ -24,13 +24,13 @@
 // ([out, in] weights, separate weight/bias generators) and names: layers/pha/hyperformer_hypernet.hpp.
 #include <cmath>
 #include <cstddef>
+#include <span>
 #include <string>
 
 #include "hyperadapt/backend/concepts.hpp"
 #include "hyperadapt/core/shape.hpp"
-#include "hyperadapt/layers/layer_norm.hpp"
 #include "hyperadapt/layers/linear.hpp"
-#include "hyperadapt/layers/pha/pha_ops.hpp"
+#include "hyperadapt/layers/pha/hypernet_trunk.hpp"
 #include "hyperadapt/layers/pha/task_adapter.hpp"
 #include "hyperadapt/nn/layer.hpp"
 
@@ -63,34 +63,21 @@ public:
     using backend_type = B;
     using value_type = T;
     struct context {
-        tensor<B, T> condition;  // (batch, c)
         std::size_t layer = 0;
-        tensor<B, T> h1;  // pre-ReLU (batch, h)
-        typename linear<B, T>::context l2, up_w, down_w, up_b, down_b;
-        typename layer_norm<B, T>::context norm;
+        typename hypernet_trunk<B, T>::context trunk;  // condition and layer -> g
+        typename linear<B, T>::context up_w, down_w, up_b, down_b;
         bool ready = false;
     };
 
     prototypical_hypernet(B& backend, prototypical_hypernet_config cfg, std::string name = "")
         : backend_(&backend),
           name_(std::move(name)),
-          cfg_(cfg),
-          layer_embed_(backend, {cfg.layers, cfg.layer_embedding}),
-          w1_(backend, {cfg.hidden, cfg.condition + cfg.layer_embedding}),
-          b1_(backend, {cfg.hidden}, /*decay=*/false),
-          l2_(backend, cfg.hidden, cfg.projection, join_name(name_, "decoder.linear2")),
-          norm_(backend, cfg.projection, join_name(name_, "decoder.LayerNorm"), static_cast<T>(cfg.layer_norm_eps)),
+          cfg_(checked(cfg, name_)),
+          trunk_(backend, trunk_config(cfg, name_), name_),
           up_w_(backend, cfg.projection, cfg.features * cfg.bottleneck, join_name(name_, "decoder.weight_up")),
           down_w_(backend, cfg.projection, cfg.features * cfg.bottleneck, join_name(name_, "decoder.weight_down")),
           up_b_(backend, cfg.projection, cfg.features, join_name(name_, "decoder.bias_up")),
-          down_b_(backend, cfg.projection, cfg.bottleneck, join_name(name_, "decoder.bias_down")) {
-        if (cfg.condition == 0 || cfg.layer_embedding == 0 || cfg.layers == 0 || cfg.hidden == 0 ||
-            cfg.projection == 0 || cfg.features == 0 || cfg.bottleneck == 0)
-            throw config_error(name_ + ": prototypical_hypernet needs non-zero sizes");
-        layer_embed_.value.zero();
-        w1_.value.zero();
-        b1_.value.zero();
-    }
+          down_b_(backend, cfg.projection, cfg.bottleneck, join_name(name_, "decoder.bias_down")) {}
 
     template <class Rng>
     void initialize(Rng& rng) {
@@ -98,13 +85,14 @@ public:
             backend_->fill_uniform(t.size(), rng.seed(), rng.take(t.size()), static_cast<T>(-bound),
                                    static_cast<T>(bound), t.data());
         };
-        backend_->fill_normal(layer_embed_.size(), rng.seed(), rng.take(layer_embed_.size()), T(0), T(1),
-                              layer_embed_.value.data());
+        auto& layer_embed = trunk_.embedding(0);
+        backend_->fill_normal(layer_embed.size(), rng.seed(), rng.take(layer_embed.size()), T(0), T(1),
+                              layer_embed.value.data());
         const double in1 = static_cast<double>(cfg_.condition + cfg_.layer_embedding);
-        uniform(w1_.value, 1 / std::sqrt(in1));
-        uniform(b1_.value, 1 / std::sqrt(in1));
-        uniform(l2_.weight().value, 1 / std::sqrt(static_cast<double>(cfg_.hidden)));
-        uniform(l2_.bias().value, 1 / std::sqrt(static_cast<double>(cfg_.hidden)));
+        uniform(trunk_.linear1_weight().value, 1 / std::sqrt(in1));
+        uniform(trunk_.linear1_bias().value, 1 / std::sqrt(in1));
+        uniform(trunk_.linear2().weight().value, 1 / std::sqrt(static_cast<double>(cfg_.hidden)));
+        uniform(trunk_.linear2().bias().value, 1 / std::sqrt(static_cast<double>(cfg_.hidden)));
         const double p = static_cast<double>(cfg_.projection);
         uniform(up_w_.weight().value, 1e-3 * std::sqrt(3 / (p * static_cast<double>(cfg_.bottleneck))));
         uniform(down_w_.weight().value, 1e-3 * std::sqrt(3 / (p * static_cast<double>(cfg_.features))));
@@ -119,28 +107,12 @@ public:
     /// The adapter weights of layer `layer` for every row of `condition` (batch, c).
     adapter_weights<B, T> forward(const tensor<B, T>& condition, std::size_t layer, context& ctx,
                                   run_mode mode = {}) const {
-        const std::size_t c = cfg_.condition, e = cfg_.layer_embedding, h = cfg_.hidden, ce = c + e;
-        if (condition.shape().rank() != 2 || condition.shape()[1] != c || condition.shape()[0] == 0)
-            throw shape_error(name_ + ": condition has shape " + condition.shape().str() + ", expected (batch, " +
-                              std::to_string(c) + ")");
         if (layer >= cfg_.layers)
             throw error(name_ + ": layer " + std::to_string(layer) + " out of range for " +
                         std::to_string(cfg_.layers) + " layers");
-        const std::size_t nb = condition.shape()[0];
         ctx = {};
-        ctx.condition = condition;
         ctx.layer = layer;
-        // W_1 u + b_1 = k W_1[:, :c]^T + (e_l W_1[:, c:]^T + b_1)
-        ctx.h1 = tensor<B, T>(*backend_, {nb, h});
-        backend_->gemm(transpose::no, transpose::yes, nb, h, c, T(1), condition.data(), c, w1_.value.data(), ce, T(0),
-                       ctx.h1.data(), h);
-        tensor<B, T> row = b1_.value.clone();
-        backend_->gemm(transpose::no, transpose::yes, 1, h, e, T(1), layer_embed_.value.data() + layer * e, e,
-                       w1_.value.data() + c, ce, T(1), row.data(), h);
-        backend_->add_row_vector(nb, h, row.data(), ctx.h1.data());
-        tensor<B, T> a(*backend_, ctx.h1.shape());
-        pha_ops::relu_forward(*backend_, a.size(), ctx.h1.data(), a.data());
-        const tensor<B, T> g = norm_.forward(l2_.forward(a, ctx.l2, mode), ctx.norm, mode);
+        const tensor<B, T> g = trunk_.forward(condition, std::span(&layer, 1), ctx.trunk, mode);
         adapter_weights<B, T> w;
         w.up_weight = up_w_.forward(g, ctx.up_w, mode);
         w.down_weight = down_w_.forward(g, ctx.down_w, mode);
@@ -158,36 +130,12 @@ public:
         acc(down_w_.backward(dw.down_weight, ctx.down_w));
         acc(up_b_.backward(dw.up_bias, ctx.up_b));
         acc(down_b_.backward(dw.down_bias, ctx.down_b));
-        tensor<B, T> dh1 = l2_.backward(norm_.backward(dg, ctx.norm), ctx.l2);
-        pha_ops::relu_backward(*backend_, dh1.size(), ctx.h1.data(), dh1.data(), dh1.data());
-        const std::size_t c = cfg_.condition, e = cfg_.layer_embedding, h = cfg_.hidden, ce = c + e;
-        const std::size_t nb = ctx.condition.shape()[0];
-        const T* emb = layer_embed_.value.data() + ctx.layer * e;
-        tensor<B, T> colsum = tensor<B, T>::zeros(*backend_, {h});
-        backend_->accumulate_column_sums(nb, h, dh1.data(), colsum.data());
-        if (w1_.trainable()) {
-            backend_->gemm(transpose::yes, transpose::no, h, c, nb, T(1), dh1.data(), h, ctx.condition.data(), c, T(1),
-                           w1_.grad.data(), ce);
-            backend_->gemm(transpose::yes, transpose::no, h, e, 1, T(1), colsum.data(), h, emb, e, T(1),
-                           w1_.grad.data() + c, ce);
-        }
-        if (b1_.trainable()) backend_->axpy(h, T(1), colsum.data(), b1_.grad.data());
-        if (layer_embed_.trainable())
-            backend_->gemm(transpose::no, transpose::no, 1, e, h, T(1), colsum.data(), h, w1_.value.data() + c, ce, T(1),
-                           layer_embed_.grad.data() + ctx.layer * e, e);
-        tensor<B, T> dcond(*backend_, ctx.condition.shape());
-        backend_->gemm(transpose::no, transpose::no, nb, c, h, T(1), dh1.data(), h, w1_.value.data(), ce, T(0),
-                       dcond.data(), c);
-        return dcond;
+        return trunk_.backward(dg, ctx.trunk);
     }
 
     template <class F>
     void visit_parameters(F&& f) {
-        f(join_name(name_, "layer_embed.weight"), layer_embed_);
-        f(join_name(name_, "decoder.linear1.weight"), w1_);
-        f(join_name(name_, "decoder.linear1.bias"), b1_);
-        l2_.visit_parameters(f);
-        norm_.visit_parameters(f);
+        trunk_.visit_parameters(f);
         up_w_.visit_parameters(f);
         down_w_.visit_parameters(f);
         up_b_.visit_parameters(f);
@@ -195,12 +143,30 @@ public:
     }
 
 private:
+    static const prototypical_hypernet_config& checked(const prototypical_hypernet_config& c,
+                                                       const std::string& name) {
+        if (c.condition == 0 || c.layer_embedding == 0 || c.layers == 0 || c.hidden == 0 || c.projection == 0 ||
+            c.features == 0 || c.bottleneck == 0)
+            throw config_error(name + ": prototypical_hypernet needs non-zero sizes");
+        return c;
+    }
+    /// The authors' names: "layer_embed.weight", "decoder.linear1.*", "decoder.linear2.*", "decoder.LayerNorm.*".
+    static hypernet_trunk_config trunk_config(const prototypical_hypernet_config& c, const std::string& name) {
+        return {.condition = c.condition,
+                .embeddings = {{join_name(name, "layer_embed.weight"), c.layers, c.layer_embedding}},
+                .hidden = c.hidden,
+                .projection = c.projection,
+                .layer_norm = true,
+                .layer_norm_eps = c.layer_norm_eps,
+                .linear1 = join_name(name, "decoder.linear1"),
+                .linear2 = join_name(name, "decoder.linear2"),
+                .norm = join_name(name, "decoder.LayerNorm")};
+    }
+
     B* backend_;
     std::string name_;
     prototypical_hypernet_config cfg_;
-    parameter<B, T> layer_embed_, w1_, b1_;
-    linear<B, T> l2_;
-    layer_norm<B, T> norm_;
+    hypernet_trunk<B, T> trunk_;
     linear<B, T> up_w_, down_w_, up_b_, down_b_;
 };
 
