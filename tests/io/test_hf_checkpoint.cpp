@@ -370,15 +370,15 @@ BOOST_AUTO_TEST_CASE(missing_tensors_throw_when_strict_and_are_reported_otherwis
     expect_io_error([&] { (void)load_pretrained(m, dir / "partial.safetensors"); },
                     {"partial.safetensors", "2 missing", "encoder.layer.1.attention.self.key.weight", "pooler.dense.bias"});
     randomize(b, m, 77);
-    const auto kept = m.encoder_stack().layer(1).attention().self().key_weight().value.to_host();
+    const auto kept = m.encoder_stack().layer(1).attention().layer().key_weight().value.to_host();
     const auto r = load_pretrained(m, dir / "partial.safetensors", {.strict = false});
     BOOST_TEST(r.missing == (std::vector<std::string>{"encoder.layer.1.attention.self.key.weight", "pooler.dense.bias"}),
                boost::test_tools::per_element());
     BOOST_TEST(!r.complete());
     // The missing key weight keeps its value while query and value, its neighbours in the fused buffer, load.
-    BOOST_TEST(bit_equal(m.encoder_stack().layer(1).attention().self().key_weight().value.to_host(), kept));
-    BOOST_TEST(bit_equal(m.encoder_stack().layer(1).attention().self().query_weight().value.to_host(),
-                         a.encoder_stack().layer(1).attention().self().query_weight().value.to_host()));
+    BOOST_TEST(bit_equal(m.encoder_stack().layer(1).attention().layer().key_weight().value.to_host(), kept));
+    BOOST_TEST(bit_equal(m.encoder_stack().layer(1).attention().layer().query_weight().value.to_host(),
+                         a.encoder_stack().layer(1).attention().layer().query_weight().value.to_host()));
 }
 
 namespace {

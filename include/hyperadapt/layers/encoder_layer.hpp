@@ -12,8 +12,9 @@
 // With every slot at its plain choice it is Hugging Face's BertLayer, parameter names included
 // ("<name>.attention.self.*", "<name>.attention.output.{dense,LayerNorm}.*", "<name>.intermediate.dense.*",
 // "<name>.output.{dense,LayerNorm}.*"). The slots are types (a slot is chosen at compile time); each is a
-// small class template in the header of its architecture (layers/camtl/camtl_slots.hpp,
-// layers/pha/adapter_slots.hpp), and docs/design.md says how to write a new one.
+// small class template in the header of its architecture (the CA-MTL slots at the ends of
+// layers/camtl/conditional_{attention,layer_norm,adapter}.hpp, the PHA ones in layers/pha/adapter_slots.hpp), and
+// docs/design.md says how to write a new one.
 //
 // The layer is a conditioned layer (nn/conditioned_layer.hpp): forward(x, layer_condition, ctx, mode) and
 // backward(dy, ctx, layer_condition_gradients&), which adds the task-embedding gradient of every conditioned
@@ -180,6 +181,7 @@ public:
         up_.initialize(rng, stddev);
         down_.initialize(rng, stddev);
         output_norm_.initialize(rng, stddev);
+        if constexpr (has_serial) serial_.initialize(rng, stddev);
         if constexpr (has_parallel) parallel_.initialize(rng, stddev);
         if constexpr (has_output) output_.initialize(rng, stddev);
     }
@@ -268,6 +270,7 @@ public:
         up_.visit_parameters(f);
         down_.visit_parameters(f);
         output_norm_.visit_parameters(f);
+        if constexpr (has_serial) serial_.visit_parameters(f);
         if constexpr (has_parallel) parallel_.visit_parameters(f);
         if constexpr (has_output) output_.visit_parameters(f);
     }

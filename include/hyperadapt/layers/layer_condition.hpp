@@ -55,6 +55,9 @@ template <class B, class T>
 struct layer_condition_gradients {
     tensor<B, T> task_embedding;
     std::vector<generated_adapter_gradients<B, T>>* generated = nullptr;
+    /// False when nothing below the encoder trains: a stack may then stop below its lowest trainable layer
+    /// and return an empty input gradient.
+    bool need_input_gradient = true;
 };
 
 /// acc += g, or acc = g when acc is still empty: how condition gradients from several layers are summed.

@@ -35,6 +35,7 @@
 
 #include "hyperadapt/io/hf_checkpoint.hpp"
 #include "hyperadapt/layers/bert_embeddings.hpp"
+#include "hyperadapt/layers/conditioning.hpp"
 #include "hyperadapt/layers/layer_condition.hpp"
 #include "hyperadapt/layers/mean_pooling.hpp"
 #include "hyperadapt/layers/multitask_heads.hpp"
@@ -46,88 +47,31 @@
 
 namespace hyperadapt {
 
-/// The conditioning of a model without task conditioning (plain multi-task BERT): the layers get the mask only.
-template <elementwise_backend B, class T = float>
-struct no_conditioning {
-    using backend_type = B;
-    using value_type = T;
+/// The auxiliary losses of a model without any (see multitask_model: Recipe::auxiliary_type).
+template <class Model>
+struct no_auxiliary_loss {
     struct context {};
-    template <class Rng>
-    void initialize(Rng&, T) {}
-    [[nodiscard]] std::string name() const { return ""; }
-    tensor<B, T> forward(const tensor<B, std::int32_t>&, const tensor<B, T>& x, layer_condition<B, T>&, context&,
-                         run_mode) const {
-        return x;
+    template <class... Args>
+    void before_forward(Args&&...) const {}
+    template <class... Args>
+    double forward_loss(Args&&...) const {
+        return 0;
     }
-    void prepare(layer_condition_gradients<B, T>&, context&) const {}
-    tensor<B, T> backward(const tensor<B, T>& dx, layer_condition_gradients<B, T>&, context&) { return dx; }
-    template <class F>
-    void visit_parameters(F&&) {}
+    template <class... Args>
+    void backward(Args&&...) {}
 };
 
-/// Several conditionings in one (e.g. CA-MTL's task embedding and PHA's generated adapters): forward in the
-/// order given, backward in the reverse order, parameters in the order given.
-template <class... Parts>
-class conditionings {
-    using first = std::tuple_element_t<0, std::tuple<Parts...>>;
-
-public:
-    using backend_type = typename first::backend_type;
-    using value_type = typename first::value_type;
-    using B = backend_type;
-    using T = value_type;
-    struct context {
-        std::tuple<typename Parts::context...> parts;
-    };
-
-    explicit conditionings(Parts... parts) : parts_(std::move(parts)...) {}
-
-    template <class Rng>
-    void initialize(Rng& rng, T stddev = T(0.02)) {
-        std::apply([&](auto&... p) { (p.initialize(rng, stddev), ...); }, parts_);
-    }
-    [[nodiscard]] std::string name() const { return ""; }
-    template <std::size_t I>
-    auto& get() noexcept { return std::get<I>(parts_); }
-
-    tensor<B, T> forward(const tensor<B, std::int32_t>& task_ids, const tensor<B, T>& x, layer_condition<B, T>& c,
-                         context& ctx, run_mode mode) const {
-        return forward_impl(task_ids, x, c, ctx, mode, std::index_sequence_for<Parts...>{});
-    }
-    void prepare(layer_condition_gradients<B, T>& dc, context& ctx) const {
-        prepare_impl(dc, ctx, std::index_sequence_for<Parts...>{});
-    }
-    tensor<B, T> backward(const tensor<B, T>& dx, layer_condition_gradients<B, T>& dc, context& ctx) {
-        return backward_impl(dx, dc, ctx, std::index_sequence_for<Parts...>{});
-    }
-    template <class F>
-    void visit_parameters(F&& f) {
-        std::apply([&](auto&... p) { (p.visit_parameters(f), ...); }, parts_);
-    }
-
-private:
-    template <std::size_t... I>
-    tensor<B, T> forward_impl(const tensor<B, std::int32_t>& ids, const tensor<B, T>& x, layer_condition<B, T>& c,
-                              context& ctx, run_mode mode, std::index_sequence<I...>) const {
-        tensor<B, T> y = x;
-        ((y = std::get<I>(parts_).forward(ids, y, c, std::get<I>(ctx.parts), mode)), ...);
-        return y;
-    }
-    template <std::size_t... I>
-    void prepare_impl(layer_condition_gradients<B, T>& dc, context& ctx, std::index_sequence<I...>) const {
-        (std::get<I>(parts_).prepare(dc, std::get<I>(ctx.parts)), ...);
-    }
-    template <std::size_t... I>
-    tensor<B, T> backward_impl(const tensor<B, T>& dx, layer_condition_gradients<B, T>& dc, context& ctx,
-                               std::index_sequence<I...>) {
-        constexpr std::size_t last = sizeof...(Parts) - 1;
-        tensor<B, T> d = dx;
-        ((d = std::get<last - I>(parts_).backward(d, dc, std::get<last - I>(ctx.parts))), ...);
-        return d;
-    }
-
-    std::tuple<Parts...> parts_;
+namespace detail {
+template <class Recipe, class Model>
+struct auxiliary_of {
+    using type = no_auxiliary_loss<Model>;
 };
+template <class Recipe, class Model>
+    requires requires { typename Recipe::template auxiliary_type<Model>; }
+struct auxiliary_of<Recipe, Model> {
+    using type = typename Recipe::template auxiliary_type<Model>;
+};
+}  // namespace detail
 
 /// What a recipe must provide (see the file comment); a wrong recipe fails here with this sentence.
 template <class R>
@@ -155,6 +99,8 @@ public:
     using options_type = typename Recipe::options_type;
     using conditioning_type = typename Recipe::conditioning_type;
     using encoder_type = typename Recipe::encoder_type;
+    /// Losses beside the heads' (PHA's contrastive losses): Recipe::auxiliary_type<Model>, if the recipe has one.
+    using auxiliary_type = typename detail::auxiliary_of<Recipe, multitask_model>::type;
     using B = backend_type;
     using T = value_type;
     struct context {
@@ -164,6 +110,8 @@ public:
         typename pooler<B, T>::context pooler;
         typename mean_pooling<B, T>::context mean;
         typename multitask_heads<B, T>::context heads;
+        typename auxiliary_type::context auxiliary;
+        double task_loss = 0;  ///< the heads' part of the last forward_loss
         anomaly_detector* anomaly = nullptr;  // run_mode::anomaly of the forward, for backward's checks
     };
 
@@ -201,7 +149,9 @@ public:
             bert.visit_parameters([&](const std::string& n, parameter<B, T>&) { plain.insert(n); });
         }
         backbone_view view{*this, plain};
-        return io::load_pretrained(view, checkpoint, {.strict = !allow_partial});
+        bool strict = !allow_partial;
+        if constexpr (requires { Recipe::strict_backbone; }) strict = strict && Recipe::strict_backbone;
+        return io::load_pretrained(view, checkpoint, {.strict = strict});
     }
 
     /// Freezes by the recipe's rule (call after loading).
@@ -219,6 +169,9 @@ public:
     bert_embeddings<B, T>& embeddings() noexcept { return embeddings_; }
     conditioning_type& conditioning() noexcept { return conditioning_; }
     encoder_type& encoder() noexcept { return encoder_; }
+    const bert_embeddings<B, T>& embeddings() const noexcept { return embeddings_; }
+    const conditioning_type& conditioning() const noexcept { return conditioning_; }
+    const encoder_type& encoder() const noexcept { return encoder_; }
     multitask_heads<B, T>& heads() noexcept { return heads_; }
 
     /// The sentence representation (rows, hidden) the heads read.
@@ -235,9 +188,10 @@ public:
     }
 
     double forward_loss(const multitask_batch<B, T>& b, context& ctx, run_mode mode) const {
-        const double loss = heads_.forward_loss(pooled(b, ctx, mode), row_tasks(b), b.labels, b.scores, ctx.heads, mode);
-        check_scalar(mode.anomaly, heads_.name(), "loss", loss);
-        return loss;
+        auxiliary_.before_forward(ctx);  // e.g. PHA: the encoder's retriever runs for a loss, not for outputs()
+        ctx.task_loss = heads_.forward_loss(pooled(b, ctx, mode), row_tasks(b), b.labels, b.scores, ctx.heads, mode);
+        check_scalar(mode.anomaly, heads_.name(), "loss", ctx.task_loss);
+        return ctx.task_loss + auxiliary_.forward_loss(b, *this, ctx, mode);
     }
 
     /// Gradients of loss_scale x the batch loss, in the reverse order of the composition.
@@ -247,11 +201,16 @@ public:
         const tensor<B, T> dh =
             opts_.heads_read == head_input::mean ? mean_.backward(ds, ctx.mean) : pooler_.backward(ds, ctx.pooler);
         if (opts_.heads_read == head_input::mean) check_input_gradient(ctx.anomaly, mean_.name(), "", dh);
+        auxiliary_.backward(*this, ctx, loss_scale);
+        const bool embeddings_train = embeddings_trainable();
         layer_condition_gradients<B, T> dc;
+        dc.need_input_gradient = embeddings_train || conditioning_.needs_input_gradient();
         conditioning_.prepare(dc, ctx.conditioning);
+        // dx is empty when the encoder stopped below its lowest trainable layer (nothing below needs it); the
+        // conditioning still trains from the condition gradients.
         const tensor<B, T> dx = encoder_.backward(dh, ctx.encoder, dc);
         const tensor<B, T> de = conditioning_.backward(dx, dc, ctx.conditioning);
-        if (embeddings_trainable()) embeddings_.backward(de, ctx.embeddings);
+        if (embeddings_train && !de.empty()) embeddings_.backward(de, ctx.embeddings);
     }
 
     /// Per-row head outputs without gradients: logits (or the regression score) per row.
@@ -310,6 +269,7 @@ private:
     pooler<B, T> pooler_;
     mean_pooling<B, T> mean_;
     multitask_heads<B, T> heads_;
+    auxiliary_type auxiliary_;
 };
 
 }  // namespace hyperadapt

@@ -58,6 +58,8 @@ public:
     }
 
     void prepare(layer_condition_gradients<B, T>&, context&) const {}
+    /// The alignment's parameters train from the encoder's input gradient.
+    [[nodiscard]] bool needs_input_gradient() const { return aligned_; }
 
     /// dc.task_embedding is dz from the encoder; adds the alignment's, then trains the table.
     tensor<B, T> backward(const tensor<B, T>& dx, layer_condition_gradients<B, T>& dc, context& ctx) {

@@ -117,6 +117,11 @@ struct serial_adapters {
             : adapter_(backend, c.hidden, c.serial_bottleneck ? c.serial_bottleneck : 1,
                        join_name(site.layer, "hyperformer_adapter")),
               enabled_(c.serial_bottleneck != 0) {}
+        /// No parameters of its own: every weight is generated.
+        template <class Rng>
+        void initialize(Rng&, T) {}
+        template <class F>
+        void visit_parameters(F&&) {}
 
         tensor<B, T> forward_after_attention(const tensor<B, T>& y, const generated_adapters<B, T>& g, context& ctx,
                                              run_mode mode) const {

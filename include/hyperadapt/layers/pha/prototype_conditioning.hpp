@@ -52,6 +52,7 @@ public:
 
     [[nodiscard]] std::string name() const { return hypernet_.name(); }
     embedding<B, T>& prototypes() noexcept { return prototypes_; }
+    const embedding<B, T>& prototypes() const noexcept { return prototypes_; }
     prototypical_hypernet<B, T>& hypernet() noexcept { return hypernet_; }
 
     tensor<B, T> forward(const tensor<B, std::int32_t>& task_ids, const tensor<B, T>& x, layer_condition<B, T>& c,
@@ -69,6 +70,7 @@ public:
         return x;
     }
 
+    [[nodiscard]] bool needs_input_gradient() const { return false; }
     void prepare(layer_condition_gradients<B, T>& dc, context& ctx) const {
         ctx.grads.assign(first_ + layers_, {});
         dc.generated = &ctx.grads;
