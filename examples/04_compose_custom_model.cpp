@@ -24,6 +24,10 @@
 
 using namespace hyperadapt;
 
+// The model's forward, backward and initialisation are compiled in instances/hybrid.cpp, in parallel with
+// this file (docs/design.md, "Compile time").
+HYPERADAPT_EXTERN_MULTITASK_MODEL(hybrid::recipe<cpu, float>);
+
 int main(int argc, char** argv) try {
     CLI::App app("A hybrid of CA-MTL and PHA assembled from the layer templates, on built-in synthetic tasks",
                  "04_compose_custom_model");

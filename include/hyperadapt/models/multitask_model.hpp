@@ -33,6 +33,7 @@
 #include <utility>
 #include <vector>
 
+#include "hyperadapt/backend/counter_rng.hpp"
 #include "hyperadapt/io/hf_checkpoint.hpp"
 #include "hyperadapt/layers/bert_embeddings.hpp"
 #include "hyperadapt/layers/conditioning.hpp"
@@ -115,54 +116,22 @@ public:
         anomaly_detector* anomaly = nullptr;  // run_mode::anomaly of the forward, for backward's checks
     };
 
-    multitask_model(B& backend, options_type o)
-        : backend_(&backend),
-          opts_(check(std::move(o))),
-          embeddings_(backend, opts_.backbone.embeddings(), "embeddings"),
-          conditioning_(Recipe::make_conditioning(backend, opts_)),
-          encoder_(Recipe::make_encoder(backend, opts_)),
-          pooler_(backend, opts_.backbone.hidden, "pooler"),
-          mean_(backend, opts_.backbone.hidden, "mean_pooling"),
-          heads_(backend, opts_.backbone.hidden, opts_.tasks, static_cast<T>(opts_.head_dropout), "heads") {}
+    multitask_model(B& backend, options_type o);
 
     /// Random initialisation of every part, in the order of the composition (BERT's scheme, N(0,
     /// initializer_range), for the backbone and heads; each conditioned part its own).
     template <class Rng>
-    void initialize(Rng& rng) {
-        const auto s = static_cast<T>(opts_.backbone.initializer_range);
-        embeddings_.initialize(rng, s);
-        conditioning_.initialize(rng, s);
-        encoder_.initialize(rng, s);
-        pooler_.initialize(rng, s);
-        heads_.initialize(rng, s);
-    }
+    void initialize(Rng& rng);
 
     /// Loads a Hugging Face BERT checkpoint into the backbone: the parameters a plain BERT of this config also
     /// has, under the recipe's checkpoint names; every other parameter keeps its value. Strict by default: a
     /// backbone tensor missing from the checkpoint, or of another shape, throws io_error naming it and both
     /// shapes, and nothing is loaded. `allow_partial` loads whatever matches instead (the report says what did
     /// not). Checkpoint tensors no parameter takes are reported, not errors.
-    io::load_report load_backbone(const std::filesystem::path& checkpoint, bool allow_partial = false) {
-        std::set<std::string> plain;
-        {
-            bert_model<B, T> bert(*backend_, opts_.backbone);
-            bert.visit_parameters([&](const std::string& n, parameter<B, T>&) { plain.insert(n); });
-        }
-        backbone_view view{*this, plain};
-        bool strict = !allow_partial;
-        if constexpr (requires { Recipe::strict_backbone; }) strict = strict && Recipe::strict_backbone;
-        return io::load_pretrained(view, checkpoint, {.strict = strict});
-    }
+    io::load_report load_backbone(const std::filesystem::path& checkpoint, bool allow_partial = false);
 
     /// Freezes by the recipe's rule (call after loading).
-    void apply_freezing() {
-        visit_parameters([&](const std::string& name, parameter<B, T>& p) {
-            if (Recipe::frozen(opts_, name))
-                p.freeze();
-            else
-                p.unfreeze();
-        });
-    }
+    void apply_freezing();
 
     [[nodiscard]] const options_type& options() const noexcept { return opts_; }
     [[nodiscard]] std::string name() const { return ""; }
@@ -175,49 +144,15 @@ public:
     multitask_heads<B, T>& heads() noexcept { return heads_; }
 
     /// The sentence representation (rows, hidden) the heads read.
-    tensor<B, T> pooled(const multitask_batch<B, T>& b, context& ctx, run_mode mode) const {
-        ctx.anomaly = mode.anomaly;
-        const tensor<B, T> x = embeddings_.forward(b.input_ids, b.token_type_ids, ctx.embeddings, mode);
-        layer_condition<B, T> c{.mask = &b.mask, .task_ids = &b.task_ids};
-        const tensor<B, T> xc = conditioning_.forward(b.task_ids, x, c, ctx.conditioning, mode);
-        const tensor<B, T> h = encoder_.forward(xc, c, ctx.encoder, mode);
-        if (opts_.heads_read == head_input::pooler) return pooler_.forward(h, ctx.pooler, mode);
-        tensor<B, T> s = mean_.forward(h, b.mask, ctx.mean, mode);
-        check_output(mode.anomaly, mean_.name(), "", s);
-        return s;
-    }
+    tensor<B, T> pooled(const multitask_batch<B, T>& b, context& ctx, run_mode mode) const;
 
-    double forward_loss(const multitask_batch<B, T>& b, context& ctx, run_mode mode) const {
-        auxiliary_.before_forward(ctx);  // e.g. PHA: the encoder's retriever runs for a loss, not for outputs()
-        ctx.task_loss = heads_.forward_loss(pooled(b, ctx, mode), row_tasks(b), b.labels, b.scores, ctx.heads, mode);
-        check_scalar(mode.anomaly, heads_.name(), "loss", ctx.task_loss);
-        return ctx.task_loss + auxiliary_.forward_loss(b, *this, ctx, mode);
-    }
+    double forward_loss(const multitask_batch<B, T>& b, context& ctx, run_mode mode) const;
 
     /// Gradients of loss_scale x the batch loss, in the reverse order of the composition.
-    void backward(context& ctx, T loss_scale = T(1)) {
-        const tensor<B, T> ds = heads_.backward(ctx.heads, loss_scale);
-        check_input_gradient(ctx.anomaly, heads_.name(), "", ds);
-        const tensor<B, T> dh =
-            opts_.heads_read == head_input::mean ? mean_.backward(ds, ctx.mean) : pooler_.backward(ds, ctx.pooler);
-        if (opts_.heads_read == head_input::mean) check_input_gradient(ctx.anomaly, mean_.name(), "", dh);
-        auxiliary_.backward(*this, ctx, loss_scale);
-        const bool embeddings_train = embeddings_trainable();
-        layer_condition_gradients<B, T> dc;
-        dc.need_input_gradient = embeddings_train || conditioning_.needs_input_gradient();
-        conditioning_.prepare(dc, ctx.conditioning);
-        // dx is empty when the encoder stopped below its lowest trainable layer (nothing below needs it); the
-        // conditioning still trains from the condition gradients.
-        const tensor<B, T> dx = encoder_.backward(dh, ctx.encoder, dc);
-        const tensor<B, T> de = conditioning_.backward(dx, dc, ctx.conditioning);
-        if (embeddings_train && !de.empty()) embeddings_.backward(de, ctx.embeddings);
-    }
+    void backward(context& ctx, T loss_scale = T(1));
 
     /// Per-row head outputs without gradients: logits (or the regression score) per row.
-    std::vector<std::vector<T>> outputs(const multitask_batch<B, T>& b, run_mode mode) const {
-        context ctx;
-        return heads_.outputs(pooled(b, ctx, mode), row_tasks(b), mode);
-    }
+    std::vector<std::vector<T>> outputs(const multitask_batch<B, T>& b, run_mode mode) const;
 
     /// The composition's order: embeddings, conditioning, encoder, pooler, heads.
     template <class F>
@@ -272,4 +207,111 @@ private:
     auxiliary_type auxiliary_;
 };
 
+// ---- out of the class body: not inline, so that `extern template class multitask_model<R>;` in a user's
+// header keeps these (the bulk of a model's code) out of every translation unit but the one that instantiates
+// them explicitly (examples/instances/ shows the pattern; docs/design.md "Compile time").
+
+template <class Recipe>
+multitask_model<Recipe>::multitask_model(B& backend, options_type o)
+    : backend_(&backend),
+      opts_(check(std::move(o))),
+      embeddings_(backend, opts_.backbone.embeddings(), "embeddings"),
+      conditioning_(Recipe::make_conditioning(backend, opts_)),
+      encoder_(Recipe::make_encoder(backend, opts_)),
+      pooler_(backend, opts_.backbone.hidden, "pooler"),
+      mean_(backend, opts_.backbone.hidden, "mean_pooling"),
+      heads_(backend, opts_.backbone.hidden, opts_.tasks, static_cast<T>(opts_.head_dropout), "heads") {}
+
+template <class Recipe>
+template <class Rng>
+void multitask_model<Recipe>::initialize(Rng& rng) {
+    const auto s = static_cast<T>(opts_.backbone.initializer_range);
+    embeddings_.initialize(rng, s);
+    conditioning_.initialize(rng, s);
+    encoder_.initialize(rng, s);
+    pooler_.initialize(rng, s);
+    heads_.initialize(rng, s);
+}
+
+template <class Recipe>
+io::load_report multitask_model<Recipe>::load_backbone(const std::filesystem::path& checkpoint, bool allow_partial) {
+    std::set<std::string> plain;
+    {
+        bert_model<B, T> bert(*backend_, opts_.backbone);
+        bert.visit_parameters([&](const std::string& n, parameter<B, T>&) { plain.insert(n); });
+    }
+    backbone_view view{*this, plain};
+    bool strict = !allow_partial;
+    if constexpr (requires { Recipe::strict_backbone; }) strict = strict && Recipe::strict_backbone;
+    return io::load_pretrained(view, checkpoint, {.strict = strict});
+}
+
+template <class Recipe>
+void multitask_model<Recipe>::apply_freezing() {
+    visit_parameters([&](const std::string& name, parameter<B, T>& p) {
+        if (Recipe::frozen(opts_, name))
+            p.freeze();
+        else
+            p.unfreeze();
+    });
+}
+
+template <class Recipe>
+auto multitask_model<Recipe>::pooled(const multitask_batch<B, T>& b, context& ctx, run_mode mode) const -> tensor<B, T> {
+    ctx.anomaly = mode.anomaly;
+    const tensor<B, T> x = embeddings_.forward(b.input_ids, b.token_type_ids, ctx.embeddings, mode);
+    layer_condition<B, T> c{.mask = &b.mask, .task_ids = &b.task_ids};
+    const tensor<B, T> xc = conditioning_.forward(b.task_ids, x, c, ctx.conditioning, mode);
+    const tensor<B, T> h = encoder_.forward(xc, c, ctx.encoder, mode);
+    if (opts_.heads_read == head_input::pooler) return pooler_.forward(h, ctx.pooler, mode);
+    tensor<B, T> s = mean_.forward(h, b.mask, ctx.mean, mode);
+    check_output(mode.anomaly, mean_.name(), "", s);
+    return s;
+}
+
+template <class Recipe>
+double multitask_model<Recipe>::forward_loss(const multitask_batch<B, T>& b, context& ctx, run_mode mode) const {
+    auxiliary_.before_forward(ctx);  // e.g. PHA: the encoder's retriever runs for a loss, not for outputs()
+    ctx.task_loss = heads_.forward_loss(pooled(b, ctx, mode), row_tasks(b), b.labels, b.scores, ctx.heads, mode);
+    check_scalar(mode.anomaly, heads_.name(), "loss", ctx.task_loss);
+    return ctx.task_loss + auxiliary_.forward_loss(b, *this, ctx, mode);
+}
+
+template <class Recipe>
+void multitask_model<Recipe>::backward(context& ctx, T loss_scale) {
+    const tensor<B, T> ds = heads_.backward(ctx.heads, loss_scale);
+    check_input_gradient(ctx.anomaly, heads_.name(), "", ds);
+    const tensor<B, T> dh =
+        opts_.heads_read == head_input::mean ? mean_.backward(ds, ctx.mean) : pooler_.backward(ds, ctx.pooler);
+    if (opts_.heads_read == head_input::mean) check_input_gradient(ctx.anomaly, mean_.name(), "", dh);
+    auxiliary_.backward(*this, ctx, loss_scale);
+    const bool embeddings_train = embeddings_trainable();
+    layer_condition_gradients<B, T> dc;
+    dc.need_input_gradient = embeddings_train || conditioning_.needs_input_gradient();
+    conditioning_.prepare(dc, ctx.conditioning);
+    // dx is empty when the encoder stopped below its lowest trainable layer (nothing below needs it); the
+    // conditioning still trains from the condition gradients.
+    const tensor<B, T> dx = encoder_.backward(dh, ctx.encoder, dc);
+    const tensor<B, T> de = conditioning_.backward(dx, dc, ctx.conditioning);
+    if (embeddings_train && !de.empty()) embeddings_.backward(de, ctx.embeddings);
+}
+
+template <class Recipe>
+auto multitask_model<Recipe>::outputs(const multitask_batch<B, T>& b, run_mode mode) const -> std::vector<std::vector<T>> {
+    context ctx;
+    return heads_.outputs(pooled(b, ctx, mode), row_tasks(b), mode);
+}
+
 }  // namespace hyperadapt
+
+/// Compile time (docs/design.md, "Compile time"): a model's construction, initialisation, forward and backward
+/// are most of what a program that trains it compiles. Declared in a header that every user of
+/// multitask_model<Recipe> includes, HYPERADAPT_EXTERN_MULTITASK_MODEL(Recipe) keeps them out of those
+/// translation units; HYPERADAPT_INSTANTIATE_MULTITASK_MODEL(Recipe) in one .cpp compiles them there, once,
+/// in parallel with the rest. Parameter visiting stays inline (it is cheap and takes any visitor).
+#define HYPERADAPT_EXTERN_MULTITASK_MODEL(...)                         \
+    extern template class ::hyperadapt::multitask_model<__VA_ARGS__>; \
+    extern template void ::hyperadapt::multitask_model<__VA_ARGS__>::initialize<::hyperadapt::rng_stream>(::hyperadapt::rng_stream&)
+#define HYPERADAPT_INSTANTIATE_MULTITASK_MODEL(...)             \
+    template class ::hyperadapt::multitask_model<__VA_ARGS__>; \
+    template void ::hyperadapt::multitask_model<__VA_ARGS__>::initialize<::hyperadapt::rng_stream>(::hyperadapt::rng_stream&)

@@ -296,12 +296,17 @@ public:
     instance_retriever<B, T>& retriever() noexcept { return this->encoder().retriever(); }
 
     /// The retriever's instance embeddings e_x (batch, prototype_dim) of a batch, without gradients.
-    tensor<B, T> instance_embeddings(const multitask_batch<B, T>& b, run_mode mode = run_mode::inference()) const {
-        context ctx;
-        const tensor<B, T> x = this->embeddings().forward(b.input_ids, b.token_type_ids, ctx.embeddings, mode);
-        const layer_condition<B, T> c{.mask = &b.mask, .task_ids = &b.task_ids};
-        return this->encoder().instance_embeddings(x, c, ctx.encoder, mode);
-    }
+    tensor<B, T> instance_embeddings(const multitask_batch<B, T>& b, run_mode mode = run_mode::inference()) const;
 };
+
+// Out of the class body, as multitask_model's members: `extern template class pha_bert<B, T>;` keeps it out
+// of the translation units that only use the model.
+template <elementwise_backend B, class T>
+tensor<B, T> pha_bert<B, T>::instance_embeddings(const multitask_batch<B, T>& b, run_mode mode) const {
+    context ctx;
+    const tensor<B, T> x = this->embeddings().forward(b.input_ids, b.token_type_ids, ctx.embeddings, mode);
+    const layer_condition<B, T> c{.mask = &b.mask, .task_ids = &b.task_ids};
+    return this->encoder().instance_embeddings(x, c, ctx.encoder, mode);
+}
 
 }  // namespace hyperadapt

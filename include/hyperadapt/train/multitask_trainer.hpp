@@ -24,6 +24,7 @@
 #include <chrono>
 #include <cmath>
 #include <filesystem>
+#include <functional>
 #include <optional>
 #include <set>
 #include <span>
@@ -154,10 +155,62 @@ std::vector<data::task_result> evaluate_tasks(Model& model, B& backend, std::spa
     return out;
 }
 
+namespace detail {
+/// The training loop's view of a sampler: the next batch, its state in and out of a checkpoint. The loop
+/// reaches the sampler through this interface (one virtual call per step) so that it is compiled once per
+/// model rather than once per (model, sampler) pair: an example that lets the user pick among four
+/// samplers would otherwise build four copies of the whole loop.
+class sampler_handle {
+public:
+    /// The candidates' head outputs, per task, for a scoring sampler.
+    using score_function = std::function<std::vector<std::vector<float>>(const std::vector<example_ref>&)>;
+    virtual ~sampler_handle() = default;
+    /// One step's batch; `score` is called only by a scoring sampler.
+    virtual std::vector<example_ref> next(const score_function& score) = 0;
+    virtual void save(training_state& st) const = 0;
+    virtual void restore(const training_state& st) = 0;
+    [[nodiscard]] virtual double fraction_used() const = 0;
+};
+
+/// A sampler_handle over a caller's sampler (not owned: the caller's object advances).
+template <sampler S>
+class sampler_reference final : public sampler_handle {
+public:
+    explicit sampler_reference(S& s) noexcept : s_(s) {}
+    std::vector<example_ref> next(const score_function& score) override {
+        if constexpr (S::needs_scores)
+            return next_batch(s_, score);
+        else
+            return next_batch(s_);
+    }
+    void save(training_state& st) const override { save_sampler(s_, st); }
+    void restore(const training_state& st) override { restore_sampler(s_, st); }
+    [[nodiscard]] double fraction_used() const override { return s_.fraction_used(); }
+
+private:
+    S& s_;
+};
+
+template <class Model, class B, class T>
+training_result train_multitask_loop(Model& model, sampler_handle& sampler, B& backend,
+                                     std::span<const encoded_task> train, std::span<const encoded_task> dev,
+                                     const trainer_options& o);
+}  // namespace detail
+
+/// Trains `model` on the tasks in `train` with batches from `sampler`, evaluating on `dev` (see the top of
+/// this header). The sampler advances: after the call it stands where the run left it.
 template <class Model, sampler S, class B = typename Model::backend_type, class T = typename Model::value_type>
     requires trainable_multitask_model<Model, B, T>
 training_result train_multitask(Model& model, S& sampler, B& backend, std::span<const encoded_task> train,
                                 std::span<const encoded_task> dev, const trainer_options& o) {
+    detail::sampler_reference<S> handle(sampler);
+    return detail::train_multitask_loop<Model, B, T>(model, handle, backend, train, dev, o);
+}
+
+template <class Model, class B, class T>
+training_result detail::train_multitask_loop(Model& model, sampler_handle& sampler, B& backend,
+                                             std::span<const encoded_task> train, std::span<const encoded_task> dev,
+                                             const trainer_options& o) {
     const auto start = std::chrono::steady_clock::now();
     training_result result;
     result.counts = count_parameters(model);
@@ -170,7 +223,7 @@ training_result train_multitask(Model& model, S& sampler, B& backend, std::span<
     if (!o.out_dir.empty()) log.emplace(o.out_dir / "metrics.jsonl");
     progress_bar bar(o.steps, stderr, std::max<std::int64_t>(1, o.steps / 20));
 
-    auto score_candidates = [&](const std::vector<example_ref>& cand) {
+    const sampler_handle::score_function score_candidates = [&](const std::vector<example_ref>& cand) {
         // One no-grad forward over the candidates in train mode (dropout on), as the authors' sampler does.
         const auto batch = make_batch<B, T>(backend, train, cand);
         const auto y = model.outputs(batch, run_mode::train(dropout_rng));
@@ -216,7 +269,7 @@ training_result train_multitask(Model& model, S& sampler, B& backend, std::span<
                                        ", beyond this run's " + std::to_string(o.steps) + " steps");
                 const auto d = st.rng.find("dropout");
                 if (d == st.rng.end()) throw io_error(it->second.string() + ": no 'dropout' stream in the state");
-                restore_sampler(sampler, st);
+                sampler.restore(st);
                 dropout_rng = d->second;
                 first_step = result.resumed_from = st.step;
                 break;
@@ -257,11 +310,7 @@ training_result train_multitask(Model& model, S& sampler, B& backend, std::span<
     };
 
     for (std::int64_t step = first_step; step < o.steps; ++step) {
-        std::vector<example_ref> rows;
-        if constexpr (S::needs_scores)
-            rows = next_batch(sampler, score_candidates);
-        else
-            rows = next_batch(sampler);
+        const std::vector<example_ref> rows = sampler.next(score_candidates);
         const auto batch = make_batch<B, T>(backend, train, rows);
         typename Model::context ctx;
         zero_grad(model);
@@ -308,7 +357,7 @@ training_result train_multitask(Model& model, S& sampler, B& backend, std::span<
             training_state st;
             st.step = step + 1;
             st.rng["dropout"] = dropout_rng;
-            save_sampler(sampler, st);
+            sampler.save(st);
             checkpoint_directory(o.out_dir / "checkpoints").save(model, opt, st);
         }
     }
@@ -330,3 +379,16 @@ training_result train_multitask(Model& model, S& sampler, B& backend, std::span<
 }
 
 }  // namespace hyperadapt
+
+/// Compile time: the training loop for one model type, compiled in one translation unit
+/// (HYPERADAPT_INSTANTIATE_TRAINING_LOOP(Model)) and declared everywhere else (HYPERADAPT_EXTERN_TRAINING_LOOP),
+/// as HYPERADAPT_EXTERN_MULTITASK_MODEL does for the model (models/multitask_model.hpp). Model is a class type
+/// (e.g. hyperadapt::multitask_model<hyperadapt::camtl_recipe<hyperadapt::cpu, float>>).
+#define HYPERADAPT_TRAINING_LOOP_SIGNATURE_(...)                                                                 \
+    ::hyperadapt::training_result hyperadapt::detail::train_multitask_loop<                                     \
+        __VA_ARGS__, typename __VA_ARGS__::backend_type, typename __VA_ARGS__::value_type>(                     \
+        __VA_ARGS__&, ::hyperadapt::detail::sampler_handle&, typename __VA_ARGS__::backend_type&,              \
+        std::span<const ::hyperadapt::encoded_task>, std::span<const ::hyperadapt::encoded_task>,              \
+        const ::hyperadapt::trainer_options&)
+#define HYPERADAPT_EXTERN_TRAINING_LOOP(...) extern template HYPERADAPT_TRAINING_LOOP_SIGNATURE_(__VA_ARGS__)
+#define HYPERADAPT_INSTANTIATE_TRAINING_LOOP(...) template HYPERADAPT_TRAINING_LOOP_SIGNATURE_(__VA_ARGS__)
