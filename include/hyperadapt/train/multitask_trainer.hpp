@@ -379,16 +379,3 @@ training_result detail::train_multitask_loop(Model& model, sampler_handle& sampl
 }
 
 }  // namespace hyperadapt
-
-/// Compile time: the training loop for one model type, compiled in one translation unit
-/// (HYPERADAPT_INSTANTIATE_TRAINING_LOOP(Model)) and declared everywhere else (HYPERADAPT_EXTERN_TRAINING_LOOP),
-/// as HYPERADAPT_EXTERN_MULTITASK_MODEL does for the model (models/multitask_model.hpp). Model is a class type
-/// (e.g. hyperadapt::multitask_model<hyperadapt::camtl_recipe<hyperadapt::cpu, float>>).
-#define HYPERADAPT_TRAINING_LOOP_SIGNATURE_(...)                                                                 \
-    ::hyperadapt::training_result hyperadapt::detail::train_multitask_loop<                                     \
-        __VA_ARGS__, typename __VA_ARGS__::backend_type, typename __VA_ARGS__::value_type>(                     \
-        __VA_ARGS__&, ::hyperadapt::detail::sampler_handle&, typename __VA_ARGS__::backend_type&,              \
-        std::span<const ::hyperadapt::encoded_task>, std::span<const ::hyperadapt::encoded_task>,              \
-        const ::hyperadapt::trainer_options&)
-#define HYPERADAPT_EXTERN_TRAINING_LOOP(...) extern template HYPERADAPT_TRAINING_LOOP_SIGNATURE_(__VA_ARGS__)
-#define HYPERADAPT_INSTANTIATE_TRAINING_LOOP(...) template HYPERADAPT_TRAINING_LOOP_SIGNATURE_(__VA_ARGS__)
