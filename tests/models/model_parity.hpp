@@ -10,12 +10,12 @@
 #include <utility>
 #include <vector>
 
+#include "hyperadapt/data/multitask_batch.hpp"
 #include "hyperadapt/models/camtl.hpp"
 #include "hyperadapt/models/pha_bert.hpp"
 #include "hyperadapt/nn/parameters.hpp"
 #include "hyperadapt/optim/adamw.hpp"
 #include "hyperadapt/optim/clip.hpp"
-#include "hyperadapt/train/multitask_data.hpp"
 #include "hyperadapt/train/synthetic_tasks.hpp"
 
 namespace hyperadapt::parity {

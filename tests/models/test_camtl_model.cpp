@@ -13,6 +13,7 @@
 #include "hyperadapt/train/samplers/mt_uncertainty.hpp"
 #include "hyperadapt/train/samplers/size_proportional.hpp"
 #include "hyperadapt/train/synthetic_tasks.hpp"
+#include "support/parameter_coverage.hpp"
 #include "support/temp_dir.hpp"
 
 using namespace hyperadapt;
@@ -219,4 +220,31 @@ BOOST_AUTO_TEST_CASE(trainer_learns_with_both_samplers) {
         BOOST_TEST(r.best[1].score > 0.5, "sampler " << use_mtu << ": count correlation " << r.best[1].score);
         BOOST_TEST(r.best_average >= r.final_average);
     }
+}
+
+BOOST_AUTO_TEST_CASE(every_parameter_the_loss_reads_is_visited) {
+    // CA-MTL with every conditional module and without each; multi-task BERT (support/parameter_coverage.hpp).
+    const auto tasks = tiny_tasks(8, 3);
+    for (int without = -1; without < 4; ++without) {
+        auto o = tiny_options();
+        if (without == 0) o.conditional_alignment = false;
+        if (without == 1) o.block_diagonal_bias = false;
+        if (without == 2) o.conditional_layer_norm = false;
+        if (without == 3) o.conditional_adapter = false;
+        cpu b;
+        camtl_model<cpu, double> first(b, o), second(b, o);
+        rng_stream s1(1), s2(2);
+        first.initialize(s1);
+        second.initialize(s2);
+        const std::string report = testing::unvisited_parameter_report(first, second, mixed_batch<cpu, double>(b, tasks));
+        BOOST_TEST(report.empty(), "CA-MTL without module " << without << ": " << report);
+    }
+    cpu b;
+    const multitask_bert_options o{.backbone = tiny, .tasks = {{"order", 2}, {"majority", 2}, {"count", 1}}};
+    multitask_bert<cpu, double> first(b, o), second(b, o);
+    rng_stream s1(1), s2(2);
+    first.initialize(s1);
+    second.initialize(s2);
+    const std::string report = testing::unvisited_parameter_report(first, second, mixed_batch<cpu, double>(b, tasks));
+    BOOST_TEST(report.empty(), "multi-task BERT: " << report);
 }

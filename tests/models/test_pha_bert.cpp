@@ -18,6 +18,7 @@
 #include "hyperadapt/train/synthetic_tasks.hpp"
 #include "models/model_parity.hpp"
 #include "support/backends.hpp"
+#include "support/parameter_coverage.hpp"
 
 using namespace hyperadapt;
 namespace fs = std::filesystem;
@@ -426,4 +427,23 @@ BOOST_AUTO_TEST_CASE(backbone_loads_from_the_minilm_checkpoint) {
                                                << r.percent_per_task() << " % per task)");
     bert_model<cpu, float> plain(b, o.backbone);
     BOOST_TEST(r.backbone == count_parameters(plain).total);
+}
+
+BOOST_AUTO_TEST_CASE(every_parameter_the_loss_reads_is_visited) {
+    // Each adapter source, one and two passes, with the contrastive losses (support/parameter_coverage.hpp).
+    const auto tasks = tiny_tasks(8, 3);
+    for (const auto source : {adapter_source::prototype_hypernet, adapter_source::per_task, adapter_source::hyperformerpp})
+        for (const auto passes : {pha_passes::single, pha_passes::two}) {
+            if (passes == pha_passes::two && source != adapter_source::prototype_hypernet) continue;
+            auto o = tiny_options(source, passes);
+            if (source == adapter_source::hyperformerpp) o.hyperformer_reduction = 2;  // bottleneck 4 of hidden 8
+            cpu b;
+            pha_bert<cpu, double> first(b, o), second(b, o);
+            rng_stream s1(1), s2(2);
+            first.initialize(s1);
+            second.initialize(s2);
+            const auto batch = make_batch<cpu, double>(b, tasks, mixed_rows);
+            const std::string report = testing::unvisited_parameter_report(first, second, batch);
+            BOOST_TEST(report.empty(), static_cast<int>(source) << "/" << static_cast<int>(passes) << ": " << report);
+        }
 }

@@ -52,7 +52,7 @@ namespace detail {
 template <elementwise_backend B, class T>
 class camtl_condition_map {
 public:
-    camtl_condition_map(B& backend, std::size_t hidden, const std::string& prefix, bool enabled) : hidden_(hidden) {
+    camtl_condition_map(B& backend, std::size_t hidden, const std::string& prefix, bool enabled) {
         if (enabled) map_.emplace(backend, hidden, hidden, join_name(prefix, "task_transformation"));
     }
     template <class Rng>
@@ -82,7 +82,6 @@ public:
     linear<B, T>* get() noexcept { return map_ ? &*map_ : nullptr; }
 
 private:
-    std::size_t hidden_;
     std::optional<linear<B, T>> map_;
 };
 
