@@ -13,6 +13,7 @@
 #include "hyperadapt/train/samplers/mt_uncertainty.hpp"
 #include "hyperadapt/train/samplers/size_proportional.hpp"
 #include "hyperadapt/train/synthetic_tasks.hpp"
+#include "support/model_gradcheck.hpp"
 #include "support/parameter_coverage.hpp"
 #include "support/temp_dir.hpp"
 
@@ -73,20 +74,8 @@ BOOST_AUTO_TEST_CASE(whole_model_gradients_with_mixed_tasks) {
         m.apply_freezing();
         const auto tasks = tiny_tasks(8, 3);
         const auto batch = mixed_batch<cpu, double>(b, tasks);
-        camtl_model<cpu, double>::context ctx;
-        auto r = testing::check_gradients<cpu>(
-            b, {}, [&](auto&& f) { m.visit_parameters(f); },
-            [&] {
-                rng_stream rr(4);
-                ctx = {};
-                const double l = m.forward_loss(batch, ctx, run_mode::train(rr));
-                return tensor<cpu, double>::from_host(b, {1}, std::vector<double>{l});
-            },
-            [&](const tensor<cpu, double>& dy) {
-                m.backward(ctx, dy.to_host()[0]);
-                return std::vector<tensor<cpu, double>>{};
-            },
-            {.max_checks_per_tensor = 6, .allow_zero_gradient = true});
+        const auto r =
+            testing::check_model_gradients(m, b, batch, {.max_checks_per_tensor = 6, .allow_zero_gradient = true});
         BOOST_TEST(r.ok, r.report);
         BOOST_TEST(r.checked > 300u);
     }

@@ -12,6 +12,7 @@
 #include "hyperadapt/backend/cpu.hpp"
 #include "hyperadapt/testing/gradcheck.hpp"
 #include "hyperadapt/train/synthetic_tasks.hpp"
+#include "support/model_gradcheck.hpp"
 #include "support/parameter_coverage.hpp"
 
 using namespace hyperadapt;
@@ -45,20 +46,7 @@ BOOST_AUTO_TEST_CASE(whole_model_gradients_with_mixed_tasks) {
     const auto tasks = tiny_tasks();
     const std::vector<sample_ref> rows{{0, 0}, {1, 1}, {2, 2}, {0, 3}, {2, 4}, {1, 5}};
     const auto batch = make_batch<cpu, double>(b, tasks, rows);
-    hybrid::model<cpu, double>::context ctx;
-    auto r = testing::check_gradients<cpu>(
-        b, {}, [&](auto&& f) { m.visit_parameters(f); },
-        [&] {
-            rng_stream rr(4);
-            ctx = {};
-            const double l = m.forward_loss(batch, ctx, run_mode::train(rr));
-            return tensor<cpu, double>::from_host(b, {1}, std::vector<double>{l});
-        },
-        [&](const tensor<cpu, double>& dy) {
-            m.backward(ctx, dy.to_host()[0]);
-            return std::vector<tensor<cpu, double>>{};
-        },
-        {.max_checks_per_tensor = 6, .allow_zero_gradient = true});
+    const auto r = testing::check_model_gradients(m, b, batch, {.max_checks_per_tensor = 6, .allow_zero_gradient = true});
     BOOST_TEST(r.ok, r.report);
     BOOST_TEST(r.checked > 200u);
 }

@@ -18,6 +18,7 @@
 #include "hyperadapt/train/synthetic_tasks.hpp"
 #include "models/model_parity.hpp"
 #include "support/backends.hpp"
+#include "support/model_gradcheck.hpp"
 #include "support/parameter_coverage.hpp"
 
 using namespace hyperadapt;
@@ -73,19 +74,7 @@ void check_model_gradients(pha_bert_options o, const char* what, bool frozen = f
     if (frozen) m.apply_freezing();
     const auto tasks = tiny_tasks(8, 3);
     const auto batch = make_batch<cpu, double>(b, tasks, mixed_rows);
-    pha_bert<cpu, double>::context ctx;
-    auto r = testing::check_gradients<cpu>(
-        b, {}, [&](auto&& f) { m.visit_parameters(f); },
-        [&] {
-            rng_stream rr(4);
-            const double l = m.forward_loss(batch, ctx, run_mode::train(rr));
-            return tensor<cpu, double>::from_host(b, {1}, std::vector<double>{l});
-        },
-        [&](const tensor<cpu, double>& dy) {
-            m.backward(ctx, dy.to_host()[0]);
-            return std::vector<tensor<cpu, double>>{};
-        },
-        {.max_checks_per_tensor = 5, .allow_zero_gradient = true});
+    const auto r = testing::check_model_gradients(m, b, batch, {.max_checks_per_tensor = 5, .allow_zero_gradient = true});
     BOOST_TEST(r.ok, what << ": " << r.report);
     BOOST_TEST(r.checked > (frozen ? 80u : 200u), what);
 }
