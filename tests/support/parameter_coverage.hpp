@@ -35,6 +35,9 @@ std::string unvisited_parameter_report(Model& first, Model& second, const multit
         p.value.backend().copy(visited[i]->value.data(), p.value.data(), p.size());
         ++i;
     });
+    if (mismatch.empty() && i != visited.size())
+        mismatch = "the two models visit different parameters (" + std::to_string(visited.size()) + " and " +
+                   std::to_string(i) + ")";
     if (!mismatch.empty()) return mismatch;
     typename Model::context c1, c2;
     rng_stream d1(3), d2(3);  // the same dropout masks
