@@ -1,8 +1,13 @@
 #!/usr/bin/env bash
 # One training step of a model, hyperadapt (benchmarks/<bench>) and the same model in PyTorch
-# (benchmarks/pytorch/<script>) back to back, under the same OpenMP wait policy, with the ratio. Called by
-# compare_camtl_step.sh and compare_pha_step.sh.
-#   usage: benchmarks/compare_step.sh <bench> <pytorch-script> [build-dir] [threads]   (OMP_WAIT_POLICY passes)
+# (benchmarks/pytorch/<script>) back to back, under the same threads and OpenMP wait policy, with the ratio, the
+# peak RSS of each side and the threads, libraries and kernels each ran (benchmarks/pytorch/peer_info.py).
+# Called by compare_camtl_step.sh and compare_pha_step.sh.
+#   usage: benchmarks/compare_step.sh <bench> <pytorch-script> [build-dir] [threads]
+#   PYTHON           the python with torch (default the venv of scripts/setup_pytorch_peer.sh)
+#   PRECISION=bf16   PyTorch under bf16 autocast (forward + loss); hyperadapt's step is fp32 either way
+#   PEER_SECONDS     PyTorch's timed seconds (default 15); BENCH_FILTER narrows our cases (--benchmark_filter)
+#   OMP_WAIT_POLICY  passed through (PASSIVE when unset); OMP_NUM_THREADS = threads on both sides
 # DEVICE=cuda compares on the GPU instead: <bench>_cuda (built with -DHYPERADAPT_ENABLE_CUDA=ON) against the
 # script's --device cuda.
 set -euo pipefail
@@ -11,30 +16,60 @@ bench="$1"
 script="$2"
 build="${3:-$here/../build}"
 threads="${4:-2}"
-python="${PYTHON:-/usr/bin/python3}"
+# shellcheck source=benchmarks/peer_env.sh
+source "$here/peer_env.sh"  # sets $python
 device=()
 if [[ "${DEVICE:-cpu}" != cpu ]]; then
   bench="${bench}_${DEVICE}"
   device=(--device "$DEVICE")
 fi
-unset OPENBLAS_CORETYPE OPENBLAS_L2_SIZE
-export OMP_NUM_THREADS="$threads"
-if [[ -d /usr/lib/x86_64-linux-gnu/openblas-openmp ]]; then
-  export LD_LIBRARY_PATH="/usr/lib/x86_64-linux-gnu/openblas-openmp${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
-fi
 out="$(mktemp -d)"
 trap 'rm -rf "$out"' EXIT
-"$build/benchmarks/$bench" --benchmark_format=json --benchmark_out="$out/ours.json" >/dev/null
-"$python" "$here/pytorch/$script" --threads "$threads" --seconds 15 "${device[@]}" > "$out/torch.json"
-"$python" - "$out/ours.json" "$out/torch.json" "${OMP_WAIT_POLICY:-default}" <<'PY'
-import json, sys
-ours = json.load(open(sys.argv[1]))["benchmarks"]
-t = json.load(open(sys.argv[2]))
+filter=()
+[[ -n "${BENCH_FILTER:-}" ]] && filter=(--benchmark_filter="$BENCH_FILTER")
+rss=()
+[[ -x /usr/bin/time ]] && rss=(/usr/bin/time -f %M -o "$out/ours_rss_kib")
+"${rss[@]}" "$build/benchmarks/$bench" "${filter[@]}" --benchmark_format=json --benchmark_out="$out/ours.json" >/dev/null
+"$python" "$here/pytorch/$script" --threads "$threads" --seconds "${PEER_SECONDS:-15}" \
+  --precision "${PRECISION:-fp32}" "${device[@]}" > "$out/torch.json"
+"$python" "$here/pytorch/peer_info.py" ours "$build/benchmarks/$bench" --build "$build" > "$out/ours_info.json"
+if [[ "${DEVICE:-cpu}" == cpu ]]; then
+  "$python" "$here/pytorch/peer_info.py" torch --threads "$threads" > "$out/torch_info.json"
+else
+  "$python" "$here/pytorch/peer_info.py" torch --threads "$threads" --no-probe > "$out/torch_info.json"
+fi
+"$python" - "$out" "$OMP_WAIT_POLICY" "$here/pytorch" <<'PY'
+import json, os, sys
+out = sys.argv[1]
+sys.dont_write_bytecode = True  # no __pycache__ in the source tree
+sys.path.insert(0, sys.argv[3])
+from peer_info import ours_text, torch_text
+ours = json.load(open(os.path.join(out, "ours.json")))["benchmarks"]
+t = json.load(open(os.path.join(out, "torch.json")))
 def phases(d):
     keys = [k for k in ("forward_ms", "backward_ms", "clip_ms", "adamw_ms") if k in d]
     return " = " + " + ".join(f"{k[:-3]} {d[k]:.1f}" for k in keys) if keys else ""
-print(f"OMP_WAIT_POLICY={sys.argv[3]}  pytorch {t['torch']} on {t.get('device', 'cpu')}: {t['ms_per_step']:.1f} ms/step ({t['trainable_params']} trainable){phases(t)}")
+memory = f"  peak RSS {t['peak_rss_mib']:.0f} MiB" if "peak_rss_mib" in t else ""
+if "peak_cuda_allocated_mib" in t:
+    memory += f", CUDA {t['peak_cuda_allocated_mib']:.0f} MiB allocated"
+print(f"OMP_WAIT_POLICY={sys.argv[2]}  pytorch {t['torch']} on {t.get('device', 'cpu')} {t.get('precision', 'fp32')}: "
+      f"{t['ms_per_step']:.1f} ms/step ({t['trainable_params']} trainable, {t.get('torch_threads', t['threads'])} threads)"
+      f"{phases(t)}{memory}")
 for r in ours:
+    if r.get("error_occurred"):
+        print(f"  {'/'.join(r['name'].split('/')[1:]):6s} hyperadapt skipped: {r.get('error_message', '')}")
+        continue
     ms = r["real_time"]
-    print(f"  {r['name'].split('/')[1]:6s} hyperadapt {ms:7.1f} ms/step ({int(r['trainable'])} trainable)  ratio {t['ms_per_step'] / ms:.2f}x{phases(r)}")
+    args = dict(a.split(":", 1) for a in r["name"].split("/")[2:] if ":" in a)
+    batches = args.get("batches", "0")
+    label = r["name"].split("/")[1] + ("" if batches == "0" else f" batches:{batches}")
+    # PyTorch's batch is the synthetic one: a ratio only against our synthetic batch
+    ratio = f"ratio {t['ms_per_step'] / ms:.2f}x" if batches == "0" else "(GLUE batches: no PyTorch peer)"
+    print(f"  {label:6s} hyperadapt {ms:7.1f} ms/step ({int(r['trainable'])} trainable, fp32, "
+          f"{args.get('threads', '?')} threads)  {ratio}{phases(r)}")
+if os.path.exists(os.path.join(out, "ours_rss_kib")):
+    kib = open(os.path.join(out, "ours_rss_kib")).read().split()[-1]
+    print(f"  hyperadapt peak RSS {int(kib) / 1024:.0f} MiB (the whole benchmark process, all its cases)")
+print(ours_text(json.load(open(os.path.join(out, "ours_info.json"))), "  "))
+print(torch_text(json.load(open(os.path.join(out, "torch_info.json"))), "  "))
 PY

@@ -1,14 +1,17 @@
 #!/usr/bin/env python3
 """One CA-MTL training step in PyTorch at the MiniLM shape (6 layers, hidden 384, 12 heads, FFN 1536), batch 32,
-L = 128, fp32: the peer of benchmarks/models/bench_camtl_step.cpp. The model follows ../shared/docs/spec.md §1 as
-the authors' code does: task embedding + shared transformation z' = W z + b; conditional alignment FiLM on the
-embedding output; CBDA block-diagonal attention bias in every layer; plain LayerNorm in the lower half, conditional
-LayerNorm (gain only) above; a conditional bottleneck (no activation) with its own conditional LayerNorm in the top
+L = 128, fp32 or (--precision bf16) bf16 autocast around forward + loss: the peer of
+benchmarks/models/bench_camtl_step.cpp. The model follows ../shared/docs/spec.md §1 as the authors' code does:
+task embedding + shared transformation z' = W z + b; conditional alignment FiLM on the embedding output; CBDA
+block-diagonal attention bias in every layer; plain LayerNorm in the lower half, conditional LayerNorm (gain only)
+above; a conditional bottleneck (no activation) with its own conditional LayerNorm in the top
 layer; per-task heads on the pooled output; cross-entropy averaged per task; lower half + embeddings frozen.
-Weights are random: only the time of the step matters here. Prints one JSON line."""
+Weights are random: only the time of the step matters here. Prints one JSON line: ms per step, tokens/s and the
+process's peak RSS (ru_maxrss, MiB)."""
 import argparse
 import json
 import math
+import resource
 import time
 
 import torch
@@ -139,6 +142,8 @@ def main():
     ap.add_argument("--seconds", type=float, default=10.0)
     ap.add_argument("--batch", type=int, default=32)
     ap.add_argument("--seq", type=int, default=128)
+    ap.add_argument("--precision", choices=("fp32", "bf16"), default="fp32",
+                    help="bf16: torch.autocast(bfloat16) around forward + loss; weights, gradients and AdamW stay fp32")
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
     torch.manual_seed(0)
@@ -154,7 +159,8 @@ def main():
 
     def step():
         opt.zero_grad(set_to_none=True)
-        loss = model(ids, types, mask, task, labels)
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=a.precision == "bf16"):
+            loss = model(ids, types, mask, task, labels)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
@@ -167,9 +173,11 @@ def main():
         n += 1
     ms = (time.perf_counter() - start) / n * 1e3
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
-    print(json.dumps({"impl": "pytorch", "torch": torch.__version__, "threads": a.threads, "batch": a.batch,
-                      "seq": a.seq, "ms_per_step": ms, "tokens_per_s": a.batch * a.seq / ms * 1e3,
-                      "trainable_params": trainable}))
+    print(json.dumps({"impl": "pytorch", "torch": torch.__version__, "precision": a.precision,
+                      "threads": a.threads, "torch_threads": torch.get_num_threads(), "batch": a.batch,
+                      "seq": a.seq, "steps": n, "ms_per_step": ms, "tokens_per_s": a.batch * a.seq / ms * 1e3,
+                      "trainable_params": trainable,
+                      "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
 
 
 if __name__ == "__main__":

@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """One PHA training step in PyTorch at the MiniLM shape (6 layers, hidden 384, 12 heads, FFN 1536), batch 32,
-L = 128, fp32: the peer of benchmarks/models/bench_pha_step.cpp (hyperadapt::pha_bert with its defaults). The
+L = 128, fp32 or (--precision bf16) bf16 autocast around forward + loss: the peer of
+benchmarks/models/bench_pha_step.cpp (hyperadapt::pha_bert with its defaults). The
 model follows ../shared/docs/spec.md §2.10 (single pass, split 3) as include/hyperadapt/models/pha_bert.hpp does:
 
   * a post-LN BERT encoder; every layer's FFN sub-layer carries a parallel adapter
@@ -16,10 +17,12 @@ model follows ../shared/docs/spec.md §2.10 (single pass, split 3) as include/hy
     positive excluded from the prototype denominator), as include/hyperadapt/loss/pha_contrastive.hpp;
   * the reference's freezing: embeddings, every backbone weight and the pooler frozen; adapters, retriever,
     prototypes, hypernetwork and heads train.
-Weights are random: only the time of the step matters here. Prints one JSON line."""
+Weights are random: only the time of the step matters here. Prints one JSON line: ms per step and per phase,
+tokens/s, the process's peak RSS (ru_maxrss, MiB) and, on CUDA, torch.cuda.max_memory_allocated."""
 import argparse
 import json
 import math
+import resource
 import time
 
 import torch
@@ -157,6 +160,8 @@ def main():
     ap.add_argument("--seconds", type=float, default=10.0)
     ap.add_argument("--batch", type=int, default=32)
     ap.add_argument("--seq", type=int, default=128)
+    ap.add_argument("--precision", choices=("fp32", "bf16"), default="fp32",
+                    help="bf16: torch.autocast(bfloat16) around forward + loss; weights, gradients and AdamW stay fp32")
     ap.add_argument("--device", default="cpu", help="cpu, or cuda (fp32, TF32 off as PyTorch's default)")
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
@@ -181,7 +186,8 @@ def main():
         # Synchronized at each phase's end, as the C++ side, so both report where a step's time goes.
         t0 = time.perf_counter()
         opt.zero_grad(set_to_none=True)
-        loss = model(ids, types, mask, task, labels, scores)
+        with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=a.precision == "bf16"):
+            loss = model(ids, types, mask, task, labels, scores)
         sync()
         t1 = time.perf_counter()
         loss.backward()
@@ -205,11 +211,14 @@ def main():
         n += 1
     ms = (time.perf_counter() - start) / n * 1e3
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
-    print(json.dumps({"impl": "pytorch", "torch": torch.__version__, "device": a.device,
-                      "threads": a.threads, "batch": a.batch,
-                      "seq": a.seq, "ms_per_step": ms,
+    memory = {"peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+    if dev.type == "cuda":
+        memory["peak_cuda_allocated_mib"] = torch.cuda.max_memory_allocated(dev) / 2**20
+    print(json.dumps({"impl": "pytorch", "torch": torch.__version__, "device": a.device, "precision": a.precision,
+                      "threads": a.threads, "torch_threads": torch.get_num_threads(), "batch": a.batch,
+                      "seq": a.seq, "steps": n, "ms_per_step": ms,
                       **{f"{k}_ms": v / n * 1e3 for k, v in phases.items()}, "tokens_per_s": a.batch * a.seq / ms * 1e3,
-                      "trainable_params": trainable}))
+                      "trainable_params": trainable, **memory}))
 
 
 if __name__ == "__main__":
