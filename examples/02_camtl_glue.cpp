@@ -162,7 +162,8 @@ void print_result(const std::string& label, const training_result& r, std::size_
 nlohmann::json to_json(const args& a, const std::string& label, const training_result& r, std::size_t backbone) {
     nlohmann::json j{{"label", label}, {"model", a.model}, {"sampler", a.sampler}, {"seed", a.seed},
                      {"epochs", a.steps > 0 ? 0.0 : a.epochs}, {"batch", a.batch}, {"lr", a.lr}, {"steps", r.steps},
-                     {"seconds", r.seconds}, {"fraction_used", r.fraction_used},
+                     {"seconds", r.seconds}, {"fraction_used", r.fraction_used}, {"real_tokens", r.real_tokens},
+                     {"computed_tokens", r.computed_tokens}, {"pad_to_seq_len", a.pad_to_seq_len},
                      {"trainable", r.counts.trainable}, {"total", r.counts.total}, {"backbone", backbone},
                      {"best_average", r.best_average}, {"final_average", r.final_average},
                      {"head_input", a.head_input}, {"scale_regression", a.scale_targets}, {"modules", {{"alignment", a.alignment}, {"cbda", a.cbda}, {"cln", a.cln}, {"adapter", a.adapter}}}};

@@ -273,7 +273,8 @@ nlohmann::json to_json(const args& a, const run_report& r) {
     nlohmann::json j{{"label", r.label}, {"mode", a.mode}, {"model", a.model}, {"sampler", a.sampler},
                      {"passes", a.passes}, {"seed", a.seed}, {"epochs", a.steps > 0 ? 0.0 : a.epochs},
                      {"batch", a.batch}, {"lr", a.lr}, {"seq_len", a.seq_len}, {"steps", t.steps},
-                     {"seconds", t.seconds}, {"fraction_used", t.fraction_used}, {"trainable", t.counts.trainable},
+                     {"seconds", t.seconds}, {"fraction_used", t.fraction_used}, {"real_tokens", t.real_tokens},
+                     {"computed_tokens", t.computed_tokens}, {"pad_to_seq_len", a.pad_to_seq_len}, {"trainable", t.counts.trainable},
                      {"total", t.counts.total}, {"backbone", r.backbone}, {"best_average", t.best_average},
                      {"final_average", t.final_average}, {"train_pooler", !a.frozen_pooler}, {"head_input", a.head_input}, {"scale_regression", a.scale_targets},
                      {"contrastive", a.contrastive ? (a.contrastive_encoder ? "reference" : "retriever-only") : "off"}};

@@ -139,6 +139,7 @@ struct common_args {
     std::uint64_t seed = 12;
     int threads = 0;
     bool resume = false, skip_nonfinite = false, quiet = false, tasks_given = false;
+    bool pad_to_seq_len = false;  // every batch seq_len long instead of as long as its longest example
 };
 
 inline constexpr std::size_t max_seq_len = 1 << 16;
@@ -171,6 +172,7 @@ inline void add_common_options(CLI::App& app, common_args& a) {
     app.add_option("--checkpoint-every", a.checkpoint_every, "write a training checkpoint into --out every K steps")
         ->check(CLI::Range(std::int64_t{0}, std::int64_t{1} << 40));
     app.add_flag("--resume", a.resume, "continue from the newest valid checkpoint in --out (a fresh start when there is none)");
+    app.add_flag("--pad-to-seq-len", a.pad_to_seq_len, "pad every batch to --seq-len (default: rows grouped by length, each group padded to its longest example)");
     app.add_flag("--skip-nonfinite", a.skip_nonfinite, "skip a step whose loss or gradient is not finite instead of stopping");
     app.add_flag("--quiet", a.quiet, "no progress output");
 }
@@ -262,6 +264,7 @@ inline trainer_options trainer_from(const common_args& a) {
     o.checkpoint_every = a.checkpoint_every;
     o.resume = a.resume;
     o.on_nonfinite = a.skip_nonfinite ? nonfinite_policy::skip_step : nonfinite_policy::stop;
+    o.padding = a.pad_to_seq_len ? batch_padding::to_encoded_length : batch_padding::length_groups;
     if (!a.out.empty()) o.out_dir = a.out;
     return o;
 }

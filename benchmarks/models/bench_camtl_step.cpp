@@ -1,7 +1,9 @@
 // One CA-MTL training step at the MiniLM shape (6 layers, hidden 384, 12 heads, FFN 1536), batch 32, L = 128,
 // fp32, six tasks mixed in the batch, lower half frozen as the reference: the C++ side of
 // benchmarks/pytorch/camtl_step.py (same model, same step: zero grads, forward, per-task loss, backward,
-// clipping, AdamW). Weights are random; only the time matters.
+// clipping, AdamW). Weights are random; only the time matters. Synthetic batches and the six GLUE tasks'
+// real lengths, padded to 128, to the batch's longest or in length groups (as models/pha_step.hpp; Args:
+// threads, batches).
 #include <benchmark/benchmark.h>
 
 #include "hyperadapt/backend/cpu.hpp"
@@ -12,6 +14,7 @@
 #include "hyperadapt/nn/parameters.hpp"
 #include "hyperadapt/optim/adamw.hpp"
 #include "hyperadapt/optim/clip.hpp"
+#include "models/glue_batches.hpp"
 
 namespace {
 using namespace hyperadapt;
@@ -48,9 +51,30 @@ void BM_camtl_step(benchmark::State& state) {
         }
     }
     for (std::size_t i = 0; i < batch; ++i) rows.push_back({i % tasks, i});
-    const auto b = make_batch<B, float>(backend, all, rows);
+    // 0 synthetic, 1 GLUE lengths padded to 128, 2 to the batch's longest, 3 in length groups
+    const int which = static_cast<int>(state.range(1));
+    std::vector<multitask_batch<B, float>> batches;
+    if (which == 0) {
+        batches.push_back(make_batch<B, float>(backend, all, rows));
+    } else {
+        std::string why;
+        const auto glue = bench::glue_six_tasks(seq, 2000, why);
+        if (glue.empty()) {
+            state.SkipWithError(why.c_str());
+            return;
+        }
+        const auto padding = which == 2   ? batch_padding::to_longest
+                             : which == 3 ? batch_padding::length_groups
+                                          : batch_padding::to_encoded_length;
+        for (const auto& r : bench::glue_rows(glue, batch, 24))
+            batches.push_back(make_batch<B, float>(backend, glue, r, padding));
+    }
+    std::size_t next = 0;
+    double tokens = 0;
     rng_stream dropout(2);
     for (auto _ : state) {
+        const auto& b = batches[next++ % batches.size()];
+        tokens += which == 0 ? static_cast<double>(batch * seq) : static_cast<double>(b.real_tokens);
         typename camtl_model<B, float>::context ctx;
         zero_grad(model);
         benchmark::DoNotOptimize(model.forward_loss(b, ctx, run_mode::train(dropout)));
@@ -58,13 +82,13 @@ void BM_camtl_step(benchmark::State& state) {
         clip_grad_norm(model, 1.0);
         opt.step();
     }
-    state.counters["tokens/s"] =
-        benchmark::Counter(static_cast<double>(batch * seq), benchmark::Counter::kIsIterationInvariantRate);
+    state.counters["tokens/s"] = benchmark::Counter(tokens, benchmark::Counter::kIsRate);
+    state.counters["real/computed"] = bench::padding_efficiency(batches);
     state.counters["trainable"] = static_cast<double>(count_parameters(model).trainable);
 }
-BENCHMARK(BM_camtl_step<cpu>)->Name("camtl_step/eigen")->Arg(2)->ArgName("threads")->Unit(benchmark::kMillisecond)->UseRealTime()->MinTime(5.0);
+BENCHMARK(BM_camtl_step<cpu>)->Name("camtl_step/eigen")->Args({2, 0})->Args({2, 1})->Args({2, 2})->Args({2, 3})->ArgNames({"threads", "batches"})->Unit(benchmark::kMillisecond)->UseRealTime()->MinTime(5.0);
 #if defined(HYPERADAPT_BENCH_WITH_CBLAS)
-BENCHMARK(BM_camtl_step<cpu_blas>)->Name("camtl_step/cblas")->Arg(2)->ArgName("threads")->Unit(benchmark::kMillisecond)->UseRealTime()->MinTime(5.0);
+BENCHMARK(BM_camtl_step<cpu_blas>)->Name("camtl_step/cblas")->Args({2, 0})->Args({2, 1})->Args({2, 2})->Args({2, 3})->ArgNames({"threads", "batches"})->Unit(benchmark::kMillisecond)->UseRealTime()->MinTime(5.0);
 #endif
 }  // namespace
 

@@ -7,6 +7,11 @@
 // benchmarks/pytorch/pha_step.py written once over the backend (bench_pha_step.cpp on the CPU,
 // bench_pha_step_cuda.cu on the GPU; same model, same step: zero grads, forward, loss, backward, clipping,
 // AdamW). Weights are random; only the time matters.
+//
+// Two kinds of batches: synthetic ids (half the rows padded after 64 of 128 positions; every step the same
+// batch, tokens/s counts all 128 positions of every row, as before) and the six GLUE tasks' real lengths
+// (models/glue_batches.hpp; tokens/s counts real tokens only), padded to 128, to each batch's longest, or in
+// length groups (batch_padding::length_groups).
 #include <benchmark/benchmark.h>
 
 #include <chrono>
@@ -17,6 +22,7 @@
 #include "hyperadapt/nn/parameters.hpp"
 #include "hyperadapt/optim/adamw.hpp"
 #include "hyperadapt/optim/clip.hpp"
+#include "models/glue_batches.hpp"
 
 namespace hyperadapt::bench {
 
@@ -29,10 +35,13 @@ inline bert_config minilm_config() {
     return {.vocab_size = 30522, .hidden = 384, .layers = 6, .heads = 12, .intermediate = 1536};
 }
 
+/// Which batches a step benchmark runs.
+enum class step_batches { synthetic, glue_padded, glue_longest, glue_groups };
+
 /// Times PHA steps on `backend`; the backend is synchronized after every step, so an asynchronous (GPU)
 /// backend is timed to the end of its work.
 template <class B>
-void pha_step(benchmark::State& state, B& backend) {
+void pha_step(benchmark::State& state, B& backend, step_batches which = step_batches::synthetic) {
     const std::size_t batch = 32, seq = 128;
     // name, labels (1 = regression)
     const std::vector<task_head_spec> specs = {{"rte", 2},  {"mrpc", 2}, {"stsb", 1},
@@ -69,7 +78,23 @@ void pha_step(benchmark::State& state, B& backend) {
         }
     }
     for (std::size_t i = 0; i < batch; ++i) rows.push_back({i % tasks, i});
-    const auto b = make_batch<B, float>(backend, all, rows);
+    std::vector<multitask_batch<B, float>> batches;
+    if (which == step_batches::synthetic) {
+        batches.push_back(make_batch<B, float>(backend, all, rows));
+    } else {
+        std::string why;
+        const auto glue = glue_six_tasks(seq, 2000, why);
+        if (glue.empty()) {
+            state.SkipWithError(why.c_str());
+            return;
+        }
+        const auto padding = which == step_batches::glue_longest  ? batch_padding::to_longest
+                             : which == step_batches::glue_groups ? batch_padding::length_groups
+                                                                  : batch_padding::to_encoded_length;
+        for (const auto& r : glue_rows(glue, batch, 24)) batches.push_back(make_batch<B, float>(backend, glue, r, padding));
+    }
+    std::size_t next = 0;
+    double tokens = 0;
     rng_stream dropout(2);
     // Where a step's time goes: the backend is synchronized at each phase's end (free on the CPU).
     double forward_s = 0, backward_s = 0, clip_s = 0, adamw_s = 0;
@@ -80,6 +105,8 @@ void pha_step(benchmark::State& state, B& backend) {
         start = now;
     };
     for (auto _ : state) {
+        const auto& b = batches[next++ % batches.size()];
+        tokens += which == step_batches::synthetic ? static_cast<double>(batch * seq) : static_cast<double>(b.real_tokens);
         typename pha_bert<B, float>::context ctx;
         lap(nullptr);
         zero_grad(model);
@@ -97,8 +124,8 @@ void pha_step(benchmark::State& state, B& backend) {
     state.counters["backward_ms"] = backward_s * ms_per_step;
     state.counters["clip_ms"] = clip_s * ms_per_step;
     state.counters["adamw_ms"] = adamw_s * ms_per_step;
-    state.counters["tokens/s"] =
-        benchmark::Counter(static_cast<double>(batch * seq), benchmark::Counter::kIsIterationInvariantRate);
+    state.counters["tokens/s"] = benchmark::Counter(tokens, benchmark::Counter::kIsRate);
+    state.counters["real/computed"] = padding_efficiency(batches);
     state.counters["trainable"] = static_cast<double>(count_parameters(model).trainable);
 }
 

@@ -14,6 +14,7 @@
 #include "hyperadapt/train/samplers/size_proportional.hpp"
 #include "hyperadapt/train/synthetic_tasks.hpp"
 #include "support/model_gradcheck.hpp"
+#include "support/padding_invariance.hpp"
 #include "support/parameter_coverage.hpp"
 #include "support/temp_dir.hpp"
 
@@ -236,4 +237,44 @@ BOOST_AUTO_TEST_CASE(every_parameter_the_loss_reads_is_visited) {
     second.initialize(s2);
     const std::string report = testing::unvisited_parameter_report(first, second, mixed_batch<cpu, double>(b, tasks));
     BOOST_TEST(report.empty(), "multi-task BERT: " << report);
+}
+
+BOOST_AUTO_TEST_CASE(batches_as_long_as_their_longest_example_change_nothing_at_real_positions) {
+    // L = 24 and d = 48: CBDA has N = 2 blocks of 12 rows, and the shorter batch (16 positions) cuts the
+    // second block, so the bias really is cropped. Without dropout, the loss, every gradient and the outputs
+    // must be those of the batch padded to 24; with heads on the pooler and on the masked mean.
+    const bert_config config{.vocab_size = 40, .hidden = 48, .layers = 2, .heads = 2, .intermediate = 24,
+                             .max_position = 24, .hidden_dropout = 0, .attention_dropout = 0};
+    const auto tasks = testing::with_varied_lengths(
+        {synthetic_task(synthetic_kind::order, 8, 24, 3), synthetic_task(synthetic_kind::majority, 8, 24, 4),
+         synthetic_task(synthetic_kind::count, 8, 24, 5)},
+        13);
+    const std::vector<sample_ref> rows{{0, 0}, {1, 1}, {2, 2}, {0, 3}, {2, 4}, {1, 5}};
+    for (const auto reads : {head_input::pooler, head_input::mean}) {
+        cpu b;
+        auto o = tiny_options();
+        o.backbone = config;
+        o.seq_len = 24;
+        o.head_dropout = 0;
+        o.heads_read = reads;
+        o.frozen_layers = 0;
+        o.freeze_embeddings = false;
+        camtl_model<cpu, double> m(b, o);
+        rng_stream init(1);
+        m.initialize(init);
+        std::uint64_t seed = 70;  // A and the FiLM biases start at zero: give them values
+        m.visit_parameters([&](const std::string& n, parameter<cpu, double>& p) {
+            if (n.find("random_weight_matrix") != std::string::npos || n.find("gb_weights.bias") != std::string::npos)
+                b.fill_uniform(p.size(), seed++, 0, -0.3, 0.3, p.value.data());
+        });
+        m.apply_freezing();
+        const std::string report = testing::padding_invariance_report(m, b, tasks, rows, 16);
+        BOOST_TEST(report.empty(), report);
+
+        // And the gradients of the cropped batch are right (not merely equal to the padded ones).
+        const auto cut = make_batch<cpu, double>(b, tasks, rows, batch_padding::to_longest);
+        const auto r =
+            testing::check_model_gradients(m, b, cut, {.max_checks_per_tensor = 4, .allow_zero_gradient = true});
+        BOOST_TEST(r.ok, r.report);
+    }
 }

@@ -19,6 +19,7 @@
 #include "models/model_parity.hpp"
 #include "support/backends.hpp"
 #include "support/model_gradcheck.hpp"
+#include "support/padding_invariance.hpp"
 #include "support/parameter_coverage.hpp"
 
 using namespace hyperadapt;
@@ -435,4 +436,42 @@ BOOST_AUTO_TEST_CASE(every_parameter_the_loss_reads_is_visited) {
             const std::string report = testing::unvisited_parameter_report(first, second, batch);
             BOOST_TEST(report.empty(), static_cast<int>(source) << "/" << static_cast<int>(passes) << ": " << report);
         }
+}
+
+BOOST_AUTO_TEST_CASE(batches_as_long_as_their_longest_example_change_nothing_at_real_positions) {
+    // Without dropout, a batch padded to its longest example (16 of 24 positions) gives the loss (with the
+    // contrastive terms), every gradient and the outputs of the batch padded to 24; for every adapter source,
+    // one and two passes, heads on the pooler and on the masked mean.
+    const auto tasks = testing::with_varied_lengths(
+        {synthetic_task(synthetic_kind::order, 8, 24, 3), synthetic_task(synthetic_kind::majority, 8, 24, 4),
+         synthetic_task(synthetic_kind::count, 8, 24, 5)},
+        13);
+    struct variant {
+        const char* name;
+        adapter_source source;
+        pha_passes passes;
+        head_input reads;
+    };
+    const variant variants[] = {
+        {"PHA single pass", adapter_source::prototype_hypernet, pha_passes::single, head_input::pooler},
+        {"PHA two passes, mean heads", adapter_source::prototype_hypernet, pha_passes::two, head_input::mean},
+        {"per-task adapters", adapter_source::per_task, pha_passes::single, head_input::pooler},
+        {"HyperFormer++", adapter_source::hyperformerpp, pha_passes::single, head_input::mean},
+    };
+    for (const auto& v : variants) {
+        cpu b;
+        auto o = tiny_options(v.source, v.passes);
+        o.backbone.max_position = 24;
+        o.backbone.hidden_dropout = 0;
+        o.backbone.attention_dropout = 0;
+        o.head_dropout = 0;
+        o.heads_read = v.reads;
+        if (v.source == adapter_source::hyperformerpp) o.hyperformer_reduction = 2;
+        pha_bert<cpu, double> m(b, o);
+        rng_stream init(1);
+        m.initialize(init);
+        randomize(m, b, 77);
+        const std::string report = testing::padding_invariance_report(m, b, tasks, mixed_rows, 16);
+        BOOST_TEST(report.empty(), v.name << ": " << report);
+    }
 }

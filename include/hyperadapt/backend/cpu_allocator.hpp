@@ -1,7 +1,7 @@
 #pragma once
 // A caching allocator for the CPU backend. Training allocates the same activation sizes every step; going
 // back to malloc for them costs page faults (~25 % of an encoder step with glibc's default malloc), so
-// freed blocks are kept by exact size and handed out again.
+// freed blocks are kept by size class (core/size_class.hpp) and handed out again.
 #include <cstddef>
 #include <cstdlib>
 #include <map>
@@ -9,6 +9,8 @@
 #include <mutex>
 #include <new>
 #include <utility>
+
+#include "hyperadapt/core/size_class.hpp"
 
 namespace hyperadapt::detail {
 
@@ -62,10 +64,7 @@ public:
     }
 
 private:
-    static std::size_t round_up(std::size_t bytes) noexcept {
-        if (bytes == 0) bytes = 1;
-        return (bytes + alignment - 1) / alignment * alignment;
-    }
+    static std::size_t round_up(std::size_t bytes) noexcept { return size_class(bytes, alignment); }
 
     mutable std::mutex mutex_;
     std::multimap<std::size_t, void*> free_;

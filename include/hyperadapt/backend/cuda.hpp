@@ -16,10 +16,10 @@
 // the stream. All pointers are device pointers unless the name says "host".
 //
 // Memory: buffers are RAII and move-only; their device memory comes from a cache owned (shared) by the
-// backend that keeps freed blocks by exact size. Blocks go back to the cache without waiting for the GPU:
-// reuse is safe because the backend enqueues all its work on one stream, so a later kernel that writes a
-// reused block runs after every earlier kernel that read it. Use a backend (and its buffers) from one host
-// thread at a time, with its device current.
+// backend that keeps freed blocks by size class (core/size_class.hpp). Blocks go back to the cache without
+// waiting for the GPU: reuse is safe because the backend enqueues all its work on one stream, so a later
+// kernel that writes a reused block runs after every earlier kernel that read it. Use a backend (and its
+// buffers) from one host thread at a time, with its device current.
 //
 // Errors: every CUDA and cuBLAS status other than success becomes a hyperadapt::backend_error whose message
 // names the status (e.g. cudaErrorMemoryAllocation, CUBLAS_STATUS_INVALID_VALUE), the failing call, and the
@@ -50,6 +50,7 @@
 #include <type_traits>
 #include <utility>
 
+#include "hyperadapt/core/size_class.hpp"
 #include "hyperadapt/backend/concepts.hpp"
 #include "hyperadapt/backend/counter_rng.hpp"
 #include "hyperadapt/backend/cuda_kernels.cuh"
@@ -162,10 +163,7 @@ public:
     [[nodiscard]] int device() const noexcept { return device_; }
 
 private:
-    static std::size_t round_up(std::size_t bytes) noexcept {
-        if (bytes == 0) bytes = 1;
-        return (bytes + granularity - 1) / granularity * granularity;
-    }
+    static std::size_t round_up(std::size_t bytes) noexcept { return size_class(bytes, granularity); }
 
     int device_;
     mutable std::mutex mutex_;

@@ -3,11 +3,23 @@
 // (task, example) references (make_batch). Nothing here tokenizes: train/multitask_data.hpp's encode_task
 // fills an encoded_task with the WordPiece tokenizer, and programs that already hold token ids (the
 // synthetic tasks, tests, benchmarks) fill it directly, so that models and the trainer build without text/
-// and utf8proc. CA-MTL's conditional attention fixes the padded length, so every task is encoded to the
-// same `seq_len`.
+// and utf8proc. Every task is encoded to the same `seq_len`, the longest length a batch can have (CA-MTL's
+// conditional attention takes its geometry from it).
+//
+// Batch length: GLUE sentences are far shorter than the padded length (SST-2 and CoLA average under 20
+// WordPiece tokens), and every layer's cost grows with it (attention's with its square). With
+// batch_padding::to_longest, make_batch cuts the padding columns that no row of the batch needs: the batch is
+// as long as its longest example, rounded up to a multiple of 8 (fewer distinct GEMM shapes, whole SIMD
+// rows) and at most seq_len. A batch that mixes tasks mixes lengths (RTE pairs fill 128 positions, SST-2
+// sentences a fifth of it), so one long row still makes every row long: batch_padding::length_groups also
+// splits the rows into groups of similar length (row_group), each padded to its own longest; the models run
+// the encoder once per group and the heads and losses once over the whole batch, in the batch's row order.
+// Real positions get the same outputs every way: padding keys are masked, and every pooling and loss reads
+// real positions only (tests/data/test_multitask_batch.cpp, tests/support/padding_invariance.hpp).
 //
 // The mask is declared as tensor<B, std::uint8_t>, the type layers' attention_mask<B> names, so that the
 // batch needs no layer header.
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
 #include <span>
@@ -42,6 +54,65 @@ struct encoded_task {
 /// Which example of which task a batch row holds: the samplers' example_ref.
 using sample_ref = example_ref;
 
+/// How long make_batch makes a batch: the tasks' encoded length, or the batch's longest example.
+enum class batch_padding {
+    to_encoded_length,  ///< every batch seq_len long
+    to_longest,         ///< the longest example of the batch, rounded up to a multiple of 8, at most seq_len
+    length_groups,      ///< to_longest, and rows grouped by length for the encoder (row_group)
+};
+
+/// The length to_longest rounds up to a multiple of.
+inline constexpr std::size_t batch_length_multiple = 8;
+
+/// What one more group costs, in padded positions, when make_batch chooses the groups: each group is one
+/// more pass through every layer with smaller GEMMs, so a split must save more than this to be made.
+inline constexpr std::size_t row_group_cost = 256;
+
+/// Rows of a batch that run through the encoder together, padded to their own longest example.
+template <memory_backend B>
+struct row_group {
+    tensor<B, std::int32_t> input_ids;       // (n, len)
+    tensor<B, std::int32_t> token_type_ids;  // (n, len)
+    tensor<B, std::uint8_t> mask;            // (n, len)
+    tensor<B, std::int32_t> task_ids;        // (n)
+    tensor<B, std::int32_t> rows;            // (n): which rows of the batch, in the group's order
+    std::vector<std::size_t> host_rows;      // the same on the host
+
+    [[nodiscard]] std::size_t size() const noexcept { return host_rows.size(); }
+    [[nodiscard]] std::size_t length() const noexcept { return input_ids.empty() ? 0 : input_ids.shape()[1]; }
+};
+
+namespace detail {
+/// Splits rows of real lengths `used` into groups of consecutive rows in length order that minimise the
+/// positions computed (rows x rounded longest) plus row_group_cost per group. Returns the groups' rows.
+inline std::vector<std::vector<std::size_t>> group_rows_by_length(const std::vector<std::size_t>& used,
+                                                                  std::size_t seq, std::size_t group_cost) {
+    const std::size_t n = used.size();
+    std::vector<std::size_t> order(n);
+    for (std::size_t i = 0; i < n; ++i) order[i] = i;
+    std::stable_sort(order.begin(), order.end(), [&](std::size_t a, std::size_t b) { return used[a] < used[b]; });
+    auto rounded = [&](std::size_t len) {
+        return std::min(seq, std::max<std::size_t>(1, (len + batch_length_multiple - 1) / batch_length_multiple) *
+                                 batch_length_multiple);
+    };
+    // cost[j]: the best split of the j shortest rows; from[j]: where its last group starts.
+    std::vector<std::size_t> cost(n + 1, 0), from(n + 1, 0);
+    for (std::size_t j = 1; j <= n; ++j) {
+        const std::size_t len = rounded(used[order[j - 1]]);  // the longest of rows [i, j)
+        cost[j] = static_cast<std::size_t>(-1);
+        for (std::size_t i = 0; i < j; ++i) {
+            const std::size_t c = cost[i] + (j - i) * len + group_cost;
+            if (c < cost[j]) cost[j] = c, from[j] = i;
+        }
+    }
+    std::vector<std::vector<std::size_t>> groups;
+    for (std::size_t j = n; j > 0; j = from[j]) groups.emplace_back(order.begin() + static_cast<std::ptrdiff_t>(from[j]),
+                                                                   order.begin() + static_cast<std::ptrdiff_t>(j));
+    std::reverse(groups.begin(), groups.end());
+    return groups;
+}
+}  // namespace detail
+
 /// A mixed-task batch in backend memory.
 template <memory_backend B, class T>
 struct multitask_batch {
@@ -52,13 +123,30 @@ struct multitask_batch {
     std::vector<sample_ref> rows;
     std::vector<std::int32_t> labels;  // host copies for losses, metrics and samplers
     std::vector<float> scores;
+    std::size_t real_tokens = 0;  // mask ones: the tokens that are not padding
+    /// batch_padding::length_groups: the rows by length (every row in one group); empty: run as one.
+    std::vector<row_group<B>> groups;
 
     [[nodiscard]] std::size_t size() const noexcept { return rows.size(); }
+    [[nodiscard]] std::size_t length() const noexcept { return input_ids.empty() ? 0 : input_ids.shape()[1]; }
+    /// Positions the encoder computes: rows x length, summed over the groups when there are groups.
+    [[nodiscard]] std::size_t computed_positions() const noexcept {
+        if (groups.empty()) return size() * length();
+        std::size_t p = 0;
+        for (const auto& g : groups) p += g.size() * g.length();
+        return p;
+    }
 };
 
+/// The batch of `rows` (task, example) in backend memory, `padding` long (see the top of this header).
+/// `group_cost`: what one more row group costs in padded positions (length_groups only; tests lower it).
 template <memory_backend B, class T>
-multitask_batch<B, T> make_batch(B& backend, std::span<const encoded_task> tasks, std::span<const sample_ref> rows) {
+multitask_batch<B, T> make_batch(B& backend, std::span<const encoded_task> tasks, std::span<const sample_ref> rows,
+                                 batch_padding padding = batch_padding::to_encoded_length,
+                                 std::size_t group_cost = row_group_cost) {
     if (rows.empty()) throw config_error("make_batch: no rows");
+    if (rows[0].task >= tasks.size())
+        throw config_error("make_batch: task " + std::to_string(rows[0].task) + " of " + std::to_string(tasks.size()));
     const std::size_t seq = tasks[rows[0].task].seq_len;
     std::vector<std::int32_t> ids, types, task_ids;
     std::vector<std::uint8_t> mask;
@@ -82,9 +170,64 @@ multitask_batch<B, T> make_batch(B& backend, std::span<const encoded_task> tasks
         b.scores.push_back(t.scores[r.index]);
     }
     const std::size_t n = rows.size();
-    b.input_ids = tensor<B, std::int32_t>::from_host(backend, {n, seq}, ids);
-    b.token_type_ids = tensor<B, std::int32_t>::from_host(backend, {n, seq}, types);
-    b.mask = tensor<B, std::uint8_t>::from_host(backend, {n, seq}, mask);
+    // Each row's length: one past its last real token (the tokenizer pads at the end, but a hand-made mask
+    // may have holes, and nothing after the last 1 is cut).
+    std::vector<std::size_t> row_used(n, 0);
+    for (std::size_t r = 0; r < n; ++r)
+        for (std::size_t j = seq; j > 0; --j)
+            if (mask[r * seq + j - 1] != 0) {
+                row_used[r] = j;
+                break;
+            }
+    const std::size_t used = *std::max_element(row_used.begin(), row_used.end());
+    for (const std::uint8_t m : mask) b.real_tokens += m != 0;
+    if (padding == batch_padding::length_groups) {
+        const auto groups = detail::group_rows_by_length(row_used, seq, group_cost);
+        for (const auto& g : groups) {
+            std::size_t longest = 0;
+            for (const std::size_t r : g) longest = std::max(longest, row_used[r]);
+            const std::size_t len =
+                std::min(seq, std::max<std::size_t>(1, (longest + batch_length_multiple - 1) / batch_length_multiple) *
+                                  batch_length_multiple);
+            std::vector<std::int32_t> gi, gt, gtask, grows;
+            std::vector<std::uint8_t> gm;
+            for (const std::size_t r : g) {
+                const auto first = static_cast<std::ptrdiff_t>(r * seq), last = first + static_cast<std::ptrdiff_t>(len);
+                gi.insert(gi.end(), ids.begin() + first, ids.begin() + last);
+                gt.insert(gt.end(), types.begin() + first, types.begin() + last);
+                gm.insert(gm.end(), mask.begin() + first, mask.begin() + last);
+                gtask.push_back(task_ids[r]);
+                grows.push_back(static_cast<std::int32_t>(r));
+            }
+            row_group<B> rg;
+            rg.input_ids = tensor<B, std::int32_t>::from_host(backend, {g.size(), len}, gi);
+            rg.token_type_ids = tensor<B, std::int32_t>::from_host(backend, {g.size(), len}, gt);
+            rg.mask = tensor<B, std::uint8_t>::from_host(backend, {g.size(), len}, gm);
+            rg.task_ids = tensor<B, std::int32_t>::from_host(backend, {g.size()}, gtask);
+            rg.rows = tensor<B, std::int32_t>::from_host(backend, {g.size()}, grows);
+            rg.host_rows = g;
+            b.groups.push_back(std::move(rg));
+        }
+    }
+    std::size_t len = seq;
+    if (padding != batch_padding::to_encoded_length) {
+        len = std::min(seq, std::max<std::size_t>(1, (used + batch_length_multiple - 1) / batch_length_multiple) *
+                                batch_length_multiple);
+        if (len < seq) {
+            auto cut = [&](auto& v) {
+                for (std::size_t r = 1; r < n; ++r)
+                    std::copy_n(v.begin() + static_cast<std::ptrdiff_t>(r * seq), len,
+                                v.begin() + static_cast<std::ptrdiff_t>(r * len));
+                v.resize(n * len);
+            };
+            cut(ids);
+            cut(types);
+            cut(mask);
+        }
+    }
+    b.input_ids = tensor<B, std::int32_t>::from_host(backend, {n, len}, ids);
+    b.token_type_ids = tensor<B, std::int32_t>::from_host(backend, {n, len}, types);
+    b.mask = tensor<B, std::uint8_t>::from_host(backend, {n, len}, mask);
     b.task_ids = tensor<B, std::int32_t>::from_host(backend, {n}, task_ids);
     b.rows.assign(rows.begin(), rows.end());
     return b;

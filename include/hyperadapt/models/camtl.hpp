@@ -32,7 +32,7 @@ namespace hyperadapt {
 
 struct camtl_options {
     bert_config backbone;
-    std::size_t seq_len = 128;            ///< L: inputs are padded to exactly this; backbone.hidden % L == 0
+    std::size_t seq_len = 128;            ///< L: the longest padded length (batches may be shorter); hidden % L == 0
     std::vector<task_head_spec> tasks;    ///< one head per task, in task-id order
     std::size_t frozen_layers = std::numeric_limits<std::size_t>::max();  ///< [0, n); max = half the layers
     bool freeze_embeddings = true;

@@ -63,6 +63,16 @@ struct no_auxiliary_loss {
 };
 
 namespace detail {
+/// An encoder context with a row tap: a per-row output that an auxiliary loss reads (PHA's retriever
+/// embeddings) and the gradient it sends back. A batch run in length groups (row_group) gathers the groups'
+/// tap outputs into the batch's row order, and hands each group its rows of the gradient.
+template <class EncoderContext, class B, class T>
+concept row_tap_context = requires(EncoderContext& c) {
+    { c.tap_requested } -> std::convertible_to<bool>;
+    { c.retriever_output } -> std::convertible_to<const tensor<B, T>&>;
+    { c.tap_gradient } -> std::convertible_to<const tensor<B, T>&>;
+};
+
 template <class Recipe, class Model>
 struct auxiliary_of {
     using type = no_auxiliary_loss<Model>;
@@ -104,6 +114,16 @@ public:
     using auxiliary_type = typename detail::auxiliary_of<Recipe, multitask_model>::type;
     using B = backend_type;
     using T = value_type;
+    /// The per-group part of a context (see context::groups). Declared outside `context`, whose members share
+    /// the layers' names.
+    struct group_context {
+        const row_group<B>* rows = nullptr;  // the batch's group (the batch outlives backward)
+        typename bert_embeddings<B, T>::context embeddings;
+        typename conditioning_type::context conditioning;
+        typename encoder_type::context encoder;
+        typename pooler<B, T>::context pooler;
+        typename mean_pooling<B, T>::context mean;
+    };
     struct context {
         typename bert_embeddings<B, T>::context embeddings;
         typename conditioning_type::context conditioning;
@@ -112,6 +132,9 @@ public:
         typename mean_pooling<B, T>::context mean;
         typename multitask_heads<B, T>::context heads;
         typename auxiliary_type::context auxiliary;
+        /// One per row group of a batch made with batch_padding::length_groups (the members above then hold
+        /// only the batch-order tap of a row_tap_context encoder).
+        std::vector<group_context> groups;
         double task_loss = 0;  ///< the heads' part of the last forward_loss
         anomaly_detector* anomaly = nullptr;  // run_mode::anomaly of the forward, for backward's checks
     };
@@ -179,6 +202,10 @@ private:
             });
         }
     };
+
+    /// pooled() and backward() of a batch made with batch_padding::length_groups: the encoder once per group.
+    tensor<B, T> pooled_by_groups(const multitask_batch<B, T>& b, context& ctx, run_mode mode) const;
+    void backward_by_groups(const tensor<B, T>& ds, context& ctx);
 
     static options_type check(options_type o) {
         if (o.tasks.empty()) throw config_error("multitask_model: at least one task is needed");
@@ -259,6 +286,7 @@ void multitask_model<Recipe>::apply_freezing() {
 template <class Recipe>
 auto multitask_model<Recipe>::pooled(const multitask_batch<B, T>& b, context& ctx, run_mode mode) const -> tensor<B, T> {
     ctx.anomaly = mode.anomaly;
+    if (!b.groups.empty()) return pooled_by_groups(b, ctx, mode);
     const tensor<B, T> x = embeddings_.forward(b.input_ids, b.token_type_ids, ctx.embeddings, mode);
     layer_condition<B, T> c{.mask = &b.mask, .task_ids = &b.task_ids};
     const tensor<B, T> xc = conditioning_.forward(b.task_ids, x, c, ctx.conditioning, mode);
@@ -267,6 +295,78 @@ auto multitask_model<Recipe>::pooled(const multitask_batch<B, T>& b, context& ct
     tensor<B, T> s = mean_.forward(h, b.mask, ctx.mean, mode);
     check_output(mode.anomaly, mean_.name(), "", s);
     return s;
+}
+
+template <class Recipe>
+auto multitask_model<Recipe>::pooled_by_groups(const multitask_batch<B, T>& b, context& ctx, run_mode mode) const
+    -> tensor<B, T> {
+    // Every row runs through the encoder with the rows of its group, as long as the group's longest; each
+    // group's sentence representations land in their rows of one (rows, hidden) tensor for the heads.
+    constexpr bool tapped = detail::row_tap_context<typename encoder_type::context, B, T>;
+    const std::size_t nb = b.size(), hidden = opts_.backbone.hidden;
+    tensor<B, T> out = tensor<B, T>::zeros(*backend_, {nb, hidden});
+    ctx.groups.clear();
+    ctx.groups.resize(b.groups.size());
+    if constexpr (tapped) ctx.encoder.retriever_output = {};
+    for (std::size_t g = 0; g < b.groups.size(); ++g) {
+        const row_group<B>& rg = b.groups[g];
+        auto& gc = ctx.groups[g];
+        gc.rows = &rg;
+        if constexpr (tapped) gc.encoder.tap_requested = ctx.encoder.tap_requested;
+        const tensor<B, T> x = embeddings_.forward(rg.input_ids, rg.token_type_ids, gc.embeddings, mode);
+        layer_condition<B, T> c{.mask = &rg.mask, .task_ids = &rg.task_ids};
+        const tensor<B, T> xc = conditioning_.forward(rg.task_ids, x, c, gc.conditioning, mode);
+        const tensor<B, T> h = encoder_.forward(xc, c, gc.encoder, mode);
+        tensor<B, T> s;
+        if (opts_.heads_read == head_input::pooler) {
+            s = pooler_.forward(h, gc.pooler, mode);
+        } else {
+            s = mean_.forward(h, rg.mask, gc.mean, mode);
+            check_output(mode.anomaly, mean_.name(), "", s);
+        }
+        backend_->scatter_add_rows(rg.size(), hidden, s.data(), rg.rows.data(), out.data());
+        if constexpr (tapped) {
+            const tensor<B, T>& e = gc.encoder.retriever_output;
+            if (!e.empty()) {
+                const std::size_t width = e.shape()[1];
+                if (ctx.encoder.retriever_output.empty())
+                    ctx.encoder.retriever_output = tensor<B, T>::zeros(*backend_, {nb, width});
+                backend_->scatter_add_rows(rg.size(), width, e.data(), rg.rows.data(),
+                                           ctx.encoder.retriever_output.data());
+            }
+        }
+    }
+    return out;
+}
+
+template <class Recipe>
+void multitask_model<Recipe>::backward_by_groups(const tensor<B, T>& ds, context& ctx) {
+    constexpr bool tapped = detail::row_tap_context<typename encoder_type::context, B, T>;
+    const std::size_t hidden = opts_.backbone.hidden;
+    const bool embeddings_train = embeddings_trainable();
+    for (std::size_t g = 0; g < ctx.groups.size(); ++g) {
+        auto& gc = ctx.groups[g];
+        const row_group<B>& rg = *gc.rows;
+        tensor<B, T> dsg(*backend_, {rg.size(), hidden});
+        backend_->gather_rows(rg.size(), hidden, ds.data(), rg.rows.data(), dsg.data());
+        const tensor<B, T> dh =
+            opts_.heads_read == head_input::mean ? mean_.backward(dsg, gc.mean) : pooler_.backward(dsg, gc.pooler);
+        if (opts_.heads_read == head_input::mean) check_input_gradient(ctx.anomaly, mean_.name(), "", dh);
+        if constexpr (tapped) {
+            const tensor<B, T>& de = ctx.encoder.tap_gradient;
+            if (!de.empty()) {
+                const std::size_t width = de.shape()[1];
+                gc.encoder.tap_gradient = tensor<B, T>(*backend_, {rg.size(), width});
+                backend_->gather_rows(rg.size(), width, de.data(), rg.rows.data(), gc.encoder.tap_gradient.data());
+            }
+        }
+        layer_condition_gradients<B, T> dc;
+        dc.need_input_gradient = embeddings_train || conditioning_.needs_input_gradient();
+        conditioning_.prepare(dc, gc.conditioning);
+        const tensor<B, T> dx = encoder_.backward(dh, gc.encoder, dc);
+        const tensor<B, T> de = conditioning_.backward(dx, dc, gc.conditioning);
+        if (embeddings_train && !de.empty()) embeddings_.backward(de, gc.embeddings);
+    }
 }
 
 template <class Recipe>
@@ -281,6 +381,11 @@ template <class Recipe>
 void multitask_model<Recipe>::backward(context& ctx, T loss_scale) {
     const tensor<B, T> ds = heads_.backward(ctx.heads, loss_scale);
     check_input_gradient(ctx.anomaly, heads_.name(), "", ds);
+    if (!ctx.groups.empty()) {
+        auxiliary_.backward(*this, ctx, loss_scale);
+        backward_by_groups(ds, ctx);
+        return;
+    }
     const tensor<B, T> dh =
         opts_.heads_read == head_input::mean ? mean_.backward(ds, ctx.mean) : pooler_.backward(ds, ctx.pooler);
     if (opts_.heads_read == head_input::mean) check_input_gradient(ctx.anomaly, mean_.name(), "", dh);

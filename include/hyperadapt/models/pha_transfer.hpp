@@ -51,7 +51,7 @@ prototype_match nearest_prototype(const pha_bert<B, T>& model, B& backend, std::
     m.similarity.assign(nt, 0.0);
     for (std::size_t first = 0; first < examples.size(); first += batch_size) {
         const auto rows = examples.subspan(first, std::min(batch_size, examples.size() - first));
-        const auto batch = make_batch<B, T>(backend, tasks, rows);
+        const auto batch = make_batch<B, T>(backend, tasks, rows, batch_padding::to_longest);
         const auto e = model.instance_embeddings(batch).to_host();
         for (std::size_t r = 0; r < rows.size(); ++r) {
             double s = 0;

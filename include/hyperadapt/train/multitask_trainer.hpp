@@ -22,6 +22,7 @@
 //   std::vector<std::vector<T>> outputs(const multitask_batch<B,T>&, run_mode);  visit_parameters(f).
 #include <algorithm>
 #include <chrono>
+#include <cstdint>
 #include <cmath>
 #include <filesystem>
 #include <functional>
@@ -71,6 +72,10 @@ struct trainer_options {
     double max_grad_norm = 1.0;
     std::int64_t eval_every = 0;      ///< 0: evaluate only at the end
     std::size_t eval_batch = 64;
+    /// Rows grouped by length, each group as long as its longest example (data/multitask_batch.hpp): the real
+    /// positions' outputs are those of fully padded batches, at a fraction of the cost on short sentences.
+    /// to_encoded_length pads every batch to the tasks' seq_len.
+    batch_padding padding = batch_padding::length_groups;
     std::uint64_t seed = 12;          ///< dropout stream
     std::filesystem::path out_dir{};  ///< metrics.jsonl, dev_curves.png, checkpoints/ (empty: none written)
     std::int64_t checkpoint_every = 0;
@@ -89,6 +94,8 @@ struct training_result {
     double seconds = 0;
     parameter_count counts;
     std::vector<double> losses;  ///< training loss per step (from resumed_from on)
+    std::uint64_t real_tokens = 0;      ///< tokens (not padding) of the updates' batches, from resumed_from on
+    std::uint64_t computed_tokens = 0;  ///< positions the encoder computed for them (rows x length, per group)
     std::int64_t skipped_steps = 0;  ///< updates skipped for a non-finite loss or gradient (skip_step)
     std::int64_t resumed_from = 0;   ///< the checkpoint step the run continued from (0: a fresh start)
     std::vector<std::string> resume_skipped;  ///< checkpoints passed over on resume, each with the reason
@@ -125,7 +132,8 @@ std::string first_nonfinite_tensor(const std::filesystem::path& file) {
 /// Every task's dev results for the model as it is now.
 template <class Model, class B, class T>
 std::vector<data::task_result> evaluate_tasks(Model& model, B& backend, std::span<const encoded_task> dev,
-                                              std::size_t eval_batch) {
+                                              std::size_t eval_batch,
+                                              batch_padding padding = batch_padding::length_groups) {
     std::vector<data::task_result> out;
     for (std::size_t t = 0; t < dev.size(); ++t) {
         const encoded_task& d = dev[t];
@@ -134,7 +142,7 @@ std::vector<data::task_result> evaluate_tasks(Model& model, B& backend, std::spa
         for (std::size_t first = 0; first < d.size(); first += eval_batch) {
             std::vector<sample_ref> rows;
             for (std::size_t i = first; i < std::min(d.size(), first + eval_batch); ++i) rows.push_back({t, i});
-            const auto batch = make_batch<B, T>(backend, dev, rows);
+            const auto batch = make_batch<B, T>(backend, dev, rows, padding);
             const auto y = model.outputs(batch, run_mode::inference());
             for (std::size_t r = 0; r < rows.size(); ++r) {
                 const auto& o = y[r];
@@ -225,7 +233,7 @@ training_result detail::train_multitask_loop(Model& model, sampler_handle& sampl
 
     const sampler_handle::score_function score_candidates = [&](const std::vector<example_ref>& cand) {
         // One no-grad forward over the candidates in train mode (dropout on), as the authors' sampler does.
-        const auto batch = make_batch<B, T>(backend, train, cand);
+        const auto batch = make_batch<B, T>(backend, train, cand, o.padding);
         const auto y = model.outputs(batch, run_mode::train(dropout_rng));
         std::vector<std::vector<float>> per_task(train.size());
         for (std::size_t r = 0; r < cand.size(); ++r)
@@ -234,7 +242,7 @@ training_result detail::train_multitask_loop(Model& model, sampler_handle& sampl
     };
 
     auto evaluate_now = [&](std::int64_t step) {
-        auto res = evaluate_tasks<Model, B, T>(model, backend, dev, o.eval_batch);
+        auto res = evaluate_tasks<Model, B, T>(model, backend, dev, o.eval_batch, o.padding);
         if (result.best.empty()) result.best = res;
         for (std::size_t t = 0; t < res.size(); ++t) {
             if (res[t].score > result.best[t].score || std::isnan(result.best[t].score)) result.best[t] = res[t];
@@ -311,7 +319,9 @@ training_result detail::train_multitask_loop(Model& model, sampler_handle& sampl
 
     for (std::int64_t step = first_step; step < o.steps; ++step) {
         const std::vector<example_ref> rows = sampler.next(score_candidates);
-        const auto batch = make_batch<B, T>(backend, train, rows);
+        const auto batch = make_batch<B, T>(backend, train, rows, o.padding);
+        result.real_tokens += batch.real_tokens;
+        result.computed_tokens += batch.computed_positions();
         typename Model::context ctx;
         zero_grad(model);
         const double loss = model.forward_loss(batch, ctx, run_mode::train(dropout_rng));

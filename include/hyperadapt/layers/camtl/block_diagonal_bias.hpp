@@ -17,6 +17,12 @@
 // add_row_vector of (1..1, 0..0) onto [gamma; beta]. M is then one gather per example through a fixed index
 // map (L*L entries, off-block entries read a zero slot after each example's A'T). Backward scatters dM back
 // through the same map and contracts with GEMMs again; no L*s*s structured matrix is ever formed.
+//
+// Shorter batches: the geometry (and so A and the projection) is fixed by L, the longest padded length, but a
+// batch may be shorter (batches padded to their longest example, train/multitask_trainer.hpp). For a batch of
+// length n <= L the bias is M's top-left n x n corner: padding positions are masked as keys and feed nothing
+// back, so the real positions see exactly what they would see padded to L (tests/layers/camtl: "cropped").
+#include <algorithm>
 #include <cstdint>
 #include <span>
 #include <string>
@@ -106,7 +112,9 @@ public:
     using value_type = T;
     struct context {
         typename linear<B, T>::context projection;
-        tensor<B, T> film;  // (batch, 2s): [1 + gamma; beta]
+        tensor<B, T> film;                  // (batch, 2s): [1 + gamma; beta]
+        std::size_t length = 0;             // n: the batch's length, <= L
+        tensor<B, std::int32_t> short_map;  // (n, n): the map's top-left corner when n < L
     };
 
     /// Sizes from the template parameters (both static).
@@ -124,13 +132,13 @@ public:
           ones_(tensor<B, T>::filled(backend, {seq_len}, T(1))) {
         matrix_.value.zero();
         const std::size_t l = geo_.seq_len, s = geo_.block_size, zero_slot = s * l;
-        std::vector<std::int32_t> ids(l * l, static_cast<std::int32_t>(zero_slot));
+        host_map_.assign(l * l, static_cast<std::int32_t>(zero_slot));
         for (std::size_t r = 0; r < l; ++r) {
             const std::size_t first = (r / s) * s;
             for (std::size_t c = 0; c < s && first + c < l; ++c)
-                ids[r * l + first + c] = static_cast<std::int32_t>(c * l + r);  // A'T[c, r]
+                host_map_[r * l + first + c] = static_cast<std::int32_t>(c * l + r);  // A'T[c, r]
         }
-        map_ = tensor<B, std::int32_t>::from_host(backend, {l, l}, ids);
+        map_ = tensor<B, std::int32_t>::from_host(backend, {l, l}, host_map_);
         std::vector<T> one_zero(2 * s, T(0));
         std::fill_n(one_zero.begin(), s, T(1));
         one_zero_ = tensor<B, T>::from_host(backend, {2 * s}, one_zero);
@@ -154,9 +162,17 @@ public:
 
     /// z: (batch, d) task condition z'. Returns M (batch, L, L).
     tensor<B, T> forward(const tensor<B, T>& z, context& ctx, run_mode mode = {}) const {
+        return forward(z, geo_.seq_len, ctx, mode);
+    }
+
+    /// The bias for a batch of length n <= L: M's top-left corner (batch, n, n).
+    tensor<B, T> forward(const tensor<B, T>& z, std::size_t n, context& ctx, run_mode mode = {}) const {
         if (z.shape().rank() != 2 || z.shape()[1] != geo_.hidden)
             throw shape_error(name_ + ": task condition has shape " + z.shape().str() + ", expected (batch, " +
                               std::to_string(geo_.hidden) + ")");
+        if (n == 0 || n > geo_.seq_len)
+            throw shape_error(name_ + ": a batch of length " + std::to_string(n) + "; this bias was built for " +
+                              "lengths 1.." + std::to_string(geo_.seq_len) + " (L, the padded length)");
         const std::size_t nb = z.shape()[0], l = geo_.seq_len, s = geo_.block_size, w = s * l + 1;
         ctx.film = projection_.forward(z, ctx.projection, mode);  // fresh tensor: safe to modify
         backend_->add_row_vector(nb, 2 * s, one_zero_.data(), ctx.film.data());
@@ -170,9 +186,19 @@ public:
         backend_->gemm_strided_batched(transpose::no, transpose::yes, nb, l, 1, T(1), ctx.film.data() + s, 2 * s, 1,
                                        ones_.data(), 1, 0, T(1), film_t.data(), w, sd(l), s);
 
-        tensor<B, T> m(*backend_, {nb, l, l});
+        ctx.length = n;
+        const std::int32_t* map = map_.data();
+        if (n < l) {
+            std::vector<std::int32_t> corner(n * n);
+            for (std::size_t r = 0; r < n; ++r)
+                std::copy_n(host_map_.begin() + static_cast<std::ptrdiff_t>(r * l), n,
+                            corner.begin() + static_cast<std::ptrdiff_t>(r * n));
+            ctx.short_map = tensor<B, std::int32_t>::from_host(*backend_, {n, n}, corner);
+            map = ctx.short_map.data();
+        }
+        tensor<B, T> m(*backend_, {nb, n, n});
         for (std::size_t b = 0; b < nb; ++b)
-            backend_->gather_rows(l * l, 1, film_t.data() + b * w, map_.data(), m.data() + b * l * l);
+            backend_->gather_rows(n * n, 1, film_t.data() + b * w, map, m.data() + b * n * n);
         return m;
     }
 
@@ -181,16 +207,19 @@ public:
         return forward(z, ctx);
     }
 
-    /// dm: (batch, L, L). Returns dz' (batch, d); adds into A's and the projection's gradients.
+    /// dm: (batch, n, n), n the forward's length. Returns dz' (batch, d); adds into A's and the projection's
+    /// gradients.
     tensor<B, T> backward(const tensor<B, T>& dm, context& ctx) {
         if (ctx.film.empty()) throw error(name_ + ": backward called without a training forward");
         const std::size_t nb = ctx.film.shape()[0], l = geo_.seq_len, s = geo_.block_size, w = s * l + 1;
-        expect_shape(name_.c_str(), "bias gradient", shape{nb, l, l}, dm.shape());
+        const std::size_t n = ctx.length;
+        expect_shape(name_.c_str(), "bias gradient", shape{nb, n, n}, dm.shape());
+        const std::int32_t* map = n < l ? ctx.short_map.data() : map_.data();
 
         // dA'T: every entry of dM lands on the A' element it came from; off-block entries on the zero slot.
         tensor<B, T> dfilm_t = tensor<B, T>::zeros(*backend_, {nb, w});
         for (std::size_t b = 0; b < nb; ++b)
-            backend_->scatter_add_rows(l * l, 1, dm.data() + b * l * l, map_.data(), dfilm_t.data() + b * w);
+            backend_->scatter_add_rows(n * n, 1, dm.data() + b * n * n, map, dfilm_t.data() + b * w);
 
         tensor<B, T> dgb(*backend_, {nb, 2 * s});
         // dgamma[:, c] = dA'T[:, c, :] A[:, c];  dbeta[:, c] = dA'T[:, c, :] 1
@@ -240,6 +269,7 @@ private:
     tensor<B, T> ones_;      // (L): the 1 of the beta outer product
     tensor<B, T> one_zero_;  // (2s): (1..1, 0..0), turns [gamma; beta] into [1 + gamma; beta]
     tensor<B, std::int32_t> map_;  // (L, L): index into one example's A'T (s*L + 1 entries)
+    std::vector<std::int32_t> host_map_;  // map_ on the host, to cut the corner of a shorter batch
 };
 
 }  // namespace hyperadapt

@@ -69,13 +69,15 @@ public:
     [[nodiscard]] bool bias_enabled() const noexcept { return bias_enabled_; }
     self_attention<B, T>& attention() noexcept { return attention_; }
 
-    /// x: (batch, L, d) padded to exactly L; mask: (batch, L) or empty; z: (batch, d) the task condition z'.
+    /// x: (batch, n, d) padded to n <= L positions; mask: (batch, n) or empty; z: (batch, d) the task
+    /// condition z'. A batch shorter than L gets the top-left n x n corner of the bias (block_diagonal_bias.hpp).
     tensor<B, T> forward(const tensor<B, T>& x, const attention_mask<B>& mask, const tensor<B, T>& z, context& ctx,
                          run_mode mode) const {
-        if (x.shape().rank() != 3 || x.shape()[1] != bias_.seq_len())
+        if (x.shape().rank() != 3 || x.shape()[1] == 0 || x.shape()[1] > bias_.seq_len() ||
+            x.shape()[2] != bias_.hidden())
             throw shape_error(name_ + ": input has shape " + x.shape().str() +
-                              "; conditional block-diagonal attention needs inputs padded to exactly L = " +
-                              std::to_string(bias_.seq_len()) + " positions, (batch, " +
+                              "; conditional block-diagonal attention takes inputs padded to at most L = " +
+                              std::to_string(bias_.seq_len()) + " positions, (batch, n <= " +
                               std::to_string(bias_.seq_len()) + ", " + std::to_string(bias_.hidden()) + ")");
         if (z.shape().rank() != 2 || z.shape()[0] != x.shape()[0])
             throw shape_error(name_ + ": task condition has shape " + z.shape().str() + ", expected (" +
@@ -84,7 +86,7 @@ public:
             ctx.batch = z.shape()[0];
             return attention_.forward(x, mask, {}, ctx.attention, mode);
         }
-        tensor<B, T> m = bias_.forward(z, ctx.bias, mode);
+        tensor<B, T> m = bias_.forward(z, x.shape()[1], ctx.bias, mode);
         return attention_.forward(x, mask, m, ctx.attention, mode);
     }
 

@@ -12,8 +12,9 @@
 //   out = h, or for the adapter kind CLN_a(bottleneck(z', h) + a)                  (BertAdapter9: the residual
 //                                                                                   is a, not the layer input)
 //
-// Inputs: x (batch, L, d) padded to exactly L; mask (batch, L) or empty; z' (batch, d) the transformed task
-// embedding; task ids (batch) int32, read by the CLNs (may be empty for plain_norm, or with per-sample CLN rows).
+// Inputs: x (batch, n, d) padded to n <= L positions (block_diagonal_bias.hpp: shorter batches); mask (batch, n)
+// or empty; z' (batch, d) the transformed task embedding; task ids (batch) int32, read by the CLNs (may be
+// empty for plain_norm, or with per-sample CLN rows).
 // backward returns dx and adds dz' (the CBDA, CLN and adapter paths summed) into the condition gradients.
 //
 // Each kind is the transformer layer of layers/encoder_layer.hpp with CA-MTL's slots: block_diagonal_attention,
@@ -36,7 +37,7 @@ namespace hyperadapt {
 
 /// The sizes and options of a CA-MTL encoder layer (BERT's plus the padded length L that CBDA fixes).
 struct camtl_layer_config {
-    std::size_t seq_len = 128;  ///< L: every input is padded to exactly this length; hidden % seq_len == 0
+    std::size_t seq_len = 128;  ///< L: the longest padded length (CBDA's geometry); hidden % seq_len == 0
     std::size_t hidden = 768;
     std::size_t heads = 12;
     std::size_t intermediate = 3072;

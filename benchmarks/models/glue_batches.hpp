@@ -1,0 +1,83 @@
+#pragma once
+// Training batches with the real length distribution of the six GLUE tasks the examples train on (RTE, MRPC,
+// STS-B, CoLA, SST-2, WNLI): the first `per_task` training examples of each, tokenized with BERT's uncased
+// vocabulary to L = 128 (longest-first truncation, as the examples do), and `count` batches of `batch` rows,
+// row i of a batch from task i mod 6, its example drawn uniformly by a counter hash. Nothing about the batches
+// depends on the model, so the CA-MTL and PHA steps run the same rows.
+//
+// The step benchmarks time these batches three ways: padded to L (what every step cost before batches
+// followed their lengths), padded to the batch's longest example (batch_padding::to_longest), and in length
+// groups (batch_padding::length_groups), and count real tokens (not padding) per second, so the rates compare
+// the same work.
+//
+// Reads the shared data folder (HYPERADAPT_SHARED_DATA, else the build's default); without it the GLUE cases
+// report an error and the synthetic ones still run.
+#include <cstdlib>
+#include <filesystem>
+#include <string>
+#include <vector>
+
+#include "hyperadapt/data/registry.hpp"
+#include "hyperadapt/layers/multitask_heads.hpp"
+#include "hyperadapt/train/multitask_data.hpp"
+
+namespace hyperadapt::bench {
+
+inline const std::vector<task_head_spec>& glue_six() {
+    static const std::vector<task_head_spec> specs = {{"rte", 2},  {"mrpc", 2}, {"stsb", 1},
+                                                      {"cola", 2}, {"sst2", 2}, {"wnli", 2}};
+    return specs;
+}
+
+inline std::filesystem::path shared_data_dir() {
+    const char* env = std::getenv("HYPERADAPT_SHARED_DATA");
+#if defined(HYPERADAPT_SHARED_DATA_DEFAULT)
+    return env ? std::filesystem::path(env) : std::filesystem::path(HYPERADAPT_SHARED_DATA_DEFAULT);
+#else
+    return env ? std::filesystem::path(env) : std::filesystem::path("../shared/data");
+#endif
+}
+
+/// The six tasks, tokenized (empty when the shared data is missing; `why` says what was not found).
+inline std::vector<encoded_task> glue_six_tasks(std::size_t seq, std::size_t per_task, std::string& why) {
+    const auto data = shared_data_dir();
+    const auto vocab = data / "vocab" / "bert-base-uncased-vocab.txt";
+    if (!std::filesystem::exists(vocab)) {
+        why = "no " + vocab.string() + " (set HYPERADAPT_SHARED_DATA to the shared data folder)";
+        return {};
+    }
+    const auto tok = text::bert_tokenizer::from_file(vocab);
+    std::vector<encoded_task> tasks;
+    for (const auto& spec : glue_six()) {
+        data::dataset ds = data::load_task(spec.name, data, data::split::train);
+        if (ds.examples.size() > per_task) ds.examples.resize(per_task);
+        tasks.push_back(encode_task(ds, tok, seq));
+    }
+    return tasks;
+}
+
+/// `count` batches of `batch` rows over `tasks` (see the top of this header).
+inline std::vector<std::vector<sample_ref>> glue_rows(const std::vector<encoded_task>& tasks, std::size_t batch,
+                                                      std::size_t count) {
+    std::vector<std::vector<sample_ref>> out(count);
+    std::uint64_t c = 0;
+    for (auto& rows : out)
+        for (std::size_t i = 0; i < batch; ++i) {
+            const std::size_t t = i % tasks.size();
+            rows.push_back({t, static_cast<std::size_t>(detail::counter_hash(2026, c++) % tasks[t].size())});
+        }
+    return out;
+}
+
+/// Real tokens over positions the encoder computes, for the benchmark's counters.
+template <class Batch>
+double padding_efficiency(const std::vector<Batch>& batches) {
+    double real = 0, computed = 0;
+    for (const auto& b : batches) {
+        real += static_cast<double>(b.real_tokens);
+        computed += static_cast<double>(b.computed_positions());
+    }
+    return computed > 0 ? real / computed : 0;
+}
+
+}  // namespace hyperadapt::bench
