@@ -11,11 +11,16 @@
 // the same work.
 //
 // Reads the shared data folder (HYPERADAPT_SHARED_DATA, else the build's default); without it the GLUE cases
-// report an error and the synthetic ones still run.
+// report an error and the synthetic ones still run. With HYPERADAPT_DUMP_GLUE_BATCHES=FILE the batches are
+// also written to FILE as JSON (each row's real tokens, its task), for the PyTorch side of the comparison
+// (benchmarks/pytorch/*_step.py --batches FILE) to run the same rows.
 #include <cstdlib>
 #include <filesystem>
+#include <fstream>
 #include <string>
 #include <vector>
+
+#include <nlohmann/json.hpp>
 
 #include "hyperadapt/data/registry.hpp"
 #include "hyperadapt/layers/multitask_heads.hpp"
@@ -56,6 +61,35 @@ inline std::vector<encoded_task> glue_six_tasks(std::size_t seq, std::size_t per
     return tasks;
 }
 
+/// Writes the batches to $HYPERADAPT_DUMP_GLUE_BATCHES, if set: {"batches": [{"ids": [[...]], "types": [[...]],
+/// "task": [...], "label": [...], "score": [...]}]}, each row cut to its real tokens.
+inline void dump_glue_batches(const std::vector<encoded_task>& tasks, const std::vector<std::vector<sample_ref>>& all) {
+    const char* file = std::getenv("HYPERADAPT_DUMP_GLUE_BATCHES");
+    if (!file || !*file) return;
+    nlohmann::json out{{"batches", nlohmann::json::array()}};
+    for (const auto& rows : all) {
+        nlohmann::json b{{"ids", nlohmann::json::array()}, {"types", nlohmann::json::array()},
+                         {"task", nlohmann::json::array()}, {"label", nlohmann::json::array()},
+                         {"score", nlohmann::json::array()}};
+        for (const auto& r : rows) {
+            const encoded_task& t = tasks[r.task];
+            std::vector<std::int32_t> ids, types;
+            for (std::size_t j = 0; j < t.seq_len; ++j)
+                if (t.attention_mask[r.index * t.seq_len + j] != 0) {
+                    ids.push_back(t.input_ids[r.index * t.seq_len + j]);
+                    types.push_back(t.token_type_ids[r.index * t.seq_len + j]);
+                }
+            b["ids"].push_back(ids);
+            b["types"].push_back(types);
+            b["task"].push_back(r.task);
+            b["label"].push_back(std::max(0, t.labels[r.index]));
+            b["score"].push_back(t.scores[r.index]);
+        }
+        out["batches"].push_back(std::move(b));
+    }
+    std::ofstream(file) << out.dump();
+}
+
 /// `count` batches of `batch` rows over `tasks` (see the top of this header).
 inline std::vector<std::vector<sample_ref>> glue_rows(const std::vector<encoded_task>& tasks, std::size_t batch,
                                                       std::size_t count) {
@@ -66,6 +100,7 @@ inline std::vector<std::vector<sample_ref>> glue_rows(const std::vector<encoded_
             const std::size_t t = i % tasks.size();
             rows.push_back({t, static_cast<std::size_t>(detail::counter_hash(2026, c++) % tasks[t].size())});
         }
+    dump_glue_batches(tasks, out);
     return out;
 }
 

@@ -18,6 +18,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+import glue_batches  # benchmarks/pytorch/glue_batches.py
+
 
 class FiLM(nn.Module):
     def __init__(self, d_cond, width):
@@ -88,7 +90,8 @@ class Layer(nn.Module):
     def forward(self, x, add_mask, z):
         b, t, d = x.shape
         q, k, v = self.qkv(x).view(b, t, 3, self.h, d // self.h).permute(2, 0, 3, 1, 4)
-        scores = q @ k.transpose(-1, -2) / math.sqrt(d // self.h) + self.cbda(z)[:, None] + add_mask
+        # A batch shorter than L gets the top-left corner of the bias (as the C++ side).
+        scores = q @ k.transpose(-1, -2) / math.sqrt(d // self.h) + self.cbda(z)[:, None, :t, :t] + add_mask
         ctx = (F.dropout(scores.softmax(-1), 0.1, self.training) @ v).transpose(1, 2).reshape(b, t, d)
         a = self.norm(self.ln1, x + F.dropout(self.attn_out(ctx), 0.1, self.training), z)
         f = self.norm(self.ln2, a + F.dropout(self.down(F.gelu(self.up(a))), 0.1, self.training), z)
@@ -142,6 +145,8 @@ def main():
     ap.add_argument("--seconds", type=float, default=10.0)
     ap.add_argument("--batch", type=int, default=32)
     ap.add_argument("--seq", type=int, default=128)
+    ap.add_argument("--batches", help="the C++ benchmark's GLUE batches (HYPERADAPT_DUMP_GLUE_BATCHES), each "
+                    "padded to its longest row; tokens/s then counts real tokens")
     ap.add_argument("--precision", choices=("fp32", "bf16"), default="fp32",
                     help="bf16: torch.autocast(bfloat16) around forward + loss; weights, gradients and AdamW stay fp32")
     a = ap.parse_args()
@@ -156,8 +161,13 @@ def main():
     mask[: a.batch // 2, a.seq // 2:] = 0
     task = torch.arange(a.batch) % len(num_labels)
     labels = torch.randint(0, 2, (a.batch,))
+    batches = glue_batches.load(a.batches) if a.batches else [(ids, types, mask, task, labels, None, a.batch * a.seq)]
+    done = {"steps": 0, "tokens": 0}
 
     def step():
+        ids, types, mask, task, labels, _, real = batches[done["steps"] % len(batches)]
+        done["steps"] += 1
+        done["tokens"] += real
         opt.zero_grad(set_to_none=True)
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=a.precision == "bf16"):
             loss = model(ids, types, mask, task, labels)
@@ -167,6 +177,7 @@ def main():
 
     for _ in range(2):
         step()
+    done["tokens"] = 0
     n, start = 0, time.perf_counter()
     while time.perf_counter() - start < a.seconds:
         step()
@@ -175,7 +186,8 @@ def main():
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     print(json.dumps({"impl": "pytorch", "torch": torch.__version__, "precision": a.precision,
                       "threads": a.threads, "torch_threads": torch.get_num_threads(), "batch": a.batch,
-                      "seq": a.seq, "steps": n, "ms_per_step": ms, "tokens_per_s": a.batch * a.seq / ms * 1e3,
+                      "seq": a.seq, "steps": n, "ms_per_step": ms, "tokens_per_s": done["tokens"] / (n * ms) * 1e3,
+                      "batches": "glue" if a.batches else "synthetic",
                       "trainable_params": trainable,
                       "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
 

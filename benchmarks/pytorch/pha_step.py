@@ -29,6 +29,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+import glue_batches  # benchmarks/pytorch/glue_batches.py
+
 P_DROP = 0.1
 
 
@@ -160,6 +162,8 @@ def main():
     ap.add_argument("--seconds", type=float, default=10.0)
     ap.add_argument("--batch", type=int, default=32)
     ap.add_argument("--seq", type=int, default=128)
+    ap.add_argument("--batches", help="the C++ benchmark's GLUE batches (HYPERADAPT_DUMP_GLUE_BATCHES), each "
+                    "padded to its longest row; tokens/s then counts real tokens")
     ap.add_argument("--precision", choices=("fp32", "bf16"), default="fp32",
                     help="bf16: torch.autocast(bfloat16) around forward + loss; weights, gradients and AdamW stay fp32")
     ap.add_argument("--device", default="cpu", help="cpu, or cuda (fp32, TF32 off as PyTorch's default)")
@@ -178,11 +182,17 @@ def main():
     labels = torch.randint(0, 2, (a.batch,))
     scores = torch.rand(a.batch) * 5
     ids, types, mask, task, labels, scores = (t.to(dev) for t in (ids, types, mask, task, labels, scores))
+    batches = glue_batches.load(a.batches, dev) if a.batches else \
+        [(ids, types, mask, task, labels, scores, a.batch * a.seq)]
+    done = {"steps": 0, "tokens": 0}
     sync = torch.cuda.synchronize if dev.type == "cuda" else (lambda: None)
 
     phases = {"forward": 0.0, "backward": 0.0, "clip": 0.0, "adamw": 0.0}
 
     def step():
+        ids, types, mask, task, labels, scores, real = batches[done["steps"] % len(batches)]
+        done["steps"] += 1
+        done["tokens"] += real
         # Synchronized at each phase's end, as the C++ side, so both report where a step's time goes.
         t0 = time.perf_counter()
         opt.zero_grad(set_to_none=True)
@@ -205,6 +215,7 @@ def main():
     for _ in range(5):
         step()
     phases = dict.fromkeys(phases, 0.0)
+    done["tokens"] = 0
     n, start = 0, time.perf_counter()
     while time.perf_counter() - start < a.seconds:
         step()
@@ -217,7 +228,8 @@ def main():
     print(json.dumps({"impl": "pytorch", "torch": torch.__version__, "device": a.device, "precision": a.precision,
                       "threads": a.threads, "torch_threads": torch.get_num_threads(), "batch": a.batch,
                       "seq": a.seq, "steps": n, "ms_per_step": ms,
-                      **{f"{k}_ms": v / n * 1e3 for k, v in phases.items()}, "tokens_per_s": a.batch * a.seq / ms * 1e3,
+                      **{f"{k}_ms": v / n * 1e3 for k, v in phases.items()}, "tokens_per_s": done["tokens"] / (n * ms) * 1e3,
+                      "batches": "glue" if a.batches else "synthetic",
                       "trainable_params": trainable, **memory}))
 
 
