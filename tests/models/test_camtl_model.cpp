@@ -50,6 +50,17 @@ std::vector<std::string> names_of(camtl_model<cpu, double>& m, bool trainable_on
     });
     return out;
 }
+/// BERT's initialisation, then values for the parts that start at zero (A, the FiLM biases) so that no path is
+/// degenerate, then the freezing rule.
+void initialize_without_zeros(camtl_model<cpu, double>& m, cpu& b, std::uint64_t seed) {
+    rng_stream init(1);
+    m.initialize(init);
+    m.visit_parameters([&](const std::string& n, parameter<cpu, double>& p) {
+        if (n.find("random_weight_matrix") != std::string::npos || n.find("gb_weights.bias") != std::string::npos)
+            b.fill_uniform(p.size(), seed++, 0, -0.3, 0.3, p.value.data());
+    });
+    m.apply_freezing();
+}
 bool has(const std::vector<std::string>& v, const std::string& s) { return std::find(v.begin(), v.end(), s) != v.end(); }
 bool any_contains(const std::vector<std::string>& v, const std::string& s) {
     return std::any_of(v.begin(), v.end(), [&](const std::string& n) { return n.find(s) != std::string::npos; });
@@ -64,15 +75,7 @@ BOOST_AUTO_TEST_CASE(whole_model_gradients_with_mixed_tasks) {
         o.frozen_layers = 0;
         o.freeze_embeddings = false;
         camtl_model<cpu, double> m(b, o);
-        rng_stream init(1);
-        m.initialize(init);
-        // Give the zero-initialised parts (A, FiLM biases) values so no path is degenerate.
-        std::uint64_t seed = 50;
-        m.visit_parameters([&](const std::string& n, parameter<cpu, double>& p) {
-            if (n.find("random_weight_matrix") != std::string::npos || n.find("gb_weights.bias") != std::string::npos)
-                b.fill_uniform(p.size(), seed++, 0, -0.3, 0.3, p.value.data());
-        });
-        m.apply_freezing();
+        initialize_without_zeros(m, b, 50);
         const auto tasks = tiny_tasks(8, 3);
         const auto batch = mixed_batch<cpu, double>(b, tasks);
         const auto r =
@@ -260,14 +263,7 @@ BOOST_AUTO_TEST_CASE(batches_as_long_as_their_longest_example_change_nothing_at_
         o.frozen_layers = 0;
         o.freeze_embeddings = false;
         camtl_model<cpu, double> m(b, o);
-        rng_stream init(1);
-        m.initialize(init);
-        std::uint64_t seed = 70;  // A and the FiLM biases start at zero: give them values
-        m.visit_parameters([&](const std::string& n, parameter<cpu, double>& p) {
-            if (n.find("random_weight_matrix") != std::string::npos || n.find("gb_weights.bias") != std::string::npos)
-                b.fill_uniform(p.size(), seed++, 0, -0.3, 0.3, p.value.data());
-        });
-        m.apply_freezing();
+        initialize_without_zeros(m, b, 70);
         const std::string report = testing::padding_invariance_report(m, b, tasks, rows, 16);
         BOOST_TEST(report.empty(), report);
 

@@ -206,6 +206,10 @@ private:
     /// pooled() and backward() of a batch made with batch_padding::length_groups: the encoder once per group.
     tensor<B, T> pooled_by_groups(const multitask_batch<B, T>& b, context& ctx, run_mode mode) const;
     void backward_by_groups(const tensor<B, T>& ds, context& ctx);
+    /// Encoder, conditioning and (when they train) embeddings backward from the encoder output's gradient.
+    void backward_below_pooling(const tensor<B, T>& dh, typename encoder_type::context& encoder,
+                                typename conditioning_type::context& conditioning,
+                                typename bert_embeddings<B, T>::context& embeddings, bool embeddings_train);
 
     static options_type check(options_type o) {
         if (o.tasks.empty()) throw config_error("multitask_model: at least one task is needed");
@@ -360,13 +364,23 @@ void multitask_model<Recipe>::backward_by_groups(const tensor<B, T>& ds, context
                 backend_->gather_rows(rg.size(), width, de.data(), rg.rows.data(), gc.encoder.tap_gradient.data());
             }
         }
-        layer_condition_gradients<B, T> dc;
-        dc.need_input_gradient = embeddings_train || conditioning_.needs_input_gradient();
-        conditioning_.prepare(dc, gc.conditioning);
-        const tensor<B, T> dx = encoder_.backward(dh, gc.encoder, dc);
-        const tensor<B, T> de = conditioning_.backward(dx, dc, gc.conditioning);
-        if (embeddings_train && !de.empty()) embeddings_.backward(de, gc.embeddings);
+        backward_below_pooling(dh, gc.encoder, gc.conditioning, gc.embeddings, embeddings_train);
     }
+}
+
+template <class Recipe>
+void multitask_model<Recipe>::backward_below_pooling(const tensor<B, T>& dh, typename encoder_type::context& encoder,
+                                                     typename conditioning_type::context& conditioning,
+                                                     typename bert_embeddings<B, T>::context& embeddings,
+                                                     bool embeddings_train) {
+    layer_condition_gradients<B, T> dc;
+    dc.need_input_gradient = embeddings_train || conditioning_.needs_input_gradient();
+    conditioning_.prepare(dc, conditioning);
+    // dx is empty when the encoder stopped below its lowest trainable layer (nothing below needs it); the
+    // conditioning still trains from the condition gradients.
+    const tensor<B, T> dx = encoder_.backward(dh, encoder, dc);
+    const tensor<B, T> de = conditioning_.backward(dx, dc, conditioning);
+    if (embeddings_train && !de.empty()) embeddings_.backward(de, embeddings);
 }
 
 template <class Recipe>
@@ -390,15 +404,7 @@ void multitask_model<Recipe>::backward(context& ctx, T loss_scale) {
         opts_.heads_read == head_input::mean ? mean_.backward(ds, ctx.mean) : pooler_.backward(ds, ctx.pooler);
     if (opts_.heads_read == head_input::mean) check_input_gradient(ctx.anomaly, mean_.name(), "", dh);
     auxiliary_.backward(*this, ctx, loss_scale);
-    const bool embeddings_train = embeddings_trainable();
-    layer_condition_gradients<B, T> dc;
-    dc.need_input_gradient = embeddings_train || conditioning_.needs_input_gradient();
-    conditioning_.prepare(dc, ctx.conditioning);
-    // dx is empty when the encoder stopped below its lowest trainable layer (nothing below needs it); the
-    // conditioning still trains from the condition gradients.
-    const tensor<B, T> dx = encoder_.backward(dh, ctx.encoder, dc);
-    const tensor<B, T> de = conditioning_.backward(dx, dc, ctx.conditioning);
-    if (embeddings_train && !de.empty()) embeddings_.backward(de, ctx.embeddings);
+    backward_below_pooling(dh, ctx.encoder, ctx.conditioning, ctx.embeddings, embeddings_trainable());
 }
 
 template <class Recipe>
