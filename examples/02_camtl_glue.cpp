@@ -89,19 +89,30 @@ head_input reads(const args& a) { return a.head_input == "mean" ? head_input::me
 // ---- running one configuration -------------------------------------------------------------------------
 struct setup {
     bert_config config;
-    std::vector<encoded_task> train, dev;
+    std::vector<encoded_task> train, validation, dev;  // validation: empty without --validation-per-task
     std::size_t backbone_params = 0;
 };
 
+/// A trained configuration: the trainer's result and the dev scores of the model it ended with (with a
+/// validation split: measured once, after selection; without: the last evaluation's).
+struct outcome {
+    training_result trained;
+    std::vector<data::task_result> test;
+};
+
 template <class Model>
-training_result run_with_sampler(Model& model, policy& b, const args& a, const setup& s,
-                                 const std::vector<std::size_t>& which_tasks, const trainer_options& o) {
-    std::vector<encoded_task> train, dev;
+outcome run_with_sampler(Model& model, policy& b, const args& a, const setup& s,
+                         const std::vector<std::size_t>& which_tasks, const trainer_options& o) {
+    std::vector<encoded_task> train, validation, dev;
     for (auto t : which_tasks) {
         train.push_back(s.train[t]);
         dev.push_back(s.dev[t]);
+        if (!s.validation.empty()) validation.push_back(s.validation[t]);
     }
-    return examples::train_with_sampler(model, b, a.sampler, a.batch, a.seed, train, dev, o);
+    const bool selecting = !validation.empty();
+    outcome out{examples::train_with_sampler(model, b, a.sampler, a.batch, a.seed, train, selecting ? validation : dev, o), {}};
+    out.test = selecting ? evaluate_tasks<Model, policy, float>(model, b, dev, o.eval_batch, o.padding) : out.trained.final;
+    return out;
 }
 
 std::vector<task_head_spec> heads_for(const args& a, const setup& s, const std::vector<std::size_t>& which) {
@@ -110,7 +121,7 @@ std::vector<task_head_spec> heads_for(const args& a, const setup& s, const std::
     return h;
 }
 
-training_result run_config(policy& b, const args& a, const setup& s, const std::vector<std::size_t>& which,
+outcome run_config(policy& b, const args& a, const setup& s, const std::vector<std::size_t>& which,
                            trainer_options o, bool pretrained) {
     std::size_t examples = 0;
     for (auto t : which) examples += s.train[t].size();
@@ -147,19 +158,31 @@ training_result run_config(policy& b, const args& a, const setup& s, const std::
     return run_with_sampler(m, b, a, s, which, o);
 }
 
-void print_result(const std::string& label, const training_result& r, std::size_t backbone) {
+void print_result(const std::string& label, const outcome& out, std::size_t backbone, bool selecting) {
+    const training_result& r = out.trained;
     std::printf("%s: %lld steps in %.1f s, trainable %zu of %zu parameters (%.1f %% of the backbone's %zu), "
                 "%.1f %% of candidates used\n",
                 label.c_str(), static_cast<long long>(r.steps), r.seconds, r.counts.trainable, r.counts.total,
                 100.0 * static_cast<double>(r.counts.trainable) / static_cast<double>(backbone), backbone,
                 100.0 * r.fraction_used);
+    if (selecting) {
+        std::printf("  selected the model of step %lld (best average validation score)\n", static_cast<long long>(r.selected.step));
+        std::printf("  %-10s %12s %12s\n", "task", "validation", "dev");
+        for (std::size_t t = 0; t < out.test.size(); ++t)
+            std::printf("  %-10s %12.4f %12.4f\n", out.test[t].task.c_str(), r.selected.tasks[t].score, out.test[t].score);
+        std::printf("  %-10s %12.4f %12.4f\n", "average", r.selected.average, data::average_score(out.test));
+        return;
+    }
     std::printf("  %-10s %12s %12s\n", "task", "best dev", "final dev");
     for (std::size_t t = 0; t < r.best.size(); ++t)
         std::printf("  %-10s %12.4f %12.4f\n", r.best[t].task.c_str(), r.best[t].score, r.final[t].score);
     std::printf("  %-10s %12.4f %12.4f\n", "average", r.best_average, r.final_average);
 }
 
-nlohmann::json to_json(const args& a, const std::string& label, const training_result& r, std::size_t backbone) {
+nlohmann::json to_json(const args& a, const std::string& label, const outcome& out, const setup& s,
+                       const std::vector<std::size_t>& which) {
+    const training_result& r = out.trained;
+    const std::size_t backbone = s.backbone_params;
     nlohmann::json j{{"label", label}, {"model", a.model}, {"sampler", a.sampler}, {"seed", a.seed},
                      {"epochs", a.steps > 0 ? 0.0 : a.epochs}, {"batch", a.batch}, {"lr", a.lr}, {"steps", r.steps},
                      {"seconds", r.seconds}, {"fraction_used", r.fraction_used}, {"real_tokens", r.real_tokens},
@@ -171,6 +194,16 @@ nlohmann::json to_json(const args& a, const std::string& label, const training_r
         j["best"][r.best[t].task] = r.best[t].score;
         j["final"][r.final[t].task] = r.final[t].score;
     }
+    std::vector<encoded_task> train, validation, dev;
+    std::vector<data::task_result> floor;
+    for (auto t : which) {
+        train.push_back(s.train[t]);
+        dev.push_back(s.dev[t]);
+        if (!s.validation.empty()) validation.push_back(s.validation[t]);
+        floor.push_back(examples::constant_predictor(s.train[t], s.dev[t]));
+    }
+    examples::add_protocol_fields(j, a, r, out.test, train, validation, dev, floor);
+    j["seq_len"] = a.seq_len;
     return j;
 }
 
@@ -196,7 +229,7 @@ int run(args& a) {
         for (const auto& name : split_list(a.tasks)) {
             const auto tr = data::load_task(name, a.data, data::split::train);
             const auto dv = data::load_task(name, a.data, data::split::dev);
-            s.train.push_back(encode_task(tr, tok, a.seq_len, a.train_per_task, a.seed ^ 0x5eed));
+            s.train.push_back(encode_task(tr, tok, a.seq_len, examples::examples_to_draw(a), a.sample_seed() ^ 0x5eed));
             s.dev.push_back(encode_task(dv, tok, a.seq_len, a.dev_per_task, 0xde5));
         }
         examples::check_not_empty(s.train, s.dev, a.data);
@@ -218,23 +251,30 @@ int run(args& a) {
                     "regression), 2-layer encoder (hidden 64), %s sampler, %zu threads\n",
                     a.sampler.c_str(), static_cast<std::size_t>(b.threads()));
     }
+    s.validation = examples::carve_validation_splits(s.train, a);
     trainer_options o = examples::trainer_from(a);
 
-    std::vector<std::pair<std::string, training_result>> results;
+    struct labelled {
+        std::string label;
+        outcome out;
+        std::vector<std::size_t> which;
+    };
+    std::vector<labelled> results;
     if (a.model == "single") {
         for (std::size_t t = 0; t < s.train.size(); ++t) {
             o.run_name = "single-" + s.train[t].info.name;
             if (!a.out.empty()) o.out_dir = std::filesystem::path(a.out) / s.train[t].info.name;
-            results.emplace_back("single-task " + s.train[t].info.name, run_config(b, a, s, {t}, o, real));
+            results.push_back({"single-task " + s.train[t].info.name, run_config(b, a, s, {t}, o, real), {t}});
         }
     } else {
         std::vector<std::size_t> all(s.train.size());
         for (std::size_t t = 0; t < all.size(); ++t) all[t] = t;
         o.run_name = a.model + "-" + a.sampler;
-        results.emplace_back(a.model + " (" + a.sampler + ")", run_config(b, a, s, all, o, real));
+        results.push_back({a.model + " (" + a.sampler + ")", run_config(b, a, s, all, o, real), all});
     }
-    for (const auto& [label, r] : results) {
-        print_result(label, r, s.backbone_params);
+    for (const auto& [label, out, which] : results) {
+        const training_result& r = out.trained;
+        print_result(label, out, s.backbone_params, !s.validation.empty());
         for (const auto& why : r.resume_skipped) std::printf("  resume passed over %s\n", why.c_str());
         if (r.resumed_from > 0) std::printf("  (resumed from the checkpoint of step %lld)\n", static_cast<long long>(r.resumed_from));
         if (r.skipped_steps > 0)
@@ -243,16 +283,17 @@ int run(args& a) {
     }
     if (a.model == "single" && results.size() > 1) {
         double best = 0, final = 0;
-        for (const auto& [label, r] : results) {
-            best += r.best_average;
-            final += r.final_average;
+        for (const auto& res : results) {
+            best += s.validation.empty() ? res.out.trained.best_average : res.out.trained.selected.average;
+            final += s.validation.empty() ? res.out.trained.final_average : data::average_score(res.out.test);
         }
+        if (!s.validation.empty()) std::printf("(selected models: validation, then dev)\n");
         std::printf("single-task average: best %.4f, final %.4f\n", best / static_cast<double>(results.size()),
                     final / static_cast<double>(results.size()));
     }
     if (!a.json.empty()) {
         std::ofstream out(a.json, std::ios::app);
-        for (const auto& [label, r] : results) out << to_json(a, label, r, s.backbone_params).dump() << '\n';
+        for (const auto& res : results) out << to_json(a, res.label, res.out, s, res.which).dump() << '\n';
         out.flush();
         if (!out) throw io_error(a.json + ": cannot append the results (--json)");
     }

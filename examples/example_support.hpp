@@ -20,6 +20,7 @@
 #include <CLI/CLI.hpp>
 
 #include "hyperadapt/data/task.hpp"
+#include "hyperadapt/data/validation_split.hpp"
 #include "hyperadapt/models/bert.hpp"
 #include "hyperadapt/train/multitask_trainer.hpp"
 #include "hyperadapt/train/samplers/mt_uncertainty.hpp"
@@ -140,6 +141,14 @@ struct common_args {
     int threads = 0;
     bool resume = false, skip_nonfinite = false, quiet = false, tasks_given = false;
     bool pad_to_seq_len = false;  // every batch seq_len long instead of as long as its longest example
+    std::size_t validation_per_task = 0;  // > 0: carve a validation split, select on it, report dev once
+    std::uint64_t data_seed = 12;         // subsample and validation carve (default: --seed)
+    bool data_seed_given = false;
+    std::vector<parameter_group> lr_groups;
+    double warmup = 0.1, weight_decay = 0.01;
+
+    /// The seed of the training subsample and of the validation carve.
+    [[nodiscard]] std::uint64_t sample_seed() const noexcept { return data_seed_given ? data_seed : seed; }
 };
 
 inline constexpr std::size_t max_seq_len = 1 << 16;
@@ -172,6 +181,29 @@ inline void add_common_options(CLI::App& app, common_args& a) {
     app.add_option("--checkpoint-every", a.checkpoint_every, "write a training checkpoint into --out every K steps")
         ->check(CLI::Range(std::int64_t{0}, std::int64_t{1} << 40));
     app.add_flag("--resume", a.resume, "continue from the newest valid checkpoint in --out (a fresh start when there is none)");
+    app.add_option("--validation-per-task", a.validation_per_task,
+                   "carve N training examples per task (stratified, drawn by --data-seed) as a validation split: the run "
+                   "keeps the model of the evaluation with the best average validation score and reports the dev "
+                   "set once, on that model (0: no validation split; dev is evaluated during training)")
+        ->check(CLI::Range(std::size_t{0}, max_rows));
+    app.add_option_function<std::string>("--data-seed", [&a](const std::string& v) {
+            a.data_seed = std::stoull(v), a.data_seed_given = true;
+        }, "seed of the training subsample and the validation carve (default: --seed)")
+        ->check(unsigned_integer);
+    app.add_option_function<std::vector<std::string>>("--lr-group", [&a](const std::vector<std::string>& specs) {
+            for (const auto& spec : specs) {
+                try {
+                    a.lr_groups.push_back(parse_parameter_group(spec));
+                } catch (const config_error& e) {
+                    throw CLI::ValidationError("--lr-group", e.what());
+                }
+            }
+        }, "REGEX=LR[,wd=DECAY][,warmup=PROPORTION]: the parameters whose name matches REGEX train with their own "
+           "peak rate (and decay, warmup); repeatable, the first match wins, --lr is the rate of the rest")
+        ->take_all()
+        ->allow_extra_args(false);
+    app.add_option("--warmup", a.warmup, "linear warmup, a proportion of the steps")->check(CLI::Range(0.0, 1.0))->capture_default_str();
+    app.add_option("--weight-decay", a.weight_decay, "AdamW's decoupled weight decay")->check(finite_nonnegative)->capture_default_str();
     app.add_flag("--pad-to-seq-len", a.pad_to_seq_len, "pad every batch to --seq-len (default: rows grouped by length, each group padded to its longest example)");
     app.add_flag("--skip-nonfinite", a.skip_nonfinite, "skip a step whose loss or gradient is not finite instead of stopping");
     app.add_flag("--quiet", a.quiet, "no progress output");
@@ -265,8 +297,90 @@ inline trainer_options trainer_from(const common_args& a) {
     o.resume = a.resume;
     o.on_nonfinite = a.skip_nonfinite ? nonfinite_policy::skip_step : nonfinite_policy::stop;
     o.padding = a.pad_to_seq_len ? batch_padding::to_encoded_length : batch_padding::length_groups;
+    o.groups = a.lr_groups;
+    o.warmup_proportion = a.warmup;
+    o.weight_decay = a.weight_decay;
+    if (a.validation_per_task > 0) {
+        o.selection = model_selection::best_average;
+        o.eval_split = "validation";
+    }
     if (!a.out.empty()) o.out_dir = a.out;
     return o;
+}
+
+/// How many examples to draw from each task's training split: the training examples and, on top, the
+/// validation examples carved from them (0: all).
+inline std::size_t examples_to_draw(const common_args& a) {
+    return a.train_per_task > 0 ? a.train_per_task + a.validation_per_task : 0;
+}
+
+/// Carves a.validation_per_task examples out of every task of `train` (data/validation_split.hpp) and
+/// returns them; `train` keeps the rest. Nothing happens (an empty result) when validation_per_task is 0.
+inline std::vector<encoded_task> carve_validation_splits(std::vector<encoded_task>& train, const common_args& a) {
+    std::vector<encoded_task> validation;
+    if (a.validation_per_task == 0) return validation;
+    for (auto& t : train) {
+        auto split = carve_validation(t, a.validation_per_task, a.sample_seed() ^ 0x7a11da7e);
+        t = std::move(split.train);
+        validation.push_back(std::move(split.validation));
+    }
+    return validation;
+}
+
+/// The score of a constant predictor on `test`: the majority class of `train` for a classification task (the
+/// first on a tie); NaN for a regression task, whose correlations a constant leaves undefined.
+inline data::task_result constant_predictor(const encoded_task& train, const encoded_task& test) {
+    if (test.is_regression()) {
+        data::task_result r;
+        r.task = test.info.name;
+        r.score = std::numeric_limits<double>::quiet_NaN();
+        return r;
+    }
+    std::vector<std::size_t> votes(test.num_labels(), 0);
+    for (const auto l : train.labels)
+        if (l >= 0 && static_cast<std::size_t>(l) < votes.size()) ++votes[static_cast<std::size_t>(l)];
+    const int majority = static_cast<int>(std::max_element(votes.begin(), votes.end()) - votes.begin());
+    std::vector<int> predicted(test.size(), majority), gold(test.labels.begin(), test.labels.end());
+    return data::evaluate(test.info, predicted, gold);
+}
+
+/// JSON of results per task: {task: score}, NaN as null.
+inline nlohmann::json scores_json(const std::vector<data::task_result>& results) {
+    nlohmann::json j = nlohmann::json::object();
+    for (const auto& r : results) j[r.task] = std::isnan(r.score) ? nlohmann::json(nullptr) : nlohmann::json(r.score);
+    return j;
+}
+
+/// The protocol fields of a run's JSON record (docs/results.md): data seed, split sizes, the selection rule
+/// and the selected evaluation, the dev ("test") scores of the selected model with every metric, the
+/// constant predictor's scores, the validation curve, the groups and the budget.
+inline void add_protocol_fields(nlohmann::json& j, const common_args& a, const training_result& r,
+                                const std::vector<data::task_result>& test, const std::vector<encoded_task>& train,
+                                const std::vector<encoded_task>& validation, const std::vector<encoded_task>& dev,
+                                const std::vector<data::task_result>& floor) {
+    j["data_seed"] = a.sample_seed();
+    j["train_per_task"] = a.train_per_task;
+    j["validation_per_task"] = a.validation_per_task;
+    j["selection"] = a.validation_per_task > 0 ? "best validation average" : "last step (no validation split)";
+    j["selected_step"] = r.selected.step;
+    j["validation"] = a.validation_per_task > 0 ? scores_json(r.selected.tasks) : nlohmann::json(nullptr);
+    j["test"] = scores_json(test);
+    j["test_average"] = data::average_score(test);
+    for (const auto& t : test)
+        for (const auto& v : t.values) j["test_metrics"][t.task][std::string(data::to_string(v.which))] = v.value;
+    j["floor"] = scores_json(floor);
+    j["curve"] = nlohmann::json::array();
+    for (const auto& e : r.evaluations) j["curve"].push_back({{"step", e.step}, {"average", std::isnan(e.average) ? nlohmann::json(nullptr) : nlohmann::json(e.average)}, {"scores", scores_json(e.tasks)}});
+    for (std::size_t t = 0; t < train.size(); ++t) {
+        j["examples"][train[t].info.name] = {{"train", train[t].size()},
+                                             {"validation", t < validation.size() ? validation[t].size() : 0},
+                                             {"test", t < dev.size() ? dev[t].size() : 0}};
+    }
+    j["lr_groups"] = nlohmann::json::array();
+    for (const auto& g : a.lr_groups) j["lr_groups"].push_back(to_string(g));
+    j["warmup"] = a.warmup;
+    j["weight_decay"] = a.weight_decay;
+    j["tokens_per_second"] = r.seconds > 0 ? static_cast<double>(r.real_tokens) / r.seconds : 0.0;
 }
 
 /// The main() wrapper both examples use: library errors and anything else end with rc 1 and one line naming

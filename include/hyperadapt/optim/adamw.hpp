@@ -10,10 +10,15 @@
 // that parameter's own updates. So frozen parameters own no moments, and a parameter unfrozen later
 // (gradual unfreezing) starts with fresh bias correction. Freezing a parameter keeps its state.
 //
+// Parameter groups (optim/parameter_groups.hpp): each parameter updates with its group's learning rate and
+// weight decay; group 0 is the default group (the options' rate and decay) of every parameter that matches
+// no pattern. A schedule sets each group's rate before each step (set_group_lr).
+//
 // The optimizer holds pointers to the model's parameters: the model must outlive it and stay in place.
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
+#include <regex>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -22,6 +27,7 @@
 #include "hyperadapt/core/errors.hpp"
 #include "hyperadapt/nn/layer.hpp"
 #include "hyperadapt/nn/parameter.hpp"
+#include "hyperadapt/optim/parameter_groups.hpp"
 
 namespace hyperadapt {
 
@@ -50,23 +56,64 @@ public:
 
     template <parameterized M>
         requires std::same_as<typename M::backend_type, B> && std::same_as<typename M::value_type, T>
-    explicit adamw(M& model, adamw_options opts = {}) : opts_(opts) {
+    explicit adamw(M& model, adamw_options opts = {}, const std::vector<parameter_group>& groups = {}) : opts_(opts) {
         validate(opts_);
+        groups_.push_back({"", opts_.lr, opts_.weight_decay, 0});
+        std::vector<std::regex> patterns;
+        for (const auto& g : groups) {
+            hyperadapt::validate(g);
+            groups_.push_back({g.pattern, g.lr, g.weight_decay.value_or(opts_.weight_decay), 0});
+            patterns.emplace_back(g.pattern, std::regex::ECMAScript);
+        }
+        std::string example_name;
         model.visit_parameters([&](const std::string& name, parameter<B, T>& p) {
             for (const auto& e : entries_)
                 if (e.name == name)
                     throw config_error("hyperadapt::adamw: two parameters are named \"" + name +
                                        "\"; optimizer state is keyed by name");
-            entries_.push_back({name, &p, {}});
+            std::size_t group = 0;
+            for (std::size_t g = 0; g < patterns.size() && group == 0; ++g)
+                if (std::regex_search(name, patterns[g])) group = g + 1;
+            ++groups_[group].parameters;
+            if (example_name.empty() || (example_name.find('.') == std::string::npos && name.find('.') != std::string::npos))
+                example_name = name;
+            entries_.push_back({name, &p, {}, group});
         });
+        for (std::size_t g = 1; g < groups_.size(); ++g)
+            if (groups_[g].parameters == 0)
+                throw config_error("hyperadapt::adamw: parameter group '" + to_string(groups[g - 1]) +
+                                   "' matches no parameter of the model (names look like '" + example_name + "')");
     }
 
     [[nodiscard]] const adamw_options& options() const noexcept { return opts_; }
-    [[nodiscard]] double lr() const noexcept { return opts_.lr; }
-    /// Sets the learning rate for the next step (a schedule calls this before each step).
-    void set_lr(double lr) {
+    /// The default group's learning rate.
+    [[nodiscard]] double lr() const noexcept { return groups_[0].lr; }
+    /// Sets the default group's learning rate for the next step (with one group, the only rate).
+    void set_lr(double lr) { set_group_lr(0, lr); }
+
+    /// A group as the optimizer holds it: its pattern (empty for the default group 0), current rate, decay
+    /// and how many parameters it took.
+    struct group_state {
+        std::string pattern;
+        double lr;
+        double weight_decay;
+        std::size_t parameters;
+    };
+    [[nodiscard]] std::size_t group_count() const noexcept { return groups_.size(); }
+    [[nodiscard]] const group_state& group(std::size_t g) const { return groups_.at(g); }
+    /// The group of parameter `name` (0: the default group); throws config_error for an unknown name.
+    [[nodiscard]] std::size_t group_of(std::string_view name) const {
+        const entry* e = find(name);
+        if (!e) throw config_error("hyperadapt::adamw: no parameter named \"" + std::string(name) + "\"");
+        return e->group;
+    }
+    /// Sets group g's learning rate for the next step (a schedule calls this before each step).
+    void set_group_lr(std::size_t g, double lr) {
+        if (g >= groups_.size())
+            throw config_error("hyperadapt::adamw: no parameter group " + std::to_string(g) + " (there are " +
+                               std::to_string(groups_.size()) + ")");
         if (!(lr >= 0)) throw config_error("hyperadapt::adamw: learning rate must be >= 0, got " + std::to_string(lr));
-        opts_.lr = lr;
+        groups_[g].lr = lr;
     }
     /// How many times step() has run.
     [[nodiscard]] std::int64_t step_count() const noexcept { return steps_; }
@@ -82,8 +129,9 @@ public:
             const std::int64_t t = ++e.state.step;
             const double bc1 = 1 - std::pow(opts_.beta1, static_cast<double>(t));
             const double bc2 = 1 - std::pow(opts_.beta2, static_cast<double>(t));
-            p.value.backend().adamw_update(p.size(), T(opts_.lr), T(opts_.beta1), T(opts_.beta2), T(opts_.eps),
-                                           T(p.decay ? opts_.weight_decay : 0.0), T(bc1), T(bc2), p.grad.data(),
+            const group_state& g = groups_[e.group];
+            p.value.backend().adamw_update(p.size(), T(g.lr), T(opts_.beta1), T(opts_.beta2), T(opts_.eps),
+                                           T(p.decay ? g.weight_decay : 0.0), T(bc1), T(bc2), p.grad.data(),
                                            p.value.data(), e.state.m.data(), e.state.v.data());
         }
         ++steps_;
@@ -123,6 +171,7 @@ private:
         std::string name;
         parameter<B, T>* param;
         adamw_moments<B, T> state;
+        std::size_t group = 0;
     };
 
     static void validate(const adamw_options& o) {
@@ -153,6 +202,7 @@ private:
     }
 
     adamw_options opts_;
+    std::vector<group_state> groups_;
     std::vector<entry> entries_;
     std::int64_t steps_ = 0;
 };

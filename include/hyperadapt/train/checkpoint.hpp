@@ -142,6 +142,14 @@ void save_training_checkpoint(const std::filesystem::path& path, Model& model, c
     j["step"] = state.step;
     j["epoch"] = state.epoch;
     j["optimizer"] = {{"steps", optimizer.step_count()}, {"lr", optimizer.lr()}, {"parameter_steps", opt_steps}};
+    if (optimizer.group_count() > 1) {  // the default group is "lr"; a checkpoint without groups has only it
+        nlohmann::json groups = nlohmann::json::array();
+        for (std::size_t g = 1; g < optimizer.group_count(); ++g) {
+            const auto& gs = optimizer.group(g);
+            groups.push_back({{"pattern", gs.pattern}, {"lr", gs.lr}, {"weight_decay", gs.weight_decay}});
+        }
+        j["optimizer"]["groups"] = std::move(groups);
+    }
     j["rng"] = nlohmann::json::object();
     for (const auto& [k, r] : state.rng) j["rng"][k] = {r.seed(), r.offset()};
     j["extra"] = state.extra;
@@ -178,6 +186,11 @@ struct checkpoint_state_record {
     std::int64_t optimizer_steps = 0;
     double lr = 0;
     std::vector<std::pair<std::string, std::int64_t>> parameter_steps;  ///< AdamW's per-parameter step
+    struct group {
+        std::string pattern;
+        double lr = 0, weight_decay = 0;
+    };
+    std::vector<group> groups;  ///< AdamW's parameter groups after the default one (none: a single group)
 };
 
 /// Parses the "state" metadata text that save_training_checkpoint writes. Every missing or mistyped field
@@ -217,6 +230,22 @@ inline checkpoint_state_record parse_checkpoint_state(std::string_view text, con
     if (!lr.is_number() || !(lr.get<double>() >= 0) || !std::isfinite(lr.get<double>()))
         fail("optimizer.lr", "is " + io::json_summary(lr) + ", not a finite number >= 0");
     rec.lr = lr.get<double>();
+    auto rate = [&](const nlohmann::json& v, const std::string& field) {
+        if (!v.is_number() || !(v.get<double>() >= 0) || !std::isfinite(v.get<double>()))
+            fail(field, "is " + io::json_summary(v) + ", not a finite number >= 0");
+        return v.get<double>();
+    };
+    if (const auto groups = opt.find("groups"); groups != opt.end()) {
+        if (!groups->is_array()) fail("optimizer.groups", "is " + io::json_summary(*groups) + ", not an array");
+        for (std::size_t g = 0; g < groups->size(); ++g) {
+            const std::string field = "optimizer.groups[" + std::to_string(g) + "]";
+            const auto& v = object((*groups)[g], field);
+            const auto& pattern = member(v, "pattern", field + ".pattern");
+            if (!pattern.is_string()) fail(field + ".pattern", "is " + io::json_summary(pattern) + ", not a string");
+            rec.groups.push_back({pattern.get<std::string>(), rate(member(v, "lr", field + ".lr"), field + ".lr"),
+                                  rate(member(v, "weight_decay", field + ".weight_decay"), field + ".weight_decay")});
+        }
+    }
     for (const auto& [name, v] : object(member(opt, "parameter_steps", "optimizer.parameter_steps"),
                                         "optimizer.parameter_steps")
                                      .items())
@@ -259,6 +288,19 @@ training_state load_training_checkpoint(const std::filesystem::path& path, Model
         throw io_error(where + "checksum mismatch (stored " + meta("checksum") + ", computed " + computed +
                        "): the checkpoint is corrupted or was torn while writing");
     const detail::checkpoint_state_record rec = detail::parse_checkpoint_state(text, where);
+    // A resumed run must update every parameter as the interrupted one did: the same groups, in order.
+    auto describe = [](const std::vector<std::pair<std::string, double>>& groups) {
+        std::string s;
+        for (const auto& [pattern, wd] : groups) s += (s.empty() ? "'" : ", '") + pattern + "' (wd " + std::to_string(wd) + ")";
+        return s.empty() ? std::string("none besides the default") : s;
+    };
+    std::vector<std::pair<std::string, double>> stored, wanted;
+    for (const auto& g : rec.groups) stored.emplace_back(g.pattern, g.weight_decay);
+    for (std::size_t g = 1; g < optimizer.group_count(); ++g)
+        wanted.emplace_back(optimizer.group(g).pattern, optimizer.group(g).weight_decay);
+    if (stored != wanted)
+        throw io_error(where + "the checkpoint was trained with parameter groups " + describe(stored) +
+                       "; this optimizer has " + describe(wanted) + " (resume with the same --lr-group options)");
 
     // Read every value before writing anything: a conversion error half way must not leave a mixed model.
     auto read_checked = [&](const io::tensor_entry& e, const parameter<B, T>& p, const std::string& what) {
@@ -299,6 +341,7 @@ training_state load_training_checkpoint(const std::filesystem::path& path, Model
     }
     optimizer.set_step_count(rec.optimizer_steps);
     optimizer.set_lr(rec.lr);
+    for (std::size_t g = 0; g < rec.groups.size(); ++g) optimizer.set_group_lr(g + 1, rec.groups[g].lr);
     return rec.state;
 }
 

@@ -4,8 +4,15 @@
 //   each step:  rows = sampler's batch (MT-Uncertainty: one no-grad forward over the T·b candidates in train
 //               mode, dropout active, as the authors do; then the top b) -> mixed-task batch -> loss (mean over
 //               the tasks present) -> backward -> global-norm clipping -> AdamW with linear warmup/decay
-//   every eval_every steps and at the end: each task's dev metric(s); both the best score per task over all
-//               evaluations (what CA-MTL reports) and the final checkpoint's scores are kept, labelled as such
+//   every eval_every steps and at the end: each task's metric(s) on the evaluation set the caller passes;
+//               the best score per task over all evaluations (what CA-MTL reports) and the final scores are
+//               kept, labelled as such
+//   selection:  with selection = best_average the evaluation set is a validation split carved from the
+//               training data, and the run ends with the model of the evaluation whose average score over
+//               the tasks was highest (one model per run, never a per-task maximum); the caller then
+//               measures that model once on its test set, which the loop never sees
+//   groups:     parameter groups (optim/parameter_groups.hpp) each with its own peak rate, weight decay and
+//               warmup; every group follows the same linear warmup/decay shape
 //   output:     progress (bar on a terminal, lines otherwise), metrics as JSONL, a PNG of the dev curves
 //               (gnuplot), optional checkpoints (train/checkpoint.hpp) for bit-exact resume
 //   numerics:   a non-finite loss or global gradient norm (the norm clipping computes anyway is a reduction
@@ -15,7 +22,8 @@
 //               never written with non-finite values, and resume passes over any that hold them.
 //   resume:     with `resume`, the newest checkpoint in out_dir/checkpoints that validates and is finite
 //               restores model, AdamW, dropout stream and sampler; the run continues from its step and its
-//               losses equal the uninterrupted run's bit for bit (CPU).
+//               losses equal the uninterrupted run's bit for bit (CPU). Model selection starts again at the
+//               resumed step: the evaluations before it are not in the checkpoint.
 //
 // A model for this loop provides (see models/camtl.hpp):
 //   double forward_loss(const multitask_batch<B,T>&, context&, run_mode);  void backward(context&);
@@ -39,6 +47,7 @@
 #include "hyperadapt/nn/parameters.hpp"
 #include "hyperadapt/optim/adamw.hpp"
 #include "hyperadapt/optim/clip.hpp"
+#include "hyperadapt/optim/parameter_groups.hpp"
 #include "hyperadapt/optim/schedule.hpp"
 #include "hyperadapt/train/checkpoint.hpp"
 #include "hyperadapt/train/metrics_log.hpp"
@@ -64,11 +73,18 @@ public:
 /// What a non-finite loss or gradient does: end the run (the default), or skip that step's update.
 enum class nonfinite_policy { stop, skip_step };
 
+/// Which model a run ends with: the last step's, or the one of the evaluation with the best average score
+/// over the tasks (model selection on a validation split: pass the validation split as the loop's `dev`).
+enum class model_selection { last_step, best_average };
+
 struct trainer_options {
     std::int64_t steps = 100;
-    double lr = 2e-5;
+    double lr = 2e-5;  ///< the default group's peak rate (parameters no group pattern matches)
     double warmup_proportion = 0.1;
     double weight_decay = 0.01;
+    std::vector<parameter_group> groups;  ///< parameters with their own rate, decay, warmup (first match wins)
+    model_selection selection = model_selection::last_step;
+    std::string eval_split = "dev";  ///< what metrics.jsonl calls the evaluation set ("validation" when selecting)
     double max_grad_norm = 1.0;
     std::int64_t eval_every = 0;      ///< 0: evaluate only at the end
     std::size_t eval_batch = 64;
@@ -85,10 +101,21 @@ struct trainer_options {
     std::string run_name = "run";
 };
 
+/// One evaluation of the loop: its step, each task's result and their average.
+struct evaluation_record {
+    std::int64_t step = 0;
+    std::vector<data::task_result> tasks;
+    double average = 0;
+};
+
 struct training_result {
     std::vector<data::task_result> best;   ///< per task, the best score over all evaluations
     std::vector<data::task_result> final;  ///< per task, the last evaluation
     double best_average = 0, final_average = 0;
+    /// The evaluation whose model the run ended with (best_average: the highest average, the earliest on a
+    /// tie; last_step: the final one), and every evaluation in order.
+    evaluation_record selected;
+    std::vector<evaluation_record> evaluations;
     double fraction_used = 1;  ///< examples used for updates / candidates drawn
     std::int64_t steps = 0;
     double seconds = 0;
@@ -222,10 +249,34 @@ training_result detail::train_multitask_loop(Model& model, sampler_handle& sampl
     const auto start = std::chrono::steady_clock::now();
     training_result result;
     result.counts = count_parameters(model);
-    adamw<B, T> opt(model, {.lr = o.lr, .weight_decay = o.weight_decay});
-    const auto warmup = static_cast<std::int64_t>(std::llround(o.warmup_proportion * static_cast<double>(o.steps)));
-    linear_warmup_schedule schedule(o.lr, warmup, o.steps);
+    adamw<B, T> opt(model, {.lr = o.lr, .weight_decay = o.weight_decay}, o.groups);
+    auto schedule_for = [&](double lr, double warmup_proportion) {
+        if (!(warmup_proportion >= 0 && warmup_proportion <= 1))
+            throw config_error("train_multitask: warmup proportion must be in [0, 1], got " + std::to_string(warmup_proportion));
+        const auto warmup = static_cast<std::int64_t>(std::llround(warmup_proportion * static_cast<double>(o.steps)));
+        return linear_warmup_schedule(lr, warmup, o.steps);
+    };
+    std::vector<linear_warmup_schedule> schedules{schedule_for(o.lr, o.warmup_proportion)};
+    for (const auto& g : o.groups) schedules.push_back(schedule_for(g.lr, g.warmup_proportion.value_or(o.warmup_proportion)));
+    const linear_warmup_schedule& schedule = schedules[0];
     rng_stream dropout_rng(o.seed);
+
+    // The selected model's trainable values (best_average), kept on the host between evaluations.
+    std::vector<std::vector<T>> selected_values;
+    auto snapshot = [&] {
+        selected_values.clear();
+        model.visit_parameters([&](const std::string&, parameter<B, T>& p) {
+            if (p.trainable()) selected_values.push_back(p.value.to_host());
+        });
+    };
+    auto restore_snapshot = [&] {
+        std::size_t i = 0;
+        model.visit_parameters([&](const std::string&, parameter<B, T>& p) {
+            if (!p.trainable()) return;
+            const auto& v = selected_values.at(i++);
+            p.value.backend().copy_from_host(v.data(), p.value.data(), v.size());
+        });
+    };
 
     std::optional<metrics_log> log;
     if (!o.out_dir.empty()) log.emplace(o.out_dir / "metrics.jsonl");
@@ -244,17 +295,26 @@ training_result detail::train_multitask_loop(Model& model, sampler_handle& sampl
     auto evaluate_now = [&](std::int64_t step) {
         auto res = evaluate_tasks<Model, B, T>(model, backend, dev, o.eval_batch, o.padding);
         if (result.best.empty()) result.best = res;
+        evaluation_record now{step, res, data::average_score(res)};
+        const bool better = result.evaluations.empty() || now.average > result.selected.average ||
+                            (std::isnan(result.selected.average) && !std::isnan(now.average));
+        if (o.selection == model_selection::last_step || better) {
+            result.selected = now;
+            if (o.selection == model_selection::best_average && step < o.steps) snapshot();
+            else selected_values.clear();  // the model as it stands is the selected one
+        }
+        result.evaluations.push_back(std::move(now));
         for (std::size_t t = 0; t < res.size(); ++t) {
             if (res[t].score > result.best[t].score || std::isnan(result.best[t].score)) result.best[t] = res[t];
             if (log) {
-                nlohmann::json rec{{"run", o.run_name}, {"split", "dev"}, {"step", step}, {"task", res[t].task},
+                nlohmann::json rec{{"run", o.run_name}, {"split", o.eval_split}, {"step", step}, {"task", res[t].task},
                                    {"score", res[t].score}};
                 for (const auto& v : res[t].values) rec[std::string(data::to_string(v.which))] = v.value;
                 log->write(rec);
             }
         }
         result.final = res;
-        std::string line = "dev @" + std::to_string(step) + ":";
+        std::string line = o.eval_split + " @" + std::to_string(step) + ":";
         for (const auto& r : res) line += " " + r.task + " " + std::to_string(r.score).substr(0, 6);
         if (o.show_progress) bar.message(line);
     };
@@ -341,13 +401,17 @@ training_result detail::train_multitask_loop(Model& model, sampler_handle& sampl
             ++result.skipped_steps;
             if (o.show_progress) bar.message("skipped the update of " + what);
         } else {
-            opt.set_lr(schedule.lr(step));
+            for (std::size_t g = 0; g < schedules.size(); ++g) opt.set_group_lr(g, schedules[g].lr(step));
             opt.step();
         }
         result.losses.push_back(loss);
         if (log) {
             nlohmann::json rec{{"run", o.run_name}, {"split", "train"}, {"step", step + 1}, {"loss", loss},
                                {"grad_norm", norm}, {"lr", schedule.lr(step)}};
+            if (schedules.size() > 1) {
+                rec["group_lr"] = nlohmann::json::array();
+                for (std::size_t g = 1; g < schedules.size(); ++g) rec["group_lr"].push_back(schedules[g].lr(step));
+            }
             if (!finite) rec["skipped"] = true;  // NaN and infinities are written as null (JSON has neither)
             log->write(rec);
         }
@@ -372,6 +436,7 @@ training_result detail::train_multitask_loop(Model& model, sampler_handle& sampl
         }
     }
     evaluate_now(o.steps);
+    if (!selected_values.empty()) restore_snapshot();  // an earlier evaluation was better than the last
     result.steps = o.steps;
     if (result.skipped_steps > 0 && o.show_progress)
         bar.message(std::to_string(result.skipped_steps) + " of " + std::to_string(o.steps - first_step) +

@@ -1,0 +1,171 @@
+#!/usr/bin/env python3
+"""Runs the experiment grids of docs/results.md and appends one JSON record per trained model.
+
+Every run follows the protocol at the top of docs/results.md: a validation split carved from the training
+data (--validation-per-task), model selection on it, the full GLUE dev set measured once on the selected
+model. Runs accumulate: a run whose key (grid, row, seed, settings digest) is already in the record file is
+skipped, so the script can be stopped at any time and started again, on any later commit; each record keeps
+the commit it ran on (and whether the tree had uncommitted changes under include/ or examples/).
+
+  usage: scripts/run_results.py GRID [--rows a,b] [--seeds 1,2,3,4,5] [--build build] [--data DIR]
+                                [--records FILE] [--max-runs N] [--dry-run]
+  grids: sst2   single-task full fine-tuning of MiniLM on SST-2, n = 1000 (the budget check of issue 12)
+         camtl  the CA-MTL table: rows a, b, c, d and the ablations of d (d-alignment, d-cbda, d-cln, d-adapter)
+  Seed i trains with --seed i and draws its training subsample and validation split with --data-seed 100 + i,
+  so rows compared at the same i see the same examples (paired differences) and seeds differ in both.
+"""
+import argparse
+import datetime
+import hashlib
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+GLUE6 = "rte,mrpc,stsb,cola,sst2,wnli"
+
+# The budget every CA-MTL row shares: 1000 training examples per task (WNLI has 635 in all: it keeps what
+# is left after its validation split), 200 more per task carved out for validation, L = 128 (CBDA needs
+# 384 % L == 0; batches are as long as their longest rows), batch 32, 3 epochs over the training examples.
+CAMTL_COMMON = ["--tasks", GLUE6, "--train-per-task", "1000", "--validation-per-task", "200", "--seq-len", "128",
+                "--batch", "32", "--epochs", "3", "--head-input", "mean", "--scale-regression"]
+
+GRIDS = {
+    "sst2": {
+        "records": "docs/results/protocol/sst2_budget.jsonl",
+        "example": "02_camtl_glue",
+        "rows": {
+            "full-ft": ["--tasks", "sst2", "--model", "single", "--train-per-task", "1000", "--validation-per-task",
+                        "200", "--seq-len", "64", "--batch", "32", "--epochs", "3", "--lr", "5e-5", "--head-input",
+                        "mean", "--eval-every", "12"],
+        },
+    },
+    "camtl": {
+        "records": "docs/results/protocol/camtl.jsonl",
+        "example": "02_camtl_glue",
+        "rows": {
+            "a": CAMTL_COMMON + ["--model", "single", "--lr", "5e-5", "--eval-every", "20"],
+            "b": CAMTL_COMMON + ["--model", "mtl", "--sampler", "proportional", "--lr", "5e-5", "--eval-every", "60"],
+            "c": CAMTL_COMMON + ["--model", "camtl", "--sampler", "proportional", "--lr", "5e-5", "--eval-every", "60"],
+            "d": CAMTL_COMMON + ["--model", "camtl", "--sampler", "mtu", "--lr", "5e-5", "--eval-every", "60"],
+            "d-alignment": CAMTL_COMMON + ["--model", "camtl", "--sampler", "mtu", "--lr", "5e-5", "--eval-every", "60", "--no-alignment"],
+            "d-cbda": CAMTL_COMMON + ["--model", "camtl", "--sampler", "mtu", "--lr", "5e-5", "--eval-every", "60", "--no-cbda"],
+            "d-cln": CAMTL_COMMON + ["--model", "camtl", "--sampler", "mtu", "--lr", "5e-5", "--eval-every", "60", "--no-cln"],
+            "d-adapter": CAMTL_COMMON + ["--model", "camtl", "--sampler", "mtu", "--lr", "5e-5", "--eval-every", "60", "--no-adapter"],
+        },
+    },
+}
+
+
+def cpu_description():
+    """The CPU model and its widest vector extension (the records' speed depends on both)."""
+    model, flags = platform.machine(), set()
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name") and model == platform.machine():
+                    model = line.split(":", 1)[1].strip()
+                if line.startswith("flags"):
+                    flags = set(line.split(":", 1)[1].split())
+                    break
+    except OSError:
+        pass
+    isa = "avx512_bf16" if "avx512_bf16" in flags else "avx512f" if "avx512f" in flags else "avx2" if "avx2" in flags else "other"
+    return f"{model} ({isa}, {os.cpu_count()} cpus)"
+
+
+def git(*args):
+    return subprocess.run(["git", "-C", ROOT, *args], capture_output=True, text=True, check=False).stdout.strip()
+
+
+def settings_digest(args):
+    return hashlib.sha256(json.dumps(args).encode()).hexdigest()[:12]
+
+
+def done_keys(path):
+    keys = set()
+    if os.path.exists(path):
+        with open(path) as f:
+            for n, line in enumerate(f, 1):
+                line = line.strip()
+                if not line:
+                    continue
+                try:
+                    r = json.loads(line)
+                except json.JSONDecodeError as e:
+                    sys.exit(f"{path}:{n}: not a JSON record ({e})")
+                keys.add((r.get("grid"), r.get("row"), r.get("seed_index"), r.get("settings")))
+    return keys
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("grid", choices=sorted(GRIDS))
+    ap.add_argument("--rows", help="comma list of rows (default: all, in order)")
+    ap.add_argument("--seeds", default="1,2,3,4,5")
+    ap.add_argument("--build", default=os.path.join(ROOT, "build"))
+    ap.add_argument("--data", default=os.environ.get("HYPERADAPT_SHARED_DATA", os.path.join(ROOT, "..", "shared", "data")))
+    ap.add_argument("--checkpoint", default=os.path.join(ROOT, ".deps", "models", "all-MiniLM-L6-v2"))
+    ap.add_argument("--records", help="JSONL file the records are appended to (default: the grid's)")
+    ap.add_argument("--threads", default="2")
+    ap.add_argument("--max-runs", type=int, default=0, help="stop after N runs (0: all)")
+    ap.add_argument("--dry-run", action="store_true", help="print the commands that would run")
+    a = ap.parse_args()
+
+    grid = GRIDS[a.grid]
+    rows = a.rows.split(",") if a.rows else list(grid["rows"])
+    for r in rows:
+        if r not in grid["rows"]:
+            sys.exit(f"--rows: grid '{a.grid}' has no row '{r}' (it has {', '.join(grid['rows'])})")
+    seeds = [int(s) for s in a.seeds.split(",")]
+    records = a.records or os.path.join(ROOT, grid["records"])
+    os.makedirs(os.path.dirname(records), exist_ok=True)
+    example = os.path.join(a.build, "examples", grid["example"])
+    if not a.dry_run and not os.access(example, os.X_OK):
+        sys.exit(f"{example}: not built (cmake --build {a.build} --target {grid['example']})")
+    done = done_keys(records)
+    ran = 0
+    for seed in seeds:  # seed-major: every row gains a seed before any row gains the next
+        for row in rows:
+            args = grid["rows"][row]
+            digest = settings_digest(args)
+            if (a.grid, row, seed, digest) in done:
+                continue
+            if a.max_runs and ran >= a.max_runs:
+                return
+            with tempfile.TemporaryDirectory() as tmp:
+                out = os.path.join(tmp, "run.jsonl")
+                cmd = [example, "--checkpoint", a.checkpoint, "--data", a.data, *args, "--seed", str(seed),
+                       "--data-seed", str(100 + seed), "--threads", a.threads, "--quiet", "--json", out]
+                print(f"== {a.grid}/{row} seed {seed}: {' '.join(cmd)}", file=sys.stderr, flush=True)
+                if a.dry_run:
+                    continue
+                commit = git("rev-parse", "HEAD")
+                dirty = bool(git("status", "--porcelain", "--", "include", "examples"))
+                started = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+                t0 = time.time()
+                env = dict(os.environ, OMP_WAIT_POLICY="PASSIVE")
+                p = subprocess.run(cmd, env=env, capture_output=True, text=True)
+                if p.returncode != 0:
+                    sys.exit(f"{a.grid}/{row} seed {seed} failed (rc {p.returncode}):\n{p.stdout}\n{p.stderr}")
+                wall = time.time() - t0
+                with open(out) as f:
+                    lines = [json.loads(x) for x in f if x.strip()]
+            extra = {"grid": a.grid, "row": row, "seed_index": seed, "settings": digest, "args": args,
+                     "commit": commit, "dirty_tree": dirty, "started": started, "process_seconds": wall,
+                     "cpu": cpu_description(), "threads": int(a.threads)}
+            with open(records, "a") as f:
+                for rec in lines:
+                    rec.update(extra)
+                    f.write(json.dumps(rec, sort_keys=True) + "\n")
+            avg = sum(r.get("test_average", 0) for r in lines) / len(lines)
+            print(f"   done in {wall:.0f} s: dev average {100 * avg:.1f}", file=sys.stderr, flush=True)
+            ran += 1
+
+
+if __name__ == "__main__":
+    main()
