@@ -161,6 +161,100 @@ BOOST_AUTO_TEST_CASE(adamw_rejects_bad_options) {
     BOOST_CHECK_THROW(opt.set_lr(-0.5), config_error);
 }
 
+// ---- parameter groups ----------------------------------------------------------------------------------
+
+/// Sets fixed gradients on the toy module and steps `opt` three times with the reference rates scaled by
+/// `scale` for the default group and the given group rates for group 1 (if any).
+template <class Opt>
+void three_steps(toy_module<cpu, double>& m, Opt& opt, double default_scale, double group_scale) {
+    for (std::size_t s = 0; s < 3; ++s) {
+        toy_module<cpu, double>::set(m.weight.grad, grad_w[s]);
+        toy_module<cpu, double>::set(m.bias.grad, grad_b[s]);
+        opt.set_group_lr(0, lrs[s] * default_scale);
+        if (opt.group_count() > 1) opt.set_group_lr(1, lrs[s] * group_scale);
+        opt.step();
+    }
+}
+
+BOOST_AUTO_TEST_CASE(a_groups_parameters_follow_its_own_rate_and_decay) {
+    cpu b;
+    // The bias in a group of its own at 3x the rate: each parameter must end exactly where a one-group
+    // optimizer at that parameter's rate puts it (and the weight where the reference puts it).
+    toy_module<cpu, double> grouped(b), at_default(b), at_group_rate(b);
+    adamw<cpu, double> g(grouped, {.lr = 0.01, .weight_decay = 0.1}, {{.pattern = "bias$", .lr = 0.03}});
+    adamw<cpu, double> d(at_default, {.lr = 0.01, .weight_decay = 0.1});
+    adamw<cpu, double> r(at_group_rate, {.lr = 0.03, .weight_decay = 0.1});
+    BOOST_TEST(g.group_count() == 2u);
+    BOOST_TEST(g.group_of("toy.bias") == 1u);
+    BOOST_TEST(g.group_of("toy.weight") == 0u);
+    BOOST_TEST(g.group(1).parameters == 1u);
+    BOOST_TEST(g.group(0).parameters == 2u);  // the weight and the frozen one
+    three_steps(grouped, g, 1.0, 3.0);
+    three_steps(at_default, d, 1.0, 1.0);
+    three_steps(at_group_rate, r, 3.0, 3.0);
+    BOOST_TEST(to_double(grouped.weight.value) == to_double(at_default.weight.value), tt::per_element());
+    BOOST_TEST(to_double(grouped.bias.value) == to_double(at_group_rate.bias.value), tt::per_element());
+    BOOST_TEST(to_double(grouped.bias.value) != to_double(at_default.bias.value), tt::per_element());
+    check_close(to_double(grouped.weight.value), want_w[2], 1e-12);
+
+    // A group's own weight decay: with zero gradients only decay moves a parameter.
+    toy_module<cpu, double> decayed(b);
+    adamw<cpu, double> wd(decayed, {.lr = 0.1, .weight_decay = 0.5}, {{.pattern = "weight", .lr = 0.1, .weight_decay = 0.0}});
+    wd.step();
+    BOOST_TEST(to_double(decayed.weight.value) == std::vector<double>({0.5, -1.0, 2.0}), tt::per_element());
+}
+
+BOOST_AUTO_TEST_CASE(the_first_matching_group_wins_and_a_group_matching_nothing_is_an_error) {
+    cpu b;
+    toy_module<cpu, double> m(b);
+    adamw<cpu, double> opt(m, {}, {{.pattern = "toy\\.b", .lr = 0.1}, {.pattern = "bias|weight", .lr = 0.2}});
+    BOOST_TEST(opt.group_of("toy.bias") == 1u);  // "toy\.b" comes first
+    BOOST_TEST(opt.group_of("toy.weight") == 2u);
+    BOOST_TEST(opt.group_of("toy.frozen") == 0u);
+    try {
+        adamw<cpu, double> shadowed(m, {}, {{.pattern = "toy", .lr = 0.1}, {.pattern = "bias", .lr = 0.2}});
+        BOOST_FAIL("a group that takes no parameter was accepted");
+    } catch (const config_error& e) {
+        BOOST_TEST(std::string(e.what()).find("'bias=0.2' takes no parameter: earlier groups") != std::string::npos, e.what());
+    }
+    try {
+        adamw<cpu, double> typo(m, {}, {{.pattern = "toy", .lr = 0.1}, {.pattern = "adaptr", .lr = 0.2}});
+        BOOST_FAIL("a group that matches no parameter was accepted");
+    } catch (const config_error& e) {
+        const std::string msg = e.what();
+        BOOST_TEST(msg.find("'adaptr=0.2'") != std::string::npos, msg);
+        BOOST_TEST(msg.find("matches no parameter") != std::string::npos, msg);
+        BOOST_TEST(msg.find("toy.weight") != std::string::npos, msg);  // what names look like
+    }
+    BOOST_CHECK_THROW((adamw<cpu, double>(m, {}, {{.pattern = "(", .lr = 0.1}})), config_error);
+    BOOST_CHECK_THROW((adamw<cpu, double>(m, {}, {{.pattern = "toy", .lr = -1}})), config_error);
+    BOOST_CHECK_THROW(opt.set_group_lr(3, 0.1), config_error);
+    BOOST_CHECK_THROW(opt.set_group_lr(1, -0.1), config_error);
+}
+
+BOOST_AUTO_TEST_CASE(parameter_groups_are_read_from_their_command_line_form) {
+    const auto g = parse_parameter_group("hypernet|prototype=1e-3,wd=0,warmup=0.2");
+    BOOST_TEST(g.pattern == "hypernet|prototype");
+    BOOST_TEST(g.lr == 1e-3);
+    BOOST_TEST(g.weight_decay.value() == 0.0);
+    BOOST_TEST(g.warmup_proportion.value() == 0.2);
+    const auto plain = parse_parameter_group("layers\\.[0-9]+\\.x=y=5e-5");  // a pattern may hold '='
+    BOOST_TEST(plain.pattern == "layers\\.[0-9]+\\.x=y");
+    BOOST_TEST(plain.lr == 5e-5);
+    BOOST_TEST(!plain.weight_decay.has_value());
+    for (const auto& round : {g, plain}) BOOST_TEST((parse_parameter_group(to_string(round)) == round));
+    BOOST_TEST(to_string(parse_parameter_group("a=0.003")) == "a=0.003");
+    for (const char* bad : {"adapter", "adapter=", "adapter=fast", "=1e-3", "a=1e-3,wd=-1", "a=1e-3,warmup=2",
+                            "a=1e-3,momentum=0.9", "a=1e-3,wd=0,wd=1", "(=1e-3"}) {
+        try {
+            (void)parse_parameter_group(bad);
+            BOOST_ERROR("accepted '" << bad << "'");
+        } catch (const config_error& e) {
+            BOOST_TEST(std::string(e.what()).find(std::string("'") + bad + "'") != std::string::npos, e.what());
+        }
+    }
+}
+
 BOOST_AUTO_TEST_CASE(schedule_warms_up_then_decays_linearly_to_zero) {
     const linear_warmup_schedule s(1e-3, 10, 100);
     BOOST_TEST(s(0) == 0.0);

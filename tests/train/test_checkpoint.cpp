@@ -55,8 +55,11 @@ struct run {
     linear_warmup_schedule schedule{1e-3, 2, 12};
     training_state state;
 
-    run(cpu& backend, std::uint64_t init_seed)
-        : b(backend), model(backend, init_seed), opt(model, {.lr = 1e-3, .weight_decay = 0.01}) {
+    std::vector<parameter_group> groups;  // each follows the schedule's shape at its own peak rate
+
+    run(cpu& backend, std::uint64_t init_seed, std::vector<parameter_group> parameter_groups = {})
+        : b(backend), model(backend, init_seed), opt(model, {.lr = 1e-3, .weight_decay = 0.01}, parameter_groups),
+          groups(std::move(parameter_groups)) {
         state.rng["data"] = rng_stream(77);
         state.rng["dropout"] = rng_stream(78);
     }
@@ -85,6 +88,7 @@ struct run {
         model.encoder.backward({}, model.head.backward(ce.backward(lctx), hctx), ectx);
         clip_grad_norm(model, 1.0);
         opt.set_lr(schedule.lr(state.step));
+        for (std::size_t g = 0; g < groups.size(); ++g) opt.set_group_lr(g + 1, schedule.multiplier(state.step) * groups[g].lr);
         opt.step();
         ++state.step;
         return loss;
@@ -137,6 +141,47 @@ BOOST_AUTO_TEST_CASE(resumed_run_reproduces_uninterrupted_losses_bit_for_bit) {
     BOOST_TEST(resumed.opt.step_count() == 4);
     for (int i = 4; i < 10; ++i) BOOST_TEST(resumed.step() == expected[static_cast<std::size_t>(i)]);
     BOOST_TEST(all_values(resumed.model) == all_values(straight.model));
+}
+
+BOOST_AUTO_TEST_CASE(parameter_groups_are_kept_and_a_resume_with_other_groups_is_refused) {
+    cpu b;
+    temp_dir dir;
+    const std::vector<parameter_group> groups{{.pattern = "classifier", .lr = 1e-2, .weight_decay = 0.0},
+                                              {.pattern = "layer\\.1\\.", .lr = 3e-4}};
+    run straight(b, 1, groups);
+    std::vector<double> expected;
+    for (int i = 0; i < 8; ++i) expected.push_back(straight.step());
+    run plain(b, 1);  // the groups change the run: otherwise this test would prove nothing
+    for (int i = 0; i < 8; ++i) plain.step();
+    BOOST_TEST(all_values(plain.model) != all_values(straight.model));
+
+    run first(b, 1, groups);
+    for (int i = 0; i < 3; ++i) first.step();
+    const double group_lr = first.opt.group(1).lr;
+    save_training_checkpoint(dir.path / "ckpt.safetensors", first.model, first.opt, first.state);
+
+    run resumed(b, 999, groups);
+    resumed.state = load_training_checkpoint(dir.path / "ckpt.safetensors", resumed.model, resumed.opt);
+    BOOST_TEST(resumed.opt.group(1).lr == group_lr);
+    for (int i = 3; i < 8; ++i) BOOST_TEST(resumed.step() == expected[static_cast<std::size_t>(i)]);
+    BOOST_TEST(all_values(resumed.model) == all_values(straight.model));
+
+    for (const auto& other : {std::vector<parameter_group>{}, std::vector<parameter_group>{groups[1], groups[0]},
+                              std::vector<parameter_group>{{.pattern = "classifier", .lr = 1e-2, .weight_decay = 0.1},
+                                                           groups[1]}}) {
+        run wrong(b, 999, other);
+        const auto before = all_values(wrong.model);
+        try {
+            (void)load_training_checkpoint(dir.path / "ckpt.safetensors", wrong.model, wrong.opt);
+            BOOST_ERROR("a checkpoint of other parameter groups was loaded (" << other.size() << " groups)");
+        } catch (const io_error& e) {
+            const std::string msg = e.what();
+            BOOST_TEST(msg.find("ckpt.safetensors") != std::string::npos, msg);
+            BOOST_TEST(msg.find("parameter groups 'classifier' (wd 0") != std::string::npos, msg);
+        }
+        BOOST_TEST(all_values(wrong.model) == before);
+        BOOST_TEST(wrong.opt.state_size() == 0u);
+    }
 }
 
 BOOST_AUTO_TEST_CASE(torn_and_corrupted_checkpoints_are_refused_and_change_nothing) {

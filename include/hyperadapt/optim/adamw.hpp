@@ -66,14 +66,18 @@ public:
             patterns.emplace_back(g.pattern, std::regex::ECMAScript);
         }
         std::string example_name;
+        std::vector<bool> shadowed(patterns.size(), false);  // matched a parameter an earlier group took
         model.visit_parameters([&](const std::string& name, parameter<B, T>& p) {
             for (const auto& e : entries_)
                 if (e.name == name)
                     throw config_error("hyperadapt::adamw: two parameters are named \"" + name +
                                        "\"; optimizer state is keyed by name");
             std::size_t group = 0;
-            for (std::size_t g = 0; g < patterns.size() && group == 0; ++g)
-                if (std::regex_search(name, patterns[g])) group = g + 1;
+            for (std::size_t g = 0; g < patterns.size(); ++g)
+                if (std::regex_search(name, patterns[g])) {
+                    if (group == 0) group = g + 1;
+                    shadowed[g] = shadowed[g] || group != g + 1;
+                }
             ++groups_[group].parameters;
             if (example_name.empty() || (example_name.find('.') == std::string::npos && name.find('.') != std::string::npos))
                 example_name = name;
@@ -81,8 +85,10 @@ public:
         });
         for (std::size_t g = 1; g < groups_.size(); ++g)
             if (groups_[g].parameters == 0)
-                throw config_error("hyperadapt::adamw: parameter group '" + to_string(groups[g - 1]) +
-                                   "' matches no parameter of the model (names look like '" + example_name + "')");
+                throw config_error("hyperadapt::adamw: parameter group '" + to_string(groups[g - 1]) + "' " +
+                                   (shadowed[g - 1] ? "takes no parameter: earlier groups match every one it matches"
+                                                    : "matches no parameter of the model (names look like '" +
+                                                          example_name + "')"));
     }
 
     [[nodiscard]] const adamw_options& options() const noexcept { return opts_; }

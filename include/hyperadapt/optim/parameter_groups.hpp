@@ -28,8 +28,8 @@ namespace hyperadapt {
 struct parameter_group {
     std::string pattern;                      ///< searched in each parameter's name (ECMAScript regex)
     double lr = 0;                            ///< the group's peak learning rate
-    std::optional<double> weight_decay;       ///< default: the optimizer's
-    std::optional<double> warmup_proportion;  ///< default: the trainer's (a schedule's, not AdamW's)
+    std::optional<double> weight_decay{};     ///< default: the optimizer's
+    std::optional<double> warmup_proportion{};///< default: the trainer's (a schedule's, not AdamW's)
 
     friend bool operator==(const parameter_group&, const parameter_group&) = default;
 };
@@ -48,24 +48,30 @@ inline std::string to_string(const parameter_group& g) {
     return s;
 }
 
-/// Checks a group's values and that its pattern is a valid regular expression; config_error names the group.
-inline void validate(const parameter_group& g) {
-    const std::string where = "parameter group '" + to_string(g) + "': ";
-    if (g.pattern.empty()) throw config_error(where + "the pattern is empty");
+/// What is wrong with a group's values or pattern, or empty when nothing is.
+inline std::string parameter_group_problem(const parameter_group& g) {
+    if (g.pattern.empty()) return "the pattern is empty";
     try {
         const std::regex re(g.pattern, std::regex::ECMAScript);
     } catch (const std::regex_error& e) {
-        throw config_error(where + "'" + g.pattern + "' is not a valid regular expression (" + e.what() + ")");
+        return "'" + g.pattern + "' is not a valid regular expression (" + e.what() + ")";
     }
-    if (!(g.lr >= 0) || !std::isfinite(g.lr)) throw config_error(where + "the learning rate must be a finite number >= 0");
+    if (!(g.lr >= 0) || !std::isfinite(g.lr)) return "the learning rate must be a finite number >= 0";
     if (g.weight_decay && (!(*g.weight_decay >= 0) || !std::isfinite(*g.weight_decay)))
-        throw config_error(where + "wd must be a finite number >= 0");
+        return "wd must be a finite number >= 0";
     if (g.warmup_proportion && !(*g.warmup_proportion >= 0 && *g.warmup_proportion <= 1))
-        throw config_error(where + "warmup must be a proportion in [0, 1]");
+        return "warmup must be a proportion in [0, 1]";
+    return {};
 }
 
-/// Reads "REGEX=LR[,wd=DECAY][,warmup=PROPORTION]". The pattern is everything before the last '=' that is
-/// followed by a number (so a pattern may itself hold '='), options come after the rate separated by commas.
+/// Checks a group's values and that its pattern is a valid regular expression; config_error names the group.
+inline void validate(const parameter_group& g) {
+    if (const std::string why = parameter_group_problem(g); !why.empty())
+        throw config_error("parameter group '" + to_string(g) + "': " + why);
+}
+
+/// Reads "REGEX=LR[,wd=DECAY][,warmup=PROPORTION]". The rate follows the first '=' that is followed by a
+/// number ending the text or a ',' (so a pattern may itself hold '=' and ','), the options follow the rate.
 /// Throws config_error naming the text and what is wrong.
 inline parameter_group parse_parameter_group(std::string_view spec) {
     const std::string text(spec);
@@ -79,17 +85,24 @@ inline parameter_group parse_parameter_group(std::string_view spec) {
         if (s.empty() || end != s.c_str() + s.size() || !std::isfinite(v)) fail(std::string(what) + " '" + s + "' is not a number");
         return v;
     };
-    // The options part has no '=' other than those of wd=/warmup=, so the rate starts after the last '='
-    // that precedes the first option.
-    std::size_t options = text.find(",wd=");
-    options = std::min(options, text.find(",warmup="));
-    const std::string head = text.substr(0, options);
-    const std::size_t eq = head.rfind('=');
-    if (eq == std::string::npos) fail("no '=' between the pattern and the learning rate");
     parameter_group g;
-    g.pattern = head.substr(0, eq);
-    g.lr = number(head.substr(eq + 1), "learning rate");
-    std::string rest = options == std::string::npos ? std::string() : text.substr(options + 1);
+    std::string rest;
+    bool found = false;
+    for (std::size_t eq = text.find('='); eq != std::string::npos && !found; eq = text.find('=', eq + 1)) {
+        const char* begin = text.c_str() + eq + 1;
+        char* end = nullptr;
+        const double v = std::strtod(begin, &end);
+        if (end == begin || (*end != '\0' && *end != ',')) continue;
+        found = true;
+        g.pattern = text.substr(0, eq);
+        g.lr = v;
+        rest = *end == ',' ? std::string(end + 1) : std::string();
+    }
+    if (!found) {
+        const std::size_t eq = text.rfind('=');
+        if (eq == std::string::npos) fail("no '=' between the pattern and the learning rate");
+        number(text.substr(eq + 1, text.find(',', eq) - eq - 1), "learning rate");  // names the bad rate
+    }
     while (!rest.empty()) {
         const std::size_t comma = rest.find(',');
         const std::string item = rest.substr(0, comma);
@@ -103,7 +116,7 @@ inline parameter_group parse_parameter_group(std::string_view spec) {
         else
             fail("unknown or repeated option '" + item + "' (wd= and warmup= are known, once each)");
     }
-    validate(g);
+    if (const std::string why = parameter_group_problem(g); !why.empty()) fail(why);
     return g;
 }
 
