@@ -138,6 +138,9 @@ args parse(int argc, char** argv) {
             if (a.sampler.empty()) a.sampler = "proportional";
             if (split_list(a.target).size() != 1) throw ValidationError("--target", "takes one task, got '" + a.target + "'");
         }
+        if (a.mode != "multitask" && a.validation_per_task > 0)
+            throw ValidationError("--validation-per-task", "belongs to --mode multitask (transfer and the built-in default "
+                                                           "evaluate on their dev set during training)");
         examples::check_common_options(a);
     });
     if (rc >= 0) std::exit(rc);
@@ -248,6 +251,9 @@ struct run_report {
     training_result result;
     std::size_t backbone = 0;
     std::optional<pha_parameter_report> pha;
+    /// With a validation split: the dev scores of the selected model, measured once after training.
+    std::vector<data::task_result> test{};
+    bool selected_on_validation = false;
 };
 
 void print_result(const run_report& r) {
@@ -258,6 +264,17 @@ void print_result(const run_report& r) {
     if (r.pha)
         std::printf("  PHA-style count: %zu trainable (%zu in heads) over %zu tasks = %.3f %% of the backbone per task\n",
                     r.pha->trainable, r.pha->heads, r.pha->tasks, r.pha->percent_per_task());
+    if (r.selected_on_validation) {
+        std::printf("  selected the model of step %lld (best average validation score)\n", static_cast<long long>(t.selected.step));
+        std::printf("  %-10s %12s %12s   dev metrics\n", "task", "validation", "dev");
+        for (std::size_t i = 0; i < r.test.size(); ++i) {
+            std::printf("  %-10s %12.4f %12.4f  ", r.test[i].task.c_str(), t.selected.tasks[i].score, r.test[i].score);
+            for (const auto& v : r.test[i].values) std::printf(" %s %.4f", std::string(data::to_string(v.which)).c_str(), v.value);
+            std::printf("\n");
+        }
+        if (r.test.size() > 1) std::printf("  %-10s %12.4f %12.4f\n", "average", t.selected.average, data::average_score(r.test));
+        return;
+    }
     std::printf("  %-10s %12s %12s   final metrics\n", "task", "best dev", "final dev");
     for (std::size_t i = 0; i < t.best.size(); ++i) {
         std::printf("  %-10s %12.4f %12.4f  ", t.best[i].task.c_str(), t.best[i].score, t.final[i].score);
@@ -302,13 +319,17 @@ template <class InitBackbone>
 run_report train_pha(policy& b, const args& a, const pha_bert_options& opts, const std::vector<encoded_task>& train,
                      const std::vector<encoded_task>& dev, const trainer_options& o, std::size_t batch,
                      const std::string& label, InitBackbone&& init_backbone, std::size_t backbone,
-                     const std::string& save = {}) {
+                     const std::string& save = {}, const std::vector<encoded_task>* test = nullptr) {
     pha_model m(b, opts);
     rng_stream init(a.seed);
     m.initialize(init);
     init_backbone(m);
     m.apply_freezing();
     run_report r{label, run_with_sampler(m, b, a, train, dev, o, batch), backbone, m.parameter_report()};
+    if (test) {  // `dev` was the validation split: measure the selected model on the reported set once
+        r.test = evaluate_tasks<pha_model, policy, float>(m, b, *test, o.eval_batch, o.padding);
+        r.selected_on_validation = true;
+    }
     if (!save.empty()) io::save_safetensors(m, save);
     return r;
 }
@@ -460,10 +481,15 @@ int run_multitask(policy& b, args& a) {
     if (a.lr == 0) a.lr = a.model == "camtl" ? 1e-4 : 3e-4;
     std::vector<encoded_task> train, dev;
     for (const auto& name : split_list(a.tasks)) {
-        train.push_back(encode_task(data::load_task(name, a.data, data::split::train), *rd.tok, a.seq_len, a.train_per_task, a.seed ^ 0x5eed));
+        train.push_back(encode_task(data::load_task(name, a.data, data::split::train), *rd.tok, a.seq_len,
+                                    examples::examples_to_draw(a), a.sample_seed() ^ 0x5eed));
         dev.push_back(encode_task(data::load_task(name, a.data, data::split::dev), *rd.tok, a.seq_len, a.dev_per_task, 0xde5));
     }
     examples::check_not_empty(train, dev, a.data);
+    // With --validation-per-task the trainer sees the validation split only; dev is measured once at the end.
+    const std::vector<encoded_task> validation = examples::carve_validation_splits(train, a);
+    const bool selecting = !validation.empty();
+    const std::vector<encoded_task>& eval = selecting ? validation : dev;
     if (a.model == "camtl" && rd.config.hidden % a.seq_len != 0)
         usage("--seq-len " + std::to_string(a.seq_len) + " does not divide the hidden size " + std::to_string(rd.config.hidden) +
               ": CA-MTL's block-diagonal attention bias needs it to");
@@ -486,16 +512,20 @@ int run_multitask(policy& b, args& a) {
         const auto rep = m.load_backbone(a.checkpoint, a.partial_backbone);
         if (!a.quiet) std::cerr << "backbone: " << rep.str() << '\n';
         m.apply_freezing();
-        r = {"camtl (" + a.sampler + ")", run_with_sampler(m, b, a, train, dev, o, a.batch), rd.backbone, std::nullopt};
+        r = {"camtl (" + a.sampler + ")", run_with_sampler(m, b, a, train, eval, o, a.batch), rd.backbone, std::nullopt};
+        if (selecting) {
+            r.test = evaluate_tasks<camtl_model<policy, float>, policy, float>(m, b, dev, o.eval_batch, o.padding);
+            r.selected_on_validation = true;
+        }
     } else {  // pha, adapters, hyperformerpp: one pha_bert, differing in adapter_source only
         const auto opts = pha_options(a, rd.config, heads_of(a, train), source_of(a.model));
-        r = train_pha(b, a, opts, train, dev, o, a.batch, a.model + " (" + a.sampler + ")",
+        r = train_pha(b, a, opts, train, eval, o, a.batch, a.model + " (" + a.sampler + ")",
                       [&](pha_model& m) {
                           const auto rep = m.load_backbone(a.checkpoint);
                           require_whole_backbone(a, rep);
                           if (!a.quiet) std::cerr << "backbone: " << rep.loaded.size() << " tensors loaded, " << rep.missing.size() << " new\n";
                       },
-                      rd.backbone, a.save);
+                      rd.backbone, a.save, selecting ? &dev : nullptr);
         if (!a.save.empty()) {
             // What --mode transfer needs to rebuild the model: the task order fixes the prototype rows.
             nlohmann::json side{{"model", a.model}, {"tasks", split_list(a.tasks)}, {"passes", a.passes},
@@ -512,6 +542,9 @@ int run_multitask(policy& b, args& a) {
     j["n_train"] = a.train_per_task;
     j["dev_per_task"] = a.dev_per_task;
     j["tasks"] = split_list(a.tasks);
+    std::vector<data::task_result> floor;
+    for (std::size_t t = 0; t < train.size(); ++t) floor.push_back(examples::constant_predictor(train[t], dev[t]));
+    examples::add_protocol_fields(j, a, r.result, selecting ? r.test : r.result.final, train, validation, dev, floor);
     append_json(a.json, j);
     return 0;
 }

@@ -34,14 +34,24 @@ GLUE6 = "rte,mrpc,stsb,cola,sst2,wnli"
 CAMTL_COMMON = ["--tasks", GLUE6, "--train-per-task", "1000", "--validation-per-task", "200", "--seq-len", "128",
                 "--batch", "32", "--epochs", "3", "--head-input", "mean", "--scale-regression"]
 
+SST2_COMMON = ["--tasks", "sst2", "--model", "single", "--train-per-task", "1000", "--validation-per-task", "200",
+               "--seq-len", "64", "--batch", "32"]
+
+
+def sst2_row(epochs, lr, eval_every):
+    return SST2_COMMON + ["--epochs", epochs, "--lr", lr, "--head-input", "mean", "--eval-every", eval_every]
+
 GRIDS = {
     "sst2": {
         "records": "docs/results/protocol/sst2_budget.jsonl",
         "example": "02_camtl_glue",
         "rows": {
-            "full-ft": ["--tasks", "sst2", "--model", "single", "--train-per-task", "1000", "--validation-per-task",
-                        "200", "--seq-len", "64", "--batch", "32", "--epochs", "3", "--lr", "5e-5", "--head-input",
-                        "mean", "--eval-every", "12"],
+            "full-ft": sst2_row("3", "5e-5", "12"),
+            # The learning-rate and epoch sweep (seeds 1-3, chosen by the mean validation score).
+            "lr1e-4": sst2_row("3", "1e-4", "12"),
+            "lr2e-4": sst2_row("3", "2e-4", "12"),
+            "lr5e-5-e6": sst2_row("6", "5e-5", "24"),
+            "lr1e-4-e6": sst2_row("6", "1e-4", "24"),
         },
     },
     "camtl": {
