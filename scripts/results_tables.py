@@ -227,6 +227,7 @@ class Run:
     cpus: set = field(default_factory=set)
     threads: set = field(default_factory=set)
     curves: list = field(default_factory=list)      # per model: [(step, {task: score})]
+    validation: dict = field(default_factory=dict)  # task -> validation score at the selected step
 
     def average(self, tasks):
         """The unweighted mean over the grid's tasks, or None when a task is missing or null (averaging
@@ -251,6 +252,8 @@ def add_record(run, record, notes):
                          "record is used")
         run.scores[task] = score
         run.floor[task] = floor_of(record, task)
+    for task, score in (record.get("validation") or {}).items():
+        run.validation[task] = score
     run.models += 1
     run.trainable = max(run.trainable, record.get("trainable", 0))
     run.backbone = record.get("backbone", run.backbone)
@@ -417,6 +420,23 @@ def main_table(rows, tasks):
     return lines
 
 
+def validation_table(rows, tasks):
+    """The selection criterion per row: the validation average of each seed's selected model, mean ± sd. A
+    sweep chooses its rate and budget by this column, never by the dev scores above."""
+    lines = ["| row | validation average | n |", "|---|---:|---:|"]
+    shown = False
+    for row in ordered_rows(rows):
+        values = []
+        for run in rows[row].values():
+            v = [run.validation[t] for t in ordered_tasks(run.validation)]  # the tasks this run selected on
+            if v and all(x is not None for x in v):
+                values.append(statistics.fmean(v))
+        if values:
+            shown = True
+            lines.append(f"| {row_name(row)} | {mean_sd_cell(values)} | {len(values)} |")
+    return lines if shown else []
+
+
 def comparisons_for(rows):
     pairs = [c for c in COMPARISONS if c[0] in rows and c[1] in rows]
     pairs += [(r, "d", "ablation") for r in ordered_rows(rows) if r.startswith("d-") and "d" in rows]
@@ -481,6 +501,11 @@ def render_grid(grid, rows, sources, plot_link):
     if any(run.scores.get(t) is None for seeds in rows.values() for run in seeds.values() for t in tasks):
         out += ["", "A cell with \"(k of n seeds)\" had a null (NaN) dev score on the other seeds; a seed with a "
                     "null or missing task has no average, and n counts the seeds with an average."]
+    selection = validation_table(rows, tasks)
+    if selection:
+        out += ["", "**Validation average of the selected models** (×100, mean ± sd over seeds): what model "
+                    "selection and the sweeps choose by.", ""]
+        out += selection
     paired = paired_table(rows, tasks)
     if paired:
         out += ["", "**Paired differences** (row − baseline, ×100), computed per seed index present in both rows "
