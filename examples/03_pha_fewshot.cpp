@@ -66,6 +66,7 @@ struct args : examples::common_args {
     std::string target = "cb", source, save;
     std::size_t k = 16;
     bool frozen_pooler = false, contrastive = true, contrastive_encoder = true, partial_backbone = false;
+    std::size_t bottleneck = 64;  // r of every adapter (PHA's 64); a parameter-matched baseline changes it
     bool scale_targets = true;  // regression heads learn target / max |target| (off: --raw-regression-targets)
 };
 
@@ -92,6 +93,10 @@ args parse(int argc, char** argv) {
     app.add_option("--save", a.save, "multitask (pha_bert models): save the trained model to FILE (+ FILE.json)")
         ->check(examples::appendable_file);
     app.add_option("--k", a.k, "transfer: training examples of the target")->check(CLI::Range(std::size_t{1}, examples::max_rows))->capture_default_str();
+    app.add_option("--bottleneck", a.bottleneck, "adapter bottleneck r (pha, adapters); with --model adapters, the "
+                                                 "width that matches another model's trainable parameters")
+        ->check(CLI::Range(std::size_t{1}, std::size_t{1} << 16))
+        ->capture_default_str();
     app.add_flag("--frozen-pooler", a.frozen_pooler, "keep the pooler frozen (the reference's rule)");
     app.add_flag("--allow-partial-backbone", a.partial_backbone,
                  "pha_bert models: train even when backbone tensors are missing from the checkpoint or of another "
@@ -168,6 +173,7 @@ pha_bert_options pha_options(const args& a, const bert_config& config, std::vect
     o.backbone = config;
     o.tasks = std::move(heads);
     o.source = source;
+    o.bottleneck = a.bottleneck;
     o.passes = source == adapter_source::per_task || a.passes == "single" ? pha_passes::single : pha_passes::two;
     // all-MiniLM-L6-v2 is a sentence-transformers model trained through mean pooling: its pooler was never
     // trained, and frozen it leaves the heads a random projection of [CLS]. The pooler trains with the heads
@@ -294,7 +300,8 @@ nlohmann::json to_json(const args& a, const run_report& r) {
                      {"computed_tokens", t.computed_tokens}, {"pad_to_seq_len", a.pad_to_seq_len}, {"trainable", t.counts.trainable},
                      {"total", t.counts.total}, {"backbone", r.backbone}, {"best_average", t.best_average},
                      {"final_average", t.final_average}, {"train_pooler", !a.frozen_pooler}, {"head_input", a.head_input}, {"scale_regression", a.scale_targets},
-                     {"contrastive", a.contrastive ? (a.contrastive_encoder ? "reference" : "retriever-only") : "off"}};
+                     {"contrastive", a.contrastive ? (a.contrastive_encoder ? "reference" : "retriever-only") : "off"},
+                     {"bottleneck", a.bottleneck}};
     if (r.pha) j["percent_per_task"] = r.pha->percent_per_task();
     for (std::size_t i = 0; i < t.best.size(); ++i) {
         j["best"][t.best[i].task] = t.best[i].score;

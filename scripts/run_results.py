@@ -11,6 +11,8 @@ the commit it ran on (and whether the tree had uncommitted changes under include
                                 [--records FILE] [--max-runs N] [--dry-run]
   grids: sst2   single-task full fine-tuning of MiniLM on SST-2, n = 1000 (the budget check of issue 12)
          camtl  the CA-MTL table: rows a, b, c, d and the ablations of d (d-alignment, d-cbda, d-cln, d-adapter)
+         pha    the PHA low-data table: PHA, per-task adapters (r = 64 and parameter-matched), HyperFormer++ and
+                CA-MTL at n = 100, 500, 1000 per task; PHA without its contrastive losses and retriever-only
   Seed i trains with --seed i and draws its training subsample and validation split with --data-seed 100 + i,
   so rows compared at the same i see the same examples (paired differences) and seeds differ in both.
 """
@@ -41,6 +43,29 @@ SST2_COMMON = ["--tasks", "sst2", "--model", "single", "--train-per-task", "1000
 def sst2_row(epochs, lr, eval_every):
     return SST2_COMMON + ["--epochs", epochs, "--lr", lr, "--head-input", "mean", "--eval-every", eval_every]
 
+# The PHA low-data table: n training examples per task (+ 100 per task carved out for validation), the same
+# number of epochs for every model at a given n (20 at n = 100, 6 at 500, 3 at 1000), batch 32, L = 128.
+# "adapters-matched" widens the per-task adapters to r = 213, which gives them PHA's trainable parameter count
+# (3.452 M against PHA's 3.460 M with six GLUE tasks on MiniLM, measured; r = 64 gives 1.046 M).
+PHA_EPOCHS = {100: ("20", "50"), 500: ("6", "70"), 1000: ("3", "70")}  # n -> (epochs, eval every)
+
+
+def pha_rows():
+    rows = {}
+    for n, (epochs, every) in PHA_EPOCHS.items():
+        common = ["--mode", "multitask", "--tasks", GLUE6, "--train-per-task", str(n), "--validation-per-task", "100",
+                  "--seq-len", "128", "--batch", "32", "--epochs", epochs, "--eval-every", every, "--head-input", "mean"]
+        rows[f"n{n}-pha"] = common + ["--model", "pha", "--lr", "1e-3"]
+        rows[f"n{n}-adapters"] = common + ["--model", "adapters", "--lr", "1e-3"]
+        rows[f"n{n}-adapters-matched"] = common + ["--model", "adapters", "--lr", "1e-3", "--bottleneck", "213"]
+        rows[f"n{n}-hyperformerpp"] = common + ["--model", "hyperformerpp", "--lr", "1e-3"]
+        rows[f"n{n}-camtl"] = common + ["--model", "camtl", "--sampler", "mtu", "--lr", "5e-5"]
+        if n in (100, 1000):
+            rows[f"n{n}-pha-no-contrastive"] = common + ["--model", "pha", "--lr", "1e-3", "--no-contrastive"]
+            rows[f"n{n}-pha-retriever-only"] = common + ["--model", "pha", "--lr", "1e-3", "--contrastive-retriever-only"]
+    return rows
+
+
 GRIDS = {
     "sst2": {
         "records": "docs/results/protocol/sst2_budget.jsonl",
@@ -53,6 +78,11 @@ GRIDS = {
             "lr5e-5-e6": sst2_row("6", "5e-5", "24"),
             "lr1e-4-e6": sst2_row("6", "1e-4", "24"),
         },
+    },
+    "pha": {
+        "records": "docs/results/protocol/pha.jsonl",
+        "example": "03_pha_fewshot",
+        "rows": pha_rows(),
     },
     "camtl": {
         "records": "docs/results/protocol/camtl.jsonl",
