@@ -41,9 +41,25 @@ ROW_NAMES = {
     "d-adapter": "(d) minus adapter",
     "full-ft": "single-task full fine-tuning, SST-2 n = 1000",
 }
+# The PHA grid's rows: "n<examples per task>-<model>", ordered by n, then by this list.
+PHA_MODELS = [("pha", "PHA"), ("adapters", "per-task adapters (r = 64)"),
+              ("adapters-matched", "per-task adapters, PHA's trainable parameters (r = 213)"),
+              ("hyperformerpp", "HyperFormer++"), ("camtl", "CA-MTL, MT-Uncertainty"),
+              ("pha-no-contrastive", "PHA without L_ins, L_pro"), ("pha-retriever-only", "PHA, contrastive on the retriever only")]
+for _n in (100, 500, 1000):
+    for _model, _name in PHA_MODELS:
+        ROW_ORDER.append(f"n{_n}-{_model}")
+        ROW_NAMES[f"n{_n}-{_model}"] = f"n = {_n}: {_name}"
+
 # (row, baseline, what the difference tests). Ablations are added per grid: each "d-..." row against d.
 COMPARISONS = [("d", "a", "the CA-MTL claim"), ("c", "b", "CA-MTL's modules, proportional sampling"),
                ("d", "c", "MT-Uncertainty against proportional sampling")]
+for _n in (100, 500, 1000):
+    COMPARISONS += [(f"n{_n}-pha", f"n{_n}-adapters", "PHA against per-task adapters (the PHA claim)"),
+                    (f"n{_n}-pha", f"n{_n}-adapters-matched", "PHA against adapters of its size"),
+                    (f"n{_n}-pha", f"n{_n}-hyperformerpp", "PHA against HyperFormer++"),
+                    (f"n{_n}-pha-no-contrastive", f"n{_n}-pha", "ablation: the contrastive losses"),
+                    (f"n{_n}-pha-retriever-only", f"n{_n}-pha", "ablation: contrastive gradients into the encoder")]
 
 FLOOR_MARGIN = 1.0  # points (×100): a mean this close to the constant predictor, or below it, learned nothing
 FLOOR_ROW_NAME = "constant predictor (majority class of the training split)"

@@ -79,6 +79,13 @@ expect "02 --out under a file" 2 "--out" "$b2" --out plain_file/run
 expect "02 --resume without --out" 2 "--resume" "$b2" --resume
 expect "02 --checkpoint-every without --out" 2 "--checkpoint-every" "$b2" --checkpoint-every 5
 expect "02 --allow-partial-backbone without a checkpoint" 2 "--allow-partial-backbone" "$b2" --allow-partial-backbone
+expect "02 --lr-group without a rate" 2 "--lr-group" "$b2" --lr-group adapter --json results.jsonl
+expect "02 --lr-group bad pattern" 2 "not a valid regular expression" "$b2" --lr-group '(=1e-3' --json results.jsonl
+expect "02 --lr-group unknown option" 2 "unknown or repeated option 'momentum=0.9'" "$b2" --lr-group 'heads=1e-3,momentum=0.9'
+expect "02 --lr-group matching no parameter" 1 "'nosuch=0.001' matches no parameter" "$b2" --lr-group nosuch=1e-3 --steps 2 --quiet --json results.jsonl
+expect "02 --data-seed not a number" 2 "--data-seed" "$b2" --data-seed x
+expect "02 validation split of every example" 1 "would leave none to train on" "$b2" "${real[@]}" --model mtl --seq-len 8 --validation-per-task 16
+expect "03 --validation-per-task in transfer" 2 "--validation-per-task" "$b3" --mode transfer --checkpoint ck_good --data data --model full --target rte --validation-per-task 4
 expect "03 unknown mode" 2 "--mode" "$b3" --mode train
 expect "03 unknown model" 2 "--model" "$b3" --mode multitask --checkpoint ck_good --data data --model foo
 expect "03 model of the other mode" 2 "--model" "$b3" --mode multitask --checkpoint ck_good --data data --model full
