@@ -126,6 +126,23 @@ def settings_digest(args):
     return hashlib.sha256(json.dumps(args).encode()).hexdigest()[:12]
 
 
+def validation_means(path, grid, rows):
+    """Per row, the mean validation average of its selected models over the seeds every row has (so that rows
+    with more seeds recorded are not compared on other data), and those seeds."""
+    per_row = {r: {} for r in rows}
+    if os.path.exists(path):
+        with open(path) as f:
+            for line in f:
+                if not line.strip():
+                    continue
+                r = json.loads(line)
+                v = r.get("validation") or {}
+                if r.get("grid") == grid and r.get("row") in per_row and v and None not in v.values():
+                    per_row[r["row"]][r["seed_index"]] = sum(v.values()) / len(v)
+    common = set.intersection(*(set(v) for v in per_row.values())) if per_row else set()
+    return {r: sum(v[s] for s in common) / len(common) for r, v in per_row.items()} if common else {}, sorted(common)
+
+
 def done_keys(path):
     keys = set()
     if os.path.exists(path):
@@ -146,6 +163,9 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("grid", choices=sorted(GRIDS))
     ap.add_argument("--rows", help="comma list of rows (default: all, in order)")
+    ap.add_argument("--best-of", metavar="ROWS",
+                    help="comma list of sweep rows: run only the one whose selected models have the highest mean "
+                         "validation average over the seeds already recorded (the sweep's choice, never dev)")
     ap.add_argument("--seeds", default="1,2,3,4,5")
     ap.add_argument("--build", default=os.path.join(ROOT, "build"))
     ap.add_argument("--data", default=os.environ.get("HYPERADAPT_SHARED_DATA", os.path.join(ROOT, "..", "shared", "data")))
@@ -158,6 +178,19 @@ def main():
 
     grid = GRIDS[a.grid]
     rows = a.rows.split(",") if a.rows else list(grid["rows"])
+    records_path = a.records or os.path.join(ROOT, grid["records"])
+    if a.best_of:
+        candidates = a.best_of.split(",")
+        for r in candidates:
+            if r not in grid["rows"]:
+                sys.exit(f"--best-of: grid '{a.grid}' has no row '{r}'")
+        means, common = validation_means(records_path, a.grid, candidates)
+        if not means:
+            sys.exit(f"--best-of: no seed has validation scores for every row of {a.best_of} in {records_path}")
+        best = max(means, key=means.get)
+        print(f"sweep (mean validation average over seeds {common}): " +
+              ", ".join(f"{r} {100 * m:.2f}" for r, m in means.items()) + f" -> {best}", file=sys.stderr)
+        rows = [best]
     for r in rows:
         if r not in grid["rows"]:
             sys.exit(f"--rows: grid '{a.grid}' has no row '{r}' (it has {', '.join(grid['rows'])})")
