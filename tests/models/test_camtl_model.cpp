@@ -2,6 +2,7 @@
 #include <boost/test/unit_test.hpp>
 
 #include <filesystem>
+#include <fstream>
 #include <memory>
 #include <string>
 #include <vector>
@@ -232,7 +233,8 @@ BOOST_AUTO_TEST_CASE(selection_ends_with_the_model_of_the_best_average_validatio
         validation.push_back(std::move(split.validation));
     }
     auto run = [&](model_selection rule, std::vector<parameter_group> groups, std::vector<float>* heads_before,
-                   std::vector<float>* heads_after, std::vector<float>* rest_before, std::vector<float>* rest_after) {
+                   std::vector<float>* heads_after, std::vector<float>* rest_before, std::vector<float>* rest_after,
+                   const std::filesystem::path& out_dir = {}) {
         camtl_options o;
         o.backbone = {.vocab_size = 40, .hidden = 16, .layers = 2, .heads = 2, .intermediate = 32, .max_position = 16};
         o.seq_len = 16;
@@ -260,6 +262,7 @@ BOOST_AUTO_TEST_CASE(selection_ends_with_the_model_of_the_best_average_validatio
         t.eval_every = 10;
         t.selection = rule;
         t.groups = std::move(groups);
+        t.out_dir = out_dir;
         t.show_progress = false;
         size_proportional_sampler s({train[0].size(), train[1].size()}, 16, rng_stream(3));
         auto r = train_multitask(*m, s, b, train, validation, t);
@@ -292,6 +295,25 @@ BOOST_AUTO_TEST_CASE(selection_ends_with_the_model_of_the_best_average_validatio
               &rest_before, &rest_after);
     BOOST_TEST(heads_after == heads_before, tt::per_element());
     BOOST_TEST(rest_after != rest_before);
+
+    // A group's own warmup: 45 of the 90 steps for the heads, the default 10 % (9 steps) for the rest. The
+    // rate logged with step s is the one its update used: base x multiplier(s - 1).
+    test::temp_dir dir;
+    (void)run(model_selection::last_step, {{.pattern = "^heads\\.", .lr = 4e-3, .warmup_proportion = 0.5}}, nullptr,
+              nullptr, nullptr, nullptr, dir.path());
+    std::ifstream log(dir / "metrics.jsonl");
+    std::size_t checked = 0;
+    for (std::string line; std::getline(log, line);) {
+        const auto j = nlohmann::json::parse(line);
+        if (j.at("split") != "train") continue;
+        const double k = j.at("step").get<double>() - 1;
+        const double heads = k < 45 ? 4e-3 * k / 45 : 4e-3 * (90 - k) / 45;
+        const double rest = k < 9 ? 1e-2 * k / 9 : 1e-2 * (90 - k) / 81;
+        BOOST_TEST(j.at("group_lr").at(0).get<double>() == heads, tt::tolerance(1e-12));
+        BOOST_TEST(j.at("lr").get<double>() == rest, tt::tolerance(1e-12));
+        ++checked;
+    }
+    BOOST_TEST(checked == 90u);
 }
 
 BOOST_AUTO_TEST_CASE(every_parameter_the_loss_reads_is_visited) {
