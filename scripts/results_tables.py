@@ -29,7 +29,8 @@ TASK_NAMES = {"rte": "RTE", "mrpc": "MRPC", "stsb": "STS-B", "cola": "CoLA", "ss
 TASK_METRICS = {"mrpc": {"f1", "accuracy"}, "stsb": {"pearson", "spearman"}, "cola": {"matthews"},
                 "qqp": {"f1", "accuracy"}}
 
-ROW_ORDER = ["a", "b", "c", "d", "d-alignment", "d-cbda", "d-cln", "d-adapter", "full-ft"]
+ROW_ORDER = ["a", "b", "c", "d", "d-alignment", "d-cbda", "d-cln", "d-adapter", "full-ft", "lr1e-4", "lr2e-4",
+             "lr5e-5-e6", "lr1e-4-e6"]
 ROW_NAMES = {
     "a": "(a) single-task full fine-tuning",
     "b": "(b) multi-task full fine-tuning, proportional",
@@ -39,7 +40,11 @@ ROW_NAMES = {
     "d-cbda": "(d) minus CBDA",
     "d-cln": "(d) minus CLN",
     "d-adapter": "(d) minus adapter",
-    "full-ft": "single-task full fine-tuning, SST-2 n = 1000",
+    "full-ft": "SST-2 n = 1000, full fine-tuning: lr 5e-5, 3 epochs",
+    "lr1e-4": "SST-2 n = 1000, full fine-tuning: lr 1e-4, 3 epochs",
+    "lr2e-4": "SST-2 n = 1000, full fine-tuning: lr 2e-4, 3 epochs",
+    "lr5e-5-e6": "SST-2 n = 1000, full fine-tuning: lr 5e-5, 6 epochs",
+    "lr1e-4-e6": "SST-2 n = 1000, full fine-tuning: lr 1e-4, 6 epochs",
 }
 # The PHA grid's rows: "n<examples per task>-<model>", ordered by n, then by this list.
 PHA_MODELS = [("pha", "PHA"), ("adapters", "per-task adapters (r = 64)"),

@@ -264,12 +264,12 @@ class Plots(unittest.TestCase):
 
 class ValidationColumn(unittest.TestCase):
     def test_the_selection_criterion_is_the_mean_validation_average_per_row(self):
-        # Two rows of a sweep, two seeds each; validation averages (.70+.80)/2 = .75 and .85 for "lr1e-4";
-        # .60 and .64 for "lr2e-4" (row a merges its per-task records: (.70 + .90)/2 = .80 and .70).
-        rs = [record("lr1e-4", 1, {"rte": 0.6}, validation={"rte": 0.75}),
-              record("lr1e-4", 2, {"rte": 0.6}, validation={"rte": 0.85}),
-              record("lr2e-4", 1, {"rte": 0.6}, validation={"rte": 0.60}),
-              record("lr2e-4", 2, {"rte": 0.6}, validation={"rte": 0.64}),
+        # Two rows of a sweep, two seeds each; validation averages (.70+.80)/2 = .75 and .85 for "sweep-x";
+        # .60 and .64 for "sweep-y" (row a merges its per-task records: (.70 + .90)/2 = .80 and .70).
+        rs = [record("sweep-x", 1, {"rte": 0.6}, validation={"rte": 0.75}),
+              record("sweep-x", 2, {"rte": 0.6}, validation={"rte": 0.85}),
+              record("sweep-y", 1, {"rte": 0.6}, validation={"rte": 0.60}),
+              record("sweep-y", 2, {"rte": 0.6}, validation={"rte": 0.64}),
               record("a", 1, {"rte": 0.6}, model="single", validation={"rte": 0.70}),
               record("a", 1, {"stsb": 0.6}, model="single", validation={"stsb": 0.90}),
               record("a", 2, {"rte": 0.6}, model="single", validation={"rte": 0.60}),
@@ -279,8 +279,8 @@ class ValidationColumn(unittest.TestCase):
             write_jsonl(path, rs)
             rc, out, err = run_script(path)
         self.assertEqual(rc, 0, err)
-        self.assertIn("| lr1e-4 | 80.0 ± 7.1 | 2 |", out)   # sd of 75, 85: 7.07
-        self.assertIn("| lr2e-4 | 62.0 ± 2.8 | 2 |", out)   # sd of 60, 64: 2.83
+        self.assertIn("| sweep-x | 80.0 ± 7.1 | 2 |", out)   # sd of 75, 85: 7.07
+        self.assertIn("| sweep-y | 62.0 ± 2.8 | 2 |", out)   # sd of 60, 64: 2.83
         self.assertIn("| (a) single-task full fine-tuning | 75.0 ± 7.1 | 2 |", out)
 
 
