@@ -33,6 +33,7 @@
 #include <fstream>
 #include <iostream>
 #include <map>
+#include <set>
 #include <optional>
 #include <sstream>
 #include <string>
@@ -143,9 +144,9 @@ args parse(int argc, char** argv) {
             if (a.sampler.empty()) a.sampler = "proportional";
             if (split_list(a.target).size() != 1) throw ValidationError("--target", "takes one task, got '" + a.target + "'");
         }
-        if (a.mode != "multitask" && a.validation_per_task > 0)
-            throw ValidationError("--validation-per-task", "belongs to --mode multitask (transfer and the built-in default "
-                                                           "evaluate on their dev set during training)");
+        if (a.mode == "demo" && a.validation_per_task > 0)
+            throw ValidationError("--validation-per-task", "belongs to --mode multitask|transfer (the built-in default "
+                                                           "evaluates on its dev set during training)");
         examples::check_common_options(a);
     });
     if (rc >= 0) std::exit(rc);
@@ -320,23 +321,43 @@ void append_json(const std::string& file, const nlohmann::json& j) {
     if (!out) throw io_error(file + ": write failed");
 }
 
+/// The examples of a run. Without a validation split the trainer evaluates `dev` during training (best and
+/// final reported, as before the results protocol); with one (docs/results.md) it selects the model on the
+/// validation split and `dev` is measured once, on the selected model.
+struct run_data {
+    const std::vector<encoded_task>& train;
+    const std::vector<encoded_task>& dev;
+    const std::vector<encoded_task>* validation = nullptr;  ///< null or empty: no validation split
+
+    [[nodiscard]] bool selecting() const noexcept { return validation && !validation->empty(); }
+};
+
+/// Trains `model` on d.train and measures it as run_data says.
+template <class Model>
+run_report train_and_measure(Model& model, policy& b, const args& a, const run_data& d, const trainer_options& o,
+                             std::size_t batch, std::string label, std::size_t backbone) {
+    run_report r{std::move(label), run_with_sampler(model, b, a, d.train, d.selecting() ? *d.validation : d.dev, o, batch),
+                 backbone, std::nullopt};
+    if (d.selecting()) {
+        r.test = evaluate_tasks<Model, policy, float>(model, b, d.dev, o.eval_batch, o.padding);
+        r.selected_on_validation = true;
+    }
+    return r;
+}
+
 /// Builds, initialises and trains one pha_bert variant; `init_backbone(model)` fills its backbone (a checkpoint
 /// load, or a copy from the demo's pretrained encoder) before freezing.
 template <class InitBackbone>
-run_report train_pha(policy& b, const args& a, const pha_bert_options& opts, const std::vector<encoded_task>& train,
-                     const std::vector<encoded_task>& dev, const trainer_options& o, std::size_t batch,
-                     const std::string& label, InitBackbone&& init_backbone, std::size_t backbone,
-                     const std::string& save = {}, const std::vector<encoded_task>* test = nullptr) {
+run_report train_pha(policy& b, const args& a, const pha_bert_options& opts, const run_data& d,
+                     const trainer_options& o, std::size_t batch, const std::string& label,
+                     InitBackbone&& init_backbone, std::size_t backbone, const std::string& save = {}) {
     pha_model m(b, opts);
     rng_stream init(a.seed);
     m.initialize(init);
     init_backbone(m);
     m.apply_freezing();
-    run_report r{label, run_with_sampler(m, b, a, train, dev, o, batch), backbone, m.parameter_report()};
-    if (test) {  // `dev` was the validation split: measure the selected model on the reported set once
-        r.test = evaluate_tasks<pha_model, policy, float>(m, b, *test, o.eval_batch, o.padding);
-        r.selected_on_validation = true;
-    }
+    run_report r = train_and_measure(m, b, a, d, o, batch, label, backbone);
+    r.pha = m.parameter_report();
     if (!save.empty()) io::save_safetensors(m, save);
     return r;
 }
@@ -436,28 +457,28 @@ prototype_match retrieve(pha_model& source, policy& b, const std::vector<encoded
 
 /// PHA transfer: a 1-task target pha_bert that starts from `source` and the retrieved prototype.
 run_report transfer_pha(policy& b, const args& a, pha_model& source, const prototype_match& match,
-                        const std::vector<encoded_task>& train, const std::vector<encoded_task>& dev,
-                        const trainer_options& o, std::size_t batch, std::size_t backbone) {
+                        const run_data& d, const trainer_options& o, std::size_t batch, std::size_t backbone) {
     auto opts = source.options();
-    opts.tasks = heads_of(a, train);
+    opts.tasks = heads_of(a, d.train);
     pha_model target(b, opts);
     rng_stream init(a.seed);
     target.initialize(init);
     const std::size_t copied = start_transfer(source, target, match.task);
     target.apply_freezing();
     if (!a.quiet) std::fprintf(stderr, "start_transfer: %zu tensors copied from the source model\n", copied);
-    return {"pha transfer", run_with_sampler(target, b, a, train, dev, o, batch), backbone, target.parameter_report()};
+    run_report r = train_and_measure(target, b, a, d, o, batch, "pha transfer", backbone);
+    r.pha = target.parameter_report();
+    return r;
 }
 
 template <class InitBackbone>
-run_report transfer_full(policy& b, const args& a, const bert_config& config, const std::vector<encoded_task>& train,
-                         const std::vector<encoded_task>& dev, const trainer_options& o, std::size_t batch,
-                         InitBackbone&& init_backbone, std::size_t backbone) {
-    multitask_bert<policy, float> m(b, {.backbone = config, .tasks = heads_of(a, train), .heads_read = reads(a)});
+run_report transfer_full(policy& b, const args& a, const bert_config& config, const run_data& d,
+                         const trainer_options& o, std::size_t batch, InitBackbone&& init_backbone, std::size_t backbone) {
+    multitask_bert<policy, float> m(b, {.backbone = config, .tasks = heads_of(a, d.train), .heads_read = reads(a)});
     rng_stream init(a.seed);
     m.initialize(init);
     init_backbone(m);
-    return {"full fine-tuning", run_with_sampler(m, b, a, train, dev, o, batch), backbone, std::nullopt};
+    return train_and_measure(m, b, a, d, o, batch, "full fine-tuning", backbone);
 }
 
 // ---- --mode multitask ------------------------------------------------------------------------------------
@@ -496,7 +517,7 @@ int run_multitask(policy& b, args& a) {
     // With --validation-per-task the trainer sees the validation split only; dev is measured once at the end.
     const std::vector<encoded_task> validation = examples::carve_validation_splits(train, a);
     const bool selecting = !validation.empty();
-    const std::vector<encoded_task>& eval = selecting ? validation : dev;
+    const run_data sets{train, dev, &validation};
     if (a.model == "camtl" && rd.config.hidden % a.seq_len != 0)
         usage("--seq-len " + std::to_string(a.seq_len) + " does not divide the hidden size " + std::to_string(rd.config.hidden) +
               ": CA-MTL's block-diagonal attention bias needs it to");
@@ -519,20 +540,16 @@ int run_multitask(policy& b, args& a) {
         const auto rep = m.load_backbone(a.checkpoint, a.partial_backbone);
         if (!a.quiet) std::cerr << "backbone: " << rep.str() << '\n';
         m.apply_freezing();
-        r = {"camtl (" + a.sampler + ")", run_with_sampler(m, b, a, train, eval, o, a.batch), rd.backbone, std::nullopt};
-        if (selecting) {
-            r.test = evaluate_tasks<camtl_model<policy, float>, policy, float>(m, b, dev, o.eval_batch, o.padding);
-            r.selected_on_validation = true;
-        }
+        r = train_and_measure(m, b, a, sets, o, a.batch, "camtl (" + a.sampler + ")", rd.backbone);
     } else {  // pha, adapters, hyperformerpp: one pha_bert, differing in adapter_source only
         const auto opts = pha_options(a, rd.config, heads_of(a, train), source_of(a.model));
-        r = train_pha(b, a, opts, train, eval, o, a.batch, a.model + " (" + a.sampler + ")",
+        r = train_pha(b, a, opts, sets, o, a.batch, a.model + " (" + a.sampler + ")",
                       [&](pha_model& m) {
                           const auto rep = m.load_backbone(a.checkpoint);
                           require_whole_backbone(a, rep);
                           if (!a.quiet) std::cerr << "backbone: " << rep.loaded.size() << " tensors loaded, " << rep.missing.size() << " new\n";
                       },
-                      rd.backbone, a.save, selecting ? &dev : nullptr);
+                      rd.backbone, a.save);
         if (!a.save.empty()) {
             // What --mode transfer needs to rebuild the model: the task order fixes the prototype rows.
             nlohmann::json side{{"model", a.model}, {"tasks", split_list(a.tasks)}, {"passes", a.passes},
@@ -585,8 +602,20 @@ int run_transfer(policy& b, args& a) {
         if (data::find_task(s).name == target_info.name) usage("the target '" + a.target + "' is one of the source tasks");
 
     const auto full_train = encode_task(data::load_task(a.target, a.data, data::split::train), *rd.tok, a.seq_len);
-    const std::vector<encoded_task> train{take_rows(full_train, few_shot_indices(full_train, a.k, a.seed ^ 0xf3e))};
+    const auto shots = few_shot_indices(full_train, a.k, a.sample_seed() ^ 0xf3e);
+    const std::vector<encoded_task> train{take_rows(full_train, shots)};
     const std::vector<encoded_task> dev{encode_task(data::load_task(a.target, a.data, data::split::dev), *rd.tok, a.seq_len, a.dev_per_task, 0xde5)};
+    // --validation-per-task: drawn (stratified, by the data seed) from the target's training examples that are
+    // not among the k shots.
+    std::vector<encoded_task> validation;
+    if (a.validation_per_task > 0) {
+        const std::set<std::size_t> taken(shots.begin(), shots.end());
+        std::vector<std::size_t> rest;
+        for (std::size_t i = 0; i < full_train.size(); ++i)
+            if (!taken.contains(i)) rest.push_back(i);
+        validation.push_back(carve_validation(take_rows(full_train, rest), a.validation_per_task, a.sample_seed() ^ 0x7a11da7e).validation);
+    }
+    const run_data sets{train, dev, &validation};
     const std::size_t batch = std::min(a.batch, train[0].size());
     const auto o = trainer_for(a, step_budget(a, train, batch), "transfer-" + a.model + "-" + a.target);
     std::printf("03_pha_fewshot transfer: %s to %s with k = %zu training examples (%s; of %zu), dev %zu examples, "
@@ -609,12 +638,12 @@ int run_transfer(policy& b, args& a) {
         const auto rep = io::load_pretrained(source, a.source, {.strict = true});
         if (!a.quiet) std::cerr << "source " << a.source << ": " << rep.str() << '\n';
         match = retrieve(source, b, train, source_names);
-        r = transfer_pha(b, a, source, *match, train, dev, o, batch, rd.backbone);
+        r = transfer_pha(b, a, source, *match, sets, o, batch, rd.backbone);
     } else if (a.model == "adapter") {
-        r = train_pha(b, a, pha_options(a, rd.config, heads_of(a, train), adapter_source::per_task), train, dev, o, batch,
+        r = train_pha(b, a, pha_options(a, rd.config, heads_of(a, train), adapter_source::per_task), sets, o, batch,
                       "fresh per-task adapter", load_backbone, rd.backbone);
     } else {
-        r = transfer_full(b, a, rd.config, train, dev, o, batch, load_backbone, rd.backbone);
+        r = transfer_full(b, a, rd.config, sets, o, batch, load_backbone, rd.backbone);
     }
     print_result(r);
     auto j = to_json(a, r);
@@ -624,6 +653,8 @@ int run_transfer(policy& b, args& a) {
     j["batch"] = batch;
     j["dev_size"] = dev[0].size();
     j["source_tasks"] = source_names;
+    examples::add_protocol_fields(j, a, r.result, r.selected_on_validation ? r.test : r.result.final, train, validation,
+                                  dev, {examples::constant_predictor(train[0], dev[0])});
     if (match) {
         j["source"] = a.source;
         j["retrieved"] = match->task < source_names.size() ? source_names[match->task] : std::to_string(match->task);
@@ -729,11 +760,12 @@ int run_demo(policy& b, args& a) {
                 dev[0].size(), class_counts(dev[0]).c_str());
     const auto match = retrieve(source, b, train, source_names);
     std::vector<run_report> rows;
-    rows.push_back(transfer_pha(b, a, source, match, train, dev, trainer_for(a, transfer_steps, "transfer-pha"), batch, backbone));
-    rows.push_back(train_pha(b, a, small(pha_options(a, config, heads_of(a, train), adapter_source::per_task)), train, dev,
+    const run_data sets{train, dev};
+    rows.push_back(transfer_pha(b, a, source, match, sets, trainer_for(a, transfer_steps, "transfer-pha"), batch, backbone));
+    rows.push_back(train_pha(b, a, small(pha_options(a, config, heads_of(a, train), adapter_source::per_task)), sets,
                              trainer_for(a, transfer_steps, "transfer-adapter"), batch, "fresh per-task adapter",
                              from_pretrained, backbone));
-    rows.push_back(transfer_full(b, a, config, train, dev, trainer_for(a, transfer_steps, "transfer-full"), batch,
+    rows.push_back(transfer_full(b, a, config, sets, trainer_for(a, transfer_steps, "transfer-full"), batch,
                                  from_pretrained, backbone));
     std::printf("  %-24s %10s %10s %10s\n", "repeat, k = 32", "best dev", "final dev", "trainable");
     for (const auto& r : rows)

@@ -85,7 +85,7 @@ expect "02 --lr-group unknown option" 2 "unknown or repeated option 'momentum=0.
 expect "02 --lr-group matching no parameter" 1 "'nosuch=0.001' matches no parameter" "$b2" --lr-group nosuch=1e-3 --steps 2 --quiet --json results.jsonl
 expect "02 --data-seed not a number" 2 "--data-seed" "$b2" --data-seed x
 expect "02 validation split of every example" 1 "would leave none to train on" "$b2" "${real[@]}" --model mtl --seq-len 8 --validation-per-task 16
-expect "03 --validation-per-task in transfer" 2 "--validation-per-task" "$b3" --mode transfer --checkpoint ck_good --data data --model full --target rte --validation-per-task 4
+expect "03 --validation-per-task in the built-in default" 2 "--validation-per-task" "$b3" --validation-per-task 4
 expect "03 unknown mode" 2 "--mode" "$b3" --mode train
 expect "03 unknown model" 2 "--model" "$b3" --mode multitask --checkpoint ck_good --data data --model foo
 expect "03 model of the other mode" 2 "--model" "$b3" --mode multitask --checkpoint ck_good --data data --model full
