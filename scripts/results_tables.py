@@ -22,12 +22,12 @@ import tempfile
 from dataclasses import dataclass, field
 
 # GLUE's usual order; tasks not listed here follow in alphabetical order.
-TASK_ORDER = ["rte", "mrpc", "stsb", "cola", "sst2", "wnli", "qnli", "qqp", "mnli"]
+TASK_ORDER = ["rte", "mrpc", "stsb", "cola", "sst2", "wnli", "qnli", "qqp", "mnli", "cb"]
 TASK_NAMES = {"rte": "RTE", "mrpc": "MRPC", "stsb": "STS-B", "cola": "CoLA", "sst2": "SST-2", "wnli": "WNLI",
-              "qnli": "QNLI", "qqp": "QQP", "mnli": "MNLI"}
+              "qnli": "QNLI", "qqp": "QQP", "mnli": "MNLI", "cb": "CB"}
 # The metrics each task's score averages (the library's task registry); used to check the records.
 TASK_METRICS = {"mrpc": {"f1", "accuracy"}, "stsb": {"pearson", "spearman"}, "cola": {"matthews"},
-                "qqp": {"f1", "accuracy"}}
+                "qqp": {"f1", "accuracy"}, "cb": {"macro_f1", "accuracy"}}
 
 ROW_ORDER = ["a", "b", "c", "d", "d-alignment", "d-cbda", "d-cln", "d-adapter", "full-ft", "lr1e-4", "lr2e-4",
              "lr5e-5-e6", "lr1e-4-e6"]
@@ -56,9 +56,19 @@ for _n in (100, 500, 1000):
         ROW_ORDER.append(f"n{_n}-{_model}")
         ROW_NAMES[f"n{_n}-{_model}"] = f"n = {_n}: {_name}"
 
+# The CB few-shot grid's rows: "k<shots>-<arm>".
+for _k in (16, 32, 100):
+    for _arm, _name in (("pha", "PHA transfer (retrieved prototype)"), ("adapter", "fresh per-task adapter"),
+                        ("full", "full fine-tuning")):
+        ROW_ORDER.append(f"k{_k}-{_arm}")
+        ROW_NAMES[f"k{_k}-{_arm}"] = f"k = {_k}: {_name}"
+
 # (row, baseline, what the difference tests). Ablations are added per grid: each "d-..." row against d.
 COMPARISONS = [("d", "a", "the CA-MTL claim"), ("c", "b", "CA-MTL's modules, proportional sampling"),
                ("d", "c", "MT-Uncertainty against proportional sampling")]
+for _k in (16, 32, 100):
+    COMPARISONS += [(f"k{_k}-pha", f"k{_k}-adapter", "PHA transfer against a fresh adapter"),
+                    (f"k{_k}-pha", f"k{_k}-full", "PHA transfer against full fine-tuning")]
 for _n in (100, 500, 1000):
     COMPARISONS += [(f"n{_n}-pha", f"n{_n}-adapters", "PHA against per-task adapters (the PHA claim)"),
                     (f"n{_n}-pha", f"n{_n}-adapters-matched", "PHA against adapters of its size"),
@@ -503,6 +513,7 @@ def paired_table(rows, tasks):
 
 
 METRICS_LINE = ("Metrics: MRPC = mean(F1, accuracy), STS-B = mean(Pearson, Spearman), CoLA = Matthews correlation, "
+                "CB = mean(macro F1, accuracy), "
                 "the others accuracy; ×100. The average is the unweighted mean of the tasks. Each run's model is "
                 "selected on its validation split (carved from the training data, best validation average); the "
                 "GLUE dev set is measured once, on the selected model, and is the number reported.")

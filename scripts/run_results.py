@@ -11,6 +11,8 @@ the commit it ran on (and whether the tree had uncommitted changes under include
                                 [--records FILE] [--max-runs N] [--dry-run]
   grids: sst2   single-task full fine-tuning of MiniLM on SST-2, n = 1000 (the budget check of issue 12)
          camtl  the CA-MTL table: rows a, b, c, d and the ablations of d (d-alignment, d-cbda, d-cln, d-adapter)
+         cb     few-shot transfer to CB, k = 16, 32, 100: PHA from the n = 1000 PHA source, a fresh adapter, full
+                fine-tuning (run grid pha's row n1000-pha first: it saves the sources)
          pha    the PHA low-data table: PHA, per-task adapters (r = 64 and parameter-matched), HyperFormer++ and
                 CA-MTL at n = 100, 500, 1000 per task; PHA without its contrastive losses and retriever-only
   Seed i trains with --seed i and draws its training subsample and validation split with --data-seed 100 + i,
@@ -55,7 +57,9 @@ def pha_rows():
     for n, (epochs, every) in PHA_EPOCHS.items():
         common = ["--mode", "multitask", "--tasks", GLUE6, "--train-per-task", str(n), "--validation-per-task", "100",
                   "--seq-len", "128", "--batch", "32", "--epochs", epochs, "--eval-every", every, "--head-input", "mean"]
-        rows[f"n{n}-pha"] = common + ["--model", "pha", "--lr", "1e-3"]
+        # The n = 1000 PHA models are the few-shot grid's sources (one per seed, kept outside the repository).
+        save = ["--save", "{sources}/pha_glue6_n1000_seed{seed}.safetensors"] if n == 1000 else []
+        rows[f"n{n}-pha"] = common + ["--model", "pha", "--lr", "1e-3"] + save
         rows[f"n{n}-adapters"] = common + ["--model", "adapters", "--lr", "1e-3"]
         rows[f"n{n}-adapters-matched"] = common + ["--model", "adapters", "--lr", "1e-3", "--bottleneck", "213"]
         rows[f"n{n}-hyperformerpp"] = common + ["--model", "hyperformerpp", "--lr", "1e-3"]
@@ -63,6 +67,25 @@ def pha_rows():
         if n in (100, 1000):
             rows[f"n{n}-pha-no-contrastive"] = common + ["--model", "pha", "--lr", "1e-3", "--no-contrastive"]
             rows[f"n{n}-pha-retriever-only"] = common + ["--model", "pha", "--lr", "1e-3", "--contrastive-retriever-only"]
+    return rows
+
+
+# Few-shot transfer to CB (250 training examples, 56 in its validation set, reported as the test set): k shots
+# drawn by the data seed, a validation split of k more from the rest of CB's training examples, 20 epochs over
+# the k shots (at least 40 steps of at most 16). "pha" starts from the n = 1000 PHA model of the same seed
+# (grid pha, row n1000-pha) and its retrieved prototype; "adapter" is a fresh per-task adapter on the frozen
+# backbone; "full" fine-tunes every backbone parameter.
+def cb_rows():
+    rows = {}
+    for k in (16, 32, 100):
+        steps = str(max(40, 20 * k // 16))
+        common = ["--mode", "transfer", "--tasks", GLUE6, "--target", "cb", "--k", str(k), "--validation-per-task",
+                  str(k), "--seq-len", "128", "--batch", "16", "--steps", steps, "--eval-every", "10", "--head-input",
+                  "mean"]
+        rows[f"k{k}-pha"] = common + ["--model", "pha", "--lr", "1e-3", "--source",
+                                      "{sources}/pha_glue6_n1000_seed{seed}.safetensors"]
+        rows[f"k{k}-adapter"] = common + ["--model", "adapter", "--lr", "1e-3"]
+        rows[f"k{k}-full"] = common + ["--model", "full", "--lr", "5e-5"]
     return rows
 
 
@@ -83,6 +106,11 @@ GRIDS = {
         "records": "docs/results/protocol/pha.jsonl",
         "example": "03_pha_fewshot",
         "rows": pha_rows(),
+    },
+    "cb": {
+        "records": "docs/results/protocol/cb_fewshot.jsonl",
+        "example": "03_pha_fewshot",
+        "rows": cb_rows(),
     },
     "camtl": {
         "records": "docs/results/protocol/camtl.jsonl",
@@ -172,6 +200,8 @@ def main():
     ap.add_argument("--checkpoint", default=os.path.join(ROOT, ".deps", "models", "all-MiniLM-L6-v2"))
     ap.add_argument("--records", help="JSONL file the records are appended to (default: the grid's)")
     ap.add_argument("--threads", default="2")
+    ap.add_argument("--sources", default=os.path.join(ROOT, "build", "pha_sources"),
+                    help="folder of the PHA source models (grid pha writes them, grid cb reads them)")
     ap.add_argument("--max-runs", type=int, default=0, help="stop after N runs (0: all)")
     ap.add_argument("--dry-run", action="store_true", help="print the commands that would run")
     a = ap.parse_args()
@@ -210,9 +240,19 @@ def main():
                 continue
             if a.max_runs and ran >= a.max_runs:
                 return
+            # {sources} and {seed} in a row's arguments name per-seed files (the digest keeps the template).
+            resolved = [x.replace("{sources}", a.sources).replace("{seed}", str(seed)) for x in args]
+            if "--save" in resolved:
+                os.makedirs(a.sources, exist_ok=True)
+            if "--source" in resolved:
+                source = resolved[resolved.index("--source") + 1]
+                if not os.path.exists(source):
+                    print(f"== {a.grid}/{row} seed {seed}: skipped, {source} is missing (grid pha, row n1000-pha, "
+                          f"seed {seed} writes it)", file=sys.stderr, flush=True)
+                    continue
             with tempfile.TemporaryDirectory() as tmp:
                 out = os.path.join(tmp, "run.jsonl")
-                cmd = [example, "--checkpoint", a.checkpoint, "--data", a.data, *args, "--seed", str(seed),
+                cmd = [example, "--checkpoint", a.checkpoint, "--data", a.data, *resolved, "--seed", str(seed),
                        "--data-seed", str(100 + seed), "--threads", a.threads, "--quiet", "--json", out]
                 print(f"== {a.grid}/{row} seed {seed}: {' '.join(cmd)}", file=sys.stderr, flush=True)
                 if a.dry_run:
