@@ -1,6 +1,7 @@
 #define BOOST_TEST_MODULE models_camtl
 #include <boost/test/unit_test.hpp>
 
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <memory>
@@ -263,6 +264,7 @@ BOOST_AUTO_TEST_CASE(selection_ends_with_the_model_of_the_best_average_validatio
         t.selection = rule;
         t.groups = std::move(groups);
         t.out_dir = out_dir;
+        if (!out_dir.empty()) t.eval_split = "validation";
         t.show_progress = false;
         size_proportional_sampler s({train[0].size(), train[1].size()}, 16, rng_stream(3));
         auto r = train_multitask(*m, s, b, train, validation, t);
@@ -314,6 +316,9 @@ BOOST_AUTO_TEST_CASE(selection_ends_with_the_model_of_the_best_average_validatio
         ++checked;
     }
     BOOST_TEST(checked == 90u);
+    // The curves plotted are the validation split's, as logged (where gnuplot is installed).
+    if (std::system("gnuplot --version > /dev/null 2>&1") == 0)
+        BOOST_TEST(std::filesystem::is_regular_file(dir / "dev_curves.png"), "no curves plotted from the validation records");
 }
 
 BOOST_AUTO_TEST_CASE(every_parameter_the_loss_reads_is_visited) {

@@ -132,25 +132,27 @@ inline int run_program(const char* program, const std::filesystem::path& in, con
 }
 }  // namespace detail
 
-/// Plots per-task dev curves (records with "split": "dev", "step", "task" and a numeric `metric` field) to a
+/// Plots per-task curves of one evaluation split (records with "split": `split` -- "dev", or "validation" when
+/// the run selects its model on a validation split --, "step", "task" and a numeric `metric` field) to a
 /// PNG with gnuplot. Returns false, with the reason in *why, when gnuplot is missing or fails; returns true
 /// with a note in *why when lines of the log had to be passed over. The run itself never depends on plotting. No shell is involved and no path
 /// reaches gnuplot's command language: gnuplot is started directly, reads its script (data inline) on stdin
 /// and writes the PNG to its stdout, which is a temporary file renamed over `png` only on success.
 inline bool plot_dev_curves(const std::filesystem::path& log, const std::filesystem::path& png,
-                            const std::string& metric = "score", std::string* why = nullptr) {
+                            const std::string& metric = "score", std::string* why = nullptr,
+                            const std::string& split = "dev") {
     std::vector<std::string> skipped;
     const auto records = read_metrics_log(log, &skipped);
     std::map<std::string, std::vector<std::pair<double, double>>> curves;
     for (const auto& r : records)
-        if (r.value("split", "") == "dev" && r.contains("task") && r["task"].is_string() && r.contains(metric) &&
+        if (r.value("split", "") == split && r.contains("task") && r["task"].is_string() && r.contains(metric) &&
             r.contains("step") && r[metric].is_number() && r["step"].is_number())
             curves[r["task"].get<std::string>()].emplace_back(r["step"].get<double>(), r[metric].get<double>());
     std::string note;
     if (!skipped.empty())
         note = std::to_string(skipped.size()) + " unreadable line(s) passed over, the first " + skipped.front();
     if (curves.empty()) {
-        if (why) *why = "no dev records with a numeric '" + metric + "' in " + log.string() + (note.empty() ? "" : "; " + note);
+        if (why) *why = "no " + split + " records with a numeric '" + metric + "' in " + log.string() + (note.empty() ? "" : "; " + note);
         return false;
     }
     auto sibling = [&](const char* suffix) { return std::filesystem::path(png.string() + suffix); };
@@ -158,7 +160,7 @@ inline bool plot_dev_curves(const std::filesystem::path& log, const std::filesys
     {
         std::ofstream g(script);
         g << "set terminal pngcairo size 900,540\nset key outside right\nset grid\nset xlabel \"step\"\n"
-          << "set ylabel \"dev " << detail::gnuplot_label(metric) << "\"\nplot ";
+          << "set ylabel \"" << detail::gnuplot_label(split) << " " << detail::gnuplot_label(metric) << "\"\nplot ";
         std::size_t i = 0;
         for (const auto& [task, pts] : curves)
             g << (i++ ? ", " : "") << "'-' using 1:2 with linespoints title \"" << detail::gnuplot_label(task) << "\"";

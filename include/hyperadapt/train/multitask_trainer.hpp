@@ -447,7 +447,7 @@ training_result detail::train_multitask_loop(Model& model, sampler_handle& sampl
     result.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     if (log) {
         std::string why;
-        const bool plotted = plot_dev_curves(log->path(), o.out_dir / "dev_curves.png", "score", &why);
+        const bool plotted = plot_dev_curves(log->path(), o.out_dir / "dev_curves.png", "score", &why, o.eval_split);
         if (!why.empty() && o.show_progress) bar.message((plotted ? "dev_curves.png: " : "no plot: ") + why);
     }
     return result;
