@@ -175,6 +175,18 @@ BOOST_AUTO_TEST_CASE(backbone_loads_from_a_hugging_face_checkpoint) {
     BOOST_TEST(report2.unexpected.empty(), report2.str());
 }
 
+/// CA-MTL for the trainer tests: a 2-layer encoder (width `hidden`, `heads` heads) on L = 16, every layer
+/// trained, heads for the synthetic tasks "majority" (2 classes) and "count" (regression).
+camtl_options trainer_test_options(std::size_t hidden, std::size_t heads) {
+    camtl_options o;
+    o.backbone = {.vocab_size = 40, .hidden = hidden, .layers = 2, .heads = heads, .intermediate = 2 * hidden, .max_position = 16};
+    o.seq_len = 16;
+    o.tasks = {{"majority", 2}, {"count", 1}};
+    o.frozen_layers = 0;
+    o.freeze_embeddings = false;
+    return o;
+}
+
 BOOST_AUTO_TEST_CASE(trainer_learns_with_both_samplers) {
     cpu b(cpu::options{.threads = 1});
     const std::vector<encoded_task> train{synthetic_task(synthetic_kind::majority, 600, 16, 11),
@@ -182,13 +194,7 @@ BOOST_AUTO_TEST_CASE(trainer_learns_with_both_samplers) {
     const std::vector<encoded_task> dev{synthetic_task(synthetic_kind::majority, 200, 16, 21),
                                         synthetic_task(synthetic_kind::count, 200, 16, 22)};
     for (int use_mtu = 0; use_mtu < 2; ++use_mtu) {
-        camtl_options o;
-        o.backbone = {.vocab_size = 40, .hidden = 32, .layers = 2, .heads = 4, .intermediate = 64, .max_position = 16};
-        o.seq_len = 16;
-        o.tasks = {{"majority", 2}, {"count", 1}};
-        o.frozen_layers = 0;
-        o.freeze_embeddings = false;
-        camtl_model<cpu, float> m(b, o);
+        camtl_model<cpu, float> m(b, trainer_test_options(32, 4));
         rng_stream init(1);
         m.initialize(init);
         m.apply_freezing();
@@ -236,13 +242,7 @@ BOOST_AUTO_TEST_CASE(selection_ends_with_the_model_of_the_best_average_validatio
     auto run = [&](model_selection rule, std::vector<parameter_group> groups, std::vector<float>* heads_before,
                    std::vector<float>* heads_after, std::vector<float>* rest_before, std::vector<float>* rest_after,
                    const std::filesystem::path& out_dir = {}) {
-        camtl_options o;
-        o.backbone = {.vocab_size = 40, .hidden = 16, .layers = 2, .heads = 2, .intermediate = 32, .max_position = 16};
-        o.seq_len = 16;
-        o.tasks = {{"majority", 2}, {"count", 1}};
-        o.frozen_layers = 0;
-        o.freeze_embeddings = false;
-        auto m = std::make_unique<camtl_model<cpu, float>>(b, o);
+        auto m = std::make_unique<camtl_model<cpu, float>>(b, trainer_test_options(16, 2));
         rng_stream init(4);
         m->initialize(init);
         m->apply_freezing();
