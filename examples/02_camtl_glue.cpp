@@ -93,12 +93,7 @@ struct setup {
     std::size_t backbone_params = 0;
 };
 
-/// A trained configuration: the trainer's result and the dev scores of the model it ended with (with a
-/// validation split: measured once, after selection; without: the last evaluation's).
-struct outcome {
-    training_result trained;
-    std::vector<data::task_result> test;
-};
+using outcome = examples::measured_run;
 
 template <class Model>
 outcome run_with_sampler(Model& model, policy& b, const args& a, const setup& s,
@@ -109,10 +104,7 @@ outcome run_with_sampler(Model& model, policy& b, const args& a, const setup& s,
         dev.push_back(s.dev[t]);
         if (!s.validation.empty()) validation.push_back(s.validation[t]);
     }
-    const bool selecting = !validation.empty();
-    outcome out{examples::train_with_sampler(model, b, a.sampler, a.batch, a.seed, train, selecting ? validation : dev, o), {}};
-    out.test = selecting ? evaluate_tasks<Model, policy, float>(model, b, dev, o.eval_batch, o.padding) : out.trained.final;
-    return out;
+    return examples::train_and_measure(model, b, a, a.batch, train, validation, dev, o);
 }
 
 std::vector<task_head_spec> heads_for(const args& a, const setup& s, const std::vector<std::size_t>& which) {

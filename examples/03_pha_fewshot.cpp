@@ -328,21 +328,15 @@ struct run_data {
     const std::vector<encoded_task>& train;
     const std::vector<encoded_task>& dev;
     const std::vector<encoded_task>* validation = nullptr;  ///< null or empty: no validation split
-
-    [[nodiscard]] bool selecting() const noexcept { return validation && !validation->empty(); }
 };
 
 /// Trains `model` on d.train and measures it as run_data says.
 template <class Model>
 run_report train_and_measure(Model& model, policy& b, const args& a, const run_data& d, const trainer_options& o,
                              std::size_t batch, std::string label, std::size_t backbone) {
-    run_report r{std::move(label), run_with_sampler(model, b, a, d.train, d.selecting() ? *d.validation : d.dev, o, batch),
-                 backbone, std::nullopt};
-    if (d.selecting()) {
-        r.test = evaluate_tasks<Model, policy, float>(model, b, d.dev, o.eval_batch, o.padding);
-        r.selected_on_validation = true;
-    }
-    return r;
+    static const std::vector<encoded_task> none;
+    auto m = examples::train_and_measure(model, b, a, batch, d.train, d.validation ? *d.validation : none, d.dev, o);
+    return {std::move(label), std::move(m.trained), backbone, std::nullopt, std::move(m.test), m.selected_on_validation};
 }
 
 /// Builds, initialises and trains one pha_bert variant; `init_backbone(model)` fills its backbone (a checkpoint
@@ -516,7 +510,6 @@ int run_multitask(policy& b, args& a) {
     examples::check_not_empty(train, dev, a.data);
     // With --validation-per-task the trainer sees the validation split only; dev is measured once at the end.
     const std::vector<encoded_task> validation = examples::carve_validation_splits(train, a);
-    const bool selecting = !validation.empty();
     const run_data sets{train, dev, &validation};
     if (a.model == "camtl" && rd.config.hidden % a.seq_len != 0)
         usage("--seq-len " + std::to_string(a.seq_len) + " does not divide the hidden size " + std::to_string(rd.config.hidden) +
@@ -568,7 +561,7 @@ int run_multitask(policy& b, args& a) {
     j["tasks"] = split_list(a.tasks);
     std::vector<data::task_result> floor;
     for (std::size_t t = 0; t < train.size(); ++t) floor.push_back(examples::constant_predictor(train[t], dev[t]));
-    examples::add_protocol_fields(j, a, r.result, selecting ? r.test : r.result.final, train, validation, dev, floor);
+    examples::add_protocol_fields(j, a, r.result, r.test, train, validation, dev, floor);
     append_json(a.json, j);
     return 0;
 }
@@ -653,7 +646,7 @@ int run_transfer(policy& b, args& a) {
     j["batch"] = batch;
     j["dev_size"] = dev[0].size();
     j["source_tasks"] = source_names;
-    examples::add_protocol_fields(j, a, r.result, r.selected_on_validation ? r.test : r.result.final, train, validation,
+    examples::add_protocol_fields(j, a, r.result, r.test, train, validation,
                                   dev, {examples::constant_predictor(train[0], dev[0])});
     if (match) {
         j["source"] = a.source;

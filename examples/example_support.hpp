@@ -455,4 +455,27 @@ training_result train_with_sampler(Model& model, B& backend, const std::string& 
     throw config_error("unknown sampler '" + sampler + "' (mtu, proportional, temperature or round-robin)");
 }
 
+/// A trained model's results: the trainer's, and the dev scores of the model the run ended with -- with a
+/// validation split measured once, after selection; without one the trainer's last dev evaluation.
+struct measured_run {
+    training_result trained;
+    std::vector<data::task_result> test;
+    bool selected_on_validation = false;
+};
+
+/// Trains `model` on `train` with the sampler a.sampler names. With a validation split (non-empty
+/// `validation`) the trainer evaluates and selects on it and `dev` is measured once at the end; without one
+/// the trainer evaluates `dev` (the examples' behaviour before the results protocol).
+template <class Model, class B>
+measured_run train_and_measure(Model& model, B& backend, const common_args& a, std::size_t batch,
+                               const std::vector<encoded_task>& train, const std::vector<encoded_task>& validation,
+                               const std::vector<encoded_task>& dev, const trainer_options& o) {
+    const bool selecting = !validation.empty();
+    measured_run out{train_with_sampler(model, backend, a.sampler, batch, a.seed, train, selecting ? validation : dev, o),
+                     {}, selecting};
+    out.test = selecting ? evaluate_tasks<Model, B, typename Model::value_type>(model, backend, dev, o.eval_batch, o.padding)
+                         : out.trained.final;
+    return out;
+}
+
 }  // namespace hyperadapt::examples

@@ -451,7 +451,7 @@ def main_table(rows, tasks):
     return lines
 
 
-def validation_table(rows, tasks):
+def validation_table(rows):
     """The selection criterion per row: the validation average of each seed's selected model, mean ± sd. A
     sweep chooses its rate and budget by this column, never by the dev scores above."""
     lines = ["| row | validation average | n |", "|---|---:|---:|"]
@@ -533,7 +533,7 @@ def render_grid(grid, rows, sources, plot_link):
     if any(run.scores.get(t) is None for seeds in rows.values() for run in seeds.values() for t in tasks):
         out += ["", "A cell with \"(k of n seeds)\" had a null (NaN) dev score on the other seeds; a seed with a "
                     "null or missing task has no average, and n counts the seeds with an average."]
-    selection = validation_table(rows, tasks)
+    selection = validation_table(rows)
     if selection:
         out += ["", "**Validation average of the selected models** (×100, mean ± sd over seeds): what model "
                     "selection and the sweeps choose by.", ""]

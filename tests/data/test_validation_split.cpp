@@ -94,6 +94,12 @@ BOOST_AUTO_TEST_CASE(regression_strata_are_quintiles_of_the_target) {
     std::vector<std::size_t> per_bin(5, 0);
     for (const float v : s.validation.scores) ++per_bin[std::min<std::size_t>(4, static_cast<std::size_t>(v))];
     for (std::size_t q = 0; q < 5; ++q) BOOST_TEST(per_bin[q] == 20u, "quintile " << q << ": " << per_bin[q]);
+
+    // Fewer examples than quintiles: the ranks 0, 1, 2 of three examples fall in quintiles 0, 1 and 3.
+    const auto tiny = numbered_task("sts-tiny", {}, {0.5f, 4.0f, 2.5f});
+    const auto split = carve_validation(tiny, 1, 11);
+    BOOST_TEST(split.validation.size() == 1u);
+    BOOST_TEST(split.train.size() == 2u);
 }
 
 BOOST_AUTO_TEST_CASE(the_seed_decides_which_rows_and_nothing_else_does) {

@@ -61,7 +61,7 @@ inline std::vector<std::size_t> validation_strata(const encoded_task& t, std::si
         std::iota(order.begin(), order.end(), std::size_t{0});
         std::stable_sort(order.begin(), order.end(), [&](std::size_t a, std::size_t b) { return t.scores[a] < t.scores[b]; });
         for (std::size_t rank = 0; rank < order.size(); ++rank) stratum[order[rank]] = rank * bins / order.size();
-        n = std::min(bins, std::max<std::size_t>(t.size(), 1));
+        n = bins;  // a task of fewer than five examples leaves some quintiles empty: they give nothing
     } else {
         for (std::size_t i = 0; i < t.size(); ++i) {
             if (t.labels[i] < 0)
