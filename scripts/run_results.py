@@ -234,6 +234,9 @@ def main():
     if not a.dry_run and not os.access(example, os.X_OK):
         sys.exit(f"{example}: not built (cmake --build {a.build} --target {grid['example']})")
     done = done_keys(records)
+    # The tree the binaries were built from is the one at start: the code may change while a long grid runs.
+    commit = git("rev-parse", "HEAD")
+    dirty = bool(git("status", "--porcelain", "--", "include", "examples"))
     ran = 0
     for seed in seeds:  # seed-major: every row gains a seed before any row gains the next
         for row in rows:
@@ -260,8 +263,6 @@ def main():
                 print(f"== {a.grid}/{row} seed {seed}: {' '.join(cmd)}", file=sys.stderr, flush=True)
                 if a.dry_run:
                     continue
-                commit = git("rev-parse", "HEAD")
-                dirty = bool(git("status", "--porcelain", "--", "include", "examples"))
                 started = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
                 t0 = time.time()
                 env = dict(os.environ, OMP_WAIT_POLICY="PASSIVE")
