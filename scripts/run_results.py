@@ -9,6 +9,9 @@ the commit it ran on (and whether the tree had uncommitted changes under include
 
   usage: scripts/run_results.py GRID [--rows a,b] [--seeds 1,2,3,4,5] [--build build] [--data DIR]
                                 [--records FILE] [--max-runs N] [--dry-run]
+  To keep working on the code during a long grid, copy the examples to another folder and name their commit:
+    mkdir -p build-runs/examples && cp build/examples/0[23]_* build-runs/examples/ &&
+    git rev-parse HEAD > build-runs/source_commit && scripts/run_results.py camtl --build build-runs
   grids: sst2   single-task full fine-tuning of MiniLM on SST-2, n = 1000 (the budget check of issue 12)
          camtl  the CA-MTL table: rows a, b, c, d and the ablations of d (d-alignment, d-cbda, d-cln, d-adapter)
          cb     few-shot transfer to CB, k = 16, 32, 100: PHA from the n = 1000 PHA source, a fresh adapter, full
@@ -234,9 +237,16 @@ def main():
     if not a.dry_run and not os.access(example, os.X_OK):
         sys.exit(f"{example}: not built (cmake --build {a.build} --target {grid['example']})")
     done = done_keys(records)
-    # The tree the binaries were built from is the one at start: the code may change while a long grid runs.
-    commit = git("rev-parse", "HEAD")
-    dirty = bool(git("status", "--porcelain", "--", "include", "examples"))
+    # The tree the binaries were built from: a frozen copy of the binaries (so that the code may change while
+    # a long grid runs) names it in {build}/source_commit ("COMMIT" or "COMMIT dirty"); otherwise the tree now.
+    stamp = os.path.join(a.build, "source_commit")
+    if os.path.exists(stamp):
+        with open(stamp) as f:
+            words = f.read().split()
+        commit, dirty = words[0], "dirty" in words[1:]
+    else:
+        commit = git("rev-parse", "HEAD")
+        dirty = bool(git("status", "--porcelain", "--", "include", "examples"))
     ran = 0
     for seed in seeds:  # seed-major: every row gains a seed before any row gains the next
         for row in rows:
