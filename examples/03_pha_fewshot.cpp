@@ -64,7 +64,7 @@ namespace {
 
 struct args : examples::common_args {
     std::string mode, model, passes = "single";
-    std::string target = "cb", source, save;
+    std::string target = "cb", source, save, tune = "all";
     std::size_t k = 16;
     bool frozen_pooler = false, contrastive = true, contrastive_encoder = true, partial_backbone = false;
     std::size_t bottleneck = 64;  // r of every adapter (PHA's 64); a parameter-matched baseline changes it
@@ -91,6 +91,10 @@ args parse(int argc, char** argv) {
     app.add_option("--passes", a.passes, "PHA's forward passes")->check(CLI::IsMember({"single", "two"}))->capture_default_str();
     app.add_option("--target", a.target, "transfer: the new task")->check(examples::task_list)->capture_default_str();
     app.add_option("--source", a.source, "transfer --model pha: the model a multitask --save wrote")->check(examples::regular_file);
+    app.add_option("--tune", a.tune, "transfer --model pha: all (every transferred part the freezing rule leaves "
+                                     "trainable) or prototype-head (only the new task's prototype and head)")
+        ->check(CLI::IsMember({"all", "prototype-head"}))
+        ->capture_default_str();
     app.add_option("--save", a.save, "multitask (pha_bert models): save the trained model to FILE (+ FILE.json)")
         ->check(examples::appendable_file);
     app.add_option("--k", a.k, "transfer: training examples of the target")->check(CLI::Range(std::size_t{1}, examples::max_rows))->capture_default_str();
@@ -117,6 +121,7 @@ args parse(int argc, char** argv) {
                 throw ValidationError(a.checkpoint.empty() ? "--checkpoint" : "--data",
                                       "--mode " + a.mode + " needs --checkpoint DIR and --data DIR");
         }
+        if (a.tune != "all" && a.mode != "transfer") throw ValidationError("--tune", "belongs to --mode transfer --model pha");
         if (a.mode == "demo") {
             if (a.model.size() || a.tasks_given || a.seq_len || a.train_per_task || a.dev_per_task || a.resume || a.checkpoint_every)
                 throw ValidationError("--model/--tasks/--seq-len/--train-per-task/--dev-per-task/--resume/--checkpoint-every",
@@ -138,6 +143,7 @@ args parse(int argc, char** argv) {
             if (a.model == "adapters") a.model = "adapter";
             if (a.model != "pha" && a.model != "adapter" && a.model != "full")
                 throw ValidationError("--model", "--mode transfer takes pha, adapter or full, got '" + a.model + "'");
+            if (a.tune != "all" && a.model != "pha") throw ValidationError("--tune", "belongs to --mode transfer --model pha");
             if (a.model == "pha" && a.source.empty())
                 throw ValidationError("--source", "--mode transfer --model pha needs --source FILE (from --mode multitask --model pha --save FILE)");
             if (!a.save.empty()) throw ValidationError("--save", "belongs to --mode multitask");
@@ -459,6 +465,7 @@ run_report transfer_pha(policy& b, const args& a, pha_model& source, const proto
     target.initialize(init);
     const std::size_t copied = start_transfer(source, target, match.task);
     target.apply_freezing();
+    if (a.tune == "prototype-head") tune_only_prototype_and_head(target);
     if (!a.quiet) std::fprintf(stderr, "start_transfer: %zu tensors copied from the source model\n", copied);
     run_report r = train_and_measure(target, b, a, d, o, batch, "pha transfer", backbone);
     r.pha = target.parameter_report();
@@ -646,6 +653,7 @@ int run_transfer(policy& b, args& a) {
     j["batch"] = batch;
     j["dev_size"] = dev[0].size();
     j["source_tasks"] = source_names;
+    if (a.model == "pha") j["tune"] = a.tune;
     examples::add_protocol_fields(j, a, r.result, r.test, train, validation,
                                   dev, {examples::constant_predictor(train[0], dev[0])});
     if (match) {

@@ -14,7 +14,8 @@ the commit it ran on (and whether the tree had uncommitted changes under include
     git rev-parse HEAD > build-runs/source_commit && scripts/run_results.py camtl --build build-runs
   grids: sst2   single-task full fine-tuning of MiniLM on SST-2, n = 1000 (the budget check of issue 12)
          camtl  the CA-MTL table: rows a, b, c, d and the ablations of d (d-alignment, d-cbda, d-cln, d-adapter)
-         cb     few-shot transfer to CB, k = 16, 32, 100: PHA from the n = 1000 PHA source, a fresh adapter, full
+         cb     few-shot transfer to CB, k = 16, 32, 100: PHA from the n = 1000 PHA source (all its trainable
+                parts, or only the prototype and the head), a fresh adapter, full
                 fine-tuning (run grid pha's row n1000-pha first: it saves the sources)
          pha    the PHA low-data table: PHA, per-task adapters (r = 64 and parameter-matched), HyperFormer++ and
                 CA-MTL at n = 100, 500, 1000 per task; PHA without its contrastive losses and retriever-only
@@ -79,7 +80,9 @@ def pha_rows():
 # Few-shot transfer to CB (250 training examples, 56 in its validation set, reported as the test set): k shots
 # drawn by the data seed, a validation split of k more from the rest of CB's training examples, 20 epochs over
 # the k shots (at least 40 steps of at most 16). "pha" starts from the n = 1000 PHA model of the same seed
-# (grid pha, row n1000-pha) and its retrieved prototype; "adapter" is a fresh per-task adapter on the frozen
+# (grid pha, row n1000-pha) and its retrieved prototype and tunes every part PHA's freezing rule leaves
+# trainable (the lower layers' own adapters, retriever, hypernetwork, prototype, head); "pha-prototype" tunes only the
+# retrieved prototype and the head; "adapter" is a fresh per-task adapter on the frozen
 # backbone; "full" fine-tunes every backbone parameter.
 def cb_rows():
     rows = {}
@@ -90,6 +93,7 @@ def cb_rows():
                   "mean"]
         rows[f"k{k}-pha"] = common + ["--model", "pha", "--lr", "1e-3", "--source",
                                       "{sources}/pha_glue6_n1000_seed{seed}.safetensors"]
+        rows[f"k{k}-pha-prototype"] = rows[f"k{k}-pha"] + ["--tune", "prototype-head"]
         rows[f"k{k}-adapter"] = common + ["--model", "adapter", "--lr", "1e-3"]
         rows[f"k{k}-full"] = common + ["--model", "full", "--lr", "5e-5"]
     return rows

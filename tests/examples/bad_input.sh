@@ -98,6 +98,9 @@ expect "03 --passes three" 2 "--passes" "$b3" --passes three
 expect "03 --source missing" 2 "--source" "$b3" --mode transfer --checkpoint ck_good --data data --source no.safetensors
 expect "03 --source is a FIFO" 2 "--source" "$b3" --mode transfer --checkpoint ck_good --data data --source fifo
 expect "03 --source is a folder" 2 "--source" "$b3" --mode transfer --checkpoint ck_good --data data --source folder
+expect "03 --tune of another mode" 2 "--tune" "$b3" --mode multitask --checkpoint ck_good --data data --tune prototype-head
+expect "03 --tune of another arm" 2 "--tune" "$b3" --mode transfer --checkpoint ck_good --data data --model full --tune prototype-head
+expect "03 --tune unknown" 2 "--tune" "$b3" --mode transfer --checkpoint ck_good --data data --source plain_file --tune head
 expect "03 --save into a missing folder" 2 "--save" "$b3" --mode multitask --checkpoint ck_good --data data --save no/such/m.safetensors
 expect "03 --save is a folder" 2 "--save" "$b3" --mode multitask --checkpoint ck_good --data data --save folder
 expect "03 --save with camtl" 2 "--save" "$b3" --mode multitask --checkpoint ck_good --data data --model camtl --save m.safetensors

@@ -390,6 +390,54 @@ BOOST_AUTO_TEST_CASE(transfer_retrieves_the_closest_prototype_and_copies_the_sha
     for (std::size_t i = 0; i < e.size(); ++i) BOOST_TEST(e2[i] == e[i]);
 }
 
+BOOST_AUTO_TEST_CASE(transfer_tuning_only_the_prototype_and_head_gets_exact_gradients_there_alone) {
+    cpu b;
+    pha_bert<cpu, double> source(b, tiny_options());
+    rng_stream init(6);
+    source.initialize(init);
+    randomize(source, b, 31);
+    auto o = tiny_options();
+    o.tasks = {{"new", 2}};
+    pha_bert<cpu, double> target(b, o);
+    rng_stream init2(7);
+    target.initialize(init2);
+    randomize(target, b, 53);
+    start_transfer(source, target, 2);
+    target.apply_freezing();
+    const std::size_t trainable = tune_only_prototype_and_head(target);
+    std::size_t expected = 0;
+    for (const auto& n : trainable_names(target)) {
+        const bool allowed = n == "prototypes.weight" || n.rfind("heads.", 0) == 0;
+        BOOST_TEST(allowed, n);
+    }
+    bool prototype_trains = false;
+    target.visit_parameters([&](const std::string& n, parameter<cpu, double>& p) {
+        if (n == "prototypes.weight" || n.rfind("heads.", 0) == 0) expected += p.size();
+        prototype_trains = prototype_trains || (n == "prototypes.weight" && p.trainable());
+    });
+    BOOST_TEST(prototype_trains);
+    BOOST_TEST(trainable == expected);
+    // The prototype's gradient crosses the hypernetwork and every adapter of the frozen encoder: it must be
+    // exact there even though no encoder parameter asks for a gradient.
+    const auto tasks = std::vector<encoded_task>{synthetic_task(synthetic_kind::order, 8, 8, 17)};
+    const std::vector<sample_ref> rows{{0, 0}, {0, 1}, {0, 2}, {0, 3}};
+    const auto batch = make_batch<cpu, double>(b, tasks, rows);
+    const auto r = testing::check_model_gradients(target, b, batch, {.max_checks_per_tensor = 8});
+    BOOST_TEST(r.ok, r.report);
+    BOOST_TEST(r.checked >= 8u);
+    zero_grad(target);
+    pha_bert<cpu, double>::context ctx;
+    target.forward_loss(batch, ctx, run_mode::inference());
+    target.backward(ctx);
+    double norm = 0;
+    for (const double g : target.prototypes().weight().grad.to_host()) norm += g * g;
+    BOOST_TEST(norm > 0.0);
+    // Other models have no prototype to tune.
+    auto adapters = tiny_options(adapter_source::per_task);
+    pha_bert<cpu, double> per_task(b, adapters);
+    BOOST_CHECK_THROW(tune_only_prototype_and_head(per_task), config_error);
+}
+
 BOOST_AUTO_TEST_CASE(backbone_loads_from_the_minilm_checkpoint) {
     const char* env = std::getenv("HYPERADAPT_MODEL_DIR");
     const fs::path model = env ? fs::path(env) : fs::path(HYPERADAPT_MODEL_DIR_DEFAULT);

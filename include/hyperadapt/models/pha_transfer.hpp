@@ -7,7 +7,10 @@
 //   2. start_transfer: a model for the new task(s) takes every source parameter whose name and shape match
 //      (backbone, shared adapters, retriever, hypernetwork), its prototype starts as the retrieved one, and
 //      its head starts fresh (BERT has no shared output layer, spec §2.10).
-//   3. tuning continues with the ordinary trainer on the k examples.
+//   3. tuning continues with the ordinary trainer on the k examples: every transferred part that the
+//      model's freezing rule leaves trainable, or (tune_only_prototype_and_head) just the new task's
+//      prototype and head, so that the hypernetwork generates the new task's adapters from a prototype that
+//      moves while everything the source tasks learned stays as it was.
 //
 // The target model is an ordinary pha_bert, so freezing, checkpoints and evaluation work unchanged.
 #include <algorithm>
@@ -20,6 +23,7 @@
 
 #include "hyperadapt/models/pha_bert.hpp"
 #include "hyperadapt/data/multitask_batch.hpp"
+#include "hyperadapt/nn/parameters.hpp"
 
 namespace hyperadapt {
 
@@ -111,6 +115,21 @@ std::size_t start_transfer(pha_bert<B, T>& source, pha_bert<B, T>& target, std::
     dst.backend().copy(source.prototypes().weight().value.data() + source_task * dim, dst.data() + target_task * dim,
                        dim);
     return copied;
+}
+
+/// Freezes every parameter of a transfer target except its prototypes ("prototypes.weight") and its task
+/// heads ("heads.*"): the cheapest PHA transfer, in which the source's retriever, hypernetwork, adapters and
+/// backbone stay fixed and only the new task's prototype (and so the adapters generated from it) and its
+/// head move. Call it after start_transfer (and after apply_freezing, which it overrides). Returns the
+/// number of trainable scalars left.
+template <elementwise_backend B, class T>
+std::size_t tune_only_prototype_and_head(pha_bert<B, T>& target) {
+    if (target.options().source != adapter_source::prototype_hypernet)
+        throw config_error("tune_only_prototype_and_head: only PHA models (adapter_source::prototype_hypernet) have "
+                           "prototypes");
+    freeze_all(target);
+    unfreeze(target, R"(^prototypes\.weight$|^heads\.)");
+    return count_parameters(target).trainable;
 }
 
 }  // namespace hyperadapt
