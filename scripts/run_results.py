@@ -45,6 +45,10 @@ GLUE6 = "rte,mrpc,stsb,cola,sst2,wnli"
 CAMTL_COMMON = ["--tasks", GLUE6, "--train-per-task", "1000", "--validation-per-task", "200", "--seq-len", "128",
                 "--batch", "32", "--epochs", "3", "--head-input", "mean", "--scale-regression"]
 
+# CA-MTL's task-conditioned modules (what it adds to BERT): the conditional attention bias, the conditional
+# layer norms' and adapters' modulations, the adapters, the task embedding and its transformation, the alignment.
+CAMTL_CONDITIONAL = r"gb_weights|\.adapter\.|task_embedding|task_transformation"
+
 SST2_COMMON = ["--tasks", "sst2", "--model", "single", "--train-per-task", "1000", "--validation-per-task", "200",
                "--seq-len", "64", "--batch", "32"]
 
@@ -57,6 +61,9 @@ def sst2_row(epochs, lr, eval_every):
 # "adapters-matched" widens the per-task adapters to r = 213, which gives them PHA's trainable parameter count
 # (3.452 M against PHA's 3.460 M with six GLUE tasks on MiniLM, measured; r = 64 gives 1.046 M).
 PHA_EPOCHS = {100: ("20", "50"), 500: ("6", "70"), 1000: ("3", "70")}  # n -> (epochs, eval every)
+# Learning rates: every PHA-table row at 1e-3 until the sweeps at n = 100 (rows n100-*-lr*, n100-pha-gen*) choose;
+# the generator group is what PHA adds over adapters (its rate is the sweep's second axis).
+PHA_GENERATOR = r"^(retriever|prototypes|hypernet)\."
 
 
 def pha_rows():
@@ -71,6 +78,12 @@ def pha_rows():
         rows[f"n{n}-adapters-matched"] = common + ["--model", "adapters", "--lr", "1e-3", "--bottleneck", "213"]
         rows[f"n{n}-hyperformerpp"] = common + ["--model", "hyperformerpp", "--lr", "1e-3"]
         rows[f"n{n}-camtl"] = common + ["--model", "camtl", "--sampler", "mtu", "--lr", "5e-5"]
+        if n == 100:  # the learning-rate sweeps of PHA and the per-task adapters (seeds 1-3, by validation)
+            for lr in ("3e-4", "3e-3"):
+                rows[f"n{n}-pha-lr{lr}"] = common + ["--model", "pha", "--lr", lr]
+                rows[f"n{n}-adapters-lr{lr}"] = common + ["--model", "adapters", "--lr", lr]
+            for lr in ("3e-4", "3e-3"):  # PHA's generator (retriever, prototypes, hypernetwork) at its own rate
+                rows[f"n{n}-pha-gen{lr}"] = common + ["--model", "pha", "--lr", "1e-3", "--lr-group", PHA_GENERATOR + "=" + lr]
         if n in (100, 1000):
             rows[f"n{n}-pha-no-contrastive"] = common + ["--model", "pha", "--lr", "1e-3", "--no-contrastive"]
             rows[f"n{n}-pha-retriever-only"] = common + ["--model", "pha", "--lr", "1e-3", "--contrastive-retriever-only"]
@@ -130,6 +143,14 @@ GRIDS = {
             "b": CAMTL_COMMON + ["--model", "mtl", "--sampler", "proportional", "--lr", "2e-4", "--eval-every", "60"],
             "c": CAMTL_COMMON + ["--model", "camtl", "--sampler", "proportional", "--lr", "2e-4", "--eval-every", "60"],
             "d": CAMTL_COMMON + ["--model", "camtl", "--sampler", "mtu", "--lr", "2e-4", "--eval-every", "60"],
+            # CA-MTL's learning-rate sweep, on row (c) (the same model as (d) at a third of the cost: the sampler
+            # does not change which parameters train): the peak rate, then the conditional modules' own rate.
+            "c-lr1e-4": CAMTL_COMMON + ["--model", "camtl", "--sampler", "proportional", "--lr", "1e-4", "--eval-every", "60"],
+            "c-lr5e-4": CAMTL_COMMON + ["--model", "camtl", "--sampler", "proportional", "--lr", "5e-4", "--eval-every", "60"],
+            "c-cond1e-3": CAMTL_COMMON + ["--model", "camtl", "--sampler", "proportional", "--lr", "2e-4", "--eval-every", "60",
+                                         "--lr-group", CAMTL_CONDITIONAL + "=1e-3"],
+            "c-cond3e-3": CAMTL_COMMON + ["--model", "camtl", "--sampler", "proportional", "--lr", "2e-4", "--eval-every", "60",
+                                         "--lr-group", CAMTL_CONDITIONAL + "=3e-3"],
             "d-alignment": CAMTL_COMMON + ["--model", "camtl", "--sampler", "mtu", "--lr", "2e-4", "--eval-every", "60", "--no-alignment"],
             "d-cbda": CAMTL_COMMON + ["--model", "camtl", "--sampler", "mtu", "--lr", "2e-4", "--eval-every", "60", "--no-cbda"],
             "d-cln": CAMTL_COMMON + ["--model", "camtl", "--sampler", "mtu", "--lr", "2e-4", "--eval-every", "60", "--no-cln"],
