@@ -376,6 +376,11 @@ inline void add_protocol_fields(nlohmann::json& j, const common_args& a, const t
                                              {"validation", t < validation.size() ? validation[t].size() : 0},
                                              {"test", t < dev.size() ? dev[t].size() : 0}};
     }
+    // What the sampler drew and used per task (one training run over all the tasks; a run of single-task models
+    // has its own sampler per model and leaves this out).
+    if (r.examples_used.size() == train.size())
+        for (std::size_t t = 0; t < train.size(); ++t)
+            j["sampled"][train[t].info.name] = {{"candidates", r.candidates_drawn[t]}, {"used", r.examples_used[t]}};
     j["lr_groups"] = nlohmann::json::array();
     for (const auto& g : a.lr_groups) j["lr_groups"].push_back(to_string(g));
     j["warmup"] = a.warmup;

@@ -208,10 +208,21 @@ BOOST_AUTO_TEST_CASE(trainer_learns_with_both_samplers) {
             mt_uncertainty_sampler s({{"majority", 600, 2, {}}, {"count", 600, 1, "majority"}}, 16, rng_stream(3));
             r = train_multitask(m, s, b, train, dev, t);
             BOOST_TEST(std::abs(r.fraction_used - 0.5) < 0.02);  // b of 2b candidates (epoch ends give short batches)
+            // The per-task counts the result reports are the sampler's, and add up to its totals.
+            BOOST_TEST(r.examples_used.size() == 2u);
+            BOOST_TEST(r.candidates_drawn.size() == 2u);
+            for (std::size_t k = 0; k < 2; ++k) {
+                BOOST_TEST(r.examples_used.at(k) == s.examples_used(k));
+                BOOST_TEST(r.candidates_drawn.at(k) == s.candidates_drawn(k));
+            }
+            BOOST_TEST(r.examples_used.at(0) + r.examples_used.at(1) == s.examples_used());
+            BOOST_TEST(s.examples_used() == 250u * 16u);
         } else {
             size_proportional_sampler s({600, 600}, 16, rng_stream(3));
             r = train_multitask(m, s, b, train, dev, t);
             BOOST_TEST(r.fraction_used == 1.0);
+            BOOST_TEST(r.examples_used.size() == 2u);
+            BOOST_TEST(r.examples_used.at(0) + r.examples_used.at(1) == 250u * 16u);
             double first = 0, last = 0;
             for (std::size_t i = 0; i < 20; ++i) {
                 first += r.losses[i];

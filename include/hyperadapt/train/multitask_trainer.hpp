@@ -117,6 +117,9 @@ struct training_result {
     evaluation_record selected;
     std::vector<evaluation_record> evaluations;
     double fraction_used = 1;  ///< examples used for updates / candidates drawn
+    /// Per task: the candidates drawn and the examples used for updates (a scoring sampler such as
+    /// MT-Uncertainty may use far fewer of one task's candidates than of another's).
+    std::vector<std::uint64_t> candidates_drawn, examples_used;
     std::int64_t steps = 0;
     double seconds = 0;
     parameter_count counts;
@@ -205,6 +208,9 @@ public:
     virtual void save(training_state& st) const = 0;
     virtual void restore(const training_state& st) = 0;
     [[nodiscard]] virtual double fraction_used() const = 0;
+    [[nodiscard]] virtual std::size_t num_tasks() const = 0;
+    [[nodiscard]] virtual std::uint64_t candidates_drawn(std::size_t task) const = 0;
+    [[nodiscard]] virtual std::uint64_t examples_used(std::size_t task) const = 0;
 };
 
 /// A sampler_handle over a caller's sampler (not owned: the caller's object advances).
@@ -221,6 +227,9 @@ public:
     void save(training_state& st) const override { save_sampler(s_, st); }
     void restore(const training_state& st) override { restore_sampler(s_, st); }
     [[nodiscard]] double fraction_used() const override { return s_.fraction_used(); }
+    [[nodiscard]] std::size_t num_tasks() const override { return s_.num_tasks(); }
+    [[nodiscard]] std::uint64_t candidates_drawn(std::size_t t) const override { return s_.candidates_drawn(t); }
+    [[nodiscard]] std::uint64_t examples_used(std::size_t t) const override { return s_.examples_used(t); }
 
 private:
     S& s_;
@@ -442,6 +451,10 @@ training_result detail::train_multitask_loop(Model& model, sampler_handle& sampl
         bar.message(std::to_string(result.skipped_steps) + " of " + std::to_string(o.steps - first_step) +
                     " updates skipped for a non-finite loss or gradient");
     result.fraction_used = sampler.fraction_used();
+    for (std::size_t t = 0; t < sampler.num_tasks(); ++t) {
+        result.candidates_drawn.push_back(sampler.candidates_drawn(t));
+        result.examples_used.push_back(sampler.examples_used(t));
+    }
     result.best_average = data::average_score(result.best);
     result.final_average = data::average_score(result.final);
     result.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();

@@ -62,6 +62,8 @@ concept sampler = requires(S& s, const S& cs, std::string_view text) {
     { s.candidates() } -> std::same_as<std::vector<example_ref>>;
     { cs.candidates_drawn() } -> std::same_as<std::uint64_t>;
     { cs.examples_used() } -> std::same_as<std::uint64_t>;
+    { cs.candidates_drawn(std::size_t{}) } -> std::same_as<std::uint64_t>;
+    { cs.examples_used(std::size_t{}) } -> std::same_as<std::uint64_t>;
     { cs.fraction_used() } -> std::same_as<double>;
     { cs.steps() } -> std::same_as<std::uint64_t>;
     { cs.rng() } -> std::same_as<const rng_stream&>;
