@@ -357,7 +357,7 @@ inline nlohmann::json scores_json(const std::vector<data::task_result>& results)
 inline void add_protocol_fields(nlohmann::json& j, const common_args& a, const training_result& r,
                                 const std::vector<data::task_result>& test, const std::vector<encoded_task>& train,
                                 const std::vector<encoded_task>& validation, const std::vector<encoded_task>& dev,
-                                const std::vector<data::task_result>& floor) {
+                                const std::vector<data::task_result>& floor, const char* gemm) {
     j["data_seed"] = a.sample_seed();
     j["train_per_task"] = a.train_per_task;
     j["validation_per_task"] = a.validation_per_task;
@@ -386,6 +386,7 @@ inline void add_protocol_fields(nlohmann::json& j, const common_args& a, const t
     j["warmup"] = a.warmup;
     j["weight_decay"] = a.weight_decay;
     j["tokens_per_second"] = r.seconds > 0 ? static_cast<double>(r.real_tokens) / r.seconds : 0.0;
+    j["gemm"] = gemm;
 }
 
 /// The main() wrapper both examples use: library errors and anything else end with rc 1 and one line naming
