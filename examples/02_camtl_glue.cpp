@@ -35,19 +35,10 @@
 #include "hyperadapt/train/samplers/temperature.hpp"
 #include "hyperadapt/train/synthetic_tasks.hpp"
 #include "example_support.hpp"
-#if defined(HYPERADAPT_EXAMPLE_WITH_CBLAS)
-#include "hyperadapt/backend/cpu_cblas.hpp"
-#endif
 
 using namespace hyperadapt;
 using hyperadapt::examples::split_list;
-#if defined(HYPERADAPT_EXAMPLE_WITH_CBLAS)
-// The backend policy this example runs on: CPU with OpenBLAS's GEMMs where the build found a CBLAS library
-// (1.3-1.4 times Eigen's on these models' training steps, docs/benchmarks.md), Eigen's otherwise.
-using policy = cpu_blas;
-#else
-using policy = cpu;
-#endif
+using policy = examples::policy;  // the backend policy this example runs on (example_support.hpp)
 
 namespace {
 
@@ -203,7 +194,7 @@ nlohmann::json to_json(const args& a, const std::string& label, const outcome& o
         if (!s.validation.empty()) validation.push_back(s.validation[t]);
         floor.push_back(examples::constant_predictor(s.train[t], s.dev[t]));
     }
-    examples::add_protocol_fields(j, a, r, out.test, train, validation, dev, floor, policy::gemm_provider::name);
+    examples::add_protocol_fields(j, a, r, out.test, train, validation, dev, floor);
     j["seq_len"] = a.seq_len;
     return j;
 }

@@ -54,19 +54,10 @@
 #include "hyperadapt/train/samplers/temperature.hpp"
 #include "hyperadapt/train/synthetic_tasks.hpp"
 #include "example_support.hpp"
-#if defined(HYPERADAPT_EXAMPLE_WITH_CBLAS)
-#include "hyperadapt/backend/cpu_cblas.hpp"
-#endif
 
 using namespace hyperadapt;
 using hyperadapt::examples::split_list;
-#if defined(HYPERADAPT_EXAMPLE_WITH_CBLAS)
-// The backend policy this example runs on: CPU with OpenBLAS's GEMMs where the build found a CBLAS library
-// (1.3-1.4 times Eigen's on these models' training steps, docs/benchmarks.md), Eigen's otherwise.
-using policy = cpu_blas;
-#else
-using policy = cpu;
-#endif
+using policy = examples::policy;  // the backend policy this example runs on (example_support.hpp)
 using pha_model = pha_bert<policy, float>;
 
 namespace {
@@ -577,7 +568,7 @@ int run_multitask(policy& b, args& a) {
     j["tasks"] = split_list(a.tasks);
     std::vector<data::task_result> floor;
     for (std::size_t t = 0; t < train.size(); ++t) floor.push_back(examples::constant_predictor(train[t], dev[t]));
-    examples::add_protocol_fields(j, a, r.result, r.test, train, validation, dev, floor, policy::gemm_provider::name);
+    examples::add_protocol_fields(j, a, r.result, r.test, train, validation, dev, floor);
     append_json(a.json, j);
     return 0;
 }
@@ -664,7 +655,7 @@ int run_transfer(policy& b, args& a) {
     j["source_tasks"] = source_names;
     if (a.model == "pha") j["tune"] = a.tune;
     examples::add_protocol_fields(j, a, r.result, r.test, train, validation,
-                                  dev, {examples::constant_predictor(train[0], dev[0])}, policy::gemm_provider::name);
+                                  dev, {examples::constant_predictor(train[0], dev[0])});
     if (match) {
         j["source"] = a.source;
         j["retrieved"] = match->task < source_names.size() ? source_names[match->task] : std::to_string(match->task);

@@ -27,8 +27,22 @@
 #include "hyperadapt/train/samplers/round_robin.hpp"
 #include "hyperadapt/train/samplers/size_proportional.hpp"
 #include "hyperadapt/train/samplers/temperature.hpp"
+#if defined(HYPERADAPT_EXAMPLE_WITH_CBLAS)
+#include "hyperadapt/backend/cpu_cblas.hpp"
+#else
+#include "hyperadapt/backend/cpu.hpp"
+#endif
 
 namespace hyperadapt::examples {
+
+/// The backend policy the training examples run on: the CPU with OpenBLAS's GEMMs where the build found a
+/// CBLAS library (examples/CMakeLists.txt; 1.3-1.4 times Eigen's on these models' training steps,
+/// docs/benchmarks.md), with Eigen's otherwise. Their records name the provider ("gemm").
+#if defined(HYPERADAPT_EXAMPLE_WITH_CBLAS)
+using policy = cpu_blas;
+#else
+using policy = cpu;
+#endif
 
 inline std::vector<std::string> split_list(const std::string& s) {
     std::vector<std::string> out;
@@ -357,7 +371,7 @@ inline nlohmann::json scores_json(const std::vector<data::task_result>& results)
 inline void add_protocol_fields(nlohmann::json& j, const common_args& a, const training_result& r,
                                 const std::vector<data::task_result>& test, const std::vector<encoded_task>& train,
                                 const std::vector<encoded_task>& validation, const std::vector<encoded_task>& dev,
-                                const std::vector<data::task_result>& floor, const char* gemm) {
+                                const std::vector<data::task_result>& floor) {
     j["data_seed"] = a.sample_seed();
     j["train_per_task"] = a.train_per_task;
     j["validation_per_task"] = a.validation_per_task;
@@ -376,8 +390,7 @@ inline void add_protocol_fields(nlohmann::json& j, const common_args& a, const t
                                              {"validation", t < validation.size() ? validation[t].size() : 0},
                                              {"test", t < dev.size() ? dev[t].size() : 0}};
     }
-    // What the sampler drew and used per task (one training run over all the tasks; a run of single-task models
-    // has its own sampler per model and leaves this out).
+    // What the sampler drew and used of each task this record trained on (MT-Uncertainty may starve some).
     if (r.examples_used.size() == train.size())
         for (std::size_t t = 0; t < train.size(); ++t)
             j["sampled"][train[t].info.name] = {{"candidates", r.candidates_drawn[t]}, {"used", r.examples_used[t]}};
@@ -386,7 +399,7 @@ inline void add_protocol_fields(nlohmann::json& j, const common_args& a, const t
     j["warmup"] = a.warmup;
     j["weight_decay"] = a.weight_decay;
     j["tokens_per_second"] = r.seconds > 0 ? static_cast<double>(r.real_tokens) / r.seconds : 0.0;
-    j["gemm"] = gemm;
+    j["gemm"] = policy::gemm_provider::name;
 }
 
 /// The main() wrapper both examples use: library errors and anything else end with rc 1 and one line naming

@@ -64,14 +64,20 @@ void randomize(M& m, cpu& b, std::uint64_t seed) {
     });
 }
 
+/// Initialises `m` from seed `init_seed`, then randomizes its values from `values_seed`.
+template <class M>
+void initialize_randomized(M& m, cpu& b, std::uint64_t init_seed, std::uint64_t values_seed) {
+    rng_stream init(init_seed);
+    m.initialize(init);
+    randomize(m, b, values_seed);
+}
+
 /// Whole-model gradient check on a mixed batch; `frozen`: after apply_freezing, where backward stops early
 /// and the gradients it leaves must still be exact.
 void check_model_gradients(pha_bert_options o, const char* what, bool frozen = false) {
     cpu b;
     pha_bert<cpu, double> m(b, o);
-    rng_stream init(1);
-    m.initialize(init);
-    randomize(m, b, 77);
+    initialize_randomized(m, b, 1, 77);
     if (frozen) m.apply_freezing();
     const auto tasks = tiny_tasks(8, 3);
     const auto batch = make_batch<cpu, double>(b, tasks, mixed_rows);
@@ -118,9 +124,7 @@ BOOST_AUTO_TEST_CASE(retriever_only_contrastive_losses_leave_the_encoder_adapter
         o.instance_loss = o.prototype_loss = contrastive;
         o.contrastive_trains_encoder = into_encoder;
         pha_bert<cpu, double> m(b, o);
-        rng_stream init(1);
-        m.initialize(init);
-        randomize(m, b, 77);
+        initialize_randomized(m, b, 1, 77);
         m.apply_freezing();
         pha_bert<cpu, double>::context ctx;
         m.forward_loss(batch, ctx, run_mode::inference());
@@ -355,9 +359,7 @@ BOOST_AUTO_TEST_CASE(training_lowers_the_held_out_task_loss_with_frozen_backbone
 BOOST_AUTO_TEST_CASE(transfer_retrieves_the_closest_prototype_and_copies_the_shared_parts) {
     cpu b;
     pha_bert<cpu, double> source(b, tiny_options());
-    rng_stream init(4);
-    source.initialize(init);
-    randomize(source, b, 11);
+    initialize_randomized(source, b, 4, 11);
     const auto tasks = tiny_tasks(8, 3);
     // Put prototype 1 exactly on the mean direction of task 2's examples: it must be retrieved.
     std::vector<sample_ref> rows;
@@ -393,15 +395,11 @@ BOOST_AUTO_TEST_CASE(transfer_retrieves_the_closest_prototype_and_copies_the_sha
 BOOST_AUTO_TEST_CASE(transfer_tuning_only_the_prototype_and_head_gets_exact_gradients_there_alone) {
     cpu b;
     pha_bert<cpu, double> source(b, tiny_options());
-    rng_stream init(6);
-    source.initialize(init);
-    randomize(source, b, 31);
+    initialize_randomized(source, b, 6, 31);
     auto o = tiny_options();
     o.tasks = {{"new", 2}};
     pha_bert<cpu, double> target(b, o);
-    rng_stream init2(7);
-    target.initialize(init2);
-    randomize(target, b, 53);
+    initialize_randomized(target, b, 7, 53);
     start_transfer(source, target, 2);
     target.apply_freezing();
     const std::size_t trainable = tune_only_prototype_and_head(target);
@@ -516,9 +514,7 @@ BOOST_AUTO_TEST_CASE(batches_as_long_as_their_longest_example_change_nothing_at_
         o.heads_read = v.reads;
         if (v.source == adapter_source::hyperformerpp) o.hyperformer_reduction = 2;
         pha_bert<cpu, double> m(b, o);
-        rng_stream init(1);
-        m.initialize(init);
-        randomize(m, b, 77);
+        initialize_randomized(m, b, 1, 77);
         const std::string report = testing::padding_invariance_report(m, b, tasks, mixed_rows, 16);
         BOOST_TEST(report.empty(), v.name << ": " << report);
     }
