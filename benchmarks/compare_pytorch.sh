@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Runs hyperadapt's encoder-layer benchmark (bench_encoder_layer, fp32, Eigen and OpenBLAS GEMMs) and PyTorch's
+# Runs hyperadapt's encoder-layer benchmark (bench_encoder_layer: fp32 on Eigen's and OpenBLAS's GEMMs, bf16
+# products on oneDNN where the build has it) and PyTorch's
 # best on the same post-LN BERT layer (shared/peer/encoder_layer_best.py: plain ops, SDPA and the fused
 # nn.TransformerEncoderLayer path, fp32 and bf16 autocast) back to back, with the same thread count, and prints
 # one table: tokens/s for hidden 384 and 768, inference and training step, and the ratio hyperadapt / PyTorch's
@@ -9,7 +10,7 @@
 #     seconds   per PyTorch case (default 3); bench_encoder_layer sets its own minimum time (2 s per case)
 #   PYTHON                the python with torch (default the venv of scripts/setup_pytorch_peer.sh)
 #   HYPERADAPT_SHARED     the shared folder holding peer/encoder_layer_best.py (default <repo>/../shared)
-#   HIDDEN="384 768"      the hidden sizes; BENCH_FILTER (default cblas|eigen) picks our providers
+#   HIDDEN="384 768"      the hidden sizes; BENCH_FILTER (default cblas|eigen|bf16) picks our providers
 #   PEER_COMPILE=1        adds PyTorch's torch.compile'd training variant (slow to compile)
 # OMP_NUM_THREADS = threads and OMP_WAIT_POLICY (PASSIVE unless set) on both sides; OPENBLAS_CORETYPE unset for
 # this command only (benchmarks/peer_env.sh).
@@ -33,7 +34,7 @@ trap 'rm -rf "$out"' EXIT
 
 bench="$build/benchmarks/bench_encoder_layer"
 if [[ -x "$bench" ]]; then
-  filter="BM_encoder_(forward|train)_(${BENCH_FILTER:-cblas|eigen})/hidden:($(tr ' ' '|' <<<"$hidden"))/"
+  filter="BM_encoder_(forward|train)_(${BENCH_FILTER:-cblas|eigen|bf16})/hidden:($(tr ' ' '|' <<<"$hidden"))/"
   "$bench" --benchmark_filter="$filter" --benchmark_format=json --benchmark_out="$out/ours.json" >/dev/null
   "$python" "$here/pytorch/peer_info.py" ours "$bench" --build "$build" > "$out/ours_info.json"
 else
@@ -98,7 +99,7 @@ def best(key):
 
 hiddens = sorted({h for _, h, _ in peer})
 print()
-print(f"{'case':17s} {'hyperadapt fp32':>24s} | {'PyTorch best fp32':>26s} {'ratio':>6s} | "
+print(f"{'case':17s} {'hyperadapt':>24s} | {'PyTorch best fp32':>26s} {'ratio':>6s} | "
       f"{'PyTorch best bf16 autocast':>26s} {'ratio':>6s}")
 for mode in ("infer", "train"):
     for h in hiddens:
@@ -113,8 +114,9 @@ for mode in ("infer", "train"):
                     ratio = f"{tps / b[1]:5.2f}x" if tps else ""
                     cells.append(f"{b[1]:10.0f} {'(' + b[0] + ')':<15s} {ratio:>6s}")
             print(f"{mode:5s} hidden {h:4d} {us:>24s} | {cells[0]} | {cells[1]}")
-print("ratio = hyperadapt tokens/s / PyTorch's best variant's (> 1: hyperadapt faster); hyperadapt runs fp32 in "
-      "every row, the bf16 columns set it against PyTorch under bf16 autocast")
+print("ratio = hyperadapt tokens/s / PyTorch's best variant's (> 1: hyperadapt faster); hyperadapt's eigen and "
+      "cblas rows run fp32, its bf16 rows bf16 products (onednn_gemm: fp32 accumulation, everything else fp32); "
+      "compare like with like: fp32 rows with the fp32 column, bf16 rows with the bf16 autocast column")
 print()
 print("PyTorch variants, tokens/s:")
 for mode in ("infer", "train"):

@@ -5,7 +5,8 @@
 # Called by compare_camtl_step.sh and compare_pha_step.sh.
 #   usage: benchmarks/compare_step.sh <bench> <pytorch-script> [build-dir] [threads]
 #   PYTHON           the python with torch (default the venv of scripts/setup_pytorch_peer.sh)
-#   PRECISION=bf16   PyTorch under bf16 autocast (forward + loss); hyperadapt's step is fp32 either way
+#   PRECISION=bf16   PyTorch under bf16 autocast (forward + loss); hyperadapt's eigen/cblas cases run fp32
+#                    and its bf16 cases bf16 products (onednn_gemm) whatever PRECISION says
 #   PEER_SECONDS     PyTorch's timed seconds (default 15); BENCH_FILTER narrows our cases (--benchmark_filter)
 # With the shared data (HYPERADAPT_SHARED_DATA), our GLUE-length cases write their batches and PyTorch runs the
 # same rows too (benchmarks/pytorch/glue_batches.py: dynamic padding, each batch to its longest row).
@@ -82,7 +83,8 @@ for r in ours:
     else:
         ratio = (f"{r['tokens/s']:.0f} real tokens/s, ratio {r['tokens/s'] / tg['tokens_per_s']:.2f}x "
                  f"(real/computed {r.get('real/computed', 0):.2f})")
-    print(f"  {label:6s} hyperadapt {ms:7.1f} ms/step ({int(r['trainable'])} trainable, fp32, "
+    precision = "bf16" if r["name"].split("/")[1] == "bf16" else "fp32"
+    print(f"  {label:6s} hyperadapt {ms:7.1f} ms/step ({int(r['trainable'])} trainable, {precision}, "
           f"{args.get('threads', '?')} threads)  {ratio}{phases(r)}")
 if tg is not None:
     print(f"  pytorch on the GLUE batches (each padded to its longest, rounded to 8): {tg['ms_per_step']:.1f} ms/step, "

@@ -31,6 +31,9 @@ if(TARGET hyperadapt::cblas)
 else()
   list(APPEND _header_check_args --skip-header cblas.h)
 endif()
+if(NOT TARGET hyperadapt::onednn)
+  list(APPEND _header_check_args --skip-header oneapi/dnnl/dnnl.hpp)
+endif()
 add_test(NAME headers_self_contained
   COMMAND Python3::Interpreter ${_check_includes} compile --root ${PROJECT_SOURCE_DIR}
           --cxx ${HYPERADAPT_HEADER_CHECK_CXX} --jobs 2

@@ -201,7 +201,7 @@ nlohmann::json to_json(const args& a, const std::string& label, const outcome& o
 
 int run(args& a) {
     const bool real = !a.checkpoint.empty();
-    policy b(policy::options{.threads = a.threads > 0 ? a.threads : policy::options{}.threads});
+    policy b = examples::make_backend(a.threads, a.precision);
     setup s;
     if (real) {
         s.config = io::read_bert_config(a.checkpoint);

@@ -797,7 +797,7 @@ int main(int argc, char** argv) {
     return examples::run_main("03_pha_fewshot", [&] {
         // The demo's 64-wide matrices are too small to share between threads: one thread unless --threads says.
         const int threads = a.threads > 0 ? a.threads : a.mode == "demo" ? 1 : policy::options{}.threads;
-        policy b(policy::options{.threads = threads});
+        policy b = examples::make_backend(threads, a.precision);
         if (a.mode == "multitask") return run_multitask(b, a);
         if (a.mode == "transfer") return run_transfer(b, a);
         return run_demo(b, a);

@@ -27,22 +27,50 @@
 #include "hyperadapt/train/samplers/round_robin.hpp"
 #include "hyperadapt/train/samplers/size_proportional.hpp"
 #include "hyperadapt/train/samplers/temperature.hpp"
+#include "hyperadapt/backend/cpu.hpp"
 #if defined(HYPERADAPT_EXAMPLE_WITH_CBLAS)
 #include "hyperadapt/backend/cpu_cblas.hpp"
-#else
-#include "hyperadapt/backend/cpu.hpp"
+#endif
+#if defined(HYPERADAPT_EXAMPLE_WITH_ONEDNN)
+#include "hyperadapt/backend/cpu_onednn.hpp"
 #endif
 
 namespace hyperadapt::examples {
 
 /// The backend policy the training examples run on: the CPU with OpenBLAS's GEMMs where the build found a
 /// CBLAS library (examples/CMakeLists.txt; 1.3-1.4 times Eigen's on these models' training steps,
-/// docs/benchmarks.md), with Eigen's otherwise. Their records name the provider ("gemm").
+/// docs/benchmarks.md), with Eigen's otherwise; where it found oneDNN, wrapped in the provider that runs
+/// the products in bf16 under `--precision bf16`. Their records name the provider ("gemm", "precision").
 #if defined(HYPERADAPT_EXAMPLE_WITH_CBLAS)
-using policy = cpu_blas;
+using fp32_gemm = cblas_gemm;
 #else
-using policy = cpu;
+using fp32_gemm = eigen_gemm;
 #endif
+#if defined(HYPERADAPT_EXAMPLE_WITH_ONEDNN)
+using policy = cpu_backend<onednn_gemm<fp32_gemm>>;
+#else
+using policy = cpu_backend<fp32_gemm>;
+#endif
+
+/// The examples' backend: `threads` (0: OpenMP's default) and the products' precision ("fp32" or "bf16",
+/// validated by the option parser; bf16 needs a build with oneDNN and a CPU with AVX-512).
+inline policy make_backend(int threads, const std::string& precision) {
+    const policy::options opts{.threads = threads > 0 ? threads : policy::options{}.threads};
+#if defined(HYPERADAPT_EXAMPLE_WITH_ONEDNN)
+    return policy(opts, onednn_gemm<fp32_gemm>(parse_compute_precision(precision).value_or(compute_precision::fp32)));
+#else
+    if (precision != "fp32")
+        throw config_error("--precision " + precision + ": this build has no oneDNN (apt-get install libdnnl-dev, then "
+                           "reconfigure), so its products run in fp32 only");
+    return policy(opts);
+#endif
+}
+
+/// What ran the products of a run at `precision`: "cblas", "eigen", or "onednn-bf16+cblas" (oneDNN's bf16
+/// above onednn_gemm's size floor, the fp32 provider below it).
+inline std::string gemm_description(const std::string& precision) {
+    return precision == "bf16" ? std::string("onednn-bf16+") + fp32_gemm::name : std::string(fp32_gemm::name);
+}
 
 inline std::vector<std::string> split_list(const std::string& s) {
     std::vector<std::string> out;
@@ -153,6 +181,7 @@ struct common_args {
     std::int64_t steps = 0, eval_every = 0, checkpoint_every = 0;
     std::uint64_t seed = 12;
     int threads = 0;
+    std::string precision = "fp32";
     bool resume = false, skip_nonfinite = false, quiet = false, tasks_given = false;
     bool pad_to_seq_len = false;  // every batch seq_len long instead of as long as its longest example
     std::size_t validation_per_task = 0;  // > 0: carve a validation split, select on it, report dev once
@@ -189,6 +218,11 @@ inline void add_common_options(CLI::App& app, common_args& a) {
     app.add_option("--lr", a.lr, "peak learning rate (0: the example's default)")->check(finite_nonnegative);
     app.add_option("--seed", a.seed, "seed of initialisation, sampling and dropout")->check(unsigned_integer)->capture_default_str();
     app.add_option("--threads", a.threads, "CPU threads (0: all)")->check(CLI::Range(0, 4096));
+    app.add_option("--precision", a.precision,
+                   "matrix products in fp32, or in bf16 with fp32 accumulation (oneDNN; needs AVX-512); weights, "
+                   "activations, LayerNorm, softmax, losses and the optimizer stay fp32")
+        ->check(CLI::IsMember({"fp32", "bf16"}))
+        ->capture_default_str();
     app.add_option("--eval-every", a.eval_every, "dev evaluation every K steps (0: the example's default)")->check(CLI::Range(std::int64_t{0}, std::int64_t{1} << 40));
     app.add_option("--out", a.out, "folder for metrics.jsonl, dev_curves.png and checkpoints/ (created)");
     app.add_option("--json", a.json, "append one JSON line per run to FILE")->check(appendable_file);
@@ -399,7 +433,8 @@ inline void add_protocol_fields(nlohmann::json& j, const common_args& a, const t
     j["warmup"] = a.warmup;
     j["weight_decay"] = a.weight_decay;
     j["tokens_per_second"] = r.seconds > 0 ? static_cast<double>(r.real_tokens) / r.seconds : 0.0;
-    j["gemm"] = policy::gemm_provider::name;
+    j["gemm"] = gemm_description(a.precision);
+    j["precision"] = a.precision;
 }
 
 /// The main() wrapper both examples use: library errors and anything else end with rc 1 and one line naming

@@ -9,6 +9,7 @@ packages=(
   libeigen3-dev                       # the CPU backend
   libboost-test-dev                   # tests
   libopenblas-dev libopenblas0-openmp # optional hyperadapt::cblas; the OpenMP build shares the thread pool
+  libdnnl-dev                         # optional hyperadapt::onednn: bf16 matrix products (--precision bf16)
   libbenchmark-dev                    # benchmarks
   nlohmann-json3-dev                  # hyperadapt::io (safetensors headers, config.json, jsonl task files)
   libutf8proc-dev                     # hyperadapt::text (Unicode normalisation for the WordPiece tokenizer)

@@ -123,6 +123,8 @@ GRIDS = {
             "lr2e-4": sst2_row("3", "2e-4", "12"),
             "lr5e-5-e6": sst2_row("6", "5e-5", "24"),
             "lr1e-4-e6": sst2_row("6", "1e-4", "24"),
+            # The chosen setting with bf16 products (--precision bf16): does mixed precision keep the result?
+            "lr1e-4-e6-bf16": sst2_row("6", "1e-4", "24") + ["--precision", "bf16"],
         },
     },
     "pha": {
@@ -151,6 +153,9 @@ GRIDS = {
                                          "--lr-group", CAMTL_CONDITIONAL + "=1e-3"],
             "c-cond3e-3": CAMTL_COMMON + ["--model", "camtl", "--sampler", "proportional", "--lr", "2e-4", "--eval-every", "60",
                                          "--lr-group", CAMTL_CONDITIONAL + "=3e-3"],
+            # Row (c) with bf16 products (--precision bf16), paired with (c) seed for seed.
+            "c-bf16": CAMTL_COMMON + ["--model", "camtl", "--sampler", "proportional", "--lr", "2e-4", "--eval-every", "60",
+                                      "--precision", "bf16"],
             "d-alignment": CAMTL_COMMON + ["--model", "camtl", "--sampler", "mtu", "--lr", "2e-4", "--eval-every", "60", "--no-alignment"],
             "d-cbda": CAMTL_COMMON + ["--model", "camtl", "--sampler", "mtu", "--lr", "2e-4", "--eval-every", "60", "--no-cbda"],
             "d-cln": CAMTL_COMMON + ["--model", "camtl", "--sampler", "mtu", "--lr", "2e-4", "--eval-every", "60", "--no-cln"],

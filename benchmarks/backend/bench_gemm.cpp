@@ -10,6 +10,9 @@
 #if defined(HYPERADAPT_BENCH_WITH_CBLAS)
 #include "hyperadapt/backend/cpu_cblas.hpp"
 #endif
+#if defined(HYPERADAPT_BENCH_WITH_ONEDNN)
+#include "hyperadapt/backend/cpu_onednn.hpp"
+#endif
 
 namespace {
 using namespace hyperadapt;
@@ -30,11 +33,21 @@ void set_flops(benchmark::State& state) {
     state.counters["GFLOP/s"] = benchmark::Counter(flops * 1e-9, benchmark::Counter::kIsIterationInvariantRate);
 }
 
-template <class B>
-void BM_hyperadapt_gemm(benchmark::State& state) {
+// Small products, where oneDNN's per-call setup decides whether bf16 pays (onednn_gemm's size floor):
+// attention heads (128 x 128 x 32/64) and short length groups of MiniLM's projections.
+void small_shapes(benchmark::internal::Benchmark* b) {
+    b->ArgNames({"m", "n", "k", "threads"});
+    for (auto s : std::vector<std::vector<long>>{{128, 128, 64}, {128, 64, 128}, {32, 384, 384}, {64, 384, 384},
+                                                 {128, 384, 384}, {256, 384, 384}, {256, 1536, 384}})
+        b->Args({s[0], s[1], s[2], 2});
+    b->Unit(benchmark::kMicrosecond)->UseRealTime();
+}
+
+template <class B, class... Provider>
+void BM_hyperadapt_gemm(benchmark::State& state, Provider... provider) {
     const auto m = static_cast<std::size_t>(state.range(0)), n = static_cast<std::size_t>(state.range(1)),
                k = static_cast<std::size_t>(state.range(2));
-    B b(typename B::options{.threads = static_cast<int>(state.range(3))});
+    B b(typename B::options{.threads = static_cast<int>(state.range(3))}, provider...);
     std::vector<float> x(m * k, 0.5f), w(n * k, 0.25f), y(m * n);
     for (auto _ : state) {
         b.gemm(transpose::no, transpose::yes, m, n, k, 1.0f, x.data(), k, w.data(), k, 0.0f, y.data(), n);
@@ -56,6 +69,7 @@ void BM_raw_eigen_gemm(benchmark::State& state) {
 }
 
 BENCHMARK(BM_hyperadapt_gemm<cpu>)->Name("hyperadapt_gemm/eigen")->Apply(shapes);
+BENCHMARK(BM_hyperadapt_gemm<cpu>)->Name("small_gemm/eigen")->Apply(small_shapes);
 BENCHMARK(BM_raw_eigen_gemm)->Name("raw_eigen_gemm")->Apply(shapes);
 
 #if defined(HYPERADAPT_BENCH_WITH_CBLAS)
@@ -73,6 +87,27 @@ void BM_raw_cblas_gemm(benchmark::State& state) {
 }
 BENCHMARK(BM_hyperadapt_gemm<cpu_blas>)->Name("hyperadapt_gemm/cblas")->Apply(shapes);
 BENCHMARK(BM_raw_cblas_gemm)->Name("raw_cblas_gemm")->Apply(shapes);
+BENCHMARK(BM_hyperadapt_gemm<cpu_blas>)->Name("small_gemm/cblas")->Apply(small_shapes);
+#endif
+#if defined(HYPERADAPT_BENCH_WITH_ONEDNN)
+// bf16 products (oneDNN, operands rounded per call, fp32 accumulation): with the default size floor, and
+// with none (every product through oneDNN) to show where the floor belongs.
+#if defined(HYPERADAPT_BENCH_WITH_CBLAS)
+using bf16_gemm = onednn_gemm<cblas_gemm>;
+using bf16_gemm_no_floor = onednn_gemm<cblas_gemm, 0>;
+#else
+using bf16_gemm = onednn_gemm<eigen_gemm>;
+using bf16_gemm_no_floor = onednn_gemm<eigen_gemm, 0>;
+#endif
+void BM_bf16_gemm(benchmark::State& s) {
+    BM_hyperadapt_gemm<cpu_backend<bf16_gemm>>(s, bf16_gemm(compute_precision::bf16));
+}
+void BM_bf16_gemm_no_floor(benchmark::State& s) {
+    BM_hyperadapt_gemm<cpu_backend<bf16_gemm_no_floor>>(s, bf16_gemm_no_floor(compute_precision::bf16));
+}
+BENCHMARK(BM_bf16_gemm)->Name("hyperadapt_gemm/onednn-bf16")->Apply(shapes);
+BENCHMARK(BM_bf16_gemm_no_floor)->Name("small_gemm/onednn-bf16-no-floor")->Apply(small_shapes);
+BENCHMARK(BM_bf16_gemm)->Name("small_gemm/onednn-bf16")->Apply(small_shapes);
 #endif
 }  // namespace
 

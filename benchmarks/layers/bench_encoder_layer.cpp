@@ -1,10 +1,14 @@
 // BERT encoder layer, forward and forward+backward, at MiniLM (384/12/1536) and BERT-base (768/12/3072)
-// shapes, batch 16 x seq 128, fp32, dropout 0.1 in training. Reports tokens/s and GFLOP/s.
+// shapes, batch 16 x seq 128, dropout 0.1 in training; fp32, and bf16 products (onednn_gemm over OpenBLAS for
+// the products under its size floor) where the build has oneDNN. Reports tokens/s and GFLOP/s.
 #include <benchmark/benchmark.h>
 
 #include "hyperadapt/backend/cpu.hpp"
 #if defined(HYPERADAPT_BENCH_WITH_CBLAS)
 #include "hyperadapt/backend/cpu_cblas.hpp"
+#endif
+#if defined(HYPERADAPT_BENCH_WITH_ONEDNN)
+#include "hyperadapt/backend/cpu_onednn.hpp"
 #endif
 #include "hyperadapt/layers/encoder_layer.hpp"
 
@@ -21,10 +25,10 @@ double layer_forward_flops(double tokens, double seq, double h, double f) {
 }
 
 template <class B>
-void run(benchmark::State& state, bool train) {
+void run(benchmark::State& state, bool train, typename B::gemm_provider provider = {}) {
     const std::size_t h = static_cast<std::size_t>(state.range(0)), f = 4 * h, batch = 16, seq = 128;
     const int threads = static_cast<int>(state.range(1));
-    B backend(typename B::options{.threads = threads});
+    B backend(typename B::options{.threads = threads}, provider);
     encoder_layer<B, float> layer(backend, {.hidden = h, .heads = 12, .intermediate = f}, "encoder.layer.0");
     rng_stream init(1);
     layer.initialize(init);
@@ -66,6 +70,21 @@ void BM_encoder_forward_cblas(benchmark::State& s) { run<cpu_blas>(s, false); }
 void BM_encoder_train_cblas(benchmark::State& s) { run<cpu_blas>(s, true); }
 BENCHMARK(BM_encoder_forward_cblas)->Apply(args);
 BENCHMARK(BM_encoder_train_cblas)->Apply(args);
+#endif
+#if defined(HYPERADAPT_BENCH_WITH_ONEDNN)
+#if defined(HYPERADAPT_BENCH_WITH_CBLAS)
+using bf16_provider = onednn_gemm<cblas_gemm>;
+#else
+using bf16_provider = onednn_gemm<eigen_gemm>;
+#endif
+void BM_encoder_forward_bf16(benchmark::State& s) {
+    run<cpu_backend<bf16_provider>>(s, false, bf16_provider(compute_precision::bf16));
+}
+void BM_encoder_train_bf16(benchmark::State& s) {
+    run<cpu_backend<bf16_provider>>(s, true, bf16_provider(compute_precision::bf16));
+}
+BENCHMARK(BM_encoder_forward_bf16)->Apply(args);
+BENCHMARK(BM_encoder_train_bf16)->Apply(args);
 #endif
 }  // namespace
 

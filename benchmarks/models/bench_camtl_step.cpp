@@ -10,6 +10,9 @@
 #if defined(HYPERADAPT_BENCH_WITH_CBLAS)
 #include "hyperadapt/backend/cpu_cblas.hpp"
 #endif
+#if defined(HYPERADAPT_BENCH_WITH_ONEDNN)
+#include "hyperadapt/backend/cpu_onednn.hpp"
+#endif
 #include "hyperadapt/models/camtl.hpp"
 #include "hyperadapt/nn/parameters.hpp"
 #include "hyperadapt/optim/adamw.hpp"
@@ -19,10 +22,10 @@
 namespace {
 using namespace hyperadapt;
 
-template <class B>
-void BM_camtl_step(benchmark::State& state) {
+template <class B, class... Provider>
+void BM_camtl_step(benchmark::State& state, Provider... provider) {
     const std::size_t batch = 32, seq = 128, tasks = 6;
-    B backend(typename B::options{.threads = static_cast<int>(state.range(0))});
+    B backend(typename B::options{.threads = static_cast<int>(state.range(0))}, provider...);
     camtl_options o;
     o.backbone = {.vocab_size = 30522, .hidden = 384, .layers = 6, .heads = 12, .intermediate = 1536};
     o.seq_len = seq;
@@ -89,6 +92,16 @@ void BM_camtl_step(benchmark::State& state) {
 BENCHMARK(BM_camtl_step<cpu>)->Name("camtl_step/eigen")->Args({2, 0})->Args({2, 1})->Args({2, 2})->Args({2, 3})->ArgNames({"threads", "batches"})->Unit(benchmark::kMillisecond)->UseRealTime()->MinTime(5.0);
 #if defined(HYPERADAPT_BENCH_WITH_CBLAS)
 BENCHMARK(BM_camtl_step<cpu_blas>)->Name("camtl_step/cblas")->Args({2, 0})->Args({2, 1})->Args({2, 2})->Args({2, 3})->ArgNames({"threads", "batches"})->Unit(benchmark::kMillisecond)->UseRealTime()->MinTime(5.0);
+#endif
+#if defined(HYPERADAPT_BENCH_WITH_ONEDNN)
+// bf16 products (onednn_gemm: oneDNN above its size floor, the fp32 provider below; everything else fp32).
+#if defined(HYPERADAPT_BENCH_WITH_CBLAS)
+using bf16_provider = onednn_gemm<cblas_gemm>;
+#else
+using bf16_provider = onednn_gemm<eigen_gemm>;
+#endif
+void BM_camtl_step_bf16(benchmark::State& s) { BM_camtl_step<cpu_backend<bf16_provider>>(s, bf16_provider(compute_precision::bf16)); }
+BENCHMARK(BM_camtl_step_bf16)->Name("camtl_step/bf16")->Args({2, 0})->Args({2, 1})->Args({2, 2})->Args({2, 3})->ArgNames({"threads", "batches"})->Unit(benchmark::kMillisecond)->UseRealTime()->MinTime(5.0);
 #endif
 }  // namespace
 

@@ -61,6 +61,7 @@ for v in 0 -3 nan inf x 1e9; do expect "02 --epochs $v" 2 "--epochs" "$b2" --epo
 for v in -5 1e12 1000000000000 x; do expect "02 --seq-len $v" 2 "--seq-len" "$b2" "${real[@]}" --seq-len "$v"; done
 for v in 0 -1 1e3 99999999999; do expect "02 --batch $v" 2 "--batch" "$b2" --batch "$v"; done
 for v in -4 1e9 two; do expect "02 --threads $v" 2 "--threads" "$b2" --threads "$v"; done
+for v in fp16 BF16 ""; do expect "02 --precision '$v'" 2 "--precision" "$b2" --precision "$v"; done
 for v in nan -1 inf; do expect "02 --lr $v" 2 "--lr" "$b2" --lr "$v"; done
 expect "02 --train-per-task -1" 2 "--train-per-task" "$b2" "${real[@]}" --train-per-task -1
 expect "02 --eval-every -1" 2 "--eval-every" "$b2" --eval-every -1
@@ -94,6 +95,7 @@ expect "03 unknown target" 2 "--target" "$b3" --mode transfer --checkpoint ck_go
 expect "03 --k 0" 2 "--k" "$b3" --mode transfer --checkpoint ck_good --data data --model full --k 0
 expect "03 --epochs nan" 2 "--epochs" "$b3" --epochs nan
 expect "03 --threads -4" 2 "--threads" "$b3" --threads -4
+expect "03 --precision fp8" 2 "--precision" "$b3" --precision fp8
 expect "03 --passes three" 2 "--passes" "$b3" --passes three
 expect "03 --source missing" 2 "--source" "$b3" --mode transfer --checkpoint ck_good --data data --source no.safetensors
 expect "03 --source is a FIFO" 2 "--source" "$b3" --mode transfer --checkpoint ck_good --data data --source fifo

@@ -12,6 +12,7 @@
 #include <cstring>
 #include <limits>
 #include <memory>
+#include <utility>
 #include <vector>
 
 #if defined(_OPENMP)
@@ -84,7 +85,9 @@ struct eigen_gemm {
     }
 };
 
-/// The CPU backend. `GemmProvider` is eigen_gemm or cblas_gemm (hyperadapt/backend/cpu_cblas.hpp).
+/// The CPU backend. `GemmProvider` is eigen_gemm, cblas_gemm (hyperadapt/backend/cpu_cblas.hpp) or
+/// onednn_gemm (hyperadapt/backend/cpu_onednn.hpp, fp32 or bf16 products chosen at run time). The backend
+/// holds one provider object: stateless providers cost nothing, a stateful one carries its settings.
 ///
 /// Threads: every primitive uses `threads()` OpenMP threads; the GEMM provider is told the same count.
 /// The default is OpenMP's own default (OMP_NUM_THREADS, else one per core).
@@ -103,11 +106,13 @@ public:
     };
 
     cpu_backend() : cpu_backend(options{}) {}
-    explicit cpu_backend(options opts) : opts_(opts), cache_(std::make_shared<detail::block_cache>()) {
+    explicit cpu_backend(options opts, GemmProvider provider = GemmProvider{})
+        : opts_(opts), provider_(std::move(provider)), cache_(std::make_shared<detail::block_cache>()) {
         if (opts_.threads < 1) throw config_error("cpu_backend: threads must be >= 1, got " +
                                                   std::to_string(opts_.threads));
-        GemmProvider::set_threads(opts_.threads);
+        provider_.set_threads(opts_.threads);
     }
+    [[nodiscard]] const GemmProvider& provider() const noexcept { return provider_; }
 
     [[nodiscard]] const char* name() const noexcept { return "cpu"; }
     [[nodiscard]] int threads() const noexcept { return opts_.threads; }
@@ -143,7 +148,7 @@ public:
     template <class T>
     void gemm(transpose ta, transpose tb, std::size_t m, std::size_t n, std::size_t k, T alpha, const T* a,
               std::size_t lda, const T* b, std::size_t ldb, T beta, T* c, std::size_t ldc) {
-        GemmProvider::gemm(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+        provider_.gemm(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
     }
 
     /// Many small independent products (attention heads): one thread per product, each product on one
@@ -153,10 +158,18 @@ public:
                               const T* a, std::size_t lda, std::ptrdiff_t stride_a, const T* b, std::size_t ldb,
                               std::ptrdiff_t stride_b, T beta, T* c, std::size_t ldc, std::ptrdiff_t stride_c,
                               std::size_t batch) {
+        if constexpr (requires { provider_.gemm_grid(ta, tb, m, n, k, alpha, a, lda, grid_strides{}, b, ldb,
+                                                     grid_strides{}, beta, c, ldc, grid_strides{}, batch, batch); }) {
+            // A provider that runs the whole batch as one product (onednn_gemm in bf16) goes first.
+            if (provider_.gemm_grid(ta, tb, m, n, k, alpha, a, lda, grid_strides{stride_a, stride_a}, b, ldb,
+                                    grid_strides{stride_b, stride_b}, beta, c, ldc, grid_strides{stride_c, stride_c},
+                                    batch, 1))
+                return;
+        }
         const auto nb = static_cast<std::ptrdiff_t>(batch);
 #pragma omp parallel for num_threads(opts_.threads) schedule(static) if (batch > 1)
         for (std::ptrdiff_t i = 0; i < nb; ++i)
-            GemmProvider::gemm(ta, tb, m, n, k, alpha, a + i * stride_a, lda, b + i * stride_b, ldb, beta,
+            provider_.gemm(ta, tb, m, n, k, alpha, a + i * stride_a, lda, b + i * stride_b, ldb, beta,
                                c + i * stride_c, ldc);
     }
 
@@ -166,11 +179,16 @@ public:
     void gemm_batched_grid(transpose ta, transpose tb, std::size_t m, std::size_t n, std::size_t k, T alpha,
                            const T* a, std::size_t lda, grid_strides sa, const T* b, std::size_t ldb, grid_strides sb,
                            T beta, T* c, std::size_t ldc, grid_strides sc, std::size_t outer, std::size_t inner) {
+        if constexpr (requires { provider_.gemm_grid(ta, tb, m, n, k, alpha, a, lda, sa, b, ldb, sb, beta, c, ldc, sc,
+                                                     outer, inner); }) {
+            if (provider_.gemm_grid(ta, tb, m, n, k, alpha, a, lda, sa, b, ldb, sb, beta, c, ldc, sc, outer, inner))
+                return;
+        }
         const auto count = static_cast<std::ptrdiff_t>(outer * inner), ni = static_cast<std::ptrdiff_t>(inner);
 #pragma omp parallel for num_threads(opts_.threads) schedule(static) if (count > 1)
         for (std::ptrdiff_t e = 0; e < count; ++e) {
             const std::ptrdiff_t i = e / ni, j = e % ni;
-            GemmProvider::gemm(ta, tb, m, n, k, alpha, a + i * sa.outer + j * sa.inner, lda,
+            provider_.gemm(ta, tb, m, n, k, alpha, a + i * sa.outer + j * sa.inner, lda,
                                b + i * sb.outer + j * sb.inner, ldb, beta, c + i * sc.outer + j * sc.inner, ldc);
         }
     }
@@ -577,6 +595,7 @@ private:
     }
 
     options opts_;
+    [[no_unique_address]] GemmProvider provider_;
     std::shared_ptr<detail::block_cache> cache_;
 };
 
