@@ -142,3 +142,27 @@ void BM_fma_peak_one_core(benchmark::State& state) {
 }
 BENCHMARK(BM_fma_peak_one_core)->Unit(benchmark::kMillisecond);
 }  // namespace
+
+#if defined(__AVX512BF16__)
+#include <immintrin.h>
+namespace {
+// The bf16 ceiling of one core: independent chains of vdpbf16ps (each lane: two bf16 products summed into an
+// fp32 accumulator, 4 flops). The bf16 GEMM's efficiency is relative to this.
+void BM_bf16_dot_peak_one_core(benchmark::State& state) {
+    constexpr int chains = 16;
+    constexpr long iters = 1 << 20;
+    __m512 acc[chains];
+    const __m512bh x = _mm512_cvtne2ps_pbh(_mm512_set1_ps(0.5f), _mm512_set1_ps(0.25f));
+    const __m512bh y = _mm512_cvtne2ps_pbh(_mm512_set1_ps(1e-3f), _mm512_set1_ps(2e-3f));
+    for (int c = 0; c < chains; ++c) acc[c] = _mm512_set1_ps(static_cast<float>(c));
+    for (auto _ : state) {
+        for (long i = 0; i < iters; ++i)
+            for (int c = 0; c < chains; ++c) acc[c] = _mm512_dpbf16_ps(acc[c], x, y);
+        benchmark::DoNotOptimize(acc);
+    }
+    const double flops = 4.0 * chains * iters * 16.0;
+    state.counters["GFLOP/s"] = benchmark::Counter(flops * 1e-9, benchmark::Counter::kIsIterationInvariantRate);
+}
+BENCHMARK(BM_bf16_dot_peak_one_core)->Unit(benchmark::kMillisecond);
+}  // namespace
+#endif
