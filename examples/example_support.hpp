@@ -207,7 +207,7 @@ inline void add_common_options(CLI::App& app, common_args& a) {
         ->check(task_list)
         ->default_str(a.tasks);
     app.add_option("--sampler", a.sampler, "task sampler")
-        ->check(CLI::IsMember({"mtu", "proportional", "temperature", "round-robin"}));
+        ->check(CLI::IsMember({"mtu", "mtu-paper", "proportional", "temperature", "round-robin"}));
     app.add_option("--head-input", a.head_input, "what the heads read")->check(CLI::IsMember({"pooler", "mean"}))->capture_default_str();
     app.add_option("--seq-len", a.seq_len, "tokens per example (L); 0: the example's default")->check(CLI::Range(std::size_t{0}, max_seq_len));
     app.add_option("--batch", a.batch, "examples per step")->check(CLI::Range(std::size_t{1}, std::size_t{1} << 20))->capture_default_str();
@@ -469,8 +469,10 @@ inline task_head_spec head_for(const encoded_task& t, bool scale_targets) {
     return h;
 }
 
-/// Trains `model` with the sampler named `sampler` (mtu | proportional | temperature | round-robin), drawing
-/// `batch` rows per step, seeded from `seed`. Throws config_error for an unknown name.
+/// Trains `model` with the sampler named `sampler` (mtu | mtu-paper | proportional | temperature | round-robin),
+/// drawing `batch` rows per step, seeded from `seed`. "mtu" scores candidates with the formula of CA-MTL's code
+/// (U = Ĥ · H̄_t / H_max), "mtu-paper" with the paper's (U = Ĥ / H_max), which does not scale a task's
+/// candidates down by its own mean entropy. Throws config_error for an unknown name.
 template <class Model, class B>
 training_result train_with_sampler(Model& model, B& backend, const std::string& sampler, std::size_t batch,
                                    std::uint64_t seed, const std::vector<encoded_task>& train,
@@ -478,7 +480,7 @@ training_result train_with_sampler(Model& model, B& backend, const std::string& 
     std::vector<std::size_t> sizes;
     for (const auto& t : train) sizes.push_back(t.size());
     const rng_stream rng(seed * 7919 + 17);
-    if (sampler == "mtu") {
+    if (sampler == "mtu" || sampler == "mtu-paper") {
         std::vector<mt_uncertainty_task> tasks;
         for (const auto& t : train) tasks.push_back({t.info.name, t.size(), t.num_labels(), {}});
         apply_camtl_borrowing(tasks);  // STS-B takes MRPC's scores, as the authors' code does
@@ -491,7 +493,9 @@ training_result train_with_sampler(Model& model, B& backend, const std::string& 
                         t.borrow_scores_from = d.name;
                         break;
                     }
-        mt_uncertainty_sampler smp(tasks, batch, rng);
+        mt_uncertainty_options mo;
+        if (sampler == "mtu-paper") mo.formula = mt_uncertainty_formula::paper;
+        mt_uncertainty_sampler smp(tasks, batch, rng, mo);
         return train_multitask(model, smp, backend, train, dev, o);
     }
     if (sampler == "proportional") {
@@ -506,7 +510,7 @@ training_result train_with_sampler(Model& model, B& backend, const std::string& 
         round_robin_sampler smp(sizes, batch, rng);
         return train_multitask(model, smp, backend, train, dev, o);
     }
-    throw config_error("unknown sampler '" + sampler + "' (mtu, proportional, temperature or round-robin)");
+    throw config_error("unknown sampler '" + sampler + "' (mtu, mtu-paper, proportional, temperature or round-robin)");
 }
 
 /// A trained model's results: the trainer's, and the dev scores of the model the run ended with -- with a

@@ -156,6 +156,9 @@ GRIDS = {
             # Row (c) with bf16 products (--precision bf16), paired with (c) seed for seed.
             "c-bf16": CAMTL_COMMON + ["--model", "camtl", "--sampler", "proportional", "--lr", "2e-4", "--eval-every", "60",
                                       "--precision", "bf16"],
+            # Row (d) with the paper's MT-Uncertainty formula (U = Ĥ / H_max) instead of the code's (U = Ĥ · H̄_t / H_max),
+            # which scales a task's candidates down by its own mean entropy and starved CoLA and WNLI in (d).
+            "d-paper": CAMTL_COMMON + ["--model", "camtl", "--sampler", "mtu-paper", "--lr", "2e-4", "--eval-every", "60"],
             "d-alignment": CAMTL_COMMON + ["--model", "camtl", "--sampler", "mtu", "--lr", "2e-4", "--eval-every", "60", "--no-alignment"],
             "d-cbda": CAMTL_COMMON + ["--model", "camtl", "--sampler", "mtu", "--lr", "2e-4", "--eval-every", "60", "--no-cbda"],
             "d-cln": CAMTL_COMMON + ["--model", "camtl", "--sampler", "mtu", "--lr", "2e-4", "--eval-every", "60", "--no-cln"],
