@@ -29,13 +29,20 @@ TASK_NAMES = {"rte": "RTE", "mrpc": "MRPC", "stsb": "STS-B", "cola": "CoLA", "ss
 TASK_METRICS = {"mrpc": {"f1", "accuracy"}, "stsb": {"pearson", "spearman"}, "cola": {"matthews"},
                 "qqp": {"f1", "accuracy"}, "cb": {"macro_f1", "accuracy"}}
 
-ROW_ORDER = ["a", "b", "c", "d", "d-alignment", "d-cbda", "d-cln", "d-adapter", "full-ft", "lr1e-4", "lr2e-4",
-             "lr5e-5-e6", "lr1e-4-e6"]
+ROW_ORDER = ["a", "b", "c", "d", "d-paper", "c-bf16", "c-lr1e-4", "c-lr5e-4", "c-cond1e-3", "c-cond3e-3",
+             "d-alignment", "d-cbda", "d-cln", "d-adapter", "full-ft", "lr1e-4", "lr2e-4",
+             "lr5e-5-e6", "lr1e-4-e6", "lr1e-4-e6-bf16"]
 ROW_NAMES = {
     "a": "(a) single-task full fine-tuning",
     "b": "(b) multi-task full fine-tuning, proportional",
     "c": "(c) CA-MTL, proportional",
     "d": "(d) CA-MTL, MT-Uncertainty",
+    "d-paper": "(d) with the paper's MT-Uncertainty formula (U = Ĥ / H_max)",
+    "c-bf16": "(c) with bf16 products (--precision bf16)",
+    "c-lr1e-4": "(c) at peak lr 1e-4",
+    "c-lr5e-4": "(c) at peak lr 5e-4",
+    "c-cond1e-3": "(c), conditional modules at lr 1e-3",
+    "c-cond3e-3": "(c), conditional modules at lr 3e-3",
     "d-alignment": "(d) minus alignment",
     "d-cbda": "(d) minus CBDA",
     "d-cln": "(d) minus CLN",
@@ -45,6 +52,7 @@ ROW_NAMES = {
     "lr2e-4": "SST-2 n = 1000, full fine-tuning: lr 2e-4, 3 epochs",
     "lr5e-5-e6": "SST-2 n = 1000, full fine-tuning: lr 5e-5, 6 epochs",
     "lr1e-4-e6": "SST-2 n = 1000, full fine-tuning: lr 1e-4, 6 epochs",
+    "lr1e-4-e6-bf16": "SST-2 n = 1000, full fine-tuning: lr 1e-4, 6 epochs, bf16 products (--precision bf16)",
 }
 # The PHA grid's rows: "n<examples per task>-<model>", ordered by n, then by this list.
 PHA_MODELS = [("pha", "PHA"), ("adapters", "per-task adapters (r = 64)"),
@@ -65,7 +73,10 @@ for _k in (16, 32, 100):
 
 # (row, baseline, what the difference tests). Ablations are added per grid: each "d-..." row against d.
 COMPARISONS = [("d", "a", "the CA-MTL claim"), ("c", "b", "CA-MTL's modules, proportional sampling"),
-               ("d", "c", "MT-Uncertainty against proportional sampling")]
+               ("d", "c", "MT-Uncertainty against proportional sampling"),
+               ("d-paper", "d", "MT-Uncertainty: the paper's formula against the code's"),
+               ("c-bf16", "c", "bf16 products against fp32"),
+               ("lr1e-4-e6-bf16", "lr1e-4-e6", "bf16 products against fp32")]
 for _k in (16, 32, 100):
     COMPARISONS += [(f"k{_k}-pha", f"k{_k}-adapter", "PHA transfer against a fresh adapter"),
                     (f"k{_k}-pha", f"k{_k}-full", "PHA transfer against full fine-tuning")]
@@ -470,7 +481,8 @@ def validation_table(rows):
 
 def comparisons_for(rows):
     pairs = [c for c in COMPARISONS if c[0] in rows and c[1] in rows]
-    pairs += [(r, "d", "ablation") for r in ordered_rows(rows) if r.startswith("d-") and "d" in rows]
+    pairs += [(r, "d", "ablation") for r in ordered_rows(rows)
+              if r.startswith("d-") and r != "d-paper" and "d" in rows]
     return pairs
 
 
