@@ -26,15 +26,17 @@ for f in "$example" "$step"; do
 done
 
 load_pid=""
+tmp="$(mktemp)"
 start_load() { (while :; do :; done) & load_pid=$!; sleep 1; }
 stop_load() { [[ -n "$load_pid" ]] && kill "$load_pid" 2>/dev/null; wait "$load_pid" 2>/dev/null || true; load_pid=""; }
-trap stop_load EXIT
+trap 'stop_load; rm -f "$tmp"' EXIT
 
 # The best of `repeats` runs (the machine is shared; the best is the least disturbed by anything else).
 time_example() {  # threads -> seconds
   local best="" t
   for _ in $(seq "$repeats"); do
-    t="$( { /usr/bin/time -f '%e' env "${extra[@]}" "$example" --threads "$1" >/dev/null 2>/dev/null; } 2>&1 | tail -1)"
+    /usr/bin/time -o "$tmp" -f '%e' env "${extra[@]}" "$example" --threads "$1" >/dev/null 2>&1
+    t="$(tail -1 "$tmp")"
     if [[ -z "$best" ]] || awk -v a="$t" -v b="$best" 'BEGIN { exit !(a < b) }'; then best="$t"; fi
   done
   echo "$best"
@@ -42,10 +44,10 @@ time_example() {  # threads -> seconds
 time_step() {  # threads -> ms/step (bench_pha_step registers threads 1 and 2 for length groups)
   local out
   out="$(env "${extra[@]}" "$step" --benchmark_filter="pha_step/cblas/threads:$1/batches:3" \
-         --benchmark_repetitions="$repeats" --benchmark_report_aggregates_only=true --benchmark_format=json 2>/dev/null)"
+         --benchmark_repetitions="$repeats" --benchmark_format=json 2>/dev/null)"
   python3 -c 'import json, sys
-rows = [b for b in json.load(sys.stdin)["benchmarks"] if b.get("aggregate_name") == "min" or b.get("run_type") == "iteration"]
-print(f"{min(b[\"real_time\"] for b in rows):.1f}" if rows else "nan")' <<<"$out"
+times = [b["real_time"] for b in json.load(sys.stdin)["benchmarks"] if b.get("run_type") == "iteration"]
+print("%.1f" % min(times) if times else "nan")' <<<"$out"
 }
 
 declare -A r
