@@ -6,13 +6,7 @@
 #include <Eigen/Core>
 #include <vector>
 
-#include "hyperadapt/backend/cpu.hpp"
-#if defined(HYPERADAPT_BENCH_WITH_CBLAS)
-#include "hyperadapt/backend/cpu_cblas.hpp"
-#endif
-#if defined(HYPERADAPT_BENCH_WITH_ONEDNN)
-#include "hyperadapt/backend/cpu_onednn.hpp"
-#endif
+#include "bench_backends.hpp"
 
 namespace {
 using namespace hyperadapt;
@@ -92,13 +86,8 @@ BENCHMARK(BM_hyperadapt_gemm<cpu_blas>)->Name("small_gemm/cblas")->Apply(small_s
 #if defined(HYPERADAPT_BENCH_WITH_ONEDNN)
 // bf16 products (oneDNN, operands rounded per call, fp32 accumulation): with the default size floor, and
 // with none (every product through oneDNN) to show where the floor belongs.
-#if defined(HYPERADAPT_BENCH_WITH_CBLAS)
-using bf16_gemm = onednn_gemm<cblas_gemm>;
-using bf16_gemm_no_floor = onednn_gemm<cblas_gemm, 0>;
-#else
-using bf16_gemm = onednn_gemm<eigen_gemm>;
-using bf16_gemm_no_floor = onednn_gemm<eigen_gemm, 0>;
-#endif
+using bf16_gemm = bench::bf16_provider;
+using bf16_gemm_no_floor = onednn_gemm<bench::bf16_provider::fp32_provider, 0>;
 void BM_bf16_gemm(benchmark::State& s) {
     BM_hyperadapt_gemm<cpu_backend<bf16_gemm>>(s, bf16_gemm(compute_precision::bf16));
 }

@@ -3,13 +3,7 @@
 // the products under its size floor) where the build has oneDNN. Reports tokens/s and GFLOP/s.
 #include <benchmark/benchmark.h>
 
-#include "hyperadapt/backend/cpu.hpp"
-#if defined(HYPERADAPT_BENCH_WITH_CBLAS)
-#include "hyperadapt/backend/cpu_cblas.hpp"
-#endif
-#if defined(HYPERADAPT_BENCH_WITH_ONEDNN)
-#include "hyperadapt/backend/cpu_onednn.hpp"
-#endif
+#include "bench_backends.hpp"
 #include "hyperadapt/layers/encoder_layer.hpp"
 
 namespace {
@@ -72,17 +66,8 @@ BENCHMARK(BM_encoder_forward_cblas)->Apply(args);
 BENCHMARK(BM_encoder_train_cblas)->Apply(args);
 #endif
 #if defined(HYPERADAPT_BENCH_WITH_ONEDNN)
-#if defined(HYPERADAPT_BENCH_WITH_CBLAS)
-using bf16_provider = onednn_gemm<cblas_gemm>;
-#else
-using bf16_provider = onednn_gemm<eigen_gemm>;
-#endif
-void BM_encoder_forward_bf16(benchmark::State& s) {
-    run<cpu_backend<bf16_provider>>(s, false, bf16_provider(compute_precision::bf16));
-}
-void BM_encoder_train_bf16(benchmark::State& s) {
-    run<cpu_backend<bf16_provider>>(s, true, bf16_provider(compute_precision::bf16));
-}
+void BM_encoder_forward_bf16(benchmark::State& s) { run<bench::bf16_cpu>(s, false, bench::bf16()); }
+void BM_encoder_train_bf16(benchmark::State& s) { run<bench::bf16_cpu>(s, true, bench::bf16()); }
 BENCHMARK(BM_encoder_forward_bf16)->Apply(args);
 BENCHMARK(BM_encoder_train_bf16)->Apply(args);
 #endif

@@ -6,13 +6,7 @@
 // threads, batches).
 #include <benchmark/benchmark.h>
 
-#include "hyperadapt/backend/cpu.hpp"
-#if defined(HYPERADAPT_BENCH_WITH_CBLAS)
-#include "hyperadapt/backend/cpu_cblas.hpp"
-#endif
-#if defined(HYPERADAPT_BENCH_WITH_ONEDNN)
-#include "hyperadapt/backend/cpu_onednn.hpp"
-#endif
+#include "bench_backends.hpp"
 #include "hyperadapt/models/camtl.hpp"
 #include "hyperadapt/nn/parameters.hpp"
 #include "hyperadapt/optim/adamw.hpp"
@@ -89,19 +83,13 @@ void BM_camtl_step(benchmark::State& state, Provider... provider) {
     state.counters["real/computed"] = bench::padding_efficiency(batches);
     state.counters["trainable"] = static_cast<double>(count_parameters(model).trainable);
 }
-BENCHMARK(BM_camtl_step<cpu>)->Name("camtl_step/eigen")->Args({2, 0})->Args({2, 1})->Args({2, 2})->Args({2, 3})->ArgNames({"threads", "batches"})->Unit(benchmark::kMillisecond)->UseRealTime()->MinTime(5.0);
+BENCHMARK(BM_camtl_step<cpu>)->Name("camtl_step/eigen")->Apply(bench::step_cases);
 #if defined(HYPERADAPT_BENCH_WITH_CBLAS)
-BENCHMARK(BM_camtl_step<cpu_blas>)->Name("camtl_step/cblas")->Args({2, 0})->Args({2, 1})->Args({2, 2})->Args({2, 3})->ArgNames({"threads", "batches"})->Unit(benchmark::kMillisecond)->UseRealTime()->MinTime(5.0);
+BENCHMARK(BM_camtl_step<cpu_blas>)->Name("camtl_step/cblas")->Apply(bench::step_cases);
 #endif
 #if defined(HYPERADAPT_BENCH_WITH_ONEDNN)
-// bf16 products (onednn_gemm: oneDNN above its size floor, the fp32 provider below; everything else fp32).
-#if defined(HYPERADAPT_BENCH_WITH_CBLAS)
-using bf16_provider = onednn_gemm<cblas_gemm>;
-#else
-using bf16_provider = onednn_gemm<eigen_gemm>;
-#endif
-void BM_camtl_step_bf16(benchmark::State& s) { BM_camtl_step<cpu_backend<bf16_provider>>(s, bf16_provider(compute_precision::bf16)); }
-BENCHMARK(BM_camtl_step_bf16)->Name("camtl_step/bf16")->Args({2, 0})->Args({2, 1})->Args({2, 2})->Args({2, 3})->ArgNames({"threads", "batches"})->Unit(benchmark::kMillisecond)->UseRealTime()->MinTime(5.0);
+void BM_camtl_step_bf16(benchmark::State& s) { BM_camtl_step<bench::bf16_cpu>(s, bench::bf16()); }
+BENCHMARK(BM_camtl_step_bf16)->Name("camtl_step/bf16")->Apply(bench::step_cases);
 #endif
 }  // namespace
 

@@ -16,6 +16,7 @@
 #include "hyperadapt/optim/adamw.hpp"
 #include "hyperadapt/optim/clip.hpp"
 #include "hyperadapt/optim/schedule.hpp"
+#include "support/encoder_classifier.hpp"
 #include "support/max_keeping_nan.hpp"
 
 using namespace hyperadapt;
@@ -213,31 +214,6 @@ BOOST_AUTO_TEST_CASE(bf16_below_avx512_is_refused_with_a_sentence) {
 
 namespace {
 
-template <class B>
-struct classifier {
-    using backend_type = B;
-    using value_type = float;
-    struct context {
-        typename bert_model<B, float>::context encoder;
-        typename classification_head<B, float>::context head;
-    };
-    bert_model<B, float> encoder;
-    classification_head<B, float> head;
-
-    classifier(B& b, const bert_config& cfg, std::uint64_t seed)
-        : encoder(b, cfg), head(b, cfg.hidden, 3, static_cast<float>(cfg.hidden_dropout)) {
-        rng_stream init(seed);
-        encoder.initialize(init);
-        head.initialize(init);
-    }
-    [[nodiscard]] std::string name() const { return ""; }
-    template <class F>
-    void visit_parameters(F&& f) {
-        encoder.visit_parameters(f);
-        head.visit_parameters(f);
-    }
-};
-
 /// Trains a 2-layer, 64-wide encoder on a 3-class rule over token sequences (the label is which of three
 /// token ranges holds most of the sequence), fresh batches of 32 x 24 every step; returns the losses.
 template <class B>
@@ -246,7 +222,7 @@ std::vector<double> training_curve(B& b, int steps) {
     const bert_config cfg{.vocab_size = 30, .hidden = 64, .layers = 2, .heads = 4, .intermediate = 128,
                           .max_position = 24, .type_vocab_size = 2, .hidden_dropout = 0.1,
                           .attention_dropout = 0.1};
-    classifier<B> m(b, cfg, 3);
+    test::encoder_classifier<B> m(b, cfg, 3, 3);
     adamw<B, float> opt(m, {.lr = 1e-3});
     const linear_warmup_schedule schedule(1e-3, 10, steps);
     cross_entropy_loss<B, float> loss_fn(b);
@@ -273,7 +249,7 @@ std::vector<double> training_curve(B& b, int steps) {
         const auto x = ids::from_host(b, {batch, len}, tok);
         const auto y = ids::from_host(b, {batch}, lab);
         const auto mask = attention_mask<B>::from_host(b, {batch, len}, msk);
-        typename classifier<B>::context ctx;
+        typename test::encoder_classifier<B>::context ctx;
         typename cross_entropy_loss<B, float>::context lctx;
         const run_mode mode = run_mode::train(rng);
         const auto out = m.encoder.forward(x, ids{}, mask, ctx.encoder, mode);

@@ -14,6 +14,7 @@
 #include "hyperadapt/optim/adamw.hpp"
 #include "hyperadapt/optim/clip.hpp"
 #include "hyperadapt/optim/schedule.hpp"
+#include "support/encoder_classifier.hpp"
 
 using namespace hyperadapt;
 namespace tt = boost::test_tools;
@@ -23,30 +24,7 @@ namespace {
 using ids = tensor<cpu, std::int32_t>;
 
 /// A 2-layer encoder and a classification head, trained end to end as one parameterized object.
-struct classifier {
-    using backend_type = cpu;
-    using value_type = float;
-    struct context {
-        bert_model<cpu, float>::context encoder;
-        classification_head<cpu, float>::context head;
-    };
-
-    bert_model<cpu, float> encoder;
-    classification_head<cpu, float> head;
-
-    classifier(cpu& b, const bert_config& cfg, std::uint64_t seed)
-        : encoder(b, cfg), head(b, cfg.hidden, 2, static_cast<float>(cfg.hidden_dropout)) {
-        rng_stream init(seed);
-        encoder.initialize(init);
-        head.initialize(init);
-    }
-    [[nodiscard]] std::string name() const { return ""; }
-    template <class F>
-    void visit_parameters(F&& f) {
-        encoder.visit_parameters(f);
-        head.visit_parameters(f);
-    }
-};
+using classifier = test::encoder_classifier<cpu>;
 
 bert_config small_config(double dropout) {
     return {.vocab_size = 24, .hidden = 32, .layers = 2, .heads = 2, .intermediate = 64, .max_position = 8,

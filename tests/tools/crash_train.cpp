@@ -36,6 +36,7 @@
 #include "hyperadapt/optim/clip.hpp"
 #include "hyperadapt/optim/schedule.hpp"
 #include "hyperadapt/train/checkpoint.hpp"
+#include "support/encoder_classifier.hpp"
 
 namespace {
 using namespace hyperadapt;
@@ -43,26 +44,11 @@ using ids = tensor<cpu, std::int32_t>;
 
 constexpr std::size_t batch = 4, length = 8, pool = 64, classes = 3, hidden = 32;
 
-struct classifier {
-    using backend_type = cpu;
-    using value_type = float;
-    bert_model<cpu, float> encoder;
-    classification_head<cpu, float> head;
-
+struct classifier : test::encoder_classifier<cpu> {
     classifier(cpu& b, std::size_t vocab)
-        : encoder(b, {.vocab_size = vocab, .hidden = hidden, .layers = 2, .heads = 2, .intermediate = 64,
-                      .max_position = length}),
-          head(b, hidden, classes, 0.1f) {
-        rng_stream init(1);
-        encoder.initialize(init);
-        head.initialize(init);
-    }
-    [[nodiscard]] std::string name() const { return ""; }
-    template <class F>
-    void visit_parameters(F&& f) {
-        encoder.visit_parameters(f);
-        head.visit_parameters(f);
-    }
+        : encoder_classifier(b, {.vocab_size = vocab, .hidden = hidden, .layers = 2, .heads = 2, .intermediate = 64,
+                                 .max_position = length},
+                             1, classes) {}
 };
 
 /// Model, optimizer, schedule and the state a checkpoint carries. Batches come from a fixed pool of examples

@@ -18,6 +18,7 @@
 #include "hyperadapt/optim/clip.hpp"
 #include "hyperadapt/optim/schedule.hpp"
 #include "hyperadapt/train/checkpoint.hpp"
+#include "support/encoder_classifier.hpp"
 
 using namespace hyperadapt;
 namespace fs = std::filesystem;
@@ -25,25 +26,11 @@ namespace fs = std::filesystem;
 namespace {
 using ids = tensor<cpu, std::int32_t>;
 
-struct classifier {
-    using backend_type = cpu;
-    using value_type = float;
-    bert_model<cpu, float> encoder;
-    classification_head<cpu, float> head;
-
+struct classifier : test::encoder_classifier<cpu> {
     classifier(cpu& b, std::uint64_t seed)
-        : encoder(b, {.vocab_size = 30, .hidden = 16, .layers = 2, .heads = 2, .intermediate = 32, .max_position = 8}),
-          head(b, 16, 3, 0.1f) {
-        rng_stream init(seed);
-        encoder.initialize(init);
-        head.initialize(init);
-    }
-    [[nodiscard]] std::string name() const { return ""; }
-    template <class F>
-    void visit_parameters(F&& f) {
-        encoder.visit_parameters(f);
-        head.visit_parameters(f);
-    }
+        : encoder_classifier(b, {.vocab_size = 30, .hidden = 16, .layers = 2, .heads = 2, .intermediate = 32,
+                                 .max_position = 8},
+                             seed, 3) {}
 };
 
 /// A run: model, optimizer, schedule and the state that a checkpoint must carry. Batches are drawn from a

@@ -1,0 +1,35 @@
+#pragma once
+// The CPU backends every benchmark compares: Eigen's GEMM, OpenBLAS's where the build found a CBLAS library
+// (HYPERADAPT_BENCH_WITH_CBLAS), and bf16 products where it found oneDNN (HYPERADAPT_BENCH_WITH_ONEDNN):
+// onednn_gemm over the faster fp32 provider, which keeps the products under its size floor.
+#include <benchmark/benchmark.h>
+
+#include "hyperadapt/backend/cpu.hpp"
+#if defined(HYPERADAPT_BENCH_WITH_CBLAS)
+#include "hyperadapt/backend/cpu_cblas.hpp"
+#endif
+#if defined(HYPERADAPT_BENCH_WITH_ONEDNN)
+#include "hyperadapt/backend/cpu_onednn.hpp"
+#endif
+
+namespace hyperadapt::bench {
+
+#if defined(HYPERADAPT_BENCH_WITH_ONEDNN)
+#if defined(HYPERADAPT_BENCH_WITH_CBLAS)
+using bf16_provider = onednn_gemm<cblas_gemm>;
+#else
+using bf16_provider = onednn_gemm<eigen_gemm>;
+#endif
+using bf16_cpu = cpu_backend<bf16_provider>;
+/// The provider in bf16 (the backend's constructor takes it after its options).
+inline bf16_provider bf16() { return bf16_provider(compute_precision::bf16); }
+#endif
+
+/// The training-step benchmarks' cases: 2 threads; batches 0 synthetic, 1 GLUE lengths padded to 128,
+/// 2 to the batch's longest, 3 in length groups; at least 5 s each.
+inline void step_cases(benchmark::internal::Benchmark* b) {
+    b->Args({2, 0})->Args({2, 1})->Args({2, 2})->Args({2, 3})->ArgNames({"threads", "batches"});
+    b->Unit(benchmark::kMillisecond)->UseRealTime()->MinTime(5.0);
+}
+
+}  // namespace hyperadapt::bench
