@@ -113,6 +113,21 @@ std::vector<task_head_spec> heads_for(const args& a, const setup& s, const std::
     return h;
 }
 
+/// --save-model DIR: the trained model as a model directory (DIR/<task> for each model of --model single).
+template <class Model>
+void save_model(Model& m, const args& a, const setup& s, const std::vector<std::size_t>& which) {
+    if (a.save_model.empty()) return;
+    std::filesystem::path dir = a.save_model;
+    if (a.model == "single") {
+        std::error_code ec;
+        std::filesystem::create_directories(dir, ec);
+        dir /= s.train[which[0]].info.name;
+    }
+    std::vector<const encoded_task*> tasks;
+    for (auto t : which) tasks.push_back(&s.train[t]);
+    examples::save_model_directory(m, dir, a, tasks, "02_camtl_glue --model " + a.model + " --sampler " + a.sampler);
+}
+
 outcome run_config(policy& b, const args& a, const setup& s, const std::vector<std::size_t>& which,
                            trainer_options o, bool pretrained) {
     std::size_t examples = 0;
@@ -142,12 +157,16 @@ outcome run_config(policy& b, const args& a, const setup& s, const std::vector<s
                 std::cerr << "backbone: " << report.str() << (report.unexpected.empty() ? "" : " (unused checkpoint tensors)") << '\n';
         }
         m.apply_freezing();
-        return run_with_sampler(m, b, a, s, which, o);
+        auto out = run_with_sampler(m, b, a, s, which, o);
+        save_model(m, a, s, which);
+        return out;
     }
     multitask_bert<policy, float> m(b, {.backbone = s.config, .tasks = heads_for(a, s, which), .heads_read = reads(a)});
     m.initialize(init);
     if (pretrained) m.load_backbone(a.checkpoint);
-    return run_with_sampler(m, b, a, s, which, o);
+    auto out = run_with_sampler(m, b, a, s, which, o);
+    save_model(m, a, s, which);
+    return out;
 }
 
 void print_result(const std::string& label, const outcome& out, std::size_t backbone, bool selecting) {

@@ -122,6 +122,8 @@ args parse(int argc, char** argv) {
                                       "--mode " + a.mode + " needs --checkpoint DIR and --data DIR");
         }
         if (a.tune != "all" && a.mode != "transfer") throw ValidationError("--tune", "belongs to --mode transfer --model pha");
+        if (!a.save_model.empty() && a.mode != "multitask")
+            throw ValidationError("--save-model", "belongs to --mode multitask (a transfer run's model is not saved yet)");
         if (a.mode == "demo") {
             if (a.model.size() || a.tasks_given || a.seq_len || a.train_per_task || a.dev_per_task || a.resume || a.checkpoint_every)
                 throw ValidationError("--model/--tasks/--seq-len/--train-per-task/--dev-per-task/--resume/--checkpoint-every",
@@ -345,12 +347,21 @@ run_report train_and_measure(Model& model, policy& b, const args& a, const run_d
     return {std::move(label), std::move(m.trained), backbone, std::nullopt, std::move(m.test), m.selected_on_validation};
 }
 
+/// --save-model DIR: the trained multi-task model as a model directory.
+template <class Model>
+void save_model_directory(Model& m, const args& a, const std::vector<encoded_task>& tasks) {
+    std::vector<const encoded_task*> used;
+    for (const auto& t : tasks) used.push_back(&t);
+    examples::save_model_directory(m, a.save_model, a, used, "03_pha_fewshot --mode multitask --model " + a.model);
+}
+
 /// Builds, initialises and trains one pha_bert variant; `init_backbone(model)` fills its backbone (a checkpoint
 /// load, or a copy from the demo's pretrained encoder) before freezing.
 template <class InitBackbone>
 run_report train_pha(policy& b, const args& a, const pha_bert_options& opts, const run_data& d,
                      const trainer_options& o, std::size_t batch, const std::string& label,
-                     InitBackbone&& init_backbone, std::size_t backbone, const std::string& save = {}) {
+                     InitBackbone&& init_backbone, std::size_t backbone, const std::string& save = {},
+                     const std::vector<encoded_task>* save_model_tasks = nullptr) {
     pha_model m(b, opts);
     rng_stream init(a.seed);
     m.initialize(init);
@@ -359,6 +370,7 @@ run_report train_pha(policy& b, const args& a, const pha_bert_options& opts, con
     run_report r = train_and_measure(m, b, a, d, o, batch, label, backbone);
     r.pha = m.parameter_report();
     if (!save.empty()) io::save_safetensors(m, save);
+    if (save_model_tasks && !a.save_model.empty()) save_model_directory(m, a, *save_model_tasks);
     return r;
 }
 
@@ -541,6 +553,7 @@ int run_multitask(policy& b, args& a) {
         if (!a.quiet) std::cerr << "backbone: " << rep.str() << '\n';
         m.apply_freezing();
         r = train_and_measure(m, b, a, sets, o, a.batch, "camtl (" + a.sampler + ")", rd.backbone);
+        if (!a.save_model.empty()) save_model_directory(m, a, train);
     } else {  // pha, adapters, hyperformerpp: one pha_bert, differing in adapter_source only
         const auto opts = pha_options(a, rd.config, heads_of(a, train), source_of(a.model));
         r = train_pha(b, a, opts, sets, o, a.batch, a.model + " (" + a.sampler + ")",
@@ -549,7 +562,7 @@ int run_multitask(policy& b, args& a) {
                           require_whole_backbone(a, rep);
                           if (!a.quiet) std::cerr << "backbone: " << rep.loaded.size() << " tensors loaded, " << rep.missing.size() << " new\n";
                       },
-                      rd.backbone, a.save);
+                      rd.backbone, a.save, &train);
         if (!a.save.empty()) {
             // What --mode transfer needs to rebuild the model: the task order fixes the prototype rows.
             nlohmann::json side{{"model", a.model}, {"tasks", split_list(a.tasks)}, {"passes", a.passes},

@@ -22,6 +22,7 @@
 #include "hyperadapt/data/task.hpp"
 #include "hyperadapt/data/validation_split.hpp"
 #include "hyperadapt/models/bert.hpp"
+#include "hyperadapt/models/model_directory.hpp"
 #include "hyperadapt/train/multitask_trainer.hpp"
 #include "hyperadapt/train/samplers/mt_uncertainty.hpp"
 #include "hyperadapt/train/samplers/round_robin.hpp"
@@ -172,9 +173,31 @@ inline const CLI::Validator appendable_file(
     },
     "FILE", "appendable_file");
 
+/// Where a model directory may be written: a new name in a writable folder, an empty folder, or a model
+/// directory (which save_pretrained replaces); never another folder or a file.
+inline const CLI::Validator model_directory_target(
+    [](std::string& s) -> std::string {
+        namespace fs = std::filesystem;
+        if (s.empty()) return "needs a directory name";
+        std::error_code ec;
+        const auto st = fs::status(s, ec);
+        if (fs::exists(st)) {
+            if (!fs::is_directory(st)) return "'" + s + "' exists and is not a directory";
+            if (!fs::is_empty(s, ec) && !fs::exists(fs::path(s) / "hyperadapt.json", ec))
+                return "'" + s + "' exists, is not empty and is not a model directory (no hyperadapt.json)";
+        }
+        const fs::path target = fs::path(s).lexically_normal();
+        const fs::path parent = target.has_parent_path() && target.parent_path() != "" ? target.parent_path() : fs::path(".");
+        if (!fs::is_directory(parent, ec)) return "'" + s + "': folder '" + parent.string() + "' does not exist";
+        if (::access(parent.c_str(), W_OK | X_OK) != 0) return "'" + s + "': folder '" + parent.string() + "' is not writable";
+        return {};
+    },
+    "DIR", "model_directory_target");
+
 /// The options every multi-task example takes, with each example's defaults set before add_common_options.
 struct common_args {
     std::string checkpoint, data, tasks = "rte,mrpc,stsb,cola,sst2,wnli", sampler, out, json;
+    std::string save_model;  // a model directory (models/model_directory.hpp) written after training
     std::string head_input = "pooler";
     std::size_t seq_len = 0, batch = 32, train_per_task = 0, dev_per_task = 0;
     double epochs = 3, lr = 0;
@@ -226,6 +249,9 @@ inline void add_common_options(CLI::App& app, common_args& a) {
     app.add_option("--eval-every", a.eval_every, "dev evaluation every K steps (0: the example's default)")->check(CLI::Range(std::int64_t{0}, std::int64_t{1} << 40));
     app.add_option("--out", a.out, "folder for metrics.jsonl, dev_curves.png and checkpoints/ (created)");
     app.add_option("--json", a.json, "append one JSON line per run to FILE")->check(appendable_file);
+    app.add_option("--save-model", a.save_model,
+                   "write the trained model to the model directory DIR (hyperadapt info/predict/eval read it)")
+        ->check(model_directory_target);
     app.add_option("--checkpoint-every", a.checkpoint_every, "write a training checkpoint into --out every K steps")
         ->check(CLI::Range(std::int64_t{0}, std::int64_t{1} << 40));
     app.add_flag("--resume", a.resume, "continue from the newest valid checkpoint in --out (a fresh start when there is none)");
@@ -261,6 +287,8 @@ inline void add_common_options(CLI::App& app, common_args& a) {
 /// option. Creates --out (and proves it writable) so that nothing fails on output after training.
 inline void check_common_options(const common_args& a) {
     namespace fs = std::filesystem;
+    if (!a.save_model.empty() && a.checkpoint.empty())
+        throw CLI::ValidationError("--save-model", "needs --checkpoint (a model directory carries the checkpoint's vocabulary)");
     if ((a.checkpoint_every > 0 || a.resume) && a.out.empty())
         throw CLI::ValidationError(a.resume ? "--resume" : "--checkpoint-every", "needs --out DIR (where the checkpoints are)");
     if (!a.out.empty()) {
@@ -459,6 +487,23 @@ int run_main(const char* program, Body&& body) {
 
 /// The head of one task. With `scale_targets`, a regression head learns targets divided by their largest
 /// magnitude in the training data (STS-B: 5), so its MSE is on the scale of the classification losses.
+/// Writes `model`, trained on `tasks` (in head order), to the model directory `dir` with the checkpoint's
+/// vocabulary and the run's settings as its provenance.
+template <class Model>
+void save_model_directory(Model& model, const std::filesystem::path& dir, const common_args& a,
+                          const std::vector<const encoded_task*>& tasks, const std::string& made_by) {
+    model_description d;
+    d.vocab = std::filesystem::path(a.checkpoint) / "vocab.txt";
+    const auto& heads = model.options().tasks;
+    for (std::size_t k = 0; k < tasks.size(); ++k) d.tasks.push_back(task_card_of(tasks[k]->info, heads.at(k).target_scale));
+    d.tokenizer.max_length = tasks.at(0)->seq_len;
+    d.provenance = {{"made_by", made_by}, {"checkpoint", a.checkpoint}, {"seed", a.seed}, {"data_seed", a.sample_seed()},
+                    {"lr", a.lr}, {"epochs", a.epochs}, {"steps", a.steps}, {"batch", a.batch},
+                    {"train_per_task", a.train_per_task}, {"precision", a.precision}};
+    save_pretrained(model, dir, d);
+    std::printf("saved the model directory %s (hyperadapt info %s)\n", dir.c_str(), dir.c_str());
+}
+
 inline task_head_spec head_for(const encoded_task& t, bool scale_targets) {
     task_head_spec h{t.info.name, t.num_labels()};
     if (scale_targets && t.is_regression()) {

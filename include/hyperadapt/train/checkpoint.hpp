@@ -38,6 +38,7 @@
 #include <nlohmann/json.hpp>
 
 #include "hyperadapt/backend/counter_rng.hpp"
+#include "hyperadapt/io/checksum.hpp"
 #include "hyperadapt/io/json.hpp"
 #include "hyperadapt/io/safetensors.hpp"
 #include "hyperadapt/nn/layer.hpp"
@@ -57,45 +58,8 @@ struct training_state {
 };
 
 namespace detail {
-/// A 64-bit checksum in the style of xxHash64's core loop (word-wise multiply-rotate, final avalanche). It
-/// detects corruption and torn writes; it is not a defence against deliberate tampering.
-class checksum64 {
-public:
-    void update(std::span<const std::byte> bytes) {
-        std::size_t i = 0;
-        for (; i + 8 <= bytes.size(); i += 8) {
-            std::uint64_t w;
-            std::memcpy(&w, bytes.data() + i, 8);
-            mix(w);
-        }
-        std::uint64_t tail = 0;
-        const std::size_t rest = bytes.size() - i;
-        if (rest) {
-            std::memcpy(&tail, bytes.data() + i, rest);
-            mix(tail ^ (static_cast<std::uint64_t>(rest) << 56));
-        }
-        length_ += bytes.size();
-    }
-    void update(std::string_view s) { update(std::as_bytes(std::span(s.data(), s.size()))); }
-    template <class T>
-        requires std::is_trivially_copyable_v<T>
-    void update_value(const T& v) {
-        update(std::as_bytes(std::span(&v, 1)));
-    }
-    [[nodiscard]] std::uint64_t digest() const noexcept { return mix64(h_ ^ length_); }
-
-private:
-    static constexpr std::uint64_t p1 = 0x9e3779b185ebca87ULL, p2 = 0xc2b2ae3d27d4eb4fULL;
-    void mix(std::uint64_t w) noexcept { h_ = std::rotl(h_ ^ (w * p2), 31) * p1; }
-    std::uint64_t h_ = 0x27d4eb2f165667c5ULL;
-    std::uint64_t length_ = 0;
-};
-
-inline std::string hex64(std::uint64_t v) {
-    char buf[17];
-    std::snprintf(buf, sizeof buf, "%016llx", static_cast<unsigned long long>(v));
-    return buf;
-}
+using io::checksum64;  // io/checksum.hpp
+using io::hex64;
 
 inline constexpr const char* checkpoint_format = "hyperadapt.training_checkpoint";
 inline constexpr const char* checkpoint_version = "1";
@@ -104,12 +68,7 @@ inline constexpr const char* checkpoint_version = "1";
 inline std::uint64_t checkpoint_digest(const io::safetensors_reader& r, const std::string& state_text) {
     checksum64 c;
     c.update(state_text);
-    for (const auto& e : r.entries()) {  // sorted by name
-        c.update(e.name);
-        c.update(io::dtype_name(e.type));
-        for (auto d : e.shape) c.update_value(static_cast<std::uint64_t>(d));
-        c.update(r.raw(e));
-    }
+    io::update_with_tensors(c, r);
     return c.digest();
 }
 }  // namespace detail

@@ -1,0 +1,317 @@
+// hyperadapt: the command-line tool for model directories (models/model_directory.hpp).
+//
+//   hyperadapt info    DIR                                 what the directory holds: kind, tasks, labels, sizes
+//   hyperadapt predict --model DIR --task T [--input F]    JSONL predictions (F: a task's GLUE/SuperGLUE file,
+//                                                          JSONL of {"text", "pair"}, or lines of text with a
+//                                                          tab before a pair's second sentence; stdin if absent)
+//   hyperadapt eval    --model DIR --task T --input F      the task's official metrics on a labelled file
+//   hyperadapt embed   --model DIR --task T [--input F]    JSONL of the sentence representations the head reads
+//
+// Every subcommand has --help. Training stays in the examples (02_camtl_glue / 03_pha_fewshot --save-model
+// DIR write a model directory). Exit codes: 0 success, 1 a refused file or input (the message names it), 2 a
+// wrong option.
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <optional>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include <CLI/CLI.hpp>
+#include <nlohmann/json.hpp>
+
+#include "hyperadapt/backend/cpu.hpp"
+#if defined(HYPERADAPT_TOOL_WITH_CBLAS)
+#include "hyperadapt/backend/cpu_cblas.hpp"
+#endif
+#include "hyperadapt/data/glue.hpp"
+#include "hyperadapt/data/metrics.hpp"
+#include "hyperadapt/data/registry.hpp"
+#include "hyperadapt/data/superglue.hpp"
+#include "hyperadapt/io/atomic_file.hpp"
+#include "hyperadapt/serve/predictor.hpp"
+
+namespace {
+using namespace hyperadapt;
+
+#if defined(HYPERADAPT_TOOL_WITH_CBLAS)
+using policy = cpu_backend<cblas_gemm>;
+#else
+using policy = cpu;
+#endif
+using model_predictor = predictor<policy>;
+
+/// Examples read from a file or stdin, with where each came from (for messages and output).
+struct input_rows {
+    std::vector<text_input> inputs;
+    std::vector<std::size_t> lines;  ///< 1-based source line of each input
+    std::optional<data::dataset> labelled;  ///< a task file: its gold labels or scores
+};
+
+/// "task" (a registered task's GLUE TSV or SuperGLUE JSONL file, by the model's task name or --as), "jsonl"
+/// ({"text", "pair"} per line) or "text" (a line per input, a tab before a pair's second sentence); "auto"
+/// picks by the extension: .tsv of a GLUE task and .jsonl of a SuperGLUE task are the task's files, any other
+/// .jsonl is JSONL, the rest (and stdin) text.
+input_rows read_inputs(const std::string& path, std::string format, const task_card& task, const std::string& as) {
+    input_rows r;
+    const bool stdin_input = path.empty() || path == "-";
+    const std::string registry_name = as.empty() ? task.name : as;
+    bool registered = true;
+    try {
+        (void)data::find_task(registry_name);
+    } catch (const config_error&) {
+        registered = false;
+    }
+    if (format == "auto") {
+        const std::string ext = stdin_input ? "" : std::filesystem::path(path).extension().string();
+        const auto suite = registered ? std::optional(data::find_task(registry_name).suite) : std::nullopt;
+        if (ext == ".tsv" && suite == data::benchmark::glue)
+            format = "task";
+        else if (ext == ".jsonl")
+            format = suite == data::benchmark::superglue ? "task" : "jsonl";
+        else
+            format = "text";
+    }
+    if (format == "task") {
+        if (stdin_input) throw config_error("--format task reads a file: give --input FILE");
+        const data::task_info info = data::find_task(registry_name);  // config_error names the known tasks
+        data::dataset d = info.suite == data::benchmark::glue ? data::read_glue_file(info, path, data::split::dev)
+                                                              : data::read_superglue_file(info, path, data::split::dev);
+        for (const auto& e : d.examples) {
+            r.inputs.push_back({e.text_a, e.text_b});
+            r.lines.push_back(e.line);
+        }
+        r.labelled = std::move(d);
+        return r;
+    }
+    std::ifstream file;
+    if (!stdin_input) {
+        file.open(path, std::ios::binary);
+        if (!file) throw io_error(path + ": cannot open");
+    }
+    std::istream& in = stdin_input ? std::cin : file;
+    const std::string where = stdin_input ? std::string("<stdin>") : path;
+    std::string line;
+    for (std::size_t n = 1; std::getline(in, line); ++n) {
+        if (!line.empty() && line.back() == '\r') line.pop_back();
+        if (line.empty()) continue;
+        text_input x;
+        if (format == "jsonl") {
+            nlohmann::json j;
+            try {
+                j = nlohmann::json::parse(line);
+            } catch (const nlohmann::json::exception& e) {
+                throw io_error(where + ":" + std::to_string(n) + ": not JSON (" + e.what() + ")");
+            }
+            if (!j.is_object() || !j.contains("text") || !j["text"].is_string())
+                throw io_error(where + ":" + std::to_string(n) + ": expected an object with a string field \"text\"");
+            x.text = j["text"].get<std::string>();
+            if (j.contains("pair")) {
+                if (!j["pair"].is_string()) throw io_error(where + ":" + std::to_string(n) + ": field \"pair\" is not a string");
+                x.pair = j["pair"].get<std::string>();
+            }
+        } else {
+            const auto tab = line.find('\t');
+            x.text = line.substr(0, tab);
+            if (tab != std::string::npos) x.pair = line.substr(tab + 1);
+        }
+        if (x.pair.has_value() != (task.inputs == 2))
+            throw io_error(where + ":" + std::to_string(n) + ": task '" + task.name + "' takes " +
+                           (task.inputs == 2 ? "sentence pairs (a tab, or \"pair\", before the second)" : "single sentences") +
+                           ", this line has " + (x.pair ? "two" : "one"));
+        r.inputs.push_back(std::move(x));
+        r.lines.push_back(n);
+    }
+    return r;
+}
+
+/// Output to a file (written atomically at the end) or stdout.
+class output {
+public:
+    explicit output(std::string path) : path_(std::move(path)) {}
+    std::ostream& stream() { return buffer_; }
+    void finish() {
+        if (path_.empty() || path_ == "-") {
+            std::cout << buffer_.str() << std::flush;
+            return;
+        }
+        const std::string text = buffer_.str();
+        io::write_file_atomically(path_, [&](io::file_sink& s) { s.write(text); });
+    }
+
+private:
+    std::string path_;
+    std::ostringstream buffer_;
+};
+
+struct common_options {
+    std::string model, task, input, output, format = "auto", as;
+    int threads = 0;
+    std::size_t batch = 32;
+};
+
+void add_common(CLI::App& c, common_options& o, bool input_required) {
+    c.add_option("--model", o.model, "the model directory")->required()->check(CLI::ExistingDirectory);
+    c.add_option("--task", o.task, "one of the model's tasks (hyperadapt info DIR lists them)")->required();
+    auto* in = c.add_option("--input", o.input, "input file ('-' or absent: stdin)");
+    if (input_required) in->required()->check(CLI::ExistingFile);
+    c.add_option("--format", o.format, "input format")->check(CLI::IsMember({"auto", "task", "jsonl", "text"}));
+    c.add_option("--as", o.as, "the registered task whose files --format task reads (default: the model's task name)");
+    c.add_option("--output", o.output, "output file (default: stdout)");
+    c.add_option("--threads", o.threads, "CPU threads (0: OpenMP's default)")->check(CLI::Range(0, 1024));
+    c.add_option("--batch", o.batch, "rows per forward pass")->check(CLI::Range(std::size_t{1}, std::size_t{4096}));
+}
+
+model_predictor load(const common_options& o) {
+    policy::options po;
+    if (o.threads > 0) po.threads = o.threads;
+    return model_predictor::load(o.model, policy(po), {.max_batch = o.batch});
+}
+
+int info(const std::string& dir, bool as_json) {
+    const model_card c = read_model_card(dir);
+    if (as_json) {
+        nlohmann::ordered_json j;
+        j["kind"] = c.kind;
+        j["options"] = c.options;
+        j["backbone"] = nlohmann::json::parse(io::bert_config_json(c.backbone));
+        nlohmann::ordered_json tasks = nlohmann::ordered_json::array();
+        for (const auto& t : c.tasks)
+            tasks.push_back({{"name", t.name}, {"type", t.is_regression() ? "regression" : "classification"},
+                             {"labels", t.label_names}, {"inputs", t.inputs}, {"target_scale", t.target_scale}});
+        j["tasks"] = tasks;
+        j["max_length"] = c.tokenizer.max_length;
+        j["parameters"] = {{"backbone", c.backbone_parameters}, {"task", c.task_parameters}, {"backbone_trained", c.backbone_trained}};
+        j["provenance"] = c.provenance;
+        std::cout << j.dump(2) << '\n';
+        return 0;
+    }
+    std::printf("%s: a %s model on a BERT backbone (%zu layers, hidden %zu, %zu heads, vocabulary %zu)\n", dir.c_str(),
+                c.kind.c_str(), c.backbone.layers, c.backbone.hidden, c.backbone.heads, c.backbone.vocab_size);
+    std::printf("parameters: backbone %zu%s, task-specific %zu (%.2f%% of the backbone)\n", c.backbone_parameters,
+                c.backbone_trained ? " (partly trained)" : " (frozen)", c.task_parameters,
+                c.backbone_parameters ? 100.0 * static_cast<double>(c.task_parameters) / static_cast<double>(c.backbone_parameters) : 0.0);
+    std::printf("inputs: at most %zu tokens, %s\n", c.tokenizer.max_length, c.tokenizer.lower_case ? "lower-cased" : "cased");
+    std::printf("tasks:\n");
+    for (const auto& t : c.tasks) {
+        std::string labels;
+        for (const auto& l : t.label_names) labels += (labels.empty() ? "" : ", ") + l;
+        std::printf("  %-12s %s, %s%s\n", t.name.c_str(), t.inputs == 2 ? "sentence pairs" : "single sentences",
+                    t.is_regression() ? "regression" : ("labels " + labels).c_str(), "");
+    }
+    if (!c.provenance.empty()) std::printf("provenance: %s\n", c.provenance.dump().c_str());
+    return 0;
+}
+
+int predict(const common_options& o) {
+    const auto p = load(o);
+    const task_card& t = p.card().tasks.at(p.card().task_id(o.task));
+    const input_rows rows = read_inputs(o.input, o.format, t, o.as);
+    const auto y = p.predict(o.task, rows.inputs);
+    output out(o.output);
+    for (std::size_t i = 0; i < y.size(); ++i) {
+        nlohmann::ordered_json j;
+        j["index"] = i;
+        j["line"] = rows.lines[i];
+        if (t.is_regression()) {
+            j["value"] = y[i].value;
+        } else {
+            j["label"] = y[i].label;
+            j["label_name"] = y[i].label_name;
+            j["probabilities"] = y[i].probabilities;
+        }
+        out.stream() << j.dump() << '\n';
+    }
+    out.finish();
+    return 0;
+}
+
+int evaluate(const common_options& o) {
+    const auto p = load(o);
+    const task_card& t = p.card().tasks.at(p.card().task_id(o.task));
+    common_options f = o;
+    if (f.format == "auto") f.format = "task";
+    if (f.format != "task") throw config_error("eval reads a labelled task file: --format task (or auto)");
+    const input_rows rows = read_inputs(o.input, f.format, t, o.as);
+    const data::dataset& d = *rows.labelled;
+    if ((d.task.kind == data::task_kind::regression) != t.is_regression() ||
+        (!t.is_regression() && d.task.label_names.size() != t.label_names.size()))
+        throw config_error("--task " + o.task + ": the model's head (" + (t.is_regression() ? "regression" : std::to_string(t.label_names.size()) + " labels") +
+                           ") does not fit task '" + d.task.name + "' of " + o.input);
+    const auto y = p.predict(o.task, rows.inputs);
+    data::task_result r;
+    if (t.is_regression()) {
+        std::vector<double> predicted;
+        for (const auto& x : y) predicted.push_back(x.value);
+        r = data::evaluate(d.task, predicted, d.scores());
+    } else {
+        std::vector<int> predicted;
+        for (const auto& x : y) predicted.push_back(x.label);
+        r = data::evaluate(d.task, predicted, d.labels());
+    }
+    nlohmann::ordered_json j;
+    j["task"] = o.task;
+    j["file"] = o.input;
+    j["examples"] = d.size();
+    for (const auto& v : r.values) j["metrics"][std::string(data::to_string(v.which))] = v.value;
+    j["score"] = r.score;
+    output out(o.output);
+    out.stream() << j.dump() << '\n';
+    out.finish();
+    if (!o.output.empty() && o.output != "-") {
+        std::printf("%s on %s (%zu examples):", o.task.c_str(), o.input.c_str(), d.size());
+        for (const auto& v : r.values) std::printf(" %s %.4f", std::string(data::to_string(v.which)).c_str(), v.value);
+        std::printf("\n");
+    }
+    return 0;
+}
+
+int embed(const common_options& o) {
+    const auto p = load(o);
+    const task_card& t = p.card().tasks.at(p.card().task_id(o.task));
+    const input_rows rows = read_inputs(o.input, o.format, t, o.as);
+    const auto e = p.embed(o.task, rows.inputs);
+    output out(o.output);
+    for (std::size_t i = 0; i < e.size(); ++i)
+        out.stream() << nlohmann::json{{"index", i}, {"line", rows.lines[i]}, {"embedding", e[i]}}.dump() << '\n';
+    out.finish();
+    return 0;
+}
+}  // namespace
+
+int main(int argc, char** argv) {
+    CLI::App app{"hyperadapt: inspect, evaluate and run multi-task model directories"};
+    app.require_subcommand(1);
+    std::string info_dir;
+    bool info_json = false;
+    auto* c_info = app.add_subcommand("info", "what a model directory holds");
+    c_info->add_option("dir", info_dir, "the model directory")->required();
+    c_info->add_flag("--json", info_json, "as JSON");
+    common_options po, eo, mo;
+    auto* c_predict = app.add_subcommand("predict", "a task's predictions, one JSON line per input");
+    add_common(*c_predict, po, false);
+    auto* c_eval = app.add_subcommand("eval", "the task's official metrics on a labelled GLUE/SuperGLUE file");
+    add_common(*c_eval, eo, true);
+    auto* c_embed = app.add_subcommand("embed", "sentence representations, one JSON line per input");
+    add_common(*c_embed, mo, false);
+    try {
+        app.parse(argc, argv);
+    } catch (const CLI::ParseError& e) {
+        return app.exit(e) == 0 ? 0 : 2;  // --help: 0; a wrong option: 2, as the examples
+    }
+    try {
+        if (*c_info) return info(info_dir, info_json);
+        if (*c_predict) return predict(po);
+        if (*c_eval) return evaluate(eo);
+        if (*c_embed) return embed(mo);
+    } catch (const hyperadapt::error& e) {
+        std::fprintf(stderr, "hyperadapt: %s\n", e.what());
+        return 1;
+    } catch (const std::exception& e) {
+        std::fprintf(stderr, "hyperadapt: %s\n", e.what());
+        return 1;
+    }
+    return 0;
+}

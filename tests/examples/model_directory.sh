@@ -1,0 +1,103 @@
+#!/usr/bin/env bash
+# From training to predictions with a model directory: 02_camtl_glue trains CA-MTL on all-MiniLM-L6-v2 for a
+# few steps on SST-2 and STS-B and writes --save-model DIR; `hyperadapt info` describes it; `hyperadapt
+# predict` on the full GLUE dev files gives predictions whose metric (computed here, in Python, from the
+# predictions and the files' gold labels) equals what `hyperadapt eval` reports; a second predict run gives
+# the same bytes; bad inputs are refused with the culprit named and exit 1 (2 for a bad option), never a crash.
+# Without the checkpoint or the shared data: SKIPPED, exit 0.
+#   model_directory.sh <02_camtl_glue> <hyperadapt> <model dir> <shared data dir> <work dir>
+#   ($HYPERADAPT_MODEL_DIR and $HYPERADAPT_SHARED_DATA override the model and the data)
+set -uo pipefail
+trainer=$1 tool=$2
+model=${HYPERADAPT_MODEL_DIR:-$3}
+data=${HYPERADAPT_SHARED_DATA:-$4}
+work=$5
+if [[ ! -f $model/model.safetensors ]]; then echo "SKIPPED: no checkpoint in $model (scripts/fetch_model.sh)"; exit 0; fi
+if [[ ! -f $data/glue/SST-2/dev.tsv ]]; then echo "SKIPPED: no GLUE data under $data"; exit 0; fi
+export OMP_NUM_THREADS=2 OMP_WAIT_POLICY=PASSIVE
+rm -rf "$work" && mkdir -p "$work" && cd "$work" || exit 1
+failed=0
+fail() { echo "FAIL: $*" >&2; failed=$((failed + 1)); }
+
+out=$("$trainer" --checkpoint "$model" --data "$data" --tasks sst2,stsb --train-per-task 128 --dev-per-task 64 \
+      --seq-len 64 --steps 6 --head-input mean --scale-regression --lr 2e-4 --quiet --save-model saved 2>&1) ||
+  { echo "FAIL: training with --save-model: $out"; exit 1; }
+for f in hyperadapt.json config.json model.safetensors task_parameters.safetensors vocab.txt; do
+  [[ -f saved/$f ]] || fail "saved/$f is missing"
+done
+info=$("$tool" info saved 2>&1) || fail "info: $info"
+grep -q "a camtl model" <<<"$info" || fail "info does not name the kind: $info"
+grep -q "stsb.*sentence pairs, regression" <<<"$info" || fail "info does not describe stsb: $info"
+"$tool" info saved --json >info.json || fail "info --json"
+python3 -c 'import json,sys; j=json.load(open("info.json")); assert j["kind"]=="camtl" and [t["name"] for t in j["tasks"]]==["sst2","stsb"], j' ||
+  fail "info --json: $(cat info.json)"
+
+# predict and eval agree on the full dev sets.
+for task in sst2 stsb; do
+  dir=$([[ $task == sst2 ]] && echo SST-2 || echo STS-B)
+  "$tool" predict --model saved --task "$task" --input "$data/glue/$dir/dev.tsv" --output "$task.jsonl" || fail "predict $task"
+  "$tool" eval --model saved --task "$task" --input "$data/glue/$dir/dev.tsv" --output "$task.eval.json" >/dev/null || fail "eval $task"
+  python3 - "$task" "$data/glue/$dir/dev.tsv" "$task.jsonl" "$task.eval.json" <<'EOF' || fail "predict and eval disagree on $task"
+import csv, json, math, sys
+task, tsv, preds, ev = sys.argv[1:]
+rows = list(csv.reader(open(tsv, encoding="utf-8"), delimiter="\t", quoting=csv.QUOTE_NONE))
+header, rows = rows[0], rows[1:]
+p = [json.loads(l) for l in open(preds)]
+e = json.load(open(ev))
+assert len(p) == len(rows) == e["examples"], (len(p), len(rows), e["examples"])
+assert [x["index"] for x in p] == list(range(len(p)))
+if task == "sst2":
+    gold = [int(r[header.index("label")]) for r in rows]
+    acc = sum(int(x["label_name"]) == g for x, g in zip(p, gold)) / len(gold)
+    assert all(abs(sum(x["probabilities"]) - 1) < 1e-9 for x in p)
+    assert acc == e["metrics"]["accuracy"], (acc, e)
+    print(f"sst2: accuracy {acc:.4f} from predict = eval's")
+else:
+    gold = [float(r[header.index("score")]) for r in rows]
+    v = [x["value"] for x in p]
+    mv, mg = sum(v) / len(v), sum(gold) / len(gold)
+    cov = sum((a - mv) * (b - mg) for a, b in zip(v, gold))
+    r = cov / math.sqrt(sum((a - mv) ** 2 for a in v) * sum((b - mg) ** 2 for b in gold))
+    assert abs(r - e["metrics"]["pearson"]) < 1e-9, (r, e)
+    print(f"stsb: pearson {r:.4f} from predict = eval's")
+EOF
+done
+"$tool" predict --model saved --task sst2 --input "$data/glue/SST-2/dev.tsv" --output again.jsonl || fail "predict again"
+cmp -s sst2.jsonl again.jsonl || fail "two predict runs differ"
+printf 'a gripping, funny film\n{"text": "dull"}\n' >mixed.txt
+printf '{"text": "a gripping, funny film"}\n{"text": "dull and long"}\n' >good.jsonl
+"$tool" predict --model saved --task sst2 --input good.jsonl --format jsonl >good.out || fail "jsonl input"
+[[ $(wc -l <good.out) -eq 2 ]] || fail "jsonl input: $(cat good.out)"
+printf 'A man plays.\tA man is playing.\n' | "$tool" predict --model saved --task stsb >pair.out || fail "a pair from stdin"
+grep -q '"value"' pair.out || fail "a pair from stdin: $(cat pair.out)"
+
+# expect NAME RC PATTERN CMD...
+expect() {
+  local name=$1 want=$2 pattern=$3 got rc
+  shift 3
+  got=$(timeout 120 "$@" 2>&1 </dev/null)
+  rc=$?
+  [[ $rc -eq $want ]] || fail "$name: exit $rc, wanted $want: $got"
+  grep -qiF -- "$pattern" <<<"$got" || fail "$name: output does not name '$pattern': $got"
+}
+expect "unknown task" 1 "unknown task 'cola': this model has sst2, stsb" "$tool" predict --model saved --task cola --input good.jsonl
+expect "another task's file" 1 "RTE/dev.tsv" "$tool" eval --model saved --task sst2 --input "$data/glue/RTE/dev.tsv"
+expect "a pair for a single-sentence task" 1 "bad.txt:1" bash -c "printf 'one\ttwo\n' >bad.txt; '$tool' predict --model saved --task sst2 --input bad.txt"
+expect "a JSONL line that is not JSON" 1 "mixed.txt:1: not JSON" "$tool" predict --model saved --task sst2 --input mixed.txt --format jsonl
+expect "no such model directory" 2 "--model" "$tool" predict --model nowhere --task sst2
+expect "unknown subcommand option" 2 "--colour" "$tool" predict --model saved --task sst2 --colour
+expect "output into a missing folder" 1 "missing/out.jsonl" "$tool" predict --model saved --task sst2 --input good.jsonl --output missing/out.jsonl
+cp -r saved broken
+printf 'garbage' | dd of=broken/task_parameters.safetensors bs=1 seek=200000 conv=notrunc 2>/dev/null
+expect "a corrupted weight file" 1 "task_parameters.safetensors" "$tool" predict --model broken --task sst2 --input good.jsonl
+rm broken/vocab.txt
+expect "a missing vocabulary" 1 "vocab.txt" "$tool" info broken
+mkdir notes && echo keep >notes/todo.txt
+expect "--save-model over a folder that is not a model directory" 2 "not a model directory" \
+  "$trainer" --checkpoint "$model" --data "$data" --tasks sst2 --steps 1 --save-model notes
+[[ $(cat notes/todo.txt) == keep ]] || fail "notes/todo.txt was changed"
+expect "--save-model without a checkpoint" 2 "--save-model" "$trainer" --steps 1 --save-model elsewhere
+
+if [[ $failed -ne 0 ]]; then echo "$failed failures"; exit 1; fi
+echo "PASS"
+rm -rf "$work"
