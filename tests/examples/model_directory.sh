@@ -3,15 +3,18 @@
 # few steps on SST-2 and STS-B and writes --save-model DIR; `hyperadapt info` describes it; `hyperadapt
 # predict` on the full GLUE dev files gives predictions whose metric (computed here, in Python, from the
 # predictions and the files' gold labels) equals what `hyperadapt eval` reports; a second predict run gives
-# the same bytes; bad inputs are refused with the culprit named and exit 1 (2 for a bad option), never a crash.
+# the same bytes; `hyperadapt serve` answers 32 concurrent clients correctly, refuses malformed requests
+# with a JSON error and stops on SIGTERM; bad inputs are refused with the culprit named and exit 1 (2 for a bad option), never a crash.
 # Without the checkpoint or the shared data: SKIPPED, exit 0.
-#   model_directory.sh <02_camtl_glue> <hyperadapt> <model dir> <shared data dir> <work dir>
+#   model_directory.sh <02_camtl_glue> <hyperadapt> <model dir> <shared data dir> <work dir> [with-http]
 #   ($HYPERADAPT_MODEL_DIR and $HYPERADAPT_SHARED_DATA override the model and the data)
 set -uo pipefail
 trainer=$1 tool=$2
 model=${HYPERADAPT_MODEL_DIR:-$3}
 data=${HYPERADAPT_SHARED_DATA:-$4}
 work=$5
+http=${6:-without-http}  # with-http: the tool was built with cpp-httplib (hyperadapt serve)
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 if [[ ! -f $model/model.safetensors ]]; then echo "SKIPPED: no checkpoint in $model (scripts/fetch_model.sh)"; exit 0; fi
 if [[ ! -f $data/glue/SST-2/dev.tsv ]]; then echo "SKIPPED: no GLUE data under $data"; exit 0; fi
 export OMP_NUM_THREADS=2 OMP_WAIT_POLICY=PASSIVE
@@ -97,6 +100,31 @@ expect "--save-model over a folder that is not a model directory" 2 "not a model
   "$trainer" --checkpoint "$model" --data "$data" --tasks sst2 --steps 1 --save-model notes
 [[ $(cat notes/todo.txt) == keep ]] || fail "notes/todo.txt was changed"
 expect "--save-model without a checkpoint" 2 "--save-model" "$trainer" --steps 1 --save-model elsewhere
+
+# The HTTP server: 32 concurrent clients x 50 requests against predict's answers, malformed requests in
+# between, then SIGTERM: it finishes and exits 0.
+if [[ $http == with-http ]]; then
+  head -300 "$data/glue/SST-2/dev.tsv" | tail -n +2 | cut -f1 >sentences.txt
+  "$tool" predict --model saved --task sst2 --input sentences.txt --format text --output expected.jsonl || fail "predict sentences.txt"
+  "$tool" serve --model saved --port 0 >serve.log 2>&1 &
+  server=$!
+  for _ in $(seq 100); do grep -q "http://" serve.log && break; sleep 0.1; done
+  port=$(grep -o 'http://127.0.0.1:[0-9]*' serve.log | grep -o '[0-9]*$')
+  if [[ -z $port ]]; then
+    fail "the server did not start: $(cat serve.log)"
+  else
+    python3 "$here/server_clients.py" "$port" expected.jsonl sentences.txt --clients 32 --requests 50 || fail "server clients"
+    kill -TERM "$server"
+    rc=0
+    timeout 20 tail --pid="$server" -f /dev/null || fail "the server did not stop within 20 s of SIGTERM"
+    wait "$server" || rc=$?
+    [[ $rc -eq 0 ]] || fail "the server exited $rc after SIGTERM: $(cat serve.log)"
+    grep -q "stopped; 1[0-9]* requests" serve.log || fail "no shutdown summary: $(cat serve.log)"
+    cat serve.log
+  fi
+else
+  echo "serve: not built with cpp-httplib, its checks skipped"
+fi
 
 if [[ $failed -ne 0 ]]; then echo "$failed failures"; exit 1; fi
 echo "PASS"
