@@ -70,6 +70,13 @@ with open(os.path.join(venv, "hyperadapt-peer.txt"), "w") as out:
 PY
 fi
 
+# Hugging Face's tokenizers (Rust WordPiece): the peer of the predictor benchmark (benchmarks/compare_predict.sh)
+# tokenizes as a PyTorch user would.
+if ! "$py" -c 'import tokenizers' >/dev/null 2>&1; then
+  log "installing tokenizers from PyPI"
+  "${pip[@]}" tokenizers >&2
+fi
+
 # A working CPU torch: imports, MKL and oneDNN present, a bf16 autocast matmul runs.
 "$py" - <<'PY' >&2
 import torch

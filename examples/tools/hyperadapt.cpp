@@ -176,7 +176,19 @@ void add_common(CLI::App& c, common_options& o, bool input_required) {
     c.add_option("--batch", o.batch, "rows per forward pass")->check(CLI::Range(std::size_t{1}, std::size_t{4096}));
 }
 
+/// Refuses an --output that cannot be written before any work is done (the file itself is written at the end,
+/// atomically).
+void check_output(const std::string& path) {
+    namespace fs = std::filesystem;
+    if (path.empty() || path == "-") return;
+    std::error_code ec;
+    if (fs::is_directory(path, ec)) throw config_error("--output " + path + ": is a directory");
+    const fs::path parent = fs::path(path).has_parent_path() ? fs::path(path).parent_path() : fs::path(".");
+    if (!fs::is_directory(parent, ec)) throw config_error("--output " + path + ": folder '" + parent.string() + "' does not exist");
+}
+
 model_predictor load(const common_options& o) {
+    check_output(o.output);
     policy::options po;
     if (o.threads > 0) po.threads = o.threads;
     return model_predictor::load(o.model, policy(po), {.max_batch = o.batch});
