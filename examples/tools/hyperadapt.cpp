@@ -159,13 +159,15 @@ private:
 };
 
 struct common_options {
-    std::string model, task, input, output, format = "auto", as;
+    std::string model, task, input, output, format = "auto", as, backbone;
     int threads = 0;
     std::size_t batch = 32;
 };
 
 void add_common(CLI::App& c, common_options& o, bool input_required) {
     c.add_option("--model", o.model, "the model directory")->required()->check(CLI::ExistingDirectory);
+    c.add_option("--backbone", o.backbone, "for an adapter set (hyperadapt.json + task_parameters.safetensors): the "
+                 "Hugging Face checkpoint folder of the backbone it was trained on")->check(CLI::ExistingDirectory);
     c.add_option("--task", o.task, "one of the model's tasks (hyperadapt info DIR lists them)")->required();
     auto* in = c.add_option("--input", o.input, "input file ('-' or absent: stdin)");
     if (input_required) in->required()->check(CLI::ExistingFile);
@@ -191,11 +193,11 @@ model_predictor load(const common_options& o) {
     check_output(o.output);
     policy::options po;
     if (o.threads > 0) po.threads = o.threads;
-    return model_predictor::load(o.model, policy(po), {.max_batch = o.batch});
+    return model_predictor::load(o.model, policy(po), {.max_batch = o.batch, .backbone = o.backbone});
 }
 
-int info(const std::string& dir, bool as_json) {
-    const model_card c = read_model_card(dir);
+int info(const std::string& dir, const std::string& backbone, bool as_json) {
+    const model_card c = read_model_card(dir, backbone);
     if (as_json) {
         nlohmann::ordered_json j;
         j["kind"] = c.kind;
@@ -304,7 +306,7 @@ int embed(const common_options& o) {
     return 0;
 }
 struct serve_options {
-    std::string model, host = "127.0.0.1";
+    std::string model, backbone, host = "127.0.0.1";
     int port = 8080, threads = 0;
     std::size_t batch = 32, max_inputs = 256, max_body_bytes = 1 << 20;
     long max_wait_us = 2000;
@@ -321,6 +323,7 @@ int serve(const serve_options& o) {
     pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
     common_options c;
     c.model = o.model;
+    c.backbone = o.backbone;
     c.threads = o.threads;
     c.batch = o.batch;
     const auto p = load(c);
@@ -366,11 +369,13 @@ int serve(const serve_options& o) {
 int main(int argc, char** argv) {
     CLI::App app{"hyperadapt: inspect, evaluate and run multi-task model directories"};
     app.require_subcommand(1);
-    std::string info_dir;
+    std::string info_dir, info_backbone;
     bool info_json = false;
     auto* c_info = app.add_subcommand("info", "what a model directory holds");
     c_info->add_option("dir", info_dir, "the model directory")->required();
     c_info->add_flag("--json", info_json, "as JSON");
+    c_info->add_option("--backbone", info_backbone, "for an adapter set: the backbone's checkpoint folder")
+        ->check(CLI::ExistingDirectory);
     common_options po, eo, mo;
     auto* c_predict = app.add_subcommand("predict", "a task's predictions, one JSON line per input");
     add_common(*c_predict, po, false);
@@ -381,6 +386,8 @@ int main(int argc, char** argv) {
     serve_options so;
     auto* c_serve = app.add_subcommand("serve", "an HTTP server: POST /v1/predict, GET /v1/tasks, GET /health");
     c_serve->add_option("--model", so.model, "the model directory")->required()->check(CLI::ExistingDirectory);
+    c_serve->add_option("--backbone", so.backbone, "for an adapter set: the backbone's checkpoint folder")
+        ->check(CLI::ExistingDirectory);
     c_serve->add_option("--host", so.host, "address to listen on")->capture_default_str();
     c_serve->add_option("--port", so.port, "port (0: any free one, printed at start)")->check(CLI::Range(0, 65535))->capture_default_str();
     c_serve->add_option("--threads", so.threads, "CPU threads of the model (0: OpenMP's default)")->check(CLI::Range(0, 1024));
@@ -398,7 +405,7 @@ int main(int argc, char** argv) {
         return app.exit(e) == 0 ? 0 : 2;  // --help: 0; a wrong option: 2, as the examples
     }
     try {
-        if (*c_info) return info(info_dir, info_json);
+        if (*c_info) return info(info_dir, info_backbone, info_json);
         if (*c_predict) return predict(po);
         if (*c_eval) return evaluate(eo);
         if (*c_embed) return embed(mo);

@@ -95,6 +95,9 @@ printf 'garbage' | dd of=broken/task_parameters.safetensors bs=1 seek=200000 con
 expect "a corrupted weight file" 1 "task_parameters.safetensors" "$tool" predict --model broken --task sst2 --input good.jsonl
 rm broken/vocab.txt
 expect "a missing vocabulary" 1 "vocab.txt" "$tool" info broken
+mkdir set && cp saved/hyperadapt.json saved/task_parameters.safetensors set/
+expect "an adapter set without its backbone" 1 "--backbone" "$tool" info set
+expect "an adapter set of a model that trained its backbone" 1 "trained part of its backbone" "$tool" info set --backbone "$model"
 mkdir notes && echo keep >notes/todo.txt
 expect "--save-model over a folder that is not a model directory" 2 "not a model directory" \
   "$trainer" --checkpoint "$model" --data "$data" --tasks sst2 --steps 1 --save-model notes

@@ -15,6 +15,7 @@
 #include <nlohmann/json.hpp>
 
 #include "hyperadapt/backend/cpu.hpp"
+#include "hyperadapt/models/bert.hpp"
 #include "hyperadapt/models/camtl.hpp"
 #include "hyperadapt/models/model_directory.hpp"
 #include "hyperadapt/models/multitask_bert.hpp"
@@ -186,6 +187,33 @@ BOOST_AUTO_TEST_CASE(child_writes_predictions, *boost::unit_test::disabled()) {
     BOOST_TEST_REQUIRE(suite.argc == 3);
     const auto p = predictor<cpu>::load(suite.argv[1], cpu(cpu::options{.threads = 1}));
     std::ofstream(suite.argv[2]) << predictions_text(p);
+}
+
+BOOST_AUTO_TEST_CASE(pha_predictions_are_identical_in_a_fresh_process) {
+    test::temp_dir tmp;
+    cpu b(cpu::options{.threads = 1});
+    pha_bert_options o;
+    o.backbone = tiny;
+    o.tasks = heads();
+    o.bottleneck = 4;
+    o.prototype_dim = 8;
+    o.retriever_hidden = 8;
+    o.hypernet_hidden = 8;
+    o.hypernet_projection = 8;
+    o.layer_embedding = 8;
+    o.heads_read = head_input::mean;
+    pha_bert<cpu, float> m(b, o);
+    rng_stream init(4);
+    m.initialize(init);
+    m.apply_freezing();
+    train_briefly(m, b);
+    const fs::path dir = tmp / "model";
+    save_pretrained(m, dir, description(write_vocab(tmp.path())));
+    const std::string here = predictions_text(predictor<cpu>::load(dir, cpu(cpu::options{.threads = 1})));
+    const fs::path out = tmp / "child.txt";
+    BOOST_TEST_REQUIRE(run_self({"--run_test=child_writes_predictions", "--", dir.string(), out.string()}) == 0);
+    std::ifstream f(out);
+    BOOST_TEST(std::string((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>()) == here);
 }
 
 BOOST_AUTO_TEST_CASE(predictions_are_identical_in_a_fresh_process) {
@@ -394,4 +422,67 @@ BOOST_AUTO_TEST_CASE(the_predictor_refuses_unknown_tasks_and_the_wrong_input_kin
     const auto e = p.embed("majority", std::vector<text_input>{{"w5"}, {"w6 w7"}});
     BOOST_TEST(e.size() == 2u);
     BOOST_TEST(e[0].size() == tiny.hidden);
+}
+
+// ---- adapter sets --------------------------------------------------------------------------------------------
+
+BOOST_AUTO_TEST_CASE(an_adapter_set_loads_onto_its_backbone_and_nothing_else) {
+    test::temp_dir tmp;
+    cpu b(cpu::options{.threads = 1});
+    // Two Hugging Face checkpoint folders: the backbone the set trains on, and another one of the same shape.
+    auto backbone_folder = [&](const std::string& name, std::uint64_t seed) {
+        bert_model<cpu, float> bert(b, tiny);
+        rng_stream r(seed);
+        bert.initialize(r);
+        const fs::path dir = tmp / name;
+        io::save_pretrained(bert, dir);
+        fs::copy_file(write_vocab(tmp.path()), dir / "vocab.txt", fs::copy_options::overwrite_existing);
+        return dir;
+    };
+    const fs::path backbone = backbone_folder("backbone", 1), other = backbone_folder("other", 2);
+    pha_bert_options o;
+    o.backbone = tiny;
+    o.tasks = heads();
+    o.bottleneck = 4;
+    o.prototype_dim = 8;
+    o.retriever_hidden = 8;
+    o.hypernet_hidden = 8;
+    o.hypernet_projection = 8;
+    o.layer_embedding = 8;
+    pha_bert<cpu, float> m(b, o);
+    rng_stream init(5);
+    m.initialize(init);
+    (void)m.load_backbone(backbone);
+    m.apply_freezing();
+    train_briefly(m, b);
+    save_pretrained(m, tmp / "model", description(tmp / "vocab.txt"));
+    // The set: what a user shares, without the backbone.
+    const fs::path set = tmp / "set";
+    fs::create_directory(set);
+    for (const char* f : {"hyperadapt.json", "task_parameters.safetensors"}) fs::copy_file(tmp / "model" / f, set / f);
+
+    model_card card;
+    auto back = load_pretrained<pha_bert<cpu, float>>(b, set, &card, {.backbone = backbone});
+    BOOST_TEST((outputs_of(back, b) == outputs_of(m, b)));
+    BOOST_TEST(!card.backbone_trained);
+    const auto p = predictor<cpu>::load(set, cpu(cpu::options{.threads = 1}), {.backbone = backbone});
+    BOOST_TEST(!p.predict("majority", text_input{"w5 w6"}).label_name.empty());
+
+    const auto why_other = refusal([&] { (void)load_pretrained<pha_bert<cpu, float>>(b, set, nullptr, {.backbone = other}); });
+    BOOST_TEST(has(why_other, "not the backbone this adapter set was trained on"), why_other);
+    const auto why_none = refusal([&] { (void)load_pretrained<pha_bert<cpu, float>>(b, set); });
+    BOOST_TEST(has(why_none, "--backbone"), why_none);
+
+    // A model that trained part of its backbone (CA-MTL's upper layers) is no adapter set.
+    camtl_options c;
+    c.backbone = tiny;
+    c.tasks = heads();
+    c.seq_len = seq;
+    camtl_model<cpu, float> cm(b, c);
+    rng_stream ci(6);
+    cm.initialize(ci);
+    cm.apply_freezing();
+    save_pretrained(cm, tmp / "camtl", description(tmp / "vocab.txt"));
+    const auto why_trained = refusal([&] { (void)load_pretrained<camtl_model<cpu, float>>(b, tmp / "camtl", nullptr, {.backbone = backbone}); });
+    BOOST_TEST(has(why_trained, "trained part of its backbone"), why_trained);
 }

@@ -336,8 +336,11 @@ void save_pretrained(Model& model, const std::filesystem::path& dir, const model
     stage.release();
 }
 
-/// Reads and checks DIR/hyperadapt.json and DIR/config.json (not the weights: load_pretrained does).
-inline model_card read_model_card(const std::filesystem::path& dir) {
+/// Reads and checks DIR/hyperadapt.json and the backbone's config.json (not the weights: load_pretrained
+/// does). `backbone`: a Hugging Face checkpoint folder that supplies config.json, the weights and vocab.txt
+/// for a directory that holds only hyperadapt.json and task_parameters.safetensors (a shared adapter set);
+/// empty: DIR holds them.
+inline model_card read_model_card(const std::filesystem::path& dir, const std::filesystem::path& backbone = {}) {
     namespace fs = std::filesystem;
     std::error_code ec;
     if (!fs::is_directory(dir, ec)) throw io_error(dir.string() + ": not a directory (a model directory holds " +
@@ -402,12 +405,20 @@ inline model_card read_model_card(const std::filesystem::path& dir) {
     if (j.contains("provenance")) c.provenance = j["provenance"];
     f.skip("provenance");
     f.finish();
-    c.backbone = io::read_bert_config(dir / "config.json");
+    const fs::path from = backbone.empty() ? dir : backbone;
+    if (backbone.empty() && !fs::exists(dir / "config.json", ec) && !fs::exists(dir / detail::backbone_file, ec))
+        throw io_error(dir.string() + ": holds no config.json and no " + detail::backbone_file +
+                       ": an adapter set (hyperadapt.json and " + detail::task_file +
+                       ") loads onto its backbone, a Hugging Face checkpoint folder given as the backbone (--backbone DIR)");
+    c.backbone = io::read_bert_config(from / "config.json");
     if (c.tokenizer.max_length < 4 || c.tokenizer.max_length > c.backbone.max_position)
         throw io_error(where + ".tokenizer.max_length: " + std::to_string(c.tokenizer.max_length) +
                        " is outside [4, config.json's max_position_embeddings " + std::to_string(c.backbone.max_position) + "]");
-    const fs::path vocab = dir / "vocab.txt";
+    const fs::path vocab = fs::exists(dir / "vocab.txt", ec) || backbone.empty() ? dir / "vocab.txt" : backbone / "vocab.txt";
     if (!fs::is_regular_file(vocab, ec)) throw io_error(vocab.string() + ": missing (the tokenizer's vocabulary)");
+    if (!backbone.empty() && c.backbone_trained)
+        throw io_error(where + ": this model trained part of its backbone (files.backbone.trained), so its task "
+                       "parameters alone do not reproduce it: load the whole model directory, not an adapter set");
     return c;
 }
 
@@ -436,16 +447,92 @@ Options options_from_card(const model_card& c, const std::filesystem::path& dir)
     return o;
 }
 
+/// How load_pretrained finds the backbone.
+struct model_load_options {
+    /// Empty: DIR holds the whole model. A Hugging Face checkpoint folder: DIR is an adapter set (hyperadapt.json
+    /// and task_parameters.safetensors; vocab.txt optional), and the backbone comes from this folder — which
+    /// must hold the very backbone the set was trained on (its tensors are checked against the checksum that
+    /// hyperadapt.json records), and the model must not have trained its backbone.
+    std::filesystem::path backbone;
+};
+
+namespace detail {
+/// The checksum save_pretrained records for the backbone file, computed from the model's parameters: the
+/// plain-BERT tensors under their checkpoint names, in name order, as F32.
+template <class Model>
+std::string backbone_digest(Model& model) {
+    using B = typename Model::backend_type;
+    using T = typename Model::value_type;
+    using recipe = typename Model::recipe_type;
+    B* backend = nullptr;
+    model.visit_parameters([&](const std::string&, parameter<B, T>& p) {
+        if (!backend) backend = &p.value.backend();
+    });
+    const auto plain = plain_bert_names<B, T>(*backend, model.options().backbone);
+    std::map<std::string, parameter<B, T>*> named;
+    model.visit_parameters([&](const std::string& name, parameter<B, T>& p) {
+        const std::string as = recipe::checkpoint_name(model.options(), name);
+        if (plain.count(as)) named.emplace(as, &p);
+    });
+    io::checksum64 c;
+    for (const auto& [name, p] : named) {
+        c.update(name);
+        c.update(io::dtype_name(io::dtype::f32));
+        for (std::size_t i = 0; i < p->value.shape().rank(); ++i) c.update_value(static_cast<std::uint64_t>(p->value.shape()[i]));
+        const auto values = p->value.to_host();
+        const std::vector<float> f(values.begin(), values.end());
+        c.update(std::as_bytes(std::span<const float>(f)));
+    }
+    return io::hex64(c.digest());
+}
+}  // namespace detail
+
 /// Builds a `Model` (camtl_model, pha_bert, multitask_bert, over any backend) from the model directory `dir`
 /// and loads its weights; the model is frozen as its recipe says, ready to predict or to train on.
 template <class Model>
 Model load_pretrained(typename Model::backend_type& backend, const std::filesystem::path& dir,
-                      model_card* card_out = nullptr) {
+                      model_card* card_out = nullptr, const model_load_options& lo = {}) {
     using B = typename Model::backend_type;
     using T = typename Model::value_type;
     using recipe = typename Model::recipe_type;
-    const model_card card = read_model_card(dir);
+    const model_card card = read_model_card(dir, lo.backbone);
     auto options = options_from_card<typename Model::options_type>(card, dir);
+    if (!lo.backbone.empty()) {
+        // An adapter set: the task parameters from DIR (checksum first), the backbone from the checkpoint.
+        const std::filesystem::path file = dir / detail::task_file;
+        const std::string recorded = detail::recorded_checksum(dir, "task_parameters");
+        if (detail::tensors_digest(file) != recorded)
+            throw io_error(file.string() + ": its tensors do not match the checksum " + recorded +
+                           " that hyperadapt.json records (the file is corrupted, or comes from another model)");
+        Model model(backend, std::move(options));
+        const auto plain = detail::plain_bert_names<B, T>(backend, model.options().backbone);
+        const io::safetensors_reader reader(file);
+        std::set<std::string> taken;
+        model.visit_parameters([&](const std::string& name, parameter<B, T>& p) {
+            if (plain.count(recipe::checkpoint_name(model.options(), name))) return;
+            const io::tensor_entry* e = reader.find(name);
+            if (!e) throw io_error(file.string() + ": parameter '" + name + "' is missing");
+            if (!io::is_floating(e->type) || !io::detail::same_shape(e->shape, p.value.shape()))
+                throw io_error(file.string() + ": tensor '" + name + "' is " + io::shape_string(e->shape) + " " +
+                               std::string(io::dtype_name(e->type)) + ", not what the model hyperadapt.json describes has there");
+            std::vector<T> host(e->elements());
+            reader.read_into(*e, std::span<T>(host));
+            p.value.backend().copy_from_host(host.data(), p.value.data(), host.size());
+            taken.insert(name);
+        });
+        for (const auto& e : reader.entries())
+            if (!taken.count(e.name))
+                throw io_error(file.string() + ": tensor '" + e.name + "' belongs to no parameter of the model that "
+                               "hyperadapt.json describes");
+        (void)model.load_backbone(lo.backbone);
+        const std::string expected = detail::recorded_checksum(dir, "backbone");
+        if (detail::backbone_digest(model) != expected)
+            throw io_error(lo.backbone.string() + ": not the backbone this adapter set was trained on (its tensors do "
+                           "not match the checksum " + expected + " that " + (dir / detail::card_file).string() + " records)");
+        model.apply_freezing();
+        if (card_out) *card_out = card;
+        return model;
+    }
 
     // The weights: checksums first, then every parameter in exactly one file with its shape.
     const std::filesystem::path files[2] = {dir / detail::backbone_file, dir / detail::task_file};

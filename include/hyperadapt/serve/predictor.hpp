@@ -60,7 +60,8 @@ class served final : public served_model<typename Model::backend_type, typename 
     using T = typename Model::value_type;
 
 public:
-    served(B& backend, const std::filesystem::path& dir) : model_(load_pretrained<Model>(backend, dir)) {}
+    served(B& backend, const std::filesystem::path& dir, const model_load_options& lo)
+        : model_(load_pretrained<Model>(backend, dir, nullptr, lo)) {}
     std::vector<std::vector<T>> outputs(const multitask_batch<B, T>& b) const override {
         return model_.outputs(b, run_mode::inference());
     }
@@ -79,10 +80,12 @@ class predictor {
 public:
     struct options {
         std::size_t max_batch = 32;  ///< rows per forward pass
+        /// An adapter set's backbone (models/model_directory.hpp, model_load_options); empty: the directory's own.
+        std::filesystem::path backbone{};
     };
 
-    /// Loads the model directory `dir` onto `backend` (io_error naming the file and the fact when the
-    /// directory is not a model this library can load).
+    /// Loads the model directory `dir` (or the adapter set `dir` onto options::backbone) onto `backend`
+    /// (io_error naming the file and the fact when the directory is not a model this library can load).
     static predictor load(const std::filesystem::path& dir, B backend = B{}, options o = {});
 
     [[nodiscard]] const model_card& card() const noexcept { return card_; }
@@ -184,23 +187,26 @@ private:
 template <class B, class T>
 predictor<B, T> predictor<B, T>::load(const std::filesystem::path& dir, B backend, options o) {
     if (o.max_batch == 0) throw config_error("predictor: max_batch must be at least 1");
-    model_card card = read_model_card(dir);
+    model_card card = read_model_card(dir, o.backbone);
     text::bert_tokenizer_options to;
     to.do_lower_case = card.tokenizer.lower_case;
     to.strip_accents = card.tokenizer.strip_accents;
     to.tokenize_chinese_chars = card.tokenizer.chinese_chars;
-    auto tok = text::bert_tokenizer::from_file(dir / "vocab.txt", to);
+    std::error_code ec;
+    const auto vocab = std::filesystem::exists(dir / "vocab.txt", ec) || o.backbone.empty() ? dir / "vocab.txt" : o.backbone / "vocab.txt";
+    auto tok = text::bert_tokenizer::from_file(vocab, to);
     if (tok.vocabulary().size() > card.backbone.vocab_size)
-        throw io_error((dir / "vocab.txt").string() + ": " + std::to_string(tok.vocabulary().size()) +
+        throw io_error(vocab.string() + ": " + std::to_string(tok.vocabulary().size()) +
                        " tokens, more than config.json's vocab_size " + std::to_string(card.backbone.vocab_size));
     auto owned = std::make_unique<B>(std::move(backend));
     std::unique_ptr<detail::served_model<B, T>> model;
+    const model_load_options lo{.backbone = o.backbone};
     if (card.kind == "camtl")
-        model = std::make_unique<detail::served<camtl_model<B, T>>>(*owned, dir);
+        model = std::make_unique<detail::served<camtl_model<B, T>>>(*owned, dir, lo);
     else if (card.kind == "pha")
-        model = std::make_unique<detail::served<pha_bert<B, T>>>(*owned, dir);
+        model = std::make_unique<detail::served<pha_bert<B, T>>>(*owned, dir, lo);
     else
-        model = std::make_unique<detail::served<multitask_bert<B, T>>>(*owned, dir);
+        model = std::make_unique<detail::served<multitask_bert<B, T>>>(*owned, dir, lo);
     predictor p(std::move(card), std::move(owned), std::move(tok), o);
     p.model_ = std::move(model);
     return p;
