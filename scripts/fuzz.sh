@@ -15,7 +15,7 @@ set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 seconds=""
 runs=""
-targets="safetensors bert_config vocab wordpiece glue_tsv superglue_jsonl checkpoint"
+targets="safetensors bert_config vocab wordpiece glue_tsv superglue_jsonl checkpoint model_card"
 build="${HYPERADAPT_FUZZ_BUILD_DIR:-$root/build-fuzz}"
 jobs="${HYPERADAPT_JOBS:-$(nproc 2>/dev/null || echo 2)}"
 while [[ $# -gt 0 ]]; do

@@ -15,6 +15,7 @@
 #include "hyperadapt/io/hf_checkpoint.hpp"
 #include "hyperadapt/io/safetensors.hpp"
 #include "hyperadapt/layers/linear.hpp"
+#include "hyperadapt/models/model_directory.hpp"
 #include "hyperadapt/optim/adamw.hpp"
 #include "hyperadapt/train/checkpoint.hpp"
 
@@ -157,6 +158,49 @@ void checkpoint_seeds(const fs::path& dir) {
     write_seed(dir / "state_in_file", '\2', state);
     fs::remove(file);
 }
+/// hyperadapt.json of a tiny model of each kind (the one fuzz_model_card's fixed config.json describes), as
+/// save_pretrained writes it.
+void model_card_seeds(const fs::path& dir) {
+    const bert_config tiny{.vocab_size = 40, .hidden = 16, .layers = 2, .heads = 2, .intermediate = 24, .max_position = 16};
+    cpu b(cpu::options{.threads = 1});
+    const fs::path scratch = dir / "scratch";
+    fs::create_directories(scratch);
+    std::string vocab = "[PAD]\n[CLS]\n[SEP]\n[UNK]\n[MASK]\n";
+    for (int i = 5; i < 40; ++i) vocab += "w" + std::to_string(i) + "\n";
+    write_file(scratch / "vocab.txt", vocab);
+    model_description d;
+    d.vocab = scratch / "vocab.txt";
+    d.tasks = {{"rte", {"entailment", "not_entailment"}, 2, 1.0}, {"stsb", {}, 2, 5.0}};
+    d.tokenizer.max_length = 16;
+    d.provenance = {{"made_by", "make_fuzz_seeds"}};
+    const std::vector<task_head_spec> heads{{"rte", 2}, {"stsb", 1, 5.0}};
+    auto save = [&](auto& model, const std::string& name) {
+        rng_stream r(1);
+        model.initialize(r);
+        model.apply_freezing();
+        save_pretrained(model, scratch / name, d);
+        write_file(dir / (name + ".json"), read_file(scratch / name / "hyperadapt.json"));
+    };
+    camtl_options c;
+    c.backbone = tiny;
+    c.tasks = heads;
+    c.seq_len = 16;
+    camtl_model<cpu, float> cm(b, c);
+    save(cm, "camtl");
+    pha_bert_options p;
+    p.backbone = tiny;
+    p.tasks = heads;
+    p.bottleneck = 4;
+    pha_bert<cpu, float> pm(b, p);
+    save(pm, "pha");
+    p.source = adapter_source::hyperformerpp;
+    p.hyperformer_reduction = 4;
+    pha_bert<cpu, float> hm(b, p);
+    save(hm, "hyperformerpp");
+    multitask_bert<cpu, float> mm(b, {.backbone = tiny, .tasks = heads, .heads_read = head_input::mean});
+    save(mm, "multitask_bert");
+    fs::remove_all(scratch);
+}
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -165,7 +209,7 @@ int main(int argc, char** argv) {
         return 2;
     }
     const fs::path out = argv[1];
-    for (const char* t : {"safetensors", "bert_config", "vocab", "wordpiece", "glue_tsv", "superglue_jsonl", "checkpoint"})
+    for (const char* t : {"safetensors", "bert_config", "vocab", "wordpiece", "glue_tsv", "superglue_jsonl", "checkpoint", "model_card"})
         fs::create_directories(out / t);
     safetensors_seeds(out / "safetensors");
     config_seeds(out / "bert_config");
@@ -174,5 +218,6 @@ int main(int argc, char** argv) {
     glue_seeds(out / "glue_tsv");
     superglue_seeds(out / "superglue_jsonl");
     checkpoint_seeds(out / "checkpoint");
+    model_card_seeds(out / "model_card");
     return 0;
 }
