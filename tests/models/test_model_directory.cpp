@@ -10,6 +10,7 @@
 #include <fstream>
 #include <sstream>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -485,4 +486,26 @@ BOOST_AUTO_TEST_CASE(an_adapter_set_loads_onto_its_backbone_and_nothing_else) {
     save_pretrained(cm, tmp / "camtl", description(tmp / "vocab.txt"));
     const auto why_trained = refusal([&] { (void)load_pretrained<camtl_model<cpu, float>>(b, tmp / "camtl", nullptr, {.backbone = backbone}); });
     BOOST_TEST(has(why_trained, "trained part of its backbone"), why_trained);
+}
+
+BOOST_AUTO_TEST_CASE(concurrent_callers_get_what_one_caller_gets) {
+    test::temp_dir tmp;
+    cpu b(cpu::options{.threads = 1});
+    const fs::path dir = saved_pha(tmp, b);
+    const auto p = predictor<cpu>::load(dir, cpu(cpu::options{.threads = 2}), {.max_batch = 3});
+    const auto x = inputs();
+    const auto alone = p.predict("majority", x);
+    std::vector<int> wrong(8, 0);
+    std::vector<std::thread> callers;
+    for (int t = 0; t < 8; ++t)
+        callers.emplace_back([&, t] {
+            for (int k = 0; k < 20; ++k) {
+                const auto y = p.predict(k % 2 ? "majority" : "count", x);
+                if (k % 2 == 0) continue;
+                for (std::size_t i = 0; i < y.size(); ++i)
+                    if (y[i].probabilities != alone[i].probabilities) ++wrong[static_cast<std::size_t>(t)];
+            }
+        });
+    for (auto& c : callers) c.join();
+    for (int t = 0; t < 8; ++t) BOOST_TEST(wrong[static_cast<std::size_t>(t)] == 0, "caller " << t);
 }
