@@ -11,6 +11,7 @@
 // concurrent requests into one call; serve/ has that).
 #include <algorithm>
 #include <cmath>
+#include <concepts>
 #include <cstddef>
 #include <filesystem>
 #include <memory>
@@ -86,7 +87,16 @@ public:
 
     /// Loads the model directory `dir` (or the adapter set `dir` onto options::backbone) onto `backend`
     /// (io_error naming the file and the fact when the directory is not a model this library can load).
-    static predictor load(const std::filesystem::path& dir, B backend = B{}, options o = {});
+    static predictor load(const std::filesystem::path& dir, std::unique_ptr<B> backend, options o = {});
+    /// The same on a default backend.
+    static predictor load(const std::filesystem::path& dir) { return load(dir, std::make_unique<B>(), options{}); }
+    /// The same on a backend moved in (a CPU backend; the CUDA backend, which owns a stream and handles and does
+    /// not move, comes as a unique_ptr).
+    static predictor load(const std::filesystem::path& dir, B backend, options o = {})
+        requires std::move_constructible<B>
+    {
+        return load(dir, std::make_unique<B>(std::move(backend)), std::move(o));
+    }
 
     [[nodiscard]] const model_card& card() const noexcept { return card_; }
     [[nodiscard]] const std::vector<task_card>& tasks() const noexcept { return card_.tasks; }
@@ -185,8 +195,9 @@ private:
 };
 
 template <class B, class T>
-predictor<B, T> predictor<B, T>::load(const std::filesystem::path& dir, B backend, options o) {
+predictor<B, T> predictor<B, T>::load(const std::filesystem::path& dir, std::unique_ptr<B> owned, options o) {
     if (o.max_batch == 0) throw config_error("predictor: max_batch must be at least 1");
+    if (!owned) throw config_error("predictor: no backend");
     model_card card = read_model_card(dir, o.backbone);
     text::bert_tokenizer_options to;
     to.do_lower_case = card.tokenizer.lower_case;
@@ -198,7 +209,6 @@ predictor<B, T> predictor<B, T>::load(const std::filesystem::path& dir, B backen
     if (tok.vocabulary().size() > card.backbone.vocab_size)
         throw io_error(vocab.string() + ": " + std::to_string(tok.vocabulary().size()) +
                        " tokens, more than config.json's vocab_size " + std::to_string(card.backbone.vocab_size));
-    auto owned = std::make_unique<B>(std::move(backend));
     std::unique_ptr<detail::served_model<B, T>> model;
     const model_load_options lo{.backbone = o.backbone};
     if (card.kind == "camtl")
