@@ -26,6 +26,7 @@
 #include "hyperadapt/train/samplers/size_proportional.hpp"
 #include "hyperadapt/train/synthetic_tasks.hpp"
 #include "support/temp_dir.hpp"
+#include "support/tiny_model_directory.hpp"
 
 extern char** environ;
 
@@ -33,31 +34,15 @@ using namespace hyperadapt;
 namespace fs = std::filesystem;
 
 namespace {
-// The synthetic tasks' ids: 0 [PAD], 1 [CLS], 2 [SEP], words from 3; the vocabulary below gives them names.
-const bert_config tiny{.vocab_size = 40, .hidden = 16, .layers = 2, .heads = 2, .intermediate = 24, .max_position = 16};
-constexpr std::size_t seq = 16;
+const bert_config tiny = test::tiny_backbone;
+constexpr std::size_t seq = test::tiny_length;
 
 std::vector<encoded_task> synthetic(std::size_t n, std::uint64_t seed) {
     return {synthetic_task(synthetic_kind::majority, n, seq, seed), synthetic_task(synthetic_kind::count, n, seq, seed + 1)};
 }
-std::vector<task_head_spec> heads() { return {{"majority", 2}, {"count", 1, 2.0}}; }
-
-model_description description(const fs::path& vocab) {
-    model_description d;
-    d.vocab = vocab;
-    d.tasks = {{"majority", {"few", "many"}, 1, 1.0}, {"count", {}, 1, 2.0}};
-    d.tokenizer.max_length = seq;
-    d.provenance = {{"test", "models_model_directory"}};
-    return d;
-}
-
-fs::path write_vocab(const fs::path& dir) {
-    const fs::path p = dir / "vocab.txt";
-    std::ofstream f(p);
-    f << "[PAD]\n[CLS]\n[SEP]\n[UNK]\n[MASK]\n";
-    for (int i = 5; i < 40; ++i) f << 'w' << i << '\n';
-    return p;
-}
+std::vector<task_head_spec> heads() { return test::tiny_heads(); }
+model_description description(const fs::path& vocab) { return test::tiny_description(vocab); }
+fs::path write_vocab(const fs::path& dir) { return test::write_tiny_vocab(dir); }
 
 /// A short training run, so that every trained part holds values no initialisation would give.
 template <class Model>
@@ -122,16 +107,7 @@ BOOST_AUTO_TEST_CASE(camtl_round_trip_gives_identical_outputs_and_freezing) {
 
 BOOST_AUTO_TEST_CASE(pha_round_trips_for_every_adapter_source) {
     for (const auto source : {adapter_source::prototype_hypernet, adapter_source::per_task, adapter_source::hyperformerpp}) {
-        pha_bert_options o;
-        o.source = source;
-        o.bottleneck = 4;
-        o.prototype_dim = 8;
-        o.retriever_hidden = 8;
-        o.hypernet_hidden = 8;
-        o.hypernet_projection = 8;
-        o.layer_embedding = 8;
-        o.hyperformer_reduction = 4;
-        check_round_trip<pha_bert<cpu, float>>(o, "pha");
+        check_round_trip<pha_bert<cpu, float>>(test::tiny_pha_options(source), "pha");
     }
 }
 
@@ -193,15 +169,7 @@ BOOST_AUTO_TEST_CASE(child_writes_predictions, *boost::unit_test::disabled()) {
 BOOST_AUTO_TEST_CASE(pha_predictions_are_identical_in_a_fresh_process) {
     test::temp_dir tmp;
     cpu b(cpu::options{.threads = 1});
-    pha_bert_options o;
-    o.backbone = tiny;
-    o.tasks = heads();
-    o.bottleneck = 4;
-    o.prototype_dim = 8;
-    o.retriever_hidden = 8;
-    o.hypernet_hidden = 8;
-    o.hypernet_projection = 8;
-    o.layer_embedding = 8;
+    pha_bert_options o = test::tiny_pha_options();
     o.heads_read = head_input::mean;
     pha_bert<cpu, float> m(b, o);
     rng_stream init(4);
@@ -268,15 +236,7 @@ BOOST_AUTO_TEST_CASE(predictions_are_identical_in_a_fresh_process) {
 namespace {
 /// A saved tiny PHA model in tmp/model.
 fs::path saved_pha(const test::temp_dir& tmp, cpu& b) {
-    pha_bert_options o;
-    o.backbone = tiny;
-    o.tasks = heads();
-    o.bottleneck = 4;
-    o.prototype_dim = 8;
-    o.retriever_hidden = 8;
-    o.hypernet_hidden = 8;
-    o.hypernet_projection = 8;
-    o.layer_embedding = 8;
+    pha_bert_options o = test::tiny_pha_options();
     pha_bert<cpu, float> m(b, o);
     rng_stream init(5);
     m.initialize(init);
@@ -441,15 +401,7 @@ BOOST_AUTO_TEST_CASE(an_adapter_set_loads_onto_its_backbone_and_nothing_else) {
         return dir;
     };
     const fs::path backbone = backbone_folder("backbone", 1), other = backbone_folder("other", 2);
-    pha_bert_options o;
-    o.backbone = tiny;
-    o.tasks = heads();
-    o.bottleneck = 4;
-    o.prototype_dim = 8;
-    o.retriever_hidden = 8;
-    o.hypernet_hidden = 8;
-    o.hypernet_projection = 8;
-    o.layer_embedding = 8;
+    pha_bert_options o = test::tiny_pha_options();
     pha_bert<cpu, float> m(b, o);
     rng_stream init(5);
     m.initialize(init);

@@ -1,12 +1,11 @@
 #include "serve/predictor_cpu_reference.hpp"
 
-#include <fstream>
-
 #include "hyperadapt/backend/cpu.hpp"
 #include "hyperadapt/models/camtl.hpp"
 #include "hyperadapt/models/model_directory.hpp"
 #include "hyperadapt/models/pha_bert.hpp"
 #include "hyperadapt/serve/predictor.hpp"
+#include "support/tiny_model_directory.hpp"
 
 namespace hyperadapt::test {
 
@@ -15,7 +14,6 @@ std::vector<std::string> reference_sentences() {
 }
 
 namespace {
-const bert_config tiny{.vocab_size = 40, .hidden = 16, .layers = 2, .heads = 2, .intermediate = 24, .max_position = 16};
 
 template <class Model>
 cpu_predictions save_and_predict(Model& m, cpu& b, const std::filesystem::path& dir, const std::filesystem::path& vocab,
@@ -28,11 +26,7 @@ cpu_predictions save_and_predict(Model& m, cpu& b, const std::filesystem::path& 
         b.fill_uniform(p.size(), seed++, 0, -0.2f, 0.2f, p.value.data());
     });
     m.apply_freezing();
-    model_description d;
-    d.vocab = vocab;
-    d.tasks = {{"majority", {"few", "many"}, 1, 1.0}, {"count", {}, 1, 2.0}};
-    d.tokenizer.max_length = 16;
-    save_pretrained(m, dir, d);
+    save_pretrained(m, dir, tiny_description(vocab));
     const auto p = predictor<cpu>::load(dir, cpu(cpu::options{.threads = 1}));
     cpu_predictions out{kind, dir, {}, {}};
     std::vector<text_input> x;
@@ -48,31 +42,16 @@ cpu_predictions save_and_predict(Model& m, cpu& b, const std::filesystem::path& 
 
 std::vector<cpu_predictions> save_models_and_predict_on_cpu(const std::filesystem::path& root) {
     std::filesystem::create_directories(root);
-    const auto vocab = root / "vocab.txt";
-    {
-        std::ofstream f(vocab);
-        f << "[PAD]\n[CLS]\n[SEP]\n[UNK]\n[MASK]\n";
-        for (int i = 5; i < 40; ++i) f << 'w' << i << '\n';
-    }
+    const auto vocab = write_tiny_vocab(root);
     cpu b(cpu::options{.threads = 1});
-    const std::vector<task_head_spec> heads{{"majority", 2}, {"count", 1, 2.0}};
     std::vector<cpu_predictions> out;
     camtl_options c;
-    c.backbone = tiny;
-    c.tasks = heads;
-    c.seq_len = 16;
+    c.backbone = tiny_backbone;
+    c.tasks = tiny_heads();
+    c.seq_len = tiny_length;
     camtl_model<cpu, float> cm(b, c);
     out.push_back(save_and_predict(cm, b, root / "camtl", vocab, "camtl"));
-    pha_bert_options p;
-    p.backbone = tiny;
-    p.tasks = heads;
-    p.bottleneck = 4;
-    p.prototype_dim = 8;
-    p.retriever_hidden = 8;
-    p.hypernet_hidden = 8;
-    p.hypernet_projection = 8;
-    p.layer_embedding = 8;
-    pha_bert<cpu, float> pm(b, p);
+    pha_bert<cpu, float> pm(b, tiny_pha_options());
     out.push_back(save_and_predict(pm, b, root / "pha", vocab, "pha"));
     return out;
 }
