@@ -13,8 +13,10 @@
 // Every subcommand has --help. Training stays in the examples (02_camtl_glue / 03_pha_fewshot --save-model
 // DIR write a model directory). Exit codes: 0 success, 1 a refused file or input (the message names it), 2 a
 // wrong option.
+#include <poll.h>
 #include <pthread.h>
 #include <signal.h>
+#include <unistd.h>
 
 #include <atomic>
 #include <cstdio>
@@ -23,6 +25,7 @@
 #include <thread>
 #include <fstream>
 #include <iostream>
+#include <limits>
 #include <optional>
 #include <sstream>
 #include <string>
@@ -60,6 +63,73 @@ struct input_rows {
     std::vector<text_input> inputs;
     std::vector<std::size_t> lines;  ///< 1-based source line of each input
     std::optional<data::dataset> labelled;  ///< a task file: its gold labels or scores
+};
+
+/// Text lines (a tab before a pair's second sentence) or JSONL lines ({"text", "pair"}) parsed into inputs, a
+/// chunk at a time, so that `hyperadapt predict` can answer a pipe as its lines arrive.
+class line_source {
+public:
+    line_source(std::istream& in, std::string where, std::string format, const task_card& task)
+        : in_(in), where_(std::move(where)), format_(std::move(format)), task_(task) {}
+
+    /// Appends up to `most` inputs to `r`; with `until_idle`, stops early (after one at least) when nothing more
+    /// is waiting on the stream (an interactive pipe). False at the end of the input with nothing appended.
+    bool next(input_rows& r, std::size_t most, bool until_idle) {
+        std::size_t got = 0;
+        std::string line;
+        while (got < most && std::getline(in_, line)) {
+            ++n_;
+            if (!line.empty() && line.back() == '\r') line.pop_back();
+            if (!line.empty()) {
+                r.inputs.push_back(parse(line));
+                r.lines.push_back(n_);
+                ++got;
+            }
+            if (until_idle && got > 0 && idle()) break;
+        }
+        return got > 0;
+    }
+
+private:
+    text_input parse(const std::string& line) const {
+        const std::string at = where_ + ":" + std::to_string(n_);
+        text_input x;
+        if (format_ == "jsonl") {
+            nlohmann::json j;
+            try {
+                j = nlohmann::json::parse(line);
+            } catch (const nlohmann::json::exception& e) {
+                throw io_error(at + ": not JSON (" + e.what() + ")");
+            }
+            if (!j.is_object() || !j.contains("text") || !j["text"].is_string())
+                throw io_error(at + ": expected an object with a string field \"text\"");
+            x.text = j["text"].get<std::string>();
+            if (j.contains("pair")) {
+                if (!j["pair"].is_string()) throw io_error(at + ": field \"pair\" is not a string");
+                x.pair = j["pair"].get<std::string>();
+            }
+        } else {
+            const auto tab = line.find('\t');
+            x.text = line.substr(0, tab);
+            if (tab != std::string::npos) x.pair = line.substr(tab + 1);
+        }
+        if (x.pair.has_value() != (task_.inputs == 2))
+            throw io_error(at + ": task '" + task_.name + "' takes " +
+                           (task_.inputs == 2 ? "sentence pairs (a tab, or \"pair\", before the second)" : "single sentences") +
+                           ", this line has " + (x.pair ? "two" : "one"));
+        return x;
+    }
+    /// Nothing buffered and nothing waiting on the descriptor (stdin: std::cin is unsynced in main).
+    bool idle() const {
+        if (in_.rdbuf()->in_avail() > 0) return false;
+        pollfd p{STDIN_FILENO, POLLIN, 0};
+        return ::poll(&p, 1, 0) == 0;
+    }
+
+    std::istream& in_;
+    std::string where_, format_;
+    const task_card& task_;
+    std::size_t n_ = 0;
 };
 
 /// "task" (a registered task's GLUE TSV or SuperGLUE JSONL file, by the model's task name or --as), "jsonl"
@@ -103,39 +173,8 @@ input_rows read_inputs(const std::string& path, std::string format, const task_c
         file.open(path, std::ios::binary);
         if (!file) throw io_error(path + ": cannot open");
     }
-    std::istream& in = stdin_input ? std::cin : file;
-    const std::string where = stdin_input ? std::string("<stdin>") : path;
-    std::string line;
-    for (std::size_t n = 1; std::getline(in, line); ++n) {
-        if (!line.empty() && line.back() == '\r') line.pop_back();
-        if (line.empty()) continue;
-        text_input x;
-        if (format == "jsonl") {
-            nlohmann::json j;
-            try {
-                j = nlohmann::json::parse(line);
-            } catch (const nlohmann::json::exception& e) {
-                throw io_error(where + ":" + std::to_string(n) + ": not JSON (" + e.what() + ")");
-            }
-            if (!j.is_object() || !j.contains("text") || !j["text"].is_string())
-                throw io_error(where + ":" + std::to_string(n) + ": expected an object with a string field \"text\"");
-            x.text = j["text"].get<std::string>();
-            if (j.contains("pair")) {
-                if (!j["pair"].is_string()) throw io_error(where + ":" + std::to_string(n) + ": field \"pair\" is not a string");
-                x.pair = j["pair"].get<std::string>();
-            }
-        } else {
-            const auto tab = line.find('\t');
-            x.text = line.substr(0, tab);
-            if (tab != std::string::npos) x.pair = line.substr(tab + 1);
-        }
-        if (x.pair.has_value() != (task.inputs == 2))
-            throw io_error(where + ":" + std::to_string(n) + ": task '" + task.name + "' takes " +
-                           (task.inputs == 2 ? "sentence pairs (a tab, or \"pair\", before the second)" : "single sentences") +
-                           ", this line has " + (x.pair ? "two" : "one"));
-        r.inputs.push_back(std::move(x));
-        r.lines.push_back(n);
-    }
+    line_source source(stdin_input ? std::cin : file, stdin_input ? std::string("<stdin>") : path, format, task);
+    source.next(r, std::numeric_limits<std::size_t>::max(), false);
     return r;
 }
 
@@ -144,6 +183,12 @@ class output {
 public:
     explicit output(std::string path) : path_(std::move(path)) {}
     std::ostream& stream() { return buffer_; }
+    /// Writing to stdout: what is buffered goes out now (a pipe's reader sees each batch's answers).
+    void flush_if_stdout() {
+        if (!path_.empty() && path_ != "-") return;
+        std::cout << buffer_.str() << std::flush;
+        buffer_.str({});
+    }
     void finish() {
         if (path_.empty() || path_ == "-") {
             std::cout << buffer_.str() << std::flush;
@@ -234,21 +279,31 @@ int info(const std::string& dir, const std::string& backbone, bool as_json) {
 int predict(const common_options& o) {
     const auto p = load(o);
     const task_card& t = p.card().tasks.at(p.card().task_id(o.task));
-    const input_rows rows = read_inputs(o.input, o.format, t, o.as);
-    const auto y = p.predict(o.task, rows.inputs);
     output out(o.output);
-    for (std::size_t i = 0; i < y.size(); ++i) {
-        nlohmann::ordered_json j;
-        j["index"] = i;
-        j["line"] = rows.lines[i];
-        if (t.is_regression()) {
-            j["value"] = y[i].value;
-        } else {
-            j["label"] = y[i].label;
-            j["label_name"] = y[i].label_name;
-            j["probabilities"] = y[i].probabilities;
+    std::size_t index = 0;
+    auto write = [&](const input_rows& rows) {
+        const auto y = p.predict(o.task, rows.inputs);
+        for (std::size_t i = 0; i < y.size(); ++i, ++index) {
+            nlohmann::ordered_json j;
+            j["index"] = index;
+            j["line"] = rows.lines[i];
+            if (t.is_regression()) {
+                j["value"] = y[i].value;
+            } else {
+                j["label"] = y[i].label;
+                j["label_name"] = y[i].label_name;
+                j["probabilities"] = y[i].probabilities;
+            }
+            out.stream() << j.dump() << '\n';
         }
-        out.stream() << j.dump() << '\n';
+        out.flush_if_stdout();
+    };
+    if ((o.input.empty() || o.input == "-") && o.format != "task") {
+        // A pipe: answer each batch of lines as it arrives (at most --batch lines, fewer when the pipe is idle).
+        line_source source(std::cin, "<stdin>", o.format == "auto" ? "text" : o.format, t);
+        for (input_rows chunk; source.next(chunk, o.batch, true); chunk = {}) write(chunk);
+    } else {
+        write(read_inputs(o.input, o.format, t, o.as));
     }
     out.finish();
     return 0;
@@ -367,6 +422,7 @@ int serve(const serve_options& o) {
 }  // namespace
 
 int main(int argc, char** argv) {
+    std::ios::sync_with_stdio(false);  // std::cin buffers on its own, so a pipe's idleness can be seen (line_source)
     CLI::App app{"hyperadapt: inspect, evaluate and run multi-task model directories"};
     app.require_subcommand(1);
     std::string info_dir, info_backbone;

@@ -77,6 +77,17 @@ printf '{"text": "a gripping, funny film"}\n{"text": "dull and long"}\n' >good.j
 printf 'A man plays.\tA man is playing.\n' | "$tool" predict --model saved --task stsb >pair.out || fail "a pair from stdin"
 grep -q '"value"' pair.out || fail "a pair from stdin: $(cat pair.out)"
 
+# A pipe is answered as its lines arrive, not at its end.
+coproc PREDICT { "$tool" predict --model saved --task sst2; }
+echo "a gripping, funny film" >&"${PREDICT[1]}"
+if read -t 60 -r answer <&"${PREDICT[0]}"; then
+  grep -q '"index":0' <<<"$answer" || fail "streaming: unexpected answer $answer"
+else
+  fail "streaming: no answer to the first line while the pipe stays open"
+fi
+eval "exec ${PREDICT[1]}>&-"
+wait "$PREDICT_PID" || fail "streaming: predict exited non-zero"
+
 # expect NAME RC PATTERN CMD...
 expect() {
   local name=$1 want=$2 pattern=$3 got rc
