@@ -90,6 +90,7 @@ struct model_card {
     tokenizer_card tokenizer;
     bool backbone_trained = false;  ///< some backbone parameter trained: task_parameters alone do not reproduce it
     std::size_t backbone_parameters = 0, task_parameters = 0;  ///< scalars in each weight file
+    std::string backbone_checksum, task_parameters_checksum;    ///< what files.*.checksum records (io/checksum.hpp)
     nlohmann::json provenance = nlohmann::json::object();      ///< free-form: what made the model
 
     /// The task id of `name`, or an io_error listing the model's tasks.
@@ -386,17 +387,15 @@ inline model_card read_model_card(const std::filesystem::path& dir, const std::f
     std::string backbone_name, task_name;
     f.object("files", [&](detail::json_fields& files) {
         files.object("backbone", [&](detail::json_fields& b) {
-            std::string checksum;
             b.field("file", backbone_name);
             b.field("parameters", c.backbone_parameters);
             b.field("trained", c.backbone_trained);
-            b.field("checksum", checksum);
+            b.field("checksum", c.backbone_checksum);
         });
         files.object("task_parameters", [&](detail::json_fields& t) {
-            std::string checksum;
             t.field("file", task_name);
             t.field("parameters", c.task_parameters);
-            t.field("checksum", checksum);
+            t.field("checksum", c.task_parameters_checksum);
         });
     });
     if (backbone_name != detail::backbone_file || task_name != detail::task_file)
@@ -421,17 +420,6 @@ inline model_card read_model_card(const std::filesystem::path& dir, const std::f
                        "parameters alone do not reproduce it: load the whole model directory, not an adapter set");
     return c;
 }
-
-namespace detail {
-/// The checksum hyperadapt.json records for one weight file.
-inline std::string recorded_checksum(const std::filesystem::path& dir, const char* entry) {
-    const auto j = io::parse_json(io::read_regular_file(dir / card_file), (dir / card_file).string());
-    const auto& e = j.at("files").at(entry);
-    if (!e.contains("checksum") || !e["checksum"].is_string())
-        throw io_error((dir / card_file).string() + ".files." + entry + ".checksum: missing");
-    return e["checksum"].get<std::string>();
-}
-}  // namespace detail
 
 /// The options a model directory's card describes, for the model type `Options` belongs to.
 template <class Options>
@@ -458,17 +446,13 @@ struct model_load_options {
 
 namespace detail {
 /// The checksum save_pretrained records for the backbone file, computed from the model's parameters: the
-/// plain-BERT tensors under their checkpoint names, in name order, as F32.
+/// plain-BERT tensors under their checkpoint names (`plain`: plain_bert_names of the model's backbone), in name
+/// order, as F32.
 template <class Model>
-std::string backbone_digest(Model& model) {
+std::string backbone_digest(Model& model, const std::set<std::string>& plain) {
     using B = typename Model::backend_type;
     using T = typename Model::value_type;
     using recipe = typename Model::recipe_type;
-    B* backend = nullptr;
-    model.visit_parameters([&](const std::string&, parameter<B, T>& p) {
-        if (!backend) backend = &p.value.backend();
-    });
-    const auto plain = plain_bert_names<B, T>(*backend, model.options().backbone);
     std::map<std::string, parameter<B, T>*> named;
     model.visit_parameters([&](const std::string& name, parameter<B, T>& p) {
         const std::string as = recipe::checkpoint_name(model.options(), name);
@@ -500,7 +484,7 @@ Model load_pretrained(typename Model::backend_type& backend, const std::filesyst
     if (!lo.backbone.empty()) {
         // An adapter set: the task parameters from DIR (checksum first), the backbone from the checkpoint.
         const std::filesystem::path file = dir / detail::task_file;
-        const std::string recorded = detail::recorded_checksum(dir, "task_parameters");
+        const std::string& recorded = card.task_parameters_checksum;
         if (detail::tensors_digest(file) != recorded)
             throw io_error(file.string() + ": its tensors do not match the checksum " + recorded +
                            " that hyperadapt.json records (the file is corrupted, or comes from another model)");
@@ -525,8 +509,8 @@ Model load_pretrained(typename Model::backend_type& backend, const std::filesyst
                 throw io_error(file.string() + ": tensor '" + e.name + "' belongs to no parameter of the model that "
                                "hyperadapt.json describes");
         (void)model.load_backbone(lo.backbone);
-        const std::string expected = detail::recorded_checksum(dir, "backbone");
-        if (detail::backbone_digest(model) != expected)
+        const std::string& expected = card.backbone_checksum;
+        if (detail::backbone_digest(model, plain) != expected)
             throw io_error(lo.backbone.string() + ": not the backbone this adapter set was trained on (its tensors do "
                            "not match the checksum " + expected + " that " + (dir / detail::card_file).string() + " records)");
         model.apply_freezing();
@@ -536,9 +520,9 @@ Model load_pretrained(typename Model::backend_type& backend, const std::filesyst
 
     // The weights: checksums first, then every parameter in exactly one file with its shape.
     const std::filesystem::path files[2] = {dir / detail::backbone_file, dir / detail::task_file};
-    const char* entries[2] = {"backbone", "task_parameters"};
+    const std::string* recorded_checksums[2] = {&card.backbone_checksum, &card.task_parameters_checksum};
     for (int i = 0; i < 2; ++i) {
-        const std::string recorded = detail::recorded_checksum(dir, entries[i]);
+        const std::string& recorded = *recorded_checksums[i];
         if (detail::tensors_digest(files[i]) != recorded)
             throw io_error(files[i].string() + ": its tensors do not match the checksum " + recorded +
                            " that hyperadapt.json records (the file is corrupted, or comes from another model)");

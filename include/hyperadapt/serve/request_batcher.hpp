@@ -5,8 +5,9 @@
 // clients sending one sentence each cost about one batch of 32, not 32 batches of one.
 //
 // A request is checked when it is submitted (known task, the right kind of input), so that one bad request
-// fails alone and never the batch it would have joined. Destruction stops the worker after the requests
-// already taken; the ones still waiting fail with an error.
+// fails alone and never the batch it would have joined. Destruction answers every request already submitted
+// (the worker drains the queue, without waiting for company, before it ends); a submit that races with it
+// fails with an error.
 #include <chrono>
 #include <condition_variable>
 #include <cstddef>
@@ -45,9 +46,7 @@ public:
             stopping_ = true;
         }
         wake_.notify_all();
-        worker_.join();
-        for (auto& r : waiting_)
-            r.result.set_exception(std::make_exception_ptr(config_error("the server is shutting down")));
+        worker_.join();  // returns once waiting_ is empty: every submitted request has its answer
     }
 
     /// The task's predictions for `inputs`, when the worker gets to them. config_error at once for an unknown
