@@ -19,6 +19,8 @@ model="${HYPERADAPT_MODEL_DIR:-$root/.deps/models/all-MiniLM-L6-v2}"
 # shellcheck source=benchmarks/peer_env.sh
 source "$here/peer_env.sh"  # sets $python
 "$python" -c 'import tokenizers' 2>/dev/null || { echo "compare_predict.sh: $python has no tokenizers (scripts/setup_pytorch_peer.sh installs it)" >&2; exit 1; }
+# The benchmarks are not in the default build target (benchmarks/CMakeLists.txt): build what runs here.
+cmake --build "$build" --target bench_predictor 02_camtl_glue hyperadapt_tool
 out="$(mktemp -d)"
 trap 'rm -rf "$out"' EXIT
 

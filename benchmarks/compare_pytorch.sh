@@ -33,12 +33,14 @@ out="$(mktemp -d)"
 trap 'rm -rf "$out"' EXIT
 
 bench="$build/benchmarks/bench_encoder_layer"
+# The benchmarks are not in the default build target (benchmarks/CMakeLists.txt): build this one.
+[[ -f "$build/CMakeCache.txt" ]] && cmake --build "$build" --target bench_encoder_layer
 if [[ -x "$bench" ]]; then
   filter="BM_encoder_(forward|train)_(${BENCH_FILTER:-cblas|eigen|bf16})/hidden:($(tr ' ' '|' <<<"$hidden"))/"
   "$bench" --benchmark_filter="$filter" --benchmark_format=json --benchmark_out="$out/ours.json" >/dev/null
   "$python" "$here/pytorch/peer_info.py" ours "$bench" --build "$build" > "$out/ours_info.json"
 else
-  echo "compare_pytorch.sh: $bench is missing (build with -DHYPERADAPT_BUILD_BENCHMARKS=ON): PyTorch side only" >&2
+  echo "compare_pytorch.sh: $bench is missing (configure with -DHYPERADAPT_BUILD_BENCHMARKS=ON): PyTorch side only" >&2
 fi
 compile=()
 [[ "${PEER_COMPILE:-0}" == 1 ]] && compile=(--compile)

@@ -26,6 +26,8 @@ if [[ "${DEVICE:-cpu}" != cpu ]]; then
   bench="${bench}_${DEVICE}"
   device=(--device "$DEVICE")
 fi
+# The benchmarks are not in the default build target (benchmarks/CMakeLists.txt): build this one.
+cmake --build "$build" --target "$bench"
 out="$(mktemp -d)"
 trap 'rm -rf "$out"' EXIT
 filter=()

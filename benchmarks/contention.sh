@@ -21,6 +21,8 @@ read -r -a extra <<<"${EXTRA_ENV:-}"
 
 example="$build/examples/02_camtl_glue"
 step="$build/benchmarks/bench_pha_step"
+# The benchmarks are not in the default build target (benchmarks/CMakeLists.txt): build what runs here.
+cmake --build "$build" --target 02_camtl_glue bench_pha_step
 for f in "$example" "$step"; do
   [[ -x "$f" ]] || { echo "contention.sh: $f is missing (build it first)" >&2; exit 1; }
 done

@@ -44,7 +44,10 @@ if ! "$clang" -fsanitize=fuzzer,address,undefined "$probe/p.cpp" -o "$probe/p" 2
   exit 0
 fi
 
-cmake -S "$root/tests/fuzz" -B "$build" -G Ninja -DCMAKE_CXX_COMPILER="$clang" >/dev/null
+# HYPERADAPT_FUZZ_OPTIMIZATION: the optimisation flags (default "-O2 -g", the campaigns'; scripts/test.sh: "-O1 -g1");
+# NDEBUG as in RelWithDebInfo, the build type the campaigns were recorded with.
+cmake -S "$root/tests/fuzz" -B "$build" -G Ninja -DCMAKE_CXX_COMPILER="$clang" -DCMAKE_BUILD_TYPE=Fuzz \
+  "-DCMAKE_CXX_FLAGS_FUZZ=${HYPERADAPT_FUZZ_OPTIMIZATION:--O2 -g} -DNDEBUG" >/dev/null
 # shellcheck disable=SC2086  # a list of target names
 cmake --build "$build" --parallel "$jobs" --target make_fuzz_seeds $(printf 'fuzz_%s ' $targets)
 

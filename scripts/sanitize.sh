@@ -9,14 +9,20 @@
 #   HYPERADAPT_JOBS                build and test jobs (default: all cores)
 #   HYPERADAPT_CMAKE_ARGS          extra CMake arguments
 #
-# Optimisation -O1 with line tables (-g1): reports with file:line, and tests run at a fraction of Release
-# speed instead of the hundredth that -O0 gives Eigen code. Assertions stay on (no NDEBUG), Eigen's included.
+#   HYPERADAPT_SANITIZE_OPTIMIZATION  the -O flag (default: -O0 for "ci", -O1 otherwise)
+#
+# Line tables (-g1): reports with file:line. "all" compiles with -O1: every test then runs at a fraction of
+# Release speed instead of the hundredth that -O0 gives Eigen code. The CI subset handles files and buffers,
+# not big products: at -O0 it runs in seconds all the same and compiles in half the time (test_checkpoint.cpp:
+# 41 s against 88 s), and ASan misses nothing an optimiser would have folded away. Assertions stay on (no
+# NDEBUG), Eigen's included.
 set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 build="${HYPERADAPT_SANITIZE_BUILD_DIR:-$root/build-sanitize}"
 jobs="${HYPERADAPT_JOBS:-$(nproc 2>/dev/null || echo 2)}"
 tests="${HYPERADAPT_SANITIZE_TESTS:-all}"
+optimization="${HYPERADAPT_SANITIZE_OPTIMIZATION:-$([[ "$tests" == ci ]] && echo -O0 || echo -O1)}"
 
 # The CI subset (docs/hardening.md, "Sanitizers"): training checkpoints and their crash safety (kill -9 trials,
 # a full disk), safetensors reading and writing, the optimizer, the parameter registry and the metrics: the
@@ -35,8 +41,9 @@ case "$tests" in
 esac
 
 # shellcheck disable=SC2086  # HYPERADAPT_CMAKE_ARGS is a list of arguments
-cmake -S "$root" -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Sanitize "-DCMAKE_CXX_FLAGS_SANITIZE=-O1 -g1" \
-  -DHYPERADAPT_SANITIZE=address,undefined -DHYPERADAPT_ENABLE_CUDA=OFF \
+# The tests' own -O flag (tests/CMakeLists.txt, HYPERADAPT_TEST_OPTIMIZATION) follows, so it is set too.
+cmake -S "$root" -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Sanitize "-DCMAKE_CXX_FLAGS_SANITIZE=$optimization -g1" \
+  "-DHYPERADAPT_TEST_OPTIMIZATION=$optimization" -DHYPERADAPT_SANITIZE=address,undefined -DHYPERADAPT_ENABLE_CUDA=OFF \
   -DHYPERADAPT_BUILD_BENCHMARKS=OFF ${HYPERADAPT_CMAKE_ARGS:-}  # examples on: "all" runs their tests too
 
 ctest_select=()
@@ -62,5 +69,8 @@ fi
 # (crash_safety.sh's killed runs) inherit the options.
 export ASAN_OPTIONS="${ASAN_OPTIONS:-detect_leaks=1:strict_init_order=1:check_initialization_order=1:detect_stack_use_after_return=1}"
 export UBSAN_OPTIONS="${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}"
+# One share of the cores per test running beside the others (scripts/test.sh says why).
+cores="$(nproc 2>/dev/null || echo 2)"
+export OMP_NUM_THREADS="${OMP_NUM_THREADS:-$(( cores / jobs > 0 ? cores / jobs : 1 ))}"
 export OMP_WAIT_POLICY=PASSIVE
 ctest --test-dir "$build" --output-on-failure --parallel "$jobs" "${ctest_select[@]}"

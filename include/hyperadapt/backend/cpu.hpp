@@ -48,6 +48,10 @@ inline int default_thread_count() {
 
 /// Element-wise loops below this size run on one thread: waking a team costs more than it saves.
 inline constexpr std::size_t parallel_threshold = 1 << 14;
+/// Batches of products below this many multiply-adds in all run on one thread, for the same reason: a team's
+/// wake-up costs tens of microseconds with passive waiting, and when the other core is busy a tiny batch
+/// (a small model's attention heads) ran ten times slower on two threads than on one.
+inline constexpr std::size_t parallel_gemm_threshold = std::size_t{1} << 20;
 }  // namespace detail
 
 /// GEMM provider: Eigen's own product kernels.
@@ -167,7 +171,8 @@ public:
                 return;
         }
         const auto nb = static_cast<std::ptrdiff_t>(batch);
-#pragma omp parallel for num_threads(opts_.threads) schedule(static) if (batch > 1)
+#pragma omp parallel for num_threads(opts_.threads) schedule(static) \
+    if (batch > 1 && batch * m * n * k > detail::parallel_gemm_threshold)
         for (std::ptrdiff_t i = 0; i < nb; ++i)
             provider_.gemm(ta, tb, m, n, k, alpha, a + i * stride_a, lda, b + i * stride_b, ldb, beta,
                                c + i * stride_c, ldc);
@@ -185,7 +190,8 @@ public:
                 return;
         }
         const auto count = static_cast<std::ptrdiff_t>(outer * inner), ni = static_cast<std::ptrdiff_t>(inner);
-#pragma omp parallel for num_threads(opts_.threads) schedule(static) if (count > 1)
+#pragma omp parallel for num_threads(opts_.threads) schedule(static) \
+    if (count > 1 && outer * inner * m * n * k > detail::parallel_gemm_threshold)
         for (std::ptrdiff_t e = 0; e < count; ++e) {
             const std::ptrdiff_t i = e / ni, j = e % ni;
             provider_.gemm(ta, tb, m, n, k, alpha, a + i * sa.outer + j * sa.inner, lda,
