@@ -196,6 +196,7 @@ inline const CLI::Validator model_directory_target(
 
 /// The options every multi-task example takes, with each example's defaults set before add_common_options.
 struct common_args {
+    std::string program;  // how the run names itself: "02_camtl_glue", "hyperadapt train camtl", ...
     std::string checkpoint, data, tasks = "rte,mrpc,stsb,cola,sst2,wnli", sampler, out, json;
     std::string save_model;  // a model directory (models/model_directory.hpp) written after training
     std::string head_input = "pooler";
@@ -222,6 +223,13 @@ inline constexpr std::size_t max_rows = std::size_t{1} << 32;
 
 /// Registers the shared options on `app` (their names, meanings and defaults are the examples' documented ones).
 inline void add_common_options(CLI::App& app, common_args& a) {
+    // A run's settings in a file (CLI11's TOML reader): `option = value`, one per line, each named as on the
+    // command line without the dashes (`tasks = "rte,mrpc"`, `epochs = 3`, `scale-regression = true`); an
+    // option also given on the command line takes the command line's value. An unknown name is an error.
+    app.set_config("--config", "", "read options from a TOML file: one `name = value` per line, named as the "
+                   "options without their dashes; the command line wins")
+        ->check(regular_file);
+    app.allow_config_extras(false);
     app.add_option("--checkpoint", a.checkpoint, "Hugging Face BERT checkpoint folder (config.json, vocab.txt, model.safetensors)")
         ->check(readable_directory);
     app.add_option("--data", a.data, "the shared data folder (glue/, superglue/)")->check(readable_directory);
@@ -311,7 +319,13 @@ int parse_command_line(CLI::App& app, int argc, char** argv, Check&& check) {
     } catch (const CLI::CallForHelp& e) {
         return app.exit(e);
     } catch (const CLI::ParseError& e) {
-        std::cerr << app.get_name() << ": " << e.what() << "\nRun with --help for the options.\n";
+        // A value from --config FILE: say so, so that the culprit can be found in the file.
+        const CLI::Option* config = app.get_config_ptr();
+        const std::string file = config && config->count() > 0 ? config->as<std::string>() : std::string();
+        std::cerr << app.get_name() << ": " << (file.empty() ? "" : "--config " + file + ": ") << e.what()
+                  << (dynamic_cast<const CLI::ConfigError*>(&e) ? " (not an option of this program: the names are the "
+                                                                 "options without their dashes)" : "")
+                  << "\nRun with --help for the options.\n";
         return 2;
     }
     return -1;
@@ -465,12 +479,21 @@ inline void add_protocol_fields(nlohmann::json& j, const common_args& a, const t
     j["precision"] = a.precision;
 }
 
+/// An option-level fault found after parsing (a checkpoint's limits, a source model's tasks): run_main ends the
+/// run with rc 2, as CLI11 does for a bad option.
+struct usage_error : std::runtime_error {
+    using std::runtime_error::runtime_error;
+};
+
 /// The main() wrapper both examples use: library errors and anything else end with rc 1 and one line naming
-/// the program, never an abort.
+/// the program, never an abort; a usage_error with rc 2.
 template <class Body>
-int run_main(const char* program, Body&& body) {
+int run_main(const std::string& program, Body&& body) {
     try {
         return body();
+    } catch (const usage_error& e) {
+        std::cerr << program << ": " << e.what() << "\nRun with --help for the options.\n";
+        return 2;
     } catch (const hyperadapt::error& e) {
         std::cerr << program << ": " << e.what() << '\n';
     } catch (const nlohmann::json::exception& e) {

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Installs the dependencies, builds the main example (examples/02_camtl_glue.cpp) and runs it: CA-MTL on a
-# small random encoder and three built-in synthetic tasks, no download needed. Arguments go to the example, e.g.
+# Installs the dependencies, builds the main example (examples/02_camtl_glue.cpp; its recipe is
+# examples/recipes/camtl_glue.cpp) and runs it: CA-MTL on a small random encoder and three built-in synthetic
+# tasks, no download needed. Arguments go to the example, e.g.
 #   scripts/example.sh --epochs 5 --seed 3 --threads 2 --sampler proportional
 set -euo pipefail
 

@@ -1,19 +1,5 @@
-// 02_camtl_glue: CA-MTL trained on many tasks at once.
-//
-// With no arguments it runs a built-in default that needs no download: three synthetic tasks (two
-// classifications and a regression) and a small randomly initialised 2-layer encoder, trained for a couple of
-// minutes with MT-Uncertainty sampling; it prints each task's dev score (best over evaluations, as CA-MTL
-// reports, and final) and the fraction of candidate examples used for updates.
-//
-// With a checkpoint and the GLUE data it runs the real recipe:
-//   02_camtl_glue --checkpoint .deps/models/all-MiniLM-L6-v2 --data ../shared/data
-//       --tasks rte,mrpc,stsb,cola,sst2,wnli --model camtl --sampler mtu --epochs 3 --seq-len 64
-// --model mtl is multi-task full fine-tuning, --model single fine-tunes one model per task; --no-alignment,
-// --no-cbda, --no-cln and --no-adapter remove one conditional module each; --json FILE appends the result.
-// --out DIR keeps metrics.jsonl and dev_curves.png; --checkpoint-every K adds checkpoints there and --resume
-// continues from the newest valid one. A non-finite loss or gradient stops the run naming the step, the tasks
-// and the parameter (--skip-nonfinite skips such steps). The backbone load is strict: a tensor missing from
-// the checkpoint or of another shape is an error (--allow-partial-backbone loads what fits). --help lists all.
+// The CA-MTL recipe: the training program behind 02_camtl_glue and `hyperadapt train camtl` (recipes.hpp).
+// 02_camtl_glue.cpp says what it runs and how to call it.
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
@@ -21,6 +7,7 @@
 #include <map>
 #include <sstream>
 #include <string>
+#include <variant>
 #include <vector>
 
 #include "hyperadapt/backend/cpu.hpp"
@@ -34,7 +21,8 @@
 #include "hyperadapt/train/samplers/size_proportional.hpp"
 #include "hyperadapt/train/samplers/temperature.hpp"
 #include "hyperadapt/train/synthetic_tasks.hpp"
-#include "example_support.hpp"
+#include "../example_support.hpp"
+#include "recipes.hpp"
 
 using namespace hyperadapt;
 using hyperadapt::examples::split_list;
@@ -50,10 +38,12 @@ struct args : examples::common_args {
 };
 
 /// Parses the command line; exits with 2 naming the option on a bad value (0 after --help).
-args parse(int argc, char** argv) {
+/// Returns the exit code instead when the run should end here (0 after --help, 2 after a bad option).
+std::variant<args, int> parse(int argc, char** argv, const std::string& program) {
     args a;
+    a.program = program;
     a.sampler = "mtu";
-    CLI::App app("CA-MTL trained on many tasks at once; with no arguments, a built-in synthetic default", "02_camtl_glue");
+    CLI::App app("CA-MTL trained on many tasks at once; with no arguments, a built-in synthetic default", program);
     examples::add_common_options(app, a);
     app.add_option("--model", a.model, "camtl, mtl (multi-task full fine-tuning) or single (one model per task)")
         ->check(CLI::IsMember({"camtl", "mtl", "single"}))
@@ -78,7 +68,7 @@ args parse(int argc, char** argv) {
             throw CLI::ValidationError("--allow-partial-backbone", "needs --checkpoint");
         examples::check_common_options(a);
     });
-    if (rc >= 0) std::exit(rc);
+    if (rc >= 0) return rc;
     return a;
 }
 
@@ -125,7 +115,7 @@ void save_model(Model& m, const args& a, const setup& s, const std::vector<std::
     }
     std::vector<const encoded_task*> tasks;
     for (auto t : which) tasks.push_back(&s.train[t]);
-    examples::save_model_directory(m, dir, a, tasks, "02_camtl_glue --model " + a.model + " --sampler " + a.sampler);
+    examples::save_model_directory(m, dir, a, tasks, a.program + " --model " + a.model + " --sampler " + a.sampler);
 }
 
 outcome run_config(policy& b, const args& a, const setup& s, const std::vector<std::size_t>& which,
@@ -258,9 +248,9 @@ int run(args& a) {
         }
         bert_model<policy, float> plain(b, s.config);
         s.backbone_params = count_parameters(plain).total;
-        std::printf("02_camtl_glue: built-in default — 3 synthetic tasks (order, majority: classification; count: "
+        std::printf("%s: built-in default — 3 synthetic tasks (order, majority: classification; count: "
                     "regression), 2-layer encoder (hidden 64), %s sampler, %zu threads\n",
-                    a.sampler.c_str(), static_cast<std::size_t>(b.threads()));
+                    a.program.c_str(), a.sampler.c_str(), static_cast<std::size_t>(b.threads()));
     }
     s.validation = examples::carve_validation_splits(s.train, a);
     trainer_options o = examples::trainer_from(a);
@@ -313,7 +303,9 @@ int run(args& a) {
 
 }  // namespace
 
-int main(int argc, char** argv) {
-    args a = parse(argc, argv);
-    return examples::run_main("02_camtl_glue", [&] { return run(a); });
+int hyperadapt::examples::camtl_glue_main(int argc, char** argv, const std::string& program) {
+    auto parsed = parse(argc, argv, program);
+    if (const int* rc = std::get_if<int>(&parsed)) return *rc;
+    args& a = std::get<args>(parsed);
+    return examples::run_main(program, [&] { return run(a); });
 }

@@ -1,29 +1,5 @@
-// 03_pha_fewshot: PHA (prototype-based HyperAdapter) in low-data multi-task training and few-shot transfer.
-//
-// With no arguments it runs a built-in default that needs no download (about 15 s on one core):
-//   1. a tiny encoder (hidden 64, 2 layers, vocab 40, L 16) is pretrained by full fine-tuning on the synthetic
-//      majority task (train/synthetic_tasks.hpp). A random 0.02-init encoder gives [CLS] features that hardly
-//      depend on the input, which no adapter on a frozen encoder can repair, so the demo first makes a
-//      "pretrained checkpoint" of its own;
-//   2. PHA (scaled down to the tiny encoder) is trained multi-task on the source tasks majority and count
-//      (fresh data), backbone frozen;
-//   3. a new task, repeat ("does word 7 occur twice or more?" on count's inputs: related to a source task,
-//      trained on by no model before), gets k = 32 training examples: the nearest source prototype is
-//      retrieved, PHA transfers from it, and its dev score is compared with a fresh per-task adapter and with
-//      full fine-tuning, all three from the same pretrained encoder with the same step budget.
-//
-// With a checkpoint and the data it runs the real recipes:
-//   low-data multi-task training (one model on all tasks, size-proportional sampling; CA-MTL with MT-Uncertainty):
-//     03_pha_fewshot --mode multitask --checkpoint .deps/models/all-MiniLM-L6-v2 --data ../shared/data
-//         --tasks rte,mrpc,stsb,cola,sst2,wnli --train-per-task 100 --model pha|adapters|hyperformerpp|camtl
-//         [--save source.safetensors]
-//   few-shot transfer to a new task (SuperGLUE CB), from the PHA model a multitask run saved with --save:
-//     03_pha_fewshot --mode transfer --checkpoint .deps/models/all-MiniLM-L6-v2 --data ../shared/data
-//         --tasks rte,mrpc,stsb,cola,sst2,wnli --source source.safetensors --target cb --k 16 --model pha|adapter|full
-// --json FILE appends one JSON line per run; --steps S fixes the number of optimizer steps (otherwise
-// --epochs over the training examples). The options shared with 02_camtl_glue (examples/example_support.hpp:
-// --out, --checkpoint-every, --resume, --skip-nonfinite, ...) mean the same there; --help lists all, and every
-// bad value is refused before anything is read or trained, naming the option.
+// The PHA recipe: the training program behind 03_pha_fewshot, `hyperadapt train pha` and `hyperadapt
+// transfer` (recipes.hpp). 03_pha_fewshot.cpp says what it runs and how to call it.
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -37,6 +13,7 @@
 #include <optional>
 #include <sstream>
 #include <string>
+#include <variant>
 #include <vector>
 
 #include "hyperadapt/backend/cpu.hpp"
@@ -53,7 +30,8 @@
 #include "hyperadapt/train/samplers/size_proportional.hpp"
 #include "hyperadapt/train/samplers/temperature.hpp"
 #include "hyperadapt/train/synthetic_tasks.hpp"
-#include "example_support.hpp"
+#include "../example_support.hpp"
+#include "recipes.hpp"
 
 using namespace hyperadapt;
 using hyperadapt::examples::split_list;
@@ -64,26 +42,26 @@ namespace {
 
 struct args : examples::common_args {
     std::string mode, model, passes = "single";
-    std::string target = "cb", source, save, tune = "all";
+    std::string target = "cb", source, source_model, save, tune = "all";
     std::size_t k = 16;
     bool frozen_pooler = false, contrastive = true, contrastive_encoder = true, partial_backbone = false;
     std::size_t bottleneck = 64;  // r of every adapter (PHA's 64); a parameter-matched baseline changes it
     bool scale_targets = true;  // regression heads learn target / max |target| (off: --raw-regression-targets)
 };
 
-/// An option-level fault found after parsing (the checkpoint's limits, the source's sidecar): rc 2, as CLI11's.
-[[noreturn]] void usage(const std::string& why) {
-    std::cerr << "03_pha_fewshot: " << why << "\nRun with --help for the options.\n";
-    std::exit(2);
-}
+/// An option-level fault found after parsing (the checkpoint's limits, the source's sidecar): rc 2, as CLI11's
+/// (examples::run_main prints it).
+[[noreturn]] void usage(const std::string& why) { throw examples::usage_error(why); }
 
 /// Parses the command line; exits with 2 naming the option on a bad value (0 after --help).
-args parse(int argc, char** argv) {
+/// Returns the exit code instead when the run should end here (0 after --help, 2 after a bad option).
+std::variant<args, int> parse(int argc, char** argv, const std::string& program) {
     args a;
+    a.program = program;
     a.head_input = "mean";  // what the heads read: mean (masked mean of the last layer) or pooler
     CLI::App app("PHA in low-data multi-task training (--mode multitask) and few-shot transfer (--mode transfer); "
                  "with no arguments, a built-in synthetic default",
-                 "03_pha_fewshot");
+                 program);
     examples::add_common_options(app, a);
     app.add_option("--mode", a.mode, "multitask or transfer (none: the built-in default)")->check(CLI::IsMember({"multitask", "transfer"}));
     app.add_option("--model", a.model, "multitask: pha, adapters, hyperformerpp or camtl; transfer: pha, adapter or full")
@@ -91,6 +69,10 @@ args parse(int argc, char** argv) {
     app.add_option("--passes", a.passes, "PHA's forward passes")->check(CLI::IsMember({"single", "two"}))->capture_default_str();
     app.add_option("--target", a.target, "transfer: the new task")->check(examples::task_list)->capture_default_str();
     app.add_option("--source", a.source, "transfer --model pha: the model a multitask --save wrote")->check(examples::regular_file);
+    app.add_option("--source-model", a.source_model,
+                   "transfer: the PHA model directory a multitask run wrote (--save-model DIR): the source model, its "
+                   "tasks, and the backbone and vocabulary every arm starts from (no --checkpoint needed)")
+        ->check(examples::readable_directory);
     app.add_option("--tune", a.tune, "transfer --model pha: all (every transferred part the freezing rule leaves "
                                      "trainable) or prototype-head (only the new task's prototype and head)")
         ->check(CLI::IsMember({"all", "prototype-head"}))
@@ -113,17 +95,23 @@ args parse(int argc, char** argv) {
         using CLI::ValidationError;
         if (a.mode.empty()) {
             if (!a.checkpoint.empty() || !a.data.empty()) throw ValidationError("--mode", "--checkpoint/--data need --mode multitask|transfer");
-            if (!a.source.empty() || !a.save.empty())
-                throw ValidationError(a.source.empty() ? "--save" : "--source", "the built-in default takes no --source or --save");
+            if (!a.source.empty() || !a.save.empty() || !a.source_model.empty())
+                throw ValidationError(!a.source_model.empty() ? "--source-model" : a.source.empty() ? "--save" : "--source",
+                                      "the built-in default takes no --source, --source-model or --save");
             a.mode = "demo";
         } else {
+            if (!a.source_model.empty() && a.mode != "transfer") throw ValidationError("--source-model", "belongs to --mode transfer");
+            if (!a.source_model.empty() && !a.source.empty())
+                throw ValidationError("--source", "give the source as --source FILE or as --source-model DIR, not both");
+            // A model directory holds its backbone and vocabulary: the arms start from those.
+            if (!a.source_model.empty() && a.checkpoint.empty()) a.checkpoint = a.source_model;
             if (a.checkpoint.empty() || a.data.empty())
                 throw ValidationError(a.checkpoint.empty() ? "--checkpoint" : "--data",
                                       "--mode " + a.mode + " needs --checkpoint DIR and --data DIR");
         }
         if (a.tune != "all" && a.mode != "transfer") throw ValidationError("--tune", "belongs to --mode transfer --model pha");
-        if (!a.save_model.empty() && a.mode != "multitask")
-            throw ValidationError("--save-model", "belongs to --mode multitask (a transfer run's model is not saved yet)");
+        if (!a.save_model.empty() && a.mode == "demo")
+            throw ValidationError("--save-model", "belongs to --mode multitask|transfer (the built-in default saves nothing)");
         if (a.mode == "demo") {
             if (a.model.size() || a.tasks_given || a.seq_len || a.train_per_task || a.dev_per_task || a.resume || a.checkpoint_every)
                 throw ValidationError("--model/--tasks/--seq-len/--train-per-task/--dev-per-task/--resume/--checkpoint-every",
@@ -146,8 +134,9 @@ args parse(int argc, char** argv) {
             if (a.model != "pha" && a.model != "adapter" && a.model != "full")
                 throw ValidationError("--model", "--mode transfer takes pha, adapter or full, got '" + a.model + "'");
             if (a.tune != "all" && a.model != "pha") throw ValidationError("--tune", "belongs to --mode transfer --model pha");
-            if (a.model == "pha" && a.source.empty())
-                throw ValidationError("--source", "--mode transfer --model pha needs --source FILE (from --mode multitask --model pha --save FILE)");
+            if (a.model == "pha" && a.source.empty() && a.source_model.empty())
+                throw ValidationError("--source-model", "--mode transfer --model pha needs the source: --source-model DIR (from "
+                                      "--mode multitask --model pha --save-model DIR) or --source FILE (from --save FILE)");
             if (!a.save.empty()) throw ValidationError("--save", "belongs to --mode multitask");
             if (a.sampler.empty()) a.sampler = "proportional";
             if (split_list(a.target).size() != 1) throw ValidationError("--target", "takes one task, got '" + a.target + "'");
@@ -157,7 +146,7 @@ args parse(int argc, char** argv) {
                                                            "evaluates on its dev set during training)");
         examples::check_common_options(a);
     });
-    if (rc >= 0) std::exit(rc);
+    if (rc >= 0) return rc;
     return a;
 }
 
@@ -347,12 +336,12 @@ run_report train_and_measure(Model& model, policy& b, const args& a, const run_d
     return {std::move(label), std::move(m.trained), backbone, std::nullopt, std::move(m.test), m.selected_on_validation};
 }
 
-/// --save-model DIR: the trained multi-task model as a model directory.
+/// --save-model DIR: the trained model (multi-task, or the transfer's target) as a model directory.
 template <class Model>
 void save_model_directory(Model& m, const args& a, const std::vector<encoded_task>& tasks) {
     std::vector<const encoded_task*> used;
     for (const auto& t : tasks) used.push_back(&t);
-    examples::save_model_directory(m, a.save_model, a, used, "03_pha_fewshot --mode multitask --model " + a.model);
+    examples::save_model_directory(m, a.save_model, a, used, a.program + " --mode " + a.mode + " --model " + a.model);
 }
 
 /// Builds, initialises and trains one pha_bert variant; `init_backbone(model)` fills its backbone (a checkpoint
@@ -481,6 +470,7 @@ run_report transfer_pha(policy& b, const args& a, pha_model& source, const proto
     if (!a.quiet) std::fprintf(stderr, "start_transfer: %zu tensors copied from the source model\n", copied);
     run_report r = train_and_measure(target, b, a, d, o, batch, "pha transfer", backbone);
     r.pha = target.parameter_report();
+    if (!a.save_model.empty()) save_model_directory(target, a, d.train);
     return r;
 }
 
@@ -491,7 +481,9 @@ run_report transfer_full(policy& b, const args& a, const bert_config& config, co
     rng_stream init(a.seed);
     m.initialize(init);
     init_backbone(m);
-    return train_and_measure(m, b, a, d, o, batch, "full fine-tuning", backbone);
+    run_report r = train_and_measure(m, b, a, d, o, batch, "full fine-tuning", backbone);
+    if (!a.save_model.empty()) save_model_directory(m, a, d.train);
+    return r;
 }
 
 // ---- --mode multitask ------------------------------------------------------------------------------------
@@ -534,9 +526,9 @@ int run_multitask(policy& b, args& a) {
         usage("--seq-len " + std::to_string(a.seq_len) + " does not divide the hidden size " + std::to_string(rd.config.hidden) +
               ": CA-MTL's block-diagonal attention bias needs it to");
     const auto o = trainer_for(a, step_budget(a, train, a.batch), a.model + "-" + a.sampler);
-    std::printf("03_pha_fewshot multitask: %s on %zu tasks (%zu train examples per task at most, dev %s), %s sampler, "
+    std::printf("%s multitask: %s on %zu tasks (%zu train examples per task at most, dev %s), %s sampler, "
                 "%lld steps of %zu, lr %g, L %zu, %zu threads\n",
-                a.model.c_str(), train.size(), a.train_per_task,
+                a.program.c_str(), a.model.c_str(), train.size(), a.train_per_task,
                 a.dev_per_task ? std::to_string(a.dev_per_task).c_str() : "full", a.sampler.c_str(),
                 static_cast<long long>(o.steps), a.batch, a.lr, a.seq_len, static_cast<std::size_t>(b.threads()));
     run_report r;
@@ -589,11 +581,26 @@ int run_multitask(policy& b, args& a) {
 // ---- --mode transfer -------------------------------------------------------------------------------------
 
 int run_transfer(policy& b, args& a) {
+    // A source model directory names its tasks (in prototype-row order) and its longest input itself.
+    std::optional<model_card> source_card;
+    if (!a.source_model.empty()) {
+        source_card = read_model_card(a.source_model);
+        if (source_card->kind != "pha")
+            usage("--source-model " + a.source_model + " holds a " + source_card->kind + " model, not a PHA one (--model pha)");
+        if (a.seq_len == 0) a.seq_len = source_card->tokenizer.max_length;
+    }
     real_data rd = open_checkpoint(b, a);
     if (a.lr == 0) a.lr = a.model == "full" ? 5e-5 : 3e-4;
-    // The source model's tasks (its prototype rows) come from the sidecar --save wrote, or --tasks.
+    // The source model's tasks (its prototype rows) come from the model directory, the sidecar --save wrote,
+    // or --tasks.
     std::vector<std::string> source_names = split_list(a.tasks);
-    if (!a.source.empty() && std::filesystem::is_regular_file(a.source + ".json")) {
+    if (source_card) {
+        std::vector<std::string> saved;
+        for (const auto& t : source_card->tasks) saved.push_back(t.name);
+        if (a.tasks_given && saved != source_names)
+            usage("--tasks " + a.tasks + " differs from the tasks the model in " + a.source_model + " was trained on");
+        source_names = saved;
+    } else if (!a.source.empty() && std::filesystem::is_regular_file(a.source + ".json")) {
         std::ifstream in(a.source + ".json");
         nlohmann::json side;
         try {
@@ -631,30 +638,43 @@ int run_transfer(policy& b, args& a) {
     const run_data sets{train, dev, &validation};
     const std::size_t batch = std::min(a.batch, train[0].size());
     const auto o = trainer_for(a, step_budget(a, train, batch), "transfer-" + a.model + "-" + a.target);
-    std::printf("03_pha_fewshot transfer: %s to %s with k = %zu training examples (%s; of %zu), dev %zu examples, "
+    std::printf("%s transfer: %s to %s with k = %zu training examples (%s; of %zu), dev %zu examples, "
                 "%lld steps of %zu, lr %g, L %zu\n",
-                a.model.c_str(), target_info.name.c_str(), train[0].size(), class_counts(train[0]).c_str(),
+                a.program.c_str(), a.model.c_str(), target_info.name.c_str(), train[0].size(), class_counts(train[0]).c_str(),
                 full_train.size(), dev[0].size(), static_cast<long long>(o.steps), batch, a.lr, a.seq_len);
 
     auto load_backbone = [&](auto& m) { require_whole_backbone(a, m.load_backbone(a.checkpoint)); };
     run_report r;
     std::optional<prototype_match> match;
     if (a.model == "pha") {
-        std::vector<task_head_spec> heads;
-        for (const auto& s : source_names) {
-            const auto info = data::find_task(s);
-            heads.push_back({info.name, info.kind == data::task_kind::regression ? 1 : static_cast<std::size_t>(info.num_labels())});
-        }
-        pha_model source(b, pha_options(a, rd.config, heads, adapter_source::prototype_hypernet));
-        rng_stream init(a.seed);
-        source.initialize(init);
-        const auto rep = io::load_pretrained(source, a.source, {.strict = true});
-        if (!a.quiet) std::cerr << "source " << a.source << ": " << rep.str() << '\n';
+        auto load_source = [&]() -> pha_model {
+            if (source_card) {  // the whole model, options and weights, checked against its checksums
+                pha_model m = load_pretrained<pha_model>(b, a.source_model);
+                if (m.options().source != adapter_source::prototype_hypernet)
+                    usage("--source-model " + a.source_model + " holds a pha_bert with " +
+                          (m.options().source == adapter_source::per_task ? "per-task adapters" : "HyperFormer++ adapters") +
+                          ", not prototypes: transfer retrieves a prototype (a --model pha run's directory)");
+                if (!a.quiet) std::cerr << "source " << a.source_model << ": loaded the model directory\n";
+                return m;
+            }
+            std::vector<task_head_spec> heads;
+            for (const auto& s : source_names) {
+                const auto info = data::find_task(s);
+                heads.push_back({info.name, info.kind == data::task_kind::regression ? 1 : static_cast<std::size_t>(info.num_labels())});
+            }
+            pha_model m(b, pha_options(a, rd.config, heads, adapter_source::prototype_hypernet));
+            rng_stream init(a.seed);
+            m.initialize(init);
+            const auto rep = io::load_pretrained(m, a.source, {.strict = true});
+            if (!a.quiet) std::cerr << "source " << a.source << ": " << rep.str() << '\n';
+            return m;
+        };
+        pha_model source = load_source();
         match = retrieve(source, b, train, source_names);
         r = transfer_pha(b, a, source, *match, sets, o, batch, rd.backbone);
     } else if (a.model == "adapter") {
         r = train_pha(b, a, pha_options(a, rd.config, heads_of(a, train), adapter_source::per_task), sets, o, batch,
-                      "fresh per-task adapter", load_backbone, rd.backbone);
+                      "fresh per-task adapter", load_backbone, rd.backbone, {}, &train);
     } else {
         r = transfer_full(b, a, rd.config, sets, o, batch, load_backbone, rd.backbone);
     }
@@ -670,7 +690,7 @@ int run_transfer(policy& b, args& a) {
     examples::add_protocol_fields(j, a, r.result, r.test, train, validation,
                                   dev, {examples::constant_predictor(train[0], dev[0])});
     if (match) {
-        j["source"] = a.source;
+        j["source"] = source_card ? a.source_model : a.source;
         j["retrieved"] = match->task < source_names.size() ? source_names[match->task] : std::to_string(match->task);
         for (std::size_t t = 0; t < match->similarity.size() && t < source_names.size(); ++t)
             j["similarity"][source_names[t]] = match->similarity[t];
@@ -712,7 +732,7 @@ int run_demo(policy& b, args& a) {
     }
     auto task = [&](synthetic_kind k, std::size_t n, std::uint64_t seed) { return synthetic_task(k, n, seq, seed); };
     auto seconds = [&] { return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(); };
-    std::printf("03_pha_fewshot: built-in default (synthetic tasks, no download), %zu threads\n",
+    std::printf("%s: built-in default (synthetic tasks, no download), %zu threads\n", a.program.c_str(),
                 static_cast<std::size_t>(b.threads()));
     const std::int64_t pre_steps = a.steps > 0 ? a.steps : 300, source_steps = a.steps > 0 ? a.steps : 2000,
                        transfer_steps = a.steps > 0 ? a.steps : 60;
@@ -805,9 +825,11 @@ int run_demo(policy& b, args& a) {
 
 }  // namespace
 
-int main(int argc, char** argv) {
-    args a = parse(argc, argv);
-    return examples::run_main("03_pha_fewshot", [&] {
+int hyperadapt::examples::pha_fewshot_main(int argc, char** argv, const std::string& program) {
+    auto parsed = parse(argc, argv, program);
+    if (const int* rc = std::get_if<int>(&parsed)) return *rc;
+    args& a = std::get<args>(parsed);
+    return examples::run_main(program, [&] {
         // The demo's 64-wide matrices are too small to share between threads: one thread unless --threads says.
         const int threads = a.threads > 0 ? a.threads : a.mode == "demo" ? 1 : policy::options{}.threads;
         policy b = examples::make_backend(threads, a.precision);

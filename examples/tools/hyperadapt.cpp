@@ -10,9 +10,17 @@
 //                                                          /v1/predict, GET /v1/tasks, GET /health; SIGTERM or
 //                                                          SIGINT stop it after the requests in flight
 //
-// Every subcommand has --help. Training stays in the examples (02_camtl_glue / 03_pha_fewshot --save-model
-// DIR write a model directory). Exit codes: 0 success, 1 a refused file or input (the message names it), 2 a
-// wrong option.
+//   hyperadapt train camtl|pha [--config F] [options]     trains CA-MTL (and multi-task BERT) on GLUE, or
+//                                                          PHA / adapters / HyperFormer++ low-data multi-task;
+//                                                          progress, --out DIR (metrics.jsonl, dev_curves.png,
+//                                                          checkpoints), --resume, --save-model DIR
+//   hyperadapt transfer --source-model DIR --target T --k K [options]
+//                                                          few-shot transfer of a saved PHA model to a new task
+//
+// train and transfer run the recipes of examples/recipes (the same code as 02_camtl_glue and 03_pha_fewshot,
+// compiled once); their options may also come from a TOML file (--config F: `name = value` per line, the
+// option names without dashes; the command line wins). Every subcommand has --help. Exit codes: 0 success,
+// 1 a refused file or input (the message names it), 2 a wrong option.
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
@@ -35,6 +43,7 @@
 #include <nlohmann/json.hpp>
 
 #include "hyperadapt/backend/cpu.hpp"
+#include "recipes/recipes.hpp"
 #if defined(HYPERADAPT_TOOL_WITH_CBLAS)
 #include "hyperadapt/backend/cpu_cblas.hpp"
 #endif
@@ -421,10 +430,52 @@ int serve(const serve_options& o) {
 }
 }  // namespace
 
+namespace {
+/// `hyperadapt train camtl|pha ...` and `hyperadapt transfer ...`: the recipe's own command line, after the
+/// subcommand (and the recipe's name), with --mode set for the PHA recipe.
+int run_recipe(int argc, char** argv) {
+    const std::string command = argv[1];
+    std::string recipe = command == "transfer" ? "pha" : argc > 2 ? argv[2] : "";
+    if (command == "train" && recipe != "camtl" && recipe != "pha") {
+        const bool help = recipe == "--help" || recipe == "-h";
+        (help ? std::cout : std::cerr)
+            << (help || recipe.empty() ? std::string() : "hyperadapt train: no recipe '" + recipe + "'\n")
+            << "usage: hyperadapt train camtl|pha [--config FILE] [options]\n"
+               "  camtl  CA-MTL (--model camtl), multi-task BERT (mtl) or single-task models (single) on GLUE tasks\n"
+               "  pha    PHA (--model pha), per-task adapters, HyperFormer++ or CA-MTL in low-data multi-task training\n"
+               "hyperadapt train camtl --help and hyperadapt train pha --help list the options.\n";
+        return help ? 0 : 2;
+    }
+    const int first = command == "train" ? 3 : 2;  // the recipe's own options start here
+    const std::string program = "hyperadapt " + command + (command == "train" ? " " + recipe : "");
+    std::vector<std::string> args{program};
+    if (recipe == "pha") args.insert(args.end(), {"--mode", command == "train" ? "multitask" : "transfer"});
+    for (int i = first; i < argc; ++i) {
+        if (recipe == "pha" && std::string(argv[i]) == "--mode") {
+            std::cerr << program << ": --mode: set by the subcommand (train pha: multitask; transfer: transfer)\n";
+            return 2;
+        }
+        args.emplace_back(argv[i]);
+    }
+    std::vector<char*> raw;
+    for (auto& a : args) raw.push_back(a.data());
+    raw.push_back(nullptr);
+    const int n = static_cast<int>(args.size());
+    return recipe == "camtl" ? hyperadapt::examples::camtl_glue_main(n, raw.data(), program)
+                             : hyperadapt::examples::pha_fewshot_main(n, raw.data(), program);
+}
+}  // namespace
+
 int main(int argc, char** argv) {
     std::ios::sync_with_stdio(false);  // std::cin buffers on its own, so a pipe's idleness can be seen (line_source)
-    CLI::App app{"hyperadapt: inspect, evaluate and run multi-task model directories"};
+    if (argc > 1 && (std::string(argv[1]) == "train" || std::string(argv[1]) == "transfer")) return run_recipe(argc, argv);
+    CLI::App app{"hyperadapt: train, inspect, evaluate and run multi-task model directories"};
     app.require_subcommand(1);
+    // Listed for --help; run_recipe runs them (their options are the recipes').
+    app.add_subcommand("train", "train camtl|pha [--config FILE] [options]: train a model and save it (--save-model "
+                                "DIR); hyperadapt train camtl --help lists the options");
+    app.add_subcommand("transfer", "few-shot transfer of a saved PHA model (--source-model DIR) to a new task; "
+                                   "hyperadapt transfer --help lists the options");
     std::string info_dir, info_backbone;
     bool info_json = false;
     auto* c_info = app.add_subcommand("info", "what a model directory holds");

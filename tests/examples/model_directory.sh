@@ -1,10 +1,13 @@
 #!/usr/bin/env bash
-# From training to predictions with a model directory: 02_camtl_glue trains CA-MTL on all-MiniLM-L6-v2 for a
-# few steps on SST-2 and STS-B and writes --save-model DIR; `hyperadapt info` describes it; `hyperadapt
+# From training to predictions with a model directory: `hyperadapt train camtl --config run.toml` trains CA-MTL
+# on all-MiniLM-L6-v2 for a few steps on SST-2 and STS-B and writes --save-model DIR (with --out: metrics.jsonl
+# and the curves); `hyperadapt info` describes it; `hyperadapt
 # predict` on GLUE dev files (SST-2's whole, STS-B's first 300 pairs) gives predictions whose metric (computed here, in Python, from the
 # predictions and the files' gold labels) equals what `hyperadapt eval` reports; a second predict run gives
 # the same bytes; `hyperadapt serve` answers 32 concurrent clients correctly, refuses malformed requests
-# with a JSON error and stops on SIGTERM; bad inputs are refused with the culprit named and exit 1 (2 for a bad option), never a crash.
+# with a JSON error and stops on SIGTERM; `hyperadapt train pha` saves a PHA model and `hyperadapt transfer
+# --source-model` transfers it few-shot to CB and saves the result, which eval reads; bad inputs (and config
+# files) are refused with the culprit named and exit 1 (2 for a bad option), never a crash.
 # Without the checkpoint or the shared data: SKIPPED, exit 0.
 #   model_directory.sh <02_camtl_glue> <hyperadapt> <model dir> <shared data dir> <work dir> [with-http]
 #   ($HYPERADAPT_MODEL_DIR and $HYPERADAPT_SHARED_DATA override the model and the data)
@@ -17,17 +20,35 @@ http=${6:-without-http}  # with-http: the tool was built with cpp-httplib (hyper
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 if [[ ! -f $model/model.safetensors ]]; then echo "SKIPPED: no checkpoint in $model (scripts/fetch_model.sh)"; exit 0; fi
 if [[ ! -f $data/glue/SST-2/dev.tsv ]]; then echo "SKIPPED: no GLUE data under $data"; exit 0; fi
-export OMP_NUM_THREADS=2 OMP_WAIT_POLICY=PASSIVE
+export OMP_NUM_THREADS=${OMP_NUM_THREADS:-2} OMP_WAIT_POLICY=PASSIVE
 rm -rf "$work" && mkdir -p "$work" && cd "$work" || exit 1
 failed=0
 fail() { echo "FAIL: $*" >&2; failed=$((failed + 1)); }
 
-out=$("$trainer" --checkpoint "$model" --data "$data" --tasks sst2,stsb --train-per-task 128 --dev-per-task 64 \
-      --seq-len 64 --steps 6 --head-input mean --scale-regression --lr 2e-4 --quiet --save-model saved 2>&1) ||
-  { echo "FAIL: training with --save-model: $out"; exit 1; }
+# The run's settings in a TOML file, as a user keeps them; the command line adds --save-model and --out.
+cat >run.toml <<TOML
+# CA-MTL on two GLUE tasks, a few steps
+checkpoint = "$model"
+data = "$data"
+tasks = "sst2,stsb"
+train-per-task = 128
+dev-per-task = 64
+seq-len = 64
+steps = 6
+head-input = "mean"
+scale-regression = true
+lr = 2e-4
+quiet = true
+TOML
+out=$("$tool" train camtl --config run.toml --save-model saved --out run 2>&1) ||
+  { echo "FAIL: hyperadapt train camtl --config run.toml --save-model saved: $out"; exit 1; }
 for f in hyperadapt.json config.json model.safetensors task_parameters.safetensors vocab.txt; do
   [[ -f saved/$f ]] || fail "saved/$f is missing"
 done
+[[ $(wc -l <run/metrics.jsonl) -ge 6 ]] || fail "train --out run: metrics.jsonl has $(wc -l <run/metrics.jsonl) lines"
+[[ -s run/dev_curves.png ]] || fail "train --out run: no dev_curves.png"
+python3 -c 'import json,sys; p=json.load(open("saved/hyperadapt.json"))["provenance"]; assert p["made_by"].startswith("hyperadapt train camtl") and p["steps"]==6, p' ||
+  fail "saved/hyperadapt.json's provenance: $(cat saved/hyperadapt.json)"
 info=$("$tool" info saved 2>&1) || fail "info: $info"
 grep -q "a camtl model" <<<"$info" || fail "info does not name the kind: $info"
 grep -q "stsb.*sentence pairs, regression" <<<"$info" || fail "info does not describe stsb: $info"
@@ -117,6 +138,28 @@ expect "--save-model over a folder that is not a model directory" 2 "not a model
   "$trainer" --checkpoint "$model" --data "$data" --tasks sst2 --steps 1 --save-model notes
 [[ $(cat notes/todo.txt) == keep ]] || fail "notes/todo.txt was changed"
 expect "--save-model without a checkpoint" 2 "--save-model" "$trainer" --steps 1 --save-model elsewhere
+printf 'tasks = "sst2"\nbogus-option = 3\n' >bogus.toml
+expect "a config file with an unknown option" 2 "bogus.toml" "$tool" train camtl --config bogus.toml
+printf 'epochs = "many"\n' >badvalue.toml
+expect "a config file with a bad value" 2 "--epochs" "$tool" train camtl --config badvalue.toml
+expect "train without a recipe" 2 "camtl|pha" "$tool" train
+expect "transfer from a CA-MTL model" 2 "holds a camtl model" "$tool" transfer --source-model saved --data "$data" --target cb --k 16
+
+# PHA: a few steps of low-data multi-task training on SST-2 and STS-B, saved; then few-shot transfer to CB
+# (a task the source never saw) from that directory alone: it retrieves a source prototype, trains, saves the
+# one-task model, and eval reads that on CB's validation file.
+out=$("$tool" train pha --checkpoint "$model" --data "$data" --tasks sst2,stsb --train-per-task 128 --dev-per-task 64 \
+      --seq-len 64 --steps 6 --quiet --save-model pha 2>&1) ||
+  fail "hyperadapt train pha: $out"
+out=$("$tool" transfer --source-model pha --data "$data" --target cb --k 16 --steps 3 --dev-per-task 32 --quiet \
+      --save-model cb 2>&1) || fail "hyperadapt transfer: $out"
+grep -q "<- retrieved" <<<"$out" || fail "transfer did not report the retrieved prototype: $out"
+"$tool" info cb --json >cb.json || fail "info cb"
+python3 -c 'import json; j=json.load(open("cb.json")); assert j["kind"]=="pha" and [t["name"] for t in j["tasks"]]==["cb"], j' ||
+  fail "info cb: $(cat cb.json)"
+"$tool" eval --model cb --task cb --input "$data/superglue/CB/val.jsonl" --output cb.eval.json >/dev/null || fail "eval cb"
+python3 -c 'import json; e=json.load(open("cb.eval.json")); assert e["examples"]==56 and 0<=e["metrics"]["accuracy"]<=1, e' ||
+  fail "eval cb: $(cat cb.eval.json)"
 
 # The HTTP server: 32 concurrent clients x 50 requests against predict's answers, malformed requests in
 # between, then SIGTERM: it finishes and exits 0.
@@ -125,7 +168,7 @@ if [[ $http == with-http ]]; then
   "$tool" predict --model saved --task sst2 --input sentences.txt --format text --output expected.jsonl || fail "predict sentences.txt"
   "$tool" serve --model saved --port 0 >serve.log 2>&1 &
   server=$!
-  for _ in $(seq 100); do grep -q "http://" serve.log && break; sleep 0.1; done
+  for _ in $(seq 100); do grep -q "http://" serve.log 2>/dev/null && break; sleep 0.1; done
   port=$(grep -o 'http://127.0.0.1:[0-9]*' serve.log | grep -o '[0-9]*$')
   if [[ -z $port ]]; then
     fail "the server did not start: $(cat serve.log)"
