@@ -34,7 +34,7 @@ optimization="${HYPERADAPT_SANITIZE_OPTIMIZATION:-$([[ "$tests" == ci ]] && echo
 # sanitized driver alone costs about 70 s of compiling, and the checkpoint code they drive is sanitized here
 # through test_train_checkpoint and test_train_checkpoint_full_disk (CI stays under 20 minutes).
 ci_tests="test_train_checkpoint test_train_checkpoint_full_disk test_io_safetensors test_optim test_nn_parameters
-test_data_metrics"
+test_data_metrics test_serve_request_batcher"
 case "$tests" in
   none) echo "sanitize.sh: HYPERADAPT_SANITIZE_TESTS=none: no sanitizer run"; exit 0 ;;
   ci) tests="$ci_tests" ;;
