@@ -46,8 +46,11 @@ inline int default_thread_count() {
 #endif
 }
 
-/// Element-wise loops below this size run on one thread: waking a team costs more than it saves.
-inline constexpr std::size_t parallel_threshold = 1 << 14;
+/// Element-wise loops below this size run on one thread: waking a team costs more than it saves, and much
+/// more when another process holds a core (the helper thread may not be running). 128 K elements is about
+/// 30-50 us of work on one core; 16 K made the README's small built-in example 1.54x slower on two threads
+/// than on one beside a busy process, 128 K 1.29x (docs/benchmarks.md, "Under contention").
+inline constexpr std::size_t parallel_threshold = 1 << 17;
 /// Batches of products below this many multiply-adds in all run on one thread, for the same reason: a team's
 /// wake-up costs tens of microseconds with passive waiting, and when the other core is busy a tiny batch
 /// (a small model's attention heads) ran ten times slower on two threads than on one.
