@@ -53,8 +53,8 @@ struct args : examples::common_args {
 /// (examples::run_main prints it).
 [[noreturn]] void usage(const std::string& why) { throw examples::usage_error(why); }
 
-/// Parses the command line; exits with 2 naming the option on a bad value (0 after --help).
-/// Returns the exit code instead when the run should end here (0 after --help, 2 after a bad option).
+/// Parses the command line; returns the exit code instead when the run should end here (0 after --help, 2
+/// after a bad option, its message printed naming the option).
 std::variant<args, int> parse(int argc, char** argv, const std::string& program) {
     args a;
     a.program = program;

@@ -1,6 +1,6 @@
 #pragma once
-// The two training recipes, each compiled once (the libraries hyperadapt_recipe_*) and run by the numbered examples
-// (02_camtl_glue, 03_pha_fewshot) and by the tool (`hyperadapt train camtl|pha`, `hyperadapt transfer`).
+// The two training recipes, each compiled once (the libraries hyperadapt_recipe_*) and run by the numbered
+// examples (02_camtl_glue, 03_pha_fewshot) and by the tool (`hyperadapt train camtl|pha`, `hyperadapt transfer`).
 // Each takes a command line (options, or `--config FILE` with the same options in TOML) and returns the
 // process's exit code: 0 done, 1 a run-time error (one line naming the program and the culprit), 2 a bad option.
 // `program` is the name the run gives itself in its messages, its --help and its records.
