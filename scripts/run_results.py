@@ -289,6 +289,13 @@ def main():
                 continue
             if a.max_runs and ran >= a.max_runs:
                 return
+            # A benchmark or a timing needs a quiet machine: while {build}/pause exists, no new run starts
+            # (the one in progress finishes; its wall time stays honest).
+            pause = os.path.join(a.build, "pause")
+            if os.path.exists(pause) and not a.dry_run:
+                print(f"== paused while {pause} exists", file=sys.stderr, flush=True)
+                while os.path.exists(pause):
+                    time.sleep(5)
             # {sources} and {seed} in a row's arguments name per-seed files (the digest keeps the template).
             resolved = [x.replace("{sources}", a.sources).replace("{seed}", str(seed)) for x in args]
             if "--save" in resolved:

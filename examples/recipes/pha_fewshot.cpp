@@ -30,7 +30,8 @@
 #include "hyperadapt/train/samplers/size_proportional.hpp"
 #include "hyperadapt/train/samplers/temperature.hpp"
 #include "hyperadapt/train/synthetic_tasks.hpp"
-#include "../example_support.hpp"
+#include "../example_options.hpp"
+#include "recipe_models.hpp"
 #include "recipes.hpp"
 
 using namespace hyperadapt;
