@@ -1,6 +1,6 @@
 #pragma once
 // The models the recipes train, and what trains, measures and saves them, declared `extern` here and
-// compiled once, optimised, in recipes/instances/ (one translation unit per model, built in parallel). The
+// compiled once, optimised, in recipes/instances/ (models.cpp and training.cpp, built in parallel). The
 // recipes' own code -- options, data, reports, which runs once per run -- then compiles without instantiating
 // a model, a training loop or an evaluation (docs/benchmarks.md, "Compile time of the examples").
 #include <cstdint>
