@@ -21,7 +21,7 @@
 //     03_pha_fewshot --mode transfer --checkpoint .deps/models/all-MiniLM-L6-v2 --data ../shared/data
 //         --tasks rte,mrpc,stsb,cola,sst2,wnli --source source.safetensors --target cb --k 16 --model pha|adapter|full
 // --json FILE appends one JSON line per run; --steps S fixes the number of optimizer steps (otherwise
-// --epochs over the training examples). The options shared with 02_camtl_glue (examples/example_support.hpp:
+// --epochs over the training examples). The options shared with 02_camtl_glue (examples/example_options.hpp:
 // --out, --checkpoint-every, --resume, --skip-nonfinite, ...) mean the same there; --help lists all, and every
 // bad value is refused before anything is read or trained, naming the option.
 //
