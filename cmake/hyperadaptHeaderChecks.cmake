@@ -38,6 +38,13 @@ endif()
 if(NOT TARGET hyperadapt::onednn)
   list(APPEND _header_check_args --skip-header oneapi/dnnl/dnnl.hpp)
 endif()
+if(TARGET hyperadapt::mpi)
+  foreach(_dir ${MPI_CXX_INCLUDE_DIRS})
+    list(APPEND _header_check_args -I ${_dir})
+  endforeach()
+else()
+  list(APPEND _header_check_args --skip-header mpi.h)
+endif()
 add_test(NAME headers_self_contained
   COMMAND Python3::Interpreter ${_check_includes} compile --root ${PROJECT_SOURCE_DIR}
           --cxx ${HYPERADAPT_HEADER_CHECK_CXX} --jobs 2

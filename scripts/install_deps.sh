@@ -17,6 +17,7 @@ packages=(
   gnuplot-nox                         # dev-curve plots of the multi-task trainer
   libcli11-dev                        # the examples' command-line options (the library does not need it)
   libcpp-httplib-dev pkgconf          # hyperadapt serve, the HTTP server of the hyperadapt tool
+  libopenmpi-dev openmpi-bin          # optional hyperadapt::mpi: data-parallel training over processes (mpirun)
   clang libclang-rt-14-dev            # the libFuzzer targets of tests/fuzz (scripts/fuzz.sh, run by scripts/test.sh)
 )
 

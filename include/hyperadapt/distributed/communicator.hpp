@@ -1,0 +1,50 @@
+#pragma once
+// The communicator policy: what data-parallel training needs from a group of processes, beside the backend
+// policy. `single_process` is the default and needs nothing; `mpi_communicator` (mpi_communicator.hpp, target
+// hyperadapt::mpi) runs the same operations over MPI. Every operation is collective: all ranks call it, in the
+// same order, with the same sizes.
+#include <concepts>
+#include <cstddef>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "hyperadapt/core/errors.hpp"
+
+namespace hyperadapt {
+
+/// A collective operation failed or could not start (a rank died, the sizes disagreed): the message names the
+/// operation and the rank that saw it.
+class communication_error : public error {
+public:
+    using error::error;
+};
+
+template <class C>
+concept communicator = requires(C& c, const C& cc, std::span<float> f, std::span<double> d,
+                                std::span<std::byte> bytes, const std::string& s, int root) {
+    { cc.rank() } -> std::convertible_to<int>;
+    { cc.size() } -> std::convertible_to<int>;
+    c.allreduce_sum(f);            // in place: every rank ends with the elementwise sum over ranks
+    c.allreduce_sum(d);
+    c.broadcast(bytes, root);      // in place: every rank ends with root's bytes
+    { c.allgather(s) } -> std::same_as<std::vector<std::string>>;  // every rank's string, in rank order
+    c.barrier();
+};
+
+/// One process: rank 0 of 1; every collective is the identity.
+class single_process {
+public:
+    [[nodiscard]] int rank() const noexcept { return 0; }
+    [[nodiscard]] int size() const noexcept { return 1; }
+    void allreduce_sum(std::span<float>) noexcept {}
+    void allreduce_sum(std::span<double>) noexcept {}
+    void broadcast(std::span<std::byte>, int root) const {
+        if (root != 0) throw communication_error("broadcast: root " + std::to_string(root) + " of a single process");
+    }
+    [[nodiscard]] std::vector<std::string> allgather(const std::string& s) const { return {s}; }
+    void barrier() noexcept {}
+};
+static_assert(communicator<single_process>);
+
+}  // namespace hyperadapt
