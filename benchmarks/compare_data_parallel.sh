@@ -5,7 +5,9 @@
 # run's line and, per round, the efficiency the issue bounds: tokens/s of 2 ranks x 1 thread over the better
 # single-process configuration (≥ 0.9 wanted).
 #   usage: benchmarks/compare_data_parallel.sh [build-dir] [repeats] [steps]
-# OMP_WAIT_POLICY is PASSIVE unless set; OPENBLAS_CORETYPE is unset for this command only.
+# Every run is launched by mpiexec with --bind-to none: Open MPI binds a rank to one core by default, which
+# would put both threads of the 2-thread process on one core. OMP_WAIT_POLICY is PASSIVE unless set;
+# OPENBLAS_CORETYPE is unset for this command only.
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 root="$(cd "$here/.." && pwd)"
@@ -21,8 +23,8 @@ bench="$build/benchmarks/bench_data_parallel_step"
 [[ -x "$bench" ]] || { echo "compare_data_parallel.sh: $bench is missing (needs Open MPI: libopenmpi-dev)" >&2; exit 1; }
 rate() { sed -n 's/.*steps, \([0-9.]*\) real tokens\/s.*/\1/p'; }
 for ((r = 1; r <= repeats; ++r)); do
-  one=$(OMP_NUM_THREADS=1 mpiexec -n 1 "$bench" --threads 1 --steps "$steps")
-  two=$(OMP_NUM_THREADS=2 mpiexec -n 1 "$bench" --threads 2 --steps "$steps")
+  one=$(OMP_NUM_THREADS=1 mpiexec -n 1 --bind-to none "$bench" --threads 1 --steps "$steps")
+  two=$(OMP_NUM_THREADS=2 mpiexec -n 1 --bind-to none "$bench" --threads 2 --steps "$steps")
   ranks=$(OMP_NUM_THREADS=1 mpiexec -n 2 --bind-to none "$bench" --threads 1 --steps "$steps")
   printf '%s\n%s\n%s\n' "$one" "$two" "$ranks"
   python3 - "$(rate <<<"$one")" "$(rate <<<"$two")" "$(rate <<<"$ranks")" <<'PY'

@@ -4,16 +4,23 @@
 #define BOOST_TEST_MODULE data_parallel_mpi
 #include <boost/test/unit_test.hpp>
 
+#include <algorithm>
 #include <cmath>
+#include <cstdlib>
+#include <filesystem>
 #include <string>
 #include <vector>
 
 #include "hyperadapt/backend/cpu.hpp"
 #include "hyperadapt/distributed/data_parallel.hpp"
 #include "hyperadapt/distributed/mpi_communicator.hpp"
+#include "hyperadapt/models/camtl.hpp"
 #include "hyperadapt/models/multitask_bert.hpp"
 #include "hyperadapt/nn/parameters.hpp"
 #include "hyperadapt/train/multitask_data.hpp"
+#include "hyperadapt/train/multitask_trainer.hpp"
+#include "hyperadapt/train/samplers/mt_uncertainty.hpp"
+#include "hyperadapt/train/samplers/size_proportional.hpp"
 #include "hyperadapt/train/synthetic_tasks.hpp"
 
 using namespace hyperadapt;
@@ -32,7 +39,19 @@ const bert_config tiny{.vocab_size = 40, .hidden = 8, .layers = 2, .heads = 2, .
 
 multitask_bert_options one_task() { return {.backbone = tiny, .tasks = {{"order", 2}}, .head_dropout = 0}; }
 
-std::vector<std::vector<double>> gradients(multitask_bert<cpu, double>& m) {
+/// A small CA-MTL over three synthetic tasks, dropout off (the ranks' dropout streams are their own).
+camtl_options small_camtl() {
+    camtl_options o;
+    o.backbone = {.vocab_size = 40, .hidden = 16, .layers = 2, .heads = 2, .intermediate = 12, .max_position = 16,
+                  .hidden_dropout = 0, .attention_dropout = 0};
+    o.seq_len = 16;
+    o.head_dropout = 0;
+    o.tasks = {{"order", 2}, {"majority", 2}, {"count", 1}};
+    return o;
+}
+
+template <class Model>
+std::vector<std::vector<double>> gradients_of(Model& m) {
     std::vector<std::vector<double>> g;
     m.visit_parameters([&](const std::string&, parameter<cpu, double>& p) {
         if (p.trainable()) g.push_back(p.grad.to_host());
@@ -40,10 +59,13 @@ std::vector<std::vector<double>> gradients(multitask_bert<cpu, double>& m) {
     return g;
 }
 
-double loss_and_gradients(multitask_bert<cpu, double>& m, cpu& b, const std::vector<encoded_task>& tasks,
-                          const std::vector<sample_ref>& rows) {
-    const auto batch = make_batch<cpu, double>(b, tasks, rows);
-    multitask_bert<cpu, double>::context ctx;
+template <class Model>
+double loss_and_gradients(Model& m, cpu& b, const std::vector<encoded_task>& tasks, const std::vector<sample_ref>& rows,
+                          const std::vector<std::size_t>& loss_task_rows = {},
+                          batch_padding padding = batch_padding::to_encoded_length) {
+    auto batch = make_batch<cpu, double>(b, tasks, rows, padding);
+    batch.loss_task_rows = loss_task_rows;
+    typename Model::context ctx;
     zero_grad(m);
     const double loss = m.forward_loss(batch, ctx, run_mode::inference());
     m.backward(ctx);
@@ -89,19 +111,189 @@ BOOST_AUTO_TEST_CASE(two_ranks_of_b_rows_give_the_gradient_of_one_batch_of_2b) {
     for (std::size_t i = 0; i < 6; ++i) mine.push_back(all[static_cast<std::size_t>(comm.rank()) * 6 + i]);
 
     const double whole_loss = loss_and_gradients(m, b, tasks, all);  // the single-process batch of 2b rows
-    const auto whole = gradients(m);
+    const auto whole = gradients_of(m);
     double my_loss = loss_and_gradients(m, b, tasks, mine);
-    allreduce_gradients(m, comm, /*bucket_elements=*/100);  // small buckets: many all-reduces, a split parameter
+    allreduce_gradients(m, comm, gradient_reduction::mean, /*bucket_elements=*/100);  // many all-reduces
     std::vector<double> loss{my_loss};
     comm.allreduce_sum(std::span<double>(loss));
     BOOST_TEST(loss[0] / 2 == whole_loss, boost::test_tools::tolerance(1e-12));
-    const auto averaged = gradients(m);
+    const auto averaged = gradients_of(m);
     BOOST_TEST_REQUIRE(averaged.size() == whole.size());
     double worst = 0;
     for (std::size_t k = 0; k < whole.size(); ++k)
         for (std::size_t i = 0; i < whole[k].size(); ++i)
             worst = std::max(worst, std::abs(averaged[k][i] - whole[k][i]) / (std::abs(whole[k][i]) + 1e-12));
     BOOST_TEST(worst < 1e-9, "largest relative difference " << worst);
+}
+
+BOOST_AUTO_TEST_CASE(camtl_on_unequal_task_shares_adds_up_to_the_global_multitask_loss) {
+    // The multi-task loss is the mean over tasks present of per-task means: with the global batch's task counts
+    // (loss_task_rows) each rank's loss is its share, and the summed gradients are the global batch's, even
+    // when the ranks hold different numbers of each task's rows and one rank lacks a task.
+    mpi_communicator comm;
+    BOOST_TEST_REQUIRE(comm.size() == 2);
+    cpu b;
+    camtl_model<cpu, double> m(b, small_camtl());
+    rng_stream init(7);
+    m.initialize(init);
+    m.apply_freezing();
+    const std::vector<encoded_task> tasks{synthetic_task(synthetic_kind::order, 16, 16, 3),
+                                          synthetic_task(synthetic_kind::majority, 16, 16, 4),
+                                          synthetic_task(synthetic_kind::count, 16, 16, 5)};
+    // Rank 0: four rows of task 0, two of task 1; rank 1: one of task 0, one of task 1, four of task 2.
+    const std::vector<sample_ref> rows{{0, 0}, {0, 1}, {1, 2}, {0, 3}, {1, 4}, {0, 5},
+                                       {2, 6}, {0, 7}, {2, 8}, {1, 9}, {2, 10}, {2, 11}};
+    const auto counts = task_row_counts(rows, tasks.size());
+    for (const auto padding : {batch_padding::to_encoded_length, batch_padding::length_groups}) {
+        const double whole_loss = loss_and_gradients(m, b, tasks, rows, {}, padding);
+        const auto whole = gradients_of(m);
+        std::vector<double> loss{loss_and_gradients(m, b, tasks, rank_share(rows, comm.rank(), comm.size()), counts, padding)};
+        allreduce_gradients(m, comm, gradient_reduction::sum, /*bucket_elements=*/1000);
+        comm.allreduce_sum(std::span<double>(loss));
+        BOOST_TEST(loss[0] == whole_loss, boost::test_tools::tolerance(1e-12));
+        const auto summed = gradients_of(m);
+        BOOST_TEST_REQUIRE(summed.size() == whole.size());
+        double worst = 0, largest = 0;
+        for (std::size_t k = 0; k < whole.size(); ++k)
+            for (std::size_t i = 0; i < whole[k].size(); ++i) {
+                worst = std::max(worst, std::abs(summed[k][i] - whole[k][i]));
+                largest = std::max(largest, std::abs(whole[k][i]));
+            }
+        BOOST_TEST(largest > 0);
+        BOOST_TEST(worst <= 1e-12 * largest, "largest difference " << worst << " (largest gradient " << largest << ")");
+    }
+    BOOST_CHECK_THROW(rank_share(std::vector<sample_ref>(5), comm.rank(), comm.size()), config_error);
+}
+
+namespace {
+
+/// Trains a fresh small CA-MTL (seeded 11 on every rank but `init_rank_offset` added on rank 1, which the
+/// broadcast must undo) for `steps` steps of `batch` rows with MT-Uncertainty or size-proportional sampling.
+template <communicator C>
+std::pair<training_result, std::vector<std::vector<double>>> train_small(C& comm, bool mtu, std::size_t batch,
+                                                                         std::uint64_t init_rank_offset,
+                                                                         const std::filesystem::path& out = {},
+                                                                         bool resume = false) {
+    cpu b;
+    camtl_model<cpu, double> m(b, small_camtl());
+    rng_stream init(11 + (comm.rank() == 1 ? init_rank_offset : 0));
+    m.initialize(init);
+    m.apply_freezing();
+    const std::vector<encoded_task> train{synthetic_task(synthetic_kind::order, 60, 16, 3),
+                                          synthetic_task(synthetic_kind::majority, 60, 16, 4),
+                                          synthetic_task(synthetic_kind::count, 60, 16, 5)};
+    const std::vector<encoded_task> dev{synthetic_task(synthetic_kind::order, 20, 16, 6),
+                                        synthetic_task(synthetic_kind::majority, 20, 16, 7),
+                                        synthetic_task(synthetic_kind::count, 20, 16, 8)};
+    trainer_options o;
+    o.steps = 6;
+    o.lr = 3e-3;
+    o.eval_every = 3;
+    o.show_progress = false;
+    o.seed = 5;
+    o.out_dir = out;
+    o.checkpoint_every = out.empty() ? 0 : 3;
+    o.resume = resume;
+    training_result r;
+    if (mtu) {
+        std::vector<mt_uncertainty_task> tasks;
+        for (const auto& t : train) tasks.push_back({t.info.name, t.size(), t.num_labels(), {}});
+        tasks[2].borrow_scores_from = tasks[0].name;
+        mt_uncertainty_sampler s(tasks, batch, rng_stream(9));
+        r = train_multitask(m, s, b, train, dev, o, comm);
+    } else {
+        size_proportional_sampler s({60, 60, 60}, batch, rng_stream(9));
+        r = train_multitask(m, s, b, train, dev, o, comm);
+    }
+    std::vector<std::vector<double>> values;
+    m.visit_parameters([&](const std::string&, parameter<cpu, double>& p) { values.push_back(p.value.to_host()); });
+    return {r, values};
+}
+}  // namespace
+
+BOOST_AUTO_TEST_CASE(trainer_two_ranks_of_b_equal_one_process_of_2b) {
+    // CA-MTL with MT-Uncertainty (every rank scores every candidate, so the global top-b is the single
+    // process's) and with size-proportional sampling: after 6 steps of a global batch of 12, the losses, the
+    // evaluations and every parameter of the 2-rank run equal the single-process run's (dropout off: the
+    // ranks' dropout streams are their own).
+    mpi_communicator comm;
+    BOOST_TEST_REQUIRE(comm.size() == 2);
+    for (const bool mtu : {true, false}) {
+        single_process solo;
+        const auto [alone, alone_values] = train_small(solo, mtu, 12, 0);
+        const auto [shared, shared_values] = train_small(comm, mtu, 12, 1000);
+        BOOST_TEST_REQUIRE(shared.losses.size() == alone.losses.size());
+        for (std::size_t k = 0; k < alone.losses.size(); ++k)
+            BOOST_TEST(shared.losses[k] == alone.losses[k], boost::test_tools::tolerance(1e-9));
+        BOOST_TEST(shared.real_tokens == alone.real_tokens);
+        BOOST_TEST(shared.fraction_used == alone.fraction_used);
+        BOOST_TEST(shared.final_average == alone.final_average, boost::test_tools::tolerance(1e-9));
+        double worst = 0;
+        for (std::size_t k = 0; k < alone_values.size(); ++k)
+            for (std::size_t i = 0; i < alone_values[k].size(); ++i)
+                worst = std::max(worst, std::abs(shared_values[k][i] - alone_values[k][i]) /
+                                            (std::abs(alone_values[k][i]) + 1e-6));
+        BOOST_TEST(worst < 1e-8, (mtu ? "MT-Uncertainty" : "proportional") << ": largest relative parameter difference " << worst);
+    }
+    // A global batch the world size does not divide is refused at the first step, on every rank.
+    BOOST_CHECK_THROW(train_small(comm, false, 7, 0), config_error);
+}
+
+BOOST_AUTO_TEST_CASE(checkpoints_resume_at_another_world_size) {
+    // A 6-step run writes checkpoints at steps 3 and 6 (rank 0 only); the one of step 6 is removed and the run
+    // resumes from step 3 at the other world size: 2 ranks -> 1 process, and 1 process -> 2 ranks. Either way
+    // the resumed steps and the final parameters are the uninterrupted single-process run's.
+    namespace fs = std::filesystem;
+    mpi_communicator comm;
+    BOOST_TEST_REQUIRE(comm.size() == 2);
+    single_process solo;
+    const auto [alone, alone_values] = train_small(solo, true, 12, 0);
+    std::string base;
+    if (comm.rank() == 0) {
+        std::string tmpl = (fs::temp_directory_path() / "hyperadapt_dp_resume_XXXXXX").string();
+        BOOST_TEST_REQUIRE(::mkdtemp(tmpl.data()) != nullptr);
+        base = tmpl;
+    }
+    base = comm.allgather(base)[0];
+    auto drop_last_checkpoint = [&](const fs::path& out) {
+        comm.barrier();
+        if (comm.rank() == 0) {
+            const auto all = checkpoint_directory(out / "checkpoints").list();
+            BOOST_TEST_REQUIRE(all.size() == 2u);
+            fs::remove(all.back().second);
+        }
+        comm.barrier();
+    };
+    auto check_resumed = [&](const training_result& r, const std::vector<std::vector<double>>& values, const char* what) {
+        BOOST_TEST(r.resumed_from == 3, what);
+        BOOST_TEST_REQUIRE(r.losses.size() == 3u);
+        for (std::size_t k = 0; k < 3; ++k) BOOST_TEST(r.losses[k] == alone.losses[3 + k], boost::test_tools::tolerance(1e-9));
+        double worst = 0;
+        for (std::size_t k = 0; k < alone_values.size(); ++k)
+            for (std::size_t i = 0; i < alone_values[k].size(); ++i)
+                worst = std::max(worst, std::abs(values[k][i] - alone_values[k][i]) / (std::abs(alone_values[k][i]) + 1e-6));
+        BOOST_TEST(worst < 1e-8, what << ": largest relative parameter difference " << worst);
+    };
+    {  // 2 ranks write, 1 process resumes (each rank on its own, from rank 0's files)
+        const fs::path out = fs::path(base) / "two_then_one";
+        train_small(comm, true, 12, 1000, out);
+        drop_last_checkpoint(out);
+        const fs::path mine = out.string() + "_rank" + std::to_string(comm.rank());
+        if (comm.rank() == 0) fs::copy(out, mine, fs::copy_options::recursive);
+        comm.barrier();
+        if (comm.rank() == 1) fs::copy(out, mine, fs::copy_options::recursive);
+        const auto [r, values] = train_small(solo, true, 12, 0, mine, /*resume=*/true);
+        check_resumed(r, values, "2 ranks -> 1 process");
+    }
+    {  // 1 process writes (rank 0), 2 ranks resume
+        const fs::path out = fs::path(base) / "one_then_two";
+        if (comm.rank() == 0) train_small(solo, true, 12, 0, out);
+        drop_last_checkpoint(out);
+        const auto [r, values] = train_small(comm, true, 12, 1000, out, /*resume=*/true);
+        check_resumed(r, values, "1 process -> 2 ranks");
+    }
+    comm.barrier();
+    if (comm.rank() == 0) fs::remove_all(base);
 }
 
 BOOST_AUTO_TEST_CASE(ranks_with_different_models_are_refused_on_every_rank) {
@@ -121,6 +313,45 @@ BOOST_AUTO_TEST_CASE(ranks_with_different_models_are_refused_on_every_rank) {
     }
 }
 
+BOOST_AUTO_TEST_CASE(balanced_shares_split_the_rows_and_their_tokens_evenly) {
+    // 12 rows of lengths 1..12 (one task, L = 12): each of 2 (and 3, 4) ranks gets n / W rows, the shares are
+    // disjoint and cover the batch, each keeps batch order, and their token counts are within the longest row.
+    encoded_task t;
+    t.seq_len = 12;
+    for (std::size_t i = 0; i < 12; ++i) {
+        for (std::size_t j = 0; j < 12; ++j) {
+            t.input_ids.push_back(1);
+            t.token_type_ids.push_back(0);
+            t.attention_mask.push_back(j < (i * 5) % 12 + 1 ? 1 : 0);
+        }
+        t.labels.push_back(0);
+        t.scores.push_back(0);
+    }
+    const std::vector<encoded_task> tasks{t};
+    std::vector<sample_ref> rows;
+    for (std::size_t i = 0; i < 12; ++i) rows.push_back({0, i});
+    for (const int world : {2, 3, 4}) {
+        std::vector<int> owner(12, -1);
+        std::vector<std::size_t> tokens;
+        for (int r = 0; r < world; ++r) {
+            const auto mine = balanced_share(rows, tasks, r, world);
+            BOOST_TEST(mine.size() == 12u / static_cast<std::size_t>(world));
+            std::size_t sum = 0;
+            for (std::size_t k = 0; k < mine.size(); ++k) {
+                if (k > 0) BOOST_TEST(mine[k - 1].index < mine[k].index);
+                BOOST_TEST(owner[mine[k].index] == -1);
+                owner[mine[k].index] = r;
+                sum += (mine[k].index * 5) % 12 + 1;
+            }
+            tokens.push_back(sum);
+        }
+        BOOST_TEST(std::count(owner.begin(), owner.end(), -1) == 0);
+        BOOST_TEST(*std::max_element(tokens.begin(), tokens.end()) - *std::min_element(tokens.begin(), tokens.end()) <= 12u,
+                   world << " ranks: token counts differ by more than one row");
+    }
+    BOOST_CHECK_THROW(balanced_share(rows, tasks, 0, 5), config_error);
+}
+
 BOOST_AUTO_TEST_CASE(one_process_needs_no_mpi) {
     single_process solo;
     cpu b;
@@ -131,7 +362,7 @@ BOOST_AUTO_TEST_CASE(one_process_needs_no_mpi) {
     broadcast_parameters(m, solo);
     const std::vector<encoded_task> tasks{synthetic_task(synthetic_kind::order, 4, 8, 5)};
     loss_and_gradients(m, b, tasks, {{0, 0}, {0, 1}});
-    const auto before = gradients(m);
-    allreduce_gradients(m, solo);
-    BOOST_TEST((gradients(m) == before));
+    const auto before = gradients_of(m);
+    allreduce_gradients(m, solo, gradient_reduction::sum);
+    BOOST_TEST((gradients_of(m) == before));
 }

@@ -126,6 +126,11 @@ struct multitask_batch {
     std::size_t real_tokens = 0;  // mask ones: the tokens that are not padding
     /// batch_padding::length_groups: the rows by length (every row in one group); empty: run as one.
     std::vector<row_group<B>> groups;
+    /// Rows per task id of the batch whose loss this one's is a share of; empty: this batch's own. The task
+    /// loss is the mean over the tasks present of per-task means; data-parallel training gives each rank's
+    /// share the global batch's counts (distributed/data_parallel.hpp), so that the ranks' losses and gradients
+    /// add up to the global batch's.
+    std::vector<std::size_t> loss_task_rows;
 
     [[nodiscard]] std::size_t size() const noexcept { return rows.size(); }
     [[nodiscard]] std::size_t length() const noexcept { return input_ids.empty() ? 0 : input_ids.shape()[1]; }

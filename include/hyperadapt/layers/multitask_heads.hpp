@@ -3,6 +3,7 @@
 // each row goes through its own task's head (dropout -> linear, classification or regression), each task
 // present in the batch gets its mean loss (cross-entropy or MSE), and the batch loss is the mean over the
 // tasks present, so every task counts equally whatever its number of rows.
+#include <algorithm>
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -37,11 +38,13 @@ public:
         typename cross_entropy_loss<B, T>::context ce;
         typename mse_loss<B, T>::context mse;
         double loss = 0;
+        double weight = 0;  // of this task's mean loss in the batch loss (set with loss_task_rows)
     };
     struct context {
         std::vector<task_part> parts;
         std::size_t batch = 0;
         double loss = 0;
+        bool weighted = false;  // the parts carry their weights (forward_loss with loss_task_rows)
     };
 
     multitask_heads(B& backend, std::size_t hidden, std::vector<task_head_spec> tasks, T dropout_p = T(0.1),
@@ -90,10 +93,13 @@ public:
     }
 
     /// Batch loss: the mean over tasks present of each task's mean loss. labels: class id per row (any value
-    /// for regression rows); scores: target per row (any value for classification rows).
+    /// for regression rows); scores: target per row (any value for classification rows). With
+    /// `loss_task_rows` (rows per task id of a larger batch this one is a share of, as multitask_batch holds it),
+    /// the share of that batch's loss these rows carry: task t's mean weighs n_t / (K N_t), K the tasks present
+    /// there, so that the shares' losses add up to the larger batch's.
     double forward_loss(const tensor<B, T>& pooled, const std::vector<std::int32_t>& task_of_row,
                         const std::vector<std::int32_t>& labels, const std::vector<float>& scores, context& ctx,
-                        run_mode mode) const {
+                        run_mode mode, const std::vector<std::size_t>& loss_task_rows = {}) const {
         if (pooled.shape().rank() != 2 || pooled.cols() != hidden_ || pooled.rows() != task_of_row.size())
             throw shape_error(name_ + ": pooled input has shape " + pooled.shape().str() + ", expected (" +
                               std::to_string(task_of_row.size()) + ", " + std::to_string(hidden_) + ")");
@@ -125,7 +131,24 @@ public:
             ctx.loss += part.loss;
             ctx.parts.push_back(std::move(part));
         }
-        ctx.loss /= static_cast<double>(ctx.parts.size());
+        if (loss_task_rows.empty()) {
+            ctx.loss /= static_cast<double>(ctx.parts.size());
+            return ctx.loss;
+        }
+        if (loss_task_rows.size() != heads_.size())
+            throw config_error(name_ + ": loss_task_rows has " + std::to_string(loss_task_rows.size()) +
+                               " counts for " + std::to_string(heads_.size()) + " task heads");
+        const auto present = static_cast<double>(
+            std::count_if(loss_task_rows.begin(), loss_task_rows.end(), [](std::size_t n) { return n > 0; }));
+        ctx.loss = 0;
+        for (auto& part : ctx.parts) {
+            if (loss_task_rows[part.task] < part.rows.size())
+                throw config_error(name_ + ": task " + specs_[part.task].name + " has " + std::to_string(part.rows.size()) +
+                                   " rows here but " + std::to_string(loss_task_rows[part.task]) + " in loss_task_rows");
+            part.weight = static_cast<double>(part.rows.size()) / (present * static_cast<double>(loss_task_rows[part.task]));
+            ctx.loss += part.weight * part.loss;
+        }
+        ctx.weighted = true;
         return ctx.loss;
     }
 
@@ -133,8 +156,9 @@ public:
     /// gradients.
     tensor<B, T> backward(context& ctx, T loss_scale = T(1)) {
         auto dpooled = tensor<B, T>::zeros(*backend_, {ctx.batch, hidden_});
-        const T scale = loss_scale / static_cast<T>(ctx.parts.size());
         for (auto& part : ctx.parts) {
+            const T scale = ctx.weighted ? loss_scale * static_cast<T>(part.weight)
+                                         : loss_scale / static_cast<T>(ctx.parts.size());
             const auto dy = is_regression(part.task) ? mse_.backward(part.mse, scale) : ce_.backward(part.ce, scale);
             const auto drows = heads_[part.task].backward(dy, part.head);
             backend_->scatter_add_rows(part.rows.size(), hidden_, drows.data(), part.row_ids.data(), dpooled.data());

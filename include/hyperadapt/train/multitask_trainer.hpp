@@ -20,6 +20,13 @@
 //               step, the tasks in the batch and the first parameter whose gradient is not finite; with
 //               on_nonfinite = skip_step the update is skipped instead, counted and reported. A checkpoint is
 //               never written with non-finite values, and resume passes over any that hold them.
+//   processes:  with a communicator of more than one rank (distributed/), data-parallel: rank 0's weights are
+//               broadcast first; every rank draws the same global batch from its copy of the sampler (same
+//               seed; MT-Uncertainty scores every candidate on every rank, so the selection is the single
+//               process's), trains on its share (balanced by length) with the global per-task counts in the
+//               loss, and the summed gradients are the global batch's; losses and token counts are summed;
+//               evaluation runs on every rank; only rank 0 logs, shows progress and writes checkpoints.
+//               Dropout draws from a stream of (seed, rank, step): a run is reproducible for a world size.
 //   resume:     with `resume`, the newest checkpoint in out_dir/checkpoints that validates and is finite
 //               restores model, AdamW, dropout stream and sampler; the run continues from its step and its
 //               losses equal the uninterrupted run's bit for bit (CPU). Model selection starts again at the
@@ -29,6 +36,7 @@
 //   double forward_loss(const multitask_batch<B,T>&, context&, run_mode);  void backward(context&);
 //   std::vector<std::vector<T>> outputs(const multitask_batch<B,T>&, run_mode);  visit_parameters(f).
 #include <algorithm>
+#include <array>
 #include <chrono>
 #include <cstdint>
 #include <cmath>
@@ -44,6 +52,8 @@
 
 #include "hyperadapt/data/metrics.hpp"
 #include "hyperadapt/data/multitask_batch.hpp"
+#include "hyperadapt/distributed/communicator.hpp"
+#include "hyperadapt/distributed/data_parallel.hpp"
 #include "hyperadapt/nn/parameters.hpp"
 #include "hyperadapt/optim/adamw.hpp"
 #include "hyperadapt/optim/clip.hpp"
@@ -235,10 +245,22 @@ private:
     S& s_;
 };
 
-template <class Model, class B, class T>
+template <class Model, class B, class T, communicator C>
 training_result train_multitask_loop(Model& model, sampler_handle& sampler, B& backend,
                                      std::span<const encoded_task> train, std::span<const encoded_task> dev,
-                                     const trainer_options& o);
+                                     const trainer_options& o, C& comm);
+
+/// The dropout stream of one rank's training forward at one step of a data-parallel run: a function of the
+/// run's seed, the rank and the step only, so that it needs no state in a checkpoint.
+inline rng_stream rank_step_stream(std::uint64_t seed, int rank, std::int64_t step) {
+    auto mix = [](std::uint64_t z) {  // splitmix64's finaliser
+        z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+        z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+        return z ^ (z >> 31);
+    };
+    return rng_stream(mix(mix(seed ^ 0x6a09e667f3bcc908ULL) + static_cast<std::uint64_t>(rank) * 0x9e3779b97f4a7c15ULL +
+                          static_cast<std::uint64_t>(step)));
+}
 }  // namespace detail
 
 /// Trains `model` on the tasks in `train` with batches from `sampler`, evaluating on `dev` (see the top of
@@ -248,14 +270,32 @@ template <class Model, sampler S, class B = typename Model::backend_type, class 
 training_result train_multitask(Model& model, S& sampler, B& backend, std::span<const encoded_task> train,
                                 std::span<const encoded_task> dev, const trainer_options& o) {
     detail::sampler_reference<S> handle(sampler);
-    return detail::train_multitask_loop<Model, B, T>(model, handle, backend, train, dev, o);
+    single_process solo;
+    return detail::train_multitask_loop<Model, B, T>(model, handle, backend, train, dev, o, solo);
 }
 
-template <class Model, class B, class T>
+/// The same, data-parallel over `comm`'s ranks (every rank calls it with the same arguments; each trains on its
+/// share of every global batch; see the top of this header). The global batch must be a multiple of the world
+/// size (config_error at the first step otherwise).
+template <class Model, sampler S, communicator C, class B = typename Model::backend_type, class T = typename Model::value_type>
+    requires trainable_multitask_model<Model, B, T>
+training_result train_multitask(Model& model, S& sampler, B& backend, std::span<const encoded_task> train,
+                                std::span<const encoded_task> dev, const trainer_options& o, C& comm) {
+    detail::sampler_reference<S> handle(sampler);
+    return detail::train_multitask_loop<Model, B, T>(model, handle, backend, train, dev, o, comm);
+}
+
+template <class Model, class B, class T, communicator C>
 training_result detail::train_multitask_loop(Model& model, sampler_handle& sampler, B& backend,
                                              std::span<const encoded_task> train, std::span<const encoded_task> dev,
-                                             const trainer_options& o) {
+                                             const trainer_options& o, C& comm) {
     const auto start = std::chrono::steady_clock::now();
+    const bool distributed = comm.size() > 1, leader = comm.rank() == 0;
+    if (distributed) {  // the same model everywhere, starting from rank 0's weights
+        check_same_parameters(model, comm);
+        broadcast_parameters(model, comm);
+    }
+    const bool show_progress = o.show_progress && leader;
     training_result result;
     result.counts = count_parameters(model);
     adamw<B, T> opt(model, {.lr = o.lr, .weight_decay = o.weight_decay}, o.groups);
@@ -288,7 +328,7 @@ training_result detail::train_multitask_loop(Model& model, sampler_handle& sampl
     };
 
     std::optional<metrics_log> log;
-    if (!o.out_dir.empty()) log.emplace(o.out_dir / "metrics.jsonl");
+    if (!o.out_dir.empty() && leader) log.emplace(o.out_dir / "metrics.jsonl");
     progress_bar bar(o.steps, stderr, std::max<std::int64_t>(1, o.steps / 20));
 
     const sampler_handle::score_function score_candidates = [&](const std::vector<example_ref>& cand) {
@@ -325,7 +365,7 @@ training_result detail::train_multitask_loop(Model& model, sampler_handle& sampl
         result.final = res;
         std::string line = o.eval_split + " @" + std::to_string(step) + ":";
         for (const auto& r : res) line += " " + r.task + " " + std::to_string(r.score).substr(0, 6);
-        if (o.show_progress) bar.message(line);
+        if (show_progress) bar.message(line);
     };
 
     std::int64_t first_step = 0;
@@ -367,7 +407,7 @@ training_result detail::train_multitask_loop(Model& model, sampler_handle& sampl
             for (const auto& w : result.resume_skipped) why += "\n  " + w;
             throw io_error(dir.path().string() + ": no checkpoint to resume from is usable:" + why);
         }
-        if (o.show_progress) {
+        if (show_progress) {
             for (const auto& why : result.resume_skipped) bar.message("resume: skipped " + why);
             bar.message(first_step > 0 ? "resumed from step " + std::to_string(first_step)
                                        : "resume: no checkpoint in " + dir.path().string() + " yet, starting at step 0");
@@ -388,13 +428,28 @@ training_result detail::train_multitask_loop(Model& model, sampler_handle& sampl
 
     for (std::int64_t step = first_step; step < o.steps; ++step) {
         const std::vector<example_ref> rows = sampler.next(score_candidates);
-        const auto batch = make_batch<B, T>(backend, train, rows, o.padding);
-        result.real_tokens += batch.real_tokens;
-        result.computed_tokens += batch.computed_positions();
+        auto batch = make_batch<B, T>(backend, train, distributed ? balanced_share(rows, train, comm.rank(), comm.size()) : rows,
+                                      o.padding);
         typename Model::context ctx;
         zero_grad(model);
-        const double loss = model.forward_loss(batch, ctx, run_mode::train(dropout_rng));
-        model.backward(ctx);
+        double loss = 0;
+        if (!distributed) {
+            result.real_tokens += batch.real_tokens;
+            result.computed_tokens += batch.computed_positions();
+            loss = model.forward_loss(batch, ctx, run_mode::train(dropout_rng));
+            model.backward(ctx);
+        } else {
+            batch.loss_task_rows = task_row_counts(rows, train.size());  // this share of the global batch's loss
+            rng_stream stream = rank_step_stream(o.seed, comm.rank(), step);
+            std::array<double, 3> sums{model.forward_loss(batch, ctx, run_mode::train(stream)),
+                                       static_cast<double>(batch.real_tokens), static_cast<double>(batch.computed_positions())};
+            model.backward(ctx);
+            allreduce_gradients(model, comm, gradient_reduction::sum);
+            comm.allreduce_sum(std::span<double>(sums));
+            loss = sums[0];
+            result.real_tokens += static_cast<std::uint64_t>(sums[1]);
+            result.computed_tokens += static_cast<std::uint64_t>(sums[2]);
+        }
         const double norm = clip_grad_norm(model, o.max_grad_norm);
         const bool finite = std::isfinite(loss) && std::isfinite(norm);
         if (!finite) {
@@ -408,7 +463,7 @@ training_result detail::train_multitask_loop(Model& model, sampler_handle& sampl
                 throw nonfinite_error("train_multitask: " + what +
                                       " (lower the learning rate; on_nonfinite = skip_step, --skip-nonfinite in the examples, skips such steps)");
             ++result.skipped_steps;
-            if (o.show_progress) bar.message("skipped the update of " + what);
+            if (show_progress) bar.message("skipped the update of " + what);
         } else {
             for (std::size_t g = 0; g < schedules.size(); ++g) opt.set_group_lr(g, schedules[g].lr(step));
             opt.step();
@@ -424,15 +479,15 @@ training_result detail::train_multitask_loop(Model& model, sampler_handle& sampl
             if (!finite) rec["skipped"] = true;  // NaN and infinities are written as null (JSON has neither)
             log->write(rec);
         }
-        if (o.show_progress) bar.update(step + 1, "loss " + std::to_string(loss).substr(0, 6));
+        if (show_progress) bar.update(step + 1, "loss " + std::to_string(loss).substr(0, 6));
         if (o.eval_every > 0 && (step + 1) % o.eval_every == 0 && step + 1 < o.steps) evaluate_now(step + 1);
-        if (o.checkpoint_every > 0 && !o.out_dir.empty() && (step + 1) % o.checkpoint_every == 0) {
+        if (o.checkpoint_every > 0 && !o.out_dir.empty() && (step + 1) % o.checkpoint_every == 0 && leader) {
             // Never a checkpoint that a resume would have to pass over.
             if (const auto bad = detail::first_nonfinite_parameter(model, false); !bad.empty()) {
                 if (o.on_nonfinite == nonfinite_policy::stop)
                     throw nonfinite_error("train_multitask: step " + std::to_string(step + 1) + ": parameter '" + bad +
                                           "' is not finite; no checkpoint written");
-                if (o.show_progress)
+                if (show_progress)
                     bar.message("step " + std::to_string(step + 1) + ": parameter '" + bad +
                                 "' is not finite; checkpoint not written");
                 continue;
@@ -447,7 +502,7 @@ training_result detail::train_multitask_loop(Model& model, sampler_handle& sampl
     evaluate_now(o.steps);
     if (!selected_values.empty()) restore_snapshot();  // an earlier evaluation was better than the last
     result.steps = o.steps;
-    if (result.skipped_steps > 0 && o.show_progress)
+    if (result.skipped_steps > 0 && show_progress)
         bar.message(std::to_string(result.skipped_steps) + " of " + std::to_string(o.steps - first_step) +
                     " updates skipped for a non-finite loss or gradient");
     result.fraction_used = sampler.fraction_used();
@@ -457,11 +512,12 @@ training_result detail::train_multitask_loop(Model& model, sampler_handle& sampl
     }
     result.best_average = data::average_score(result.best);
     result.final_average = data::average_score(result.final);
+    if (distributed) comm.barrier();  // no rank returns before rank 0's checkpoints and logs are written
     result.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     if (log) {
         std::string why;
         const bool plotted = plot_dev_curves(log->path(), o.out_dir / "dev_curves.png", "score", &why, o.eval_split);
-        if (!why.empty() && o.show_progress) bar.message((plotted ? "dev_curves.png: " : "no plot: ") + why);
+        if (!why.empty() && show_progress) bar.message((plotted ? "dev_curves.png: " : "no plot: ") + why);
     }
     return result;
 }
