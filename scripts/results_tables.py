@@ -74,6 +74,8 @@ for _k in (16, 32, 100):
 # (row, baseline, what the difference tests). Ablations are added per grid: each "d-..." row against d.
 COMPARISONS = [("d", "a", "the CA-MTL claim"), ("c", "b", "CA-MTL's modules, proportional sampling"),
                ("d", "c", "MT-Uncertainty against proportional sampling"),
+               ("c-lr5e-4", "a", "CA-MTL proportional at its chosen rate against single-task"),
+               ("c-lr5e-4", "b", "CA-MTL proportional at its chosen rate against multi-task full fine-tuning"),
                ("d-paper", "d", "MT-Uncertainty: the paper's formula against the code's"),
                ("c-bf16", "c", "bf16 products against fp32"),
                ("lr1e-4-e6-bf16", "lr1e-4-e6", "bf16 products against fp32")]
