@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # What a GPU machine checks, in one run (the device tool gives a session minutes, not hours): the CUDA backend's
-# primitives and whole models against the CPU, then the PHA training step against PyTorch on the same GPU.
+# primitives and whole models against the CPU, a 1-rank NCCL training run against the plain one, then the PHA training step against PyTorch on the same GPU.
 # Run on the GPU machine from the repository root after scripts/device_carry.sh filled .devcarry here:
 #   run(command="bash scripts/device_checks.sh", carry=[".devcarry"])
 # Logs and the benchmark JSON go to $OUT (or ./device-out). CHECKS="tests bench" (default) picks the parts.
@@ -14,10 +14,13 @@ for d in /usr/local/cuda/lib64 /usr/local/cuda/lib; do [ -d "$d" ] && libs="$lib
 # cuBLAS from PyTorch's wheels when the toolkit's is not on the default path
 py_cublas="$(python3 -c 'import nvidia.cublas, os; print(os.path.join(os.path.dirname(nvidia.cublas.__file__), "lib"))' 2>/dev/null || true)"
 [ -n "$py_cublas" ] && libs="$libs:$py_cublas"
+# NCCL likewise (test_nccl_training)
+py_nccl="$(python3 -c 'import nvidia.nccl, os; print(os.path.join(os.path.dirname(nvidia.nccl.__file__), "lib"))' 2>/dev/null || true)"
+[ -n "$py_nccl" ] && libs="$libs:$py_nccl"
 export LD_LIBRARY_PATH="$libs${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
 status=0
 checks="${CHECKS:-tests bench}"
-[[ " $checks " == *" tests "* ]] && for t in test_cuda_backend test_cuda_models; do
+[[ " $checks " == *" tests "* ]] && for t in test_cuda_backend test_cuda_models test_nccl_training; do
   ldd "$carry/tests/$t" | grep "not found" && status=1
   "$carry/tests/$t" --log_level=test_suite --report_level=short --color_output=no > "$out/$t.log" 2>&1
   rc=$?

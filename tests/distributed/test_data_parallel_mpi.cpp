@@ -9,6 +9,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include "hyperadapt/backend/cpu.hpp"
@@ -16,6 +17,7 @@
 #include "hyperadapt/distributed/mpi_communicator.hpp"
 #include "hyperadapt/models/camtl.hpp"
 #include "hyperadapt/models/multitask_bert.hpp"
+#include "hyperadapt/models/pha_bert.hpp"
 #include "hyperadapt/nn/parameters.hpp"
 #include "hyperadapt/train/multitask_data.hpp"
 #include "hyperadapt/train/multitask_trainer.hpp"
@@ -50,6 +52,27 @@ camtl_options small_camtl() {
     return o;
 }
 
+/// A small PHA (prototypes, hypernetwork, retriever, both contrastive losses) over the same tasks, dropout off.
+pha_bert_options small_pha() {
+    pha_bert_options o;
+    o.backbone = small_camtl().backbone;
+    o.tasks = small_camtl().tasks;
+    o.bottleneck = 4;
+    o.prototype_dim = 6;
+    o.retriever_hidden = 8;
+    o.hypernet_hidden = 8;
+    o.hypernet_projection = 4;
+    o.layer_embedding = 3;
+    o.head_dropout = 0;
+    return o;
+}
+
+template <class Model>
+typename Model::options_type small_options() {
+    if constexpr (std::is_same_v<Model, pha_bert<cpu, double>>) return small_pha();
+    else return small_camtl();
+}
+
 template <class Model>
 std::vector<std::vector<double>> gradients_of(Model& m) {
     std::vector<std::vector<double>> g;
@@ -62,9 +85,10 @@ std::vector<std::vector<double>> gradients_of(Model& m) {
 template <class Model>
 double loss_and_gradients(Model& m, cpu& b, const std::vector<encoded_task>& tasks, const std::vector<sample_ref>& rows,
                           const std::vector<std::size_t>& loss_task_rows = {},
-                          batch_padding padding = batch_padding::to_encoded_length) {
+                          batch_padding padding = batch_padding::to_encoded_length, batch_exchange exchange = {}) {
     auto batch = make_batch<cpu, double>(b, tasks, rows, padding);
     batch.loss_task_rows = loss_task_rows;
+    batch.exchange = std::move(exchange);
     typename Model::context ctx;
     zero_grad(m);
     const double loss = m.forward_loss(batch, ctx, run_mode::inference());
@@ -126,29 +150,32 @@ BOOST_AUTO_TEST_CASE(two_ranks_of_b_rows_give_the_gradient_of_one_batch_of_2b) {
     BOOST_TEST(worst < 1e-9, "largest relative difference " << worst);
 }
 
-BOOST_AUTO_TEST_CASE(camtl_on_unequal_task_shares_adds_up_to_the_global_multitask_loss) {
-    // The multi-task loss is the mean over tasks present of per-task means: with the global batch's task counts
-    // (loss_task_rows) each rank's loss is its share, and the summed gradients are the global batch's, even
-    // when the ranks hold different numbers of each task's rows and one rank lacks a task.
+namespace {
+/// Each rank's loss and gradients on its share of a global batch of 12 rows with unequal task shares (rank 0: four
+/// rows of task 0, two of task 1; rank 1: one of task 0, one of task 1, four of task 2), summed over the ranks,
+/// against the single-process batch: equal up to the order of the sums.
+template <class Model>
+void check_shares_add_up(const char* what) {
     mpi_communicator comm;
     BOOST_TEST_REQUIRE(comm.size() == 2);
     cpu b;
-    camtl_model<cpu, double> m(b, small_camtl());
+    Model m(b, small_options<Model>());
     rng_stream init(7);
     m.initialize(init);
     m.apply_freezing();
     const std::vector<encoded_task> tasks{synthetic_task(synthetic_kind::order, 16, 16, 3),
                                           synthetic_task(synthetic_kind::majority, 16, 16, 4),
                                           synthetic_task(synthetic_kind::count, 16, 16, 5)};
-    // Rank 0: four rows of task 0, two of task 1; rank 1: one of task 0, one of task 1, four of task 2.
     const std::vector<sample_ref> rows{{0, 0}, {0, 1}, {1, 2}, {0, 3}, {1, 4}, {0, 5},
                                        {2, 6}, {0, 7}, {2, 8}, {1, 9}, {2, 10}, {2, 11}};
     const auto counts = task_row_counts(rows, tasks.size());
+    const batch_exchange exchange{.rank = comm.rank(), .allgather = [&comm](std::span<const double> v) { return comm.allgather(v); }};
     for (const auto padding : {batch_padding::to_encoded_length, batch_padding::length_groups}) {
         const double whole_loss = loss_and_gradients(m, b, tasks, rows, {}, padding);
         const auto whole = gradients_of(m);
-        std::vector<double> loss{loss_and_gradients(m, b, tasks, rank_share(rows, comm.rank(), comm.size()), counts, padding)};
-        allreduce_gradients(m, comm, gradient_reduction::sum, /*bucket_elements=*/1000);
+        std::vector<double> loss{
+            loss_and_gradients(m, b, tasks, rank_share(rows, comm.rank(), comm.size()), counts, padding, exchange)};
+        allreduce_gradients(m, comm, gradient_reduction::sum, /*bucket_elements=*/1000, /*in_place_elements=*/64);
         comm.allreduce_sum(std::span<double>(loss));
         BOOST_TEST(loss[0] == whole_loss, boost::test_tools::tolerance(1e-12));
         const auto summed = gradients_of(m);
@@ -160,22 +187,57 @@ BOOST_AUTO_TEST_CASE(camtl_on_unequal_task_shares_adds_up_to_the_global_multitas
                 largest = std::max(largest, std::abs(whole[k][i]));
             }
         BOOST_TEST(largest > 0);
-        BOOST_TEST(worst <= 1e-12 * largest, "largest difference " << worst << " (largest gradient " << largest << ")");
+        BOOST_TEST(worst <= 1e-12 * largest, what << ": largest difference " << worst << " (largest gradient " << largest << ")");
     }
+}
+}  // namespace
+
+BOOST_AUTO_TEST_CASE(camtl_on_unequal_task_shares_adds_up_to_the_global_multitask_loss) {
+    // The multi-task loss is the mean over tasks present of per-task means: with the global batch's task counts
+    // (loss_task_rows) each rank's loss is its share, and the summed gradients are the global batch's, even
+    // when the ranks hold different numbers of each task's rows and one rank lacks a task.
+    check_shares_add_up<camtl_model<cpu, double>>("CA-MTL");
+    mpi_communicator comm;
     BOOST_CHECK_THROW(rank_share(std::vector<sample_ref>(5), comm.rank(), comm.size()), config_error);
+}
+
+BOOST_AUTO_TEST_CASE(pha_contrastive_losses_over_the_gathered_global_batch) {
+    // PHA adds L_ins, which pairs every row with every other row of the batch, and L_pro: each rank gathers the
+    // global batch's instance embeddings (multitask_batch::exchange), keeps its own anchors' terms and
+    // back-propagates its own rows, so that the ranks' losses and gradients add up to the global batch's (a
+    // rank's rows alone would miss the pairs across ranks).
+    check_shares_add_up<pha_bert<cpu, double>>("PHA");
+    // The check has teeth: without the exchange, the losses do not add up.
+    mpi_communicator comm;
+    cpu b;
+    pha_bert<cpu, double> m(b, small_pha());
+    rng_stream init(7);
+    m.initialize(init);
+    const std::vector<encoded_task> tasks{synthetic_task(synthetic_kind::order, 16, 16, 3),
+                                          synthetic_task(synthetic_kind::majority, 16, 16, 4),
+                                          synthetic_task(synthetic_kind::count, 16, 16, 5)};
+    std::vector<sample_ref> rows;
+    for (std::size_t i = 0; i < 12; ++i) rows.push_back({i % 3, i});
+    const double whole_loss = loss_and_gradients(m, b, tasks, rows);
+    std::vector<double> loss{loss_and_gradients(m, b, tasks, rank_share(rows, comm.rank(), comm.size()),
+                                                task_row_counts(rows, tasks.size()))};
+    comm.allreduce_sum(std::span<double>(loss));
+    BOOST_TEST(std::abs(loss[0] - whole_loss) > 1e-6 * std::abs(whole_loss));
 }
 
 namespace {
 
-/// Trains a fresh small CA-MTL (seeded 11 on every rank but `init_rank_offset` added on rank 1, which the
+/// Trains a fresh small CA-MTL or PHA (seeded 11 on every rank but `init_rank_offset` added on rank 1, which the
 /// broadcast must undo) for `steps` steps of `batch` rows with MT-Uncertainty or size-proportional sampling.
-template <communicator C>
+template <class Model = camtl_model<cpu, double>, communicator C>
 std::pair<training_result, std::vector<std::vector<double>>> train_small(C& comm, bool mtu, std::size_t batch,
                                                                          std::uint64_t init_rank_offset,
                                                                          const std::filesystem::path& out = {},
-                                                                         bool resume = false) {
+                                                                         bool resume = false, bool dropout = false) {
     cpu b;
-    camtl_model<cpu, double> m(b, small_camtl());
+    auto options = small_options<Model>();
+    if (dropout) options.backbone.hidden_dropout = options.backbone.attention_dropout = options.head_dropout = 0.1;
+    Model m(b, options);
     rng_stream init(11 + (comm.rank() == 1 ? init_rank_offset : 0));
     m.initialize(init);
     m.apply_freezing();
@@ -211,17 +273,15 @@ std::pair<training_result, std::vector<std::vector<double>>> train_small(C& comm
 }
 }  // namespace
 
-BOOST_AUTO_TEST_CASE(trainer_two_ranks_of_b_equal_one_process_of_2b) {
-    // CA-MTL with MT-Uncertainty (every rank scores every candidate, so the global top-b is the single
-    // process's) and with size-proportional sampling: after 6 steps of a global batch of 12, the losses, the
-    // evaluations and every parameter of the 2-rank run equal the single-process run's (dropout off: the
-    // ranks' dropout streams are their own).
+namespace {
+template <class Model>
+void check_two_ranks_equal_one_process(const char* what) {
     mpi_communicator comm;
     BOOST_TEST_REQUIRE(comm.size() == 2);
     for (const bool mtu : {true, false}) {
         single_process solo;
-        const auto [alone, alone_values] = train_small(solo, mtu, 12, 0);
-        const auto [shared, shared_values] = train_small(comm, mtu, 12, 1000);
+        const auto [alone, alone_values] = train_small<Model>(solo, mtu, 12, 0);
+        const auto [shared, shared_values] = train_small<Model>(comm, mtu, 12, 1000);
         BOOST_TEST_REQUIRE(shared.losses.size() == alone.losses.size());
         for (std::size_t k = 0; k < alone.losses.size(); ++k)
             BOOST_TEST(shared.losses[k] == alone.losses[k], boost::test_tools::tolerance(1e-9));
@@ -233,10 +293,37 @@ BOOST_AUTO_TEST_CASE(trainer_two_ranks_of_b_equal_one_process_of_2b) {
             for (std::size_t i = 0; i < alone_values[k].size(); ++i)
                 worst = std::max(worst, std::abs(shared_values[k][i] - alone_values[k][i]) /
                                             (std::abs(alone_values[k][i]) + 1e-6));
-        BOOST_TEST(worst < 1e-8, (mtu ? "MT-Uncertainty" : "proportional") << ": largest relative parameter difference " << worst);
+        BOOST_TEST(worst < 1e-8, what << ", " << (mtu ? "MT-Uncertainty" : "proportional")
+                                      << ": largest relative parameter difference " << worst);
     }
+}
+}  // namespace
+
+BOOST_AUTO_TEST_CASE(trainer_two_ranks_of_b_equal_one_process_of_2b) {
+    // CA-MTL and PHA, each with MT-Uncertainty (every rank scores every candidate, so the global top-b is the
+    // single process's) and with size-proportional sampling: after 6 steps of a global batch of 12, the losses,
+    // the evaluations and every parameter of the 2-rank run equal the single-process run's (dropout off: the
+    // ranks' dropout streams are their own).
+    check_two_ranks_equal_one_process<camtl_model<cpu, double>>("CA-MTL");
+    check_two_ranks_equal_one_process<pha_bert<cpu, double>>("PHA");
     // A global batch the world size does not divide is refused at the first step, on every rank.
+    mpi_communicator comm;
     BOOST_CHECK_THROW(train_small(comm, false, 7, 0), config_error);
+}
+
+BOOST_AUTO_TEST_CASE(one_rank_takes_the_data_parallel_path_and_equals_the_plain_run) {
+    // A communicator of one rank (MPI_COMM_SELF here; one GPU under NCCL, tests/distributed/test_nccl_training.cu)
+    // runs the data-parallel path (shares, exchange, all-reduces) and keeps the single-process dropout stream:
+    // with dropout on, its losses and parameters are the plain run's, bit for bit.
+    mpi_communicator self(MPI_COMM_SELF);
+    BOOST_TEST_REQUIRE(self.size() == 1);
+    single_process solo;
+    for (const bool mtu : {true, false}) {
+        const auto [plain, plain_values] = train_small<pha_bert<cpu, double>>(solo, mtu, 12, 0, {}, false, /*dropout=*/true);
+        const auto [one, one_values] = train_small<pha_bert<cpu, double>>(self, mtu, 12, 0, {}, false, /*dropout=*/true);
+        BOOST_TEST(one.losses == plain.losses, boost::test_tools::per_element());
+        BOOST_TEST(one_values == plain_values);
+    }
 }
 
 BOOST_AUTO_TEST_CASE(checkpoints_resume_at_another_world_size) {

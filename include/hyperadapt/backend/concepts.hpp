@@ -22,6 +22,11 @@ struct grid_strides {
     std::ptrdiff_t outer = 0, inner = 0;
 };
 
+/// A backend whose memory is the host's says so with `static constexpr bool host_memory = true;`: its
+/// pointers may then go straight to host libraries (an MPI all-reduce in place, a file write) without a copy.
+template <class B>
+inline constexpr bool host_memory_backend = requires { requires B::host_memory; };
+
 /// Memory: RAII buffers, copies between host and backend, fills.
 template <class B>
 concept memory_backend = requires(B& b, const B& cb, float* f, const float* cf, double* d, const double* cd,

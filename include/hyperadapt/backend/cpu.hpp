@@ -104,6 +104,7 @@ public:
     template <class T>
     using buffer = detail::cached_host_buffer<T>;
     using gemm_provider = GemmProvider;
+    static constexpr bool host_memory = true;
 
     struct options {
         int threads = detail::default_thread_count();

@@ -22,6 +22,7 @@
 #include <algorithm>
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <span>
 #include <string>
 #include <vector>
@@ -113,6 +114,23 @@ inline std::vector<std::vector<std::size_t>> group_rows_by_length(const std::vec
 }
 }  // namespace detail
 
+/// A rank's view of the other ranks' shares of a global batch (set by the data-parallel trainer). `allgather`
+/// is collective: every rank calls it with its own values and gets every rank's, in rank order; the global
+/// batch's rows are the ranks' shares in rank order.
+struct batch_exchange {
+    int rank = 0;
+    std::function<std::vector<std::vector<double>>(std::span<const double>)> allgather;
+    [[nodiscard]] explicit operator bool() const noexcept { return static_cast<bool>(allgather); }
+};
+
+/// One past the last real token of a row's attention mask, 0 for a row of padding only: the tokenizer pads at
+/// the end, but a hand-made mask may have holes, and nothing after the last 1 may be cut.
+[[nodiscard]] inline std::size_t used_length(std::span<const std::uint8_t> row_mask) noexcept {
+    for (std::size_t j = row_mask.size(); j > 0; --j)
+        if (row_mask[j - 1] != 0) return j;
+    return 0;
+}
+
 /// A mixed-task batch in backend memory.
 template <memory_backend B, class T>
 struct multitask_batch {
@@ -131,6 +149,9 @@ struct multitask_batch {
     /// share the global batch's counts (distributed/data_parallel.hpp), so that the ranks' losses and gradients
     /// add up to the global batch's.
     std::vector<std::size_t> loss_task_rows;
+    /// Data-parallel training: how a loss over the whole global batch (PHA's instance-instance contrastive
+    /// loss pairs every row with every other) sees the other ranks' rows. Empty in a single process.
+    batch_exchange exchange;
 
     [[nodiscard]] std::size_t size() const noexcept { return rows.size(); }
     [[nodiscard]] std::size_t length() const noexcept { return input_ids.empty() ? 0 : input_ids.shape()[1]; }
@@ -175,15 +196,8 @@ multitask_batch<B, T> make_batch(B& backend, std::span<const encoded_task> tasks
         b.scores.push_back(t.scores[r.index]);
     }
     const std::size_t n = rows.size();
-    // Each row's length: one past its last real token (the tokenizer pads at the end, but a hand-made mask
-    // may have holes, and nothing after the last 1 is cut).
     std::vector<std::size_t> row_used(n, 0);
-    for (std::size_t r = 0; r < n; ++r)
-        for (std::size_t j = seq; j > 0; --j)
-            if (mask[r * seq + j - 1] != 0) {
-                row_used[r] = j;
-                break;
-            }
+    for (std::size_t r = 0; r < n; ++r) row_used[r] = used_length(std::span<const std::uint8_t>(mask).subspan(r * seq, seq));
     const std::size_t used = *std::max_element(row_used.begin(), row_used.end());
     for (const std::uint8_t m : mask) b.real_tokens += m != 0;
     if (padding == batch_padding::length_groups) {

@@ -22,13 +22,14 @@ public:
 
 template <class C>
 concept communicator = requires(C& c, const C& cc, std::span<float> f, std::span<double> d,
-                                std::span<std::byte> bytes, const std::string& s, int root) {
+                                std::span<const double> cd, std::span<std::byte> bytes, const std::string& s, int root) {
     { cc.rank() } -> std::convertible_to<int>;
     { cc.size() } -> std::convertible_to<int>;
     c.allreduce_sum(f);            // in place: every rank ends with the elementwise sum over ranks
     c.allreduce_sum(d);
     c.broadcast(bytes, root);      // in place: every rank ends with root's bytes
     { c.allgather(s) } -> std::same_as<std::vector<std::string>>;  // every rank's string, in rank order
+    { c.allgather(cd) } -> std::same_as<std::vector<std::vector<double>>>;  // every rank's values (any sizes)
     c.barrier();
 };
 
@@ -43,6 +44,9 @@ public:
         if (root != 0) throw communication_error("broadcast: root " + std::to_string(root) + " of a single process");
     }
     [[nodiscard]] std::vector<std::string> allgather(const std::string& s) const { return {s}; }
+    [[nodiscard]] std::vector<std::vector<double>> allgather(std::span<const double> v) const {
+        return {std::vector<double>(v.begin(), v.end())};
+    }
     void barrier() noexcept {}
 };
 static_assert(communicator<single_process>);

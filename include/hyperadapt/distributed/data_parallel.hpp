@@ -20,6 +20,7 @@
 #include <cstddef>
 #include <span>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include "hyperadapt/backend/concepts.hpp"
@@ -75,36 +76,44 @@ void broadcast_parameters(M& model, C& comm, int root = 0) {
     });
 }
 
+namespace detail {
+/// Refuses a rank outside 0..size-1 and a world size that does not divide the global batch of `rows` rows
+/// (every rank must carry the same load).
+inline void check_share(std::size_t rows, int rank, int size) {
+    if (size < 1 || rank < 0 || rank >= size) throw config_error("data parallel: rank " + std::to_string(rank) + " of " + std::to_string(size));
+    if (rows % static_cast<std::size_t>(size) != 0)
+        throw config_error("data parallel: " + std::to_string(size) + " ranks do not divide the global batch of " +
+                           std::to_string(rows) + " rows (choose a batch that is a multiple of the world size)");
+}
+}  // namespace detail
+
 /// Rank `rank`'s rows of a global batch of `rows`: the contiguous share [rank n / size, (rank + 1) n / size).
 /// A world size that does not divide the batch is refused (config_error): every rank must carry the same load.
 template <class Row>
 [[nodiscard]] std::vector<Row> rank_share(const std::vector<Row>& rows, int rank, int size) {
+    detail::check_share(rows.size(), rank, size);
     const auto n = rows.size(), w = static_cast<std::size_t>(size), r = static_cast<std::size_t>(rank);
-    if (size < 1 || rank < 0 || rank >= size) throw config_error("rank_share: rank " + std::to_string(rank) + " of " + std::to_string(size));
-    if (n % w != 0)
-        throw config_error("data parallel: " + std::to_string(size) + " ranks do not divide the global batch of " +
-                           std::to_string(n) + " rows (choose a batch that is a multiple of the world size)");
     return {rows.begin() + static_cast<std::ptrdiff_t>(r * n / w), rows.begin() + static_cast<std::ptrdiff_t>((r + 1) * n / w)};
 }
 
-/// Rank `rank`'s rows of a global batch, balanced by length: the rows sorted by real length (one past the last
-/// token of the attention mask; longest first, ties in batch order) are dealt in a snake (ranks 0..W-1, then
-/// W-1..0, ...), so every rank gets n / W rows and about the same number of tokens, and each share keeps batch
-/// order. Any partition gives the global batch's loss (loss_task_rows weighs by the global counts); this one
-/// keeps the ranks' forward and backward about equally long. A world size that does not divide the batch is
-/// refused, as by rank_share.
+/// Rank `rank`'s rows of a global batch, balanced by length: the rows sorted by real length (used_length of the
+/// attention mask; longest first, ties in batch order) are dealt in a snake (ranks 0..W-1, then W-1..0, ...),
+/// so every rank gets n / W rows and about the same number of tokens, and each share keeps batch order. Any
+/// partition gives the global batch's loss (loss_task_rows weighs by the global counts); this one keeps the
+/// ranks' forward and backward about equally long. A world size that does not divide the batch is refused, as
+/// by rank_share.
 [[nodiscard]] inline std::vector<sample_ref> balanced_share(const std::vector<sample_ref>& rows,
                                                             std::span<const encoded_task> tasks, int rank, int size) {
-    (void)rank_share(rows, rank, size);  // the same checks
+    detail::check_share(rows.size(), rank, size);
     const auto w = static_cast<std::size_t>(size);
     std::vector<std::size_t> length(rows.size(), 0), order(rows.size());
     for (std::size_t i = 0; i < rows.size(); ++i) {
+        if (rows[i].task >= tasks.size() || rows[i].index >= tasks[rows[i].task].size())
+            throw config_error("balanced_share: row " + std::to_string(i) + " is example " + std::to_string(rows[i].index) +
+                               " of task " + std::to_string(rows[i].task) + ", which the " + std::to_string(tasks.size()) +
+                               " tasks do not have");
         const encoded_task& t = tasks[rows[i].task];
-        for (std::size_t j = t.seq_len; j > 0; --j)
-            if (t.attention_mask[rows[i].index * t.seq_len + j - 1] != 0) {
-                length[i] = j;
-                break;
-            }
+        length[i] = used_length(std::span<const std::uint8_t>(t.attention_mask).subspan(rows[i].index * t.seq_len, t.seq_len));
         order[i] = i;
     }
     std::stable_sort(order.begin(), order.end(), [&](std::size_t a, std::size_t b) { return length[a] > length[b]; });
@@ -133,23 +142,47 @@ template <class Row>
 /// batch's, as multitask_batch::loss_task_rows makes it) or their mean (each rank's loss a mean over an equal share).
 enum class gradient_reduction { sum, mean };
 
-/// Every trainable gradient := its sum or mean over the ranks. Gradients are packed, in visiting order, into host
-/// buckets of about `bucket_elements` values, one all-reduce per bucket; frozen parameters are never sent.
+/// A communicator that reduces device memory where it lies (nccl_communicator): allreduce_device enqueues an
+/// in-place all-reduce (sum, or mean when asked) and finish() waits for all of them.
+template <class C, class T>
+concept device_collectives = requires(C& c, T* p, std::size_t n) {
+    c.allreduce_device(p, n, true);
+    c.finish();
+};
+
+/// Every trainable gradient := its sum or mean over the ranks; frozen parameters are never sent. Where the
+/// gradients lie:
+///   * device memory, with a communicator that has device_collectives (NCCL): every gradient in place there;
+///   * host memory (host_memory_backend: the CPU): a gradient of at least `in_place_elements` values in place;
+///   * the rest (small host gradients; every device gradient over a host-only communicator such as MPI) packed,
+///     in visiting order, into host buckets of about `bucket_elements` values, one all-reduce per bucket, so that
+///     small gradients share one message.
 template <parameterized M, communicator C>
-void allreduce_gradients(M& model, C& comm, gradient_reduction how, std::size_t bucket_elements = std::size_t{1} << 22) {
+void allreduce_gradients(M& model, C& comm, gradient_reduction how, std::size_t bucket_elements = std::size_t{1} << 22,
+                         std::size_t in_place_elements = std::size_t{1} << 15) {
     using B = typename M::backend_type;
     using T = typename M::value_type;
-    if (comm.size() == 1) return;
+    if constexpr (std::is_same_v<C, single_process>) return;
+    if constexpr (!host_memory_backend<B> && device_collectives<C, T>) {
+        model.visit_parameters([&](const std::string&, parameter<B, T>& p) {
+            if (p.trainable()) comm.allreduce_device(p.grad.data(), p.size(), how == gradient_reduction::mean);
+        });
+        comm.finish();
+        return;
+    }
     const T inverse = how == gradient_reduction::mean ? T(1) / static_cast<T>(comm.size()) : T(1);
+    auto scale = [&](T* v, std::size_t n) {
+        if (inverse != T(1))
+            for (std::size_t i = 0; i < n; ++i) v[i] *= inverse;
+    };
     std::vector<parameter<B, T>*> members;
     std::vector<T> bucket;
     auto flush = [&] {
         if (members.empty()) return;
         comm.allreduce_sum(std::span<T>(bucket));
+        scale(bucket.data(), bucket.size());
         std::size_t at = 0;
         for (auto* p : members) {
-            if (inverse != T(1))
-                for (std::size_t i = 0; i < p->size(); ++i) bucket[at + i] *= inverse;
             p->grad.backend().copy_from_host(bucket.data() + at, p->grad.data(), p->size());
             at += p->size();
         }
@@ -158,6 +191,13 @@ void allreduce_gradients(M& model, C& comm, gradient_reduction how, std::size_t 
     };
     model.visit_parameters([&](const std::string&, parameter<B, T>& p) {
         if (!p.trainable()) return;
+        if constexpr (host_memory_backend<B>) {
+            if (p.size() >= in_place_elements) {
+                comm.allreduce_sum(std::span<T>(p.grad.data(), p.size()));
+                scale(p.grad.data(), p.size());
+                return;
+            }
+        }
         const std::size_t at = bucket.size();
         bucket.resize(at + p.size());
         p.grad.backend().copy_to_host(p.grad.data(), bucket.data() + at, p.size());

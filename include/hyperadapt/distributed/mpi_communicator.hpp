@@ -68,24 +68,28 @@ public:
     }
 
     [[nodiscard]] std::vector<std::string> allgather(const std::string& s) {
-        const long long mine = static_cast<long long>(s.size());
-        std::vector<long long> sizes(static_cast<std::size_t>(size_));
-        check(MPI_Allgather(&mine, 1, MPI_LONG_LONG, sizes.data(), 1, MPI_LONG_LONG, comm_), "MPI_Allgather");
-        std::vector<int> counts, offsets;
-        long long total = 0;
-        for (const long long n : sizes) {
-            if (total + n > INT_MAX) throw communication_error("allgather: more than 2^31 bytes in all");
-            counts.push_back(static_cast<int>(n));
-            offsets.push_back(static_cast<int>(total));
-            total += n;
-        }
-        std::string all(static_cast<std::size_t>(total), '\0');
-        check(MPI_Allgatherv(s.data(), static_cast<int>(mine), MPI_CHAR, all.data(), counts.data(), offsets.data(),
-                             MPI_CHAR, comm_),
+        const auto [counts, offsets, total] = gather_counts(s.size());
+        std::string all(total, '\0');
+        check(MPI_Allgatherv(s.data(), counts[static_cast<std::size_t>(rank_)], MPI_CHAR, all.data(), counts.data(),
+                             offsets.data(), MPI_CHAR, comm_),
               "MPI_Allgatherv");
         std::vector<std::string> out;
         for (std::size_t r = 0; r < counts.size(); ++r)
             out.push_back(all.substr(static_cast<std::size_t>(offsets[r]), static_cast<std::size_t>(counts[r])));
+        return out;
+    }
+
+    [[nodiscard]] std::vector<std::vector<double>> allgather(std::span<const double> v) {
+        const auto [counts, offsets, total] = gather_counts(v.size());
+        std::vector<double> all(total);
+        check(MPI_Allgatherv(v.data(), counts[static_cast<std::size_t>(rank_)], MPI_DOUBLE, all.data(), counts.data(),
+                             offsets.data(), MPI_DOUBLE, comm_),
+              "MPI_Allgatherv");
+        std::vector<std::vector<double>> out;
+        for (std::size_t r = 0; r < counts.size(); ++r) {
+            const auto* first = all.data() + offsets[r];
+            out.emplace_back(first, first + counts[r]);
+        }
         return out;
     }
 
@@ -95,6 +99,25 @@ private:
     // MPI counts are int: longer buffers go in chunks.
     static constexpr std::size_t chunk = std::size_t{1} << 30;
     static int count_of(std::size_t left) { return static_cast<int>(left < chunk ? left : chunk); }
+
+    struct gathered_counts {
+        std::vector<int> counts, offsets;  // per rank, in elements
+        std::size_t total = 0;
+    };
+    /// Every rank's element count and its offset in the gathered buffer (MPI_Allgatherv's int counts).
+    gathered_counts gather_counts(std::size_t mine) {
+        const long long n = static_cast<long long>(mine);
+        std::vector<long long> sizes(static_cast<std::size_t>(size_));
+        check(MPI_Allgather(&n, 1, MPI_LONG_LONG, sizes.data(), 1, MPI_LONG_LONG, comm_), "MPI_Allgather");
+        gathered_counts g;
+        for (const long long k : sizes) {
+            if (static_cast<long long>(g.total) + k > INT_MAX) throw communication_error("allgather: more than 2^31 elements in all");
+            g.counts.push_back(static_cast<int>(k));
+            g.offsets.push_back(static_cast<int>(g.total));
+            g.total += static_cast<std::size_t>(k);
+        }
+        return g;
+    }
 
     void allreduce(void* data, std::size_t n, MPI_Datatype type) {
         int bytes = 0;

@@ -18,6 +18,13 @@
 //
 // These are tiny ((batch, batch) and (batch, tasks) similarity matrices over 64-wide embeddings), so they
 // run on the host in double after one copy of the embeddings; the returned gradients are backend tensors.
+//
+// Data-parallel training (distributed/): L_ins pairs every row of the global batch with every other, so each
+// rank gathers the global batch's embeddings and task ids (host doubles) and calls the gathered forward with
+// its loss_row_share: it computes the whole loss, keeps its own anchors' terms (the ranks' losses add up to
+// the global one), and backward returns the gradient of the global loss for its own rows only (each row's
+// gradient is back-propagated by the one rank that holds it, so the ranks' parameter gradients add up to the
+// global ones). L_pro is a sum over rows: each rank keeps its rows' terms, divided by the global batch size.
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
@@ -35,6 +42,21 @@ namespace hyperadapt {
 enum class pha_denominator {
     exclude_positive,  ///< the authors' code: sum over the other prototypes only
     standard,          ///< InfoNCE: the positive is in the denominator
+};
+
+/// The rows of a (gathered) batch whose loss terms and gradients are this process's: rows [first, first +
+/// count); count = max: to the last row. The default is every row: a single process.
+struct loss_row_share {
+    std::size_t first = 0;
+    std::size_t count = std::numeric_limits<std::size_t>::max();
+    /// Rows [first, first + count) of an n-row batch; throws error naming `loss` when they are not in it.
+    [[nodiscard]] loss_row_share within(std::size_t n, const std::string& loss) const {
+        const std::size_t c = count == std::numeric_limits<std::size_t>::max() && first <= n ? n - first : count;
+        if (first > n || c > n - first)
+            throw error(loss + ": rows [" + std::to_string(first) + ", " + std::to_string(first) + " + " + std::to_string(c) +
+                        ") are not all in a batch of " + std::to_string(n) + " rows");
+        return {first, c};
+    }
 };
 
 struct pha_contrastive_options {
@@ -59,14 +81,16 @@ inline std::vector<double> normalize_rows(std::vector<double>& x, std::size_t ro
     return n;
 }
 /// Gradient through f = x / max(||x||, eps): dx = (df - f (f . df)) / ||x|| (df / eps below the clamp).
+/// normalize_rows_backward over rows [first, first + rows) of f and norms; d holds those rows only.
 inline void normalize_rows_backward(const std::vector<double>& f, const std::vector<double>& norms,
-                                    std::vector<double>& d, std::size_t rows, std::size_t cols) {
+                                    std::vector<double>& d, std::size_t first, std::size_t rows, std::size_t cols) {
     for (std::size_t r = 0; r < rows; ++r) {
+        const std::size_t g = first + r;
         double dot = 0;
-        for (std::size_t c = 0; c < cols; ++c) dot += f[r * cols + c] * d[r * cols + c];
-        const bool clamped = norms[r] <= 1e-12;
+        for (std::size_t c = 0; c < cols; ++c) dot += f[g * cols + c] * d[r * cols + c];
+        const bool clamped = norms[g] <= 1e-12;
         for (std::size_t c = 0; c < cols; ++c)
-            d[r * cols + c] = (d[r * cols + c] - (clamped ? 0.0 : f[r * cols + c] * dot)) / norms[r];
+            d[r * cols + c] = (d[r * cols + c] - (clamped ? 0.0 : f[g * cols + c] * dot)) / norms[g];
     }
 }
 inline void check_embeddings(const std::string& name, const char* what, const shape& s) {
@@ -81,8 +105,9 @@ class pha_instance_loss {
 public:
     using labels_type = tensor<B, std::int32_t>;
     struct context {
-        std::vector<double> f, norms, grad_s;  // normalised features, norms, dL/ds for a unit upstream
-        hyperadapt::shape shape;
+        std::vector<double> f, norms, grad_s;  // normalised features, norms, dL/ds for a unit upstream (all rows)
+        std::size_t rows = 0, dim = 0;
+        loss_row_share share;  // the rows whose gradient backward returns
         double loss = 0;
         bool ready = false;
     };
@@ -92,15 +117,28 @@ public:
 
     [[nodiscard]] const std::string& name() const noexcept { return name_; }
 
+    /// The loss of a batch: features (rows, dim), task ids (rows).
     double forward(const tensor<B, T>& features, const labels_type& tasks, context& ctx) const {
         pha_detail::check_embeddings(name_, "features", features.shape());
         const std::size_t n = features.shape()[0], dim = features.shape()[1];
         expect_shape(name_.c_str(), "task ids", shape{n}, tasks.shape());
         const auto h = features.to_host();
-        const auto t = tasks.to_host();
+        return forward(std::vector<double>(h.begin(), h.end()), tasks.to_host(), dim, {}, ctx);
+    }
+
+    /// The loss of a gathered batch (host values: features rows x dim, task ids), `share`'s anchors' terms only:
+    /// summed over a partition of the rows into shares, these are the whole batch's loss.
+    double forward(std::vector<double> features, const std::vector<std::int32_t>& t, std::size_t dim,
+                   loss_row_share share, context& ctx) const {
+        const std::size_t n = t.size();
+        if (n == 0 || dim == 0 || features.size() != n * dim)
+            throw shape_error(name_ + ": " + std::to_string(features.size()) + " feature values for " + std::to_string(n) +
+                              " rows of " + std::to_string(dim));
         ctx = {};
-        ctx.shape = features.shape();
-        ctx.f.assign(h.begin(), h.end());
+        ctx.share = share.within(n, name_);
+        ctx.rows = n;
+        ctx.dim = dim;
+        ctx.f = std::move(features);
         ctx.norms = pha_detail::normalize_rows(ctx.f, n, dim);
         std::vector<double> s(n * n);
         for (std::size_t i = 0; i < n; ++i)
@@ -131,10 +169,12 @@ public:
                 for (std::size_t k = 0; k < n; ++k)
                     if (k != i) z += std::exp(s[i * n + k] - mx);
                 const double lse = mx + std::log(z);
-                double li = 0;
-                for (std::size_t j = 0; j < n; ++j)
-                    if (j != i && t[j] == t[i]) li -= s[i * n + j] - lse;
-                total += li / static_cast<double>(positives);
+                if (i >= ctx.share.first && i - ctx.share.first < ctx.share.count) {
+                    double li = 0;
+                    for (std::size_t j = 0; j < n; ++j)
+                        if (j != i && t[j] == t[i]) li -= s[i * n + j] - lse;
+                    total += li / static_cast<double>(positives);
+                }
                 for (std::size_t k = 0; k < n; ++k) {
                     if (k == i) continue;
                     const double p = std::exp(s[i * n + k] - lse);
@@ -149,21 +189,23 @@ public:
         return total;
     }
 
-    /// d(scale * L) / d features.
+    /// d(scale * L) / d features of the share's rows (share.count, dim), L the whole batch's loss.
     tensor<B, T> backward(const context& ctx, double scale = 1.0) const {
         if (!ctx.ready) throw error(name_ + ": backward called without a forward");
-        const std::size_t n = ctx.shape[0], dim = ctx.shape[1];
-        std::vector<double> df(n * dim, 0.0);
+        const std::size_t n = ctx.rows, dim = ctx.dim, first = ctx.share.first, rows = ctx.share.count;
+        std::vector<double> df(rows * dim, 0.0);
         // s = F F^T / tau: dF = (G + G^T) F / tau
-        for (std::size_t i = 0; i < n; ++i)
+        for (std::size_t r = 0; r < rows; ++r) {
+            const std::size_t i = first + r;
             for (std::size_t j = 0; j < n; ++j) {
                 const double g = scale * (ctx.grad_s[i * n + j] + ctx.grad_s[j * n + i]) / options_.temperature;
                 if (g == 0) continue;
-                for (std::size_t c = 0; c < dim; ++c) df[i * dim + c] += g * ctx.f[j * dim + c];
+                for (std::size_t c = 0; c < dim; ++c) df[r * dim + c] += g * ctx.f[j * dim + c];
             }
-        pha_detail::normalize_rows_backward(ctx.f, ctx.norms, df, n, dim);
+        }
+        pha_detail::normalize_rows_backward(ctx.f, ctx.norms, df, first, rows, dim);
         std::vector<T> out(df.begin(), df.end());
-        return tensor<B, T>::from_host(*backend_, ctx.shape, out);
+        return tensor<B, T>::from_host(*backend_, shape{rows, dim}, out);
     }
 
 private:
@@ -178,14 +220,14 @@ class pha_prototype_loss {
 public:
     using labels_type = tensor<B, std::int32_t>;
     struct context {
-        std::vector<double> f, fn, k, kn, grad_s;
-        hyperadapt::shape fshape, kshape;
+        std::vector<double> f, fn, k, kn, grad_s;  // the share's rows only
+        hyperadapt::shape fshape, kshape;          // (share rows, dim), (tasks, dim)
         double loss = 0;
         bool ready = false;
     };
     struct gradients {
-        tensor<B, T> features;    // (batch, dim)
-        tensor<B, T> prototypes;  // (tasks, dim)
+        tensor<B, T> features;    // (share rows, dim)
+        tensor<B, T> prototypes;  // (tasks, dim): the share's rows' part
     };
 
     explicit pha_prototype_loss(B& backend, pha_contrastive_options options = {}, std::string name = "pro_ins_loss")
@@ -193,37 +235,51 @@ public:
 
     [[nodiscard]] const std::string& name() const noexcept { return name_; }
 
+    /// The loss of a batch: features (rows, dim), task ids (rows), prototypes (tasks, dim).
     double forward(const tensor<B, T>& features, const labels_type& tasks, const tensor<B, T>& prototypes,
                    context& ctx) const {
         pha_detail::check_embeddings(name_, "features", features.shape());
-        pha_detail::check_embeddings(name_, "prototypes", prototypes.shape());
-        const std::size_t n = features.shape()[0], dim = features.shape()[1], nt = prototypes.shape()[0];
+        const std::size_t n = features.shape()[0], dim = features.shape()[1];
         expect_shape(name_.c_str(), "task ids", shape{n}, tasks.shape());
+        const auto h = features.to_host();
+        return forward(std::vector<double>(h.begin(), h.end()), tasks.to_host(), dim, prototypes, {}, ctx);
+    }
+
+    /// The loss of a gathered batch (host features rows x dim and task ids), `share`'s rows' terms only (each
+    /// divided by the whole batch's row count): summed over a partition of the rows, the whole batch's loss.
+    double forward(const std::vector<double>& features, const std::vector<std::int32_t>& t, std::size_t dim,
+                   const tensor<B, T>& prototypes, loss_row_share share, context& ctx) const {
+        pha_detail::check_embeddings(name_, "prototypes", prototypes.shape());
+        const std::size_t total_rows = t.size(), nt = prototypes.shape()[0];
+        if (total_rows == 0 || dim == 0 || features.size() != total_rows * dim)
+            throw shape_error(name_ + ": " + std::to_string(features.size()) + " feature values for " +
+                              std::to_string(total_rows) + " rows of " + std::to_string(dim));
         expect_shape(name_.c_str(), "prototypes", shape{nt, dim}, prototypes.shape());
         const bool exclude = options_.denominator == pha_denominator::exclude_positive;
         if (exclude && nt < 2)
             throw config_error(name_ + ": the positive-excluded denominator needs at least two prototypes, got " +
                                std::to_string(nt));
-        const auto t = tasks.to_host();
-        for (std::size_t i = 0; i < n; ++i)
+        for (std::size_t i = 0; i < total_rows; ++i)
             if (t[i] < 0 || static_cast<std::size_t>(t[i]) >= nt)
                 throw error(name_ + ": task id " + std::to_string(t[i]) + " at row " + std::to_string(i) +
                             " is out of range for " + std::to_string(nt) + " prototypes");
+        share = share.within(total_rows, name_);
+        const std::size_t n = share.count;
         ctx = {};
-        ctx.fshape = features.shape();
+        ctx.fshape = shape{n, dim};
         ctx.kshape = prototypes.shape();
-        const auto hf = features.to_host();
         const auto hk = prototypes.to_host();
-        ctx.f.assign(hf.begin(), hf.end());
+        const auto first = features.begin() + static_cast<std::ptrdiff_t>(share.first * dim);
+        ctx.f.assign(first, first + static_cast<std::ptrdiff_t>(n * dim));
         ctx.k.assign(hk.begin(), hk.end());
         ctx.fn = pha_detail::normalize_rows(ctx.f, n, dim);
         ctx.kn = pha_detail::normalize_rows(ctx.k, nt, dim);
         ctx.grad_s.assign(n * nt, 0.0);
-        const double c = options_.weight / static_cast<double>(n);
+        const double c = options_.weight / static_cast<double>(total_rows);
         std::vector<double> s(nt);
         double total = 0;
         for (std::size_t i = 0; i < n; ++i) {
-            const auto ti = static_cast<std::size_t>(t[i]);
+            const auto ti = static_cast<std::size_t>(t[share.first + i]);
             double mx = -std::numeric_limits<double>::infinity();
             for (std::size_t k = 0; k < nt; ++k) {
                 double v = 0;
@@ -260,8 +316,8 @@ public:
                     dk[k * dim + d] += g * ctx.f[i * dim + d];
                 }
             }
-        pha_detail::normalize_rows_backward(ctx.f, ctx.fn, df, n, dim);
-        pha_detail::normalize_rows_backward(ctx.k, ctx.kn, dk, nt, dim);
+        pha_detail::normalize_rows_backward(ctx.f, ctx.fn, df, 0, n, dim);
+        pha_detail::normalize_rows_backward(ctx.k, ctx.kn, dk, 0, nt, dim);
         const std::vector<T> of(df.begin(), df.end()), ok(dk.begin(), dk.end());
         return {tensor<B, T>::from_host(*backend_, ctx.fshape, of), tensor<B, T>::from_host(*backend_, ctx.kshape, ok)};
     }

@@ -128,14 +128,16 @@ public:
         if (e.empty()) return 0;  // not a tapped (training) forward
         a.used = true;
         const pha_contrastive_options& co = m.options().contrastive;
+        gathered_rows g = gather(e, b);
         double loss = 0;
         if (m.options().instance_loss) {
-            a.instance_loss = pha_instance_loss<B, T>(e.backend(), co).forward(e, b.task_ids, a.ins);
+            a.instance_loss = pha_instance_loss<B, T>(e.backend(), co).forward(g.features, g.tasks, g.dim, g.share, a.ins);
             check_scalar(mode.anomaly, "pha_instance_loss", "loss", a.instance_loss);
             loss += a.instance_loss;
         }
         if (use_prototype_loss(m)) {
-            a.prototype_loss = pha_prototype_loss<B, T>(e.backend(), co).forward(e, b.task_ids, prototypes(m).weight().value, a.pro);
+            a.prototype_loss = pha_prototype_loss<B, T>(e.backend(), co)
+                                   .forward(g.features, g.tasks, g.dim, prototypes(m).weight().value, g.share, a.pro);
             check_scalar(mode.anomaly, "pha_prototype_loss", "loss", a.prototype_loss);
             loss += a.prototype_loss;
         }
@@ -165,6 +167,41 @@ public:
     }
 
 private:
+    /// The embeddings and task ids the losses see: this batch's, or in data-parallel training (the batch's
+    /// exchange set) the global batch's, gathered from every rank, with this rank's rows as the share.
+    struct gathered_rows {
+        std::vector<double> features;
+        std::vector<std::int32_t> tasks;
+        std::size_t dim = 0;
+        loss_row_share share;
+    };
+    static gathered_rows gather(const tensor<B, T>& e, const multitask_batch<B, T>& b) {
+        gathered_rows g;
+        g.dim = e.shape()[1];
+        const auto h = e.to_host();
+        g.features.assign(h.begin(), h.end());
+        g.tasks = b.task_ids.to_host();
+        if (!b.exchange) return g;
+        // One message per rank: its rows' features, then their task ids.
+        std::vector<double> mine = g.features;
+        mine.insert(mine.end(), g.tasks.begin(), g.tasks.end());
+        const auto all = b.exchange.allgather(mine);
+        g.features.clear();
+        g.tasks.clear();
+        for (std::size_t r = 0; r < all.size(); ++r) {
+            const std::size_t rows = all[r].size() / (g.dim + 1);
+            if (rows * (g.dim + 1) != all[r].size())
+                throw shape_error("pha_contrastive: rank " + std::to_string(r) + " sent " + std::to_string(all[r].size()) +
+                                          " values, not rows of " + std::to_string(g.dim) + " features and a task id");
+            if (static_cast<int>(r) == b.exchange.rank) g.share = {g.tasks.size(), rows};
+            g.features.insert(g.features.end(), all[r].begin(), all[r].begin() + static_cast<std::ptrdiff_t>(rows * g.dim));
+            for (std::size_t i = 0; i < rows; ++i) g.tasks.push_back(static_cast<std::int32_t>(all[r][rows * g.dim + i]));
+        }
+        if (b.exchange.rank < 0 || static_cast<std::size_t>(b.exchange.rank) >= all.size())
+            throw config_error("pha_contrastive: rank " + std::to_string(b.exchange.rank) + " of a gather over " +
+                               std::to_string(all.size()) + " ranks");
+        return g;
+    }
     static bool use_prototype_loss(const Model& m) {
         return m.options().prototype_loss && m.options().tasks.size() >= 2;
     }

@@ -20,13 +20,15 @@
 //               step, the tasks in the batch and the first parameter whose gradient is not finite; with
 //               on_nonfinite = skip_step the update is skipped instead, counted and reported. A checkpoint is
 //               never written with non-finite values, and resume passes over any that hold them.
-//   processes:  with a communicator of more than one rank (distributed/), data-parallel: rank 0's weights are
-//               broadcast first; every rank draws the same global batch from its copy of the sampler (same
-//               seed; MT-Uncertainty scores every candidate on every rank, so the selection is the single
+//   processes:  with a communicator (distributed/), data-parallel: rank 0's weights are broadcast first;
+//               every rank draws the same global batch from its copy of the sampler (same seed;
+//               MT-Uncertainty scores every candidate on every rank, so the selection is the single
 //               process's), trains on its share (balanced by length) with the global per-task counts in the
-//               loss, and the summed gradients are the global batch's; losses and token counts are summed;
-//               evaluation runs on every rank; only rank 0 logs, shows progress and writes checkpoints.
-//               Dropout draws from a stream of (seed, rank, step): a run is reproducible for a world size.
+//               loss (losses over the whole batch, PHA's contrastive ones, gather the other ranks' rows:
+//               multitask_batch::exchange), and the summed gradients are the global batch's; losses and token
+//               counts are summed; evaluation runs on every rank; only rank 0 logs, shows progress and writes
+//               checkpoints. Dropout draws from a stream of (seed, rank, step): a run is reproducible for a
+//               world size; one rank keeps the single-process stream, so a 1-rank run is the plain run.
 //   resume:     with `resume`, the newest checkpoint in out_dir/checkpoints that validates and is finite
 //               restores model, AdamW, dropout stream and sampler; the run continues from its step and its
 //               losses equal the uninterrupted run's bit for bit (CPU). Model selection starts again at the
@@ -46,6 +48,7 @@
 #include <set>
 #include <span>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -290,8 +293,11 @@ training_result detail::train_multitask_loop(Model& model, sampler_handle& sampl
                                              std::span<const encoded_task> train, std::span<const encoded_task> dev,
                                              const trainer_options& o, C& comm) {
     const auto start = std::chrono::steady_clock::now();
-    const bool distributed = comm.size() > 1, leader = comm.rank() == 0;
-    if (distributed) {  // the same model everywhere, starting from rank 0's weights
+    // Any communicator but single_process takes the data-parallel path, one rank too (which then equals the
+    // single-process run: same rows, same dropout stream), so that a 1-GPU NCCL run tests that path.
+    constexpr bool distributed = !std::is_same_v<C, single_process>;
+    const bool leader = comm.rank() == 0;
+    if constexpr (distributed) {  // the same model everywhere, starting from rank 0's weights
         check_same_parameters(model, comm);
         broadcast_parameters(model, comm);
     }
@@ -439,8 +445,13 @@ training_result detail::train_multitask_loop(Model& model, sampler_handle& sampl
             loss = model.forward_loss(batch, ctx, run_mode::train(dropout_rng));
             model.backward(ctx);
         } else {
-            batch.loss_task_rows = task_row_counts(rows, train.size());  // this share of the global batch's loss
-            rng_stream stream = rank_step_stream(o.seed, comm.rank(), step);
+            // This share of the global batch's loss (one rank's share is the batch: its own counts, the plain sum).
+            if (comm.size() > 1) batch.loss_task_rows = task_row_counts(rows, train.size());
+            // Losses over the whole global batch (PHA's contrastive losses) gather the other ranks' rows.
+            batch.exchange = {.rank = comm.rank(), .allgather = [&comm](std::span<const double> v) { return comm.allgather(v); }};
+            // Each rank's own dropout stream; one rank keeps the single-process run's.
+            rng_stream step_stream = rank_step_stream(o.seed, comm.rank(), step);
+            rng_stream& stream = comm.size() == 1 ? dropout_rng : step_stream;
             std::array<double, 3> sums{model.forward_loss(batch, ctx, run_mode::train(stream)),
                                        static_cast<double>(batch.real_tokens), static_cast<double>(batch.computed_positions())};
             model.backward(ctx);
