@@ -11,6 +11,9 @@
 #include "hyperadapt/models/camtl.hpp"
 #include "hyperadapt/models/multitask_bert.hpp"
 #include "hyperadapt/models/pha_bert.hpp"
+#include "hyperadapt/nn/parameters.hpp"
+#include "hyperadapt/optim/adamw.hpp"
+#include "hyperadapt/optim/clip.hpp"
 #include "../example_support.hpp"
 
 namespace hyperadapt::examples {
@@ -36,13 +39,27 @@ using pha_recipe_model = pha_bert<policy, float>;
     PREFIX template Model load_pretrained<Model>(examples::policy&, const std::filesystem::path&, model_card*,  \
                                                  const model_load_options&)
 
+/// The arithmetic of a training step outside the model (PREFIX as above): zeroing the gradients, their norm
+/// and its clipping. With AdamW's class these are compiled optimised with the models (models.cpp), so that
+/// training.cpp -- the loop around them, which runs once per step, and evaluation, checkpoints and model
+/// directories -- compiles at -O1 (its own weak copies of shared inline functions are small ones: tensor
+/// handles, host copies, containers; docs/benchmarks.md, "Compile time of the examples").
+#define HYPERADAPT_RECIPE_STEP_FUNCTIONS(PREFIX, Model)                            \
+    PREFIX template void zero_grad<Model>(Model&);                                 \
+    PREFIX template double gradient_norm<Model>(Model&);                           \
+    PREFIX template double clip_grad_norm<Model>(Model&, double, bool)
+
 HYPERADAPT_EXTERN_MULTITASK_MODEL(::hyperadapt::camtl_recipe<::hyperadapt::examples::policy, float>);
 HYPERADAPT_EXTERN_MULTITASK_MODEL(::hyperadapt::multitask_bert_recipe<::hyperadapt::examples::policy, float>);
 HYPERADAPT_EXTERN_MULTITASK_MODEL(::hyperadapt::pha_recipe<::hyperadapt::examples::policy, float>);
 extern template class ::hyperadapt::pha_bert<::hyperadapt::examples::policy, float>;
+extern template class ::hyperadapt::adamw<::hyperadapt::examples::policy, float>;
 
 namespace hyperadapt {
 HYPERADAPT_RECIPE_MODEL_FUNCTIONS(extern, examples::camtl_recipe_model);
 HYPERADAPT_RECIPE_MODEL_FUNCTIONS(extern, examples::mtl_recipe_model);
 HYPERADAPT_RECIPE_MODEL_FUNCTIONS(extern, examples::pha_recipe_model);
+HYPERADAPT_RECIPE_STEP_FUNCTIONS(extern, examples::camtl_recipe_model);
+HYPERADAPT_RECIPE_STEP_FUNCTIONS(extern, examples::mtl_recipe_model);
+HYPERADAPT_RECIPE_STEP_FUNCTIONS(extern, examples::pha_recipe_model);
 }  // namespace hyperadapt

@@ -1,8 +1,16 @@
 // The recipes' models (recipe_models.hpp): construction, initialisation, forward and backward of CA-MTL,
-// multi-task BERT and PHA, compiled here once, optimised, in parallel with training.cpp.
+// multi-task BERT and PHA, and the step's arithmetic outside them (AdamW, gradient norm and clipping,
+// zeroing), compiled here once, optimised, in parallel with training.cpp.
 #include "../recipe_models.hpp"
 
 HYPERADAPT_INSTANTIATE_MULTITASK_MODEL(::hyperadapt::camtl_recipe<::hyperadapt::examples::policy, float>);
 HYPERADAPT_INSTANTIATE_MULTITASK_MODEL(::hyperadapt::multitask_bert_recipe<::hyperadapt::examples::policy, float>);
 HYPERADAPT_INSTANTIATE_MULTITASK_MODEL(::hyperadapt::pha_recipe<::hyperadapt::examples::policy, float>);
 template class ::hyperadapt::pha_bert<::hyperadapt::examples::policy, float>;
+template class ::hyperadapt::adamw<::hyperadapt::examples::policy, float>;
+
+namespace hyperadapt {
+HYPERADAPT_RECIPE_STEP_FUNCTIONS(, examples::camtl_recipe_model);
+HYPERADAPT_RECIPE_STEP_FUNCTIONS(, examples::mtl_recipe_model);
+HYPERADAPT_RECIPE_STEP_FUNCTIONS(, examples::pha_recipe_model);
+}  // namespace hyperadapt
