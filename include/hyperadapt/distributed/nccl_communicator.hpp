@@ -79,6 +79,7 @@ public:
     void broadcast(std::span<std::byte> bytes, int root) {
         if (root < 0 || root >= size_)
             throw communication_error("broadcast: root " + std::to_string(root) + " outside 0.." + std::to_string(size_ - 1));
+        live("ncclBroadcast");
         if (bytes.empty()) return;
         std::byte* d = staging(bytes.size());
         copy(d, bytes.data(), bytes.size(), cudaMemcpyHostToDevice, "broadcast");
