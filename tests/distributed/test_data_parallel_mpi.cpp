@@ -15,15 +15,10 @@
 #include "hyperadapt/backend/cpu.hpp"
 #include "hyperadapt/distributed/data_parallel.hpp"
 #include "hyperadapt/distributed/mpi_communicator.hpp"
-#include "hyperadapt/models/camtl.hpp"
 #include "hyperadapt/models/multitask_bert.hpp"
-#include "hyperadapt/models/pha_bert.hpp"
 #include "hyperadapt/nn/parameters.hpp"
 #include "hyperadapt/train/multitask_data.hpp"
-#include "hyperadapt/train/multitask_trainer.hpp"
-#include "hyperadapt/train/samplers/mt_uncertainty.hpp"
-#include "hyperadapt/train/samplers/size_proportional.hpp"
-#include "hyperadapt/train/synthetic_tasks.hpp"
+#include "small_training.hpp"
 
 using namespace hyperadapt;
 
@@ -41,37 +36,8 @@ const bert_config tiny{.vocab_size = 40, .hidden = 8, .layers = 2, .heads = 2, .
 
 multitask_bert_options one_task() { return {.backbone = tiny, .tasks = {{"order", 2}}, .head_dropout = 0}; }
 
-/// A small CA-MTL over three synthetic tasks, dropout off (the ranks' dropout streams are their own).
-camtl_options small_camtl() {
-    camtl_options o;
-    o.backbone = {.vocab_size = 40, .hidden = 16, .layers = 2, .heads = 2, .intermediate = 12, .max_position = 16,
-                  .hidden_dropout = 0, .attention_dropout = 0};
-    o.seq_len = 16;
-    o.head_dropout = 0;
-    o.tasks = {{"order", 2}, {"majority", 2}, {"count", 1}};
-    return o;
-}
-
-/// A small PHA (prototypes, hypernetwork, retriever, both contrastive losses) over the same tasks, dropout off.
-pha_bert_options small_pha() {
-    pha_bert_options o;
-    o.backbone = small_camtl().backbone;
-    o.tasks = small_camtl().tasks;
-    o.bottleneck = 4;
-    o.prototype_dim = 6;
-    o.retriever_hidden = 8;
-    o.hypernet_hidden = 8;
-    o.hypernet_projection = 4;
-    o.layer_embedding = 3;
-    o.head_dropout = 0;
-    return o;
-}
-
-template <class Model>
-typename Model::options_type small_options() {
-    if constexpr (std::is_same_v<Model, pha_bert<cpu, double>>) return small_pha();
-    else return small_camtl();
-}
+using test::small_options;
+using test::small_pha;
 
 template <class Model>
 std::vector<std::vector<double>> gradients_of(Model& m) {
@@ -235,38 +201,18 @@ std::pair<training_result, std::vector<std::vector<double>>> train_small(C& comm
                                                                          const std::filesystem::path& out = {},
                                                                          bool resume = false, bool dropout = false) {
     cpu b;
-    auto options = small_options<Model>();
-    if (dropout) options.backbone.hidden_dropout = options.backbone.attention_dropout = options.head_dropout = 0.1;
-    Model m(b, options);
+    Model m(b, small_options<Model>(dropout ? 0.1 : 0.0));
     rng_stream init(11 + (comm.rank() == 1 ? init_rank_offset : 0));
     m.initialize(init);
     m.apply_freezing();
-    const std::vector<encoded_task> train{synthetic_task(synthetic_kind::order, 60, 16, 3),
-                                          synthetic_task(synthetic_kind::majority, 60, 16, 4),
-                                          synthetic_task(synthetic_kind::count, 60, 16, 5)};
-    const std::vector<encoded_task> dev{synthetic_task(synthetic_kind::order, 20, 16, 6),
-                                        synthetic_task(synthetic_kind::majority, 20, 16, 7),
-                                        synthetic_task(synthetic_kind::count, 20, 16, 8)};
-    trainer_options o;
-    o.steps = 6;
-    o.lr = 3e-3;
-    o.eval_every = 3;
-    o.show_progress = false;
-    o.seed = 5;
+    const auto train = test::small_train_tasks();
+    const auto dev = test::small_dev_tasks();
+    trainer_options o = test::six_steps();
     o.out_dir = out;
     o.checkpoint_every = out.empty() ? 0 : 3;
     o.resume = resume;
-    training_result r;
-    if (mtu) {
-        std::vector<mt_uncertainty_task> tasks;
-        for (const auto& t : train) tasks.push_back({t.info.name, t.size(), t.num_labels(), {}});
-        tasks[2].borrow_scores_from = tasks[0].name;
-        mt_uncertainty_sampler s(tasks, batch, rng_stream(9));
-        r = train_multitask(m, s, b, train, dev, o, comm);
-    } else {
-        size_proportional_sampler s({60, 60, 60}, batch, rng_stream(9));
-        r = train_multitask(m, s, b, train, dev, o, comm);
-    }
+    const training_result r =
+        test::with_sampler(mtu, train, batch, [&](auto& s) { return train_multitask(m, s, b, train, dev, o, comm); });
     std::vector<std::vector<double>> values;
     m.visit_parameters([&](const std::string&, parameter<cpu, double>& p) { values.push_back(p.value.to_host()); });
     return {r, values};

@@ -16,12 +16,7 @@
 
 #include "hyperadapt/backend/cuda.hpp"
 #include "hyperadapt/distributed/nccl_communicator.hpp"
-#include "hyperadapt/models/camtl.hpp"
-#include "hyperadapt/models/pha_bert.hpp"
-#include "hyperadapt/train/multitask_trainer.hpp"
-#include "hyperadapt/train/samplers/mt_uncertainty.hpp"
-#include "hyperadapt/train/samplers/size_proportional.hpp"
-#include "hyperadapt/train/synthetic_tasks.hpp"
+#include "small_training.hpp"
 #include "support/cuda_device.hpp"
 
 using namespace hyperadapt;
@@ -29,80 +24,35 @@ namespace utf = boost::unit_test;
 
 namespace {
 
-const bert_config small_backbone{.vocab_size = 40, .hidden = 16, .layers = 2, .heads = 2, .intermediate = 12,
-                                 .max_position = 16, .hidden_dropout = 0.1, .attention_dropout = 0.1};
-const std::vector<task_head_spec> small_heads{{"order", 2}, {"majority", 2}, {"count", 1}};
-
-camtl_options small_camtl() {
-    camtl_options o;
-    o.backbone = small_backbone;
-    o.seq_len = 16;
-    o.tasks = small_heads;
-    return o;
-}
-
-pha_bert_options small_pha() {
-    pha_bert_options o;
-    o.backbone = small_backbone;
-    o.tasks = small_heads;
-    o.bottleneck = 4;
-    o.prototype_dim = 6;
-    o.retriever_hidden = 8;
-    o.hypernet_hidden = 8;
-    o.hypernet_projection = 4;
-    o.layer_embedding = 3;
-    return o;
-}
-
-/// Six steps of a fresh float model on the GPU, with `comm` (nullptr: the plain single-process overload).
-template <class Model, class Options>
-std::pair<training_result, std::vector<std::vector<float>>> train_on_gpu(const Options& options, bool mtu,
-                                                                         bool with_nccl) {
+/// Six steps of a fresh float model on the GPU, dropout on: the plain single-process overload, or over a
+/// 1-rank NCCL communicator.
+template <class Model>
+std::pair<training_result, std::vector<std::vector<float>>> train_on_gpu(bool mtu, bool with_nccl) {
     cuda_backend gpu;
-    Model m(gpu, options);
+    Model m(gpu, test::small_options<Model>(0.1));
     rng_stream init(11);
     m.initialize(init);
     m.apply_freezing();
-    const std::vector<encoded_task> train{synthetic_task(synthetic_kind::order, 60, 16, 3),
-                                          synthetic_task(synthetic_kind::majority, 60, 16, 4),
-                                          synthetic_task(synthetic_kind::count, 60, 16, 5)};
-    const std::vector<encoded_task> dev{synthetic_task(synthetic_kind::order, 20, 16, 6),
-                                        synthetic_task(synthetic_kind::majority, 20, 16, 7),
-                                        synthetic_task(synthetic_kind::count, 20, 16, 8)};
-    trainer_options o;
-    o.steps = 6;
-    o.lr = 3e-3;
-    o.eval_every = 3;
-    o.show_progress = false;
-    o.seed = 5;
+    const auto train = test::small_train_tasks();
+    const auto dev = test::small_dev_tasks();
+    const trainer_options o = test::six_steps();
     single_process bootstrap;
-    auto run = [&](auto& sampler) {
+    const training_result r = test::with_sampler(mtu, train, 12, [&](auto& sampler) {
         if (!with_nccl) return train_multitask(m, sampler, gpu, train, dev, o);
         nccl_communicator comm(bootstrap, gpu.stream());
         return train_multitask(m, sampler, gpu, train, dev, o, comm);
-    };
-    training_result r;
-    if (mtu) {
-        std::vector<mt_uncertainty_task> tasks;
-        for (const auto& t : train) tasks.push_back({t.info.name, t.size(), t.num_labels(), {}});
-        tasks[2].borrow_scores_from = tasks[0].name;
-        mt_uncertainty_sampler s(tasks, 12, rng_stream(9));
-        r = run(s);
-    } else {
-        size_proportional_sampler s({60, 60, 60}, 12, rng_stream(9));
-        r = run(s);
-    }
+    });
     std::vector<std::vector<float>> values;
     m.visit_parameters([&](const std::string&, parameter<cuda_backend, float>& p) { values.push_back(p.value.to_host()); });
     return {r, values};
 }
 
-template <class Model, class Options>
-void check_one_rank_equals_plain(const Options& options, const char* what) {
+template <class Model>
+void check_one_rank_equals_plain(const char* what) {
     for (const bool mtu : {true, false}) {
         BOOST_TEST_CONTEXT(what << (mtu ? ", MT-Uncertainty" : ", proportional")) {
-            const auto [plain, plain_values] = train_on_gpu<Model>(options, mtu, false);
-            const auto [nccl, nccl_values] = train_on_gpu<Model>(options, mtu, true);
+            const auto [plain, plain_values] = train_on_gpu<Model>(mtu, false);
+            const auto [nccl, nccl_values] = train_on_gpu<Model>(mtu, true);
             BOOST_TEST(nccl.losses == plain.losses, boost::test_tools::per_element());
             BOOST_TEST(nccl.real_tokens == plain.real_tokens);
             BOOST_TEST(nccl.final_average == plain.final_average);
@@ -145,8 +95,8 @@ BOOST_AUTO_TEST_CASE(collectives_on_one_rank) {
 }
 
 BOOST_AUTO_TEST_CASE(one_rank_over_nccl_equals_the_plain_run) {
-    check_one_rank_equals_plain<camtl_model<cuda_backend, float>>(small_camtl(), "CA-MTL");
-    check_one_rank_equals_plain<pha_bert<cuda_backend, float>>(small_pha(), "PHA");
+    check_one_rank_equals_plain<camtl_model<cuda_backend, float>>("CA-MTL");
+    check_one_rank_equals_plain<pha_bert<cuda_backend, float>>("PHA");
 }
 
 BOOST_AUTO_TEST_SUITE_END()
