@@ -153,7 +153,7 @@ inline void add_common_options(CLI::App& app, common_args& a) {
         ->check(task_list)
         ->default_str(a.tasks);
     app.add_option("--sampler", a.sampler, "task sampler")
-        ->check(CLI::IsMember({"mtu", "mtu-paper", "proportional", "temperature", "round-robin"}));
+        ->check(CLI::IsMember({"mtu", "mtu-paper", "mtu-floor", "proportional", "temperature", "round-robin"}));
     app.add_option("--head-input", a.head_input, "what the heads read")->check(CLI::IsMember({"pooler", "mean"}))->capture_default_str();
     app.add_option("--seq-len", a.seq_len, "tokens per example (L); 0: the example's default")->check(CLI::Range(std::size_t{0}, max_seq_len));
     app.add_option("--batch", a.batch, "examples per step")->check(CLI::Range(std::size_t{1}, std::size_t{1} << 20))->capture_default_str();

@@ -310,10 +310,12 @@ inline task_head_spec head_for(const encoded_task& t, bool scale_targets) {
     return h;
 }
 
-/// Trains `model` with the sampler named `sampler` (mtu | mtu-paper | proportional | temperature | round-robin),
-/// drawing `batch` rows per step, seeded from `seed`. "mtu" scores candidates with the formula of CA-MTL's code
-/// (U = Ĥ · H̄_t / H_max), "mtu-paper" with the paper's (U = Ĥ / H_max), which does not scale a task's
-/// candidates down by its own mean entropy. Throws config_error for an unknown name.
+/// Trains `model` with the sampler named `sampler` (mtu | mtu-paper | mtu-floor | proportional | temperature |
+/// round-robin), drawing `batch` rows per step, seeded from `seed`. "mtu" scores candidates with the formula of
+/// CA-MTL's code (U = Ĥ · H̄_t / H_max), "mtu-paper" with the paper's (U = Ĥ / H_max), which does not scale a
+/// task's candidates down by its own mean entropy; "mtu-floor" is "mtu" with half of every batch shared evenly
+/// among the tasks (mt_uncertainty_options::task_floor = 0.5; ours, against the starvation of a task).
+/// Throws config_error for an unknown name.
 template <class Model, class B>
 training_result train_with_sampler(Model& model, B& backend, const std::string& sampler, std::size_t batch,
                                    std::uint64_t seed, const std::vector<encoded_task>& train,
@@ -321,7 +323,7 @@ training_result train_with_sampler(Model& model, B& backend, const std::string& 
     std::vector<std::size_t> sizes;
     for (const auto& t : train) sizes.push_back(t.size());
     const rng_stream rng(seed * 7919 + 17);
-    if (sampler == "mtu" || sampler == "mtu-paper") {
+    if (sampler == "mtu" || sampler == "mtu-paper" || sampler == "mtu-floor") {
         std::vector<mt_uncertainty_task> tasks;
         for (const auto& t : train) tasks.push_back({t.info.name, t.size(), t.num_labels(), {}});
         apply_camtl_borrowing(tasks);  // STS-B takes MRPC's scores, as the authors' code does
@@ -336,6 +338,7 @@ training_result train_with_sampler(Model& model, B& backend, const std::string& 
                     }
         mt_uncertainty_options mo;
         if (sampler == "mtu-paper") mo.formula = mt_uncertainty_formula::paper;
+        if (sampler == "mtu-floor") mo.task_floor = 0.5;
         mt_uncertainty_sampler smp(tasks, batch, rng, mo);
         return train_multitask(model, smp, backend, train, dev, o);
     }
@@ -351,7 +354,7 @@ training_result train_with_sampler(Model& model, B& backend, const std::string& 
         round_robin_sampler smp(sizes, batch, rng);
         return train_multitask(model, smp, backend, train, dev, o);
     }
-    throw config_error("unknown sampler '" + sampler + "' (mtu, mtu-paper, proportional, temperature or round-robin)");
+    throw config_error("unknown sampler '" + sampler + "' (mtu, mtu-paper, mtu-floor, proportional, temperature or round-robin)");
 }
 
 /// A trained model's results: the trainer's, and the dev scores of the model the run ended with -- with a

@@ -29,7 +29,7 @@ TASK_NAMES = {"rte": "RTE", "mrpc": "MRPC", "stsb": "STS-B", "cola": "CoLA", "ss
 TASK_METRICS = {"mrpc": {"f1", "accuracy"}, "stsb": {"pearson", "spearman"}, "cola": {"matthews"},
                 "qqp": {"f1", "accuracy"}, "cb": {"macro_f1", "accuracy"}}
 
-ROW_ORDER = ["a", "b", "c", "d", "d-paper", "c-bf16", "c-lr1e-4", "c-lr5e-4", "c-cond1e-3", "c-cond3e-3",
+ROW_ORDER = ["a", "b", "c", "d", "d-paper", "d-floor", "c-bf16", "c-lr1e-4", "c-lr5e-4", "c-cond1e-3", "c-cond3e-3",
              "d-alignment", "d-cbda", "d-cln", "d-adapter", "full-ft", "lr1e-4", "lr2e-4",
              "lr5e-5-e6", "lr1e-4-e6", "lr1e-4-e6-bf16"]
 ROW_NAMES = {
@@ -38,6 +38,7 @@ ROW_NAMES = {
     "c": "(c) CA-MTL, proportional",
     "d": "(d) CA-MTL, MT-Uncertainty",
     "d-paper": "(d) with the paper's MT-Uncertainty formula (U = Ĥ / H_max)",
+    "d-floor": "(d) with half of every batch shared evenly among the tasks (ours: against starvation)",
     "c-bf16": "(c) with bf16 products (--precision bf16)",
     "c-lr1e-4": "(c) at peak lr 1e-4",
     "c-lr5e-4": "(c) at peak lr 5e-4",
@@ -77,6 +78,9 @@ COMPARISONS = [("d", "a", "the CA-MTL claim"), ("c", "b", "CA-MTL's modules, pro
                ("c-lr5e-4", "a", "CA-MTL proportional at its chosen rate against single-task"),
                ("c-lr5e-4", "b", "CA-MTL proportional at its chosen rate against multi-task full fine-tuning"),
                ("d-paper", "d", "MT-Uncertainty: the paper's formula against the code's"),
+               ("d-floor", "d", "MT-Uncertainty: a per-task floor on the batch against none"),
+               ("d-floor", "c-lr5e-4", "MT-Uncertainty with a per-task floor against proportional sampling, both at 5e-4"),
+               ("d", "c-lr5e-4", "MT-Uncertainty against proportional sampling, both at 5e-4"),
                ("c-bf16", "c", "bf16 products against fp32"),
                ("lr1e-4-e6-bf16", "lr1e-4-e6", "bf16 products against fp32")]
 for _k in (16, 32, 100):
@@ -484,7 +488,7 @@ def validation_table(rows):
 def comparisons_for(rows):
     pairs = [c for c in COMPARISONS if c[0] in rows and c[1] in rows]
     pairs += [(r, "d", "ablation") for r in ordered_rows(rows)
-              if r.startswith("d-") and r != "d-paper" and "d" in rows]
+              if r.startswith("d-") and r not in ("d-paper", "d-floor") and "d" in rows]
     return pairs
 
 

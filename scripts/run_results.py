@@ -165,6 +165,9 @@ GRIDS = {
             # Row (d) with the paper's MT-Uncertainty formula (U = Ĥ / H_max) instead of the code's (U = Ĥ · H̄_t / H_max),
             # which scales a task's candidates down by its own mean entropy and starved CoLA and WNLI in (d).
             "d-paper": CAMTL_COMMON + ["--model", "camtl", "--sampler", "mtu-paper", "--lr", CAMTL_LR, "--eval-every", "60"],
+            # Ours, not the paper's: MT-Uncertainty with half of every batch shared evenly among the tasks, against
+            # the starvation of a task the model is confidently wrong about (CoLA: 70 of 16,320 slots in (d)).
+            "d-floor": CAMTL_COMMON + ["--model", "camtl", "--sampler", "mtu-floor", "--lr", CAMTL_LR, "--eval-every", "60"],
             "d-alignment": CAMTL_COMMON + ["--model", "camtl", "--sampler", "mtu", "--lr", CAMTL_LR, "--eval-every", "60", "--no-alignment"],
             "d-cbda": CAMTL_COMMON + ["--model", "camtl", "--sampler", "mtu", "--lr", CAMTL_LR, "--eval-every", "60", "--no-cbda"],
             "d-cln": CAMTL_COMMON + ["--model", "camtl", "--sampler", "mtu", "--lr", CAMTL_LR, "--eval-every", "60", "--no-cln"],

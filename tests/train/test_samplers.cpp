@@ -411,6 +411,31 @@ BOOST_AUTO_TEST_CASE(all_zero_entropy_scores_zero) {
     BOOST_TEST(r.max_task_mean == 0.0);
 }
 
+BOOST_AUTO_TEST_CASE(task_floor_keeps_a_share_for_every_task) {
+    // Task 0 is certain (entropy 0), task 1 uncertain: the authors' top-4 takes task 1 only; with task_floor = 1
+    // each of the 2 tasks keeps floor(1 * 4 / 2) = 2 rows, its best; with 0.5, one row each, then the best of
+    // the rest (task 1's). The selection stays in score order.
+    const std::vector<double> certain{1.0, 0.0, 1.0, 0.0, 0.9, 0.1, 1.0, 0.0};     // 4 rows of 2 probabilities
+    const std::vector<double> unsure{0.5, 0.5, 0.6, 0.4, 0.55, 0.45, 0.7, 0.3};
+    const std::vector<std::span<const double>> blocks{certain, unsure};
+    const std::vector<std::size_t> classes{2, 2};
+    const mt_uncertainty_options none{.input = output_kind::probabilities};
+    auto with_floor = [&](double f) {
+        mt_uncertainty_options o = none;
+        o.task_floor = f;
+        return mt_uncertainty_scores(blocks, classes, 4, o).selected;
+    };
+    const auto top = mt_uncertainty_scores(blocks, classes, 4, none).selected;
+    BOOST_TEST(top == (std::vector<std::size_t>{4, 6, 5, 7}), boost::test_tools::per_element());
+    BOOST_TEST(with_floor(0.0) == top, boost::test_tools::per_element());
+    // Task 0's best is row 2 (0.9 / 0.1), then rows 0, 1, 3 tie at entropy 0 (first by position: 0).
+    BOOST_TEST(with_floor(1.0) == (std::vector<std::size_t>{4, 6, 2, 0}), boost::test_tools::per_element());
+    BOOST_TEST(with_floor(0.5) == (std::vector<std::size_t>{4, 6, 5, 2}), boost::test_tools::per_element());
+    BOOST_CHECK_EXCEPTION(with_floor(1.5), config_error, says({"task_floor", "[0, 1]"}));
+    BOOST_CHECK_EXCEPTION(mt_uncertainty_sampler({{"cola", 5, 2}}, 4, rng_stream(1), {.task_floor = -0.1}), config_error,
+                          says({"task_floor"}));
+}
+
 BOOST_AUTO_TEST_CASE(regression_outputs_and_epsilon) {
     // A regression head's output is never a probability or an entropy: Ĥ = 0 even with epsilon = 0
     // (log 1 + 0 = 0 would divide 0 by 0) and with output_kind::probabilities (its output may be negative).
