@@ -192,7 +192,7 @@ private:
             const std::size_t rows = all[r].size() / (g.dim + 1);
             if (rows * (g.dim + 1) != all[r].size())
                 throw shape_error("pha_contrastive: rank " + std::to_string(r) + " sent " + std::to_string(all[r].size()) +
-                                          " values, not rows of " + std::to_string(g.dim) + " features and a task id");
+                                  " values, not rows of " + std::to_string(g.dim) + " features and a task id");
             if (static_cast<int>(r) == b.exchange.rank) g.share = {g.tasks.size(), rows};
             g.features.insert(g.features.end(), all[r].begin(), all[r].begin() + static_cast<std::ptrdiff_t>(rows * g.dim));
             for (std::size_t i = 0; i < rows; ++i) g.tasks.push_back(static_cast<std::int32_t>(all[r][rows * g.dim + i]));
