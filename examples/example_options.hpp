@@ -15,7 +15,8 @@
 
 #include <CLI/CLI.hpp>
 
-#include "example_support.hpp"
+#include "example_args.hpp"
+#include "hyperadapt/data/task.hpp"
 
 namespace hyperadapt::examples {
 

@@ -1,6 +1,6 @@
 #pragma once
-// What the multi-task recipes share beyond their options (example_options.hpp): the backend policy, the
-// options' values (common_args), comma lists, config size limits, the --sampler dispatch (one place that maps
+// What the multi-task recipes share beyond their options (example_options.hpp) and the options' values
+// (example_args.hpp): the backend policy, config size limits, the --sampler dispatch (one place that maps
 // sampler names to the library's samplers, with CA-MTL's MT-Uncertainty score borrowing), training and
 // measuring a model, and writing it as a model directory. No CLI11 here: the recipes' model instances
 // (recipes/instances/) include this header and not the option parser.
@@ -27,6 +27,7 @@
 #include "hyperadapt/train/samplers/size_proportional.hpp"
 #include "hyperadapt/train/samplers/temperature.hpp"
 #include "hyperadapt/backend/cpu.hpp"
+#include "example_args.hpp"
 #if defined(HYPERADAPT_EXAMPLE_WITH_CBLAS)
 #include "hyperadapt/backend/cpu_cblas.hpp"
 #endif
@@ -70,39 +71,6 @@ inline policy make_backend(int threads, const std::string& precision) {
 inline std::string gemm_description(const std::string& precision) {
     return precision == "bf16" ? std::string("onednn-bf16+") + fp32_gemm::name : std::string(fp32_gemm::name);
 }
-
-inline std::vector<std::string> split_list(const std::string& s) {
-    std::vector<std::string> out;
-    std::stringstream ss(s);
-    for (std::string item; std::getline(ss, item, ',');)
-        if (!item.empty()) out.push_back(item);
-    return out;
-}
-
-/// The options every multi-task example takes (example_options.hpp registers them), with each example's
-/// defaults set before add_common_options.
-struct common_args {
-    std::string program;  // how the run names itself: "02_camtl_glue", "hyperadapt train camtl", ...
-    std::string checkpoint, data, tasks = "rte,mrpc,stsb,cola,sst2,wnli", sampler, out, json;
-    std::string save_model;  // a model directory (models/model_directory.hpp) written after training
-    std::string head_input = "pooler";
-    std::size_t seq_len = 0, batch = 32, train_per_task = 0, dev_per_task = 0;
-    double epochs = 3, lr = 0;
-    std::int64_t steps = 0, eval_every = 0, checkpoint_every = 0;
-    std::uint64_t seed = 12;
-    int threads = 0;
-    std::string precision = "fp32";
-    bool resume = false, skip_nonfinite = false, quiet = false, tasks_given = false;
-    bool pad_to_seq_len = false;  // every batch seq_len long instead of as long as its longest example
-    std::size_t validation_per_task = 0;  // > 0: carve a validation split, select on it, report dev once
-    std::uint64_t data_seed = 12;         // subsample and validation carve (default: --seed)
-    bool data_seed_given = false;
-    std::vector<parameter_group> lr_groups;
-    double warmup = 0.1, weight_decay = 0.01;
-
-    /// The seed of the training subsample and of the validation carve.
-    [[nodiscard]] std::uint64_t sample_seed() const noexcept { return data_seed_given ? data_seed : seed; }
-};
 
 /// Refuses a config.json whose sizes no run could allocate (a typo, or a hostile file) before anything is
 /// allocated: each size within a generous bound, and the backbone under 2^33 parameters.

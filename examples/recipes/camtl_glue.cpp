@@ -21,8 +21,8 @@
 #include "hyperadapt/train/samplers/size_proportional.hpp"
 #include "hyperadapt/train/samplers/temperature.hpp"
 #include "hyperadapt/train/synthetic_tasks.hpp"
-#include "../example_options.hpp"
 #include "recipe_models.hpp"
+#include "recipe_options.hpp"
 #include "recipes.hpp"
 
 using namespace hyperadapt;
@@ -31,47 +31,8 @@ using policy = examples::policy;  // the backend policy this example runs on (ex
 
 namespace {
 
-struct args : examples::common_args {
-    std::string model = "camtl";
-    bool alignment = true, cbda = true, cln = true, adapter = true, freeze_cbda_projection = false,
-         load_top_layer = false, partial_backbone = false;
-    bool scale_targets = false;  // regression heads learn target / max |target| (--scale-regression)
-};
+using args = examples::camtl_glue_args;
 
-/// Parses the command line; returns the exit code instead when the run should end here (0 after --help, 2
-/// after a bad option, its message printed naming the option).
-std::variant<args, int> parse(int argc, char** argv, const std::string& program) {
-    args a;
-    a.program = program;
-    a.sampler = "mtu";
-    CLI::App app("CA-MTL trained on many tasks at once; with no arguments, a built-in synthetic default", program);
-    examples::add_common_options(app, a);
-    app.add_option("--model", a.model, "camtl, mtl (multi-task full fine-tuning) or single (one model per task)")
-        ->check(CLI::IsMember({"camtl", "mtl", "single"}))
-        ->capture_default_str();
-    app.add_flag("!--no-alignment", a.alignment, "CA-MTL without conditional alignment");
-    app.add_flag("!--no-cbda", a.cbda, "CA-MTL without the conditional block-diagonal attention bias");
-    app.add_flag("!--no-cln", a.cln, "CA-MTL without conditional layer norms");
-    app.add_flag("!--no-adapter", a.adapter, "CA-MTL without the conditional adapter");
-    app.add_flag("--freeze-cbda-projection", a.freeze_cbda_projection, "the reference's frozen CBDA projection in frozen layers");
-    app.add_flag("--load-top-layer", a.load_top_layer, "load the checkpoint's top layer too (the reference trains it from scratch)");
-    app.add_flag("--allow-partial-backbone", a.partial_backbone,
-                 "load the backbone tensors that fit and keep the rest as initialised (default: a backbone tensor "
-                 "missing or of another shape is an error)");
-    app.add_flag("--scale-regression", a.scale_targets, "regression heads learn target / max |target|");
-    const int rc = examples::parse_command_line(app, argc, argv, [&] {
-        if (a.checkpoint.empty() != a.data.empty())
-            throw CLI::ValidationError(a.data.empty() ? "--data" : "--checkpoint", "--checkpoint and --data go together");
-        if (a.checkpoint.empty() && (a.tasks_given || a.train_per_task || a.dev_per_task || a.seq_len))
-            throw CLI::ValidationError("--tasks/--seq-len/--train-per-task/--dev-per-task",
-                                       "belong to a run with --checkpoint and --data (the built-in default has its own)");
-        if (a.partial_backbone && a.checkpoint.empty())
-            throw CLI::ValidationError("--allow-partial-backbone", "needs --checkpoint");
-        examples::check_common_options(a);
-    });
-    if (rc >= 0) return rc;
-    return a;
-}
 
 /// all-MiniLM-L6-v2 (sentence-transformers) was trained through mean pooling and its pooler output hardly
 /// varies between inputs; --head-input mean lets the heads read the masked mean instead.
@@ -305,7 +266,7 @@ int run(args& a) {
 }  // namespace
 
 int hyperadapt::examples::camtl_glue_main(int argc, char** argv, const std::string& program) {
-    auto parsed = parse(argc, argv, program);
+    auto parsed = examples::parse_camtl_glue_options(argc, argv, program);
     if (const int* rc = std::get_if<int>(&parsed)) return *rc;
     args& a = std::get<args>(parsed);
     return examples::run_main(program, [&] { return run(a); });

@@ -1,0 +1,74 @@
+#!/usr/bin/env bash
+# The library against an earlier version of itself: the CA-MTL and PHA training-step benchmarks
+# (bench_camtl_step, bench_pha_step) of two builds, run alternately -- old then new, round after round -- so
+# that the machine's drift falls on both sides alike. Prints each round's new/old time ratio and, per case,
+# the median ratio and the geometric mean with its 95 % t interval (over the rounds' log ratios). Issue 10's
+# "no slower than before (±3 %)" is read off the interval.
+#
+#   benchmarks/compare_versions.sh OLD_BUILD NEW_BUILD [rounds=8] [threads=2] [case=synthetic]
+#
+# OLD_BUILD / NEW_BUILD: build folders holding benchmarks/bench_camtl_step and bench_pha_step (an older
+# commit's from a git worktree: `git worktree add ../old <commit> && cmake -S ../old -B ../old/build -G Ninja
+# -DCMAKE_BUILD_TYPE=Release && ninja -C ../old/build bench_camtl_step bench_pha_step`). case: synthetic (the
+# fixed 32 x 128 batch that every version has; the default) or an extra --benchmark_filter regex.
+# The OpenBLAS cases run (OpenMP OpenBLAS, OMP_WAIT_POLICY=PASSIVE unless set, OPENBLAS_CORETYPE unset).
+# Needs a quiet machine: nothing else may run while it does.
+set -euo pipefail
+old="$1"
+new="$2"
+rounds="${3:-8}"
+threads="${4:-2}"
+which="${5:-synthetic}"
+for b in "$old" "$new"; do
+  for bench in bench_camtl_step bench_pha_step; do
+    [[ -x "$b/benchmarks/$bench" ]] || { echo "compare_versions.sh: $b/benchmarks/$bench is not built" >&2; exit 2; }
+  done
+done
+if [[ "$which" == synthetic ]]; then
+  # Before length-aware batches a case was named <model>_step/cblas/threads:N; since, .../batches:0.
+  filter="^(camtl|pha)_step/cblas/threads:${threads}(/batches:0)?\$"
+else
+  filter="$which"
+fi
+out="$(mktemp -d)"
+trap 'rm -rf "$out"' EXIT
+export OMP_WAIT_POLICY="${OMP_WAIT_POLICY:-PASSIVE}" OMP_NUM_THREADS="$threads"
+unset OPENBLAS_CORETYPE
+echo "compare_versions.sh: old $old ($(cat "$old/source_commit" 2>/dev/null || echo '?')), new $new" \
+     "($(cat "$new/source_commit" 2>/dev/null || echo '?')), $rounds rounds, $threads threads, OMP_WAIT_POLICY=$OMP_WAIT_POLICY"
+for r in $(seq 1 "$rounds"); do
+  for bench in bench_camtl_step bench_pha_step; do
+    for side in old new; do
+      dir="$old"; [[ "$side" == new ]] && dir="$new"
+      "$dir/benchmarks/$bench" --benchmark_filter="$filter" --benchmark_format=json \
+        --benchmark_out="$out/$r.$bench.$side.json" >/dev/null 2>"$out/err"
+    done
+  done
+  echo "compare_versions.sh: round $r of $rounds done ($(date +%H:%M:%S))"
+done
+python3 - "$out" "$rounds" <<'PY'
+import json, math, os, statistics, sys
+out, rounds = sys.argv[1], int(sys.argv[2])
+# t quantiles (0.975) for small samples
+T975 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306, 9: 2.262, 10: 2.228,
+        11: 2.201, 12: 2.179, 13: 2.160, 14: 2.145, 15: 2.131, 16: 2.120, 19: 2.093, 24: 2.064, 29: 2.045}
+def t975(df):
+    return T975.get(df) or T975[max(k for k in T975 if k <= df)]
+def ms(path):
+    b = [x for x in json.load(open(path))["benchmarks"] if x.get("run_type", "iteration") == "iteration"]
+    if len(b) != 1:
+        sys.exit(f"compare_versions.sh: {path}: expected one case, found {len(b)}")
+    return b[0]["real_time"] * {"ms": 1.0, "us": 1e-3, "ns": 1e-6, "s": 1e3}[b[0]["time_unit"]], b[0]["iterations"]
+for bench in ("bench_camtl_step", "bench_pha_step"):
+    ratios, olds, news = [], [], []
+    for r in range(1, rounds + 1):
+        (o, oi), (n, ni) = ms(f"{out}/{r}.{bench}.old.json"), ms(f"{out}/{r}.{bench}.new.json")
+        olds.append(o); news.append(n); ratios.append(n / o)
+        print(f"{bench} round {r}: old {o:.1f} ms ({oi} steps), new {n:.1f} ms ({ni} steps), new/old {n / o:.3f}")
+    logs = [math.log(x) for x in ratios]
+    mean = statistics.fmean(logs)
+    half = t975(len(logs) - 1) * statistics.stdev(logs) / math.sqrt(len(logs)) if len(logs) > 1 else float("nan")
+    print(f"{bench}: old median {statistics.median(olds):.1f} ms/step, new median {statistics.median(news):.1f}; "
+          f"new/old time: median {statistics.median(ratios):.3f}, geometric mean {math.exp(mean):.3f} "
+          f"[95 % t interval {math.exp(mean - half):.3f}, {math.exp(mean + half):.3f}] over {len(ratios)} rounds")
+PY
