@@ -16,6 +16,9 @@ repeats="${2:-3}"
 steps="${3:-12}"
 export OMP_WAIT_POLICY="${OMP_WAIT_POLICY:-PASSIVE}"
 unset OPENBLAS_CORETYPE
+# A CPU that OpenBLAS 0.3.21 does not recognise gets its generic (Prescott, SSE3) kernels: name the kernels
+# to use instead, e.g. BENCH_OPENBLAS_CORETYPE=SkylakeX (docs/benchmarks.md says which each figure ran).
+[[ -n "${BENCH_OPENBLAS_CORETYPE:-}" ]] && export OPENBLAS_CORETYPE="$BENCH_OPENBLAS_CORETYPE"
 # Open MPI refuses root unless told; CI containers and this VM run as root.
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
 cmake --build "$build" --target bench_data_parallel_step

@@ -11,7 +11,8 @@
 # commit's from a git worktree: `git worktree add ../old <commit> && cmake -S ../old -B ../old/build -G Ninja
 # -DCMAKE_BUILD_TYPE=Release && ninja -C ../old/build bench_camtl_step bench_pha_step`). case: synthetic (the
 # fixed 32 x 128 batch that every version has; the default) or an extra --benchmark_filter regex.
-# The OpenBLAS cases run (OpenMP OpenBLAS, OMP_WAIT_POLICY=PASSIVE unless set, OPENBLAS_CORETYPE unset).
+# The OpenBLAS cases run (OpenMP OpenBLAS, OMP_WAIT_POLICY=PASSIVE unless set, OPENBLAS_CORETYPE unset unless
+# BENCH_OPENBLAS_CORETYPE names the kernels).
 # Needs a quiet machine: nothing else may run while it does.
 set -euo pipefail
 old="$1"
@@ -34,8 +35,12 @@ out="$(mktemp -d)"
 trap 'rm -rf "$out"' EXIT
 export OMP_WAIT_POLICY="${OMP_WAIT_POLICY:-PASSIVE}" OMP_NUM_THREADS="$threads"
 unset OPENBLAS_CORETYPE
+# A CPU that OpenBLAS 0.3.21 does not recognise gets its generic (Prescott, SSE3) kernels: name the kernels
+# to use instead, e.g. BENCH_OPENBLAS_CORETYPE=SkylakeX (docs/benchmarks.md says which each figure ran).
+[[ -n "${BENCH_OPENBLAS_CORETYPE:-}" ]] && export OPENBLAS_CORETYPE="$BENCH_OPENBLAS_CORETYPE"
 echo "compare_versions.sh: old $old ($(cat "$old/source_commit" 2>/dev/null || echo '?')), new $new" \
-     "($(cat "$new/source_commit" 2>/dev/null || echo '?')), $rounds rounds, $threads threads, OMP_WAIT_POLICY=$OMP_WAIT_POLICY"
+     "($(cat "$new/source_commit" 2>/dev/null || echo '?')), $rounds rounds, $threads threads, OMP_WAIT_POLICY=$OMP_WAIT_POLICY," \
+     "OPENBLAS_CORETYPE=${OPENBLAS_CORETYPE:-unset}"
 for r in $(seq 1 "$rounds"); do
   for bench in bench_camtl_step bench_pha_step; do
     for side in old new; do

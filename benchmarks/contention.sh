@@ -17,12 +17,16 @@ threads="${2:-2}"
 repeats="${3:-2}"
 export OMP_WAIT_POLICY="${OMP_WAIT_POLICY:-PASSIVE}"
 unset OPENBLAS_CORETYPE
+# A CPU that OpenBLAS 0.3.21 does not recognise gets its generic (Prescott, SSE3) kernels: name the kernels
+# to use instead, e.g. BENCH_OPENBLAS_CORETYPE=SkylakeX (docs/benchmarks.md says which each figure ran).
+[[ -n "${BENCH_OPENBLAS_CORETYPE:-}" ]] && export OPENBLAS_CORETYPE="$BENCH_OPENBLAS_CORETYPE"
 read -r -a extra <<<"${EXTRA_ENV:-}"
 
 example="$build/examples/02_camtl_glue"
 step="$build/benchmarks/bench_pha_step"
-# The benchmarks are not in the default build target (benchmarks/CMakeLists.txt): build what runs here.
-cmake --build "$build" --target 02_camtl_glue bench_pha_step
+# The benchmarks are not in the default build target (benchmarks/CMakeLists.txt): build what runs here (a
+# folder of copied binaries, with no CMakeCache.txt, is run as it is: an earlier version's, to compare).
+[[ -f "$build/CMakeCache.txt" ]] && cmake --build "$build" --target 02_camtl_glue bench_pha_step
 for f in "$example" "$step"; do
   [[ -x "$f" ]] || { echo "contention.sh: $f is missing (build it first)" >&2; exit 1; }
 done

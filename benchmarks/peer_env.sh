@@ -15,6 +15,9 @@ fi
 # OPENBLAS_CORETYPE (set on some machines to pin OpenBLAS's kernels) is dropped so OpenBLAS picks the kernels
 # for this CPU; the PyPI torch brings its own MKL and oneDNN and ignores it.
 unset OPENBLAS_CORETYPE OPENBLAS_L2_SIZE
+# ... unless OpenBLAS 0.3.21 does not recognise the CPU and would fall back to its generic (Prescott) kernels:
+# BENCH_OPENBLAS_CORETYPE=SkylakeX names the kernels to use instead.
+[[ -n "${BENCH_OPENBLAS_CORETYPE:-}" ]] && export OPENBLAS_CORETYPE="$BENCH_OPENBLAS_CORETYPE"
 export OMP_NUM_THREADS="$threads"
 export OMP_WAIT_POLICY="${OMP_WAIT_POLICY:-PASSIVE}"
 # A PYTHON with Debian's torch reaches BLAS through libblas.so.3: point it at the OpenMP OpenBLAS our cblas

@@ -55,6 +55,9 @@ using policy = cpu_backend<fp32_gemm>;
 /// The examples' backend: `threads` (0: OpenMP's default) and the products' precision ("fp32" or "bf16",
 /// validated by the option parser; bf16 needs a build with oneDNN and a CPU with AVX-512).
 inline policy make_backend(int threads, const std::string& precision) {
+#if defined(HYPERADAPT_EXAMPLE_WITH_CBLAS)
+    if (const std::string advice = cblas_gemm::kernel_advice(); !advice.empty()) std::cerr << "warning: " << advice << "\n";
+#endif
     const policy::options opts{.threads = threads > 0 ? threads : policy::options{}.threads};
 #if defined(HYPERADAPT_EXAMPLE_WITH_ONEDNN)
     return policy(opts, onednn_gemm<fp32_gemm>(parse_compute_precision(precision).value_or(compute_precision::fp32)));
@@ -70,6 +73,16 @@ inline policy make_backend(int threads, const std::string& precision) {
 /// above onednn_gemm's size floor, the fp32 provider below it).
 inline std::string gemm_description(const std::string& precision) {
     return precision == "bf16" ? std::string("onednn-bf16+") + fp32_gemm::name : std::string(fp32_gemm::name);
+}
+
+/// The kernels OpenBLAS runs the fp32 products on ("SkylakeX", "Haswell", "Prescott", ...; "" with Eigen's):
+/// recorded with each run, as they set its speed.
+inline std::string fp32_kernels() {
+#if defined(HYPERADAPT_EXAMPLE_WITH_CBLAS)
+    return cblas_gemm::kernels();
+#else
+    return {};
+#endif
 }
 
 /// Refuses a config.json whose sizes no run could allocate (a typo, or a hostile file) before anything is
@@ -217,6 +230,7 @@ inline void add_protocol_fields(nlohmann::json& j, const common_args& a, const t
     j["weight_decay"] = a.weight_decay;
     j["tokens_per_second"] = r.seconds > 0 ? static_cast<double>(r.real_tokens) / r.seconds : 0.0;
     j["gemm"] = gemm_description(a.precision);
+    if (const std::string kernels = fp32_kernels(); !kernels.empty()) j["openblas_kernels"] = kernels;
     j["precision"] = a.precision;
 }
 

@@ -1,7 +1,8 @@
 #pragma once
-// The CPU backend policy: Eigen 3.4 for element-wise and row-wise work, OpenMP threads, and a GEMM provider
-// chosen by type (eigen_gemm here; cblas_gemm in cpu_cblas.hpp). Layers never include this header's
-// dependencies: they only name the policy.
+// The CPU backend policy: Eigen 3.4 for element-wise and row-wise work, one work-claiming pool of threads
+// for all of it and for the matrix products (cpu_work_pool.hpp), and a GEMM provider chosen by type
+// (eigen_gemm here; cblas_gemm in cpu_cblas.hpp). Layers never include this header's dependencies: they only
+// name the policy.
 #include <Eigen/Core>
 #include <unsupported/Eigen/SpecialFunctions>
 
@@ -22,6 +23,7 @@
 #include "hyperadapt/backend/concepts.hpp"
 #include "hyperadapt/backend/counter_rng.hpp"
 #include "hyperadapt/backend/cpu_allocator.hpp"
+#include "hyperadapt/backend/cpu_work_pool.hpp"
 #include "hyperadapt/core/errors.hpp"
 
 namespace hyperadapt {
@@ -46,22 +48,27 @@ inline int default_thread_count() {
 #endif
 }
 
-/// Element-wise loops below this size run on one thread: waking a team costs more than it saves, and much
-/// more when another process holds a core (the helper thread may not be running). 128 K elements is about
-/// 30-50 us of work on one core; 16 K made the README's small built-in example 1.54x slower on two threads
-/// than on one beside a busy process, 128 K 1.29x (docs/benchmarks.md, "Under contention").
+/// Element-wise loops below this size run on one thread: waking a helper costs more than it saves. 128 K
+/// elements is about 30-50 us of work on one core (docs/benchmarks.md, "Under contention").
 inline constexpr std::size_t parallel_threshold = 1 << 17;
-/// Batches of products below this many multiply-adds in all run on one thread, for the same reason: a team's
-/// wake-up costs tens of microseconds with passive waiting, and when the other core is busy a tiny batch
-/// (a small model's attention heads) ran ten times slower on two threads than on one.
+/// Batches of products below this many multiply-adds in all run on one thread, for the same reason (a small
+/// model's attention heads).
 inline constexpr std::size_t parallel_gemm_threshold = std::size_t{1} << 20;
+/// A product of at least this many multiply-adds is cut into pieces the pool's threads claim (~20 us of work
+/// on one core); each piece at least half of it.
+inline constexpr std::size_t split_gemm_threshold = std::size_t{1} << 21;
+/// Chunks per thread of a parallel loop: more chunks than threads, so that a thread the OS does not run
+/// leaves its share to the others instead of holding them at the end of the loop.
+inline constexpr std::size_t chunks_per_thread = 4;
 }  // namespace detail
 
 /// GEMM provider: Eigen's own product kernels.
 struct eigen_gemm {
     static constexpr const char* name = "eigen";
 
-    static void set_threads(int threads) { Eigen::setNbThreads(threads); }
+    /// The backend's pool cuts every large product into pieces and runs each on one thread: Eigen's own
+    /// threads stay off.
+    static void set_threads(int /*threads*/) { Eigen::setNbThreads(1); }
 
     template <class T>
     static void gemm(transpose ta, transpose tb, std::size_t m, std::size_t n, std::size_t k, T alpha, const T* a,
@@ -96,8 +103,11 @@ struct eigen_gemm {
 /// onednn_gemm (hyperadapt/backend/cpu_onednn.hpp, fp32 or bf16 products chosen at run time). The backend
 /// holds one provider object: stateless providers cost nothing, a stateful one carries its settings.
 ///
-/// Threads: every primitive uses `threads()` OpenMP threads; the GEMM provider is told the same count.
-/// The default is OpenMP's own default (OMP_NUM_THREADS, else one per core).
+/// Threads: every primitive runs on one pool of `threads()` threads (the caller and threads - 1 helpers,
+/// cpu_work_pool.hpp), matrix products included: a large product is cut into row or column pieces, each a
+/// single-threaded call of the provider (unless the provider runs a product on threads of its own:
+/// onednn_gemm's bf16 products). The default is OpenMP's (OMP_NUM_THREADS, else one per core). Copies of a
+/// backend share its pool.
 template <class GemmProvider = eigen_gemm>
 class cpu_backend {
 public:
@@ -119,6 +129,7 @@ public:
         if (opts_.threads < 1) throw config_error("cpu_backend: threads must be >= 1, got " +
                                                   std::to_string(opts_.threads));
         provider_.set_threads(opts_.threads);
+        pool_ = std::make_shared<detail::work_pool>(opts_.threads);
     }
     [[nodiscard]] const GemmProvider& provider() const noexcept { return provider_; }
 
@@ -153,14 +164,43 @@ public:
     void synchronize() noexcept {}
 
     // ---- BLAS ---------------------------------------------------------------------------------------
+    /// C = alpha op(A) op(B) + beta C. A large product is cut along the longer side of C into pieces (whole
+    /// multiples of 16 rows or columns) that the pool's threads claim; every element of C is still one
+    /// provider call's sum over all of k.
     template <class T>
     void gemm(transpose ta, transpose tb, std::size_t m, std::size_t n, std::size_t k, T alpha, const T* a,
               std::size_t lda, const T* b, std::size_t ldb, T beta, T* c, std::size_t ldc) {
-        provider_.gemm(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+        if constexpr (requires { provider_.threads_itself(m, n, k, a); }) {
+            if (provider_.threads_itself(m, n, k, a)) {
+                provider_.gemm(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+                return;
+            }
+        }
+        const std::size_t work = m * n * k, longer = std::max(m, n);
+        const std::size_t pieces = opts_.threads == 1 || work < detail::split_gemm_threshold
+                                       ? 1
+                                       : std::min({longer / 32, work / (detail::split_gemm_threshold / 2),
+                                                   detail::chunks_per_thread * static_cast<std::size_t>(opts_.threads)});
+        if (pieces <= 1) {
+            provider_.gemm(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+            return;
+        }
+        const bool by_rows = m >= n;
+        const auto bound = [&](std::size_t i) { return i == pieces ? longer : (longer * i / pieces) / 16 * 16; };
+        pool_->run(pieces, [&](std::size_t i) {
+            const std::size_t d0 = bound(i), len = bound(i + 1) - d0;
+            if (len == 0) return;
+            if (by_rows)  // rows d0.. of C and of op(A): A is stored m x k, or k x m when transposed
+                provider_.gemm(ta, tb, len, n, k, alpha, ta == transpose::yes ? a + d0 : a + d0 * lda, lda, b, ldb,
+                               beta, c + d0 * ldc, ldc);
+            else  // columns d0.. of C and of op(B): B is stored k x n, or n x k when transposed
+                provider_.gemm(ta, tb, m, len, k, alpha, a, lda, tb == transpose::yes ? b + d0 * ldb : b + d0, ldb,
+                               beta, c + d0, ldc);
+        });
     }
 
-    /// Many small independent products (attention heads): one thread per product, each product on one
-    /// thread (both providers fall back to a single thread inside a parallel region).
+    /// Many small independent products (attention heads): the pool's threads claim them one by one, each
+    /// product on one thread.
     template <class T>
     void gemm_strided_batched(transpose ta, transpose tb, std::size_t m, std::size_t n, std::size_t k, T alpha,
                               const T* a, std::size_t lda, std::ptrdiff_t stride_a, const T* b, std::size_t ldb,
@@ -174,16 +214,19 @@ public:
                                     batch, 1))
                 return;
         }
-        const auto nb = static_cast<std::ptrdiff_t>(batch);
-#pragma omp parallel for num_threads(opts_.threads) schedule(static) \
-    if (batch > 1 && batch * m * n * k > detail::parallel_gemm_threshold)
-        for (std::ptrdiff_t i = 0; i < nb; ++i)
+        const auto one = [&](std::size_t e) {
+            const auto i = static_cast<std::ptrdiff_t>(e);
             provider_.gemm(ta, tb, m, n, k, alpha, a + i * stride_a, lda, b + i * stride_b, ldb, beta,
-                               c + i * stride_c, ldc);
+                           c + i * stride_c, ldc);
+        };
+        if (batch > 1 && batch * m * n * k > detail::parallel_gemm_threshold && opts_.threads > 1)
+            pool_->run(batch, one);
+        else
+            for (std::size_t e = 0; e < batch; ++e) one(e);
     }
 
     /// A grid of independent products: entry (i, j), i < outer, j < inner, multiplies the operands at
-    /// a + i * sa.outer + j * sa.inner (likewise b and c); one thread per product, as gemm_strided_batched.
+    /// a + i * sa.outer + j * sa.inner (likewise b and c); claimed one by one, as gemm_strided_batched.
     template <class T>
     void gemm_batched_grid(transpose ta, transpose tb, std::size_t m, std::size_t n, std::size_t k, T alpha,
                            const T* a, std::size_t lda, grid_strides sa, const T* b, std::size_t ldb, grid_strides sb,
@@ -193,73 +236,64 @@ public:
             if (provider_.gemm_grid(ta, tb, m, n, k, alpha, a, lda, sa, b, ldb, sb, beta, c, ldc, sc, outer, inner))
                 return;
         }
-        const auto count = static_cast<std::ptrdiff_t>(outer * inner), ni = static_cast<std::ptrdiff_t>(inner);
-#pragma omp parallel for num_threads(opts_.threads) schedule(static) \
-    if (count > 1 && outer * inner * m * n * k > detail::parallel_gemm_threshold)
-        for (std::ptrdiff_t e = 0; e < count; ++e) {
-            const std::ptrdiff_t i = e / ni, j = e % ni;
+        const std::size_t count = outer * inner;
+        const auto ni = static_cast<std::ptrdiff_t>(inner);
+        const auto one = [&](std::size_t e) {
+            const std::ptrdiff_t i = static_cast<std::ptrdiff_t>(e) / ni, j = static_cast<std::ptrdiff_t>(e) % ni;
             provider_.gemm(ta, tb, m, n, k, alpha, a + i * sa.outer + j * sa.inner, lda,
-                               b + i * sb.outer + j * sb.inner, ldb, beta, c + i * sc.outer + j * sc.inner, ldc);
-        }
+                           b + i * sb.outer + j * sb.inner, ldb, beta, c + i * sc.outer + j * sc.inner, ldc);
+        };
+        if (count > 1 && count * m * n * k > detail::parallel_gemm_threshold && opts_.threads > 1)
+            pool_->run(count, one);
+        else
+            for (std::size_t e = 0; e < count; ++e) one(e);
     }
 
     // ---- linear -------------------------------------------------------------------------------------
     /// x[r, :] += v for every row r of the rows x cols matrix x.
     template <class T>
     void add_row_vector(std::size_t rows, std::size_t cols, const T* v, T* x) {
-        const auto nr = static_cast<std::ptrdiff_t>(rows);
         const detail::const_array_map<T> vv(v, static_cast<Eigen::Index>(cols));
-#pragma omp parallel for num_threads(opts_.threads) schedule(static) if (rows * cols > detail::parallel_threshold)
-        for (std::ptrdiff_t r = 0; r < nr; ++r)
-            detail::array_map<T>(x + r * static_cast<std::ptrdiff_t>(cols), static_cast<Eigen::Index>(cols)) += vv;
+        for_rows(rows, cols, [&](std::size_t r0, std::size_t r1) {
+            for (std::size_t r = r0; r < r1; ++r) arr(x + r * cols, cols) += vv;
+        });
     }
 
     /// out[c] += sum_r x[r, c].
     template <class T>
     void accumulate_column_sums(std::size_t rows, std::size_t cols, const T* x, T* out) {
-        // Columns are split across threads so that no two threads write the same output.
-        const std::size_t chunk = std::max<std::size_t>(64, (cols + static_cast<std::size_t>(opts_.threads) - 1) /
-                                                                static_cast<std::size_t>(opts_.threads));
-        const auto nchunks = static_cast<std::ptrdiff_t>((cols + chunk - 1) / chunk);
-#pragma omp parallel for num_threads(opts_.threads) schedule(static) if (rows * cols > detail::parallel_threshold)
-        for (std::ptrdiff_t ci = 0; ci < nchunks; ++ci) {
-            const std::size_t c0 = static_cast<std::size_t>(ci) * chunk, w = std::min(chunk, cols - c0);
-            detail::array_map<T> acc(out + c0, static_cast<Eigen::Index>(w));
-            for (std::size_t r = 0; r < rows; ++r) acc += detail::const_array_map<T>(x + r * cols + c0,
-                                                                                     static_cast<Eigen::Index>(w));
-        }
+        // Split by columns so that no two threads write the same output; each sum runs over the rows in order.
+        for_column_blocks(rows, cols, [&](std::size_t c0, std::size_t w) {
+            auto acc = arr(out + c0, w);
+            for (std::size_t r = 0; r < rows; ++r) acc += carr(x + r * cols + c0, w);
+        });
     }
 
     /// y[r, c] (+)= x[r, c] * v[c] for a (rows, cols) matrix with row strides ldx, ldy (FiLM's modulation).
     template <class T>
     void mul_row_vector(std::size_t rows, std::size_t cols, const T* x, std::size_t ldx, const T* v, T* y,
                         std::size_t ldy, bool accumulate) {
-        const auto nr = static_cast<std::ptrdiff_t>(rows);
         const detail::const_array_map<T> vv(v, static_cast<Eigen::Index>(cols));
-#pragma omp parallel for num_threads(opts_.threads) schedule(static) if (rows * cols > detail::parallel_threshold)
-        for (std::ptrdiff_t r = 0; r < nr; ++r) {
-            auto yr = arr(y + static_cast<std::size_t>(r) * ldy, cols);
-            const auto xr = carr(x + static_cast<std::size_t>(r) * ldx, cols);
-            if (accumulate)
-                yr += xr * vv;
-            else
-                yr = xr * vv;
-        }
+        for_rows(rows, cols, [&](std::size_t r0, std::size_t r1) {
+            for (std::size_t r = r0; r < r1; ++r) {
+                auto yr = arr(y + r * ldy, cols);
+                const auto xr = carr(x + r * ldx, cols);
+                if (accumulate)
+                    yr += xr * vv;
+                else
+                    yr = xr * vv;
+            }
+        });
     }
     /// out[c] (+)= sum_r x[r, c] * y[r, c] for (rows, cols) matrices with row stride ld (FiLM's gain gradient).
     template <class T>
     void column_dots(std::size_t rows, std::size_t cols, const T* x, const T* y, std::size_t ld, T* out,
                      bool accumulate) {
-        const std::size_t chunk = std::max<std::size_t>(64, (cols + static_cast<std::size_t>(opts_.threads) - 1) /
-                                                                static_cast<std::size_t>(opts_.threads));
-        const auto nchunks = static_cast<std::ptrdiff_t>((cols + chunk - 1) / chunk);
-#pragma omp parallel for num_threads(opts_.threads) schedule(static) if (rows * cols > detail::parallel_threshold)
-        for (std::ptrdiff_t ci = 0; ci < nchunks; ++ci) {
-            const std::size_t c0 = static_cast<std::size_t>(ci) * chunk, w = std::min(chunk, cols - c0);
+        for_column_blocks(rows, cols, [&](std::size_t c0, std::size_t w) {
             auto acc = arr(out + c0, w);
             if (!accumulate) acc.setZero();
             for (std::size_t r = 0; r < rows; ++r) acc += carr(x + r * ld + c0, w) * carr(y + r * ld + c0, w);
-        }
+        });
     }
 
     /// y += alpha * x.
@@ -387,19 +421,19 @@ public:
     template <class T>
     void layer_norm_forward(std::size_t rows, std::size_t cols, T eps, const T* x, const T* gamma, const T* beta,
                             T* y, T* mean, T* rstd) {
-        const auto nr = static_cast<std::ptrdiff_t>(rows);
         const auto nc = static_cast<Eigen::Index>(cols);
         const detail::const_array_map<T> g(gamma, nc), b(beta, nc);
-#pragma omp parallel for num_threads(opts_.threads) schedule(static) if (rows * cols > detail::parallel_threshold)
-        for (std::ptrdiff_t r = 0; r < nr; ++r) {
-            const auto xr = carr(x + r * nc, cols);
-            const T mu = xr.mean();
-            const T var = (xr - mu).square().mean();
-            const T rs = T(1) / std::sqrt(var + eps);
-            mean[r] = mu;
-            rstd[r] = rs;
-            arr(y + r * nc, cols) = (xr - mu) * rs * g + b;
-        }
+        for_rows(rows, cols, [&](std::size_t r0, std::size_t r1) {
+            for (std::size_t r = r0; r < r1; ++r) {
+                const auto xr = carr(x + r * cols, cols);
+                const T mu = xr.mean();
+                const T var = (xr - mu).square().mean();
+                const T rs = T(1) / std::sqrt(var + eps);
+                mean[r] = mu;
+                rstd[r] = rs;
+                arr(y + r * cols, cols) = (xr - mu) * rs * g + b;
+            }
+        });
     }
     /// dx = rstd * (dy*gamma - mean(dy*gamma) - xhat * mean(dy*gamma*xhat)); dgamma += sum dy*xhat;
     /// dbeta += sum dy. dgamma and dbeta may be null (frozen parameters).
@@ -407,21 +441,16 @@ public:
     void layer_norm_backward(std::size_t rows, std::size_t cols, const T* x, const T* gamma, const T* mean,
                              const T* rstd, const T* dy, T* dx, T* dgamma, T* dbeta) {
         const auto nc = static_cast<Eigen::Index>(cols);
-        const int nthreads = rows * cols > detail::parallel_threshold ? opts_.threads : 1;
-        std::vector<T> partial(static_cast<std::size_t>(nthreads) * 2 * cols, T(0));
+        // One partial sum of dgamma and dbeta per chunk of rows, added in chunk order: the result depends on
+        // the chunk count (rows, cols and threads()), never on which thread ran which chunk.
+        const std::size_t chunks = row_chunks(rows, cols);
+        std::vector<T> partial(chunks * 2 * cols, T(0));
         const detail::const_array_map<T> g(gamma, nc);
-#pragma omp parallel num_threads(nthreads)
-        {
-#if defined(_OPENMP)
-            const int tid = omp_get_thread_num(), nt = omp_get_num_threads();
-#else
-            const int tid = 0, nt = 1;
-#endif
-            detail::array_map<T> pg(partial.data() + static_cast<std::size_t>(tid) * 2 * cols, nc);
-            detail::array_map<T> pb(partial.data() + static_cast<std::size_t>(tid) * 2 * cols + cols, nc);
+        run_chunks(chunks, [&](std::size_t chunk) {
+            detail::array_map<T> pg(partial.data() + chunk * 2 * cols, nc);
+            detail::array_map<T> pb(partial.data() + chunk * 2 * cols + cols, nc);
             Eigen::Array<T, Eigen::Dynamic, 1> xhat(nc), dxhat(nc);
-            const std::size_t per = (rows + static_cast<std::size_t>(nt) - 1) / static_cast<std::size_t>(nt);
-            const std::size_t r0 = std::min(rows, per * static_cast<std::size_t>(tid)), r1 = std::min(rows, r0 + per);
+            const std::size_t r0 = rows * chunk / chunks, r1 = rows * (chunk + 1) / chunks;
             for (std::size_t r = r0; r < r1; ++r) {
                 const auto dyr = carr(dy + r * cols, cols);
                 xhat = (carr(x + r * cols, cols) - mean[r]) * rstd[r];
@@ -431,9 +460,9 @@ public:
                 pg += dyr * xhat;
                 pb += dyr;
             }
-        }
-        for (int t = 0; t < nthreads; ++t) {
-            const T* p = partial.data() + static_cast<std::size_t>(t) * 2 * cols;
+        });
+        for (std::size_t t = 0; t < chunks; ++t) {
+            const T* p = partial.data() + t * 2 * cols;
             if (dgamma) arr(dgamma, cols) += carr(p, cols);
             if (dbeta) arr(dbeta, cols) += carr(p + cols, cols);
         }
@@ -449,10 +478,8 @@ public:
     template <class T>
     void attention_softmax_forward(std::size_t batch, std::size_t heads, std::size_t tq, std::size_t tk, T scale,
                                    const T* scores, const T* bias, const std::uint8_t* key_mask, T* probs) {
-        const auto nrows = static_cast<std::ptrdiff_t>(batch * heads * tq);
-#pragma omp parallel for num_threads(opts_.threads) schedule(static) if (batch * heads * tq * tk > detail::parallel_threshold)
-        for (std::ptrdiff_t r = 0; r < nrows; ++r) {
-            const std::size_t ur = static_cast<std::size_t>(r);
+        for_rows(batch * heads * tq, tk, [&](std::size_t r0, std::size_t r1) {
+          for (std::size_t ur = r0; ur < r1; ++ur) {
             const std::size_t b = ur / (heads * tq), i = ur % tq;
             const std::uint8_t* km = key_mask ? key_mask + b * tk : nullptr;
             const T* s = scores + ur * tk;
@@ -474,31 +501,31 @@ public:
                 for (std::size_t j = 0; j < tk; ++j)
                     if (!km[j]) p[j] = T(0);
             pr *= T(1) / pr.sum();
-        }
+          }
+        });
     }
 
     /// dx = scale * y * (dy - sum(y * dy)) per row, for softmax outputs y.
     template <class T>
     void softmax_backward(std::size_t rows, std::size_t cols, const T* y, const T* dy, T scale, T* dx) {
-        const auto nr = static_cast<std::ptrdiff_t>(rows);
-#pragma omp parallel for num_threads(opts_.threads) schedule(static) if (rows * cols > detail::parallel_threshold)
-        for (std::ptrdiff_t r = 0; r < nr; ++r) {
-            const std::size_t o = static_cast<std::size_t>(r) * cols;
-            const auto yr = carr(y + o, cols), dyr = carr(dy + o, cols);
-            const T s = (yr * dyr).sum();
-            arr(dx + o, cols) = scale * yr * (dyr - s);
-        }
+        for_rows(rows, cols, [&](std::size_t r0, std::size_t r1) {
+            for (std::size_t r = r0; r < r1; ++r) {
+                const std::size_t o = r * cols;
+                const auto yr = carr(y + o, cols), dyr = carr(dy + o, cols);
+                const T s = (yr * dyr).sum();
+                arr(dx + o, cols) = scale * yr * (dyr - s);
+            }
+        });
     }
 
     // ---- indexing -----------------------------------------------------------------------------------
     /// out[i, :] = table[ids[i], :]. ids are trusted here: layers validate them first.
     template <class T>
     void gather_rows(std::size_t n, std::size_t dim, const T* table, const std::int32_t* ids, T* out) {
-        const auto nn = static_cast<std::ptrdiff_t>(n);
-#pragma omp parallel for num_threads(opts_.threads) schedule(static) if (n * dim > detail::parallel_threshold)
-        for (std::ptrdiff_t i = 0; i < nn; ++i)
-            std::memcpy(out + static_cast<std::size_t>(i) * dim, table + static_cast<std::size_t>(ids[i]) * dim,
-                        dim * sizeof(T));
+        for_rows(n, dim, [&](std::size_t r0, std::size_t r1) {
+            for (std::size_t i = r0; i < r1; ++i)
+                std::memcpy(out + i * dim, table + static_cast<std::size_t>(ids[i]) * dim, dim * sizeof(T));
+        });
     }
     /// table_grad[ids[i], :] += dout[i, :]. Serial over rows: repeated ids must not race.
     template <class T>
@@ -575,21 +602,54 @@ private:
         return detail::const_array_map<T>(p, static_cast<Eigen::Index>(n));
     }
 
-    /// Splits [0, n) into one contiguous chunk per thread (one chunk below the threshold).
+    /// How many chunks a loop over `rows` rows of `cols` elements is cut into: one below the threshold or on
+    /// one thread, else chunks_per_thread per thread, each at least a sixteenth of the threshold, at most one
+    /// per row.
+    [[nodiscard]] std::size_t row_chunks(std::size_t rows, std::size_t cols) const noexcept {
+        const std::size_t work = rows * cols;
+        if (opts_.threads == 1 || work <= detail::parallel_threshold) return 1;
+        return std::max<std::size_t>(1, std::min({rows, work / (detail::parallel_threshold / 16),
+                                                  detail::chunks_per_thread * static_cast<std::size_t>(opts_.threads)}));
+    }
+    /// Runs f(chunk) for chunk in [0, chunks) on the pool (inline for one chunk).
+    template <class F>
+    void run_chunks(std::size_t chunks, F&& f) {
+        if (chunks <= 1) {
+            f(std::size_t{0});
+            return;
+        }
+        pool_->run(chunks, f);
+    }
+    /// f(r0, r1) over contiguous row ranges covering [0, rows).
+    template <class F>
+    void for_rows(std::size_t rows, std::size_t cols, F&& f) {
+        const std::size_t chunks = row_chunks(rows, cols);
+        run_chunks(chunks, [&](std::size_t i) { f(rows * i / chunks, rows * (i + 1) / chunks); });
+    }
+    /// f(c0, width) over blocks of at least 64 columns covering [0, cols) (column reductions).
+    template <class F>
+    void for_column_blocks(std::size_t rows, std::size_t cols, F&& f) {
+        const std::size_t blocks = std::max<std::size_t>(1, std::min(row_chunks(rows, cols), cols / 64));
+        const std::size_t width = (cols + blocks - 1) / blocks;
+        run_chunks(blocks, [&](std::size_t i) {
+            const std::size_t c0 = std::min(cols, i * width);
+            if (c0 < cols) f(c0, std::min(width, cols - c0));
+        });
+    }
+    /// f(i0, len) over pieces of [0, n) whose starts are multiples of 16 elements.
     template <class F>
     void for_chunks(std::size_t n, F&& f) {
-        if (n <= detail::parallel_threshold || opts_.threads == 1) {
+        const std::size_t chunks = row_chunks(n, 1);
+        if (chunks == 1) {
             f(std::size_t{0}, n);
             return;
         }
-        const auto nt = static_cast<std::ptrdiff_t>(opts_.threads);
-        const std::size_t per = ((n + static_cast<std::size_t>(nt) - 1) / static_cast<std::size_t>(nt) + 15) / 16 * 16;
-#pragma omp parallel for num_threads(opts_.threads) schedule(static)
-        for (std::ptrdiff_t t = 0; t < nt; ++t) {
-            const std::size_t i0 = std::min(n, per * static_cast<std::size_t>(t));
+        const std::size_t per = ((n + chunks - 1) / chunks + 15) / 16 * 16;
+        run_chunks(chunks, [&](std::size_t i) {
+            const std::size_t i0 = std::min(n, per * i);
             const std::size_t len = std::min(per, n - i0);
             if (len) f(i0, len);
-        }
+        });
     }
 
     /// A dropped element is x - x: +0 for a finite x, NaN for NaN or infinity, as PyTorch's x * mask; a
@@ -607,6 +667,7 @@ private:
     options opts_;
     [[no_unique_address]] GemmProvider provider_;
     std::shared_ptr<detail::block_cache> cache_;
+    std::shared_ptr<detail::work_pool> pool_;  // shared by copies; one loop at a time, others run inline
 };
 
 /// The default CPU backend: Eigen for everything.

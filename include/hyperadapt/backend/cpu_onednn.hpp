@@ -113,6 +113,14 @@ public:
         return effective_isa() >= static_cast<int>(dnnl::cpu_isa::avx512_core_bf16);
     }
 
+    /// True when the backend should hand this product over whole, as it runs on oneDNN's own threads (a bf16
+    /// product at or above the size floor); the fp32 products are cut into pieces by the backend's pool.
+    template <class T>
+    [[nodiscard]] bool threads_itself(std::size_t m, std::size_t n, std::size_t k, const T*) const noexcept {
+        return std::is_same_v<T, float> && precision_ == compute_precision::bf16 && m != 0 && n != 0 && k != 0 &&
+               m * n * k >= MinBf16MultiplyAdds;
+    }
+
     void set_threads(int threads) const {
         Fp32Gemm::set_threads(threads);
 #if defined(_OPENMP)
