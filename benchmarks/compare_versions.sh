@@ -27,7 +27,7 @@ for b in "$old" "$new"; do
 done
 if [[ "$which" == synthetic ]]; then
   # Before length-aware batches a case was named <model>_step/cblas/threads:N; since, .../batches:0.
-  filter="^(camtl|pha)_step/cblas/threads:${threads}(/batches:0)?\$"
+  filter="^(camtl|pha)_step/cblas/threads:${threads}(/batches:0)?/"
 else
   filter="$which"
 fi
@@ -45,8 +45,12 @@ for r in $(seq 1 "$rounds"); do
   for bench in bench_camtl_step bench_pha_step; do
     for side in old new; do
       dir="$old"; [[ "$side" == new ]] && dir="$new"
-      "$dir/benchmarks/$bench" --benchmark_filter="$filter" --benchmark_format=json \
-        --benchmark_out="$out/$r.$bench.$side.json" >/dev/null 2>"$out/err"
+      if ! "$dir/benchmarks/$bench" --benchmark_filter="$filter" --benchmark_format=json \
+          --benchmark_out="$out/$r.$bench.$side.json" >/dev/null 2>"$out/err" || [[ ! -s "$out/$r.$bench.$side.json" ]]; then
+        echo "compare_versions.sh: $dir/benchmarks/$bench --benchmark_filter='$filter' gave no result:" >&2
+        cat "$out/err" >&2
+        exit 1
+      fi
     done
   done
   echo "compare_versions.sh: round $r of $rounds done ($(date +%H:%M:%S))"
