@@ -27,7 +27,7 @@ for b in "$old" "$new"; do
 done
 if [[ "$which" == synthetic ]]; then
   # Before length-aware batches a case was named <model>_step/cblas/threads:N; since, .../batches:0.
-  filter="^(camtl|pha)_step/cblas/threads:${threads}(/batches:0)?/"
+  filter="^(camtl|pha)_step/cblas/threads:${threads}(/batches:0)?/min_time"
 else
   filter="$which"
 fi
