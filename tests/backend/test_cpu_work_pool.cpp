@@ -46,16 +46,17 @@ BOOST_AUTO_TEST_CASE(more_chunks_than_one_claim_word_counts_are_claimed_in_group
 }
 
 BOOST_AUTO_TEST_CASE(loops_back_to_back_see_each_others_writes) {
-    // Each loop reads what the previous one wrote, as a step's primitives do.
+    // Each loop reads what the previous one wrote, as a step's primitives do; a chunk that read a stale value
+    // (written by another thread in an earlier loop) would leave its elements below 2^rounds.
     work_pool pool(4);
     std::vector<double> v(4096, 1.0);
-    for (int round = 0; round < 200; ++round)
+    const int rounds = 1000;  // 2^1000 is a double, exactly
+    for (int round = 0; round < rounds; ++round)
         pool.run(64, [&](std::size_t c) {
-            for (std::size_t i = c * 64; i < (c + 1) * 64; ++i) v[i] = v[i] * 2 - 1 + 1;  // doubles each round
-            if (round % 50 == 49)
-                for (std::size_t i = c * 64; i < (c + 1) * 64; ++i) v[i] = 1.0;
+            // chunks cover a shifted range each round, so an element is written by different chunks
+            for (std::size_t i = c * 64; i < (c + 1) * 64; ++i) v[(i + static_cast<std::size_t>(round) * 17) % v.size()] *= 2;
         });
-    for (const double x : v) BOOST_TEST_REQUIRE(x == 1.0);
+    for (const double x : v) BOOST_TEST_REQUIRE(x == std::ldexp(1.0, rounds));
 }
 
 BOOST_AUTO_TEST_CASE(an_exception_in_a_chunk_reaches_the_caller_and_the_others_still_run) {

@@ -199,34 +199,19 @@ public:
         });
     }
 
-    /// Many small independent products (attention heads): the pool's threads claim them one by one, each
-    /// product on one thread.
+    /// Many small independent products (attention heads): a grid of `batch` x 1 (gemm_batched_grid).
     template <class T>
     void gemm_strided_batched(transpose ta, transpose tb, std::size_t m, std::size_t n, std::size_t k, T alpha,
                               const T* a, std::size_t lda, std::ptrdiff_t stride_a, const T* b, std::size_t ldb,
                               std::ptrdiff_t stride_b, T beta, T* c, std::size_t ldc, std::ptrdiff_t stride_c,
                               std::size_t batch) {
-        if constexpr (requires { provider_.gemm_grid(ta, tb, m, n, k, alpha, a, lda, grid_strides{}, b, ldb,
-                                                     grid_strides{}, beta, c, ldc, grid_strides{}, batch, batch); }) {
-            // A provider that runs the whole batch as one product (onednn_gemm in bf16) goes first.
-            if (provider_.gemm_grid(ta, tb, m, n, k, alpha, a, lda, grid_strides{stride_a, stride_a}, b, ldb,
-                                    grid_strides{stride_b, stride_b}, beta, c, ldc, grid_strides{stride_c, stride_c},
-                                    batch, 1))
-                return;
-        }
-        const auto one = [&](std::size_t e) {
-            const auto i = static_cast<std::ptrdiff_t>(e);
-            provider_.gemm(ta, tb, m, n, k, alpha, a + i * stride_a, lda, b + i * stride_b, ldb, beta,
-                           c + i * stride_c, ldc);
-        };
-        if (batch > 1 && batch * m * n * k > detail::parallel_gemm_threshold && opts_.threads > 1)
-            pool_->run(batch, one);
-        else
-            for (std::size_t e = 0; e < batch; ++e) one(e);
+        gemm_batched_grid(ta, tb, m, n, k, alpha, a, lda, grid_strides{stride_a, stride_a}, b, ldb,
+                          grid_strides{stride_b, stride_b}, beta, c, ldc, grid_strides{stride_c, stride_c}, batch, 1);
     }
 
     /// A grid of independent products: entry (i, j), i < outer, j < inner, multiplies the operands at
-    /// a + i * sa.outer + j * sa.inner (likewise b and c); claimed one by one, as gemm_strided_batched.
+    /// a + i * sa.outer + j * sa.inner (likewise b and c); the pool's threads claim them one by one, each
+    /// product on one thread.
     template <class T>
     void gemm_batched_grid(transpose ta, transpose tb, std::size_t m, std::size_t n, std::size_t k, T alpha,
                            const T* a, std::size_t lda, grid_strides sa, const T* b, std::size_t ldb, grid_strides sb,
