@@ -4,6 +4,8 @@
 // onednn_gemm over the faster fp32 provider, which keeps the products under its size floor.
 #include <benchmark/benchmark.h>
 
+#include <cstdlib>
+
 #include "hyperadapt/backend/cpu.hpp"
 #if defined(HYPERADAPT_BENCH_WITH_CBLAS)
 #include "hyperadapt/backend/cpu_cblas.hpp"
@@ -26,10 +28,17 @@ inline bf16_provider bf16() { return bf16_provider(compute_precision::bf16); }
 #endif
 
 /// The training-step benchmarks' cases: 2 threads; batches 0 synthetic, 1 GLUE lengths padded to 128,
-/// 2 to the batch's longest, 3 in length groups; at least 5 s each.
+/// 2 to the batch's longest, 3 in length groups; at least 5 s each, or exactly HYPERADAPT_BENCH_ITERATIONS
+/// steps where that is set (compare_memory.sh: every GLUE batch once, whatever the machine's speed).
 inline void step_cases(benchmark::internal::Benchmark* b) {
     b->Args({2, 0})->Args({2, 1})->Args({2, 2})->Args({2, 3})->ArgNames({"threads", "batches"});
-    b->Unit(benchmark::kMillisecond)->UseRealTime()->MinTime(5.0);
+    b->Unit(benchmark::kMillisecond)->UseRealTime();
+    const char* steps = std::getenv("HYPERADAPT_BENCH_ITERATIONS");
+    const long n = steps ? std::strtol(steps, nullptr, 10) : 0;
+    if (n > 0)
+        b->Iterations(n);
+    else
+        b->MinTime(5.0);
 }
 
 }  // namespace hyperadapt::bench

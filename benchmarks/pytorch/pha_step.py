@@ -160,6 +160,8 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--seconds", type=float, default=10.0)
+    ap.add_argument("--min-steps", type=int, default=0,
+                    help="time at least this many steps (compare_memory.sh: every GLUE batch once)")
     ap.add_argument("--batch", type=int, default=32)
     ap.add_argument("--seq", type=int, default=128)
     ap.add_argument("--batches", help="the C++ benchmark's GLUE batches (HYPERADAPT_DUMP_GLUE_BATCHES), each "
@@ -217,7 +219,7 @@ def main():
     phases = dict.fromkeys(phases, 0.0)
     done["tokens"] = 0
     n, start = 0, time.perf_counter()
-    while time.perf_counter() - start < a.seconds:
+    while time.perf_counter() - start < a.seconds or n < a.min_steps:
         step()
         n += 1
     ms = (time.perf_counter() - start) / n * 1e3

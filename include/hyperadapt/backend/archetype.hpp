@@ -134,6 +134,15 @@ struct archetype_backend {
     void gelu_new_forward(std::size_t n, const T* x, T* y, T* t);
     template <class T>
     void gelu_new_backward(std::size_t n, const T* x, const T* t, const T* dy, T* dx);
+
+    // ---- fused element-wise work (fused_primitives; optional: layers fall back without it)
+    template <class T>
+    void bias_gelu_forward(std::size_t rows, std::size_t cols, const T* bias, T* t, T* y);
+    template <class T>
+    void bias_gelu_backward(std::size_t rows, std::size_t cols, const T* t, const T* dy, T* dt, T* bias_grad);
+    template <class T>
+    void dropout_add_forward(std::size_t n, T p, std::uint64_t seed, std::uint64_t offset, const T* y, const T* x,
+                             T* out);
 };
 
 static_assert(backend<archetype_backend>,

@@ -156,6 +156,25 @@ concept gelu_new_primitives = requires(B& b, std::size_t n, const T* cx, T* x) {
     b.gelu_new_backward(n, cx, cx, cx, x);
 };
 
+/// Optional fused element-wise work of the encoder layer: one pass over memory where the plain primitives take
+/// two or three. A backend without them is still complete: the layers test this concept and otherwise run the
+/// plain primitives in sequence (same values up to rounding; the CUDA policy does so today).
+///   bias_gelu_forward(rows, cols, bias, t, y)     t += bias (row-broadcast, in place: backward reads it),
+///                                                 y = gelu(t), the erf form; y must not alias t.
+///   bias_gelu_backward(rows, cols, t, dy, dt, bias_grad)
+///                                                 dt = dy * gelu'(t); bias_grad[c] += sum_r dt[r, c] over the
+///                                                 rows in order (null: no bias gradient), as
+///                                                 accumulate_column_sums does.
+///   dropout_add_forward(n, p, seed, offset, y, x, out)
+///                                                 out = dropout(y) + x with dropout_forward's mask for (seed,
+///                                                 offset); out may alias y or x.
+template <class B, class T>
+concept fused_primitives = requires(B& b, std::size_t n, std::uint64_t u, T p, const T* cx, T* x) {
+    b.bias_gelu_forward(n, n, cx, x, x);
+    b.bias_gelu_backward(n, n, cx, cx, x, x);
+    b.dropout_add_forward(n, p, u, u, cx, cx, x);
+};
+
 /// gelu_new's constants, shared by every backend's gelu_new primitives.
 template <class T>
 struct gelu_new_constants {

@@ -140,6 +140,15 @@ public:
     /// Returns cached activation memory to the system (e.g. after training, before serving).
     void release_cached_memory() noexcept { cache_->release(); }
     [[nodiscard]] std::size_t cached_bytes() const noexcept { return cache_->cached_bytes(); }
+    /// The activation memory's accounting (backend/cpu_allocator.hpp): bytes in use and idle, the peak in
+    /// use, and how many blocks came from the system.
+    struct memory_stats {
+        std::size_t in_use = 0, cached = 0, peak_in_use = 0, system_allocations = 0;
+    };
+    [[nodiscard]] memory_stats memory() const noexcept {
+        return {cache_->bytes_in_use(), cache_->cached_bytes(), cache_->peak_bytes_in_use(),
+                cache_->system_allocations()};
+    }
 
     // ---- memory -------------------------------------------------------------------------------------
     template <class T>
@@ -316,6 +325,47 @@ public:
                                                       xv * inv_sqrt_2pi * (T(-0.5) * xv.square()).exp());
         });
     }
+    // ---- fused element-wise work (fused_primitives, backend/concepts.hpp) ---------------------------------
+    /// t += bias (row-broadcast), y = gelu(t): the bias add and the GELU in one pass.
+    template <class T>
+    void bias_gelu_forward(std::size_t rows, std::size_t cols, const T* bias, T* t, T* y) {
+        const detail::const_array_map<T> bv(bias, static_cast<Eigen::Index>(cols));
+        for_rows(rows, cols, [&](std::size_t r0, std::size_t r1) {
+            for (std::size_t r = r0; r < r1; ++r) {
+                auto tr = arr(t + r * cols, cols);
+                tr += bv;
+                arr(y + r * cols, cols) = tr * (T(0.5) * (T(1) + (tr * T(M_SQRT1_2)).erf()));
+            }
+        });
+    }
+    /// dt = dy * gelu'(t) and bias_grad += the column sums of dt, in one pass: split by columns like
+    /// accumulate_column_sums, each sum over the rows in order, so the bias gradient is the same.
+    template <class T>
+    void bias_gelu_backward(std::size_t rows, std::size_t cols, const T* t, const T* dy, T* dt, T* bias_grad) {
+        const T inv_sqrt_2pi = T(0.3989422804014327);
+        for_column_blocks(rows, cols, [&](std::size_t c0, std::size_t w) {
+            for (std::size_t r = 0; r < rows; ++r) {
+                const std::size_t o = r * cols + c0;
+                auto tv = carr(t + o, w);
+                auto d = arr(dt + o, w);
+                d = carr(dy + o, w) * (T(0.5) * (T(1) + (tv * T(M_SQRT1_2)).erf()) +
+                                       tv * inv_sqrt_2pi * (T(-0.5) * tv.square()).exp());
+                if (bias_grad) arr(bias_grad + c0, w) += d;
+            }
+        });
+    }
+    /// out = dropout(y) + x (dropout_forward's mask), one pass instead of a dropout and a residual add.
+    template <class T>
+    void dropout_add_forward(std::size_t n, T p, std::uint64_t seed, std::uint64_t offset, const T* y, const T* x,
+                             T* out) {
+        const T keep_scale = T(1) / (T(1) - p);
+        const float pf = static_cast<float>(p);
+        for_chunks(n, [&](std::size_t i0, std::size_t len) {
+            for (std::size_t i = i0; i < i0 + len; ++i)
+                out[i] = (detail::uniform01(seed, offset + i) >= pf ? y[i] * keep_scale : y[i] - y[i]) + x[i];
+        });
+    }
+
     template <class T>
     void tanh_forward(std::size_t n, const T* x, T* y) {
         for_chunks(n, [&](std::size_t i0, std::size_t len) { arr(y + i0, len) = carr(x + i0, len).tanh(); });
@@ -659,5 +709,7 @@ private:
 using cpu = cpu_backend<eigen_gemm>;
 
 static_assert(backend<cpu>, "cpu_backend must satisfy the full backend concept");
+static_assert(fused_primitives<cpu, float> && fused_primitives<cpu, double>,
+              "cpu_backend must provide the fused element-wise primitives (backend/concepts.hpp)");
 
 }  // namespace hyperadapt

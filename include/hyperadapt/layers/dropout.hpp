@@ -41,6 +41,29 @@ public:
         return y;
     }
 
+    /// dropout(y) + residual: the residual add of a transformer layer in the same pass as the dropout where the
+    /// backend fuses them (fused_primitives). Inactive (inference, p == 0), the sum is made in y's memory; y is
+    /// taken by value, a handle: the caller gives up its own use of that memory. The backward is backward(): the
+    /// residual's gradient is the output gradient itself.
+    tensor<B, T> forward_add(tensor<B, T> y, const tensor<B, T>& residual, context& ctx, run_mode mode) const {
+        expect_shape(name_.c_str(), "residual", y.shape(), residual.shape());
+        if constexpr (fused_primitives<B, T>) {
+            ctx.shape = y.shape();
+            ctx.active = mode.training && p_ > T(0);
+            if (ctx.active) {
+                if (mode.rng == nullptr) throw error(name_ + ": training with dropout needs run_mode::train(rng)");
+                ctx.seed = mode.rng->seed();
+                ctx.offset = mode.rng->take(y.size());
+                tensor<B, T> out(*backend_, y.shape());
+                backend_->dropout_add_forward(y.size(), p_, ctx.seed, ctx.offset, y.data(), residual.data(), out.data());
+                return out;
+            }
+        }
+        tensor<B, T> out = forward(y, ctx, mode);
+        backend_->axpy(out.size(), T(1), residual.data(), out.data());
+        return out;
+    }
+
     tensor<B, T> backward(const tensor<B, T>& dy, context& ctx) {
         expect_shape(name_.c_str(), "output gradient", ctx.shape, dy.shape());
         if (!ctx.active) return dy;

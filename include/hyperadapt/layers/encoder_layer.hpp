@@ -25,8 +25,8 @@
 #include <type_traits>
 #include <vector>
 
-#include "hyperadapt/layers/activations.hpp"
 #include "hyperadapt/layers/attention.hpp"
+#include "hyperadapt/layers/dense_gelu.hpp"
 #include "hyperadapt/layers/dropout.hpp"
 #include "hyperadapt/layers/layer_condition.hpp"
 #include "hyperadapt/layers/layer_norm.hpp"
@@ -140,8 +140,7 @@ public:
         typename serial_slot::context serial;
         typename dropout<B, T>::context attention_drop;
         typename norm_slot::context attention_norm;
-        typename linear<B, T>::context up;
-        typename gelu<B, T>::context act;
+        typename dense_gelu<B, T>::context intermediate;
         typename linear<B, T>::context down;
         typename dropout<B, T>::context output_drop;
         typename parallel_slot::context parallel;
@@ -163,8 +162,7 @@ public:
           attention_dense_(backend, c.hidden, c.hidden, site_.path("attention.output.dense")),
           attention_drop_(backend, static_cast<T>(c.hidden_dropout), site_.path("attention.output.dropout")),
           attention_norm_(backend, c, site_.path("attention.output.LayerNorm")),
-          up_(backend, c.hidden, c.intermediate, site_.path("intermediate.dense")),
-          act_(backend, site_.path("intermediate.gelu")),
+          intermediate_(backend, c.hidden, c.intermediate, site_.path("intermediate.dense")),
           down_(backend, c.intermediate, c.hidden, site_.path("output.dense")),
           output_drop_(backend, static_cast<T>(c.hidden_dropout), site_.path("output.dropout")),
           output_norm_(backend, c, site_.path("output.LayerNorm")),
@@ -178,7 +176,7 @@ public:
         self_.initialize(rng, stddev);
         attention_dense_.initialize(rng, stddev);
         attention_norm_.initialize(rng, stddev);
-        up_.initialize(rng, stddev);
+        intermediate_.initialize(rng, stddev);
         down_.initialize(rng, stddev);
         output_norm_.initialize(rng, stddev);
         if constexpr (has_serial) serial_.initialize(rng, stddev);
@@ -201,18 +199,16 @@ public:
         const generated_adapters<B, T> g = c.generated_for(site_.index);
         tensor<B, T> y1 = attention_dense_.forward(self_.forward(x, c, ctx.self, mode), ctx.attention_dense, mode);
         if constexpr (has_serial) y1 = serial_.forward_after_attention(y1, g, ctx.serial, mode);
-        tensor<B, T> s1 = attention_drop_.forward(y1, ctx.attention_drop, mode);
-        backend_->axpy(s1.size(), T(1), x.data(), s1.data());  // residual
+        const tensor<B, T> s1 = attention_drop_.forward_add(std::move(y1), x, ctx.attention_drop, mode);  // + residual
         const tensor<B, T> a = attention_norm_.forward(s1, c, ctx.attention_norm, mode);
         check_output(mode.anomaly, site_.layer, part_attention_output(), a);
 
-        const tensor<B, T> inner = act_.forward(up_.forward(a, ctx.up, mode), ctx.act, mode);
+        const tensor<B, T> inner = intermediate_.forward(a, ctx.intermediate, mode);
         check_output(mode.anomaly, site_.layer, part_intermediate(), inner);
         tensor<B, T> y2 = down_.forward(inner, ctx.down, mode);
         if constexpr (has_serial) y2 = serial_.forward_after_ffn(y2, g, ctx.serial, mode);
-        tensor<B, T> s2 = output_drop_.forward(y2, ctx.output_drop, mode);
+        tensor<B, T> s2 = output_drop_.forward_add(std::move(y2), a, ctx.output_drop, mode);  // + residual
         if constexpr (has_parallel) parallel_.add_forward(a, c, g, s2, ctx.parallel, mode);
-        backend_->axpy(s2.size(), T(1), a.data(), s2.data());  // residual
         tensor<B, T> h = output_norm_.forward(s2, c, ctx.output_norm, mode);
         check_output(mode.anomaly, site_.layer, part_output(), h);
         if constexpr (has_output) {
@@ -240,7 +236,7 @@ public:
         if constexpr (has_serial) dy2 = serial_.backward_after_ffn(dy2, ctx.serial, site_.index, dc);
         const tensor<B, T> dinner = down_.backward(dy2, ctx.down);
         check_input_gradient(ctx.anomaly, site_.layer, part_output(), dinner);
-        tensor<B, T> da = up_.backward(act_.backward(dinner, ctx.act), ctx.up);
+        tensor<B, T> da = intermediate_.backward(dinner, ctx.intermediate);
         check_input_gradient(ctx.anomaly, site_.layer, part_intermediate(), da);
         backend_->axpy(da.size(), T(1), ds2.data(), da.data());  // residual
         if constexpr (has_parallel) parallel_.add_backward(ds2, ctx.parallel, site_.index, dc, da);
@@ -267,7 +263,7 @@ public:
         self_.visit_parameters(f);
         attention_dense_.visit_parameters(f);
         attention_norm_.visit_parameters(f);
-        up_.visit_parameters(f);
+        intermediate_.visit_parameters(f);
         down_.visit_parameters(f);
         output_norm_.visit_parameters(f);
         if constexpr (has_serial) serial_.visit_parameters(f);
@@ -303,8 +299,7 @@ private:
     linear<B, T> attention_dense_;
     dropout<B, T> attention_drop_;
     norm_slot attention_norm_;
-    linear<B, T> up_;
-    gelu<B, T> act_;
+    dense_gelu<B, T> intermediate_;
     linear<B, T> down_;
     dropout<B, T> output_drop_;
     norm_slot output_norm_;

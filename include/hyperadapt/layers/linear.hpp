@@ -47,6 +47,8 @@ public:
     [[nodiscard]] bool has_bias() const noexcept { return !bias_.value.empty(); }
     parameter<B, T>& weight() noexcept { return weight_; }
     parameter<B, T>& bias() noexcept { return bias_; }
+    const parameter<B, T>& weight() const noexcept { return weight_; }
+    const parameter<B, T>& bias() const noexcept { return bias_; }
 
     tensor<B, T> forward(const tensor<B, T>& x, context& ctx, run_mode = {}) const {
         expect_cols(name_.c_str(), "input", in_, x.shape());
@@ -56,31 +58,21 @@ public:
 
     /// Forward without saving anything for backward (inference, sampler candidate passes).
     tensor<B, T> apply(const tensor<B, T>& x) const {
-        expect_cols(name_.c_str(), "input", in_, x.shape());
-        hyperadapt::shape ys = with_last_dim(x.shape(), out_);
-        tensor<B, T> y(*backend_, ys);
-        const std::size_t rows = x.rows();
-        backend_->gemm(transpose::no, transpose::yes, rows, out_, in_, T(1), x.data(), in_, weight_.value.data(),
-                       in_, T(0), y.data(), out_);
-        if (has_bias()) backend_->add_row_vector(rows, out_, bias_.value.data(), y.data());
+        tensor<B, T> y = product(x);
+        if (has_bias()) backend_->add_row_vector(x.rows(), out_, bias_.value.data(), y.data());
         return y;
     }
 
-    tensor<B, T> backward(const tensor<B, T>& dy, context& ctx) {
-        const tensor<B, T>& x = ctx.input;
-        if (x.empty()) throw error(name_ + ": backward called without a training forward");
-        expect_shape(name_.c_str(), "output gradient", with_last_dim(x.shape(), out_), dy.shape());
-        const std::size_t rows = x.rows();
-        if (weight_.trainable())  // dW (out, in) += dy^T x
-            backend_->gemm(transpose::yes, transpose::no, out_, in_, rows, T(1), dy.data(), out_, x.data(), in_,
-                           T(1), weight_.grad.data(), in_);
-        if (has_bias() && bias_.trainable())
-            backend_->accumulate_column_sums(rows, out_, dy.data(), bias_.grad.data());
-        tensor<B, T> dx(*backend_, x.shape());  // dx = dy W
-        backend_->gemm(transpose::no, transpose::no, rows, in_, out_, T(1), dy.data(), out_, weight_.value.data(),
-                       in_, T(0), dx.data(), in_);
-        return dx;
+    /// x W^T without the bias, for a caller that adds the bias in its own pass over the output (dense_gelu);
+    /// its backward is backward_without_bias.
+    tensor<B, T> forward_without_bias(const tensor<B, T>& x, context& ctx) const {
+        ctx.input = x;
+        return product(x);
     }
+
+    tensor<B, T> backward(const tensor<B, T>& dy, context& ctx) { return backward_impl(dy, ctx, true); }
+    /// The input and weight gradients of forward_without_bias: the bias gradient is the caller's.
+    tensor<B, T> backward_without_bias(const tensor<B, T>& dy, context& ctx) { return backward_impl(dy, ctx, false); }
 
     template <class F>
     void visit_parameters(F&& f) {
@@ -89,6 +81,30 @@ public:
     }
 
 private:
+    tensor<B, T> product(const tensor<B, T>& x) const {
+        expect_cols(name_.c_str(), "input", in_, x.shape());
+        tensor<B, T> y(*backend_, with_last_dim(x.shape(), out_));
+        backend_->gemm(transpose::no, transpose::yes, x.rows(), out_, in_, T(1), x.data(), in_, weight_.value.data(),
+                       in_, T(0), y.data(), out_);
+        return y;
+    }
+
+    tensor<B, T> backward_impl(const tensor<B, T>& dy, context& ctx, bool bias_gradient) {
+        const tensor<B, T>& x = ctx.input;
+        if (x.empty()) throw error(name_ + ": backward called without a training forward");
+        expect_shape(name_.c_str(), "output gradient", with_last_dim(x.shape(), out_), dy.shape());
+        const std::size_t rows = x.rows();
+        if (weight_.trainable())  // dW (out, in) += dy^T x
+            backend_->gemm(transpose::yes, transpose::no, out_, in_, rows, T(1), dy.data(), out_, x.data(), in_,
+                           T(1), weight_.grad.data(), in_);
+        if (bias_gradient && has_bias() && bias_.trainable())
+            backend_->accumulate_column_sums(rows, out_, dy.data(), bias_.grad.data());
+        tensor<B, T> dx(*backend_, x.shape());  // dx = dy W
+        backend_->gemm(transpose::no, transpose::no, rows, in_, out_, T(1), dy.data(), out_, weight_.value.data(),
+                       in_, T(0), dx.data(), in_);
+        return dx;
+    }
+
     static hyperadapt::shape with_last_dim(const hyperadapt::shape& s, std::size_t last) {
         switch (s.rank()) {
             case 1: return {last};
