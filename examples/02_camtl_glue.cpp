@@ -19,4 +19,7 @@
 // which runs the same options from a --config file (docs/model_directory.md, "Training with the tool").
 #include "recipes/recipes.hpp"
 
-int main(int argc, char** argv) { return hyperadapt::examples::camtl_glue_main(argc, argv, "02_camtl_glue"); }
+int main(int argc, char** argv) {
+    hyperadapt::examples::restart_with_fitting_openblas_kernels(argv);
+    return hyperadapt::examples::camtl_glue_main(argc, argv, "02_camtl_glue");
+}

@@ -29,4 +29,7 @@
 // `hyperadapt transfer`, which run the same options from a --config file.
 #include "recipes/recipes.hpp"
 
-int main(int argc, char** argv) { return hyperadapt::examples::pha_fewshot_main(argc, argv, "03_pha_fewshot"); }
+int main(int argc, char** argv) {
+    hyperadapt::examples::restart_with_fitting_openblas_kernels(argv);
+    return hyperadapt::examples::pha_fewshot_main(argc, argv, "03_pha_fewshot");
+}

@@ -467,6 +467,7 @@ int run_recipe(int argc, char** argv) {
 }  // namespace
 
 int main(int argc, char** argv) {
+    hyperadapt::examples::restart_with_fitting_openblas_kernels(argv);
     std::ios::sync_with_stdio(false);  // std::cin buffers on its own, so a pipe's idleness can be seen (line_source)
     if (argc > 1 && (std::string(argv[1]) == "train" || std::string(argv[1]) == "transfer")) return run_recipe(argc, argv);
     CLI::App app{"hyperadapt: train, inspect, evaluate and run multi-task model directories"};

@@ -213,6 +213,13 @@ BOOST_AUTO_TEST_CASE(openblas_generic_kernels_on_a_capable_cpu_get_a_sentence) {
     BOOST_TEST(openblas_kernel_advice("SkylakeX", true, true).empty());
     BOOST_TEST(openblas_kernel_advice("Haswell", true, true).empty());  // chosen on purpose, or an AVX2 CPU
     BOOST_TEST(openblas_kernel_advice("Zen", true, true).empty());
+    // The core type a program restarts with (examples/openblas_kernels.hpp): only for generic kernels.
+    using hyperadapt::detail::openblas_fitting_core;
+    BOOST_TEST(openblas_fitting_core("Prescott", true, true) == "SkylakeX");
+    BOOST_TEST(openblas_fitting_core("UNKNOWN", false, true) == "Haswell");
+    BOOST_TEST(openblas_fitting_core("Prescott", false, false).empty());
+    BOOST_TEST(openblas_fitting_core("SkylakeX", true, true).empty());
+    BOOST_TEST(openblas_fitting_core("Haswell", true, true).empty());
     // What this process runs on: a name, and advice only if it is a generic one.
     BOOST_TEST(!hyperadapt::cblas_gemm::kernels().empty());
     BOOST_TEST_MESSAGE("OpenBLAS kernels here: " << hyperadapt::cblas_gemm::kernels());

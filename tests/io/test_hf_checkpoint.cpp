@@ -27,7 +27,7 @@
 
 using namespace hyperadapt;
 using namespace hyperadapt::io;
-using hyperadapt::test::cpu_backends;
+using hyperadapt::test::layer_backends;
 using hyperadapt::test::shared_data_dir;
 using hyperadapt::test::temp_dir;
 namespace utf = boost::unit_test;
@@ -264,7 +264,7 @@ BOOST_AUTO_TEST_CASE(written_config_reads_back_identically) {
 
 // ---- weights -------------------------------------------------------------------------------------------------
 
-BOOST_AUTO_TEST_CASE_TEMPLATE(save_then_load_is_bit_exact, B, cpu_backends) {
+BOOST_AUTO_TEST_CASE_TEMPLATE(save_then_load_is_bit_exact, B, layer_backends) {
     B b;
     temp_dir dir;
     bert_model<B, float> a(b, tiny);
@@ -450,7 +450,7 @@ BOOST_AUTO_TEST_CASE(sharded_checkpoints_load_through_their_index) {
 
 BOOST_AUTO_TEST_SUITE(minilm, *utf::precondition(model_present))
 
-BOOST_AUTO_TEST_CASE_TEMPLATE(matches_transformers_on_sentence_pairs, B, cpu_backends) {
+BOOST_AUTO_TEST_CASE_TEMPLATE(matches_transformers_on_sentence_pairs, B, layer_backends) {
     B b;
     const auto config = read_bert_config(model_dir());
     BOOST_TEST(config.hidden == 384u);
@@ -492,7 +492,7 @@ std::vector<std::int64_t> reference_positions(std::int64_t length) {
 // library's readers, tokenized with its WordPiece (max_length 128, longest_first, padded to 128) and run at
 // full length. The committed reference (tests/data/reference/minilm_glue_outputs.safetensors) holds no
 // text or ids, only transformers' outputs and a hash of each row's ids, which must match ours first.
-BOOST_AUTO_TEST_CASE_TEMPLATE(matches_transformers_on_32_glue_dev_pairs, B, cpu_backends) {
+BOOST_AUTO_TEST_CASE_TEMPLATE(matches_transformers_on_32_glue_dev_pairs, B, layer_backends) {
 #if !defined(HYPERADAPT_TEST_WITH_TEXT)
     std::cout << "SKIPPED: GLUE pair parity needs hyperadapt::text (utf8proc) for the WordPiece tokenizer" << std::endl;
 #else

@@ -12,7 +12,7 @@
 #include "support/backends.hpp"
 
 using namespace hyperadapt;
-using hyperadapt::test::cpu_backends;
+using hyperadapt::test::layer_backends;
 using hyperadapt::test::random_tensor;
 
 namespace {
@@ -33,7 +33,7 @@ void randomize(B& b, L& l, std::uint64_t seed, double scale = 0.5) {
 }
 }  // namespace
 
-BOOST_AUTO_TEST_CASE_TEMPLATE(self_attention_gradients_with_mask_and_bias, B, cpu_backends) {
+BOOST_AUTO_TEST_CASE_TEMPLATE(self_attention_gradients_with_mask_and_bias, B, layer_backends) {
     B b;
     const std::size_t nb = 2, seq = 5, h = 8, heads = 2;
     self_attention<B, double> att(b, h, heads, 0.2, "encoder.layer.0.attention.self");
@@ -57,7 +57,7 @@ BOOST_AUTO_TEST_CASE_TEMPLATE(self_attention_gradients_with_mask_and_bias, B, cp
     BOOST_TEST(r.ok, r.report);
 }
 
-BOOST_AUTO_TEST_CASE_TEMPLATE(encoder_layer_gradients, B, cpu_backends) {
+BOOST_AUTO_TEST_CASE_TEMPLATE(encoder_layer_gradients, B, layer_backends) {
     B b;
     encoder_layer_config c{.hidden = 8, .heads = 2, .intermediate = 12, .attention_dropout = 0.1,
                            .hidden_dropout = 0.1, .layer_norm_eps = 1e-12};
@@ -98,7 +98,7 @@ BOOST_AUTO_TEST_CASE(encoder_layer_parameter_names_follow_hugging_face) {
     BOOST_TEST(names == want, boost::test_tools::per_element());
 }
 
-BOOST_AUTO_TEST_CASE_TEMPLATE(padding_changes_no_output_at_real_positions, B, cpu_backends) {
+BOOST_AUTO_TEST_CASE_TEMPLATE(padding_changes_no_output_at_real_positions, B, layer_backends) {
     B b;
     encoder<B, double> enc(b, {.hidden = 8, .heads = 2, .intermediate = 16}, 2);
     randomize(b, enc, 31);
@@ -164,7 +164,7 @@ BOOST_AUTO_TEST_CASE(attention_rejects_bad_shapes_with_layer_name) {
 }
 
 // ---- NaN never hides ---------------------------------------------------------------------------------------
-BOOST_AUTO_TEST_CASE_TEMPLATE(attention_softmax_propagates_nan_and_never_reads_masked_keys, B, cpu_backends) {
+BOOST_AUTO_TEST_CASE_TEMPLATE(attention_softmax_propagates_nan_and_never_reads_masked_keys, B, layer_backends) {
     B b;
     const std::size_t batch = 2, heads = 1, tq = 4, tk = 5;
     const double nan = std::numeric_limits<double>::quiet_NaN();
@@ -201,7 +201,7 @@ BOOST_AUTO_TEST_CASE_TEMPLATE(attention_softmax_propagates_nan_and_never_reads_m
     BOOST_TEST(sum == 1.0, boost::test_tools::tolerance(1e-15));
 }
 
-BOOST_AUTO_TEST_CASE_TEMPLATE(nan_in_one_query_weight_reaches_every_output_of_its_head, B, cpu_backends) {
+BOOST_AUTO_TEST_CASE_TEMPLATE(nan_in_one_query_weight_reaches_every_output_of_its_head, B, layer_backends) {
     B b;
     const std::size_t nb = 2, seq = 4, h = 8, heads = 2, d = h / heads;
     self_attention<B, float> att(b, h, heads, 0.0f, "encoder.layer.1.attention.self");

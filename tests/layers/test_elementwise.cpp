@@ -20,7 +20,7 @@
 #include "support/max_keeping_nan.hpp"
 
 using namespace hyperadapt;
-using hyperadapt::test::cpu_backends;
+using hyperadapt::test::layer_backends;
 using hyperadapt::test::random_tensor;
 using hyperadapt::test::copy_parameters;
 using hyperadapt::test::to_double;
@@ -53,7 +53,7 @@ double float_double_gap(LF& lf, LD& ld, const tensor<B, float>& xf) {
 
 // ---- gradients -------------------------------------------------------------------------------------------
 
-BOOST_AUTO_TEST_CASE_TEMPLATE(layer_norm_gradients_match_finite_differences, B, cpu_backends) {
+BOOST_AUTO_TEST_CASE_TEMPLATE(layer_norm_gradients_match_finite_differences, B, layer_backends) {
     B b;
     layer_norm<B, double> ln(b, 6, "encoder.layer.0.output.LayerNorm");
     b.fill_uniform(6, 3, 0, 0.5, 1.5, ln.weight().value.data());
@@ -64,7 +64,7 @@ BOOST_AUTO_TEST_CASE_TEMPLATE(layer_norm_gradients_match_finite_differences, B, 
     BOOST_TEST(r.checked == 36u + 6u + 6u);
 }
 
-BOOST_AUTO_TEST_CASE_TEMPLATE(gelu_gradients_match_finite_differences, B, cpu_backends) {
+BOOST_AUTO_TEST_CASE_TEMPLATE(gelu_gradients_match_finite_differences, B, layer_backends) {
     B b;
     gelu<B, double> act(b, "encoder.layer.0.intermediate.intermediate_act_fn");
     auto x = random_tensor<B, double>(b, {4, 7}, 6, -3.0, 3.0);
@@ -73,7 +73,7 @@ BOOST_AUTO_TEST_CASE_TEMPLATE(gelu_gradients_match_finite_differences, B, cpu_ba
     BOOST_TEST(r.checked == 28u);
 }
 
-BOOST_AUTO_TEST_CASE_TEMPLATE(tanh_gradients_match_finite_differences, B, cpu_backends) {
+BOOST_AUTO_TEST_CASE_TEMPLATE(tanh_gradients_match_finite_differences, B, layer_backends) {
     B b;
     tanh_activation<B, double> act(b, "pooler.activation");
     auto x = random_tensor<B, double>(b, {3, 5}, 7, -2.0, 2.0);
@@ -82,7 +82,7 @@ BOOST_AUTO_TEST_CASE_TEMPLATE(tanh_gradients_match_finite_differences, B, cpu_ba
     BOOST_TEST(r.checked == 15u);
 }
 
-BOOST_AUTO_TEST_CASE_TEMPLATE(dropout_gradients_match_finite_differences, B, cpu_backends) {
+BOOST_AUTO_TEST_CASE_TEMPLATE(dropout_gradients_match_finite_differences, B, layer_backends) {
     B b;
     dropout<B, double> drop(b, 0.3, "embeddings.dropout");
     auto x = random_tensor<B, double>(b, {5, 8}, 8);
@@ -93,7 +93,7 @@ BOOST_AUTO_TEST_CASE_TEMPLATE(dropout_gradients_match_finite_differences, B, cpu
 
 // ---- dropout semantics -----------------------------------------------------------------------------------
 
-BOOST_AUTO_TEST_CASE_TEMPLATE(dropout_is_a_function_of_the_seed, B, cpu_backends) {
+BOOST_AUTO_TEST_CASE_TEMPLATE(dropout_is_a_function_of_the_seed, B, layer_backends) {
     B b;
     dropout<B, float> drop(b, 0.25f);
     auto x = random_tensor<B, float>(b, {64, 33}, 9);
@@ -109,7 +109,7 @@ BOOST_AUTO_TEST_CASE_TEMPLATE(dropout_is_a_function_of_the_seed, B, cpu_backends
     BOOST_TEST(r1.offset() == x.size());  // the stream advanced by one counter per element
 }
 
-BOOST_AUTO_TEST_CASE_TEMPLATE(dropout_is_identity_at_inference_and_for_p_zero, B, cpu_backends) {
+BOOST_AUTO_TEST_CASE_TEMPLATE(dropout_is_identity_at_inference_and_for_p_zero, B, layer_backends) {
     B b;
     auto x = random_tensor<B, float>(b, {7, 9}, 10);
     dropout<B, float> drop(b, 0.5f);
@@ -125,7 +125,7 @@ BOOST_AUTO_TEST_CASE_TEMPLATE(dropout_is_identity_at_inference_and_for_p_zero, B
                boost::test_tools::per_element());
 }
 
-BOOST_AUTO_TEST_CASE_TEMPLATE(dropout_drops_fraction_p_and_scales_survivors, B, cpu_backends) {
+BOOST_AUTO_TEST_CASE_TEMPLATE(dropout_drops_fraction_p_and_scales_survivors, B, layer_backends) {
     B b;
     const double p = 0.1;
     dropout<B, double> drop(b, p);
@@ -200,7 +200,7 @@ BOOST_AUTO_TEST_CASE(layer_norm_matches_hand_computation) {
 
 // ---- float and double agree ------------------------------------------------------------------------------
 
-BOOST_AUTO_TEST_CASE_TEMPLATE(float_and_double_forwards_agree, B, cpu_backends) {
+BOOST_AUTO_TEST_CASE_TEMPLATE(float_and_double_forwards_agree, B, layer_backends) {
     B b;
     const auto x = random_tensor<B, float>(b, {6, 5, 16}, 13, -3.0f, 3.0f);
     {
@@ -228,7 +228,7 @@ BOOST_AUTO_TEST_CASE_TEMPLATE(float_and_double_forwards_agree, B, cpu_backends) 
 }
 
 // ---- NaN never hides ---------------------------------------------------------------------------------------
-BOOST_AUTO_TEST_CASE_TEMPLATE(dropout_keeps_non_finite_values_at_dropped_positions, B, cpu_backends) {
+BOOST_AUTO_TEST_CASE_TEMPLATE(dropout_keeps_non_finite_values_at_dropped_positions, B, layer_backends) {
     // As PyTorch's x * mask: a dropped NaN or infinity is NaN, a dropped finite value is +0 (never -0, so
     // finite results are bit-identical to before).
     B b;
@@ -380,7 +380,7 @@ void check_activation_primitives(double tol) {
 }
 }  // namespace
 
-BOOST_AUTO_TEST_CASE_TEMPLATE(relu_and_gelu_new_primitives_match_a_double_reference, B, cpu_backends) {
+BOOST_AUTO_TEST_CASE_TEMPLATE(relu_and_gelu_new_primitives_match_a_double_reference, B, layer_backends) {
     check_activation_primitives<B, float>(2e-6);
     check_activation_primitives<B, double>(1e-14);
 }

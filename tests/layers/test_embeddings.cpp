@@ -14,7 +14,7 @@
 
 using namespace hyperadapt;
 using hyperadapt::test::copy_parameters;
-using hyperadapt::test::cpu_backends;
+using hyperadapt::test::layer_backends;
 
 namespace {
 template <class B>
@@ -57,7 +57,7 @@ void randomize_layer_norm(B& b, bert_embeddings<B, double>& e) {
 
 // ---- embedding -------------------------------------------------------------------------------------------
 
-BOOST_AUTO_TEST_CASE_TEMPLATE(embedding_gradients_match_finite_differences, B, cpu_backends) {
+BOOST_AUTO_TEST_CASE_TEMPLATE(embedding_gradients_match_finite_differences, B, layer_backends) {
     B b;
     embedding<B, double> emb(b, 7, 4, "embeddings.word_embeddings");
     rng_stream rng(3);
@@ -78,7 +78,7 @@ BOOST_AUTO_TEST_CASE_TEMPLATE(embedding_gradients_match_finite_differences, B, c
     BOOST_TEST(r.checked == 28u);
 }
 
-BOOST_AUTO_TEST_CASE_TEMPLATE(embedding_gathers_rows_and_scatters_gradients, B, cpu_backends) {
+BOOST_AUTO_TEST_CASE_TEMPLATE(embedding_gathers_rows_and_scatters_gradients, B, layer_backends) {
     B b;
     embedding<B, double> emb(b, 3, 2, "emb");
     const std::vector<double> table{0, 1, 10, 11, 20, 21};
@@ -143,7 +143,7 @@ BOOST_AUTO_TEST_CASE(frozen_embedding_gets_no_gradient) {
 
 // ---- bert_embeddings -------------------------------------------------------------------------------------
 
-BOOST_AUTO_TEST_CASE_TEMPLATE(bert_embeddings_gradients_match_finite_differences, B, cpu_backends) {
+BOOST_AUTO_TEST_CASE_TEMPLATE(bert_embeddings_gradients_match_finite_differences, B, layer_backends) {
     B b;
     bert_embeddings<B, double> emb(b, small_config());
     rng_stream init(4);
@@ -267,7 +267,7 @@ BOOST_AUTO_TEST_CASE(bert_embeddings_reject_long_sequences_and_bad_shapes) {
     BOOST_CHECK_THROW(emb.backward(tensor<cpu, float>::zeros(b, {1, 2, 8}), ctx), error);
 }
 
-BOOST_AUTO_TEST_CASE_TEMPLATE(float_and_double_forwards_agree, B, cpu_backends) {
+BOOST_AUTO_TEST_CASE_TEMPLATE(float_and_double_forwards_agree, B, layer_backends) {
     B b;
     bert_embeddings<B, double> ed(b, small_config());
     bert_embeddings<B, float> ef(b, small_config());

@@ -12,7 +12,7 @@
 #include "support/max_keeping_nan.hpp"
 
 using namespace hyperadapt;
-using hyperadapt::test::cpu_backends;
+using hyperadapt::test::layer_backends;
 using hyperadapt::test::random_tensor;
 using hyperadapt::test::copy_parameters;
 using hyperadapt::test::to_double;
@@ -59,7 +59,7 @@ static_assert(unary_layer<regression_head<cpu, float>>);
 
 // ---- pooler ----------------------------------------------------------------------------------------------
 
-BOOST_AUTO_TEST_CASE_TEMPLATE(pooler_gradients_match_finite_differences, B, cpu_backends) {
+BOOST_AUTO_TEST_CASE_TEMPLATE(pooler_gradients_match_finite_differences, B, layer_backends) {
     B b;
     pooler<B, double> pool(b, 5);
     randomize(b, pool.dense(), 1);
@@ -120,7 +120,7 @@ BOOST_AUTO_TEST_CASE(pooler_wrong_shape_names_layer_and_shapes) {
 
 // ---- heads -----------------------------------------------------------------------------------------------
 
-BOOST_AUTO_TEST_CASE_TEMPLATE(classification_head_gradients_match_finite_differences, B, cpu_backends) {
+BOOST_AUTO_TEST_CASE_TEMPLATE(classification_head_gradients_match_finite_differences, B, layer_backends) {
     B b;
     classification_head<B, double> head(b, 6, 3, 0.2);
     randomize(b, head.dense(), 3);
@@ -132,7 +132,7 @@ BOOST_AUTO_TEST_CASE_TEMPLATE(classification_head_gradients_match_finite_differe
     BOOST_TEST((parameter_names(head) == std::vector<std::string>{"classifier.weight", "classifier.bias"}));
 }
 
-BOOST_AUTO_TEST_CASE_TEMPLATE(regression_head_gradients_match_finite_differences, B, cpu_backends) {
+BOOST_AUTO_TEST_CASE_TEMPLATE(regression_head_gradients_match_finite_differences, B, layer_backends) {
     B b;
     regression_head<B, double> head(b, 6, 0.1, "heads.stsb");
     randomize(b, head.dense(), 5);
@@ -161,7 +161,7 @@ BOOST_AUTO_TEST_CASE(heads_apply_no_dropout_at_inference_and_check_shapes) {
     }
 }
 
-BOOST_AUTO_TEST_CASE_TEMPLATE(float_and_double_forwards_agree, B, cpu_backends) {
+BOOST_AUTO_TEST_CASE_TEMPLATE(float_and_double_forwards_agree, B, layer_backends) {
     B b;
     {
         pooler<B, double> ld(b, 16);

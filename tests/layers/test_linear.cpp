@@ -6,10 +6,10 @@
 #include "support/backends.hpp"
 
 using namespace hyperadapt;
-using hyperadapt::test::cpu_backends;
+using hyperadapt::test::layer_backends;
 using hyperadapt::test::random_tensor;
 
-BOOST_AUTO_TEST_CASE_TEMPLATE(linear_gradients_match_finite_differences, B, cpu_backends) {
+BOOST_AUTO_TEST_CASE_TEMPLATE(linear_gradients_match_finite_differences, B, layer_backends) {
     B b;
     linear<B, double> layer(b, 5, 3, "encoder.layer.0.output.dense");
     rng_stream rng(1);
@@ -21,7 +21,7 @@ BOOST_AUTO_TEST_CASE_TEMPLATE(linear_gradients_match_finite_differences, B, cpu_
     BOOST_TEST(r.checked == 40u + 15u + 3u);
 }
 
-BOOST_AUTO_TEST_CASE_TEMPLATE(linear_forward_matches_direct_product, B, cpu_backends) {
+BOOST_AUTO_TEST_CASE_TEMPLATE(linear_forward_matches_direct_product, B, layer_backends) {
     B b;
     linear<B, double> layer(b, 3, 2, "fc");
     const std::vector<double> w{1, 2, 3, 4, 5, 6}, bias{0.5, -1}, x{1, 0, -1, 2, 1, 0};

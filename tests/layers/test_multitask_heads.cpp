@@ -6,10 +6,10 @@
 #include "support/backends.hpp"
 
 using namespace hyperadapt;
-using hyperadapt::test::cpu_backends;
+using hyperadapt::test::layer_backends;
 using hyperadapt::test::random_tensor;
 
-BOOST_AUTO_TEST_CASE_TEMPLATE(mixed_task_loss_gradients, B, cpu_backends) {
+BOOST_AUTO_TEST_CASE_TEMPLATE(mixed_task_loss_gradients, B, layer_backends) {
     B b;
     multitask_heads<B, double> heads(b, 6, {{"rte", 2}, {"stsb", 1}, {"cola", 3}}, 0.2);
     rng_stream init(1);

@@ -14,7 +14,7 @@
 #include "support/backends.hpp"
 
 using namespace hyperadapt;
-using hyperadapt::test::cpu_backends;
+using hyperadapt::test::layer_backends;
 using hyperadapt::test::random_tensor;
 
 namespace {
@@ -69,7 +69,7 @@ double log_sum_exp(std::initializer_list<double> xs) {
 
 // ---- cross entropy ---------------------------------------------------------------------------------------
 
-BOOST_AUTO_TEST_CASE_TEMPLATE(cross_entropy_gradients_match_finite_differences, B, cpu_backends) {
+BOOST_AUTO_TEST_CASE_TEMPLATE(cross_entropy_gradients_match_finite_differences, B, layer_backends) {
     B b;
     auto r = check_cross_entropy(b, random_tensor<B, double>(b, {5, 4}, 1, -3.0, 3.0),
                                  labels(b, {5}, {3, 0, -1, 1, 3}));
@@ -82,7 +82,7 @@ BOOST_AUTO_TEST_CASE_TEMPLATE(cross_entropy_gradients_match_finite_differences, 
     BOOST_TEST(r.checked == 30u);
 }
 
-BOOST_AUTO_TEST_CASE_TEMPLATE(cross_entropy_matches_hand_computation, B, cpu_backends) {
+BOOST_AUTO_TEST_CASE_TEMPLATE(cross_entropy_matches_hand_computation, B, layer_backends) {
     B b;
     cross_entropy_loss<B, double> loss(b, "tasks.mnli.loss");
     typename cross_entropy_loss<B, double>::context ctx;
@@ -161,7 +161,7 @@ BOOST_AUTO_TEST_CASE(cross_entropy_bad_labels_name_loss_label_and_classes) {
 
 // ---- mean squared error ----------------------------------------------------------------------------------
 
-BOOST_AUTO_TEST_CASE_TEMPLATE(mse_gradients_match_finite_differences, B, cpu_backends) {
+BOOST_AUTO_TEST_CASE_TEMPLATE(mse_gradients_match_finite_differences, B, layer_backends) {
     B b;
     auto pred = random_tensor<B, double>(b, {6, 1}, 5);
     const auto target = random_tensor<B, double>(b, {6}, 6);
@@ -176,7 +176,7 @@ BOOST_AUTO_TEST_CASE_TEMPLATE(mse_gradients_match_finite_differences, B, cpu_bac
     BOOST_TEST(r.checked == 6u);
 }
 
-BOOST_AUTO_TEST_CASE_TEMPLATE(mse_matches_hand_computation, B, cpu_backends) {
+BOOST_AUTO_TEST_CASE_TEMPLATE(mse_matches_hand_computation, B, layer_backends) {
     B b;
     mse_loss<B, double> loss(b);
     typename mse_loss<B, double>::context ctx;
@@ -208,7 +208,7 @@ BOOST_AUTO_TEST_CASE(mse_shape_mismatch_names_loss_and_both_shapes) {
 
 // ---- float and double agree ------------------------------------------------------------------------------
 
-BOOST_AUTO_TEST_CASE_TEMPLATE(float_and_double_losses_agree, B, cpu_backends) {
+BOOST_AUTO_TEST_CASE_TEMPLATE(float_and_double_losses_agree, B, layer_backends) {
     B b;
     const auto xd = random_tensor<B, double>(b, {16, 5}, 7, -4.0, 4.0);
     const auto xf = to_float(xd);
@@ -246,7 +246,7 @@ BOOST_AUTO_TEST_CASE_TEMPLATE(float_and_double_losses_agree, B, cpu_backends) {
 }
 
 // ---- NaN never hides ---------------------------------------------------------------------------------------
-BOOST_AUTO_TEST_CASE_TEMPLATE(cross_entropy_is_nan_when_a_counted_row_has_a_nan_logit, B, cpu_backends) {
+BOOST_AUTO_TEST_CASE_TEMPLATE(cross_entropy_is_nan_when_a_counted_row_has_a_nan_logit, B, layer_backends) {
     B b;
     const double nan = std::numeric_limits<double>::quiet_NaN();
     cross_entropy_loss<B, double> loss(b);

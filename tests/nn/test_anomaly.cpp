@@ -22,7 +22,7 @@
 #include "support/backends.hpp"
 
 using namespace hyperadapt;
-using hyperadapt::test::cpu_backends;
+using hyperadapt::test::layer_backends;
 
 namespace {
 
@@ -88,7 +88,7 @@ anomaly_error expect_anomaly(F&& f) {
 
 }  // namespace
 
-BOOST_AUTO_TEST_CASE_TEMPLATE(checks_change_no_result_of_a_finite_pass, B, cpu_backends) {
+BOOST_AUTO_TEST_CASE_TEMPLATE(checks_change_no_result_of_a_finite_pass, B, layer_backends) {
     B b;
     auto m = make_bert(b);
     const bert_inputs<B> in(b);
@@ -108,7 +108,7 @@ BOOST_AUTO_TEST_CASE_TEMPLATE(checks_change_no_result_of_a_finite_pass, B, cpu_b
     BOOST_TEST(detect.checked() > forward_checks + 4 * tiny.layers);
 }
 
-BOOST_AUTO_TEST_CASE_TEMPLATE(nan_in_a_query_weight_is_named_by_its_attention_in_forward, B, cpu_backends) {
+BOOST_AUTO_TEST_CASE_TEMPLATE(nan_in_a_query_weight_is_named_by_its_attention_in_forward, B, layer_backends) {
     B b;
     auto m = make_bert(b);
     const bert_inputs<B> in(b);
@@ -140,7 +140,7 @@ BOOST_AUTO_TEST_CASE_TEMPLATE(nan_in_a_query_weight_is_named_by_its_attention_in
     BOOST_TEST(detect.checked() == 1 + 4 + 1);
 }
 
-BOOST_AUTO_TEST_CASE_TEMPLATE(infinity_in_a_feed_forward_weight_is_named_by_that_module, B, cpu_backends) {
+BOOST_AUTO_TEST_CASE_TEMPLATE(infinity_in_a_feed_forward_weight_is_named_by_that_module, B, layer_backends) {
     B b;
     auto m = make_bert(b);
     const bert_inputs<B> in(b);
@@ -153,7 +153,7 @@ BOOST_AUTO_TEST_CASE_TEMPLATE(infinity_in_a_feed_forward_weight_is_named_by_that
     BOOST_TEST((e.pass() == anomaly_pass::forward));
 }
 
-BOOST_AUTO_TEST_CASE_TEMPLATE(nan_that_appears_only_in_backward_is_named_in_backward, B, cpu_backends) {
+BOOST_AUTO_TEST_CASE_TEMPLATE(nan_that_appears_only_in_backward_is_named_in_backward, B, layer_backends) {
     B b;
     auto m = make_bert(b);
     const bert_inputs<B> in(b);
@@ -172,7 +172,7 @@ BOOST_AUTO_TEST_CASE_TEMPLATE(nan_that_appears_only_in_backward_is_named_in_back
     BOOST_TEST(std::string(e.what()).find("backward") != std::string::npos);
 }
 
-BOOST_AUTO_TEST_CASE_TEMPLATE(a_non_finite_gradient_from_the_caller_is_not_blamed_on_a_layer, B, cpu_backends) {
+BOOST_AUTO_TEST_CASE_TEMPLATE(a_non_finite_gradient_from_the_caller_is_not_blamed_on_a_layer, B, layer_backends) {
     B b;
     auto m = make_bert(b);
     const bert_inputs<B> in(b);

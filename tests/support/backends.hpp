@@ -18,11 +18,20 @@
 
 namespace hyperadapt::test {
 
+/// Every CPU GEMM provider: for end-to-end model tests (a whole BERT forward and backward on each provider).
 #if __has_include(<cblas.h>) && defined(HYPERADAPT_TEST_WITH_CBLAS)
 using cpu_backends = boost::mpl::list<hyperadapt::cpu, hyperadapt::cpu_blas>;
 #else
 using cpu_backends = boost::mpl::list<hyperadapt::cpu>;
 #endif
+
+/// The backend the layer, loss and io tests run on: the library's default CPU backend. Layers reach a GEMM
+/// provider only through the backend's gemm / gemm_strided_batched / gemm_batched_grid, which
+/// backend/test_gemm_providers.cpp checks on every provider against a long-double reference (every transpose,
+/// padded leading dimensions, beta 0 over NaN, split products on two threads); running every layer test once
+/// per provider as well doubled those tests' compile time (two backend types, every layer instantiated twice)
+/// for no new coverage.
+using layer_backends = boost::mpl::list<hyperadapt::cpu>;
 
 /// A tensor of uniform values in [lo, hi), deterministic in seed.
 template <class B, class T>

@@ -27,7 +27,7 @@
 #include "support/max_keeping_nan.hpp"
 
 using namespace hyperadapt;
-using hyperadapt::test::cpu_backends;
+using hyperadapt::test::layer_backends;
 using hyperadapt::test::random_tensor;
 
 namespace {
@@ -259,7 +259,7 @@ BOOST_AUTO_TEST_CASE(geometry_follows_torch_chunk) {
     }
 }
 
-BOOST_AUTO_TEST_CASE_TEMPLATE(bias_is_block_diagonal_and_cropped, B, cpu_backends) {
+BOOST_AUTO_TEST_CASE_TEMPLATE(bias_is_block_diagonal_and_cropped, B, layer_backends) {
     // L=10, d=40: s=3, blocks [0,3) [3,6) [6,9) [9,10); the last block keeps A'[9, 0] only.
     B b;
     block_diagonal_bias<B, double> cbda(b, 10, 40, "l.attention.self");
@@ -283,7 +283,7 @@ BOOST_AUTO_TEST_CASE_TEMPLATE(bias_is_block_diagonal_and_cropped, B, cpu_backend
             }
 }
 
-BOOST_AUTO_TEST_CASE_TEMPLATE(zero_matrix_gives_beta_down_each_block, B, cpu_backends) {
+BOOST_AUTO_TEST_CASE_TEMPLATE(zero_matrix_gives_beta_down_each_block, B, layer_backends) {
     // At initialisation A = 0: M is beta repeated down each row of each block (spec §1.4).
     B b;
     block_diagonal_bias<B, double> cbda(b, 8, 24, "x");
@@ -344,7 +344,7 @@ BOOST_AUTO_TEST_CASE(cbda_matches_reference) {
     }
 }
 
-BOOST_AUTO_TEST_CASE_TEMPLATE(conditional_self_attention_matches_reference, B, cpu_backends) {
+BOOST_AUTO_TEST_CASE_TEMPLATE(conditional_self_attention_matches_reference, B, layer_backends) {
     for (const auto& path : module_files({"camtl_self_attention"})) {
         B b;
         reference_case<B> ref(b, path);
@@ -377,7 +377,7 @@ BOOST_AUTO_TEST_CASE_TEMPLATE(conditional_self_attention_matches_reference, B, c
 
 // ---- gradient checks (double) ---------------------------------------------------------------------------
 
-BOOST_AUTO_TEST_CASE_TEMPLATE(cbda_gradients, B, cpu_backends) {
+BOOST_AUTO_TEST_CASE_TEMPLATE(cbda_gradients, B, layer_backends) {
     B b;
     // Cropped last block (L=10, d=40) and fewer chunks than blocks (L=8, d=48).
     for (auto [l, d] : {std::pair<std::size_t, std::size_t>{10, 40}, {8, 48}, {6, 6}}) {
@@ -392,7 +392,7 @@ BOOST_AUTO_TEST_CASE_TEMPLATE(cbda_gradients, B, cpu_backends) {
     }
 }
 
-BOOST_AUTO_TEST_CASE_TEMPLATE(conditional_self_attention_gradients, B, cpu_backends) {
+BOOST_AUTO_TEST_CASE_TEMPLATE(conditional_self_attention_gradients, B, layer_backends) {
     B b;
     const std::size_t nb = 4, seq = 8, d = 16, heads = 2;
     conditional_self_attention<B, double> att(b, seq, d, heads, 0.2, "encoder.layer.0.attention.self");
@@ -418,7 +418,7 @@ BOOST_AUTO_TEST_CASE_TEMPLATE(conditional_self_attention_gradients, B, cpu_backe
 
 // ---- mixed-task batches ---------------------------------------------------------------------------------
 
-BOOST_AUTO_TEST_CASE_TEMPLATE(each_example_is_conditioned_on_its_own_task, B, cpu_backends) {
+BOOST_AUTO_TEST_CASE_TEMPLATE(each_example_is_conditioned_on_its_own_task, B, layer_backends) {
     // A batch mixing tasks gives every example exactly what it gets alone.
     B b;
     const std::size_t seq = 8, d = 24;
@@ -513,7 +513,7 @@ BOOST_AUTO_TEST_CASE(parameter_names_follow_the_reference) {
     BOOST_TEST(names == want, boost::test_tools::per_element());
 }
 
-BOOST_AUTO_TEST_CASE_TEMPLATE(frozen_projection_still_passes_gradients_to_the_condition, B, cpu_backends) {
+BOOST_AUTO_TEST_CASE_TEMPLATE(frozen_projection_still_passes_gradients_to_the_condition, B, layer_backends) {
     // The reference's frozen layers keep cond_block_diag_attn.gb_weights frozen while A and z' train.
     B b;
     conditional_self_attention<B, double> att(b, 8, 16, 2, 0.0, "encoder.layer.0.attention.self");
@@ -652,7 +652,7 @@ camtl_layer_config small_config() {
 
 }  // namespace
 
-BOOST_AUTO_TEST_CASE_TEMPLATE(bert_layer9_matches_reference, B, cpu_backends) {
+BOOST_AUTO_TEST_CASE_TEMPLATE(bert_layer9_matches_reference, B, layer_backends) {
     for (const auto& path : module_files({"camtl_bertlayer9"})) {
         B b;
         reference_case<B> ref(b, path);
@@ -662,7 +662,7 @@ BOOST_AUTO_TEST_CASE_TEMPLATE(bert_layer9_matches_reference, B, cpu_backends) {
     }
 }
 
-BOOST_AUTO_TEST_CASE_TEMPLATE(my_bert_layer9_matches_reference, B, cpu_backends) {
+BOOST_AUTO_TEST_CASE_TEMPLATE(my_bert_layer9_matches_reference, B, layer_backends) {
     for (const auto& path : module_files({"camtl_layer9"})) {
         B b;
         reference_case<B> ref(b, path);
@@ -672,7 +672,7 @@ BOOST_AUTO_TEST_CASE_TEMPLATE(my_bert_layer9_matches_reference, B, cpu_backends)
     }
 }
 
-BOOST_AUTO_TEST_CASE_TEMPLATE(my_bert_adapter_layer9_matches_reference, B, cpu_backends) {
+BOOST_AUTO_TEST_CASE_TEMPLATE(my_bert_adapter_layer9_matches_reference, B, layer_backends) {
     for (const auto& path : module_files({"camtl_adapterlayer9"})) {
         B b;
         reference_case<B> ref(b, path);
@@ -684,7 +684,7 @@ BOOST_AUTO_TEST_CASE_TEMPLATE(my_bert_adapter_layer9_matches_reference, B, cpu_b
 
 // Base (MyBertEncoder9) or large (MyBertEncoder10) from the file's source; the layer count and how many layers
 // have plain layer norms from its parameters; the large encoder's bottleneck width from its adapter layers.
-BOOST_AUTO_TEST_CASE_TEMPLATE(encoder_matches_reference, B, cpu_backends) {
+BOOST_AUTO_TEST_CASE_TEMPLATE(encoder_matches_reference, B, layer_backends) {
     for (const auto& path : module_files({"camtl_encoder"})) {
         B b;
         reference_case<B> ref(b, path);
@@ -704,7 +704,7 @@ BOOST_AUTO_TEST_CASE_TEMPLATE(encoder_matches_reference, B, cpu_backends) {
     }
 }
 
-BOOST_AUTO_TEST_CASE_TEMPLATE(encoder_layer_gradients, B, cpu_backends) {
+BOOST_AUTO_TEST_CASE_TEMPLATE(encoder_layer_gradients, B, layer_backends) {
     B b;
     const auto c = small_config();
     const std::vector<std::size_t> tasks{1, 0, 1, 2}, lengths{4, 3, 2, 4};
@@ -728,7 +728,7 @@ BOOST_AUTO_TEST_CASE_TEMPLATE(encoder_layer_gradients, B, cpu_backends) {
     }
 }
 
-BOOST_AUTO_TEST_CASE_TEMPLATE(conditional_layer_gradients_with_per_sample_condition_rows, B, cpu_backends) {
+BOOST_AUTO_TEST_CASE_TEMPLATE(conditional_layer_gradients_with_per_sample_condition_rows, B, layer_backends) {
     // The paper's CLN reading (every example its own condition row) and the gain-and-bias variant.
     B b;
     auto c = small_config();
@@ -740,7 +740,7 @@ BOOST_AUTO_TEST_CASE_TEMPLATE(conditional_layer_gradients_with_per_sample_condit
     BOOST_TEST(r.ok, r.report);
 }
 
-BOOST_AUTO_TEST_CASE_TEMPLATE(encoder_gradients, B, cpu_backends) {
+BOOST_AUTO_TEST_CASE_TEMPLATE(encoder_gradients, B, layer_backends) {
     B b;
     const auto c = small_config();
     const std::vector<std::size_t> tasks{2, 0, 2, 1}, lengths{4, 2, 3, 4};
@@ -758,7 +758,7 @@ BOOST_AUTO_TEST_CASE_TEMPLATE(encoder_gradients, B, cpu_backends) {
     }
 }
 
-BOOST_AUTO_TEST_CASE_TEMPLATE(encoder_without_own_task_transformation_takes_z_prime, B, cpu_backends) {
+BOOST_AUTO_TEST_CASE_TEMPLATE(encoder_without_own_task_transformation_takes_z_prime, B, layer_backends) {
     B b;
     const auto c = small_config();
     camtl_large_encoder<B, double> with(b, c, 2, "encoder");
@@ -786,7 +786,7 @@ BOOST_AUTO_TEST_CASE_TEMPLATE(encoder_without_own_task_transformation_takes_z_pr
     BOOST_TEST(without.task_transformation() == nullptr);
 }
 
-BOOST_AUTO_TEST_CASE_TEMPLATE(encoder_mixed_task_batch_matches_single_examples, B, cpu_backends) {
+BOOST_AUTO_TEST_CASE_TEMPLATE(encoder_mixed_task_batch_matches_single_examples, B, layer_backends) {
     // Every example of a mixed-task batch gets what it gets alone (CLN reads one row per task; rows of a task
     // are equal as in the model, where z depends on the task id only).
     B b;

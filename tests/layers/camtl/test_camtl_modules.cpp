@@ -25,7 +25,7 @@
 
 using namespace hyperadapt;
 using hyperadapt::io::safetensors_reader;
-using hyperadapt::test::cpu_backends;
+using hyperadapt::test::layer_backends;
 using hyperadapt::test::random_tensor;
 
 namespace {
@@ -94,7 +94,7 @@ BOOST_AUTO_TEST_CASE(reference_copies_match_the_shared_data) {
     check_repository_copies({"camtl_film", "camtl_cln", "camtl_bottleneck", "camtl_adapter9"});
 }
 
-BOOST_AUTO_TEST_CASE_TEMPLATE(film_matches_reference, B, cpu_backends) {
+BOOST_AUTO_TEST_CASE_TEMPLATE(film_matches_reference, B, layer_backends) {
     for (const auto& path : module_files(film_files)) {
         B b;
         const golden g(path);
@@ -125,7 +125,7 @@ BOOST_AUTO_TEST_CASE_TEMPLATE(film_matches_reference, B, cpu_backends) {
 
 // Each file says which condition row each task reads (first_sample_per_task); camtl_cln_distinct_condition
 // draws every row independently, so only the first example of each task can reproduce it.
-BOOST_AUTO_TEST_CASE_TEMPLATE(cln_matches_reference, B, cpu_backends) {
+BOOST_AUTO_TEST_CASE_TEMPLATE(cln_matches_reference, B, layer_backends) {
     for (const auto& path : module_files(cln_files)) {
         B b;
         const golden g(path);
@@ -151,7 +151,7 @@ BOOST_AUTO_TEST_CASE_TEMPLATE(cln_matches_reference, B, cpu_backends) {
     }
 }
 
-BOOST_AUTO_TEST_CASE_TEMPLATE(bottleneck_matches_reference, B, cpu_backends) {
+BOOST_AUTO_TEST_CASE_TEMPLATE(bottleneck_matches_reference, B, layer_backends) {
     for (const auto& path : module_files(bottleneck_files)) {
         B b;
         const golden g(path);
@@ -174,7 +174,7 @@ BOOST_AUTO_TEST_CASE_TEMPLATE(bottleneck_matches_reference, B, cpu_backends) {
     }
 }
 
-BOOST_AUTO_TEST_CASE_TEMPLATE(adapter9_matches_reference, B, cpu_backends) {
+BOOST_AUTO_TEST_CASE_TEMPLATE(adapter9_matches_reference, B, layer_backends) {
     for (const auto& path : module_files(adapter_files)) {
         B b;
         const golden g(path);
@@ -283,7 +283,7 @@ BOOST_AUTO_TEST_CASE(parameter_names_under_a_prefix) {
 
 // ==== (b) finite-difference gradient checks ===========================================================
 
-BOOST_AUTO_TEST_CASE_TEMPLATE(film_gradients, B, cpu_backends) {
+BOOST_AUTO_TEST_CASE_TEMPLATE(film_gradients, B, layer_backends) {
     B b;
     for (bool with_norm : {false, true})
         for (bool rank3 : {true, false}) {
@@ -306,7 +306,7 @@ BOOST_AUTO_TEST_CASE_TEMPLATE(film_gradients, B, cpu_backends) {
         }
 }
 
-BOOST_AUTO_TEST_CASE_TEMPLATE(conditional_layer_norm_gradients, B, cpu_backends) {
+BOOST_AUTO_TEST_CASE_TEMPLATE(conditional_layer_norm_gradients, B, layer_backends) {
     B b;
     const std::vector<cln_options> variants{
         {},  // the code: gain only, first example per task
@@ -337,7 +337,7 @@ BOOST_AUTO_TEST_CASE_TEMPLATE(conditional_layer_norm_gradients, B, cpu_backends)
         }
 }
 
-BOOST_AUTO_TEST_CASE_TEMPLATE(conditional_bottleneck_gradients, B, cpu_backends) {
+BOOST_AUTO_TEST_CASE_TEMPLATE(conditional_bottleneck_gradients, B, layer_backends) {
     B b;
     conditional_bottleneck<B, double> m(b, 7, "bottleneck");  // width 7 // 3 = 2
     BOOST_TEST(m.bottleneck_features() == 2u);
@@ -358,7 +358,7 @@ BOOST_AUTO_TEST_CASE_TEMPLATE(conditional_bottleneck_gradients, B, cpu_backends)
     BOOST_TEST(r.ok, r.report);
 }
 
-BOOST_AUTO_TEST_CASE_TEMPLATE(conditional_alignment_gradients, B, cpu_backends) {
+BOOST_AUTO_TEST_CASE_TEMPLATE(conditional_alignment_gradients, B, layer_backends) {
     B b;
     conditional_alignment<B, double> m(b, 6);
     randomize(b, m, 41);
@@ -378,7 +378,7 @@ BOOST_AUTO_TEST_CASE_TEMPLATE(conditional_alignment_gradients, B, cpu_backends) 
     BOOST_TEST(r.ok, r.report);
 }
 
-BOOST_AUTO_TEST_CASE_TEMPLATE(conditional_adapter_gradients, B, cpu_backends) {
+BOOST_AUTO_TEST_CASE_TEMPLATE(conditional_adapter_gradients, B, layer_backends) {
     B b;
     for (auto rows : {cln_condition_rows::first_of_task, cln_condition_rows::per_sample}) {
         conditional_adapter<B, double> m(b, 6, "adapter", {.condition_rows = rows});
@@ -404,7 +404,7 @@ BOOST_AUTO_TEST_CASE_TEMPLATE(conditional_adapter_gradients, B, cpu_backends) {
     }
 }
 
-BOOST_AUTO_TEST_CASE_TEMPLATE(task_embedding_gradients, B, cpu_backends) {
+BOOST_AUTO_TEST_CASE_TEMPLATE(task_embedding_gradients, B, layer_backends) {
     B b;
     task_embedding<B, double> m(b, 4, 5);
     randomize(b, m, 61);
@@ -448,7 +448,7 @@ BOOST_AUTO_TEST_CASE_TEMPLATE(task_embedding_gradients, B, cpu_backends) {
 
 // ==== (c) mixed-task batches ==========================================================================
 
-BOOST_AUTO_TEST_CASE_TEMPLATE(mixed_task_batch_rows_get_their_own_modulation, B, cpu_backends) {
+BOOST_AUTO_TEST_CASE_TEMPLATE(mixed_task_batch_rows_get_their_own_modulation, B, layer_backends) {
     B b;
     const std::size_t d = 8, seq = 3;
     task_embedding<B, double> te(b, 3, d);
@@ -485,7 +485,7 @@ BOOST_AUTO_TEST_CASE_TEMPLATE(mixed_task_batch_rows_get_their_own_modulation, B,
     }
 }
 
-BOOST_AUTO_TEST_CASE_TEMPLATE(cln_first_example_of_each_task_drives_the_task, B, cpu_backends) {
+BOOST_AUTO_TEST_CASE_TEMPLATE(cln_first_example_of_each_task_drives_the_task, B, layer_backends) {
     B b;
     const std::size_t d = 6, seq = 2;
     std::vector<double> one = random_tensor<B, double>(b, {seq, d}, 5).to_host(), all;

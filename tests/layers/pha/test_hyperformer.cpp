@@ -18,7 +18,7 @@
 
 using namespace hyperadapt;
 using hyperadapt::io::safetensors_reader;
-using hyperadapt::test::cpu_backends;
+using hyperadapt::test::layer_backends;
 using hyperadapt::test::random_tensor;
 
 namespace {
@@ -240,7 +240,7 @@ BOOST_AUTO_TEST_CASE(reference_copies_match_the_shared_data) {
 
 // HyperFormer and HyperFormer++ generators, with or without the pre-norm: the variant and options from each
 // file's config.
-BOOST_AUTO_TEST_CASE_TEMPLATE(generators_match_reference, B, cpu_backends) {
+BOOST_AUTO_TEST_CASE_TEMPLATE(generators_match_reference, B, layer_backends) {
     for (const auto& path : module_files({"hyperformer_generator", "hyperformerpp_generator"})) {
         const golden g(path);
         g.require_meta_mentions("source", "HyperNetController.forward");
@@ -251,7 +251,7 @@ BOOST_AUTO_TEST_CASE_TEMPLATE(generators_match_reference, B, cpu_backends) {
 // The file runs one task per batch (HyperFormer's batches are single-task). Both ways of feeding the
 // adapter must reproduce it: one weight set for the whole batch (condition (1, D)), and the task embedding
 // repeated per example (condition (batch, D)), whose condition gradient is then summed over the rows.
-BOOST_AUTO_TEST_CASE_TEMPLATE(generator_and_adapter_match_reference, B, cpu_backends) {
+BOOST_AUTO_TEST_CASE_TEMPLATE(generator_and_adapter_match_reference, B, layer_backends) {
     for (const auto& path : module_files({"hyperformer_adapter", "hyperformerpp_adapter"}))
         for (bool shared_weights : {true, false}) {
             B b;
@@ -310,7 +310,7 @@ BOOST_AUTO_TEST_CASE_TEMPLATE(generator_and_adapter_match_reference, B, cpu_back
 
 // ==== (b) finite-difference gradient checks ==========================================================
 
-BOOST_AUTO_TEST_CASE_TEMPLATE(adapter_gradients, B, cpu_backends) {
+BOOST_AUTO_TEST_CASE_TEMPLATE(adapter_gradients, B, layer_backends) {
     B b;
     const std::size_t d = 6, rr = 3, nb = 3;
     for (bool pre : {false, true})
@@ -357,7 +357,7 @@ BOOST_AUTO_TEST_CASE_TEMPLATE(adapter_gradients, B, cpu_backends) {
 
 // The generator alone: every generated tensor of both block types and both layers enters the loss, so the
 // layer and block-type embeddings get gradients in every row.
-BOOST_AUTO_TEST_CASE_TEMPLATE(hypernet_gradients, B, cpu_backends) {
+BOOST_AUTO_TEST_CASE_TEMPLATE(hypernet_gradients, B, layer_backends) {
     B b;
     for (auto variant : {hyperformer_variant::hyperformer, hyperformer_variant::hyperformer_pp})
         for (bool task_ln : {true, false}) {
@@ -402,7 +402,7 @@ BOOST_AUTO_TEST_CASE_TEMPLATE(hypernet_gradients, B, cpu_backends) {
         }
 }
 
-BOOST_AUTO_TEST_CASE_TEMPLATE(hypernet_with_adapter_gradients, B, cpu_backends) {
+BOOST_AUTO_TEST_CASE_TEMPLATE(hypernet_with_adapter_gradients, B, layer_backends) {
     B b;
     for (auto variant : {hyperformer_variant::hyperformer, hyperformer_variant::hyperformer_pp}) {
         hyperformer_hypernet_config cfg{.variant = variant, .task_embedding = 4, .layers = 2, .hidden = 7,
@@ -440,7 +440,7 @@ BOOST_AUTO_TEST_CASE_TEMPLATE(hypernet_with_adapter_gradients, B, cpu_backends) 
 
 // ==== (c) float against double, errors, init and sizes ===============================================
 
-BOOST_AUTO_TEST_CASE_TEMPLATE(float_forward_matches_double, B, cpu_backends) {
+BOOST_AUTO_TEST_CASE_TEMPLATE(float_forward_matches_double, B, layer_backends) {
     B b;
     for (auto variant : {hyperformer_variant::hyperformer, hyperformer_variant::hyperformer_pp}) {
         hyperformer_hypernet_config cfg{.variant = variant, .task_embedding = 8, .layers = 3, .hidden = 16,
@@ -488,7 +488,7 @@ BOOST_AUTO_TEST_CASE_TEMPLATE(float_forward_matches_double, B, cpu_backends) {
     }
 }
 
-BOOST_AUTO_TEST_CASE_TEMPLATE(shape_errors_name_the_layer, B, cpu_backends) {
+BOOST_AUTO_TEST_CASE_TEMPLATE(shape_errors_name_the_layer, B, layer_backends) {
     B b;
     hyperformer_hypernet_config cfg{.variant = hyperformer_variant::hyperformer_pp, .task_embedding = 4, .layers = 2,
                                     .hidden = 7, .projection = 5, .features = 6, .reduction_factor = 3};
@@ -521,7 +521,7 @@ BOOST_AUTO_TEST_CASE_TEMPLATE(shape_errors_name_the_layer, B, cpu_backends) {
     BOOST_CHECK_THROW((hyperformer_hypernet<B, double>(b, hyperformer_config(16, 12, 32), "tiny")), config_error);
 }
 
-BOOST_AUTO_TEST_CASE_TEMPLATE(published_sizes_and_init, B, cpu_backends) {
+BOOST_AUTO_TEST_CASE_TEMPLATE(published_sizes_and_init, B, layer_backends) {
     B b;
     // spec §3.3: per stack of T5-base (d 768, 12 layers, r 24). HyperFormer++: 2,581,464, so encoder + decoder
     // + 8 task embeddings (512) + T5-base's layer norms (47,616) = 5,211,056 = the paper's 5.21M; HyperFormer

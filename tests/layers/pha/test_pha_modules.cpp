@@ -22,7 +22,7 @@
 
 using namespace hyperadapt;
 using hyperadapt::io::safetensors_reader;
-using hyperadapt::test::cpu_backends;
+using hyperadapt::test::layer_backends;
 using hyperadapt::test::random_tensor;
 
 namespace {
@@ -113,7 +113,7 @@ BOOST_AUTO_TEST_CASE(reference_copies_match_the_shared_data) {
 
 // pha_adapter_*: the adapter with its own weights (param.adapter_down_manual.*) or with generated ones
 // (input.dw, ...), as the file's tensors say.
-BOOST_AUTO_TEST_CASE_TEMPLATE(adapter_matches_reference, B, cpu_backends) {
+BOOST_AUTO_TEST_CASE_TEMPLATE(adapter_matches_reference, B, layer_backends) {
     for (const auto& path : module_files({"pha_adapter_"})) {
         B b;
         const golden g(path);
@@ -147,7 +147,7 @@ BOOST_AUTO_TEST_CASE_TEMPLATE(adapter_matches_reference, B, cpu_backends) {
     }
 }
 
-BOOST_AUTO_TEST_CASE_TEMPLATE(retriever_matches_reference, B, cpu_backends) {
+BOOST_AUTO_TEST_CASE_TEMPLATE(retriever_matches_reference, B, layer_backends) {
     for (const auto& path : module_files({"pha_retriever"})) {
         B b;
         const golden g(path);
@@ -170,7 +170,7 @@ BOOST_AUTO_TEST_CASE_TEMPLATE(retriever_matches_reference, B, cpu_backends) {
     }
 }
 
-BOOST_AUTO_TEST_CASE_TEMPLATE(instance_loss_matches_reference, B, cpu_backends) {
+BOOST_AUTO_TEST_CASE_TEMPLATE(instance_loss_matches_reference, B, layer_backends) {
     for (const auto& path : module_files({"pha_ins_ins_loss"})) {
         B b;
         const golden g(path);
@@ -187,7 +187,7 @@ BOOST_AUTO_TEST_CASE_TEMPLATE(instance_loss_matches_reference, B, cpu_backends) 
     }
 }
 
-BOOST_AUTO_TEST_CASE_TEMPLATE(prototype_loss_matches_reference, B, cpu_backends) {
+BOOST_AUTO_TEST_CASE_TEMPLATE(prototype_loss_matches_reference, B, layer_backends) {
     for (const auto& path : module_files({"pha_pro_ins_loss"})) {
         B b;
         const golden g(path);
@@ -233,7 +233,7 @@ tensor<B, double> stack(B& b, const std::vector<tensor<B, double>>& parts, shape
 }
 }  // namespace
 
-BOOST_AUTO_TEST_CASE_TEMPLATE(pha_hypernet_matches_reference, B, cpu_backends) {
+BOOST_AUTO_TEST_CASE_TEMPLATE(pha_hypernet_matches_reference, B, layer_backends) {
     for (const auto& path : module_files({"pha_param_generator"})) {
         B b;
         const golden g(path);
@@ -273,7 +273,7 @@ BOOST_AUTO_TEST_CASE_TEMPLATE(pha_hypernet_matches_reference, B, cpu_backends) {
     }
 }
 
-BOOST_AUTO_TEST_CASE_TEMPLATE(pha_hypernet_and_adapter_match_reference, B, cpu_backends) {
+BOOST_AUTO_TEST_CASE_TEMPLATE(pha_hypernet_and_adapter_match_reference, B, layer_backends) {
     for (const auto& path : module_files({"pha_generator_adapter"})) {
         B b;
         const golden g(path);
@@ -315,7 +315,7 @@ BOOST_AUTO_TEST_CASE_TEMPLATE(pha_hypernet_and_adapter_match_reference, B, cpu_b
 
 // ==== (b) finite-difference gradient checks ==========================================================
 
-BOOST_AUTO_TEST_CASE_TEMPLATE(adapter_with_own_weights_gradients, B, cpu_backends) {
+BOOST_AUTO_TEST_CASE_TEMPLATE(adapter_with_own_weights_gradients, B, layer_backends) {
     B b;
     for (bool residual : {false, true})
         for (bool rank3 : {true, false}) {
@@ -334,7 +334,7 @@ BOOST_AUTO_TEST_CASE_TEMPLATE(adapter_with_own_weights_gradients, B, cpu_backend
         }
 }
 
-BOOST_AUTO_TEST_CASE_TEMPLATE(adapter_with_generated_weights_gradients, B, cpu_backends) {
+BOOST_AUTO_TEST_CASE_TEMPLATE(adapter_with_generated_weights_gradients, B, layer_backends) {
     B b;
     const std::size_t d = 6, rr = 3, nb = 3;
     for (bool residual : {false, true})
@@ -362,7 +362,7 @@ BOOST_AUTO_TEST_CASE_TEMPLATE(adapter_with_generated_weights_gradients, B, cpu_b
         }
 }
 
-BOOST_AUTO_TEST_CASE_TEMPLATE(adapter_rejects_mismatched_generated_weights, B, cpu_backends) {
+BOOST_AUTO_TEST_CASE_TEMPLATE(adapter_rejects_mismatched_generated_weights, B, layer_backends) {
     B b;
     task_adapter<B, double> m(b, 6, 3, "dec.adapter", {.own_weights = false});
     auto x = random_tensor<B, double>(b, {2, 4, 6}, 1);
@@ -373,7 +373,7 @@ BOOST_AUTO_TEST_CASE_TEMPLATE(adapter_rejects_mismatched_generated_weights, B, c
     BOOST_CHECK_THROW((void)m.forward(x, ctx), error);
 }
 
-BOOST_AUTO_TEST_CASE_TEMPLATE(retriever_gradients, B, cpu_backends) {
+BOOST_AUTO_TEST_CASE_TEMPLATE(retriever_gradients, B, layer_backends) {
     B b;
     instance_retriever<B, double> m(b, 5, 6, 4, "mlp");
     randomize(b, m, 41);
@@ -393,7 +393,7 @@ BOOST_AUTO_TEST_CASE_TEMPLATE(retriever_gradients, B, cpu_backends) {
     BOOST_TEST(std::isfinite(out[8]));
 }
 
-BOOST_AUTO_TEST_CASE_TEMPLATE(contrastive_loss_gradients, B, cpu_backends) {
+BOOST_AUTO_TEST_CASE_TEMPLATE(contrastive_loss_gradients, B, layer_backends) {
     B b;
     auto f = random_tensor<B, double>(b, {7, 5}, 1);
     auto k = random_tensor<B, double>(b, {4, 5}, 2);
@@ -423,7 +423,7 @@ BOOST_AUTO_TEST_CASE_TEMPLATE(contrastive_loss_gradients, B, cpu_backends) {
     }
 }
 
-BOOST_AUTO_TEST_CASE_TEMPLATE(contrastive_loss_edge_cases, B, cpu_backends) {
+BOOST_AUTO_TEST_CASE_TEMPLATE(contrastive_loss_edge_cases, B, layer_backends) {
     B b;
     auto f = random_tensor<B, double>(b, {3, 5}, 1);
     pha_instance_loss<B, double> ins(b);
@@ -441,7 +441,7 @@ BOOST_AUTO_TEST_CASE_TEMPLATE(contrastive_loss_edge_cases, B, cpu_backends) {
     BOOST_TEST(std_pro.forward(f, ids(b, {0, 1, 2}), k3, pctx) > pro.forward(f, ids(b, {0, 1, 2}), k3, pctx));
 }
 
-BOOST_AUTO_TEST_CASE_TEMPLATE(pha_hypernet_with_adapter_gradients, B, cpu_backends) {
+BOOST_AUTO_TEST_CASE_TEMPLATE(pha_hypernet_with_adapter_gradients, B, layer_backends) {
     B b;
     prototypical_hypernet_config cfg{.condition = 5, .layer_embedding = 3, .layers = 2, .hidden = 7,
                                      .projection = 6, .features = 4, .bottleneck = 2};
@@ -474,7 +474,7 @@ BOOST_AUTO_TEST_CASE_TEMPLATE(pha_hypernet_with_adapter_gradients, B, cpu_backen
     BOOST_TEST(r.ok, r.report);
 }
 
-BOOST_AUTO_TEST_CASE_TEMPLATE(pha_hypernet_init_and_sizes, B, cpu_backends) {
+BOOST_AUTO_TEST_CASE_TEMPLATE(pha_hypernet_init_and_sizes, B, layer_backends) {
     B b;
     pha_hypernet<B, float> gen(b, pha_hypernet_config());  // T5-base: d 768, r 64, 12 layers
     rng_stream rng(3);
@@ -494,7 +494,7 @@ BOOST_AUTO_TEST_CASE_TEMPLATE(pha_hypernet_init_and_sizes, B, cpu_backends) {
     });
 }
 
-BOOST_AUTO_TEST_CASE_TEMPLATE(composed_activations, B, cpu_backends) {
+BOOST_AUTO_TEST_CASE_TEMPLATE(composed_activations, B, layer_backends) {
     B b;
     auto x = random_tensor<B, double>(b, {4, 5}, 9, -3.0, 3.0);
     tensor<B, double> t(b, x.shape());

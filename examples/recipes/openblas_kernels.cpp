@@ -1,0 +1,34 @@
+// restart_with_fitting_openblas_kernels (recipes.hpp): a translation unit of its own, so that the numbered
+// examples' main() does not parse the backend headers for it.
+#include "recipes/recipes.hpp"
+
+#include <cstdlib>
+#include <string>
+
+#if defined(HYPERADAPT_EXAMPLE_WITH_CBLAS) && defined(__linux__)
+#include <unistd.h>
+
+#include "hyperadapt/backend/cpu_cblas.hpp"
+#endif
+
+namespace hyperadapt::examples {
+
+void restart_with_fitting_openblas_kernels(char** argv) noexcept {
+#if defined(HYPERADAPT_EXAMPLE_WITH_CBLAS) && defined(__linux__)
+    if (argv == nullptr || argv[0] == nullptr) return;
+    if (std::getenv("OPENBLAS_CORETYPE") != nullptr) return;  // the user's choice, or this restart's: stands
+    std::string core;
+    try {
+        core = cblas_gemm::fitting_core();
+    } catch (...) {
+        return;
+    }
+    if (core.empty() || ::setenv("OPENBLAS_CORETYPE", core.c_str(), 1) != 0) return;
+    ::execv("/proc/self/exe", argv);  // returns only on failure: run on with the generic kernels
+    ::unsetenv("OPENBLAS_CORETYPE");
+#else
+    (void)argv;
+#endif
+}
+
+}  // namespace hyperadapt::examples
