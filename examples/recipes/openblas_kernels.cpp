@@ -1,5 +1,5 @@
-// restart_with_fitting_openblas_kernels (recipes.hpp): a translation unit of its own, so that the numbered
-// examples' main() does not parse the backend headers for it.
+// restart_with_fitting_openblas_kernels (recipes.hpp): a translation unit of its own, and the light header
+// (no Eigen, no backend), so that it costs the examples' build next to nothing.
 #include "recipes/recipes.hpp"
 
 #include <cstdlib>
@@ -8,7 +8,7 @@
 #if defined(HYPERADAPT_EXAMPLE_WITH_CBLAS) && defined(__linux__)
 #include <unistd.h>
 
-#include "hyperadapt/backend/cpu_cblas.hpp"
+#include "hyperadapt/backend/openblas_kernels.hpp"
 #endif
 
 namespace hyperadapt::examples {
@@ -19,7 +19,7 @@ void restart_with_fitting_openblas_kernels(char** argv) noexcept {
     if (std::getenv("OPENBLAS_CORETYPE") != nullptr) return;  // the user's choice, or this restart's: stands
     std::string core;
     try {
-        core = cblas_gemm::fitting_core();
+        core = openblas_fitting_core();
     } catch (...) {
         return;
     }
