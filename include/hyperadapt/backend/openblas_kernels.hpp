@@ -52,26 +52,32 @@ namespace detail {
 #endif
 }
 
-/// A sentence when OpenBLAS runs generic kernels on a CPU with AVX2 or AVX-512 (detail::
-/// openblas_kernel_advice); empty otherwise.
-[[nodiscard]] inline std::string openblas_kernel_advice() {
+namespace detail {
+/// Whether this CPU has AVX-512 (foundation) and AVX2; both false where the compiler cannot ask.
+struct vector_extensions {
+    bool avx512 = false, avx2 = false;
+};
+[[nodiscard]] inline vector_extensions this_cpu_vector_extensions() {
 #if defined(__GNUC__) && (defined(__x86_64__) || defined(__i386__))
-    return detail::openblas_kernel_advice(openblas_kernels(), __builtin_cpu_supports("avx512f"),
-                                          __builtin_cpu_supports("avx2"));
+    return {__builtin_cpu_supports("avx512f") != 0, __builtin_cpu_supports("avx2") != 0};
 #else
     return {};
 #endif
+}
+}  // namespace detail
+
+/// A sentence when OpenBLAS runs generic kernels on a CPU with AVX2 or AVX-512 (detail::
+/// openblas_kernel_advice); empty otherwise.
+[[nodiscard]] inline std::string openblas_kernel_advice() {
+    const auto here = detail::this_cpu_vector_extensions();
+    return detail::openblas_kernel_advice(openblas_kernels(), here.avx512, here.avx2);
 }
 
 /// The OPENBLAS_CORETYPE that this CPU's faster kernels need when OpenBLAS chose generic ones (detail::
 /// openblas_fitting_core); empty otherwise.
 [[nodiscard]] inline std::string openblas_fitting_core() {
-#if defined(__GNUC__) && (defined(__x86_64__) || defined(__i386__))
-    return detail::openblas_fitting_core(openblas_kernels(), __builtin_cpu_supports("avx512f"),
-                                         __builtin_cpu_supports("avx2"));
-#else
-    return {};
-#endif
+    const auto here = detail::this_cpu_vector_extensions();
+    return detail::openblas_fitting_core(openblas_kernels(), here.avx512, here.avx2);
 }
 
 }  // namespace hyperadapt
