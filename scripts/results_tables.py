@@ -79,6 +79,7 @@ COMPARISONS = [("d", "a", "the CA-MTL claim"), ("c", "b", "CA-MTL's modules, pro
                ("c-lr5e-4", "b", "CA-MTL proportional at its chosen rate against multi-task full fine-tuning"),
                ("d-paper", "d", "MT-Uncertainty: the paper's formula against the code's"),
                ("d-floor", "d", "MT-Uncertainty: a per-task floor on the batch against none"),
+               ("d-floor", "a", "the CA-MTL claim, MT-Uncertainty with a per-task floor"),
                ("d-floor", "c-lr5e-4", "MT-Uncertainty with a per-task floor against proportional sampling, both at 5e-4"),
                ("d", "c-lr5e-4", "MT-Uncertainty against proportional sampling, both at 5e-4"),
                ("c-bf16", "c", "bf16 products against fp32"),
