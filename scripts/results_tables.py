@@ -65,6 +65,14 @@ for _n in (100, 500, 1000):
         ROW_ORDER.append(f"n{_n}-{_model}")
         ROW_NAMES[f"n{_n}-{_model}"] = f"n = {_n}: {_name}"
 
+# The learning-rate sweeps at n = 100 (every row at 1e-3 unless named): PHA's and the adapters' one rate, and PHA's
+# generator (retriever, prototypes, hypernetwork) at its own rate with the rest at 1e-3.
+for _lr in ("3e-4", "3e-3"):
+    for _model, _name in (("pha-lr", "PHA, lr"), ("adapters-lr", "per-task adapters (r = 64), lr"),
+                          ("pha-gen", "PHA, generator at")):
+        ROW_ORDER.append(f"n100-{_model}{_lr}")
+        ROW_NAMES[f"n100-{_model}{_lr}"] = f"n = 100: {_name} {_lr} (sweep)"
+
 # The CB few-shot grid's rows: "k<shots>-<arm>".
 for _k in (16, 32, 100):
     for _arm, _name in (("pha", "PHA transfer (retrieved prototype)"), ("adapter", "fresh per-task adapter"),

@@ -29,6 +29,8 @@ struct unfused_cpu : cpu {
     void bias_gelu_backward(std::size_t, std::size_t, const T*, const T*, T*, T*) = delete;
     template <class T>
     void dropout_add_forward(std::size_t, T, std::uint64_t, std::uint64_t, const T*, const T*, T*) = delete;
+    template <class T>
+    void dropout_forward_backward(std::size_t, T, std::uint64_t, std::uint64_t, const T*, const T*, T*, T*) = delete;
 };
 static_assert(elementwise_backend<unfused_cpu> && !fused_primitives<unfused_cpu, float> &&
               !fused_primitives<unfused_cpu, double>);
@@ -140,6 +142,42 @@ BOOST_AUTO_TEST_CASE(fused_dropout_add_keeps_the_dropout_mask) {
         else
             BOOST_TEST(dropped == 0u);
     }
+}
+
+BOOST_AUTO_TEST_CASE(dropout_output_made_again_in_backward_equals_the_forward_output) {
+    // Attention does not keep its dropped probabilities; backward_with_output makes them again. They must be
+    // the forward's to the bit (the same mask), with the same input gradient as backward(), fused or not.
+    cpu fused(cpu::options{.threads = 2});
+    unfused_cpu plain;
+    dropout<cpu, float> df(fused, 0.1f, "attention.self.dropout");
+    dropout<unfused_cpu, float> dp(plain, 0.1f, "attention.self.dropout");
+    const auto x = random_tensor<cpu, float>(fused, {4, 12, 64, 64}, 18);
+    const auto dy = random_tensor<cpu, float>(fused, {4, 12, 64, 64}, 19);
+    for (const bool training : {true, false}) {
+        rng_stream rf(6), rp(6);
+        typename dropout<cpu, float>::context cf;
+        typename dropout<unfused_cpu, float>::context cp;
+        const auto yf = df.forward(x, cf, training ? run_mode::train(rf) : run_mode::inference()).to_host();
+        const auto yp = dp.forward(on(plain, x), cp, training ? run_mode::train(rp) : run_mode::inference()).to_host();
+        const auto dx = df.backward(dy, cf).to_host();
+        const auto again_f = df.backward_with_output(x, dy, cf);
+        const auto again_p = dp.backward_with_output(on(plain, x), on(plain, dy), cp);
+        BOOST_TEST(again_f.output.to_host() == yf);
+        BOOST_TEST(again_p.output.to_host() == yp);
+        BOOST_TEST(yp == yf);
+        BOOST_TEST(again_f.input_gradient.to_host() == dx);
+        BOOST_TEST(again_p.input_gradient.to_host() == dx);
+        std::size_t zeros = 0;
+        for (float v : yf) zeros += v == 0.0f;
+        if (training)
+            BOOST_TEST((zeros > yf.size() / 20 && zeros < yf.size() * 3 / 20));
+        else
+            BOOST_TEST(zeros == 0u);
+    }
+    rng_stream r(7);
+    typename dropout<cpu, float>::context c;
+    (void)df.forward(x, c, run_mode::train(r));
+    BOOST_CHECK_THROW(df.backward_with_output(x.reshaped({48, 64, 64}), dy, c), shape_error);
 }
 
 BOOST_AUTO_TEST_CASE(fused_and_unfused_encoder_layers_agree_in_training) {

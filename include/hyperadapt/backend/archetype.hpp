@@ -143,6 +143,9 @@ struct archetype_backend {
     template <class T>
     void dropout_add_forward(std::size_t n, T p, std::uint64_t seed, std::uint64_t offset, const T* y, const T* x,
                              T* out);
+    template <class T>
+    void dropout_forward_backward(std::size_t n, T p, std::uint64_t seed, std::uint64_t offset, const T* x,
+                                  const T* dy, T* y, T* dx);
 };
 
 static_assert(backend<archetype_backend>,

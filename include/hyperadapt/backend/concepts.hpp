@@ -168,11 +168,17 @@ concept gelu_new_primitives = requires(B& b, std::size_t n, const T* cx, T* x) {
 ///   dropout_add_forward(n, p, seed, offset, y, x, out)
 ///                                                 out = dropout(y) + x with dropout_forward's mask for (seed,
 ///                                                 offset); out may alias y or x.
+///   dropout_forward_backward(n, p, seed, offset, x, dy, y, dx)
+///                                                 y = dropout(x) and dx = dropout'(dy), both with
+///                                                 dropout_forward's mask for (seed, offset), drawn once: a
+///                                                 backward that did not keep the forward's output gets it
+///                                                 back in the pass that makes the input gradient.
 template <class B, class T>
 concept fused_primitives = requires(B& b, std::size_t n, std::uint64_t u, T p, const T* cx, T* x) {
     b.bias_gelu_forward(n, n, cx, x, x);
     b.bias_gelu_backward(n, n, cx, cx, x, x);
     b.dropout_add_forward(n, p, u, u, cx, cx, x);
+    b.dropout_forward_backward(n, p, u, u, cx, cx, x, x);
 };
 
 /// gelu_new's constants, shared by every backend's gelu_new primitives.

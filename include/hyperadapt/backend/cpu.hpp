@@ -365,6 +365,20 @@ public:
                 out[i] = (detail::uniform01(seed, offset + i) >= pf ? y[i] * keep_scale : y[i] - y[i]) + x[i];
         });
     }
+    /// y = dropout(x), dx = dropout'(dy): apply_dropout's values for both, from one draw of each element's mask.
+    template <class T>
+    void dropout_forward_backward(std::size_t n, T p, std::uint64_t seed, std::uint64_t offset, const T* x,
+                                  const T* dy, T* y, T* dx) {
+        const T keep_scale = T(1) / (T(1) - p);
+        const float pf = static_cast<float>(p);
+        for_chunks(n, [&](std::size_t i0, std::size_t len) {
+            for (std::size_t i = i0; i < i0 + len; ++i) {
+                const bool keep = detail::uniform01(seed, offset + i) >= pf;
+                y[i] = keep ? x[i] * keep_scale : x[i] - x[i];
+                dx[i] = keep ? dy[i] * keep_scale : dy[i] - dy[i];
+            }
+        });
+    }
 
     template <class T>
     void tanh_forward(std::size_t n, const T* x, T* y) {

@@ -28,8 +28,7 @@ public:
     struct context {
         tensor<B, T> input;        // (B, T, H)
         tensor<B, T> qkv;          // (B, T, 3H)
-        tensor<B, T> probs;        // (B, heads, T, T) softmax output
-        tensor<B, T> dropped;      // probs after attention dropout (== probs when inactive)
+        tensor<B, T> probs;        // (B, heads, T, T) softmax output; its dropped copy is made again in backward
         typename dropout<B, T>::context drop;
         attention_mask<B> mask;
         bool has_bias = false;
@@ -102,11 +101,13 @@ public:
         backend_->attention_softmax_forward(nb, heads_, seq, seq, T(1) / std::sqrt(static_cast<T>(d)), scores.data(),
                                             ctx.has_bias ? score_bias.data() : nullptr,
                                             mask.empty() ? nullptr : mask.data(), ctx.probs.data());
-        ctx.dropped = drop_.forward(ctx.probs, ctx.drop, mode);
+        // Not kept: backward makes it again with the dropout's input gradient (one more pass over the mask instead
+        // of a (B, heads, T, T) tensor per layer held from forward to backward).
+        const tensor<B, T> dropped = drop_.forward(ctx.probs, ctx.drop, mode);
 
         tensor<B, T> out(*backend_, {nb, seq, h});
         // C_bh = P_bh V_bh, written head-interleaved into (seq, H)
-        gemm_per_example_and_head(transpose::no, transpose::no, seq, d, seq, T(1), ctx.dropped.data(), seq, in_scores,
+        gemm_per_example_and_head(transpose::no, transpose::no, seq, d, seq, T(1), dropped.data(), seq, in_scores,
                                   ctx.qkv.data() + 2 * h, 3 * h, in_qkv, T(0), out.data(), h, {sd(seq * h), sd(d)}, nb);
         check_output(mode.anomaly, name_, "", out);
         return out;
@@ -124,10 +125,13 @@ public:
         // dP_bh = dC_bh V_bh^T
         gemm_per_example_and_head(transpose::no, transpose::yes, seq, seq, d, T(1), dout.data(), h, in_out,
                                   ctx.qkv.data() + 2 * h, 3 * h, in_qkv, T(0), dprobs.data(), seq, in_scores, nb);
+        // The dropped probabilities again, and the gradient through their dropout, from one draw of the mask.
+        auto [dropped, dpre] = drop_.backward_with_output(ctx.probs, dprobs, ctx.drop);
+        dprobs = {};
         // dV_bh = P_bh^T dC_bh
-        gemm_per_example_and_head(transpose::yes, transpose::no, seq, d, seq, T(1), ctx.dropped.data(), seq, in_scores,
+        gemm_per_example_and_head(transpose::yes, transpose::no, seq, d, seq, T(1), dropped.data(), seq, in_scores,
                                   dout.data(), h, in_out, T(0), dqkv.data() + 2 * h, 3 * h, in_qkv, nb);
-        tensor<B, T> dpre = drop_.backward(dprobs, ctx.drop);
+        dropped = {};
         // dZ: gradient of the pre-softmax logits (scale * QK^T + bias); masked keys get exactly 0.
         tensor<B, T> dz(*backend_, ctx.probs.shape());
         backend_->softmax_backward(nb * heads_ * seq, seq, ctx.probs.data(), dpre.data(), T(1), dz.data());

@@ -72,6 +72,27 @@ public:
         return dx;
     }
 
+    /// The forward's output, made again from its input x and the saved mask, with the input gradient: for a
+    /// caller that reads the output in its own backward but does not keep it (attention's dropped
+    /// probabilities, the largest activation of a BERT layer). One pass where the backend fuses the two.
+    struct output_and_gradient {
+        tensor<B, T> output, input_gradient;
+    };
+    output_and_gradient backward_with_output(const tensor<B, T>& x, const tensor<B, T>& dy, context& ctx) {
+        expect_shape(name_.c_str(), "output gradient", ctx.shape, dy.shape());
+        expect_shape(name_.c_str(), "input", ctx.shape, x.shape());
+        if (!ctx.active) return {x, dy};
+        output_and_gradient r{tensor<B, T>(*backend_, x.shape()), tensor<B, T>(*backend_, dy.shape())};
+        if constexpr (fused_primitives<B, T>) {
+            backend_->dropout_forward_backward(x.size(), p_, ctx.seed, ctx.offset, x.data(), dy.data(), r.output.data(),
+                                               r.input_gradient.data());
+        } else {
+            backend_->dropout_forward(x.size(), p_, ctx.seed, ctx.offset, x.data(), r.output.data());
+            backend_->dropout_backward(dy.size(), p_, ctx.seed, ctx.offset, dy.data(), r.input_gradient.data());
+        }
+        return r;
+    }
+
     template <class F>
     void visit_parameters(F&&) {}
 
