@@ -224,3 +224,27 @@ BOOST_AUTO_TEST_CASE_TEMPLATE(nan_in_one_query_weight_reaches_every_output_of_it
                 BOOST_TEST(std::isnan(v), "head 1, row " << r << ", feature " << c << ": " << v);
         }
 }
+
+BOOST_AUTO_TEST_CASE(training_forward_keeps_one_score_sized_tensor) {
+    // What attention keeps from forward to backward is the step's peak memory: Q/K/V and the softmax output, not
+    // a second (batch, heads, T, T) tensor for the dropped probabilities (backward makes those again). At T = 64
+    // and hidden 16 a score-sized tensor is 5x Q/K/V and 16x the output, so a second one cannot hide in the slack.
+    cpu b(cpu::options{.threads = 1});
+    const std::size_t nb = 2, seq = 64, h = 16, heads = 4;
+    self_attention<cpu, float> att(b, h, heads, 0.1f, "encoder.layer.0.attention.self");
+    rng_stream init(3);
+    att.initialize(init);
+    const auto x = random_tensor<cpu, float>(b, {nb, seq, h}, 7);
+    const std::size_t score_bytes = nb * heads * seq * seq * sizeof(float);
+    const std::size_t qkv_bytes = nb * seq * 3 * h * sizeof(float), out_bytes = nb * seq * h * sizeof(float);
+    typename self_attention<cpu, float>::context ctx;
+    rng_stream rng(4);
+    const std::size_t before = b.memory().in_use;
+    const auto y = att.forward(x, {}, {}, ctx, run_mode::train(rng));
+    const std::size_t kept = b.memory().in_use - before;
+    BOOST_TEST(kept >= score_bytes + qkv_bytes + out_bytes);
+    BOOST_TEST(kept < score_bytes * 3 / 2 + qkv_bytes + out_bytes);
+    // The dropped probabilities made again give the forward's output gradient path its values: backward runs.
+    const auto g = att.backward(random_tensor<cpu, float>(b, {nb, seq, h}, 8), ctx);
+    BOOST_TEST((g.input.shape() == x.shape()));
+}
