@@ -483,19 +483,48 @@ def validation_table(rows):
     lines = ["| row | validation average | n |", "|---|---:|---:|"]
     shown = False
     for row in ordered_rows(rows):
-        values = []
-        for run in rows[row].values():
-            v = [run.validation[t] for t in ordered_tasks(run.validation)]  # the tasks this run selected on
-            if v and all(x is not None for x in v):
-                values.append(statistics.fmean(v))
+        # over the tasks each run selected on
+        values = [v for v in (validation_average(run) for run in rows[row].values()) if v is not None]
         if values:
             shown = True
             lines.append(f"| {row_name(row)} | {mean_sd_cell(values)} | {len(values)} |")
     return lines if shown else []
 
 
+# Learning-rate sweeps whose choice a comparison uses: (family, candidate rows). The choice is the row with the
+# highest mean validation average over the seeds every candidate has (run_results.py --best-of, never dev).
+SWEEPS = {"pha": ["n100-pha", "n100-pha-lr3e-4", "n100-pha-lr3e-3"],
+          "adapters": ["n100-adapters", "n100-adapters-lr3e-4", "n100-adapters-lr3e-3"]}
+# (row family, baseline family, what the difference tests), each at its sweep's choice.
+CHOSEN_COMPARISONS = [("pha", "adapters", "the PHA claim, each at its sweep's rate")]
+
+
+def validation_average(run):
+    v = [run.validation[t] for t in ordered_tasks(run.validation)]
+    return statistics.fmean(v) if v and all(x is not None for x in v) else None
+
+
+def sweep_choice(rows, candidates):
+    """The candidate with the highest mean validation average over the seeds that every candidate has; None when
+    a candidate has not run or no seed is common."""
+    if any(r not in rows for r in candidates):
+        return None
+    common = set.intersection(*(set(rows[r]) for r in candidates))
+    means = {}
+    for r in candidates:
+        values = [validation_average(rows[r][s]) for s in sorted(common)]
+        if not values or any(v is None for v in values):
+            return None
+        means[r] = statistics.fmean(values)
+    return max(means, key=means.get)
+
+
 def comparisons_for(rows):
     pairs = [c for c in COMPARISONS if c[0] in rows and c[1] in rows]
+    for family, base_family, meaning in CHOSEN_COMPARISONS:
+        row, base = sweep_choice(rows, SWEEPS[family]), sweep_choice(rows, SWEEPS[base_family])
+        if row and base and (row, base) not in [(c[0], c[1]) for c in pairs]:
+            pairs.append((row, base, meaning))
     pairs += [(r, "d", "ablation") for r in ordered_rows(rows)
               if r.startswith("d-") and r not in ("d-paper", "d-floor") and "d" in rows]
     return pairs
