@@ -493,7 +493,7 @@ def validation_table(rows):
 
 # Learning-rate sweeps whose choice a comparison uses: (family, candidate rows). The choice is the row with the
 # highest mean validation average over the seeds every candidate has (run_results.py --best-of, never dev).
-SWEEPS = {"pha": ["n100-pha", "n100-pha-lr3e-4", "n100-pha-lr3e-3"],
+SWEEPS = {"pha": ["n100-pha", "n100-pha-lr3e-4", "n100-pha-lr3e-3", "n100-pha-gen3e-4", "n100-pha-gen3e-3"],
           "adapters": ["n100-adapters", "n100-adapters-lr3e-4", "n100-adapters-lr3e-3"]}
 # (row family, baseline family, what the difference tests), each at its sweep's choice.
 CHOSEN_COMPARISONS = [("pha", "adapters", "the PHA claim, each at its sweep's rate")]
