@@ -520,7 +520,14 @@ def sweep_choice(rows, candidates):
 
 
 def comparisons_for(rows):
-    pairs = [c for c in COMPARISONS if c[0] in rows and c[1] in rows]
+    # At n = 100 a family's rows are its sweep: "n100-pha" and "n100-adapters" stand for the sweep's choice in
+    # every comparison (the other n = 100 rows train at the chosen rates; run_results.py).
+    chosen = {f"n100-{family}": sweep_choice(rows, SWEEPS[family]) for family in SWEEPS}
+    pairs = []
+    for row, base, meaning in COMPARISONS:
+        row, base = chosen.get(row) or row, chosen.get(base) or base
+        if row in rows and base in rows and (row, base) not in [(c[0], c[1]) for c in pairs]:
+            pairs.append((row, base, meaning))
     for family, base_family, meaning in CHOSEN_COMPARISONS:
         row, base = sweep_choice(rows, SWEEPS[family]), sweep_choice(rows, SWEEPS[base_family])
         if row and base and (row, base) not in [(c[0], c[1]) for c in pairs]:
