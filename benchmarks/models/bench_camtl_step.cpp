@@ -82,12 +82,7 @@ void BM_camtl_step(benchmark::State& state, Provider... provider) {
     state.counters["tokens/s"] = benchmark::Counter(tokens, benchmark::Counter::kIsRate);
     state.counters["real/computed"] = bench::padding_efficiency(batches);
     state.counters["trainable"] = static_cast<double>(count_parameters(model).trainable);
-    if constexpr (requires { backend.memory().peak_in_use; }) {
-        // The backend's tensors: at their peak, and what stays between steps (weights, gradients, moments, batches).
-        const auto memory = backend.memory();
-        state.counters["tensors_peak_MiB"] = static_cast<double>(memory.peak_in_use) / (1 << 20);
-        state.counters["tensors_kept_MiB"] = static_cast<double>(memory.in_use) / (1 << 20);
-    }
+    bench::report_tensor_memory(state, backend);
 }
 BENCHMARK(BM_camtl_step<cpu>)->Name("camtl_step/eigen")->Apply(bench::step_cases);
 #if defined(HYPERADAPT_BENCH_WITH_CBLAS)

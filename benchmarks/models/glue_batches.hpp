@@ -115,4 +115,15 @@ double padding_efficiency(const std::vector<Batch>& batches) {
     return computed > 0 ? real / computed : 0;
 }
 
+/// The backend's tensors at their peak, and what stays between steps (weights, gradients, moments, batches), as
+/// the step benchmarks' counters tensors_peak_MiB and tensors_kept_MiB; nothing for a backend that does not count.
+template <class State, class Backend>
+void report_tensor_memory(State& state, Backend& backend) {
+    if constexpr (requires { backend.memory().peak_in_use; }) {
+        const auto memory = backend.memory();
+        state.counters["tensors_peak_MiB"] = static_cast<double>(memory.peak_in_use) / (1 << 20);
+        state.counters["tensors_kept_MiB"] = static_cast<double>(memory.in_use) / (1 << 20);
+    }
+}
+
 }  // namespace hyperadapt::bench

@@ -127,12 +127,7 @@ void pha_step(benchmark::State& state, B& backend, step_batches which = step_bat
     state.counters["tokens/s"] = benchmark::Counter(tokens, benchmark::Counter::kIsRate);
     state.counters["real/computed"] = padding_efficiency(batches);
     state.counters["trainable"] = static_cast<double>(count_parameters(model).trainable);
-    if constexpr (requires { backend.memory().peak_in_use; }) {
-        // The backend's tensors: at their peak, and what stays between steps (weights, gradients, moments, batches).
-        const auto memory = backend.memory();
-        state.counters["tensors_peak_MiB"] = static_cast<double>(memory.peak_in_use) / (1 << 20);
-        state.counters["tensors_kept_MiB"] = static_cast<double>(memory.in_use) / (1 << 20);
-    }
+    report_tensor_memory(state, backend);
 }
 
 }  // namespace hyperadapt::bench

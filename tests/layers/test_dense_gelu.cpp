@@ -28,6 +28,8 @@ struct unfused_cpu : cpu {
     template <class T>
     void bias_gelu_backward(std::size_t, std::size_t, const T*, const T*, T*, T*) = delete;
     template <class T>
+    void bias_gelu_forward_backward(std::size_t, std::size_t, const T*, const T*, T*, T*, T*) = delete;
+    template <class T>
     void dropout_add_forward(std::size_t, T, std::uint64_t, std::uint64_t, const T*, const T*, T*) = delete;
     template <class T>
     void dropout_forward_backward(std::size_t, T, std::uint64_t, std::uint64_t, const T*, const T*, T*, T*) = delete;
@@ -37,7 +39,8 @@ static_assert(elementwise_backend<unfused_cpu> && !fused_primitives<unfused_cpu,
 static_assert(fused_primitives<cpu, float> && fused_primitives<cpu, double>);
 
 /// Worst |a - b| / (|b| + 1).
-double worst_gap(const std::vector<float>& a, const std::vector<float>& b) {
+template <class A, class C>
+double worst_gap(const std::vector<A>& a, const std::vector<C>& b) {
     BOOST_TEST_REQUIRE(a.size() == b.size());
     double worst = 0;
     for (std::size_t i = 0; i < a.size(); ++i) {
@@ -61,9 +64,12 @@ void copy_values(From& from, To& to) {
 
 /// Every parameter gradient, in visiting order.
 template <class L>
-std::vector<std::vector<float>> gradients_of(L& l) {
-    std::vector<std::vector<float>> g;
-    l.visit_parameters([&](const std::string&, auto& p) { g.push_back(p.grad.empty() ? std::vector<float>{} : p.grad.to_host()); });
+std::vector<std::vector<double>> gradients_of(L& l) {
+    std::vector<std::vector<double>> g;
+    l.visit_parameters([&](const std::string&, auto& p) {
+        const auto h = p.grad.empty() ? decltype(p.grad.to_host()){} : p.grad.to_host();
+        g.emplace_back(h.begin(), h.end());
+    });
     return g;
 }
 
@@ -208,4 +214,78 @@ BOOST_AUTO_TEST_CASE(fused_and_unfused_encoder_layers_agree_in_training) {
     const auto gf = gradients_of(lf), gp = gradients_of(lp);
     BOOST_TEST_REQUIRE(gf.size() == gp.size());
     for (std::size_t i = 0; i < gf.size(); ++i) BOOST_TEST(worst_gap(gf[i], gp[i]) < 1e-4, "parameter " << i);
+}
+
+namespace {
+/// One dense_gelu on backend B: the output of a training forward, then backward_remaking_output's output (which
+/// must be that output to the bit) and its gradients against a plain backward() from a second forward.
+template <class B, class T>
+void check_output_made_again(B& b, std::size_t rows, std::size_t in, std::size_t out, std::uint64_t seed) {
+    BOOST_TEST_CONTEXT("rows " << rows << ", " << in << " -> " << out << ", " << sizeof(T) * 8 << "-bit") {
+        dense_gelu<B, T> layer(b, in, out, "intermediate.dense");
+        rng_stream init(seed);
+        layer.initialize(init, T(0.5));
+        b.fill_uniform(out, seed + 1, 0, T(-0.5), T(0.5), layer.dense().bias().value.data());
+        const auto x = tensor<B, T>::from_host(b, {rows, in}, random_tensor<cpu, T>(b, {rows, in}, seed + 2, T(-2), T(2)).to_host());
+        const auto dy = tensor<B, T>::from_host(b, {rows, out}, random_tensor<cpu, T>(b, {rows, out}, seed + 3).to_host());
+        typename dense_gelu<B, T>::context kept, remade;
+        const auto y = layer.forward(x, kept, run_mode::inference()).to_host();
+        (void)layer.forward(x, remade, run_mode::inference());
+        const auto dx = layer.backward(dy, kept).to_host();
+        const auto g = gradients_of(layer);
+        layer.visit_parameters([](const std::string&, auto& p) { p.grad.zero(); });
+        std::vector<T> again;
+        const auto dx_again = layer.backward_remaking_output(dy, remade, [&](const tensor<B, T>& y2) { again = y2.to_host(); }).to_host();
+        BOOST_TEST(again.size() == y.size());
+        BOOST_TEST((again == y), "the output made again differs from the forward's");
+        BOOST_TEST(worst_gap(dx_again, dx) < 1e-6);
+        const auto g_again = gradients_of(layer);
+        BOOST_TEST_REQUIRE(g_again.size() == g.size());
+        for (std::size_t i = 0; i < g.size(); ++i) BOOST_TEST(worst_gap(g_again[i], g[i]) < 1e-6, "parameter " << i);
+    }
+}
+}  // namespace
+
+BOOST_AUTO_TEST_CASE(gelu_output_made_again_in_backward_equals_the_forward_output) {
+    // The encoder layer does not keep the GELU's output for the output dense's weight gradient; the intermediate's
+    // backward makes it again. It must be the forward's to the bit: fused (the pass that also makes the GELU's
+    // gradient, over column blocks where the forward went by rows) and plain, at widths that are and are not whole
+    // SIMD packets and whole pieces of the fused pass, on one and two threads.
+    cpu one(cpu::options{.threads = 1}), two(cpu::options{.threads = 2});
+    unfused_cpu plain;
+    const std::size_t shapes[][3] = {{256, 96, 1536}, {7, 5, 37}, {33, 9, 130}, {64, 16, 200}, {3, 4, 64}};
+    std::uint64_t seed = 40;
+    for (const auto& s : shapes) {
+        check_output_made_again<cpu, float>(one, s[0], s[1], s[2], seed += 4);
+        check_output_made_again<cpu, float>(two, s[0], s[1], s[2], seed += 4);
+        check_output_made_again<unfused_cpu, float>(plain, s[0], s[1], s[2], seed += 4);
+        check_output_made_again<cpu, double>(two, s[0], s[1], s[2], seed += 4);
+    }
+}
+
+BOOST_AUTO_TEST_CASE(training_forward_of_an_encoder_layer_keeps_one_intermediate_sized_tensor) {
+    // The intermediate (4 x hidden per token) is a BERT layer's widest activation; a training forward keeps the
+    // GELU's pre-activation for backward, not the GELU's output as well (backward makes that again). At hidden 16 and
+    // intermediate 1024 one intermediate-sized tensor is 64x the layer's input, so a second one cannot hide in the
+    // slack of the attention's and the norms' tensors.
+    cpu b(cpu::options{.threads = 1});
+    const std::size_t nb = 4, seq = 8, hidden = 16, inner = 1024;
+    encoder_layer<cpu, float> layer(b, encoder_layer_config{.hidden = hidden, .heads = 2, .intermediate = inner,
+                                                             .attention_dropout = 0.1, .hidden_dropout = 0.1},
+                                    "encoder.layer.0");
+    rng_stream init(5);
+    layer.initialize(init);
+    const auto x = random_tensor<cpu, float>(b, {nb, seq, hidden}, 6);
+    const std::size_t inner_bytes = nb * seq * inner * sizeof(float);
+    typename encoder_layer<cpu, float>::context ctx;
+    rng_stream rng(7);
+    const std::size_t before = b.memory().in_use;
+    const auto y = layer.forward(x, {}, ctx, run_mode::train(rng));
+    const std::size_t kept = b.memory().in_use - before;
+    BOOST_TEST_MESSAGE("kept " << kept << " bytes; one intermediate-sized tensor is " << inner_bytes);
+    BOOST_TEST(kept >= inner_bytes);
+    BOOST_TEST(kept < inner_bytes * 3 / 2);
+    layer_condition_gradients<cpu, float> none;
+    const auto dx = layer.backward(random_tensor<cpu, float>(b, {nb, seq, hidden}, 8), ctx, none);
+    BOOST_TEST((dx.shape() == x.shape()));
 }

@@ -141,6 +141,9 @@ struct archetype_backend {
     template <class T>
     void bias_gelu_backward(std::size_t rows, std::size_t cols, const T* t, const T* dy, T* dt, T* bias_grad);
     template <class T>
+    void bias_gelu_forward_backward(std::size_t rows, std::size_t cols, const T* t, const T* dy, T* y, T* dt,
+                                    T* bias_grad);
+    template <class T>
     void dropout_add_forward(std::size_t n, T p, std::uint64_t seed, std::uint64_t offset, const T* y, const T* x,
                              T* out);
     template <class T>

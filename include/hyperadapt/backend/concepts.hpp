@@ -165,6 +165,11 @@ concept gelu_new_primitives = requires(B& b, std::size_t n, const T* cx, T* x) {
 ///                                                 dt = dy * gelu'(t); bias_grad[c] += sum_r dt[r, c] over the
 ///                                                 rows in order (null: no bias gradient), as
 ///                                                 accumulate_column_sums does.
+///   bias_gelu_forward_backward(rows, cols, t, dy, y, dt, bias_grad)
+///                                                 y = gelu(t) with bias_gelu_forward's values to the bit (t
+///                                                 holds the bias), and dt, bias_grad as bias_gelu_backward: a
+///                                                 backward that did not keep the GELU's output gets it back in
+///                                                 the pass that makes the GELU's input gradient.
 ///   dropout_add_forward(n, p, seed, offset, y, x, out)
 ///                                                 out = dropout(y) + x with dropout_forward's mask for (seed,
 ///                                                 offset); out may alias y or x.
@@ -177,6 +182,7 @@ template <class B, class T>
 concept fused_primitives = requires(B& b, std::size_t n, std::uint64_t u, T p, const T* cx, T* x) {
     b.bias_gelu_forward(n, n, cx, x, x);
     b.bias_gelu_backward(n, n, cx, cx, x, x);
+    b.bias_gelu_forward_backward(n, n, cx, cx, x, x, x);
     b.dropout_add_forward(n, p, u, u, cx, cx, x);
     b.dropout_forward_backward(n, p, u, u, cx, cx, x, x);
 };

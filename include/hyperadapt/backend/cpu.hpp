@@ -354,6 +354,29 @@ public:
             }
         });
     }
+    /// y = gelu(t) with bias_gelu_forward's values to the bit (t holds the bias already), dt = dy * gelu'(t) and
+    /// bias_grad += the column sums of dt over the rows in order (as bias_gelu_backward), from one erf per
+    /// element: a backward that did not keep the GELU's output gets it back in the pass that makes the GELU's
+    /// input gradient. The pass goes by column blocks where the forward went by rows, so which elements Eigen
+    /// evaluates in SIMD packets differs between them; its erf gives each element the same value either way
+    /// (test_dense_gelu checks the output to the bit at widths that are not whole packets).
+    template <class T>
+    void bias_gelu_forward_backward(std::size_t rows, std::size_t cols, const T* t, const T* dy, T* y, T* dt,
+                                    T* bias_grad) {
+        const T inv_sqrt_2pi = T(0.3989422804014327);
+        for_column_blocks(rows, cols, [&](std::size_t c0, std::size_t w) {
+            for (std::size_t r = 0; r < rows; ++r) {
+                const std::size_t o = r * cols + c0;
+                const auto tv = carr(t + o, w);
+                auto phi = arr(y + o, w);  // Phi(t) first, then y = t * Phi(t) in place
+                phi = T(0.5) * (T(1) + (tv * T(M_SQRT1_2)).erf());
+                auto d = arr(dt + o, w);
+                d = carr(dy + o, w) * (phi + tv * inv_sqrt_2pi * (T(-0.5) * tv.square()).exp());
+                phi *= tv;
+                if (bias_grad) arr(bias_grad + c0, w) += d;
+            }
+        });
+    }
     /// out = dropout(y) + x (dropout_forward's mask), one pass instead of a dropout and a residual add.
     template <class T>
     void dropout_add_forward(std::size_t n, T p, std::uint64_t seed, std::uint64_t offset, const T* y, const T* x,

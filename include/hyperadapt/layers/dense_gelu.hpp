@@ -6,6 +6,7 @@
 // run in sequence. The parameters are a linear's ("<name>.weight", "<name>.bias").
 #include <cstddef>
 #include <string>
+#include <utility>
 
 #include "hyperadapt/backend/concepts.hpp"
 #include "hyperadapt/layers/linear.hpp"
@@ -65,6 +66,38 @@ public:
                 return dense_.backward_without_bias(dt, ctx.dense);
             }
         }
+        backend_->gelu_backward(t.size(), t.data(), dy.data(), dt.data());
+        return dense_.backward(dt, ctx.dense);
+    }
+
+    /// backward for a caller that did not keep this layer's output either (the encoder layer frees it once the
+    /// output dense has read it: 4 x hidden values per token, a layer's widest activation). dy is the gradient at
+    /// the output; use_output(y) is called with the forward's output made again from the pre-activation, equal to
+    /// it to the bit, and y is freed when it returns. Returns the input gradient, as backward.
+    template <class F>
+    tensor<B, T> backward_remaking_output(const tensor<B, T>& dy, context& ctx, F&& use_output) {
+        const tensor<B, T>& t = ctx.pre_activation;
+        if (t.empty()) throw error(dense_.name() + ": backward called without a training forward");
+        expect_shape(dense_.name().c_str(), "output gradient", t.shape(), dy.shape());
+        if constexpr (fused_primitives<B, T>) {
+            if (dense_.has_bias()) {  // the output and the GELU's derivative from one erf per element
+                parameter<B, T>& b = dense_.bias();
+                tensor<B, T> dt(*backend_, t.shape());
+                {
+                    tensor<B, T> y(*backend_, t.shape());
+                    backend_->bias_gelu_forward_backward(t.rows(), dense_.out_features(), t.data(), dy.data(),
+                                                         y.data(), dt.data(), b.trainable() ? b.grad.data() : nullptr);
+                    use_output(std::as_const(y));
+                }
+                return dense_.backward_without_bias(dt, ctx.dense);
+            }
+        }
+        {
+            tensor<B, T> y(*backend_, t.shape());
+            backend_->gelu_forward(t.size(), t.data(), y.data());  // forward's own primitive: the same values
+            use_output(std::as_const(y));
+        }
+        tensor<B, T> dt(*backend_, t.shape());
         backend_->gelu_backward(t.size(), t.data(), dy.data(), dt.data());
         return dense_.backward(dt, ctx.dense);
     }

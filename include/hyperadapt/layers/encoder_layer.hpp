@@ -140,8 +140,7 @@ public:
         typename serial_slot::context serial;
         typename dropout<B, T>::context attention_drop;
         typename norm_slot::context attention_norm;
-        typename dense_gelu<B, T>::context intermediate;
-        typename linear<B, T>::context down;
+        typename dense_gelu<B, T>::context intermediate;  // the output dense's input is not kept: see backward
         typename dropout<B, T>::context output_drop;
         typename parallel_slot::context parallel;
         typename norm_slot::context output_norm;
@@ -205,7 +204,7 @@ public:
 
         const tensor<B, T> inner = intermediate_.forward(a, ctx.intermediate, mode);
         check_output(mode.anomaly, site_.layer, part_intermediate(), inner);
-        tensor<B, T> y2 = down_.forward(inner, ctx.down, mode);
+        tensor<B, T> y2 = down_.apply(inner);  // inner is not kept: backward makes it again
         if constexpr (has_serial) y2 = serial_.forward_after_ffn(y2, g, ctx.serial, mode);
         tensor<B, T> s2 = output_drop_.forward_add(std::move(y2), a, ctx.output_drop, mode);  // + residual
         if constexpr (has_parallel) parallel_.add_forward(a, c, g, s2, ctx.parallel, mode);
@@ -234,9 +233,12 @@ public:
         check_input_gradient(ctx.anomaly, site_.layer, part_output(), ds2);
         tensor<B, T> dy2 = output_drop_.backward(ds2, ctx.output_drop);
         if constexpr (has_serial) dy2 = serial_.backward_after_ffn(dy2, ctx.serial, site_.index, dc);
-        const tensor<B, T> dinner = down_.backward(dy2, ctx.down);
+        const tensor<B, T> dinner = down_.input_gradient(dy2);
         check_input_gradient(ctx.anomaly, site_.layer, part_output(), dinner);
-        tensor<B, T> da = intermediate_.backward(dinner, ctx.intermediate);
+        // The GELU output (4 x hidden per token, the layer's widest activation) was not kept from forward: the
+        // intermediate's backward makes it again, to the bit, for the output dense's weight gradient.
+        tensor<B, T> da = intermediate_.backward_remaking_output(
+            dinner, ctx.intermediate, [&](const tensor<B, T>& inner) { down_.accumulate_parameter_gradients(dy2, inner); });
         check_input_gradient(ctx.anomaly, site_.layer, part_intermediate(), da);
         backend_->axpy(da.size(), T(1), ds2.data(), da.data());  // residual
         if constexpr (has_parallel) parallel_.add_backward(ds2, ctx.parallel, site_.index, dc, da);

@@ -74,6 +74,22 @@ public:
     /// The input and weight gradients of forward_without_bias: the bias gradient is the caller's.
     tensor<B, T> backward_without_bias(const tensor<B, T>& dy, context& ctx) { return backward_impl(dy, ctx, false); }
 
+    /// dx = dy W alone, for a caller that did not keep the input (the encoder layer's output dense, whose input
+    /// the GELU makes again in backward): it adds the parameter gradients with accumulate_parameter_gradients.
+    tensor<B, T> input_gradient(const tensor<B, T>& dy) const {
+        expect_cols(name_.c_str(), "output gradient", out_, dy.shape());
+        tensor<B, T> dx(*backend_, with_last_dim(dy.shape(), in_));
+        backend_->gemm(transpose::no, transpose::no, dy.rows(), in_, out_, T(1), dy.data(), out_,
+                       weight_.value.data(), in_, T(0), dx.data(), in_);
+        return dx;
+    }
+    /// dW += dy^T x and db += the column sums of dy, for the input x of the forward that gave dy's output: the
+    /// rest of backward after input_gradient.
+    void accumulate_parameter_gradients(const tensor<B, T>& dy, const tensor<B, T>& x) {
+        expect_shape(name_.c_str(), "output gradient", with_last_dim(x.shape(), out_), dy.shape());
+        accumulate_gradients(dy, x, true);
+    }
+
     template <class F>
     void visit_parameters(F&& f) {
         f(join_name(name_, "weight"), weight_);
@@ -93,16 +109,17 @@ private:
         const tensor<B, T>& x = ctx.input;
         if (x.empty()) throw error(name_ + ": backward called without a training forward");
         expect_shape(name_.c_str(), "output gradient", with_last_dim(x.shape(), out_), dy.shape());
+        accumulate_gradients(dy, x, bias_gradient);
+        return input_gradient(dy);
+    }
+
+    void accumulate_gradients(const tensor<B, T>& dy, const tensor<B, T>& x, bool bias_gradient) {
         const std::size_t rows = x.rows();
         if (weight_.trainable())  // dW (out, in) += dy^T x
             backend_->gemm(transpose::yes, transpose::no, out_, in_, rows, T(1), dy.data(), out_, x.data(), in_,
                            T(1), weight_.grad.data(), in_);
         if (bias_gradient && has_bias() && bias_.trainable())
             backend_->accumulate_column_sums(rows, out_, dy.data(), bias_.grad.data());
-        tensor<B, T> dx(*backend_, x.shape());  // dx = dy W
-        backend_->gemm(transpose::no, transpose::no, rows, in_, out_, T(1), dy.data(), out_, weight_.value.data(),
-                       in_, T(0), dx.data(), in_);
-        return dx;
     }
 
     static hyperadapt::shape with_last_dim(const hyperadapt::shape& s, std::size_t last) {
