@@ -75,8 +75,9 @@ for _lr in ("3e-4", "3e-3"):
 
 # The CB few-shot grid's rows: "k<shots>-<arm>".
 for _k in (16, 32, 100):
-    for _arm, _name in (("pha", "PHA transfer (retrieved prototype)"), ("adapter", "fresh per-task adapter"),
-                        ("full", "full fine-tuning")):
+    for _arm, _name in (("pha", "PHA transfer (retrieved prototype)"),
+                        ("pha-prototype", "PHA transfer, only the retrieved prototype and the head tuned"),
+                        ("adapter", "fresh per-task adapter"), ("full", "full fine-tuning")):
         ROW_ORDER.append(f"k{_k}-{_arm}")
         ROW_NAMES[f"k{_k}-{_arm}"] = f"k = {_k}: {_name}"
 
@@ -94,7 +95,8 @@ COMPARISONS = [("d", "a", "the CA-MTL claim"), ("c", "b", "CA-MTL's modules, pro
                ("lr1e-4-e6-bf16", "lr1e-4-e6", "bf16 products against fp32")]
 for _k in (16, 32, 100):
     COMPARISONS += [(f"k{_k}-pha", f"k{_k}-adapter", "PHA transfer against a fresh adapter"),
-                    (f"k{_k}-pha", f"k{_k}-full", "PHA transfer against full fine-tuning")]
+                    (f"k{_k}-pha", f"k{_k}-full", "PHA transfer against full fine-tuning"),
+                    (f"k{_k}-pha-prototype", f"k{_k}-adapter", "PHA transfer, prototype and head only, against a fresh adapter")]
 for _n in (100, 500, 1000):
     COMPARISONS += [(f"n{_n}-pha", f"n{_n}-adapters", "PHA against per-task adapters (the PHA claim)"),
                     (f"n{_n}-pha", f"n{_n}-adapters-matched", "PHA against adapters of its size"),
