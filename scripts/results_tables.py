@@ -59,7 +59,8 @@ ROW_NAMES = {
 PHA_MODELS = [("pha", "PHA"), ("adapters", "per-task adapters (r = 64)"),
               ("adapters-matched", "per-task adapters, PHA's trainable parameters (r = 213)"),
               ("hyperformerpp", "HyperFormer++"), ("camtl", "CA-MTL, MT-Uncertainty"),
-              ("pha-no-contrastive", "PHA without L_ins, L_pro"), ("pha-retriever-only", "PHA, contrastive on the retriever only")]
+              ("pha-no-contrastive", "PHA without L_ins, L_pro"), ("pha-retriever-only", "PHA, contrastive on the retriever only"),
+              ("full", "single-task full fine-tuning (what 100 examples teach MiniLM at all)")]
 for _n in (100, 500, 1000):
     for _model, _name in PHA_MODELS:
         ROW_ORDER.append(f"n{_n}-{_model}")

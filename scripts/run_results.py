@@ -92,6 +92,14 @@ def pha_rows():
                 rows[f"n{n}-adapters-lr{lr}"] = common + ["--model", "adapters", "--lr", lr]
             for lr in ("3e-4", "3e-3"):  # PHA's generator (retriever, prototypes, hypernetwork) at its own rate
                 rows[f"n{n}-pha-gen{lr}"] = common + ["--model", "pha", "--lr", "1e-3", "--lr-group", PHA_GENERATOR + "=" + lr]
+        if n == 100:
+            # Whether a task can be learnt from 100 examples at all: each task's own fine-tuned MiniLM, every
+            # parameter trained (02_camtl_glue, PHA_ROW_EXAMPLES), at the rate of the SST-2 sweep's choice (1e-4;
+            # not swept here), the same epochs, batch and validation split size. A task this row leaves at its
+            # constant predictor is one that 100 examples do not teach MiniLM, whichever parameters train.
+            rows[f"n{n}-full"] = ["--tasks", GLUE6, "--model", "single", "--train-per-task", str(n),
+                                  "--validation-per-task", "100", "--seq-len", "128", "--batch", "32", "--epochs",
+                                  epochs, "--eval-every", "10", "--head-input", "mean", "--lr", "1e-4"]
         if n in (100, 1000):
             rows[f"n{n}-pha-no-contrastive"] = common + ["--model", "pha"] + PHA_CHOSEN + ["--no-contrastive"]
             rows[f"n{n}-pha-retriever-only"] = common + ["--model", "pha"] + PHA_CHOSEN + ["--contrastive-retriever-only"]
@@ -138,6 +146,7 @@ GRIDS = {
     "pha": {
         "records": "docs/results/protocol/pha.jsonl",
         "example": "03_pha_fewshot",
+        "row_examples": {"n100-full": "02_camtl_glue"},  # single-task full fine-tuning is 02's
         "rows": pha_rows(),
     },
     "cb": {
@@ -280,9 +289,12 @@ def main():
     seeds = [int(s) for s in a.seeds.split(",")]
     records = a.records or os.path.join(ROOT, grid["records"])
     os.makedirs(os.path.dirname(records), exist_ok=True)
-    example = os.path.join(a.build, "examples", grid["example"])
-    if not a.dry_run and not os.access(example, os.X_OK):
-        sys.exit(f"{example}: not built (cmake --build {a.build} --target {grid['example']})")
+    def example_of(row):
+        name = grid.get("row_examples", {}).get(row, grid["example"])
+        path = os.path.join(a.build, "examples", name)
+        if not a.dry_run and not os.access(path, os.X_OK):
+            sys.exit(f"{path}: not built (cmake --build {a.build} --target {name})")
+        return path
     done = done_keys(records)
     # The tree the binaries were built from: a frozen copy of the binaries (so that the code may change while
     # a long grid runs) names it in {build}/source_commit ("COMMIT" or "COMMIT dirty"); otherwise the tree now.
@@ -322,7 +334,7 @@ def main():
                     continue
             with tempfile.TemporaryDirectory() as tmp:
                 out = os.path.join(tmp, "run.jsonl")
-                cmd = [example, "--checkpoint", a.checkpoint, "--data", a.data, *resolved, "--seed", str(seed),
+                cmd = [example_of(row), "--checkpoint", a.checkpoint, "--data", a.data, *resolved, "--seed", str(seed),
                        "--data-seed", str(100 + seed), "--threads", a.threads, "--quiet", "--json", out]
                 print(f"== {a.grid}/{row} seed {seed}: {' '.join(cmd)}", file=sys.stderr, flush=True)
                 if a.dry_run:
