@@ -10,6 +10,7 @@
 #include <cstdint>
 #include <random>
 #include <stdexcept>
+#include <string>
 #include <thread>
 #include <vector>
 
@@ -60,19 +61,33 @@ BOOST_AUTO_TEST_CASE(loops_back_to_back_see_each_others_writes) {
 }
 
 BOOST_AUTO_TEST_CASE(an_exception_in_a_chunk_reaches_the_caller_and_the_others_still_run) {
-    work_pool pool(3);
-    std::atomic<int> ran{0};
-    BOOST_CHECK_THROW(pool.run(40,
-                               [&](std::size_t i) {
-                                   ran.fetch_add(1);
-                                   if (i == 17) throw std::runtime_error("chunk 17");
+    // On helpers, and inline (one thread; a loop inside a chunk), alike.
+    for (const int threads : {3, 1}) {
+        work_pool pool(threads);
+        std::atomic<int> ran{0};
+        BOOST_CHECK_THROW(pool.run(40,
+                                   [&](std::size_t i) {
+                                       ran.fetch_add(1);
+                                       if (i == 17 || i == 30) throw std::runtime_error("chunk " + std::to_string(i));
+                                   }),
+                          std::runtime_error);
+        BOOST_TEST(ran.load() == 40, "threads " << threads);
+        // The pool is usable afterwards.
+        std::atomic<int> again{0};
+        pool.run(10, [&](std::size_t) { again.fetch_add(1); });
+        BOOST_TEST(again.load() == 10);
+    }
+    work_pool pool(2);
+    std::atomic<int> inner{0};
+    BOOST_CHECK_THROW(pool.run(2,
+                               [&](std::size_t) {
+                                   pool.run(8, [&](std::size_t j) {
+                                       inner.fetch_add(1);
+                                       if (j == 0) throw std::runtime_error("inner chunk 0");
+                                   });
                                }),
                       std::runtime_error);
-    BOOST_TEST(ran.load() == 40);
-    // The pool is usable afterwards.
-    std::atomic<int> again{0};
-    pool.run(10, [&](std::size_t) { again.fetch_add(1); });
-    BOOST_TEST(again.load() == 10);
+    BOOST_TEST(inner.load() == 16);  // both nested loops ran every chunk
 }
 
 BOOST_AUTO_TEST_CASE(a_loop_inside_a_chunk_runs_inline) {

@@ -83,7 +83,7 @@ private:
         if (chunks == 0) return;
         std::unique_lock<std::mutex> mine(caller_, std::try_to_lock);
         if (chunks == 1 || helpers_.empty() || !mine.owns_lock()) {
-            for (std::size_t i = 0; i < chunks; ++i) fn(ctx, i);
+            run_inline(chunks, fn, ctx);
             return;
         }
         fn_.store(fn, std::memory_order_relaxed);
@@ -106,6 +106,20 @@ private:
                 done_.wait(d, std::memory_order_acquire);
         }
         if (error_) std::rethrow_exception(error_);
+    }
+
+    // Every chunk on the calling thread (one thread, a nested loop, a second caller); as with helpers, the
+    // first exception is rethrown after the other chunks ran.
+    static void run_inline(std::size_t chunks, chunk_function fn, void* ctx) {
+        std::exception_ptr first;
+        for (std::size_t i = 0; i < chunks; ++i) {
+            try {
+                fn(ctx, i);
+            } catch (...) {
+                if (!first) first = std::current_exception();
+            }
+        }
+        if (first) std::rethrow_exception(first);
     }
 
     // state_: generation (24 bits) | chunks (20 bits) | next unclaimed chunk (20 bits). Claiming a chunk is one
