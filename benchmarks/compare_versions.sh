@@ -7,6 +7,9 @@
 #
 #   benchmarks/compare_versions.sh OLD_BUILD NEW_BUILD [rounds=8] [threads=2] [case=synthetic]
 #
+# The order alternates (old then new in odd rounds, new then old in even ones), so that a drift within a
+# round does not always fall on the same side.
+#
 # OLD_BUILD / NEW_BUILD: build folders holding benchmarks/bench_camtl_step and bench_pha_step (an older
 # commit's from a git worktree: `git worktree add ../old <commit> && cmake -S ../old -B ../old/build -G Ninja
 # -DCMAKE_BUILD_TYPE=Release && ninja -C ../old/build bench_camtl_step bench_pha_step`). case: synthetic (the
@@ -43,7 +46,8 @@ echo "compare_versions.sh: old $old ($(cat "$old/source_commit" 2>/dev/null || e
      "OPENBLAS_CORETYPE=${OPENBLAS_CORETYPE:-unset}"
 for r in $(seq 1 "$rounds"); do
   for bench in bench_camtl_step bench_pha_step; do
-    for side in old new; do
+    sides="old new"; (( r % 2 == 0 )) && sides="new old"
+    for side in $sides; do
       dir="$old"; [[ "$side" == new ]] && dir="$new"
       if ! "$dir/benchmarks/$bench" --benchmark_filter="$filter" --benchmark_format=json \
           --benchmark_out="$out/$r.$bench.$side.json" >/dev/null 2>"$out/err" || [[ ! -s "$out/$r.$bench.$side.json" ]]; then
@@ -60,7 +64,8 @@ import json, math, os, statistics, sys
 out, rounds = sys.argv[1], int(sys.argv[2])
 # t quantiles (0.975) for small samples
 T975 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306, 9: 2.262, 10: 2.228,
-        11: 2.201, 12: 2.179, 13: 2.160, 14: 2.145, 15: 2.131, 16: 2.120, 19: 2.093, 24: 2.064, 29: 2.045}
+        11: 2.201, 12: 2.179, 13: 2.160, 14: 2.145, 15: 2.131, 16: 2.120, 19: 2.093, 24: 2.064, 29: 2.045,
+        39: 2.023, 59: 2.001, 89: 1.987, 119: 1.980}
 def t975(df):
     return T975.get(df) or T975[max(k for k in T975 if k <= df)]
 def ms(path):
