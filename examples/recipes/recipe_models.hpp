@@ -42,8 +42,8 @@ using pha_recipe_model = pha_bert<policy, float>;
 /// The arithmetic of a training step outside the model (PREFIX as above): zeroing the gradients, their norm
 /// and its clipping. With AdamW's class these are compiled optimised with the models (models.cpp), so that
 /// training.cpp -- the loop around them, which runs once per step, and evaluation, checkpoints and model
-/// directories -- compiles at -O1 (its own weak copies of shared inline functions are small ones: tensor
-/// handles, host copies, containers; docs/benchmarks.md, "Compile time of the examples").
+/// directories -- compiles unoptimised (its weak copies of the inline functions it shares with models.cpp lose
+/// to models.cpp's, which the programs link first; docs/benchmarks.md, "Compile time of the examples").
 #define HYPERADAPT_RECIPE_STEP_FUNCTIONS(PREFIX, Model)                            \
     PREFIX template void zero_grad<Model>(Model&);                                 \
     PREFIX template double gradient_norm<Model>(Model&);                           \
