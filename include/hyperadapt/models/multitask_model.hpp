@@ -114,6 +114,9 @@ public:
     using auxiliary_type = typename detail::auxiliary_of<Recipe, multitask_model>::type;
     using B = backend_type;
     using T = value_type;
+    using batch_type = multitask_batch<B, T>;
+    using tensor_type = tensor<B, T>;
+    using embeddings_type = bert_embeddings<B, T>;
     /// The per-group part of a context (see context::groups). Declared outside `context`, whose members share
     /// the layers' names.
     struct group_context {
@@ -420,10 +423,58 @@ auto multitask_model<Recipe>::outputs(const multitask_batch<B, T>& b, run_mode m
 /// are most of what a program that trains it compiles. Declared in a header that every user of
 /// multitask_model<Recipe> includes, HYPERADAPT_EXTERN_MULTITASK_MODEL(Recipe) keeps them out of those
 /// translation units; HYPERADAPT_INSTANTIATE_MULTITASK_MODEL(Recipe) in one .cpp compiles them there, once,
-/// in parallel with the rest. Parameter visiting stays inline (it is cheap and takes any visitor).
-#define HYPERADAPT_EXTERN_MULTITASK_MODEL(...)                         \
-    extern template class ::hyperadapt::multitask_model<__VA_ARGS__>; \
-    extern template void ::hyperadapt::multitask_model<__VA_ARGS__>::initialize<::hyperadapt::rng_stream>(::hyperadapt::rng_stream&)
+/// in parallel with the rest. The members defined in the class (accessors, parameter visiting: cheap, and the
+/// visitor can be anything) stay inline.
+///
+/// Or in two halves, each in exactly one .cpp (together they are HYPERADAPT_INSTANTIATE_MULTITASK_MODEL):
+/// - HYPERADAPT_INSTANTIATE_MULTITASK_MODEL_COMPUTE: what runs every step or every batch -- initialisation,
+///   forward, backward, outputs -- which deserves the optimiser;
+/// - HYPERADAPT_INSTANTIATE_MULTITASK_MODEL_SETUP: what runs once per model -- construction (every layer's
+///   allocation and naming), loading the backbone checkpoint (safetensors, JSON), freezing by name -- about a
+///   third of a model's code, which compiles in a fraction of the time unoptimised.
+/// A member added to the class and to neither list is an undefined reference at link time, naming it.
+#define HYPERADAPT_EXTERN_MULTITASK_MODEL(...)                        \
+    HYPERADAPT_MULTITASK_MODEL_COMPUTE_MEMBERS(extern, __VA_ARGS__); \
+    HYPERADAPT_MULTITASK_MODEL_SETUP_MEMBERS(extern, __VA_ARGS__)
 #define HYPERADAPT_INSTANTIATE_MULTITASK_MODEL(...)             \
-    template class ::hyperadapt::multitask_model<__VA_ARGS__>; \
-    template void ::hyperadapt::multitask_model<__VA_ARGS__>::initialize<::hyperadapt::rng_stream>(::hyperadapt::rng_stream&)
+    HYPERADAPT_MULTITASK_MODEL_COMPUTE_MEMBERS(, __VA_ARGS__); \
+    HYPERADAPT_MULTITASK_MODEL_SETUP_MEMBERS(, __VA_ARGS__)
+#define HYPERADAPT_INSTANTIATE_MULTITASK_MODEL_COMPUTE(...) HYPERADAPT_MULTITASK_MODEL_COMPUTE_MEMBERS(, __VA_ARGS__)
+#define HYPERADAPT_INSTANTIATE_MULTITASK_MODEL_SETUP(...) HYPERADAPT_MULTITASK_MODEL_SETUP_MEMBERS(, __VA_ARGS__)
+
+/// The members of each half (PREFIX: `extern` to declare, empty to compile).
+#define HYPERADAPT_MULTITASK_MODEL_(...) ::hyperadapt::multitask_model<__VA_ARGS__>
+#define HYPERADAPT_MULTITASK_MODEL_COMPUTE_MEMBERS(PREFIX, ...)                                                      \
+    PREFIX template void HYPERADAPT_MULTITASK_MODEL_(__VA_ARGS__)::initialize<::hyperadapt::rng_stream>(             \
+        ::hyperadapt::rng_stream&);                                                                                  \
+    PREFIX template auto HYPERADAPT_MULTITASK_MODEL_(__VA_ARGS__)::pooled(                                           \
+        const HYPERADAPT_MULTITASK_MODEL_(__VA_ARGS__)::batch_type&,                                                 \
+        HYPERADAPT_MULTITASK_MODEL_(__VA_ARGS__)::context&,                                                          \
+        ::hyperadapt::run_mode) const->HYPERADAPT_MULTITASK_MODEL_(__VA_ARGS__)::tensor_type;                        \
+    PREFIX template double HYPERADAPT_MULTITASK_MODEL_(__VA_ARGS__)::forward_loss(                                   \
+        const HYPERADAPT_MULTITASK_MODEL_(__VA_ARGS__)::batch_type&,                                                 \
+        HYPERADAPT_MULTITASK_MODEL_(__VA_ARGS__)::context&,                                                          \
+        ::hyperadapt::run_mode) const;                                                                               \
+    PREFIX template void HYPERADAPT_MULTITASK_MODEL_(__VA_ARGS__)::backward(                                         \
+        HYPERADAPT_MULTITASK_MODEL_(__VA_ARGS__)::context&, HYPERADAPT_MULTITASK_MODEL_(__VA_ARGS__)::T);            \
+    PREFIX template auto HYPERADAPT_MULTITASK_MODEL_(__VA_ARGS__)::outputs(                                          \
+        const HYPERADAPT_MULTITASK_MODEL_(__VA_ARGS__)::batch_type&, ::hyperadapt::run_mode)                         \
+        const->std::vector<std::vector<HYPERADAPT_MULTITASK_MODEL_(__VA_ARGS__)::T>>;                                \
+    PREFIX template auto HYPERADAPT_MULTITASK_MODEL_(__VA_ARGS__)::pooled_by_groups(                                 \
+        const HYPERADAPT_MULTITASK_MODEL_(__VA_ARGS__)::batch_type&,                                                 \
+        HYPERADAPT_MULTITASK_MODEL_(__VA_ARGS__)::context&,                                                          \
+        ::hyperadapt::run_mode) const->HYPERADAPT_MULTITASK_MODEL_(__VA_ARGS__)::tensor_type;                        \
+    PREFIX template void HYPERADAPT_MULTITASK_MODEL_(__VA_ARGS__)::backward_by_groups(                               \
+        const HYPERADAPT_MULTITASK_MODEL_(__VA_ARGS__)::tensor_type&,                                                \
+        HYPERADAPT_MULTITASK_MODEL_(__VA_ARGS__)::context&);                                                         \
+    PREFIX template void HYPERADAPT_MULTITASK_MODEL_(__VA_ARGS__)::backward_below_pooling(                           \
+        const HYPERADAPT_MULTITASK_MODEL_(__VA_ARGS__)::tensor_type&,                                                \
+        HYPERADAPT_MULTITASK_MODEL_(__VA_ARGS__)::encoder_type::context&,                                            \
+        HYPERADAPT_MULTITASK_MODEL_(__VA_ARGS__)::conditioning_type::context&,                                       \
+        HYPERADAPT_MULTITASK_MODEL_(__VA_ARGS__)::embeddings_type::context&, bool)
+#define HYPERADAPT_MULTITASK_MODEL_SETUP_MEMBERS(PREFIX, ...)                                                        \
+    PREFIX template HYPERADAPT_MULTITASK_MODEL_(__VA_ARGS__)::multitask_model(                                       \
+        HYPERADAPT_MULTITASK_MODEL_(__VA_ARGS__)::B&, HYPERADAPT_MULTITASK_MODEL_(__VA_ARGS__)::options_type);       \
+    PREFIX template auto HYPERADAPT_MULTITASK_MODEL_(__VA_ARGS__)::load_backbone(const std::filesystem::path&, bool) \
+        ->::hyperadapt::io::load_report;                                                                             \
+    PREFIX template void HYPERADAPT_MULTITASK_MODEL_(__VA_ARGS__)::apply_freezing()
