@@ -18,15 +18,21 @@
 #include "04_compose_custom_model.hpp"
 #include "hyperadapt/backend/cpu.hpp"
 #include "hyperadapt/nn/parameters.hpp"
+#include "hyperadapt/optim/clip.hpp"
 #include "hyperadapt/train/multitask_trainer.hpp"
 #include "hyperadapt/train/samplers/mt_uncertainty.hpp"
 #include "hyperadapt/train/synthetic_tasks.hpp"
 
 using namespace hyperadapt;
 
-// The model's forward, backward and initialisation are compiled in instances/hybrid.cpp, in parallel with
-// this file (docs/design.md, "Compile time").
-HYPERADAPT_EXTERN_MULTITASK_MODEL(hybrid::recipe<cpu, float>);
+// What runs every step -- the model's initialisation, forward and backward, AdamW, the gradients' zeroing and
+// clipping -- is compiled in instances/hybrid.cpp (-O3), in parallel with this file, which holds what runs
+// once or around the step (options, construction, the training loop) and compiles at -O1 (docs/design.md,
+// "Compile time").
+HYPERADAPT_EXTERN_MULTITASK_MODEL_COMPUTE(hybrid::recipe<cpu, float>);
+extern template class hyperadapt::adamw<cpu, float>;
+extern template void hyperadapt::zero_grad(hybrid::model<cpu>&);
+extern template double hyperadapt::clip_grad_norm(hybrid::model<cpu>&, double, bool);
 
 int main(int argc, char** argv) try {
     CLI::App app("A hybrid of CA-MTL and PHA assembled from the layer templates, on built-in synthetic tasks",

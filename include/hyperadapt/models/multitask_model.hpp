@@ -441,6 +441,9 @@ auto multitask_model<Recipe>::outputs(const multitask_batch<B, T>& b, run_mode m
     HYPERADAPT_MULTITASK_MODEL_SETUP_MEMBERS(, __VA_ARGS__)
 #define HYPERADAPT_INSTANTIATE_MULTITASK_MODEL_COMPUTE(...) HYPERADAPT_MULTITASK_MODEL_COMPUTE_MEMBERS(, __VA_ARGS__)
 #define HYPERADAPT_INSTANTIATE_MULTITASK_MODEL_SETUP(...) HYPERADAPT_MULTITASK_MODEL_SETUP_MEMBERS(, __VA_ARGS__)
+/// Only the compute half declared: a translation unit that constructs the model (unoptimised, say) compiles the
+/// set-up half itself, where it is used.
+#define HYPERADAPT_EXTERN_MULTITASK_MODEL_COMPUTE(...) HYPERADAPT_MULTITASK_MODEL_COMPUTE_MEMBERS(extern, __VA_ARGS__)
 
 /// The members of each half (PREFIX: `extern` to declare, empty to compile).
 #define HYPERADAPT_MULTITASK_MODEL_(...) ::hyperadapt::multitask_model<__VA_ARGS__>

@@ -1,0 +1,2 @@
+#include "recipes/recipe_models.hpp"
+int main(){}
