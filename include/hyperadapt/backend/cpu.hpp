@@ -385,12 +385,17 @@ public:
         });
     }
     /// out = dropout(y) + x (dropout_forward's mask), one pass instead of a dropout and a residual add.
+    ///
+    /// The loops written element by element here capture by value ([=]): captured by reference, the pointers
+    /// and constants are read through the closure after every store (a store might change them), and GCC
+    /// leaves the loop scalar -- 5-12x slower on an attention-sized mask of 6 M elements (docs/benchmarks.md,
+    /// session 23). The values are the same either way.
     template <class T>
     void dropout_add_forward(std::size_t n, T p, std::uint64_t seed, std::uint64_t offset, const T* y, const T* x,
                              T* out) {
         const T keep_scale = T(1) / (T(1) - p);
         const float pf = static_cast<float>(p);
-        for_chunks(n, [&](std::size_t i0, std::size_t len) {
+        for_chunks(n, [=](std::size_t i0, std::size_t len) {
             for (std::size_t i = i0; i < i0 + len; ++i)
                 out[i] = (detail::uniform01(seed, offset + i) >= pf ? y[i] * keep_scale : y[i] - y[i]) + x[i];
         });
@@ -401,7 +406,7 @@ public:
                                   const T* dy, T* y, T* dx) {
         const T keep_scale = T(1) / (T(1) - p);
         const float pf = static_cast<float>(p);
-        for_chunks(n, [&](std::size_t i0, std::size_t len) {
+        for_chunks(n, [=](std::size_t i0, std::size_t len) {
             for (std::size_t i = i0; i < i0 + len; ++i) {
                 const bool keep = detail::uniform01(seed, offset + i) >= pf;
                 y[i] = keep ? x[i] * keep_scale : x[i] - x[i];
@@ -424,14 +429,14 @@ public:
     /// y = (x <= 0 ? 0 : x): a NaN stays NaN, as torch.relu (y may alias x).
     template <class T>
     void relu_forward(std::size_t n, const T* x, T* y) {
-        for_chunks(n, [&](std::size_t i0, std::size_t len) {
+        for_chunks(n, [=](std::size_t i0, std::size_t len) {
             for (std::size_t i = i0; i < i0 + len; ++i) y[i] = x[i] <= T(0) ? T(0) : x[i];
         });
     }
     /// dx = (x <= 0 ? 0 : dy): a NaN x passes dy on, as torch's threshold_backward (dx may alias dy).
     template <class T>
     void relu_backward(std::size_t n, const T* x, const T* dy, T* dx) {
-        for_chunks(n, [&](std::size_t i0, std::size_t len) {
+        for_chunks(n, [=](std::size_t i0, std::size_t len) {
             for (std::size_t i = i0; i < i0 + len; ++i) dx[i] = x[i] <= T(0) ? T(0) : dy[i];
         });
     }
@@ -737,7 +742,7 @@ private:
     void apply_dropout(std::size_t n, T p, std::uint64_t seed, std::uint64_t offset, const T* x, T* y) {
         const T keep_scale = T(1) / (T(1) - p);
         const float pf = static_cast<float>(p);
-        for_chunks(n, [&](std::size_t i0, std::size_t len) {
+        for_chunks(n, [=](std::size_t i0, std::size_t len) {
             for (std::size_t i = i0; i < i0 + len; ++i)
                 y[i] = detail::uniform01(seed, offset + i) >= pf ? x[i] * keep_scale : x[i] - x[i];
         });
