@@ -1,2 +1,0 @@
-#include "recipes/recipe_models.hpp"
-int main(){}
