@@ -33,6 +33,8 @@ struct common_args {
     std::uint64_t seed = 12;
     int threads = 0;
     std::string precision = "fp32";
+    std::string device = "cpu";  // cpu | cuda (a build with CUDA: -DHYPERADAPT_ENABLE_CUDA=ON)
+    int gpu = 0;                 // the CUDA device's index with --device cuda
     bool resume = false, skip_nonfinite = false, quiet = false, tasks_given = false;
     bool pad_to_seq_len = false;  // every batch seq_len long instead of as long as its longest example
     std::size_t validation_per_task = 0;  // > 0: carve a validation split, select on it, report dev once

@@ -170,6 +170,11 @@ inline void add_common_options(CLI::App& app, common_args& a) {
                    "activations, LayerNorm, softmax, losses and the optimizer stay fp32")
         ->check(CLI::IsMember({"fp32", "bf16"}))
         ->capture_default_str();
+    app.add_option("--device", a.device,
+                   "where the model trains: cpu, or cuda (a build with -DHYPERADAPT_ENABLE_CUDA=ON and a GPU; fp32)")
+        ->check(CLI::IsMember({"cpu", "cuda"}))
+        ->capture_default_str();
+    app.add_option("--gpu", a.gpu, "the CUDA device's index, with --device cuda")->check(CLI::Range(0, 1023))->capture_default_str();
     app.add_option("--eval-every", a.eval_every, "dev evaluation every K steps (0: the example's default)")->check(CLI::Range(std::int64_t{0}, std::int64_t{1} << 40));
     app.add_option("--out", a.out, "folder for metrics.jsonl, dev_curves.png and checkpoints/ (created)");
     app.add_option("--json", a.json, "append one JSON line per run to FILE")->check(appendable_file);
@@ -213,6 +218,10 @@ inline void check_common_options(const common_args& a) {
     namespace fs = std::filesystem;
     if (!a.save_model.empty() && a.checkpoint.empty())
         throw CLI::ValidationError("--save-model", "needs --checkpoint (a model directory carries the checkpoint's vocabulary)");
+    if (a.device == "cuda" && a.precision != "fp32")
+        throw CLI::ValidationError("--precision", a.precision + " with --device cuda: the GPU path trains in fp32 only so far "
+                                   "(bf16 is the CPU's, through oneDNN)");
+    if (a.device != "cuda" && a.gpu != 0) throw CLI::ValidationError("--gpu", "needs --device cuda");
     if ((a.checkpoint_every > 0 || a.resume) && a.out.empty())
         throw CLI::ValidationError(a.resume ? "--resume" : "--checkpoint-every", "needs --out DIR (where the checkpoints are)");
     if (!a.out.empty()) {

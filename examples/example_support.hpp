@@ -1,9 +1,11 @@
 #pragma once
 // What the multi-task recipes share beyond their options (example_options.hpp) and the options' values
-// (example_args.hpp): the backend policy, config size limits, the --sampler dispatch (one place that maps
+// (example_args.hpp): config size limits, the --sampler dispatch (one place that maps
 // sampler names to the library's samplers, with CA-MTL's MT-Uncertainty score borrowing), training and
 // measuring a model, and writing it as a model directory. No CLI11 here: the recipes' model instances
-// (recipes/instances/) include this header and not the option parser.
+// (recipes/instances/) include this header and not the option parser. Nothing here names a backend: the CPU
+// policy is in example_cpu_backend.hpp, so that the recipes' CUDA translation units (--device cuda) can include
+// this header too.
 
 #include <algorithm>
 #include <cmath>
@@ -26,64 +28,15 @@
 #include "hyperadapt/train/samplers/round_robin.hpp"
 #include "hyperadapt/train/samplers/size_proportional.hpp"
 #include "hyperadapt/train/samplers/temperature.hpp"
-#include "hyperadapt/backend/cpu.hpp"
 #include "example_args.hpp"
-#if defined(HYPERADAPT_EXAMPLE_WITH_CBLAS)
-#include "hyperadapt/backend/cpu_cblas.hpp"
-#endif
-#if defined(HYPERADAPT_EXAMPLE_WITH_ONEDNN)
-#include "hyperadapt/backend/cpu_onednn.hpp"
-#endif
 
 namespace hyperadapt::examples {
 
-/// The backend policy the training examples run on: the CPU with OpenBLAS's GEMMs where the build found a
-/// CBLAS library (examples/CMakeLists.txt; 1.3-1.4 times Eigen's on these models' training steps,
-/// docs/benchmarks.md), with Eigen's otherwise; where it found oneDNN, wrapped in the provider that runs
-/// the products in bf16 under `--precision bf16`. Their records name the provider ("gemm", "precision").
-#if defined(HYPERADAPT_EXAMPLE_WITH_CBLAS)
-using fp32_gemm = cblas_gemm;
-#else
-using fp32_gemm = eigen_gemm;
-#endif
-#if defined(HYPERADAPT_EXAMPLE_WITH_ONEDNN)
-using policy = cpu_backend<onednn_gemm<fp32_gemm>>;
-#else
-using policy = cpu_backend<fp32_gemm>;
-#endif
-
-/// The examples' backend: `threads` (0: OpenMP's default) and the products' precision ("fp32" or "bf16",
-/// validated by the option parser; bf16 needs a build with oneDNN and a CPU with AVX-512).
-inline policy make_backend(int threads, const std::string& precision) {
-#if defined(HYPERADAPT_EXAMPLE_WITH_CBLAS)
-    if (const std::string advice = cblas_gemm::kernel_advice(); !advice.empty()) std::cerr << "warning: " << advice << "\n";
-#endif
-    const policy::options opts{.threads = threads > 0 ? threads : policy::options{}.threads};
-#if defined(HYPERADAPT_EXAMPLE_WITH_ONEDNN)
-    return policy(opts, onednn_gemm<fp32_gemm>(parse_compute_precision(precision).value_or(compute_precision::fp32)));
-#else
-    if (precision != "fp32")
-        throw config_error("--precision " + precision + ": this build has no oneDNN (apt-get install libdnnl-dev, then "
-                           "reconfigure), so its products run in fp32 only");
-    return policy(opts);
-#endif
-}
-
-/// What ran the products of a run at `precision`: "cblas", "eigen", or "onednn-bf16+cblas" (oneDNN's bf16
-/// above onednn_gemm's size floor, the fp32 provider below it).
-inline std::string gemm_description(const std::string& precision) {
-    return precision == "bf16" ? std::string("onednn-bf16+") + fp32_gemm::name : std::string(fp32_gemm::name);
-}
-
-/// The kernels OpenBLAS runs the fp32 products on ("SkylakeX", "Haswell", "Prescott", ...; "" with Eigen's):
-/// recorded with each run, as they set its speed.
-inline std::string fp32_kernels() {
-#if defined(HYPERADAPT_EXAMPLE_WITH_CBLAS)
-    return cblas_gemm::kernels();
-#else
-    return {};
-#endif
-}
+/// Where a run's products ran, for its record: "cpu" or "cuda:N (name)", the GEMM ("cblas", "eigen",
+/// "onednn-bf16+cblas", "cublas") and, for OpenBLAS, the kernels it chose (their speed differs).
+struct run_device {
+    std::string device, gemm, kernels;
+};
 
 /// Refuses a config.json whose sizes no run could allocate (a typo, or a hostile file) before anything is
 /// allocated: each size within a generous bound, and the backbone under 2^33 parameters.
@@ -201,7 +154,7 @@ inline nlohmann::json scores_json(const std::vector<data::task_result>& results)
 inline void add_protocol_fields(nlohmann::json& j, const common_args& a, const training_result& r,
                                 const std::vector<data::task_result>& test, const std::vector<encoded_task>& train,
                                 const std::vector<encoded_task>& validation, const std::vector<encoded_task>& dev,
-                                const std::vector<data::task_result>& floor) {
+                                const std::vector<data::task_result>& floor, const run_device& ran_on) {
     j["data_seed"] = a.sample_seed();
     j["train_per_task"] = a.train_per_task;
     j["validation_per_task"] = a.validation_per_task;
@@ -229,8 +182,9 @@ inline void add_protocol_fields(nlohmann::json& j, const common_args& a, const t
     j["warmup"] = a.warmup;
     j["weight_decay"] = a.weight_decay;
     j["tokens_per_second"] = r.seconds > 0 ? static_cast<double>(r.real_tokens) / r.seconds : 0.0;
-    j["gemm"] = gemm_description(a.precision);
-    if (const std::string kernels = fp32_kernels(); !kernels.empty()) j["openblas_kernels"] = kernels;
+    j["gemm"] = ran_on.gemm;
+    if (!ran_on.kernels.empty()) j["openblas_kernels"] = ran_on.kernels;
+    if (ran_on.device != "cpu") j["device"] = ran_on.device;
     j["precision"] = a.precision;
 }
 

@@ -3,20 +3,33 @@
 # device machine lacks (Boost.Test, Google Benchmark) into .devcarry/, the folder a GPU machine receives
 # (git ignores it); scripts/device_checks.sh runs them there. The binaries need only glibc <= this
 # machine's and the CUDA 13 runtime, cuBLAS and NCCL of the GPU machine (libnccl is ~220 MB, over the carry
-# limit: device_checks.sh finds the one of PyTorch's wheels there).
+# limit: device_checks.sh finds the one of PyTorch's wheels there). 02_camtl_glue (--device cuda against --device
+# cpu) also needs OpenBLAS, oneDNN and utf8proc, 80 MB together: they travel xz-compressed (lib-examples.tar.xz),
+# with the small checkpoint and GLUE folder of tests/examples/make_inputs.py.
 #   usage: scripts/device_carry.sh [build-dir]      (default build-cuda; configured with CUDA and benchmarks)
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 build="${1:-$root/build-cuda}"
 carry="$root/.devcarry"
 cmake -S "$root" -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release -DHYPERADAPT_ENABLE_CUDA=ON \
-  -DHYPERADAPT_BUILD_BENCHMARKS=ON -DHYPERADAPT_BUILD_EXAMPLES=OFF >/dev/null
-cmake --build "$build" --target test_cuda_backend test_cuda_models test_nccl_training bench_pha_step_cuda -j "${JOBS:-1}"
+  -DHYPERADAPT_BUILD_BENCHMARKS=ON -DHYPERADAPT_BUILD_EXAMPLES=ON >/dev/null
+cmake --build "$build" --target test_cuda_backend test_cuda_models test_nccl_training bench_pha_step_cuda 02_camtl_glue \
+  -j "${JOBS:-1}"
 rm -rf "$carry"
-mkdir -p "$carry/tests" "$carry/benchmarks" "$carry/lib"
+mkdir -p "$carry/tests" "$carry/benchmarks" "$carry/examples" "$carry/lib" "$carry/inputs"
 cp "$build/tests/test_cuda_backend" "$build/tests/test_cuda_models" "$build/tests/test_nccl_training" "$carry/tests/"
 cp "$build/benchmarks/bench_pha_step_cuda" "$carry/benchmarks/"
+cp "$build/examples/02_camtl_glue" "$carry/examples/"
 for bin in "$carry"/tests/* "$carry"/benchmarks/*; do
   ldd "$bin" | awk '/libboost|libbenchmark|libgomp/ {print $3}'
 done | sort -u | xargs -r cp -L -t "$carry/lib/"
+# The example's libraries beyond glibc, libstdc++ and CUDA's (the device machine is bare), compressed.
+staged="$(mktemp -d)"
+trap 'rm -rf "$staged"' EXIT
+ldd "$carry/examples/02_camtl_glue" | awk '$3 ~ /^\// {print $3}' |
+  grep -vE '/(libc|libm|libstdc\+\+|libgcc_s|ld-linux[^/]*|libdl|libpthread|librt|libcudart|libcublas[^/]*)\.so' |
+  xargs -r cp -L -t "$staged/"
+tar -C "$staged" -cJf "$carry/lib-examples.tar.xz" .
+python3 "$root/tests/examples/make_inputs.py" checkpoint "$carry/inputs/checkpoint" good
+python3 "$root/tests/examples/make_inputs.py" glue "$carry/inputs/data"
 du -sh "$carry"

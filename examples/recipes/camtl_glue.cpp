@@ -21,105 +21,19 @@
 #include "hyperadapt/train/samplers/size_proportional.hpp"
 #include "hyperadapt/train/samplers/temperature.hpp"
 #include "hyperadapt/train/synthetic_tasks.hpp"
+#include "camtl_glue_device.hpp"
 #include "recipe_models.hpp"
 #include "recipe_options.hpp"
 #include "recipes.hpp"
 
 using namespace hyperadapt;
 using hyperadapt::examples::split_list;
-using policy = examples::policy;  // the backend policy this example runs on (example_support.hpp)
 
 namespace {
 
 using args = examples::camtl_glue_args;
-
-
-/// all-MiniLM-L6-v2 (sentence-transformers) was trained through mean pooling and its pooler output hardly
-/// varies between inputs; --head-input mean lets the heads read the masked mean instead.
-head_input reads(const args& a) { return a.head_input == "mean" ? head_input::mean : head_input::pooler; }
-
-// ---- running one configuration -------------------------------------------------------------------------
-struct setup {
-    bert_config config;
-    std::vector<encoded_task> train, validation, dev;  // validation: empty without --validation-per-task
-    std::size_t backbone_params = 0;
-};
-
+using setup = examples::camtl_glue_setup;
 using outcome = examples::measured_run;
-
-template <class Model>
-outcome run_with_sampler(Model& model, policy& b, const args& a, const setup& s,
-                         const std::vector<std::size_t>& which_tasks, const trainer_options& o) {
-    std::vector<encoded_task> train, validation, dev;
-    for (auto t : which_tasks) {
-        train.push_back(s.train[t]);
-        dev.push_back(s.dev[t]);
-        if (!s.validation.empty()) validation.push_back(s.validation[t]);
-    }
-    return examples::train_and_measure(model, b, a, a.batch, train, validation, dev, o);
-}
-
-std::vector<task_head_spec> heads_for(const args& a, const setup& s, const std::vector<std::size_t>& which) {
-    std::vector<task_head_spec> h;
-    for (auto t : which) h.push_back(examples::head_for(s.train[t], a.scale_targets));
-    return h;
-}
-
-/// --save-model DIR: the trained model as a model directory (DIR/<task> for each model of --model single).
-template <class Model>
-void save_model(Model& m, const args& a, const setup& s, const std::vector<std::size_t>& which) {
-    if (a.save_model.empty()) return;
-    std::filesystem::path dir = a.save_model;
-    if (a.model == "single") {
-        std::error_code ec;
-        std::filesystem::create_directories(dir, ec);
-        dir /= s.train[which[0]].info.name;
-    }
-    std::vector<const encoded_task*> tasks;
-    for (auto t : which) tasks.push_back(&s.train[t]);
-    examples::save_model_directory(m, dir, a, tasks, a.program + " --model " + a.model + " --sampler " + a.sampler);
-}
-
-outcome run_config(policy& b, const args& a, const setup& s, const std::vector<std::size_t>& which,
-                           trainer_options o, bool pretrained) {
-    std::size_t examples = 0;
-    for (auto t : which) examples += s.train[t].size();
-    o.steps = a.steps > 0 ? a.steps
-                          : std::max<std::int64_t>(1, static_cast<std::int64_t>(a.epochs * std::ceil(static_cast<double>(examples) /
-                                                                                                    static_cast<double>(a.batch))));
-    rng_stream init(a.seed);
-    if (a.model == "camtl") {
-        camtl_options c;
-        c.backbone = s.config;
-        c.seq_len = s.train[which[0]].seq_len;
-        c.tasks = heads_for(a, s, which);
-        c.conditional_alignment = a.alignment;
-        c.block_diagonal_bias = a.cbda;
-        c.conditional_layer_norm = a.cln;
-        c.conditional_adapter = a.adapter;
-        c.freeze_cbda_projection_in_frozen_layers = a.freeze_cbda_projection;
-        c.load_pretrained_top_layer = a.load_top_layer;
-        c.heads_read = reads(a);
-        if (!pretrained) c.frozen_layers = 0;  // nothing to keep fixed in a random model
-        camtl_model<policy, float> m(b, c);
-        m.initialize(init);
-        if (pretrained) {
-            const auto report = m.load_backbone(a.checkpoint, a.partial_backbone);
-            if (!a.quiet || !report.complete())
-                std::cerr << "backbone: " << report.str() << (report.unexpected.empty() ? "" : " (unused checkpoint tensors)") << '\n';
-        }
-        m.apply_freezing();
-        auto out = run_with_sampler(m, b, a, s, which, o);
-        save_model(m, a, s, which);
-        return out;
-    }
-    multitask_bert<policy, float> m(b, {.backbone = s.config, .tasks = heads_for(a, s, which), .heads_read = reads(a)});
-    m.initialize(init);
-    if (pretrained) m.load_backbone(a.checkpoint);
-    auto out = run_with_sampler(m, b, a, s, which, o);
-    save_model(m, a, s, which);
-    return out;
-}
 
 void print_result(const std::string& label, const outcome& out, std::size_t backbone, bool selecting) {
     const training_result& r = out.trained;
@@ -143,7 +57,7 @@ void print_result(const std::string& label, const outcome& out, std::size_t back
 }
 
 nlohmann::json to_json(const args& a, const std::string& label, const outcome& out, const setup& s,
-                       const std::vector<std::size_t>& which) {
+                       const std::vector<std::size_t>& which, const examples::run_device& ran_on) {
     const training_result& r = out.trained;
     const std::size_t backbone = s.backbone_params;
     nlohmann::json j{{"label", label}, {"model", a.model}, {"sampler", a.sampler}, {"seed", a.seed},
@@ -165,14 +79,14 @@ nlohmann::json to_json(const args& a, const std::string& label, const outcome& o
         if (!s.validation.empty()) validation.push_back(s.validation[t]);
         floor.push_back(examples::constant_predictor(s.train[t], s.dev[t]));
     }
-    examples::add_protocol_fields(j, a, r, out.test, train, validation, dev, floor);
+    examples::add_protocol_fields(j, a, r, out.test, train, validation, dev, floor, ran_on);
     j["seq_len"] = a.seq_len;
     return j;
 }
 
 int run(args& a) {
     const bool real = !a.checkpoint.empty();
-    policy b = examples::make_backend(a.threads, a.precision);
+    const auto device = a.device == "cuda" ? examples::make_camtl_glue_cuda(a) : examples::make_camtl_glue_cpu(a);
     setup s;
     if (real) {
         s.config = io::read_bert_config(a.checkpoint);
@@ -196,8 +110,7 @@ int run(args& a) {
             s.dev.push_back(encode_task(dv, tok, a.seq_len, a.dev_per_task, 0xde5));
         }
         examples::check_not_empty(s.train, s.dev, a.data);
-        bert_model<policy, float> plain(b, s.config);
-        s.backbone_params = count_parameters(plain).total;
+        s.backbone_params = device->backbone_parameters(s.config);
     } else {
         s.config = {.vocab_size = 40, .hidden = 64, .layers = 2, .heads = 4, .intermediate = 128, .max_position = 16,
                     .type_vocab_size = 2};
@@ -208,11 +121,10 @@ int run(args& a) {
             s.train.push_back(synthetic_task(static_cast<synthetic_kind>(t), 2000, a.seq_len, 100 + static_cast<std::uint64_t>(t)));
             s.dev.push_back(synthetic_task(static_cast<synthetic_kind>(t), 400, a.seq_len, 200 + static_cast<std::uint64_t>(t)));
         }
-        bert_model<policy, float> plain(b, s.config);
-        s.backbone_params = count_parameters(plain).total;
+        s.backbone_params = device->backbone_parameters(s.config);
         std::printf("%s: built-in default — 3 synthetic tasks (order, majority: classification; count: "
-                    "regression), 2-layer encoder (hidden 64), %s sampler, %zu threads\n",
-                    a.program.c_str(), a.sampler.c_str(), static_cast<std::size_t>(b.threads()));
+                    "regression), 2-layer encoder (hidden 64), %s sampler, %s\n",
+                    a.program.c_str(), a.sampler.c_str(), device->label().c_str());
     }
     s.validation = examples::carve_validation_splits(s.train, a);
     trainer_options o = examples::trainer_from(a);
@@ -227,13 +139,13 @@ int run(args& a) {
         for (std::size_t t = 0; t < s.train.size(); ++t) {
             o.run_name = "single-" + s.train[t].info.name;
             if (!a.out.empty()) o.out_dir = std::filesystem::path(a.out) / s.train[t].info.name;
-            results.push_back({"single-task " + s.train[t].info.name, run_config(b, a, s, {t}, o, real), {t}});
+            results.push_back({"single-task " + s.train[t].info.name, device->train(a, s, {t}, o, real), {t}});
         }
     } else {
         std::vector<std::size_t> all(s.train.size());
         for (std::size_t t = 0; t < all.size(); ++t) all[t] = t;
         o.run_name = a.model + "-" + a.sampler;
-        results.push_back({a.model + " (" + a.sampler + ")", run_config(b, a, s, all, o, real), all});
+        results.push_back({a.model + " (" + a.sampler + ")", device->train(a, s, all, o, real), all});
     }
     for (const auto& [label, out, which] : results) {
         const training_result& r = out.trained;
@@ -256,7 +168,7 @@ int run(args& a) {
     }
     if (!a.json.empty()) {
         std::ofstream out(a.json, std::ios::app);
-        for (const auto& res : results) out << to_json(a, res.label, res.out, s, res.which).dump() << '\n';
+        for (const auto& res : results) out << to_json(a, res.label, res.out, s, res.which, device->where()).dump() << '\n';
         out.flush();
         if (!out) throw io_error(a.json + ": cannot append the results (--json)");
     }
@@ -264,6 +176,20 @@ int run(args& a) {
 }
 
 }  // namespace
+
+std::unique_ptr<examples::camtl_glue_device> examples::make_camtl_glue_cpu(const camtl_glue_args& a) {
+    auto d = std::make_unique<camtl_glue_on<policy>>(cpu_run_device(a.precision),
+                                                     [&] { return make_backend(a.threads, a.precision); });
+    d->set_label(std::to_string(static_cast<std::size_t>(d->backend().threads())) + " threads");
+    return d;
+}
+
+#if !defined(HYPERADAPT_EXAMPLE_WITH_CUDA)
+std::unique_ptr<examples::camtl_glue_device> examples::make_camtl_glue_cuda(const camtl_glue_args&) {
+    throw config_error("--device cuda: this build has no CUDA (configure with -DHYPERADAPT_ENABLE_CUDA=ON on a machine "
+                       "with the CUDA toolkit, then rebuild)");
+}
+#endif
 
 int hyperadapt::examples::camtl_glue_main(int argc, char** argv, const std::string& program) {
     auto parsed = examples::parse_camtl_glue_options(argc, argv, program);

@@ -36,7 +36,7 @@
 
 using namespace hyperadapt;
 using hyperadapt::examples::split_list;
-using policy = examples::policy;  // the backend policy this example runs on (example_support.hpp)
+using policy = examples::policy;  // the backend policy this example runs on (example_cpu_backend.hpp)
 using pha_model = pha_bert<policy, float>;
 
 namespace {
@@ -471,7 +471,7 @@ int run_multitask(policy& b, args& a) {
     j["tasks"] = split_list(a.tasks);
     std::vector<data::task_result> floor;
     for (std::size_t t = 0; t < train.size(); ++t) floor.push_back(examples::constant_predictor(train[t], dev[t]));
-    examples::add_protocol_fields(j, a, r.result, r.test, train, validation, dev, floor);
+    examples::add_protocol_fields(j, a, r.result, r.test, train, validation, dev, floor, examples::cpu_run_device(a.precision));
     append_json(a.json, j);
     return 0;
 }
@@ -586,7 +586,7 @@ int run_transfer(policy& b, args& a) {
     j["source_tasks"] = source_names;
     if (a.model == "pha") j["tune"] = a.tune;
     examples::add_protocol_fields(j, a, r.result, r.test, train, validation,
-                                  dev, {examples::constant_predictor(train[0], dev[0])});
+                                  dev, {examples::constant_predictor(train[0], dev[0])}, examples::cpu_run_device(a.precision));
     if (match) {
         j["source"] = source_card ? a.source_model : a.source;
         j["retrieved"] = match->task < source_names.size() ? source_names[match->task] : std::to_string(match->task);
@@ -728,6 +728,9 @@ int hyperadapt::examples::pha_fewshot_main(int argc, char** argv, const std::str
     if (const int* rc = std::get_if<int>(&parsed)) return *rc;
     args& a = std::get<args>(parsed);
     return examples::run_main(program, [&] {
+        if (a.device == "cuda")
+            throw config_error("--device cuda: the PHA recipe trains on the CPU only so far (02_camtl_glue and "
+                               "`hyperadapt train camtl` take --device cuda)");
         // The demo's 64-wide matrices are too small to share between threads: one thread unless --threads says.
         const int threads = a.threads > 0 ? a.threads : a.mode == "demo" ? 1 : policy::options{}.threads;
         policy b = examples::make_backend(threads, a.precision);

@@ -14,7 +14,7 @@
 #include "hyperadapt/nn/parameters.hpp"
 #include "hyperadapt/optim/adamw.hpp"
 #include "hyperadapt/optim/clip.hpp"
-#include "../example_support.hpp"
+#include "../example_cpu_backend.hpp"
 
 namespace hyperadapt::examples {
 using camtl_recipe_model = camtl_model<policy, float>;

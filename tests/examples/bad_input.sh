@@ -63,6 +63,17 @@ for v in 0 -1 1e3 99999999999; do expect "02 --batch $v" 2 "--batch" "$b2" --bat
 for v in -4 1e9 two; do expect "02 --threads $v" 2 "--threads" "$b2" --threads "$v"; done
 for v in fp16 BF16 ""; do expect "02 --precision '$v'" 2 "--precision" "$b2" --precision "$v"; done
 for v in nan -1 inf; do expect "02 --lr $v" 2 "--lr" "$b2" --lr "$v"; done
+for v in tpu gpu CUDA ""; do expect "02 --device '$v'" 2 "--device" "$b2" --device "$v"; done
+for v in -1 1024 x; do expect "02 --gpu $v" 2 "--gpu" "$b2" --device cuda --gpu "$v"; done
+expect "02 --gpu without --device cuda" 2 "--gpu" "$b2" --gpu 1
+expect "02 --device cuda --precision bf16" 2 "--precision" "$b2" --device cuda --precision bf16
+# Here (no GPU; with or without CUDA in the build): refused before anything is read or written, naming the device.
+if ! command -v nvidia-smi >/dev/null 2>&1 || ! nvidia-smi -L >/dev/null 2>&1; then
+  expect "02 --device cuda without a GPU" 1 "--device cuda" "$b2" --device cuda --json results.jsonl
+  expect "02 --device cuda, real recipe, without a GPU" 1 "--device cuda" "$b2" "${real[@]}" --device cuda
+elif "$b2" --help | grep -q -- "--gpu"; then  # a GPU machine: an index past its GPUs
+  expect "02 --gpu past the machine's GPUs" 1 "--gpu 1023" "$b2" --device cuda --gpu 1023 --json results.jsonl
+fi
 expect "02 --train-per-task -1" 2 "--train-per-task" "$b2" "${real[@]}" --train-per-task -1
 expect "02 --eval-every -1" 2 "--eval-every" "$b2" --eval-every -1
 expect "02 --steps -1" 2 "--steps" "$b2" --steps -1
@@ -96,6 +107,7 @@ expect "03 --k 0" 2 "--k" "$b3" --mode transfer --checkpoint ck_good --data data
 expect "03 --epochs nan" 2 "--epochs" "$b3" --epochs nan
 expect "03 --threads -4" 2 "--threads" "$b3" --threads -4
 expect "03 --precision fp8" 2 "--precision" "$b3" --precision fp8
+expect "03 --device cuda" 1 "--device cuda" "$b3" --device cuda --json results.jsonl
 expect "03 --passes three" 2 "--passes" "$b3" --passes three
 expect "03 --source missing" 2 "--source" "$b3" --mode transfer --checkpoint ck_good --data data --source no.safetensors
 expect "03 --source is a FIFO" 2 "--source" "$b3" --mode transfer --checkpoint ck_good --data data --source fifo
