@@ -67,7 +67,7 @@ inline std::string fp32_kernels() {
 
 /// What ran a CPU run's products, for its record.
 inline run_device cpu_run_device(const std::string& precision) {
-    return {.device = "cpu", .gemm = gemm_description(precision), .kernels = fp32_kernels()};
+    return {.device = "cpu", .gemm = gemm_description(precision), .kernels = fp32_kernels(), .label = {}};
 }
 
 }  // namespace hyperadapt::examples

@@ -33,9 +33,10 @@
 namespace hyperadapt::examples {
 
 /// Where a run's products ran, for its record: "cpu" or "cuda:N (name)", the GEMM ("cblas", "eigen",
-/// "onednn-bf16+cblas", "cublas") and, for OpenBLAS, the kernels it chose (their speed differs).
+/// "onednn-bf16+cblas", "cublas") and, for OpenBLAS, the kernels it chose (their speed differs); `label` is what
+/// the run's first line says ("2 threads", "GPU 0 (NVIDIA H100 ...)"), not recorded.
 struct run_device {
-    std::string device, gemm, kernels;
+    std::string device, gemm, kernels, label;
 };
 
 /// Refuses a config.json whose sizes no run could allocate (a typo, or a hostile file) before anything is

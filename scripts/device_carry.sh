@@ -3,8 +3,8 @@
 # device machine lacks (Boost.Test, Google Benchmark) into .devcarry/, the folder a GPU machine receives
 # (git ignores it); scripts/device_checks.sh runs them there. The binaries need only glibc <= this
 # machine's and the CUDA 13 runtime, cuBLAS and NCCL of the GPU machine (libnccl is ~220 MB, over the carry
-# limit: device_checks.sh finds the one of PyTorch's wheels there). 02_camtl_glue (--device cuda against --device
-# cpu) also needs OpenBLAS, oneDNN and utf8proc, 80 MB together: they travel xz-compressed (lib-examples.tar.xz),
+# limit: device_checks.sh finds the one of PyTorch's wheels there). 02_camtl_glue and 03_pha_fewshot (--device cuda
+# against --device cpu) also need OpenBLAS, oneDNN and utf8proc, 80 MB together: they travel xz-compressed (lib-examples.tar.xz),
 # with the small checkpoint and GLUE folder of tests/examples/make_inputs.py.
 #   usage: scripts/device_carry.sh [build-dir]      (default build-cuda; configured with CUDA and benchmarks)
 set -euo pipefail
@@ -13,13 +13,13 @@ build="${1:-$root/build-cuda}"
 carry="$root/.devcarry"
 cmake -S "$root" -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release -DHYPERADAPT_ENABLE_CUDA=ON \
   -DHYPERADAPT_BUILD_BENCHMARKS=ON -DHYPERADAPT_BUILD_EXAMPLES=ON >/dev/null
-cmake --build "$build" --target test_cuda_backend test_cuda_models test_nccl_training bench_pha_step_cuda 02_camtl_glue \
+cmake --build "$build" --target test_cuda_backend test_cuda_models test_nccl_training bench_pha_step_cuda 02_camtl_glue 03_pha_fewshot \
   -j "${JOBS:-1}"
 rm -rf "$carry"
 mkdir -p "$carry/tests" "$carry/benchmarks" "$carry/examples" "$carry/lib" "$carry/inputs"
 cp "$build/tests/test_cuda_backend" "$build/tests/test_cuda_models" "$build/tests/test_nccl_training" "$carry/tests/"
 cp "$build/benchmarks/bench_pha_step_cuda" "$carry/benchmarks/"
-cp "$build/examples/02_camtl_glue" "$carry/examples/"
+cp "$build/examples/02_camtl_glue" "$build/examples/03_pha_fewshot" "$carry/examples/"
 for bin in "$carry"/tests/* "$carry"/benchmarks/*; do
   ldd "$bin" | awk '/libboost|libbenchmark|libgomp/ {print $3}'
 done | sort -u | xargs -r cp -L -t "$carry/lib/"

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # What a GPU machine checks, in one run (the device tool gives a session minutes, not hours): the CUDA backend's
-# primitives and whole models against the CPU, a 1-rank NCCL training run against the plain one, 02_camtl_glue's
-# loss curve with --device cuda against --device cpu (issue 13: fp32 within 1e-4 over 200 steps; the built-in
-# default and the real recipe on a small checkpoint), then the PHA training step against PyTorch on the same GPU.
+# primitives and whole models against the CPU, a 1-rank NCCL training run against the plain one, the loss curves
+# of 02_camtl_glue and 03_pha_fewshot with --device cuda against --device cpu (issue 13: fp32 within 1e-4 over
+# 200 steps; built-in defaults and the real recipes on a small checkpoint), then the PHA training step against
+# PyTorch on the same GPU.
 # Run on the GPU machine from the repository root after scripts/device_carry.sh filled .devcarry here:
 #   run(command="bash scripts/device_checks.sh", carry=[".devcarry"])
 # Logs and the benchmark JSON go to $OUT (or ./device-out). CHECKS="tests examples bench" (default) picks the parts.
@@ -34,25 +35,30 @@ checks="${CHECKS:-tests examples bench}"
 done
 if [[ " $checks " == *" examples "* ]]; then
   mkdir -p "$carry/lib-examples" && tar -C "$carry/lib-examples" -xJf "$carry/lib-examples.tar.xz"
-  ex="$carry/examples/02_camtl_glue"
-  # The same run on both devices: proportional sampling (MT-Uncertainty's choices depend on the model's
-  # outputs, so rounding could change which examples a step takes), fp32, 200 steps, seed 12.
-  builtin=(--steps 200 --eval-every 100 --sampler proportional --quiet)
-  recipe=(--checkpoint "$carry/inputs/checkpoint" --data "$carry/inputs/data" --tasks rte --seq-len 32 --batch 8
-          --steps 200 --eval-every 100 --sampler proportional --model camtl --quiet)
-  for run in builtin recipe; do
-    declare -n opts="$run"
+  # The same runs on both devices: proportional sampling (MT-Uncertainty's choices depend on the model's
+  # outputs, so rounding could change which examples a step takes), fp32, 200 steps, the default seed.
+  small=(--checkpoint "$carry/inputs/checkpoint" --data "$carry/inputs/data" --tasks rte --seq-len 32 --batch 8
+         --steps 200 --eval-every 100 --sampler proportional --quiet)
+  # name | program | options | the run's metrics.jsonl under --out
+  runs=("02_builtin|02_camtl_glue|--steps 200 --eval-every 100 --sampler proportional --quiet|metrics.jsonl"
+        "02_camtl|02_camtl_glue|${small[*]} --model camtl|metrics.jsonl"
+        "03_pha|03_pha_fewshot|${small[*]} --mode multitask --model pha|pha-proportional/metrics.jsonl"
+        "03_demo|03_pha_fewshot||")
+  for spec in "${runs[@]}"; do
+    IFS='|' read -r name program opts metrics <<<"$spec"
     for dev in cpu cuda; do
-      rm -rf "$out/02_${run}_$dev"
-      LD_LIBRARY_PATH="$carry/lib-examples:$LD_LIBRARY_PATH" OMP_NUM_THREADS=2 \
-        "$ex" "${opts[@]}" --device "$dev" --out "$out/02_${run}_$dev" --json "$out/02_${run}_$dev.jsonl" \
-        > "$out/02_${run}_$dev.txt" 2>&1
+      rm -rf "$out/${name}_$dev"
+      # shellcheck disable=SC2086  # opts: a list of words without spaces
+      LD_LIBRARY_PATH="$carry/lib-examples:$LD_LIBRARY_PATH" OMP_NUM_THREADS=2 timeout 900 \
+        "$carry/examples/$program" $opts --device "$dev" --out "$out/${name}_$dev" --json "$out/${name}_$dev.jsonl" \
+        > "$out/${name}_$dev.txt" 2>&1
       rc=$?
-      echo "02_camtl_glue $run --device $dev: rc $rc"; tail -n 12 "$out/02_${run}_$dev.txt"
+      echo "$program $name --device $dev: rc $rc"; tail -n 12 "$out/${name}_$dev.txt"
       [ $rc -eq 0 ] || status=1
     done
-    python3 scripts/compare_loss_curves.py "$out/02_${run}_cpu/metrics.jsonl" "$out/02_${run}_cuda/metrics.jsonl" \
-      --tolerance 1e-4 | tee "$out/02_${run}_compare.txt"
+    [ -n "$metrics" ] || continue
+    python3 scripts/compare_loss_curves.py "$out/${name}_cpu/$metrics" "$out/${name}_cuda/$metrics" --tolerance 1e-4 |
+      tee "$out/${name}_compare.txt"
     [ "${PIPESTATUS[0]}" -eq 0 ] || status=1
   done
 fi

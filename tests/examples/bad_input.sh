@@ -71,8 +71,11 @@ expect "02 --device cuda --precision bf16" 2 "--precision" "$b2" --device cuda -
 if ! command -v nvidia-smi >/dev/null 2>&1 || ! nvidia-smi -L >/dev/null 2>&1; then
   expect "02 --device cuda without a GPU" 1 "--device cuda" "$b2" --device cuda --json results.jsonl
   expect "02 --device cuda, real recipe, without a GPU" 1 "--device cuda" "$b2" "${real[@]}" --device cuda
+  expect "03 --device cuda without a GPU" 1 "--device cuda" "$b3" --device cuda --json results.jsonl
+  expect "03 --device cuda, real recipe, without a GPU" 1 "--device cuda" "$b3" --mode multitask --model pha "${real[@]}" --device cuda
 elif "$b2" --help | grep -q -- "--gpu"; then  # a GPU machine: an index past its GPUs
   expect "02 --gpu past the machine's GPUs" 1 "--gpu 1023" "$b2" --device cuda --gpu 1023 --json results.jsonl
+  expect "03 --gpu past the machine's GPUs" 1 "--gpu 1023" "$b3" --device cuda --gpu 1023 --json results.jsonl
 fi
 expect "02 --train-per-task -1" 2 "--train-per-task" "$b2" "${real[@]}" --train-per-task -1
 expect "02 --eval-every -1" 2 "--eval-every" "$b2" --eval-every -1
@@ -107,7 +110,6 @@ expect "03 --k 0" 2 "--k" "$b3" --mode transfer --checkpoint ck_good --data data
 expect "03 --epochs nan" 2 "--epochs" "$b3" --epochs nan
 expect "03 --threads -4" 2 "--threads" "$b3" --threads -4
 expect "03 --precision fp8" 2 "--precision" "$b3" --precision fp8
-expect "03 --device cuda" 1 "--device cuda" "$b3" --device cuda --json results.jsonl
 expect "03 --passes three" 2 "--passes" "$b3" --passes three
 expect "03 --source missing" 2 "--source" "$b3" --mode transfer --checkpoint ck_good --data data --source no.safetensors
 expect "03 --source is a FIFO" 2 "--source" "$b3" --mode transfer --checkpoint ck_good --data data --source fifo
