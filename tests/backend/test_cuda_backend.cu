@@ -665,6 +665,24 @@ BOOST_AUTO_TEST_CASE_TEMPLATE(reductions_match_cpu, T, real_types) {
     BOOST_TEST(b.sum_squares<T>(0, nullptr) == 0.0);
 }
 
+// gradient_norm's path: sums of squares added on the device, the total copied back once, equal to the host's
+// running sum of sum_squares (the same partials, and adding 1.0 * s rounds as += s).
+BOOST_AUTO_TEST_CASE_TEMPLATE(sum_squares_accumulate_matches_sum_squares, T, real_types) {
+    cuda_backend b;
+    auto total = b.allocate<double>(1);
+    b.fill(total.data(), 1, 0.0);
+    double host_total = 0;
+    for (const std::size_t n : {std::size_t{1}, std::size_t{1000}, std::size_t{0}, std::size_t{300001}}) {
+        const auto x = real_values<T>(n, 135 + static_cast<unsigned>(n % 7));
+        auto dx = upload(b, x);
+        b.sum_squares_accumulate(n, dx.data(), total.data());
+        host_total += b.sum_squares(n, dx.data());
+    }
+    double device_total = -1;
+    b.copy_to_host(total.data(), &device_total, 1);
+    BOOST_TEST(device_total == host_total);
+}
+
 BOOST_AUTO_TEST_CASE_TEMPLATE(adamw_matches_cpu, T, real_types) {
     cuda_backend b;
     const std::size_t n = 2049;

@@ -291,6 +291,26 @@ BOOST_AUTO_TEST_CASE(clip_returns_pre_clip_norm_and_scales_gradients) {
     check_close(to_double(m.weight.grad), {3 * coef, 4 * coef, 0.0}, 1e-14);
 }
 
+// The CPU backend has accumulating_reductions, so gradient_norm adds each tensor's sum of squares into one double
+// in backend memory and hands the total back once (on a GPU: one wait a step, not one per tensor). The total is
+// the running host sum of sum_squares it replaced, bit for bit; frozen tensors stay out; a NaN stays a NaN.
+BOOST_AUTO_TEST_CASE(gradient_norm_sums_in_backend_memory_as_the_host_did) {
+    static_assert(accumulating_reductions<cpu, float> && accumulating_reductions<cpu, double>);
+    cpu b;
+    toy_module<cpu, float> m(b);
+    toy_module<cpu, float>::set(m.weight.grad, {0.1f, -2.5f, 1e-3f});
+    toy_module<cpu, float>::set(m.bias.grad, {7.25f, -0.3f});
+    const double host = std::sqrt(b.sum_squares(3, m.weight.grad.data()) + b.sum_squares(2, m.bias.grad.data()));
+    BOOST_TEST(gradient_norm(m) == host);  // exact: the same additions in the same order
+    m.bias.freeze();
+    BOOST_TEST(gradient_norm(m) == std::sqrt(b.sum_squares(3, m.weight.grad.data())));
+    m.weight.freeze();
+    BOOST_TEST(gradient_norm(m) == 0.0);  // nothing trains
+    m.weight.unfreeze();
+    toy_module<cpu, float>::set(m.weight.grad, {std::numeric_limits<float>::quiet_NaN(), 0.0f, 0.0f});
+    BOOST_TEST(std::isnan(gradient_norm(m)));
+}
+
 BOOST_AUTO_TEST_CASE(clip_handles_bad_input) {
     cpu b;
     toy_module<cpu, double> m(b);

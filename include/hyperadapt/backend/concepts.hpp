@@ -187,6 +187,15 @@ concept fused_primitives = requires(B& b, std::size_t n, std::uint64_t u, T p, c
     b.dropout_forward_backward(n, p, u, u, cx, cx, x, x);
 };
 
+/// Optional reductions that stay in backend memory, so that a caller summing many of them (the gradient norm
+/// over every parameter tensor) waits once, for the total, instead of once per tensor:
+///   sum_squares_accumulate(n, x, acc)   *acc += sum of x[i]^2 in double; acc is one double in backend memory.
+///                                       The same value sum_squares(n, x) hands back, added the same way.
+template <class B, class T>
+concept accumulating_reductions = requires(B& b, std::size_t n, const T* cx, double* acc) {
+    b.sum_squares_accumulate(n, cx, acc);
+};
+
 /// gelu_new's constants, shared by every backend's gelu_new primitives.
 template <class T>
 struct gelu_new_constants {

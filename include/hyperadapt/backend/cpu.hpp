@@ -657,6 +657,11 @@ public:
     [[nodiscard]] double dot(std::size_t n, const T* x, const T* y) {
         return (carr(x, n).template cast<double>() * carr(y, n).template cast<double>()).sum();
     }
+    /// *acc += sum_squares(n, x) (accumulating_reductions; host memory here, so nothing waits either way).
+    template <class T>
+    void sum_squares_accumulate(std::size_t n, const T* x, double* acc) {
+        *acc += sum_squares(n, x);
+    }
     /// AdamW with decoupled weight decay (Loshchilov & Hutter), as torch.optim.AdamW:
     ///   param -= lr * wd * param;  m = b1 m + (1-b1) g;  v = b2 v + (1-b2) g^2;
     ///   param -= lr * (m / bc1) / (sqrt(v / bc2) + eps).

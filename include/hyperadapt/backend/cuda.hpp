@@ -650,6 +650,20 @@ public:
         copy_to_host(scratch.data() + blocks, &result, 1);
         return result;
     }
+    /// *acc += sum x[i]^2 in double, acc in device memory, without waiting (accumulating_reductions:
+    /// gradient_norm adds every tensor's sum this way and copies the total back once). The partial sums are
+    /// sum_squares's, and adding 1.0 * s to *acc rounds as the host's `total += s`, so the total is the same.
+    template <class T>
+    void sum_squares_accumulate(std::size_t n, const T* x, double* acc) {
+        if (n == 0) return;
+        const unsigned blocks = std::min(grid_for(n), reduction_blocks);
+        buffer<double> scratch(cache_, std::size_t{blocks} + 1);
+        HYPERADAPT_CUDA_LAUNCH(detail::ck::dot_partials<T>, blocks, detail::ck::max_block_size, stream_, n, x, x,
+                               scratch.data());
+        HYPERADAPT_CUDA_LAUNCH(detail::ck::sum_partials<>, 1, detail::ck::max_block_size, stream_, std::size_t{blocks},
+                               scratch.data(), scratch.data() + blocks);
+        axpy(std::size_t{1}, 1.0, scratch.data() + blocks, acc);
+    }
     /// AdamW with decoupled weight decay, as torch.optim.AdamW and the CPU backend:
     ///   param -= lr * wd * param;  m = b1 m + (1-b1) g;  v = b2 v + (1-b2) g^2;
     ///   param -= lr * (m / bc1) / (sqrt(v / bc2) + eps).

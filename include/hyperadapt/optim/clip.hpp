@@ -16,11 +16,31 @@ namespace hyperadapt {
 template <parameterized M>
     requires elementwise_backend<typename M::backend_type>
 [[nodiscard]] double gradient_norm(M& model) {
-    double sum = 0;
-    model.visit_parameters([&](const std::string&, parameter<typename M::backend_type, typename M::value_type>& p) {
-        if (p.trainable()) sum += p.grad.backend().sum_squares(p.size(), p.grad.data());
-    });
-    return std::sqrt(sum);
+    using B = typename M::backend_type;
+    using T = typename M::value_type;
+    if constexpr (accumulating_reductions<B, T>) {
+        // Every tensor's sum of squares added in backend memory, the total handed back once: on a GPU one wait
+        // per step instead of one per parameter tensor (issue 13). The same additions in the same order.
+        B* backend = nullptr;
+        model.visit_parameters([&](const std::string&, parameter<B, T>& p) {
+            if (!backend && p.trainable()) backend = &p.grad.backend();
+        });
+        if (!backend) return 0.0;
+        auto total = backend->template allocate<double>(1);
+        backend->fill(total.data(), 1, 0.0);
+        model.visit_parameters([&](const std::string&, parameter<B, T>& p) {
+            if (p.trainable()) p.grad.backend().sum_squares_accumulate(p.size(), p.grad.data(), total.data());
+        });
+        double sum = 0;
+        backend->copy_to_host(total.data(), &sum, 1);
+        return std::sqrt(sum);
+    } else {
+        double sum = 0;
+        model.visit_parameters([&](const std::string&, parameter<B, T>& p) {
+            if (p.trainable()) sum += p.grad.backend().sum_squares(p.size(), p.grad.data());
+        });
+        return std::sqrt(sum);
+    }
 }
 
 /// Clips the global gradient norm to max_norm and returns the norm before clipping. A non-finite norm

@@ -1,0 +1,60 @@
+#pragma once
+// A backend that counts its host round trips: Base (any backend policy) with copy_to_host, copy_from_host,
+// sum_squares, dot and synchronize counted. On a GPU each of these waits for the device (a device-to-host copy or
+// a reduction hands a value back; a host-to-device copy from pageable memory blocks too), so their number per
+// training step is what issue 13 asks to bring down to a few ("one upload per batch"). Counted on the CPU, the
+// number is the same as on the GPU: the layers and the trainer make the same calls on every backend.
+#include <cstddef>
+
+namespace hyperadapt::test {
+
+/// What a backend was asked to do that waits for the device on a GPU.
+struct host_round_trips {
+    std::size_t to_host = 0;     ///< copy_to_host
+    std::size_t from_host = 0;   ///< copy_from_host
+    std::size_t reductions = 0;  ///< sum_squares, dot (a value handed back to the host)
+    std::size_t syncs = 0;       ///< synchronize
+
+    [[nodiscard]] std::size_t total() const noexcept { return to_host + from_host + reductions + syncs; }
+    friend host_round_trips operator-(host_round_trips a, const host_round_trips& b) noexcept {
+        a.to_host -= b.to_host, a.from_host -= b.from_host, a.reductions -= b.reductions, a.syncs -= b.syncs;
+        return a;
+    }
+    friend bool operator==(const host_round_trips&, const host_round_trips&) = default;
+};
+
+/// Base with every host round trip counted in `counted`.
+template <class Base>
+class counting_round_trips : public Base {
+public:
+    using Base::Base;
+
+    host_round_trips counted;
+
+    template <class T>
+    void copy_to_host(const T* src, T* host_dst, std::size_t n) {
+        ++counted.to_host;
+        Base::copy_to_host(src, host_dst, n);
+    }
+    template <class T>
+    void copy_from_host(const T* host_src, T* dst, std::size_t n) {
+        ++counted.from_host;
+        Base::copy_from_host(host_src, dst, n);
+    }
+    template <class T>
+    [[nodiscard]] double sum_squares(std::size_t n, const T* x) {
+        ++counted.reductions;
+        return Base::sum_squares(n, x);
+    }
+    template <class T>
+    [[nodiscard]] double dot(std::size_t n, const T* x, const T* y) {
+        ++counted.reductions;
+        return Base::dot(n, x, y);
+    }
+    void synchronize() {
+        ++counted.syncs;
+        Base::synchronize();
+    }
+};
+
+}  // namespace hyperadapt::test
