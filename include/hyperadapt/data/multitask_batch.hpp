@@ -84,6 +84,32 @@ struct row_group {
 };
 
 namespace detail {
+/// A batch's arrays of one element type, gathered on the host and copied to the backend in one transfer; each
+/// array is then a view of that one upload. On a GPU every host-to-device copy waits, so a batch costs one
+/// upload per element type (token ids, types, task ids and rows as int32; masks as uint8) instead of one per
+/// array and row group (issue 13, "one upload per batch").
+template <memory_backend B, class E>
+class staged_upload {
+public:
+    /// Stages `values` and returns where its view will start.
+    std::size_t add(std::span<const E> values) {
+        const std::size_t at = host_.size();
+        host_.insert(host_.end(), values.begin(), values.end());
+        return at;
+    }
+    void upload(B& backend) {
+        if (!host_.empty()) whole_ = tensor<B, E>::from_host(backend, {host_.size()}, host_);
+    }
+    /// The `s`-shaped array staged at `at`, a view of the upload.
+    [[nodiscard]] tensor<B, E> view(std::size_t at, shape s) const {
+        return whole_.reshaped({whole_.size(), 1}).row_range(at, s.size()).reshaped(s);
+    }
+
+private:
+    std::vector<E> host_;
+    tensor<B, E> whole_;
+};
+
 /// Splits rows of real lengths `used` into groups of consecutive rows in length order that minimise the
 /// positions computed (rows x rounded longest) plus row_group_cost per group. Returns the groups' rows.
 inline std::vector<std::vector<std::size_t>> group_rows_by_length(const std::vector<std::size_t>& used,
@@ -200,8 +226,17 @@ multitask_batch<B, T> make_batch(B& backend, std::span<const encoded_task> tasks
     for (std::size_t r = 0; r < n; ++r) row_used[r] = used_length(std::span<const std::uint8_t>(mask).subspan(r * seq, seq));
     const std::size_t used = *std::max_element(row_used.begin(), row_used.end());
     for (const std::uint8_t m : mask) b.real_tokens += m != 0;
+    // Every array is staged first and uploaded once per element type (detail::staged_upload); `placed` says
+    // where each tensor's view starts.
+    detail::staged_upload<B, std::int32_t> ints;
+    detail::staged_upload<B, std::uint8_t> bytes;
+    struct group_at {
+        std::size_t ids, types, mask, tasks, rows, len;
+    };
+    std::vector<group_at> placed;
+    std::vector<std::vector<std::size_t>> groups;
     if (padding == batch_padding::length_groups) {
-        const auto groups = detail::group_rows_by_length(row_used, seq, group_cost);
+        groups = detail::group_rows_by_length(row_used, seq, group_cost);
         for (const auto& g : groups) {
             std::size_t longest = 0;
             for (const std::size_t r : g) longest = std::max(longest, row_used[r]);
@@ -218,14 +253,7 @@ multitask_batch<B, T> make_batch(B& backend, std::span<const encoded_task> tasks
                 gtask.push_back(task_ids[r]);
                 grows.push_back(static_cast<std::int32_t>(r));
             }
-            row_group<B> rg;
-            rg.input_ids = tensor<B, std::int32_t>::from_host(backend, {g.size(), len}, gi);
-            rg.token_type_ids = tensor<B, std::int32_t>::from_host(backend, {g.size(), len}, gt);
-            rg.mask = tensor<B, std::uint8_t>::from_host(backend, {g.size(), len}, gm);
-            rg.task_ids = tensor<B, std::int32_t>::from_host(backend, {g.size()}, gtask);
-            rg.rows = tensor<B, std::int32_t>::from_host(backend, {g.size()}, grows);
-            rg.host_rows = g;
-            b.groups.push_back(std::move(rg));
+            placed.push_back({ints.add(gi), ints.add(gt), bytes.add(gm), ints.add(gtask), ints.add(grows), len});
         }
     }
     std::size_t len = seq;
@@ -244,10 +272,26 @@ multitask_batch<B, T> make_batch(B& backend, std::span<const encoded_task> tasks
             cut(mask);
         }
     }
-    b.input_ids = tensor<B, std::int32_t>::from_host(backend, {n, len}, ids);
-    b.token_type_ids = tensor<B, std::int32_t>::from_host(backend, {n, len}, types);
-    b.mask = tensor<B, std::uint8_t>::from_host(backend, {n, len}, mask);
-    b.task_ids = tensor<B, std::int32_t>::from_host(backend, {n}, task_ids);
+    const std::size_t ids_at = ints.add(ids), types_at = ints.add(types), tasks_at = ints.add(task_ids),
+                      mask_at = bytes.add(mask);
+    ints.upload(backend);
+    bytes.upload(backend);
+    for (std::size_t k = 0; k < groups.size(); ++k) {
+        const group_at& at = placed[k];
+        const std::size_t rows_in = groups[k].size();
+        row_group<B> rg;
+        rg.input_ids = ints.view(at.ids, {rows_in, at.len});
+        rg.token_type_ids = ints.view(at.types, {rows_in, at.len});
+        rg.mask = bytes.view(at.mask, {rows_in, at.len});
+        rg.task_ids = ints.view(at.tasks, {rows_in});
+        rg.rows = ints.view(at.rows, {rows_in});
+        rg.host_rows = std::move(groups[k]);
+        b.groups.push_back(std::move(rg));
+    }
+    b.input_ids = ints.view(ids_at, {n, len});
+    b.token_type_ids = ints.view(types_at, {n, len});
+    b.mask = bytes.view(mask_at, {n, len});
+    b.task_ids = ints.view(tasks_at, {n});
     b.rows.assign(rows.begin(), rows.end());
     return b;
 }
