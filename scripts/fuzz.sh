@@ -4,12 +4,13 @@
 # corpus earlier runs grew. Any crash, sanitizer report, leak, timeout (> 10 s per input), allocation past
 # 2 GB or exception other than hyperadapt's own fails the script, leaving the input in the build folder.
 #
-#   scripts/fuzz.sh [--seconds N] [--runs N] [--targets "safetensors vocab ..."] [--build DIR] [--jobs N]
+#   scripts/fuzz.sh [--seconds N] [--runs N] [--targets "safetensors vocab ..."] [--build DIR] [--jobs N] [--fork N]
 #
 # --seconds N: at most N seconds per target (default 20 when --runs is not given: the CI budget).
 # --runs N: N executions per target (the recorded campaign: --runs 10000000, docs/hardening.md); with
-# --seconds too, whichever comes first. Without clang or libFuzzer the script says so and exits 0, so
-# that scripts/test.sh still runs everywhere else.
+# --seconds too, whichever comes first. --fork N: N processes on the one corpus (libFuzzer's -fork), the runs
+# counted over all of them. Without clang or libFuzzer the script says so and exits 0, so that scripts/test.sh
+# still runs everywhere else.
 set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -18,6 +19,7 @@ runs=""
 targets="safetensors bert_config vocab wordpiece glue_tsv superglue_jsonl checkpoint model_card"
 build="${HYPERADAPT_FUZZ_BUILD_DIR:-$root/build-fuzz}"
 jobs="${HYPERADAPT_JOBS:-$(nproc 2>/dev/null || echo 2)}"
+fork=""
 while [[ $# -gt 0 ]]; do
   case "$1" in
     --seconds) seconds="$2"; shift 2 ;;
@@ -25,6 +27,7 @@ while [[ $# -gt 0 ]]; do
     --targets) targets="$2"; shift 2 ;;
     --build) build="$2"; shift 2 ;;
     --jobs) jobs="$2"; shift 2 ;;
+    --fork) fork="$2"; shift 2 ;;
     -h|--help) sed -n '2,12p' "$0" | cut -c3-; exit 0 ;;
     *) echo "fuzz.sh: unknown argument '$1' (see --help)" >&2; exit 2 ;;
   esac
@@ -87,6 +90,9 @@ for t in $targets; do
   budget=()
   [[ -n "$runs" ]] && budget+=(-runs="$runs")
   [[ -n "$seconds" ]] && budget+=(-max_total_time="$seconds")
+  # --fork N: libFuzzer's fork mode, N processes fuzzing the one corpus (a campaign on N cores; -runs counts the
+  # executions of all of them); it prints "#N: cov ..." lines and no final stat:: lines.
+  [[ -n "$fork" ]] && budget+=(-fork="$fork")
   log="$build/fuzz_$t.log"
   echo "fuzz.sh: fuzz_$t (${budget[*]}), log $log"
   start=$(date +%s)
@@ -97,6 +103,10 @@ for t in $targets; do
     execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log")
     rate=$(sed -n 's/^stat::average_exec_per_sec: *//p' "$log")
     cov=$(grep -E '^#[0-9]+' "$log" | tail -n 1 | grep -oE 'cov: [0-9]+ ft: [0-9]+ corp: [^ ]+' || true)
+    if [[ -n "$fork" ]]; then  # fork mode: the last "#N: cov ..." line has the total
+      execs=$(grep -oE '^#[0-9]+: cov' "$log" | tail -n 1 | grep -oE '[0-9]+' | head -n 1)
+      rate=$(( ${execs:-0} / ( $(date +%s) - start > 0 ? $(date +%s) - start : 1 ) ))
+    fi
     echo "fuzz.sh: fuzz_$t: ${execs:-?} executions in $(( $(date +%s) - start )) s (${rate:-?}/s), ${cov:-cov ?}, no findings"
   else
     status=1
