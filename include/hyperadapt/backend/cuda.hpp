@@ -640,14 +640,9 @@ public:
     template <class T>
     [[nodiscard]] double dot(std::size_t n, const T* x, const T* y) {
         if (n == 0) return 0.0;
-        const unsigned blocks = std::min(grid_for(n), reduction_blocks);
-        buffer<double> scratch(cache_, std::size_t{blocks} + 1);
-        HYPERADAPT_CUDA_LAUNCH(detail::ck::dot_partials<T>, blocks, detail::ck::max_block_size, stream_, n, x, y,
-                               scratch.data());
-        HYPERADAPT_CUDA_LAUNCH(detail::ck::sum_partials<>, 1, detail::ck::max_block_size, stream_, std::size_t{blocks},
-                               scratch.data(), scratch.data() + blocks);
+        const buffer<double> on_device = dot_on_device(n, x, y);
         double result = 0.0;
-        copy_to_host(scratch.data() + blocks, &result, 1);
+        copy_to_host(on_device.data(), &result, 1);
         return result;
     }
     /// *acc += sum x[i]^2 in double, acc in device memory, without waiting (accumulating_reductions:
@@ -656,13 +651,8 @@ public:
     template <class T>
     void sum_squares_accumulate(std::size_t n, const T* x, double* acc) {
         if (n == 0) return;
-        const unsigned blocks = std::min(grid_for(n), reduction_blocks);
-        buffer<double> scratch(cache_, std::size_t{blocks} + 1);
-        HYPERADAPT_CUDA_LAUNCH(detail::ck::dot_partials<T>, blocks, detail::ck::max_block_size, stream_, n, x, x,
-                               scratch.data());
-        HYPERADAPT_CUDA_LAUNCH(detail::ck::sum_partials<>, 1, detail::ck::max_block_size, stream_, std::size_t{blocks},
-                               scratch.data(), scratch.data() + blocks);
-        axpy(std::size_t{1}, 1.0, scratch.data() + blocks, acc);
+        const buffer<double> on_device = dot_on_device(n, x, x);
+        axpy(std::size_t{1}, 1.0, on_device.data(), acc);
     }
     /// AdamW with decoupled weight decay, as torch.optim.AdamW and the CPU backend:
     ///   param -= lr * wd * param;  m = b1 m + (1-b1) g;  v = b2 v + (1-b2) g^2;
@@ -678,6 +668,19 @@ public:
     }
 
 private:
+    /// sum x[i] * y[i] in double (n > 0), enqueued: the one-element device buffer it will be in. Partial sums
+    /// per block, then their sum, in an order fixed by n: deterministic. The partials' scratch goes back to
+    /// the cache at once, which is safe on the one stream (see the top of this header).
+    template <class T>
+    [[nodiscard]] buffer<double> dot_on_device(std::size_t n, const T* x, const T* y) {
+        const unsigned blocks = std::min(grid_for(n), reduction_blocks);
+        buffer<double> partials(cache_, std::size_t{blocks}), result(cache_, 1);
+        HYPERADAPT_CUDA_LAUNCH(detail::ck::dot_partials<T>, blocks, detail::ck::max_block_size, stream_, n, x, y,
+                               partials.data());
+        HYPERADAPT_CUDA_LAUNCH(detail::ck::sum_partials<>, 1, detail::ck::max_block_size, stream_, std::size_t{blocks},
+                               partials.data(), result.data());
+        return result;
+    }
     static constexpr unsigned reduction_blocks = 1024;  ///< partial sums of dot/sum_squares
     static constexpr unsigned max_grid = 1u << 20;      ///< grid-stride loops cover the rest
 
