@@ -31,6 +31,7 @@
 #include "hyperadapt/core/errors.hpp"
 #include "hyperadapt/data/example_ref.hpp"
 #include "hyperadapt/data/task.hpp"
+#include "hyperadapt/tensor/staged_upload.hpp"
 #include "hyperadapt/tensor/tensor.hpp"
 
 namespace hyperadapt {
@@ -84,32 +85,6 @@ struct row_group {
 };
 
 namespace detail {
-/// A batch's arrays of one element type, gathered on the host and copied to the backend in one transfer; each
-/// array is then a view of that one upload. On a GPU every host-to-device copy waits, so a batch costs one
-/// upload per element type (token ids, types, task ids and rows as int32; masks as uint8) instead of one per
-/// array and row group (issue 13, "one upload per batch").
-template <memory_backend B, class E>
-class staged_upload {
-public:
-    /// Stages `values` and returns where its view will start.
-    std::size_t add(std::span<const E> values) {
-        const std::size_t at = host_.size();
-        host_.insert(host_.end(), values.begin(), values.end());
-        return at;
-    }
-    void upload(B& backend) {
-        if (!host_.empty()) whole_ = tensor<B, E>::from_host(backend, {host_.size()}, host_);
-    }
-    /// The `s`-shaped array staged at `at`, a view of the upload.
-    [[nodiscard]] tensor<B, E> view(std::size_t at, shape s) const {
-        return whole_.reshaped({whole_.size(), 1}).row_range(at, s.size()).reshaped(s);
-    }
-
-private:
-    std::vector<E> host_;
-    tensor<B, E> whole_;
-};
-
 /// Splits rows of real lengths `used` into groups of consecutive rows in length order that minimise the
 /// positions computed (rows x rounded longest) plus row_group_cost per group. Returns the groups' rows.
 inline std::vector<std::vector<std::size_t>> group_rows_by_length(const std::vector<std::size_t>& used,
@@ -226,10 +201,10 @@ multitask_batch<B, T> make_batch(B& backend, std::span<const encoded_task> tasks
     for (std::size_t r = 0; r < n; ++r) row_used[r] = used_length(std::span<const std::uint8_t>(mask).subspan(r * seq, seq));
     const std::size_t used = *std::max_element(row_used.begin(), row_used.end());
     for (const std::uint8_t m : mask) b.real_tokens += m != 0;
-    // Every array is staged first and uploaded once per element type (detail::staged_upload); `placed` says
+    // Every array is staged first and uploaded once per element type (tensor/staged_upload.hpp); `placed` says
     // where each tensor's view starts.
-    detail::staged_upload<B, std::int32_t> ints;
-    detail::staged_upload<B, std::uint8_t> bytes;
+    staged_upload<B, std::int32_t> ints;
+    staged_upload<B, std::uint8_t> bytes;
     struct group_at {
         std::size_t ids, types, mask, tasks, rows, len;
     };

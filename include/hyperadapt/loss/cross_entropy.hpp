@@ -1,5 +1,6 @@
 #pragma once
 #include <cstdint>
+#include <span>
 #include <string>
 
 #include "hyperadapt/backend/concepts.hpp"
@@ -13,7 +14,7 @@ namespace hyperadapt {
 ///
 /// Logits (..., classes), labels of the leading shape (...) as tensor<B, std::int32_t> (see
 /// layers/embedding.hpp). Labels are copied to the host once per forward, to validate them and to count the
-/// rows the mean runs over.
+/// rows the mean runs over, unless the caller hands their host copy in.
 ///
 /// `ignore_index` must be negative (default -1): the backend kernels skip every negative label, so a
 /// non-negative one could not be honoured. Other negative labels are errors, like any label >= classes.
@@ -43,14 +44,23 @@ public:
 
     /// Returns the mean loss (also kept in ctx.loss), summed in double.
     double forward(const tensor<B, T>& logits, const labels_type& labels, context& ctx) const {
+        return forward(logits, labels, labels.to_host(), ctx);
+    }
+    /// The same with the labels' host copy given (`host_labels`, equal to `labels`): a caller that built the
+    /// labels on the host saves the copy back (on a GPU, a wait).
+    double forward(const tensor<B, T>& logits, const labels_type& labels, std::span<const std::int32_t> host_labels,
+                   context& ctx) const {
         const hyperadapt::shape& ls = logits.shape();
         if (ls.rank() < 2 || ls.cols() == 0)
             throw shape_error(name_ + ": logits have shape " + ls.str() + ", expected (..., classes)");
         expect_shape(name_.c_str(), "labels", leading_shape(ls), labels.shape());
         const std::size_t rows = logits.rows(), classes = logits.cols();
+        if (host_labels.size() != rows)
+            throw shape_error(name_ + ": " + std::to_string(host_labels.size()) + " host labels for " +
+                              std::to_string(rows) + " rows");
 
         std::size_t counted = 0;
-        const auto host = labels.to_host();
+        const auto host = host_labels;
         for (std::size_t r = 0; r < rows; ++r) {
             if (host[r] == ignore_index_) continue;
             if (host[r] < 0 || static_cast<std::size_t>(host[r]) >= classes)
