@@ -79,6 +79,7 @@ struct row_group {
     tensor<B, std::int32_t> task_ids;        // (n)
     tensor<B, std::int32_t> rows;            // (n): which rows of the batch, in the group's order
     std::vector<std::size_t> host_rows;      // the same on the host
+    std::vector<std::int32_t> host_task_ids;  // task_ids on the host (layer_condition::host_task_ids)
 
     [[nodiscard]] std::size_t size() const noexcept { return host_rows.size(); }
     [[nodiscard]] std::size_t length() const noexcept { return input_ids.empty() ? 0 : input_ids.shape()[1]; }
@@ -139,6 +140,7 @@ struct multitask_batch {
     tensor<B, std::int32_t> token_type_ids;  // (rows, seq)
     tensor<B, std::uint8_t> mask;            // (rows, seq): an attention_mask<B>, 1 = token, 0 = padding
     tensor<B, std::int32_t> task_ids;        // (rows)
+    std::vector<std::int32_t> host_task_ids;  // task_ids on the host (layer_condition::host_task_ids)
     std::vector<sample_ref> rows;
     std::vector<std::int32_t> labels;  // host copies for losses, metrics and samplers
     std::vector<float> scores;
@@ -210,6 +212,7 @@ multitask_batch<B, T> make_batch(B& backend, std::span<const encoded_task> tasks
     };
     std::vector<group_at> placed;
     std::vector<std::vector<std::size_t>> groups;
+    std::vector<std::vector<std::int32_t>> group_tasks;
     if (padding == batch_padding::length_groups) {
         groups = detail::group_rows_by_length(row_used, seq, group_cost);
         for (const auto& g : groups) {
@@ -229,6 +232,7 @@ multitask_batch<B, T> make_batch(B& backend, std::span<const encoded_task> tasks
                 grows.push_back(static_cast<std::int32_t>(r));
             }
             placed.push_back({ints.add(gi), ints.add(gt), bytes.add(gm), ints.add(gtask), ints.add(grows), len});
+            group_tasks.push_back(std::move(gtask));
         }
     }
     std::size_t len = seq;
@@ -261,12 +265,14 @@ multitask_batch<B, T> make_batch(B& backend, std::span<const encoded_task> tasks
         rg.task_ids = ints.view(at.tasks, {rows_in});
         rg.rows = ints.view(at.rows, {rows_in});
         rg.host_rows = std::move(groups[k]);
+        rg.host_task_ids = std::move(group_tasks[k]);
         b.groups.push_back(std::move(rg));
     }
     b.input_ids = ints.view(ids_at, {n, len});
     b.token_type_ids = ints.view(types_at, {n, len});
     b.mask = bytes.view(mask_at, {n, len});
     b.task_ids = ints.view(tasks_at, {n});
+    b.host_task_ids = std::move(task_ids);
     b.rows.assign(rows.begin(), rows.end());
     return b;
 }

@@ -1,7 +1,9 @@
 #pragma once
 #include <cstdint>
 #include <optional>
+#include <span>
 #include <string>
+#include <vector>
 
 #include "hyperadapt/backend/concepts.hpp"
 #include "hyperadapt/core/shape.hpp"
@@ -64,15 +66,18 @@ public:
     parameter<B, T>& weight() noexcept { return weight_; }
     const parameter<B, T>& weight() const noexcept { return weight_; }
 
-    tensor<B, T> forward(const ids_type& ids, context& ctx, run_mode = {}) const {
-        tensor<B, T> y = apply(ids);
+    /// `host_ids`: the ids' host copy where the caller has it; the range check then reads it instead of copying
+    /// the ids back (on a GPU, a wait). Empty: the layer copies them.
+    tensor<B, T> forward(const ids_type& ids, context& ctx, run_mode = {},
+                         std::span<const std::int32_t> host_ids = {}) const {
+        tensor<B, T> y = apply(ids, host_ids);
         ctx.ids = ids;
         return y;
     }
 
     /// Forward without saving anything for backward.
-    tensor<B, T> apply(const ids_type& ids) const {
-        check_ids(ids);
+    tensor<B, T> apply(const ids_type& ids, std::span<const std::int32_t> host_ids = {}) const {
+        check_ids(ids, host_ids);
         tensor<B, T> y(*backend_, output_shape(ids.shape()));
         backend_->gather_rows(ids.size(), dim_, weight_.value.data(), ids.data(), y.data());
         return y;
@@ -103,10 +108,14 @@ public:
 
     /// Throws unless every id indexes a row of the table; the message names the layer, the first bad id,
     /// its position and the table size.
-    void check_ids(const ids_type& ids) const {
+    void check_ids(const ids_type& ids, std::span<const std::int32_t> host_ids = {}) const {
         if (ids.shape().rank() < 1 || ids.shape().rank() > 3)
             throw shape_error(name_ + ": ids have shape " + ids.shape().str() + ", expected rank 1 to 3");
-        const auto host = ids.to_host();
+        if (!host_ids.empty() && host_ids.size() != ids.size())
+            throw shape_error(name_ + ": " + std::to_string(host_ids.size()) + " host ids for " +
+                              std::to_string(ids.size()) + " ids");
+        const std::vector<std::int32_t> host =
+            host_ids.empty() ? ids.to_host() : std::vector<std::int32_t>(host_ids.begin(), host_ids.end());
         for (std::size_t i = 0; i < host.size(); ++i)
             if (host[i] < 0 || static_cast<std::size_t>(host[i]) >= num_)
                 throw error(name_ + ": id " + std::to_string(host[i]) + " at position " + std::to_string(i) +

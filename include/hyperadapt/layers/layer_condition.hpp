@@ -4,6 +4,8 @@
 //
 //   mask             (batch, seq) padding mask, or null: no padding
 //   task_ids         (batch) int32: every row's task (conditional layer norms, per-task tables)
+//   host_task_ids    the same ids on the host when the model has them (empty otherwise): a layer that needs them
+//                    there reads them instead of copying task_ids back (on a GPU, a wait per layer)
 //   task_embedding   (batch, d) the task condition z' (CA-MTL's block-diagonal bias, CLN, adapters)
 //   generated        per encoder layer (indexed by the layer's position in the encoder), the adapter weights a
 //                    generator made for this batch (PHA's hypernetwork, HyperFormer++'s, per-task tables)
@@ -11,6 +13,7 @@
 // The weight types are only declared here, so a CA-MTL build does not compile PHA's adapters.
 #include <cstddef>
 #include <cstdint>
+#include <span>
 #include <vector>
 
 #include "hyperadapt/backend/concepts.hpp"
@@ -40,6 +43,7 @@ template <class B, class T>
 struct layer_condition {
     const attention_mask<B>* mask = nullptr;
     const tensor<B, std::int32_t>* task_ids = nullptr;
+    std::span<const std::int32_t> host_task_ids{};
     const tensor<B, T>* task_embedding = nullptr;
     const std::vector<generated_adapters<B, T>>* generated = nullptr;
 

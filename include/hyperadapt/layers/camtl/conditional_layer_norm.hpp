@@ -25,6 +25,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <optional>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -108,13 +109,15 @@ public:
     parameter<B, T>& bias() noexcept { return bias_; }
     film<B, T>& weight_modulation() noexcept { return weight_mod_; }
 
+    /// `host_task_ids`: task_ids' host copy where the caller has it (layer_condition::host_task_ids); empty: the
+    /// layer copies task_ids back itself.
     tensor<B, T> forward(const tensor<B, T>& x, const tensor<B, T>& condition, const ids_type& task_ids,
-                         context& ctx, run_mode mode = {}) const {
+                         context& ctx, run_mode mode = {}, std::span<const std::int32_t> host_task_ids = {}) const {
         check_inputs(x, condition, task_ids);
         const std::size_t nb = x.shape()[0], rows = x.rows() / nb, d = features_;
         ctx.input = x;
         ctx.batch = nb;
-        tensor<B, T> cond = select_condition_rows(condition, task_ids, ctx);  // (used, d_cond)
+        tensor<B, T> cond = select_condition_rows(condition, task_ids, host_task_ids, ctx);  // (used, d_cond)
         const std::size_t used = cond.shape()[0];
 
         ctx.gains = weight_mod_.forward(broadcast(weight_, used), cond, ctx.weight_mod, mode);
@@ -177,7 +180,8 @@ public:
 
 private:
     /// The condition rows the modulation reads, and which of them each example uses (ctx.slot).
-    tensor<B, T> select_condition_rows(const tensor<B, T>& condition, const ids_type& task_ids, context& ctx) const {
+    tensor<B, T> select_condition_rows(const tensor<B, T>& condition, const ids_type& task_ids,
+                                       std::span<const std::int32_t> host_task_ids, context& ctx) const {
         const std::size_t nb = condition.shape()[0];
         ctx.slot.assign(nb, 0);
         ctx.source_rows = {};
@@ -186,7 +190,12 @@ private:
             return condition;
         }
         // Task ids in ascending order (as torch.unique), each with the first example that carries it.
-        const std::vector<std::int32_t> ids = task_ids.to_host();
+        if (!host_task_ids.empty() && host_task_ids.size() != task_ids.size())
+            throw shape_error(name_ + ": " + std::to_string(host_task_ids.size()) + " host task ids for " +
+                              std::to_string(task_ids.size()) + " task ids");
+        const std::vector<std::int32_t> ids =
+            host_task_ids.empty() ? task_ids.to_host()
+                                  : std::vector<std::int32_t>(host_task_ids.begin(), host_task_ids.end());
         std::vector<std::int32_t> tasks(ids);
         std::sort(tasks.begin(), tasks.end());
         tasks.erase(std::unique(tasks.begin(), tasks.end()), tasks.end());
@@ -247,7 +256,8 @@ struct conditional_post_layer_norm {
         void initialize(Rng& rng, T stddev) { norm_.initialize(rng, stddev); }
         tensor<B, T> forward(const tensor<B, T>& x, const layer_condition<B, T>& c, context& ctx, run_mode mode) const {
             if (!c.task_embedding) throw error(norm_.name() + ": a conditional layer norm needs the task embedding z'");
-            return norm_.forward(x, *c.task_embedding, c.task_ids ? *c.task_ids : tensor<B, std::int32_t>{}, ctx, mode);
+            return norm_.forward(x, *c.task_embedding, c.task_ids ? *c.task_ids : tensor<B, std::int32_t>{}, ctx, mode,
+                                 c.host_task_ids);
         }
         /// Adds dz' into dz.
         tensor<B, T> backward(const tensor<B, T>& dy, context& ctx, tensor<B, T>& dz) {
