@@ -5,11 +5,13 @@
 # 2 GB or exception other than hyperadapt's own fails the script, leaving the input in the build folder.
 #
 #   scripts/fuzz.sh [--seconds N] [--runs N] [--targets "safetensors vocab ..."] [--build DIR] [--jobs N] [--fork N]
+#                  [--max-len BYTES]
 #
 # --seconds N: at most N seconds per target (default 20 when --runs is not given: the CI budget).
 # --runs N: N executions per target (the recorded campaign: --runs 10000000, docs/hardening.md); with
 # --seconds too, whichever comes first. --fork N: N processes on the one corpus (libFuzzer's -fork), the runs
-# counted over all of them. Without clang or libFuzzer the script says so and exits 0, so that scripts/test.sh
+# counted over all of them. --max-len BYTES: the largest input libFuzzer makes (default 16384; libFuzzer's own
+# default is 4096). Without clang or libFuzzer the script says so and exits 0, so that scripts/test.sh
 # still runs everywhere else.
 set -euo pipefail
 
@@ -20,6 +22,7 @@ targets="safetensors bert_config vocab wordpiece glue_tsv superglue_jsonl checkp
 build="${HYPERADAPT_FUZZ_BUILD_DIR:-$root/build-fuzz}"
 jobs="${HYPERADAPT_JOBS:-$(nproc 2>/dev/null || echo 2)}"
 fork=""
+max_len=16384
 while [[ $# -gt 0 ]]; do
   case "$1" in
     --seconds) seconds="$2"; shift 2 ;;
@@ -28,7 +31,8 @@ while [[ $# -gt 0 ]]; do
     --build) build="$2"; shift 2 ;;
     --jobs) jobs="$2"; shift 2 ;;
     --fork) fork="$2"; shift 2 ;;
-    -h|--help) sed -n '2,12p' "$0" | cut -c3-; exit 0 ;;
+    --max-len) max_len="$2"; shift 2 ;;
+    -h|--help) sed -n '2,15p' "$0" | cut -c3-; exit 0 ;;
     *) echo "fuzz.sh: unknown argument '$1' (see --help)" >&2; exit 2 ;;
   esac
 done
@@ -97,7 +101,7 @@ for t in $targets; do
   echo "fuzz.sh: fuzz_$t (${budget[*]}), log $log"
   start=$(date +%s)
   if ASAN_OPTIONS="detect_leaks=1:allocator_may_return_null=0" UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1" \
-     "$build/fuzz_$t" "${budget[@]}" -timeout=10 -rss_limit_mb=2560 -malloc_limit_mb=2048 -max_len=16384 \
+     "$build/fuzz_$t" "${budget[@]}" -timeout=10 -rss_limit_mb=2560 -malloc_limit_mb=2048 -max_len="$max_len" \
        -dict="$root/tests/fuzz/json.dict" -print_funcs=0 -artifact_prefix="$build/artifacts/$t/" -print_final_stats=1 \
        "$corpus" "$seeds/$t" >"$log" 2>&1; then
     execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log")
