@@ -131,6 +131,33 @@ BOOST_AUTO_TEST_CASE(embedding_out_of_range_id_names_layer_id_and_table_size) {
     BOOST_CHECK_THROW(embedding<cpu>(b, 4, 4, "e", 4), config_error);
 }
 
+// The ids' host copy, where the batch kept one, is what the range check reads (no copy back): a copy that
+// says otherwise than the ids is believed, and one of the wrong length is refused naming the layer.
+BOOST_AUTO_TEST_CASE(embedding_range_check_reads_the_host_ids_it_is_given) {
+    cpu b;
+    embedding<cpu, float> emb(b, 8, 2, "task_embedding");
+    embedding<cpu, float>::context ctx;
+    const auto good = ids(b, {3}, {1, 2, 3});
+    const std::vector<std::int32_t> claims_bad{1, 9, 3}, too_few{1, 2};
+    try {
+        (void)emb.forward(good, ctx, {}, claims_bad);
+        BOOST_FAIL("expected the host ids' 9 to be refused");
+    } catch (const error& e) {
+        const std::string msg = e.what();
+        BOOST_TEST(msg.find("task_embedding: id 9 at position 1") != std::string::npos, msg);
+    }
+    try {
+        (void)emb.forward(good, ctx, {}, too_few);
+        BOOST_FAIL("expected two host ids for three ids to be refused");
+    } catch (const shape_error& e) {
+        const std::string msg = e.what();
+        BOOST_TEST(msg.find("task_embedding: 2 host values for a tensor of 3") != std::string::npos, msg);
+    }
+    const std::vector<std::int32_t> same{1, 2, 3};
+    BOOST_TEST(emb.forward(good, ctx, {}, same).to_host() == emb.apply(good).to_host(),
+               boost::test_tools::per_element());
+}
+
 BOOST_AUTO_TEST_CASE(frozen_embedding_gets_no_gradient) {
     cpu b;
     embedding<cpu, float> emb(b, 5, 2, "emb");

@@ -111,11 +111,8 @@ public:
     void check_ids(const ids_type& ids, std::span<const std::int32_t> host_ids = {}) const {
         if (ids.shape().rank() < 1 || ids.shape().rank() > 3)
             throw shape_error(name_ + ": ids have shape " + ids.shape().str() + ", expected rank 1 to 3");
-        if (!host_ids.empty() && host_ids.size() != ids.size())
-            throw shape_error(name_ + ": " + std::to_string(host_ids.size()) + " host ids for " +
-                              std::to_string(ids.size()) + " ids");
-        const std::vector<std::int32_t> host =
-            host_ids.empty() ? ids.to_host() : std::vector<std::int32_t>(host_ids.begin(), host_ids.end());
+        std::vector<std::int32_t> copied;
+        const std::span<const std::int32_t> host = ids.host_values(host_ids, copied, name_);
         for (std::size_t i = 0; i < host.size(); ++i)
             if (host[i] < 0 || static_cast<std::size_t>(host[i]) >= num_)
                 throw error(name_ + ": id " + std::to_string(host[i]) + " at position " + std::to_string(i) +

@@ -60,11 +60,11 @@ public:
                               std::to_string(rows) + " rows");
 
         std::size_t counted = 0;
-        const auto host = host_labels;
         for (std::size_t r = 0; r < rows; ++r) {
-            if (host[r] == ignore_index_) continue;
-            if (host[r] < 0 || static_cast<std::size_t>(host[r]) >= classes)
-                throw error(name_ + ": label " + std::to_string(host[r]) + " at row " + std::to_string(r) +
+            const std::int32_t label = host_labels[r];
+            if (label == ignore_index_) continue;
+            if (label < 0 || static_cast<std::size_t>(label) >= classes)
+                throw error(name_ + ": label " + std::to_string(label) + " at row " + std::to_string(r) +
                             " is out of range for " + std::to_string(classes) + " classes (ignore_index is " +
                             std::to_string(ignore_index_) + ")");
             ++counted;

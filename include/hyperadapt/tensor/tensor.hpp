@@ -8,6 +8,7 @@
 #include <memory>
 #include <span>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "hyperadapt/backend/concepts.hpp"
@@ -90,6 +91,21 @@ public:
         std::vector<T> out(size());
         if (!empty()) backend().copy_to_host(data_, out.data(), size());
         return out;
+    }
+
+    /// The values on the host, copied only where the caller does not have them already: `known` when given
+    /// (it must hold size() values; `owner` names the layer in the error), else a copy into `storage`. A layer
+    /// that reads ids the batch kept on the host saves the copy back (on a GPU, a wait).
+    [[nodiscard]] std::span<const T> host_values(std::span<const T> known, std::vector<T>& storage,
+                                                 std::string_view owner) const {
+        if (known.empty()) {
+            storage = to_host();
+            return storage;
+        }
+        if (known.size() != size())
+            throw shape_error(std::string(owner) + ": " + std::to_string(known.size()) + " host values for a tensor of " +
+                              std::to_string(size()) + " (shape " + shape_.str() + ")");
+        return known;
     }
 
     void fill(T value) { backend().fill(data_, size(), value); }

@@ -190,13 +190,9 @@ private:
             return condition;
         }
         // Task ids in ascending order (as torch.unique), each with the first example that carries it.
-        if (!host_task_ids.empty() && host_task_ids.size() != task_ids.size())
-            throw shape_error(name_ + ": " + std::to_string(host_task_ids.size()) + " host task ids for " +
-                              std::to_string(task_ids.size()) + " task ids");
-        const std::vector<std::int32_t> ids =
-            host_task_ids.empty() ? task_ids.to_host()
-                                  : std::vector<std::int32_t>(host_task_ids.begin(), host_task_ids.end());
-        std::vector<std::int32_t> tasks(ids);
+        std::vector<std::int32_t> copied;
+        const std::span<const std::int32_t> ids = task_ids.host_values(host_task_ids, copied, name_);
+        std::vector<std::int32_t> tasks(ids.begin(), ids.end());
         std::sort(tasks.begin(), tasks.end());
         tasks.erase(std::unique(tasks.begin(), tasks.end()), tasks.end());
         std::vector<std::int32_t> first(tasks.size(), -1);
