@@ -120,3 +120,30 @@ BOOST_AUTO_TEST_CASE(length_groups_hold_every_row_once_each_padded_to_its_own_lo
     const auto one = make_batch<cpu, float>(b, even, std::vector<sample_ref>{{0, 0}, {0, 1}, {0, 2}}, batch_padding::length_groups);
     BOOST_TEST(one.groups.size() == 1u);
 }
+
+// What the batch keeps on the host for the layers (issue 13, item 2: no layer copies back) is what it uploaded,
+// for the batch and every row group; first_rows holds the first row of each task present, tasks ascending.
+BOOST_AUTO_TEST_CASE(host_copies_equal_the_uploads_and_first_rows_follow_the_tasks_in_ascending_order) {
+    cpu b;
+    std::vector<std::size_t> short_rows(8, 6), long_rows(8, 100);
+    const std::vector<encoded_task> tasks{task_with_lengths(short_rows, 128, "a"), task_with_lengths(long_rows, 128, "b"),
+                                          task_with_lengths(short_rows, 128, "c")};
+    // Rows: task 2 first, then 1 and 0 interleaved; the long task 1 makes a group of its own.
+    const std::vector<sample_ref> rows{{2, 0}, {1, 0}, {0, 1}, {2, 3}, {1, 2}, {0, 4}, {0, 5}, {1, 7}};
+    for (const auto padding : {batch_padding::to_encoded_length, batch_padding::to_longest, batch_padding::length_groups}) {
+        const auto batch = make_batch<cpu, float>(b, tasks, rows, padding, 16);
+        BOOST_TEST(batch.host_input_ids == batch.input_ids.to_host());
+        BOOST_TEST(batch.host_token_type_ids == batch.token_type_ids.to_host());
+        BOOST_TEST(batch.host_task_ids == batch.task_ids.to_host());
+        BOOST_TEST(batch.host_first_rows == (std::vector<std::int32_t>{2, 1, 0}));  // tasks 0, 1, 2
+        BOOST_TEST(batch.first_rows.to_host() == batch.host_first_rows);
+        for (const auto& g : batch.groups) {
+            BOOST_TEST(g.host_input_ids == g.input_ids.to_host());
+            BOOST_TEST(g.host_token_type_ids == g.token_type_ids.to_host());
+            BOOST_TEST(g.host_task_ids == g.task_ids.to_host());
+            BOOST_TEST(g.host_first_rows == tasks_in_order(g.host_task_ids).first_rows);
+            BOOST_TEST(g.first_rows.to_host() == g.host_first_rows);
+        }
+        if (padding == batch_padding::length_groups) BOOST_TEST(batch.groups.size() == 2u);
+    }
+}

@@ -29,6 +29,7 @@
 
 #include "hyperadapt/backend/concepts.hpp"
 #include "hyperadapt/core/errors.hpp"
+#include "hyperadapt/core/task_rows.hpp"
 #include "hyperadapt/data/example_ref.hpp"
 #include "hyperadapt/data/task.hpp"
 #include "hyperadapt/tensor/staged_upload.hpp"
@@ -80,6 +81,9 @@ struct row_group {
     tensor<B, std::int32_t> rows;            // (n): which rows of the batch, in the group's order
     std::vector<std::size_t> host_rows;      // the same on the host
     std::vector<std::int32_t> host_task_ids;  // task_ids on the host (layer_condition::host_task_ids)
+    std::vector<std::int32_t> host_input_ids, host_token_type_ids;  // the same for the embeddings' range checks
+    tensor<B, std::int32_t> first_rows;        // (tasks present): the first row of each, ascending (core/task_rows.hpp)
+    std::vector<std::int32_t> host_first_rows;  // the same on the host
 
     [[nodiscard]] std::size_t size() const noexcept { return host_rows.size(); }
     [[nodiscard]] std::size_t length() const noexcept { return input_ids.empty() ? 0 : input_ids.shape()[1]; }
@@ -141,6 +145,9 @@ struct multitask_batch {
     tensor<B, std::uint8_t> mask;            // (rows, seq): an attention_mask<B>, 1 = token, 0 = padding
     tensor<B, std::int32_t> task_ids;        // (rows)
     std::vector<std::int32_t> host_task_ids;  // task_ids on the host (layer_condition::host_task_ids)
+    std::vector<std::int32_t> host_input_ids, host_token_type_ids;  // the same for the embeddings' range checks
+    tensor<B, std::int32_t> first_rows;        // (tasks present): the first row of each, ascending (core/task_rows.hpp)
+    std::vector<std::int32_t> host_first_rows;  // the same on the host
     std::vector<sample_ref> rows;
     std::vector<std::int32_t> labels;  // host copies for losses, metrics and samplers
     std::vector<float> scores;
@@ -208,11 +215,11 @@ multitask_batch<B, T> make_batch(B& backend, std::span<const encoded_task> tasks
     staged_upload<B, std::int32_t> ints;
     staged_upload<B, std::uint8_t> bytes;
     struct group_at {
-        std::size_t ids, types, mask, tasks, rows, len;
+        std::size_t ids, types, mask, tasks, rows, first_rows, tasks_present, len;
     };
     std::vector<group_at> placed;
     std::vector<std::vector<std::size_t>> groups;
-    std::vector<std::vector<std::int32_t>> group_tasks;
+    std::vector<std::vector<std::int32_t>> group_tasks, group_ids, group_types, group_first;
     if (padding == batch_padding::length_groups) {
         groups = detail::group_rows_by_length(row_used, seq, group_cost);
         for (const auto& g : groups) {
@@ -231,8 +238,13 @@ multitask_batch<B, T> make_batch(B& backend, std::span<const encoded_task> tasks
                 gtask.push_back(task_ids[r]);
                 grows.push_back(static_cast<std::int32_t>(r));
             }
-            placed.push_back({ints.add(gi), ints.add(gt), bytes.add(gm), ints.add(gtask), ints.add(grows), len});
+            std::vector<std::int32_t> gfirst = tasks_in_order(gtask).first_rows;
+            placed.push_back({ints.add(gi), ints.add(gt), bytes.add(gm), ints.add(gtask), ints.add(grows),
+                              ints.add(gfirst), gfirst.size(), len});
             group_tasks.push_back(std::move(gtask));
+            group_first.push_back(std::move(gfirst));
+            group_ids.push_back(std::move(gi));
+            group_types.push_back(std::move(gt));
         }
     }
     std::size_t len = seq;
@@ -251,8 +263,9 @@ multitask_batch<B, T> make_batch(B& backend, std::span<const encoded_task> tasks
             cut(mask);
         }
     }
+    std::vector<std::int32_t> first = tasks_in_order(task_ids).first_rows;
     const std::size_t ids_at = ints.add(ids), types_at = ints.add(types), tasks_at = ints.add(task_ids),
-                      mask_at = bytes.add(mask);
+                      first_at = ints.add(first), mask_at = bytes.add(mask);
     ints.upload(backend);
     bytes.upload(backend);
     for (std::size_t k = 0; k < groups.size(); ++k) {
@@ -266,6 +279,10 @@ multitask_batch<B, T> make_batch(B& backend, std::span<const encoded_task> tasks
         rg.rows = ints.view(at.rows, {rows_in});
         rg.host_rows = std::move(groups[k]);
         rg.host_task_ids = std::move(group_tasks[k]);
+        rg.first_rows = ints.view(at.first_rows, {at.tasks_present});
+        rg.host_first_rows = std::move(group_first[k]);
+        rg.host_input_ids = std::move(group_ids[k]);
+        rg.host_token_type_ids = std::move(group_types[k]);
         b.groups.push_back(std::move(rg));
     }
     b.input_ids = ints.view(ids_at, {n, len});
@@ -273,6 +290,10 @@ multitask_batch<B, T> make_batch(B& backend, std::span<const encoded_task> tasks
     b.mask = bytes.view(mask_at, {n, len});
     b.task_ids = ints.view(tasks_at, {n});
     b.host_task_ids = std::move(task_ids);
+    b.first_rows = ints.view(first_at, {first.size()});
+    b.host_first_rows = std::move(first);
+    b.host_input_ids = std::move(ids);
+    b.host_token_type_ids = std::move(types);
     b.rows.assign(rows.begin(), rows.end());
     return b;
 }

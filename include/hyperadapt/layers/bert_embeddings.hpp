@@ -77,8 +77,14 @@ public:
     embedding<B, T>& token_type_embeddings() noexcept { return token_type_; }
     layer_norm<B, T>& norm() noexcept { return norm_; }
 
+    /// The ids' host copies where the caller has them (a batch built on the host keeps them): the word and token
+    /// type tables' range checks read them instead of copying the ids back (on a GPU, two waits).
+    struct host_ids {
+        std::span<const std::int32_t> input_ids, token_type_ids;
+    };
+
     tensor<B, T> forward(const ids_type& input_ids, const ids_type& token_type_ids, context& ctx,
-                         run_mode mode = {}) const {
+                         run_mode mode = {}, host_ids known = {}) const {
         if (input_ids.shape().rank() != 2)
             throw shape_error(name_ + ": input_ids have shape " + input_ids.shape().str() +
                               ", expected (batch, seq)");
@@ -91,12 +97,12 @@ public:
         ctx = {};
 
         // Summed in Hugging Face's order, (word + token_type) + position, so float results match it.
-        tensor<B, T> x = word_.forward(input_ids, ctx.word);
+        tensor<B, T> x = word_.forward(input_ids, ctx.word, {}, known.input_ids);
         if (token_type_ids.empty()) {
             ctx.default_token_types = true;
             backend_->add_row_vector(batch * seq, hidden, token_type_.weight().value.data(), x.data());
         } else {
-            const tensor<B, T> t = token_type_.forward(token_type_ids, ctx.token_type);
+            const tensor<B, T> t = token_type_.forward(token_type_ids, ctx.token_type, {}, known.token_type_ids);
             backend_->add(x.size(), x.data(), t.data(), x.data());
         }
         // Positions 0..seq-1 are the table's first seq rows, one (seq, hidden) block added to every sequence.

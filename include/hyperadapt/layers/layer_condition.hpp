@@ -4,8 +4,10 @@
 //
 //   mask             (batch, seq) padding mask, or null: no padding
 //   task_ids         (batch) int32: every row's task (conditional layer norms, per-task tables)
-//   host_task_ids    the same ids on the host when the model has them (empty otherwise): a layer that needs them
-//                    there reads them instead of copying task_ids back (on a GPU, a wait per layer)
+//   tasks            what the batch builder knows of those ids (batch_tasks, empty where the model has nothing):
+//                    the ids on the host, and the tasks present with the first row of each, so that a layer
+//                    reads them instead of copying task_ids back or uploading its own rows (on a GPU, a wait or
+//                    a transfer per layer)
 //   task_embedding   (batch, d) the task condition z' (CA-MTL's block-diagonal bias, CLN, adapters)
 //   generated        per encoder layer (indexed by the layer's position in the encoder), the adapter weights a
 //                    generator made for this batch (PHA's hypernetwork, HyperFormer++'s, per-task tables)
@@ -39,11 +41,29 @@ struct generated_adapters {
     const hyperformer_adapter_weights<B, T>* after_ffn = nullptr;        ///< HyperFormer, FFN output
 };
 
+/// What the batch builder worked out on the host about its rows' tasks. host_task_ids: every row's task (as
+/// task_ids); host_first_rows: per task present, ascending, the first row that carries it (core/task_rows.hpp);
+/// first_rows: the same in backend memory, uploaded with the batch. Empty or null: a layer works out what it
+/// needs from task_ids itself.
+template <class B>
+struct batch_tasks {
+    std::span<const std::int32_t> host_task_ids{};
+    std::span<const std::int32_t> host_first_rows{};
+    const tensor<B, std::int32_t>* first_rows = nullptr;
+
+    /// What a batch or row group (data/multitask_batch.hpp) keeps: its host_task_ids, host_first_rows and
+    /// first_rows.
+    template <class Batch>
+    [[nodiscard]] static batch_tasks of(const Batch& b) {
+        return {b.host_task_ids, b.host_first_rows, b.first_rows.empty() ? nullptr : &b.first_rows};
+    }
+};
+
 template <class B, class T>
 struct layer_condition {
     const attention_mask<B>* mask = nullptr;
     const tensor<B, std::int32_t>* task_ids = nullptr;
-    std::span<const std::int32_t> host_task_ids{};
+    batch_tasks<B> tasks{};
     const tensor<B, T>* task_embedding = nullptr;
     const std::vector<generated_adapters<B, T>>* generated = nullptr;
 

@@ -294,8 +294,9 @@ template <class Recipe>
 auto multitask_model<Recipe>::pooled(const multitask_batch<B, T>& b, context& ctx, run_mode mode) const -> tensor<B, T> {
     ctx.anomaly = mode.anomaly;
     if (!b.groups.empty()) return pooled_by_groups(b, ctx, mode);
-    const tensor<B, T> x = embeddings_.forward(b.input_ids, b.token_type_ids, ctx.embeddings, mode);
-    layer_condition<B, T> c{.mask = &b.mask, .task_ids = &b.task_ids, .host_task_ids = b.host_task_ids};
+    const tensor<B, T> x = embeddings_.forward(b.input_ids, b.token_type_ids, ctx.embeddings, mode,
+                                               {b.host_input_ids, b.host_token_type_ids});
+    layer_condition<B, T> c{.mask = &b.mask, .task_ids = &b.task_ids, .tasks = batch_tasks<B>::of(b)};
     const tensor<B, T> xc = conditioning_.forward(b.task_ids, x, c, ctx.conditioning, mode);
     const tensor<B, T> h = encoder_.forward(xc, c, ctx.encoder, mode);
     if (opts_.heads_read == head_input::pooler) return pooler_.forward(h, ctx.pooler, mode);
@@ -320,8 +321,9 @@ auto multitask_model<Recipe>::pooled_by_groups(const multitask_batch<B, T>& b, c
         auto& gc = ctx.groups[g];
         gc.rows = &rg;
         if constexpr (tapped) gc.encoder.tap_requested = ctx.encoder.tap_requested;
-        const tensor<B, T> x = embeddings_.forward(rg.input_ids, rg.token_type_ids, gc.embeddings, mode);
-        layer_condition<B, T> c{.mask = &rg.mask, .task_ids = &rg.task_ids, .host_task_ids = rg.host_task_ids};
+        const tensor<B, T> x = embeddings_.forward(rg.input_ids, rg.token_type_ids, gc.embeddings, mode,
+                                                   {rg.host_input_ids, rg.host_token_type_ids});
+        layer_condition<B, T> c{.mask = &rg.mask, .task_ids = &rg.task_ids, .tasks = batch_tasks<B>::of(rg)};
         const tensor<B, T> xc = conditioning_.forward(rg.task_ids, x, c, gc.conditioning, mode);
         const tensor<B, T> h = encoder_.forward(xc, c, gc.encoder, mode);
         tensor<B, T> s;

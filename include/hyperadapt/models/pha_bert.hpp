@@ -341,8 +341,9 @@ public:
 template <elementwise_backend B, class T>
 tensor<B, T> pha_bert<B, T>::instance_embeddings(const multitask_batch<B, T>& b, run_mode mode) const {
     context ctx;
-    const tensor<B, T> x = this->embeddings().forward(b.input_ids, b.token_type_ids, ctx.embeddings, mode);
-    const layer_condition<B, T> c{.mask = &b.mask, .task_ids = &b.task_ids, .host_task_ids = b.host_task_ids};
+    const tensor<B, T> x = this->embeddings().forward(b.input_ids, b.token_type_ids, ctx.embeddings, mode,
+                                                      {b.host_input_ids, b.host_token_type_ids});
+    const layer_condition<B, T> c{.mask = &b.mask, .task_ids = &b.task_ids, .tasks = batch_tasks<B>::of(b)};
     return this->encoder().instance_embeddings(x, c, ctx.encoder, mode);
 }
 

@@ -510,6 +510,22 @@ BOOST_AUTO_TEST_CASE_TEMPLATE(cln_first_example_of_each_task_drives_the_task, B,
             const auto dc = m.backward(dy, ctx).condition.to_host();
             for (std::size_t i : {3u, 4u}) BOOST_TEST(row(dc, i, d) == std::vector<double>(d, 0.0), boost::test_tools::per_element());
             for (std::size_t i : {0u, 1u, 2u}) BOOST_TEST((row(dc, i, d) != std::vector<double>(d, 0.0)));
+            // Given what the batch builder worked out (layer_condition::tasks), the layer reads it instead of
+            // copying the ids back and uploading its rows, and computes the same; a plan that contradicts the
+            // ids is refused.
+            const std::vector<std::int32_t> first{1, 2, 0};  // tasks 0, 1, 2 first appear in rows 1, 2, 0
+            const auto first_rows = ids(b, first);
+            typename conditional_layer_norm<B, double>::context known_ctx;
+            const auto yk = m.forward(x, c, ids(b, tasks), known_ctx, {}, {tasks, first, &first_rows}).to_host();
+            BOOST_TEST(yk == y, boost::test_tools::per_element());
+            BOOST_TEST(m.backward(dy, known_ctx).condition.to_host() == dc, boost::test_tools::per_element());
+            const std::vector<std::int32_t> wrong{0, 2, 1};
+            const auto wrong_rows = ids(b, wrong);
+            BOOST_CHECK_EXCEPTION((void)m.forward(x, c, ids(b, tasks), known_ctx, {}, {tasks, wrong, &wrong_rows}),
+                                  error, [](const error& e) {
+                                      return std::string(e.what()).find("cln: the batch's first rows per task") !=
+                                             std::string::npos;
+                                  });
         } else {
             BOOST_TEST((row(y, 3, w) != row(y, 1, w)));
             BOOST_TEST((row(y, 4, w) != row(y, 0, w)));

@@ -63,11 +63,11 @@ public:
     /// The authors' argument order: (bert_layer_input, hidden_states, task_embedding, task_id).
     tensor<B, T> forward(const tensor<B, T>& bert_layer_input, const tensor<B, T>& hidden_states,
                          const tensor<B, T>& task_embedding, const ids_type& task_ids, context& ctx,
-                         run_mode mode = {}, std::span<const std::int32_t> host_task_ids = {}) const {
+                         run_mode mode = {}, const batch_tasks<B>& known = {}) const {
         tensor<B, T> s = bottleneck_.forward(hidden_states, task_embedding, ctx.bottleneck, mode);
         expect_shape(name_.c_str(), "bert_layer_input", hidden_states.shape(), bert_layer_input.shape());
         backend_->axpy(s.size(), T(1), bert_layer_input.data(), s.data());
-        return norm_.forward(s, task_embedding, task_ids, ctx.norm, mode, host_task_ids);
+        return norm_.forward(s, task_embedding, task_ids, ctx.norm, mode, known);
     }
 
     gradients backward(const tensor<B, T>& dout, context& ctx) {
@@ -114,7 +114,7 @@ struct conditional_output_adapter {
                              context& ctx, run_mode mode) const {
             if (!c.task_embedding) throw error(adapter_.name() + ": the conditional adapter needs the task embedding z'");
             return adapter_.forward(a, h, *c.task_embedding, c.task_ids ? *c.task_ids : tensor<B, std::int32_t>{}, ctx,
-                                    mode, c.host_task_ids);
+                                    mode, c.tasks);
         }
         /// Adds dz' into dz.
         gradients backward(const tensor<B, T>& dy, context& ctx, tensor<B, T>& dz) {

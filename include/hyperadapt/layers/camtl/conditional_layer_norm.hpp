@@ -31,6 +31,7 @@
 
 #include "hyperadapt/backend/concepts.hpp"
 #include "hyperadapt/core/shape.hpp"
+#include "hyperadapt/core/task_rows.hpp"
 #include "hyperadapt/layers/camtl/film.hpp"
 #include "hyperadapt/layers/layer_condition.hpp"
 #include "hyperadapt/layers/layer_slots.hpp"
@@ -109,15 +110,15 @@ public:
     parameter<B, T>& bias() noexcept { return bias_; }
     film<B, T>& weight_modulation() noexcept { return weight_mod_; }
 
-    /// `host_task_ids`: task_ids' host copy where the caller has it (layer_condition::host_task_ids); empty: the
-    /// layer copies task_ids back itself.
+    /// `known`: what the batch builder knows of task_ids (layer_condition::tasks); where it is empty the layer
+    /// copies task_ids back and uploads the rows it reads itself.
     tensor<B, T> forward(const tensor<B, T>& x, const tensor<B, T>& condition, const ids_type& task_ids,
-                         context& ctx, run_mode mode = {}, std::span<const std::int32_t> host_task_ids = {}) const {
+                         context& ctx, run_mode mode = {}, const batch_tasks<B>& known = {}) const {
         check_inputs(x, condition, task_ids);
         const std::size_t nb = x.shape()[0], rows = x.rows() / nb, d = features_;
         ctx.input = x;
         ctx.batch = nb;
-        tensor<B, T> cond = select_condition_rows(condition, task_ids, host_task_ids, ctx);  // (used, d_cond)
+        tensor<B, T> cond = select_condition_rows(condition, task_ids, known, ctx);  // (used, d_cond)
         const std::size_t used = cond.shape()[0];
 
         ctx.gains = weight_mod_.forward(broadcast(weight_, used), cond, ctx.weight_mod, mode);
@@ -181,7 +182,7 @@ public:
 private:
     /// The condition rows the modulation reads, and which of them each example uses (ctx.slot).
     tensor<B, T> select_condition_rows(const tensor<B, T>& condition, const ids_type& task_ids,
-                                       std::span<const std::int32_t> host_task_ids, context& ctx) const {
+                                       const batch_tasks<B>& known, context& ctx) const {
         const std::size_t nb = condition.shape()[0];
         ctx.slot.assign(nb, 0);
         ctx.source_rows = {};
@@ -191,17 +192,17 @@ private:
         }
         // Task ids in ascending order (as torch.unique), each with the first example that carries it.
         std::vector<std::int32_t> copied;
-        const std::span<const std::int32_t> ids = task_ids.host_values(host_task_ids, copied, name_);
-        std::vector<std::int32_t> tasks(ids.begin(), ids.end());
-        std::sort(tasks.begin(), tasks.end());
-        tasks.erase(std::unique(tasks.begin(), tasks.end()), tasks.end());
-        std::vector<std::int32_t> first(tasks.size(), -1);
-        for (std::size_t b = 0; b < nb; ++b) {
-            const auto s = static_cast<std::size_t>(std::lower_bound(tasks.begin(), tasks.end(), ids[b]) - tasks.begin());
-            ctx.slot[b] = s;
-            if (first[s] < 0) first[s] = static_cast<std::int32_t>(b);
+        task_rows present = tasks_in_order(task_ids.host_values(known.host_task_ids, copied, name_));
+        ctx.slot = std::move(present.slot);
+        const std::vector<std::int32_t>& first = present.first_rows;
+        if (known.first_rows && !known.host_first_rows.empty()) {
+            // The batch's own upload of these rows; it must say what the ids say.
+            if (!std::ranges::equal(known.host_first_rows, first) || known.first_rows->size() != first.size())
+                throw error(name_ + ": the batch's first rows per task do not match its task ids");
+            ctx.source_rows = *known.first_rows;
+        } else {
+            ctx.source_rows = ids_type::from_host(*backend_, {first.size()}, first);
         }
-        ctx.source_rows = ids_type::from_host(*backend_, {first.size()}, first);
         tensor<B, T> cond(*backend_, {first.size(), cond_});
         backend_->gather_rows(first.size(), cond_, condition.data(), ctx.source_rows.data(), cond.data());
         return cond;
@@ -253,7 +254,7 @@ struct conditional_post_layer_norm {
         tensor<B, T> forward(const tensor<B, T>& x, const layer_condition<B, T>& c, context& ctx, run_mode mode) const {
             if (!c.task_embedding) throw error(norm_.name() + ": a conditional layer norm needs the task embedding z'");
             return norm_.forward(x, *c.task_embedding, c.task_ids ? *c.task_ids : tensor<B, std::int32_t>{}, ctx, mode,
-                                 c.host_task_ids);
+                                 c.tasks);
         }
         /// Adds dz' into dz.
         tensor<B, T> backward(const tensor<B, T>& dy, context& ctx, tensor<B, T>& dz) {

@@ -48,7 +48,7 @@ public:
     tensor<B, T> forward(const tensor<B, std::int32_t>& task_ids, const tensor<B, T>& embedded,
                          layer_condition<B, T>& c, context& ctx, run_mode mode) const {
         ctx.anomaly = mode.anomaly;
-        ctx.z = table_.forward(task_ids, ctx.table, mode, c.host_task_ids);
+        ctx.z = table_.forward(task_ids, ctx.table, mode, c.tasks.host_task_ids);
         check_output(mode.anomaly, table_.name(), "", ctx.z);
         c.task_embedding = &ctx.z;
         if (!aligned_) return embedded;
