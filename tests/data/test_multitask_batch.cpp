@@ -137,12 +137,17 @@ BOOST_AUTO_TEST_CASE(host_copies_equal_the_uploads_and_first_rows_follow_the_tas
         BOOST_TEST(batch.host_task_ids == batch.task_ids.to_host());
         BOOST_TEST(batch.host_first_rows == (std::vector<std::int32_t>{2, 1, 0}));  // tasks 0, 1, 2
         BOOST_TEST(batch.first_rows.to_host() == batch.host_first_rows);
+        BOOST_TEST(batch.host_mask == batch.mask.to_host());
+        BOOST_TEST(batch.first_token_rows.to_host() == detail::first_token_rows(batch.size(), batch.length()));
+        BOOST_TEST(detail::first_token_rows(3, 16) == (std::vector<std::int32_t>{0, 16, 32}));
         for (const auto& g : batch.groups) {
             BOOST_TEST(g.host_input_ids == g.input_ids.to_host());
             BOOST_TEST(g.host_token_type_ids == g.token_type_ids.to_host());
             BOOST_TEST(g.host_task_ids == g.task_ids.to_host());
             BOOST_TEST(g.host_first_rows == tasks_in_order(g.host_task_ids).first_rows);
             BOOST_TEST(g.first_rows.to_host() == g.host_first_rows);
+            BOOST_TEST(g.host_mask == g.mask.to_host());
+            BOOST_TEST(g.first_token_rows.to_host() == detail::first_token_rows(g.size(), g.length()));
         }
         if (padding == batch_padding::length_groups) BOOST_TEST(batch.groups.size() == 2u);
     }

@@ -2,6 +2,7 @@
 #include <boost/test/unit_test.hpp>
 
 #include <cmath>
+#include <cstdint>
 #include <string>
 #include <vector>
 
@@ -99,6 +100,17 @@ BOOST_AUTO_TEST_CASE(pooler_uses_the_first_token_and_routes_gradient_back_to_it)
     BOOST_TEST(dh[0] == d0 * 1 + d1 * 0.5, boost::test_tools::tolerance(1e-14));
     BOOST_TEST(dh[1] == d0 * -1 + d1 * 2, boost::test_tools::tolerance(1e-14));
     BOOST_TEST((parameter_names(pool) == std::vector<std::string>{"bert.pooler.dense.weight", "bert.pooler.dense.bias"}));
+
+    // The first tokens' rows as a batch uploads them (data/multitask_batch.hpp): the same outputs and gradients;
+    // rows of another length are refused.
+    const auto rows = tensor<cpu, std::int32_t>::from_host(b, {2}, std::vector<std::int32_t>{0, 3});
+    pooler<cpu, double>::context given;
+    BOOST_TEST(pool.forward(tensor<cpu, double>::from_host(b, {2, 3, 2}, x), given, {}, &rows).to_host() == y,
+               boost::test_tools::per_element());
+    BOOST_TEST(pool.backward(tensor<cpu, double>::filled(b, {2, 2}, 1.0), given).to_host() == dh,
+               boost::test_tools::per_element());
+    const auto three = tensor<cpu, std::int32_t>::from_host(b, {3}, std::vector<std::int32_t>{0, 3, 6});
+    BOOST_CHECK_THROW((void)pool.forward(tensor<cpu, double>::from_host(b, {2, 3, 2}, x), given, {}, &three), shape_error);
 }
 
 BOOST_AUTO_TEST_CASE(pooler_wrong_shape_names_layer_and_shapes) {

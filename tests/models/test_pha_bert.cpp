@@ -160,6 +160,13 @@ BOOST_AUTO_TEST_CASE(mean_pooling_respects_the_mask) {
         [&] { return pool.forward(h, mask, ctx); },
         [&](const tensor<cpu, double>& dy) { return std::vector<tensor<cpu, double>>{pool.backward(dy, ctx)}; }, {});
     BOOST_TEST(r.ok, r.report);
+    // With the mask's host copy (a batch keeps it) the weights are read from it: the same bits, and a copy of
+    // the wrong size is refused naming the layer.
+    const std::vector<std::uint8_t> host{1, 1, 0, 0, 1, 1, 1, 1}, short_host{1, 1, 0};
+    BOOST_TEST(pool.forward(h, mask, ctx, {}, host).to_host() == y, boost::test_tools::per_element());
+    BOOST_CHECK_EXCEPTION((void)pool.forward(h, mask, ctx, {}, short_host), shape_error, [](const shape_error& e) {
+        return std::string(e.what()).find("mean_pooling: 3 host values") != std::string::npos;
+    });
 }
 
 BOOST_AUTO_TEST_CASE(frozen_backbone_gradients_reach_only_the_trainable_parts) {

@@ -84,6 +84,8 @@ struct row_group {
     std::vector<std::int32_t> host_input_ids, host_token_type_ids;  // the same for the embeddings' range checks
     tensor<B, std::int32_t> first_rows;        // (tasks present): the first row of each, ascending (core/task_rows.hpp)
     std::vector<std::int32_t> host_first_rows;  // the same on the host
+    std::vector<std::uint8_t> host_mask;        // mask on the host (mean pooling's weights)
+    tensor<B, std::int32_t> first_token_rows;   // (n): r * len, each row's first token (the pooler's rows)
 
     [[nodiscard]] std::size_t size() const noexcept { return host_rows.size(); }
     [[nodiscard]] std::size_t length() const noexcept { return input_ids.empty() ? 0 : input_ids.shape()[1]; }
@@ -137,6 +139,15 @@ struct batch_exchange {
     return 0;
 }
 
+namespace detail {
+/// r * len for r < rows: where each row's first token sits in a (rows, len, ...) array (the pooler's rows).
+inline std::vector<std::int32_t> first_token_rows(std::size_t rows, std::size_t len) {
+    std::vector<std::int32_t> at(rows);
+    for (std::size_t r = 0; r < rows; ++r) at[r] = static_cast<std::int32_t>(r * len);
+    return at;
+}
+}  // namespace detail
+
 /// A mixed-task batch in backend memory.
 template <memory_backend B, class T>
 struct multitask_batch {
@@ -148,6 +159,8 @@ struct multitask_batch {
     std::vector<std::int32_t> host_input_ids, host_token_type_ids;  // the same for the embeddings' range checks
     tensor<B, std::int32_t> first_rows;        // (tasks present): the first row of each, ascending (core/task_rows.hpp)
     std::vector<std::int32_t> host_first_rows;  // the same on the host
+    std::vector<std::uint8_t> host_mask;        // mask on the host (mean pooling's weights)
+    tensor<B, std::int32_t> first_token_rows;   // (rows): r * length(), each row's first token (the pooler's rows)
     std::vector<sample_ref> rows;
     std::vector<std::int32_t> labels;  // host copies for losses, metrics and samplers
     std::vector<float> scores;
@@ -215,11 +228,12 @@ multitask_batch<B, T> make_batch(B& backend, std::span<const encoded_task> tasks
     staged_upload<B, std::int32_t> ints;
     staged_upload<B, std::uint8_t> bytes;
     struct group_at {
-        std::size_t ids, types, mask, tasks, rows, first_rows, tasks_present, len;
+        std::size_t ids, types, mask, tasks, rows, first_rows, tasks_present, first_tokens, len;
     };
     std::vector<group_at> placed;
     std::vector<std::vector<std::size_t>> groups;
     std::vector<std::vector<std::int32_t>> group_tasks, group_ids, group_types, group_first;
+    std::vector<std::vector<std::uint8_t>> group_masks;
     if (padding == batch_padding::length_groups) {
         groups = detail::group_rows_by_length(row_used, seq, group_cost);
         for (const auto& g : groups) {
@@ -240,9 +254,10 @@ multitask_batch<B, T> make_batch(B& backend, std::span<const encoded_task> tasks
             }
             std::vector<std::int32_t> gfirst = tasks_in_order(gtask).first_rows;
             placed.push_back({ints.add(gi), ints.add(gt), bytes.add(gm), ints.add(gtask), ints.add(grows),
-                              ints.add(gfirst), gfirst.size(), len});
+                              ints.add(gfirst), gfirst.size(), ints.add(detail::first_token_rows(g.size(), len)), len});
             group_tasks.push_back(std::move(gtask));
             group_first.push_back(std::move(gfirst));
+            group_masks.push_back(std::move(gm));
             group_ids.push_back(std::move(gi));
             group_types.push_back(std::move(gt));
         }
@@ -265,7 +280,8 @@ multitask_batch<B, T> make_batch(B& backend, std::span<const encoded_task> tasks
     }
     std::vector<std::int32_t> first = tasks_in_order(task_ids).first_rows;
     const std::size_t ids_at = ints.add(ids), types_at = ints.add(types), tasks_at = ints.add(task_ids),
-                      first_at = ints.add(first), mask_at = bytes.add(mask);
+                      first_at = ints.add(first), first_tokens_at = ints.add(detail::first_token_rows(n, len)),
+                      mask_at = bytes.add(mask);
     ints.upload(backend);
     bytes.upload(backend);
     for (std::size_t k = 0; k < groups.size(); ++k) {
@@ -281,6 +297,8 @@ multitask_batch<B, T> make_batch(B& backend, std::span<const encoded_task> tasks
         rg.host_task_ids = std::move(group_tasks[k]);
         rg.first_rows = ints.view(at.first_rows, {at.tasks_present});
         rg.host_first_rows = std::move(group_first[k]);
+        rg.host_mask = std::move(group_masks[k]);
+        rg.first_token_rows = ints.view(at.first_tokens, {rows_in});
         rg.host_input_ids = std::move(group_ids[k]);
         rg.host_token_type_ids = std::move(group_types[k]);
         b.groups.push_back(std::move(rg));
@@ -292,6 +310,8 @@ multitask_batch<B, T> make_batch(B& backend, std::span<const encoded_task> tasks
     b.host_task_ids = std::move(task_ids);
     b.first_rows = ints.view(first_at, {first.size()});
     b.host_first_rows = std::move(first);
+    b.host_mask = std::move(mask);
+    b.first_token_rows = ints.view(first_tokens_at, {n});
     b.host_input_ids = std::move(ids);
     b.host_token_type_ids = std::move(types);
     b.rows.assign(rows.begin(), rows.end());

@@ -6,6 +6,7 @@
 //
 // Shapes: h (batch, seq, d); mask (batch, seq) as attention_mask (1 = token); output (batch, d). No parameters.
 #include <cstdint>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -36,7 +37,10 @@ public:
 
     [[nodiscard]] const std::string& name() const noexcept { return name_; }
 
-    tensor<B, T> forward(const tensor<B, T>& h, const mask_type& mask, context& ctx, run_mode = {}) const {
+    /// `host_mask`: the mask's host copy where the caller has it (a batch built on the host keeps it); empty: the
+    /// layer copies the mask back (on a GPU, a wait).
+    tensor<B, T> forward(const tensor<B, T>& h, const mask_type& mask, context& ctx, run_mode = {},
+                         std::span<const std::uint8_t> host_mask = {}) const {
         const auto& hs = h.shape();
         if (hs.rank() != 3 || hs[2] != d_ || hs[0] == 0 || hs[1] == 0)
             throw shape_error(name_ + ": hidden states have shape " + hs.str() + ", expected (batch, seq, " +
@@ -47,7 +51,8 @@ public:
             ctx.weights = tensor<B, T>::filled(*backend_, {nb, len}, T(1) / static_cast<T>(len));
         } else {
             expect_shape(name_.c_str(), "mask", shape{nb, len}, mask.shape());
-            const auto m = mask.to_host();
+            std::vector<std::uint8_t> copied;
+            const std::span<const std::uint8_t> m = mask.host_values(host_mask, copied, name_);
             std::vector<T> w(nb * len, T(0));
             for (std::size_t b = 0; b < nb; ++b) {
                 std::size_t count = 0;

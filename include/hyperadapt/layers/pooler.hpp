@@ -47,8 +47,11 @@ public:
     [[nodiscard]] std::size_t hidden() const noexcept { return hidden_; }
     linear<B, T>& dense() noexcept { return dense_; }
 
-    tensor<B, T> forward(const tensor<B, T>& x, context& ctx, run_mode mode = {}) const {
-        const tensor<B, T> cls = first_tokens(x, ctx);
+    /// `first_token_rows`: (batch) the rows b * seq of x's first tokens, where the caller uploaded them with its
+    /// batch (data/multitask_batch.hpp); null or empty: the layer uploads them itself (on a GPU, a transfer).
+    tensor<B, T> forward(const tensor<B, T>& x, context& ctx, run_mode mode = {},
+                         const tensor<B, std::int32_t>* first_token_rows = nullptr) const {
+        const tensor<B, T> cls = first_tokens(x, ctx, first_token_rows);
         ctx.anomaly = mode.anomaly;
         tensor<B, T> y = activation_.forward(dense_.forward(cls, ctx.dense, mode), ctx.activation, mode);
         check_output(mode.anomaly, name_, "", y);
@@ -79,14 +82,20 @@ public:
 
 private:
     /// Gathers x[:, 0, :] into (batch, hidden); records what backward needs in ctx.
-    tensor<B, T> first_tokens(const tensor<B, T>& x, context& ctx) const {
+    tensor<B, T> first_tokens(const tensor<B, T>& x, context& ctx,
+                              const tensor<B, std::int32_t>* first_token_rows = nullptr) const {
         if (x.shape().rank() != 3 || x.shape()[1] == 0 || x.shape()[2] != hidden_)
             throw shape_error(name_ + ": input has shape " + x.shape().str() + ", expected (batch, seq >= 1, " +
                               std::to_string(hidden_) + ")");
         const std::size_t batch = x.shape()[0], seq = x.shape()[1];
-        std::vector<std::int32_t> rows(batch);
-        for (std::size_t b = 0; b < batch; ++b) rows[b] = static_cast<std::int32_t>(b * seq);
-        ctx.cls_rows = tensor<B, std::int32_t>::from_host(*backend_, {batch}, rows);
+        if (first_token_rows && !first_token_rows->empty()) {
+            expect_shape(name_.c_str(), "first token rows", hyperadapt::shape{batch}, first_token_rows->shape());
+            ctx.cls_rows = *first_token_rows;
+        } else {
+            std::vector<std::int32_t> rows(batch);
+            for (std::size_t b = 0; b < batch; ++b) rows[b] = static_cast<std::int32_t>(b * seq);
+            ctx.cls_rows = tensor<B, std::int32_t>::from_host(*backend_, {batch}, rows);
+        }
         ctx.input_shape = x.shape();
         tensor<B, T> cls(*backend_, {batch, hidden_});
         backend_->gather_rows(batch, hidden_, x.data(), ctx.cls_rows.data(), cls.data());

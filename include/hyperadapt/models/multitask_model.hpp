@@ -299,8 +299,8 @@ auto multitask_model<Recipe>::pooled(const multitask_batch<B, T>& b, context& ct
     layer_condition<B, T> c{.mask = &b.mask, .task_ids = &b.task_ids, .tasks = batch_tasks<B>::of(b)};
     const tensor<B, T> xc = conditioning_.forward(b.task_ids, x, c, ctx.conditioning, mode);
     const tensor<B, T> h = encoder_.forward(xc, c, ctx.encoder, mode);
-    if (opts_.heads_read == head_input::pooler) return pooler_.forward(h, ctx.pooler, mode);
-    tensor<B, T> s = mean_.forward(h, b.mask, ctx.mean, mode);
+    if (opts_.heads_read == head_input::pooler) return pooler_.forward(h, ctx.pooler, mode, &b.first_token_rows);
+    tensor<B, T> s = mean_.forward(h, b.mask, ctx.mean, mode, b.host_mask);
     check_output(mode.anomaly, mean_.name(), "", s);
     return s;
 }
@@ -328,9 +328,9 @@ auto multitask_model<Recipe>::pooled_by_groups(const multitask_batch<B, T>& b, c
         const tensor<B, T> h = encoder_.forward(xc, c, gc.encoder, mode);
         tensor<B, T> s;
         if (opts_.heads_read == head_input::pooler) {
-            s = pooler_.forward(h, gc.pooler, mode);
+            s = pooler_.forward(h, gc.pooler, mode, &rg.first_token_rows);
         } else {
-            s = mean_.forward(h, rg.mask, gc.mean, mode);
+            s = mean_.forward(h, rg.mask, gc.mean, mode, rg.host_mask);
             check_output(mode.anomaly, mean_.name(), "", s);
         }
         backend_->scatter_add_rows(rg.size(), hidden, s.data(), rg.rows.data(), out.data());
