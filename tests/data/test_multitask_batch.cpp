@@ -140,6 +140,14 @@ BOOST_AUTO_TEST_CASE(host_copies_equal_the_uploads_and_first_rows_follow_the_tas
         BOOST_TEST(batch.host_mask == batch.mask.to_host());
         BOOST_TEST(batch.first_token_rows.to_host() == detail::first_token_rows(batch.size(), batch.length()));
         BOOST_TEST(detail::first_token_rows(3, 16) == (std::vector<std::int32_t>{0, 16, 32}));
+        // The heads' rows and labels per task present, tasks ascending.
+        BOOST_TEST_REQUIRE(batch.rows_of_task.size() == 3u);
+        BOOST_TEST(batch.rows_of_task[0].to_host() == (std::vector<std::int32_t>{2, 5, 6}));
+        BOOST_TEST(batch.rows_of_task[1].to_host() == (std::vector<std::int32_t>{1, 4, 7}));
+        BOOST_TEST(batch.rows_of_task[2].to_host() == (std::vector<std::int32_t>{0, 3}));
+        BOOST_TEST_REQUIRE(batch.labels_of_task.size() == 3u);
+        BOOST_TEST(batch.labels_of_task[0].to_host() == (std::vector<std::int32_t>{1, 0, 1}));  // examples 1, 4, 5
+        BOOST_TEST(batch.labels_of_task[2].to_host() == (std::vector<std::int32_t>{0, 1}));     // examples 0, 3
         for (const auto& g : batch.groups) {
             BOOST_TEST(g.host_input_ids == g.input_ids.to_host());
             BOOST_TEST(g.host_token_type_ids == g.token_type_ids.to_host());

@@ -1,6 +1,9 @@
 #define BOOST_TEST_MODULE layers_multitask_heads
 #include <boost/test/unit_test.hpp>
 
+#include <span>
+#include <vector>
+
 #include "hyperadapt/layers/multitask_heads.hpp"
 #include "hyperadapt/testing/gradcheck.hpp"
 #include "support/backends.hpp"
@@ -43,6 +46,31 @@ BOOST_AUTO_TEST_CASE(each_task_counts_equally) {
     const double a = heads.forward_loss(pooled.row_range(0, 4).clone(), {0, 0, 0, 0}, {1, 0, 1, 1}, {0, 0, 0, 0}, c1, {});
     const double bb = heads.forward_loss(pooled.row_range(4, 1).clone(), {1}, {0}, {0}, c2, {});
     BOOST_TEST(std::abs(all - 0.5 * (a + bb)) < 1e-12);
+}
+
+// The rows and labels per task as a batch uploads them (data/multitask_batch.hpp): the same loss and gradients
+// as the heads' own upload; a batch that uploaded them for another number of tasks is refused.
+BOOST_AUTO_TEST_CASE(rows_and_labels_the_batch_uploaded_give_the_same_loss_and_gradients) {
+    cpu b;
+    multitask_heads<cpu, double> heads(b, 6, {{"rte", 2}, {"stsb", 1}, {"cola", 3}}, 0.0);
+    rng_stream init(1);
+    heads.initialize(init, 0.5);
+    const auto pooled = random_tensor<cpu, double>(b, {7, 6}, 3);
+    const std::vector<std::int32_t> task{0, 1, 2, 0, 1, 0, 2}, labels{1, -1, 2, 0, -1, 1, 0};
+    const std::vector<float> scores{0, 3.5f, 0, 0, 1.25f, 0, 0};
+    auto ids = [&](std::vector<std::int32_t> v) {
+        return tensor<cpu, std::int32_t>::from_host(b, {v.size()}, v);
+    };
+    const std::vector<tensor<cpu, std::int32_t>> rows{ids({0, 3, 5}), ids({1, 4}), ids({2, 6})},
+        task_labels{ids({1, 0, 1}), ids({-1, -1}), ids({2, 0})};
+    multitask_heads<cpu, double>::context own, given;
+    const double l_own = heads.forward_loss(pooled, task, labels, scores, own, {});
+    const double l_given = heads.forward_loss(pooled, task, labels, scores, given, {}, {}, {rows, task_labels});
+    BOOST_TEST(l_own == l_given);
+    BOOST_TEST(heads.backward(own).to_host() == heads.backward(given).to_host(), boost::test_tools::per_element());
+    const std::span<const tensor<cpu, std::int32_t>> two_rows(rows.data(), 2), two_labels(task_labels.data(), 2);
+    BOOST_CHECK_THROW((void)heads.forward_loss(pooled, task, labels, scores, given, {}, {}, {two_rows, two_labels}),
+                      shape_error);
 }
 
 BOOST_AUTO_TEST_CASE(bad_task_id_names_the_heads) {

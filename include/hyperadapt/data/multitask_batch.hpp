@@ -161,6 +161,9 @@ struct multitask_batch {
     std::vector<std::int32_t> host_first_rows;  // the same on the host
     std::vector<std::uint8_t> host_mask;        // mask on the host (mean pooling's weights)
     tensor<B, std::int32_t> first_token_rows;   // (rows): r * length(), each row's first token (the pooler's rows)
+    /// Per task present, ascending (as host_first_rows): the batch rows of that task, and their labels, uploaded
+    /// with the batch for the task heads' losses (layers/multitask_heads.hpp, staged_task_rows).
+    std::vector<tensor<B, std::int32_t>> rows_of_task, labels_of_task;
     std::vector<sample_ref> rows;
     std::vector<std::int32_t> labels;  // host copies for losses, metrics and samplers
     std::vector<float> scores;
@@ -278,7 +281,19 @@ multitask_batch<B, T> make_batch(B& backend, std::span<const encoded_task> tasks
             cut(mask);
         }
     }
-    std::vector<std::int32_t> first = tasks_in_order(task_ids).first_rows;
+    const task_rows present = tasks_in_order(task_ids);
+    const std::vector<std::int32_t>& first = present.first_rows;
+    // The heads' rows and labels per task present (the order of present.tasks).
+    std::vector<std::vector<std::int32_t>> task_members(present.tasks.size()), task_labels(present.tasks.size());
+    for (std::size_t r = 0; r < n; ++r) {
+        task_members[present.slot[r]].push_back(static_cast<std::int32_t>(r));
+        task_labels[present.slot[r]].push_back(b.labels[r]);
+    }
+    std::vector<std::size_t> members_at, labels_at;
+    for (std::size_t k = 0; k < present.tasks.size(); ++k) {
+        members_at.push_back(ints.add(task_members[k]));
+        labels_at.push_back(ints.add(task_labels[k]));
+    }
     const std::size_t ids_at = ints.add(ids), types_at = ints.add(types), tasks_at = ints.add(task_ids),
                       first_at = ints.add(first), first_tokens_at = ints.add(detail::first_token_rows(n, len)),
                       mask_at = bytes.add(mask);
@@ -309,7 +324,11 @@ multitask_batch<B, T> make_batch(B& backend, std::span<const encoded_task> tasks
     b.task_ids = ints.view(tasks_at, {n});
     b.host_task_ids = std::move(task_ids);
     b.first_rows = ints.view(first_at, {first.size()});
-    b.host_first_rows = std::move(first);
+    b.host_first_rows = first;
+    for (std::size_t k = 0; k < present.tasks.size(); ++k) {
+        b.rows_of_task.push_back(ints.view(members_at[k], {task_members[k].size()}));
+        b.labels_of_task.push_back(ints.view(labels_at[k], {task_labels[k].size()}));
+    }
     b.host_mask = std::move(mask);
     b.first_token_rows = ints.view(first_tokens_at, {n});
     b.host_input_ids = std::move(ids);

@@ -5,6 +5,7 @@
 // tasks present, so every task counts equally whatever its number of rows.
 #include <algorithm>
 #include <cstdint>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -22,6 +23,13 @@ struct task_head_spec {
     /// scores give an MSE (and gradients) an order of magnitude above the classification losses; in a
     /// shared model under global-norm clipping that one task then sets the direction of every update.
     double target_scale = 1.0;
+};
+
+/// What a batch uploaded for the heads (data/multitask_batch.hpp): per task present, in ascending task order, its
+/// rows of the batch and their labels. Empty: forward_loss stages and uploads them itself.
+template <class B>
+struct staged_task_rows {
+    std::span<const tensor<B, std::int32_t>> rows, labels;
 };
 
 template <elementwise_backend B, class T = float>
@@ -97,10 +105,12 @@ public:
     /// for regression rows); scores: target per row (any value for classification rows). With
     /// `loss_task_rows` (rows per task id of a larger batch this one is a share of, as multitask_batch holds it),
     /// the share of that batch's loss these rows carry: task t's mean weighs n_t / (K N_t), K the tasks present
-    /// there, so that the shares' losses add up to the larger batch's.
+    /// there, so that the shares' losses add up to the larger batch's. `known`: the rows and labels per task as
+    /// the batch uploaded them; they must hold what task_of_row and labels say (sizes checked).
     double forward_loss(const tensor<B, T>& pooled, const std::vector<std::int32_t>& task_of_row,
                         const std::vector<std::int32_t>& labels, const std::vector<float>& scores, context& ctx,
-                        run_mode mode, const std::vector<std::size_t>& loss_task_rows = {}) const {
+                        run_mode mode, const std::vector<std::size_t>& loss_task_rows = {},
+                        staged_task_rows<B> known = {}) const {
         if (pooled.shape().rank() != 2 || pooled.cols() != hidden_ || pooled.rows() != task_of_row.size())
             throw shape_error(name_ + ": pooled input has shape " + pooled.shape().str() + ", expected (" +
                               std::to_string(task_of_row.size()) + ", " + std::to_string(hidden_) + ")");
@@ -112,7 +122,8 @@ public:
                                    std::to_string(task_of_row[r]) + "; there are " + std::to_string(heads_.size()) +
                                    " task heads");
         // Every task's rows, labels and targets, gathered on the host and uploaded once per element type
-        // (tensor/staged_upload.hpp): on a GPU two waits for the whole batch instead of two per task.
+        // (tensor/staged_upload.hpp): on a GPU two waits for the whole batch instead of two per task, and only
+        // the targets' when the batch uploaded the rows and labels (`known`).
         struct staged_part {
             std::size_t rows_at = 0, targets_at = 0;
             std::vector<std::int32_t> labels;
@@ -127,7 +138,7 @@ public:
                 if (static_cast<std::size_t>(task_of_row[r]) == t) part.rows.push_back(static_cast<std::int32_t>(r));
             if (part.rows.empty()) continue;
             staged_part sp;
-            sp.rows_at = ints.add(part.rows);
+            if (known.rows.empty()) sp.rows_at = ints.add(part.rows);
             if (is_regression(t)) {
                 std::vector<T> target;
                 for (auto r : part.rows)
@@ -135,21 +146,27 @@ public:
                 sp.targets_at = reals.add(target);
             } else {
                 for (auto r : part.rows) sp.labels.push_back(labels[static_cast<std::size_t>(r)]);
-                sp.targets_at = ints.add(sp.labels);
+                if (known.labels.empty()) sp.targets_at = ints.add(sp.labels);
             }
             staged.push_back(std::move(sp));
             ctx.parts.push_back(std::move(part));
         }
+        if (!known.rows.empty() && (known.rows.size() != ctx.parts.size() || known.labels.size() != ctx.parts.size()))
+            throw shape_error(name_ + ": the batch uploaded rows and labels for " + std::to_string(known.rows.size()) +
+                              " and " + std::to_string(known.labels.size()) + " tasks; its rows hold " +
+                              std::to_string(ctx.parts.size()));
         ints.upload(*backend_);
         reals.upload(*backend_);
         for (std::size_t k = 0; k < ctx.parts.size(); ++k) {
             task_part& part = ctx.parts[k];
             const staged_part& sp = staged[k];
             const std::size_t n = part.rows.size(), t = part.task;
-            part.row_ids = ints.view(sp.rows_at, {n});
+            part.row_ids = known.rows.empty() ? ints.view(sp.rows_at, {n}) : known.rows[k];
+            const ids_type task_labels = known.labels.empty() ? ints.view(sp.targets_at, {n}) : known.labels[k];
+            expect_shape(name_.c_str(), ("rows of task " + specs_[t].name).c_str(), shape{n}, part.row_ids.shape());
             const auto y = heads_[t].forward(gather(pooled, part.row_ids), part.head, mode);
             part.loss = is_regression(t) ? mse_.forward(y, reals.view(sp.targets_at, {n, 1}), part.mse)
-                                         : ce_.forward(y, ints.view(sp.targets_at, {n}), sp.labels, part.ce);
+                                         : ce_.forward(y, task_labels, sp.labels, part.ce);
             ctx.loss += part.loss;
         }
         if (loss_task_rows.empty()) {

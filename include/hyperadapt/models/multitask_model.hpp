@@ -392,7 +392,7 @@ template <class Recipe>
 double multitask_model<Recipe>::forward_loss(const multitask_batch<B, T>& b, context& ctx, run_mode mode) const {
     auxiliary_.before_forward(ctx);  // e.g. PHA: the encoder's retriever runs for a loss, not for outputs()
     ctx.task_loss = heads_.forward_loss(pooled(b, ctx, mode), row_tasks(b), b.labels, b.scores, ctx.heads, mode,
-                                        b.loss_task_rows);
+                                        b.loss_task_rows, {b.rows_of_task, b.labels_of_task});
     check_scalar(mode.anomaly, heads_.name(), "loss", ctx.task_loss);
     return ctx.task_loss + auxiliary_.forward_loss(b, *this, ctx, mode);
 }
