@@ -4,6 +4,7 @@
 #include <cmath>
 #include <cstdint>
 #include <limits>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -115,6 +116,28 @@ BOOST_AUTO_TEST_CASE(cross_entropy_with_every_label_ignored_is_zero) {
     BOOST_TEST(loss.forward(random_tensor<cpu, double>(b, {2, 3}, 3), labels(b, {2}, {-1, -1}), ctx) == 0.0);
     const auto d = loss.backward(ctx).to_host();
     BOOST_TEST(d == std::vector<double>(6, 0.0), boost::test_tools::per_element());
+}
+
+// forward_rows + finish (several losses copied back at once, layers/multitask_heads.hpp) give forward's loss and
+// gradient bit for bit; finish refuses row losses of another count and a context without forward_rows.
+BOOST_AUTO_TEST_CASE(cross_entropy_in_two_halves_equals_forward) {
+    cpu b;
+    cross_entropy_loss<cpu, float> loss(b);
+    const auto x = random_tensor<cpu, float>(b, {4, 3}, 6);
+    const std::vector<std::int32_t> host{2, -1, 0, 1};
+    const auto y = labels(b, {4}, host);
+    cross_entropy_loss<cpu, float>::context whole, halves;
+    const double l = loss.forward(x, y, whole);
+    tensor<cpu, float> rows(b, {4});
+    loss.forward_rows(x, y, host, halves, rows.data());
+    const auto row_losses = rows.to_host();
+    BOOST_TEST(row_losses[1] == 0.0f);  // the ignored row
+    BOOST_TEST(loss.finish(halves, row_losses) == l);
+    BOOST_TEST(halves.counted == 3u);
+    BOOST_TEST(loss.backward(halves).to_host() == loss.backward(whole).to_host(), boost::test_tools::per_element());
+    BOOST_CHECK_THROW((void)loss.finish(halves, std::span<const float>(row_losses).first(3)), shape_error);
+    cross_entropy_loss<cpu, float>::context fresh;
+    BOOST_CHECK_THROW((void)loss.finish(fresh, row_losses), error);
 }
 
 BOOST_AUTO_TEST_CASE(cross_entropy_honours_a_custom_negative_ignore_index) {

@@ -157,6 +157,12 @@ public:
                               std::to_string(ctx.parts.size()));
         ints.upload(*backend_);
         reals.upload(*backend_);
+        // The classification tasks' per-row losses land in one buffer and come back in one copy.
+        std::size_t classified = 0;
+        std::vector<std::size_t> losses_at(ctx.parts.size(), 0);
+        for (std::size_t k = 0; k < ctx.parts.size(); ++k)
+            if (!is_regression(ctx.parts[k].task)) losses_at[k] = classified, classified += ctx.parts[k].rows.size();
+        tensor<B, T> row_losses = classified ? tensor<B, T>(*backend_, {classified}) : tensor<B, T>{};
         for (std::size_t k = 0; k < ctx.parts.size(); ++k) {
             task_part& part = ctx.parts[k];
             const staged_part& sp = staged[k];
@@ -165,8 +171,16 @@ public:
             const ids_type task_labels = known.labels.empty() ? ints.view(sp.targets_at, {n}) : known.labels[k];
             expect_shape(name_.c_str(), ("rows of task " + specs_[t].name).c_str(), shape{n}, part.row_ids.shape());
             const auto y = heads_[t].forward(gather(pooled, part.row_ids), part.head, mode);
-            part.loss = is_regression(t) ? mse_.forward(y, reals.view(sp.targets_at, {n, 1}), part.mse)
-                                         : ce_.forward(y, task_labels, sp.labels, part.ce);
+            if (is_regression(t))
+                part.loss = mse_.forward(y, reals.view(sp.targets_at, {n, 1}), part.mse);
+            else
+                ce_.forward_rows(y, task_labels, sp.labels, part.ce, row_losses.data() + losses_at[k]);
+        }
+        const std::vector<T> host_losses = classified ? row_losses.to_host() : std::vector<T>{};
+        for (std::size_t k = 0; k < ctx.parts.size(); ++k) {
+            task_part& part = ctx.parts[k];
+            if (!is_regression(part.task))
+                part.loss = ce_.finish(part.ce, std::span<const T>(host_losses).subspan(losses_at[k], part.rows.size()));
             ctx.loss += part.loss;
         }
         if (loss_task_rows.empty()) {

@@ -50,6 +50,17 @@ public:
     /// labels on the host saves the copy back (on a GPU, a wait).
     double forward(const tensor<B, T>& logits, const labels_type& labels, std::span<const std::int32_t> host_labels,
                    context& ctx) const {
+        tensor<B, T> losses(*backend_, {logits.rows()});
+        forward_rows(logits, labels, host_labels, ctx, losses.data());
+        return finish(ctx, losses.to_host());
+    }
+
+    /// forward in two halves, for a caller with several losses that copies all their per-row losses back at
+    /// once (layers/multitask_heads.hpp; on a GPU one wait instead of one per loss). forward_rows checks the
+    /// labels, keeps what backward needs and writes every row's loss (logits.rows() values, 0 for an ignored
+    /// row) to `row_losses` in backend memory; finish takes their host copy and returns the mean, as forward.
+    void forward_rows(const tensor<B, T>& logits, const labels_type& labels, std::span<const std::int32_t> host_labels,
+                      context& ctx, T* row_losses) const {
         const hyperadapt::shape& ls = logits.shape();
         if (ls.rank() < 2 || ls.cols() == 0)
             throw shape_error(name_ + ": logits have shape " + ls.str() + ", expected (..., classes)");
@@ -72,14 +83,19 @@ public:
 
         ctx = {};
         ctx.probs = tensor<B, T>(*backend_, ls);
-        tensor<B, T> losses(*backend_, {rows});
-        backend_->cross_entropy_forward(rows, classes, logits.data(), labels.data(), ctx.probs.data(),
-                                        losses.data());
-        double total = 0;
-        for (const T l : losses.to_host()) total += static_cast<double>(l);
+        backend_->cross_entropy_forward(rows, classes, logits.data(), labels.data(), ctx.probs.data(), row_losses);
         ctx.labels = labels;
         ctx.counted = counted;
-        ctx.loss = counted ? total / static_cast<double>(counted) : 0.0;
+    }
+
+    double finish(context& ctx, std::span<const T> host_row_losses) const {
+        if (ctx.probs.empty()) throw error(name_ + ": finish called without forward_rows");
+        if (host_row_losses.size() != ctx.probs.rows())
+            throw shape_error(name_ + ": " + std::to_string(host_row_losses.size()) + " row losses for " +
+                              std::to_string(ctx.probs.rows()) + " rows");
+        double total = 0;
+        for (const T l : host_row_losses) total += static_cast<double>(l);
+        ctx.loss = ctx.counted ? total / static_cast<double>(ctx.counted) : 0.0;
         return ctx.loss;
     }
 
