@@ -71,6 +71,8 @@ BOOST_AUTO_TEST_CASE(rows_and_labels_the_batch_uploaded_give_the_same_loss_and_g
     const std::span<const tensor<cpu, std::int32_t>> two_rows(rows.data(), 2), two_labels(task_labels.data(), 2);
     BOOST_CHECK_THROW((void)heads.forward_loss(pooled, task, labels, scores, given, {}, {}, {two_rows, two_labels}),
                       shape_error);
+    BOOST_CHECK_THROW((void)heads.forward_loss(pooled, task, labels, scores, given, {}, {}, {{}, task_labels}),
+                      shape_error);
 }
 
 BOOST_AUTO_TEST_CASE(bad_task_id_names_the_heads) {

@@ -151,7 +151,8 @@ public:
             staged.push_back(std::move(sp));
             ctx.parts.push_back(std::move(part));
         }
-        if (!known.rows.empty() && (known.rows.size() != ctx.parts.size() || known.labels.size() != ctx.parts.size()))
+        if ((!known.rows.empty() || !known.labels.empty()) &&
+            (known.rows.size() != ctx.parts.size() || known.labels.size() != ctx.parts.size()))
             throw shape_error(name_ + ": the batch uploaded rows and labels for " + std::to_string(known.rows.size()) +
                               " and " + std::to_string(known.labels.size()) + " tasks; its rows hold " +
                               std::to_string(ctx.parts.size()));

@@ -30,7 +30,9 @@ public:
         tensor<B, T> probs;
         labels_type labels;
         std::size_t counted = 0;  ///< rows not ignored: the mean's denominator
+        std::size_t rows = 0;
         double loss = 0;
+        bool forwarded = false;  ///< forward_rows ran (finish may follow)
     };
 
     explicit cross_entropy_loss(B& backend, std::string name = "cross_entropy", std::int32_t ignore_index = -1)
@@ -50,8 +52,9 @@ public:
     /// labels on the host saves the copy back (on a GPU, a wait).
     double forward(const tensor<B, T>& logits, const labels_type& labels, std::span<const std::int32_t> host_labels,
                    context& ctx) const {
+        const std::size_t counted = checked_count(logits, labels, host_labels);
         tensor<B, T> losses(*backend_, {logits.rows()});
-        forward_rows(logits, labels, host_labels, ctx, losses.data());
+        forward_checked(logits, labels, counted, ctx, losses.data());
         return finish(ctx, losses.to_host());
     }
 
@@ -61,38 +64,14 @@ public:
     /// row) to `row_losses` in backend memory; finish takes their host copy and returns the mean, as forward.
     void forward_rows(const tensor<B, T>& logits, const labels_type& labels, std::span<const std::int32_t> host_labels,
                       context& ctx, T* row_losses) const {
-        const hyperadapt::shape& ls = logits.shape();
-        if (ls.rank() < 2 || ls.cols() == 0)
-            throw shape_error(name_ + ": logits have shape " + ls.str() + ", expected (..., classes)");
-        expect_shape(name_.c_str(), "labels", leading_shape(ls), labels.shape());
-        const std::size_t rows = logits.rows(), classes = logits.cols();
-        if (host_labels.size() != rows)
-            throw shape_error(name_ + ": " + std::to_string(host_labels.size()) + " host labels for " +
-                              std::to_string(rows) + " rows");
-
-        std::size_t counted = 0;
-        for (std::size_t r = 0; r < rows; ++r) {
-            const std::int32_t label = host_labels[r];
-            if (label == ignore_index_) continue;
-            if (label < 0 || static_cast<std::size_t>(label) >= classes)
-                throw error(name_ + ": label " + std::to_string(label) + " at row " + std::to_string(r) +
-                            " is out of range for " + std::to_string(classes) + " classes (ignore_index is " +
-                            std::to_string(ignore_index_) + ")");
-            ++counted;
-        }
-
-        ctx = {};
-        ctx.probs = tensor<B, T>(*backend_, ls);
-        backend_->cross_entropy_forward(rows, classes, logits.data(), labels.data(), ctx.probs.data(), row_losses);
-        ctx.labels = labels;
-        ctx.counted = counted;
+        forward_checked(logits, labels, checked_count(logits, labels, host_labels), ctx, row_losses);
     }
 
     double finish(context& ctx, std::span<const T> host_row_losses) const {
-        if (ctx.probs.empty()) throw error(name_ + ": finish called without forward_rows");
-        if (host_row_losses.size() != ctx.probs.rows())
+        if (!ctx.forwarded) throw error(name_ + ": finish called without forward_rows");
+        if (host_row_losses.size() != ctx.rows)
             throw shape_error(name_ + ": " + std::to_string(host_row_losses.size()) + " row losses for " +
-                              std::to_string(ctx.probs.rows()) + " rows");
+                              std::to_string(ctx.rows) + " rows");
         double total = 0;
         for (const T l : host_row_losses) total += static_cast<double>(l);
         ctx.loss = ctx.counted ? total / static_cast<double>(ctx.counted) : 0.0;
@@ -113,6 +92,42 @@ public:
     }
 
 private:
+    /// Checks the shapes and labels; returns the rows the mean runs over (labels not ignore_index).
+    std::size_t checked_count(const tensor<B, T>& logits, const labels_type& labels,
+                              std::span<const std::int32_t> host_labels) const {
+        const hyperadapt::shape& ls = logits.shape();
+        if (ls.rank() < 2 || ls.cols() == 0)
+            throw shape_error(name_ + ": logits have shape " + ls.str() + ", expected (..., classes)");
+        expect_shape(name_.c_str(), "labels", leading_shape(ls), labels.shape());
+        const std::size_t rows = logits.rows(), classes = logits.cols();
+        if (host_labels.size() != rows)
+            throw shape_error(name_ + ": " + std::to_string(host_labels.size()) + " host labels for " +
+                              std::to_string(rows) + " rows");
+        std::size_t counted = 0;
+        for (std::size_t r = 0; r < rows; ++r) {
+            const std::int32_t label = host_labels[r];
+            if (label == ignore_index_) continue;
+            if (label < 0 || static_cast<std::size_t>(label) >= classes)
+                throw error(name_ + ": label " + std::to_string(label) + " at row " + std::to_string(r) +
+                            " is out of range for " + std::to_string(classes) + " classes (ignore_index is " +
+                            std::to_string(ignore_index_) + ")");
+            ++counted;
+        }
+        return counted;
+    }
+
+    void forward_checked(const tensor<B, T>& logits, const labels_type& labels, std::size_t counted, context& ctx,
+                         T* row_losses) const {
+        ctx = {};
+        ctx.probs = tensor<B, T>(*backend_, logits.shape());
+        backend_->cross_entropy_forward(logits.rows(), logits.cols(), logits.data(), labels.data(), ctx.probs.data(),
+                                        row_losses);
+        ctx.labels = labels;
+        ctx.counted = counted;
+        ctx.rows = logits.rows();
+        ctx.forwarded = true;
+    }
+
     static hyperadapt::shape leading_shape(const hyperadapt::shape& s) {
         switch (s.rank()) {
             case 2: return {s[0]};
