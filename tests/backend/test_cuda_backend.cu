@@ -182,6 +182,33 @@ BOOST_AUTO_TEST_CASE(memory_round_trips_fills_and_caches) {
     b.synchronize();
 }
 
+// Queued uploads (queued_uploads, a batch's one upload): the values are taken before the call returns, so the
+// caller may overwrite its buffer at once, and each lands where it was sent; more uploads in flight than the
+// pinned blocks, and ones larger than any block so far, still land. A kernel queued after an upload sees it.
+BOOST_AUTO_TEST_CASE(queued_uploads_take_the_values_at_once_and_land_in_order) {
+    static_assert(queued_uploads<cuda_backend>);
+    cuda_backend b;
+    std::vector<cuda_backend::buffer<std::uint8_t>> targets;
+    std::vector<std::vector<std::uint8_t>> sent;
+    std::vector<std::uint8_t> scratch;
+    for (std::size_t k = 0; k < 12; ++k) {
+        const std::size_t bytes = (std::size_t{1} << (10 + k % 7)) * 3 + k;  // 3 KiB .. 192 KiB and odd sizes
+        scratch.assign(bytes, 0);
+        for (std::size_t i = 0; i < bytes; ++i) scratch[i] = static_cast<std::uint8_t>((i * 31 + k * 7) & 0xff);
+        targets.push_back(b.allocate<std::uint8_t>(bytes));
+        b.queue_copy_from_host(scratch.data(), targets.back().data(), bytes);
+        sent.push_back(scratch);
+        std::fill(scratch.begin(), scratch.end(), std::uint8_t{0xee});  // the caller reuses its buffer at once
+    }
+    for (std::size_t k = 0; k < targets.size(); ++k)
+        check_equal(download(b, targets[k]), sent[k], "queued upload " + std::to_string(k));
+    const std::vector<float> values{1.5f, -2.0f, 3.25f};
+    auto x = b.allocate<float>(3);
+    b.queue_copy_from_host(values.data(), x.data(), values.size());
+    b.scale(3, 2.0f, x.data());
+    check_equal(download(b, x), std::vector<float>{3.0f, -4.0f, 6.5f}, "a kernel after a queued upload");
+}
+
 BOOST_AUTO_TEST_CASE(errors_become_backend_errors_with_status_names) {
     cuda_backend b;
     try {

@@ -6,6 +6,7 @@
 
 #include "hyperadapt/backend/cpu.hpp"
 #include "hyperadapt/data/multitask_batch.hpp"
+#include "hyperadapt/tensor/staged_upload.hpp"
 
 using namespace hyperadapt;
 
@@ -126,8 +127,10 @@ BOOST_AUTO_TEST_CASE(length_groups_hold_every_row_once_each_padded_to_its_own_lo
 BOOST_AUTO_TEST_CASE(host_copies_equal_the_uploads_and_first_rows_follow_the_tasks_in_ascending_order) {
     cpu b;
     std::vector<std::size_t> short_rows(8, 6), long_rows(8, 100);
-    const std::vector<encoded_task> tasks{task_with_lengths(short_rows, 128, "a"), task_with_lengths(long_rows, 128, "b"),
-                                          task_with_lengths(short_rows, 128, "c")};
+    std::vector<encoded_task> tasks{task_with_lengths(short_rows, 128, "a"), task_with_lengths(long_rows, 128, "b"),
+                                    task_with_lengths(short_rows, 128, "c")};
+    tasks[1].info.kind = data::task_kind::regression;  // its targets go with the batch too
+    for (std::size_t i = 0; i < tasks[1].size(); ++i) tasks[1].labels[i] = -1, tasks[1].scores[i] = 0.25f * static_cast<float>(i);
     // Rows: task 2 first, then 1 and 0 interleaved; the long task 1 makes a group of its own.
     const std::vector<sample_ref> rows{{2, 0}, {1, 0}, {0, 1}, {2, 3}, {1, 2}, {0, 4}, {0, 5}, {1, 7}};
     for (const auto padding : {batch_padding::to_encoded_length, batch_padding::to_longest, batch_padding::length_groups}) {
@@ -148,6 +151,11 @@ BOOST_AUTO_TEST_CASE(host_copies_equal_the_uploads_and_first_rows_follow_the_tas
         BOOST_TEST_REQUIRE(batch.labels_of_task.size() == 3u);
         BOOST_TEST(batch.labels_of_task[0].to_host() == (std::vector<std::int32_t>{1, 0, 1}));  // examples 1, 4, 5
         BOOST_TEST(batch.labels_of_task[2].to_host() == (std::vector<std::int32_t>{0, 1}));     // examples 0, 3
+        // The regression task's targets (examples 0, 2, 7); none for the classification tasks.
+        BOOST_TEST_REQUIRE(batch.targets_of_task.size() == 3u);
+        BOOST_TEST(batch.targets_of_task[0].empty());
+        BOOST_TEST(batch.targets_of_task[1].to_host() == (std::vector<float>{0.0f, 0.5f, 1.75f}));
+        BOOST_TEST(batch.targets_of_task[2].empty());
         for (const auto& g : batch.groups) {
             BOOST_TEST(g.host_input_ids == g.input_ids.to_host());
             BOOST_TEST(g.host_token_type_ids == g.token_type_ids.to_host());
@@ -159,4 +167,32 @@ BOOST_AUTO_TEST_CASE(host_copies_equal_the_uploads_and_first_rows_follow_the_tas
         }
         if (padding == batch_padding::length_groups) BOOST_TEST(batch.groups.size() == 2u);
     }
+}
+
+// One upload of arrays of several element types (tensor/staged_upload.hpp): each view holds its values, starts on
+// the stage's alignment and shares the one storage; an empty array views as empty.
+BOOST_AUTO_TEST_CASE(a_staged_upload_of_several_element_types_is_one_copy_and_each_view_holds_its_values) {
+    cpu b;
+    staged_upload<cpu> stage;
+    const std::vector<std::uint8_t> mask{1, 1, 0};
+    const std::vector<std::int32_t> ids{7, -3, 2, 9, 11, 4};
+    const std::vector<double> targets{0.5, -2.25};
+    const auto mask_at = stage.add(mask);
+    const auto ids_at = stage.add(ids);
+    const auto none_at = stage.add(std::vector<float>{});
+    const auto targets_at = stage.add(targets);
+    BOOST_TEST(ids_at.byte_offset % staged_upload<cpu>::alignment == 0u);
+    BOOST_TEST(targets_at.byte_offset % staged_upload<cpu>::alignment == 0u);
+    stage.upload(b);
+    const auto m = stage.view(mask_at, {3});
+    const auto i = stage.view(ids_at, {2, 3});
+    const auto t = stage.view(targets_at, {2, 1});
+    BOOST_TEST(m.to_host() == mask);
+    BOOST_TEST(i.to_host() == ids);
+    BOOST_TEST((i.shape() == shape{2, 3}));
+    BOOST_TEST(t.to_host() == targets);
+    BOOST_TEST(stage.view(none_at, {0}).size() == 0u);
+    // A view past the upload is refused, not read.
+    BOOST_CHECK_THROW((void)stage.view(targets_at, {3}), shape_error);
+    BOOST_CHECK_THROW((void)stage.view(staged_array<std::int32_t>{1}, {1}), shape_error);  // misaligned
 }

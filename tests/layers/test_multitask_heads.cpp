@@ -48,14 +48,11 @@ BOOST_AUTO_TEST_CASE(each_task_counts_equally) {
     BOOST_TEST(std::abs(all - 0.5 * (a + bb)) < 1e-12);
 }
 
-// The rows and labels per task as a batch uploads them (data/multitask_batch.hpp): the same loss and gradients
-// as the heads' own upload; a batch that uploaded them for another number of tasks is refused.
-BOOST_AUTO_TEST_CASE(rows_and_labels_the_batch_uploaded_give_the_same_loss_and_gradients) {
+// The rows, labels and regression targets per task as a batch uploads them (data/multitask_batch.hpp): the same
+// loss and gradients as the heads' own upload (a target_scale other than 1 divides on the backend instead of the
+// host: the same to the last bits of double); a batch that uploaded them for another number of tasks is refused.
+BOOST_AUTO_TEST_CASE(rows_labels_and_targets_the_batch_uploaded_give_the_same_loss_and_gradients) {
     cpu b;
-    multitask_heads<cpu, double> heads(b, 6, {{"rte", 2}, {"stsb", 1}, {"cola", 3}}, 0.0);
-    rng_stream init(1);
-    heads.initialize(init, 0.5);
-    const auto pooled = random_tensor<cpu, double>(b, {7, 6}, 3);
     const std::vector<std::int32_t> task{0, 1, 2, 0, 1, 0, 2}, labels{1, -1, 2, 0, -1, 1, 0};
     const std::vector<float> scores{0, 3.5f, 0, 0, 1.25f, 0, 0};
     auto ids = [&](std::vector<std::int32_t> v) {
@@ -63,15 +60,35 @@ BOOST_AUTO_TEST_CASE(rows_and_labels_the_batch_uploaded_give_the_same_loss_and_g
     };
     const std::vector<tensor<cpu, std::int32_t>> rows{ids({0, 3, 5}), ids({1, 4}), ids({2, 6})},
         task_labels{ids({1, 0, 1}), ids({-1, -1}), ids({2, 0})};
-    multitask_heads<cpu, double>::context own, given;
-    const double l_own = heads.forward_loss(pooled, task, labels, scores, own, {});
-    const double l_given = heads.forward_loss(pooled, task, labels, scores, given, {}, {}, {rows, task_labels});
-    BOOST_TEST(l_own == l_given);
-    BOOST_TEST(heads.backward(own).to_host() == heads.backward(given).to_host(), boost::test_tools::per_element());
+    const std::vector<tensor<cpu, double>> targets{{}, tensor<cpu, double>::from_host(b, {2}, std::vector<double>{3.5, 1.25}), {}};
+    const auto pooled = random_tensor<cpu, double>(b, {7, 6}, 3);
+    for (const double scale : {1.0, 5.0, 3.0}) {
+        BOOST_TEST_CONTEXT("target_scale " << scale) {
+            multitask_heads<cpu, double> heads(b, 6, {{"rte", 2}, {"stsb", 1, scale}, {"cola", 3}}, 0.0);
+            rng_stream init(1);
+            heads.initialize(init, 0.5);
+            multitask_heads<cpu, double>::context own, given;
+            const double l_own = heads.forward_loss(pooled, task, labels, scores, own, {});
+            const double l_given =
+                heads.forward_loss(pooled, task, labels, scores, given, {}, {}, {rows, task_labels, targets});
+            const auto g_own = heads.backward(own).to_host(), g_given = heads.backward(given).to_host();
+            if (scale == 1.0) {
+                BOOST_TEST(l_own == l_given);
+                BOOST_TEST(g_own == g_given, boost::test_tools::per_element());
+            } else {
+                BOOST_TEST(l_own == l_given, boost::test_tools::tolerance(1e-14));
+                BOOST_TEST(g_own == g_given, boost::test_tools::tolerance(1e-14) << boost::test_tools::per_element());
+            }
+        }
+    }
+    multitask_heads<cpu, double> heads(b, 6, {{"rte", 2}, {"stsb", 1}, {"cola", 3}}, 0.0);
+    multitask_heads<cpu, double>::context given;
     const std::span<const tensor<cpu, std::int32_t>> two_rows(rows.data(), 2), two_labels(task_labels.data(), 2);
-    BOOST_CHECK_THROW((void)heads.forward_loss(pooled, task, labels, scores, given, {}, {}, {two_rows, two_labels}),
+    BOOST_CHECK_THROW((void)heads.forward_loss(pooled, task, labels, scores, given, {}, {}, {two_rows, two_labels, targets}),
                       shape_error);
-    BOOST_CHECK_THROW((void)heads.forward_loss(pooled, task, labels, scores, given, {}, {}, {{}, task_labels}),
+    BOOST_CHECK_THROW((void)heads.forward_loss(pooled, task, labels, scores, given, {}, {}, {{}, task_labels, targets}),
+                      shape_error);
+    BOOST_CHECK_THROW((void)heads.forward_loss(pooled, task, labels, scores, given, {}, {}, {rows, task_labels, {}}),
                       shape_error);
 }
 

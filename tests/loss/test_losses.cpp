@@ -212,6 +212,26 @@ BOOST_AUTO_TEST_CASE_TEMPLATE(mse_matches_hand_computation, B, layer_backends) {
     BOOST_TEST(pred.to_host() == (std::vector<double>{1, 2, 3, 4}), boost::test_tools::per_element());
 }
 
+// forward in two halves (the heads copy every task's differences back at once): the differences land where the
+// caller says, finish gives forward's loss from their host copy, and backward is forward's.
+BOOST_AUTO_TEST_CASE_TEMPLATE(mse_forward_rows_and_finish_equal_forward, B, layer_backends) {
+    B b;
+    mse_loss<B, double> loss(b);
+    typename mse_loss<B, double>::context whole, halves;
+    const auto pred = tensor<B, double>::from_host(b, {4, 1}, std::vector<double>{1, 2, 3, 4});
+    const auto target = tensor<B, double>::from_host(b, {4}, std::vector<double>{0, 2, 5, 4.5});
+    auto out = tensor<B, double>::zeros(b, {6});
+    loss.forward_rows(pred, target, halves, out.data() + 1);
+    const auto host = out.to_host();
+    BOOST_TEST(host == (std::vector<double>{0, 1, 0, -2, -0.5, 0}), boost::test_tools::per_element());
+    BOOST_TEST(loss.finish(halves, std::span<const double>(host).subspan(1, 4)) == 1.3125);
+    BOOST_TEST(loss.forward(pred, target, whole) == 1.3125);
+    BOOST_TEST(loss.backward(halves, 2.0).to_host() == loss.backward(whole, 2.0).to_host(), boost::test_tools::per_element());
+    BOOST_CHECK_THROW((void)loss.finish(halves, std::span<const double>(host).subspan(0, 3)), shape_error);
+    typename mse_loss<B, double>::context none;
+    BOOST_CHECK_THROW((void)loss.finish(none, std::span<const double>(host).subspan(1, 4)), error);
+}
+
 BOOST_AUTO_TEST_CASE(mse_shape_mismatch_names_loss_and_both_shapes) {
     cpu b;
     mse_loss<cpu, float> loss(b, "tasks.stsb.loss");

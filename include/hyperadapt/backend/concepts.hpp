@@ -196,6 +196,17 @@ concept accumulating_reductions = requires(B& b, std::size_t n, const T* cx, dou
     b.sum_squares_accumulate(n, cx, acc);
 };
 
+/// Optional copies to the backend that do not wait for the device:
+///   queue_copy_from_host(host_src, dst, n)   takes the n values before it returns (host_src may be reused at
+///                                            once: the backend copies them into memory of its own, pinned on a
+///                                            GPU) and copies them to dst in order with the backend's other work.
+/// A batch's one upload (tensor/staged_upload.hpp) goes this way where the backend offers it, so that it costs
+/// the host a memcpy, not a wait for the device (issue 13: "one pinned, asynchronous transfer").
+template <class B>
+concept queued_uploads = requires(B& b, const std::uint8_t* host, std::uint8_t* dst, std::size_t n) {
+    b.queue_copy_from_host(host, dst, n);
+};
+
 /// gelu_new's constants, shared by every backend's gelu_new primitives.
 template <class T>
 struct gelu_new_constants {

@@ -166,6 +166,11 @@ public:
     void copy_to_host(const T* src, T* host_dst, std::size_t n) { copy(src, host_dst, n); }
     template <class T>
     void copy_from_host(const T* host_src, T* dst, std::size_t n) { copy(host_src, dst, n); }
+    /// queued_uploads: host memory here, so the copy is done when this returns, as copy_from_host.
+    template <class T>
+    void queue_copy_from_host(const T* host_src, T* dst, std::size_t n) {
+        copy_from_host(host_src, dst, n);
+    }
     template <class T>
     void fill(T* x, std::size_t n, T value) {
         // Zero (new tensors, gradients: most fills) by memset, which runs as fast where the caller was compiled

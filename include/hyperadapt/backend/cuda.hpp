@@ -49,6 +49,7 @@
 #include <string>
 #include <type_traits>
 #include <utility>
+#include <vector>
 
 #include "hyperadapt/core/size_class.hpp"
 #include "hyperadapt/backend/concepts.hpp"
@@ -210,6 +211,90 @@ private:
     std::size_t size_ = 0;
 };
 
+// ---- pinned staging for queued uploads -------------------------------------------------------------------
+/// Page-locked host blocks that queue_copy_from_host copies through: the caller's values are memcpy'd into a
+/// block, the block's asynchronous copy to the device is queued on the stream, and an event marks when the
+/// block may be written again. A step's one upload thus never waits for the device; a block is reused once its
+/// copy is done (steady state: the same one or two blocks, step after step). Only when all max_blocks blocks
+/// are still being copied does an upload wait, for the one used longest ago.
+class pinned_staging {
+public:
+    static constexpr std::size_t max_blocks = 4;
+    static constexpr std::size_t smallest_block = std::size_t{1} << 16;
+
+    pinned_staging() = default;
+    pinned_staging(const pinned_staging&) = delete;
+    pinned_staging& operator=(const pinned_staging&) = delete;
+    /// Waits for every queued copy (a block must not be freed while the device reads it).
+    ~pinned_staging() {
+        for (auto& b : blocks_) {
+            if (b.done) {
+                (void)cudaEventSynchronize(b.done);
+                (void)cudaEventDestroy(b.done);
+            }
+            if (b.host) (void)cudaFreeHost(b.host);
+        }
+    }
+
+    /// Copies `bytes` from `host_src` to device `dst` through a pinned block, queued on `stream`.
+    void upload(const void* host_src, void* dst, std::size_t bytes, cudaStream_t stream) {
+        if (bytes == 0) return;
+        block& b = free_block(bytes);
+        std::memcpy(b.host, host_src, bytes);
+        HYPERADAPT_CUDA_CHECK(cudaMemcpyAsync(dst, b.host, bytes, cudaMemcpyHostToDevice, stream));
+        HYPERADAPT_CUDA_CHECK(cudaEventRecord(b.done, stream));
+        b.last_use = ++uses_;
+    }
+
+private:
+    struct block {
+        void* host = nullptr;
+        std::size_t bytes = 0;
+        cudaEvent_t done = nullptr;
+        std::size_t last_use = 0;
+    };
+
+    static bool copied(const block& b) {
+        const cudaError_t status = cudaEventQuery(b.done);  // cudaSuccess also for a never-recorded event
+        if (status == cudaErrorNotReady) return false;
+        HYPERADAPT_CUDA_CHECK(status);
+        return true;
+    }
+    /// A block of at least `bytes` whose last copy is done.
+    block& free_block(std::size_t bytes) {
+        for (auto& b : blocks_)
+            if (b.bytes >= bytes && copied(b)) return b;
+        for (auto& b : blocks_)
+            if (copied(b)) return grown(b, bytes);
+        if (blocks_.size() < max_blocks) {
+            blocks_.emplace_back();
+            block& b = blocks_.back();
+            HYPERADAPT_CUDA_CHECK(cudaEventCreateWithFlags(&b.done, cudaEventDisableTiming));
+            return grown(b, bytes);
+        }
+        block* oldest = &blocks_.front();
+        for (auto& b : blocks_)
+            if (b.last_use < oldest->last_use) oldest = &b;
+        HYPERADAPT_CUDA_CHECK(cudaEventSynchronize(oldest->done));
+        return grown(*oldest, bytes);
+    }
+    /// `b` (no copy pending) with room for `bytes`: a new power-of-two pinned allocation when it is smaller.
+    static block& grown(block& b, std::size_t bytes) {
+        if (b.bytes >= bytes) return b;
+        std::size_t size = smallest_block;
+        while (size < bytes) size *= 2;
+        void* p = nullptr;
+        HYPERADAPT_CUDA_CHECK(cudaHostAlloc(&p, size, cudaHostAllocDefault));
+        if (b.host) (void)cudaFreeHost(b.host);
+        b.host = p;
+        b.bytes = size;
+        return b;
+    }
+
+    std::vector<block> blocks_;
+    std::size_t uses_ = 0;
+};
+
 inline int to_blas_int(std::size_t v, const char* what) {
     if (v > static_cast<std::size_t>(INT_MAX))
         throw backend_error(std::string("cuda_backend: ") + what + " = " + std::to_string(v) +
@@ -316,6 +401,12 @@ public:
         if (n == 0) return;
         HYPERADAPT_CUDA_CHECK(cudaMemcpyAsync(dst, host_src, n * sizeof(T), cudaMemcpyHostToDevice, stream_));
         HYPERADAPT_CUDA_CHECK(cudaStreamSynchronize(stream_));
+    }
+    /// Host to device without waiting (queued_uploads): the values are copied into a pinned block before this
+    /// returns, so host_src may be reused at once; the transfer runs in stream order.
+    template <class T>
+    void queue_copy_from_host(const T* host_src, T* dst, std::size_t n) {
+        staging_->upload(host_src, dst, n * sizeof(T), stream_);
     }
     template <class T>
     void fill(T* x, std::size_t n, T value) {
@@ -758,6 +849,8 @@ private:
     cudaStream_t stream_ = nullptr;
     cublasHandle_t handle_ = nullptr;
     std::shared_ptr<detail::device_block_cache> cache_;
+    /// Pinned blocks for queue_copy_from_host; freed after ~cuda_backend has waited for the stream.
+    std::unique_ptr<detail::pinned_staging> staging_ = std::make_unique<detail::pinned_staging>();
 };
 
 static_assert(memory_backend<cuda_backend>, "cuda_backend must satisfy memory_backend");
@@ -769,5 +862,6 @@ static_assert(relu_primitives<cuda_backend, float> && relu_primitives<cuda_backe
 static_assert(gelu_new_primitives<cuda_backend, float> && gelu_new_primitives<cuda_backend, double>,
               "cuda_backend must provide gelu_new_forward and gelu_new_backward");
 static_assert(backend<cuda_backend>, "cuda_backend must satisfy the full backend concept");
+static_assert(queued_uploads<cuda_backend>, "cuda_backend must queue uploads (a batch's upload must not wait)");
 
 }  // namespace hyperadapt

@@ -32,6 +32,7 @@
 #include "hyperadapt/core/task_rows.hpp"
 #include "hyperadapt/data/example_ref.hpp"
 #include "hyperadapt/data/task.hpp"
+#include "hyperadapt/core/mean_weights.hpp"
 #include "hyperadapt/tensor/staged_upload.hpp"
 #include "hyperadapt/tensor/tensor.hpp"
 
@@ -72,7 +73,7 @@ inline constexpr std::size_t batch_length_multiple = 8;
 inline constexpr std::size_t row_group_cost = 256;
 
 /// Rows of a batch that run through the encoder together, padded to their own longest example.
-template <memory_backend B>
+template <memory_backend B, class T>
 struct row_group {
     tensor<B, std::int32_t> input_ids;       // (n, len)
     tensor<B, std::int32_t> token_type_ids;  // (n, len)
@@ -86,6 +87,7 @@ struct row_group {
     std::vector<std::int32_t> host_first_rows;  // the same on the host
     std::vector<std::uint8_t> host_mask;        // mask on the host (mean pooling's weights)
     tensor<B, std::int32_t> first_token_rows;   // (n): r * len, each row's first token (the pooler's rows)
+    tensor<B, T> mean_weights;                  // (n, len): mean pooling's, mask / count (core/mean_weights.hpp)
 
     [[nodiscard]] std::size_t size() const noexcept { return host_rows.size(); }
     [[nodiscard]] std::size_t length() const noexcept { return input_ids.empty() ? 0 : input_ids.shape()[1]; }
@@ -161,15 +163,18 @@ struct multitask_batch {
     std::vector<std::int32_t> host_first_rows;  // the same on the host
     std::vector<std::uint8_t> host_mask;        // mask on the host (mean pooling's weights)
     tensor<B, std::int32_t> first_token_rows;   // (rows): r * length(), each row's first token (the pooler's rows)
-    /// Per task present, ascending (as host_first_rows): the batch rows of that task, and their labels, uploaded
-    /// with the batch for the task heads' losses (layers/multitask_heads.hpp, staged_task_rows).
+    tensor<B, T> mean_weights;  // (rows, length()): mean pooling's, mask / count (core/mean_weights.hpp)
+    /// Per task present, ascending (as host_first_rows): the batch rows of that task, their labels and, for a
+    /// regression task, their targets as the data gives them (empty for a classification task), uploaded with
+    /// the batch for the task heads' losses (layers/multitask_heads.hpp, staged_task_rows).
     std::vector<tensor<B, std::int32_t>> rows_of_task, labels_of_task;
+    std::vector<tensor<B, T>> targets_of_task;
     std::vector<sample_ref> rows;
     std::vector<std::int32_t> labels;  // host copies for losses, metrics and samplers
     std::vector<float> scores;
     std::size_t real_tokens = 0;  // mask ones: the tokens that are not padding
     /// batch_padding::length_groups: the rows by length (every row in one group); empty: run as one.
-    std::vector<row_group<B>> groups;
+    std::vector<row_group<B, T>> groups;
     /// Rows per task id of the batch whose loss this one's is a share of; empty: this batch's own. The task
     /// loss is the mean over the tasks present of per-task means; data-parallel training gives each rank's
     /// share the global batch's counts (distributed/data_parallel.hpp), so that the ranks' losses and gradients
@@ -226,12 +231,17 @@ multitask_batch<B, T> make_batch(B& backend, std::span<const encoded_task> tasks
     for (std::size_t r = 0; r < n; ++r) row_used[r] = used_length(std::span<const std::uint8_t>(mask).subspan(r * seq, seq));
     const std::size_t used = *std::max_element(row_used.begin(), row_used.end());
     for (const std::uint8_t m : mask) b.real_tokens += m != 0;
-    // Every array is staged first and uploaded once per element type (tensor/staged_upload.hpp); `placed` says
-    // where each tensor's view starts.
-    staged_upload<B, std::int32_t> ints;
-    staged_upload<B, std::uint8_t> bytes;
+    // Every array is staged first and uploaded in one copy (tensor/staged_upload.hpp); `placed` says where each
+    // tensor's view starts.
+    staged_upload<B> stage;
     struct group_at {
-        std::size_t ids, types, mask, tasks, rows, first_rows, tasks_present, first_tokens, len;
+        staged_array<std::int32_t> ids, types;
+        staged_array<std::uint8_t> mask;
+        staged_array<std::int32_t> tasks, rows, first_rows;
+        std::size_t tasks_present;
+        staged_array<std::int32_t> first_tokens;
+        staged_array<T> mean_weights;
+        std::size_t len;
     };
     std::vector<group_at> placed;
     std::vector<std::vector<std::size_t>> groups;
@@ -256,8 +266,9 @@ multitask_batch<B, T> make_batch(B& backend, std::span<const encoded_task> tasks
                 grows.push_back(static_cast<std::int32_t>(r));
             }
             std::vector<std::int32_t> gfirst = tasks_in_order(gtask).first_rows;
-            placed.push_back({ints.add(gi), ints.add(gt), bytes.add(gm), ints.add(gtask), ints.add(grows),
-                              ints.add(gfirst), gfirst.size(), ints.add(detail::first_token_rows(g.size(), len)), len});
+            placed.push_back({stage.add(gi), stage.add(gt), stage.add(gm), stage.add(gtask), stage.add(grows),
+                              stage.add(gfirst), gfirst.size(), stage.add(detail::first_token_rows(g.size(), len)),
+                              stage.add(mean_pooling_weights<T>(gm, g.size(), len)), len});
             group_tasks.push_back(std::move(gtask));
             group_first.push_back(std::move(gfirst));
             group_masks.push_back(std::move(gm));
@@ -283,54 +294,62 @@ multitask_batch<B, T> make_batch(B& backend, std::span<const encoded_task> tasks
     }
     const task_rows present = tasks_in_order(task_ids);
     const std::vector<std::int32_t>& first = present.first_rows;
-    // The heads' rows and labels per task present (the order of present.tasks).
+    // The heads' rows, labels and (regression tasks) targets per task present (the order of present.tasks).
     std::vector<std::vector<std::int32_t>> task_members(present.tasks.size()), task_labels(present.tasks.size());
+    std::vector<std::vector<T>> task_targets(present.tasks.size());
     for (std::size_t r = 0; r < n; ++r) {
         task_members[present.slot[r]].push_back(static_cast<std::int32_t>(r));
         task_labels[present.slot[r]].push_back(b.labels[r]);
+        if (tasks[rows[r].task].is_regression()) task_targets[present.slot[r]].push_back(static_cast<T>(b.scores[r]));
     }
-    std::vector<std::size_t> members_at, labels_at;
+    std::vector<staged_array<std::int32_t>> members_at, labels_at;
+    std::vector<staged_array<T>> targets_at;
     for (std::size_t k = 0; k < present.tasks.size(); ++k) {
-        members_at.push_back(ints.add(task_members[k]));
-        labels_at.push_back(ints.add(task_labels[k]));
+        members_at.push_back(stage.add(task_members[k]));
+        labels_at.push_back(stage.add(task_labels[k]));
+        targets_at.push_back(stage.add(task_targets[k]));
     }
-    const std::size_t ids_at = ints.add(ids), types_at = ints.add(types), tasks_at = ints.add(task_ids),
-                      first_at = ints.add(first), first_tokens_at = ints.add(detail::first_token_rows(n, len)),
-                      mask_at = bytes.add(mask);
-    ints.upload(backend);
-    bytes.upload(backend);
+    const auto ids_at = stage.add(ids), types_at = stage.add(types), tasks_at = stage.add(task_ids),
+               first_at = stage.add(first), first_tokens_at = stage.add(detail::first_token_rows(n, len));
+    const auto mask_at = stage.add(mask);
+    const auto mean_weights_at = stage.add(mean_pooling_weights<T>(mask, n, len));
+    stage.upload(backend);
     for (std::size_t k = 0; k < groups.size(); ++k) {
         const group_at& at = placed[k];
         const std::size_t rows_in = groups[k].size();
-        row_group<B> rg;
-        rg.input_ids = ints.view(at.ids, {rows_in, at.len});
-        rg.token_type_ids = ints.view(at.types, {rows_in, at.len});
-        rg.mask = bytes.view(at.mask, {rows_in, at.len});
-        rg.task_ids = ints.view(at.tasks, {rows_in});
-        rg.rows = ints.view(at.rows, {rows_in});
+        row_group<B, T> rg;
+        rg.input_ids = stage.view(at.ids, {rows_in, at.len});
+        rg.token_type_ids = stage.view(at.types, {rows_in, at.len});
+        rg.mask = stage.view(at.mask, {rows_in, at.len});
+        rg.task_ids = stage.view(at.tasks, {rows_in});
+        rg.rows = stage.view(at.rows, {rows_in});
         rg.host_rows = std::move(groups[k]);
         rg.host_task_ids = std::move(group_tasks[k]);
-        rg.first_rows = ints.view(at.first_rows, {at.tasks_present});
+        rg.first_rows = stage.view(at.first_rows, {at.tasks_present});
         rg.host_first_rows = std::move(group_first[k]);
         rg.host_mask = std::move(group_masks[k]);
-        rg.first_token_rows = ints.view(at.first_tokens, {rows_in});
+        rg.first_token_rows = stage.view(at.first_tokens, {rows_in});
+        rg.mean_weights = stage.view(at.mean_weights, {rows_in, at.len});
         rg.host_input_ids = std::move(group_ids[k]);
         rg.host_token_type_ids = std::move(group_types[k]);
         b.groups.push_back(std::move(rg));
     }
-    b.input_ids = ints.view(ids_at, {n, len});
-    b.token_type_ids = ints.view(types_at, {n, len});
-    b.mask = bytes.view(mask_at, {n, len});
-    b.task_ids = ints.view(tasks_at, {n});
+    b.input_ids = stage.view(ids_at, {n, len});
+    b.token_type_ids = stage.view(types_at, {n, len});
+    b.mask = stage.view(mask_at, {n, len});
+    b.task_ids = stage.view(tasks_at, {n});
     b.host_task_ids = std::move(task_ids);
-    b.first_rows = ints.view(first_at, {first.size()});
+    b.first_rows = stage.view(first_at, {first.size()});
     b.host_first_rows = first;
     for (std::size_t k = 0; k < present.tasks.size(); ++k) {
-        b.rows_of_task.push_back(ints.view(members_at[k], {task_members[k].size()}));
-        b.labels_of_task.push_back(ints.view(labels_at[k], {task_labels[k].size()}));
+        b.rows_of_task.push_back(stage.view(members_at[k], {task_members[k].size()}));
+        b.labels_of_task.push_back(stage.view(labels_at[k], {task_labels[k].size()}));
+        b.targets_of_task.push_back(task_targets[k].empty() ? tensor<B, T>{}
+                                                            : stage.view(targets_at[k], {task_targets[k].size()}));
     }
     b.host_mask = std::move(mask);
-    b.first_token_rows = ints.view(first_tokens_at, {n});
+    b.first_token_rows = stage.view(first_tokens_at, {n});
+    b.mean_weights = stage.view(mean_weights_at, {n, len});
     b.host_input_ids = std::move(ids);
     b.host_token_type_ids = std::move(types);
     b.rows.assign(rows.begin(), rows.end());

@@ -9,6 +9,8 @@
 //                    reads them instead of copying task_ids back or uploading its own rows (on a GPU, a wait or
 //                    a transfer per layer)
 //   task_embedding   (batch, d) the task condition z' (CA-MTL's block-diagonal bias, CLN, adapters)
+//   mean_weights     (batch, seq) mean pooling's weights over the mask (core/mean_weights.hpp), as the batch
+//                    uploaded them, or null: a layer that pools (PHA's retriever) works them out from the mask
 //   generated        per encoder layer (indexed by the layer's position in the encoder), the adapter weights a
 //                    generator made for this batch (PHA's hypernetwork, HyperFormer++'s, per-task tables)
 //
@@ -66,6 +68,7 @@ struct layer_condition {
     batch_tasks<B> tasks{};
     const tensor<B, T>* task_embedding = nullptr;
     const std::vector<generated_adapters<B, T>>* generated = nullptr;
+    const tensor<B, T>* mean_weights = nullptr;
 
     /// The generated weights of encoder layer `layer`, or all-null.
     [[nodiscard]] generated_adapters<B, T> generated_for(std::size_t layer) const {

@@ -8,9 +8,11 @@
 #include <cstdint>
 #include <span>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "hyperadapt/backend/concepts.hpp"
+#include "hyperadapt/core/mean_weights.hpp"
 #include "hyperadapt/core/shape.hpp"
 #include "hyperadapt/nn/layer.hpp"
 #include "hyperadapt/tensor/tensor.hpp"
@@ -38,30 +40,25 @@ public:
     [[nodiscard]] const std::string& name() const noexcept { return name_; }
 
     /// `host_mask`: the mask's host copy where the caller has it (a batch built on the host keeps it); empty: the
-    /// layer copies the mask back (on a GPU, a wait).
-    tensor<B, T> forward(const tensor<B, T>& h, const mask_type& mask, context& ctx, run_mode = {},
+    /// layer copies the mask back (on a GPU, a wait). Either way the weights are uploaded; a batch's own are
+    /// taken by the overload below.
+    tensor<B, T> forward(const tensor<B, T>& h, const mask_type& mask, context& ctx, run_mode mode = {},
                          std::span<const std::uint8_t> host_mask = {}) const {
-        const auto& hs = h.shape();
-        if (hs.rank() != 3 || hs[2] != d_ || hs[0] == 0 || hs[1] == 0)
-            throw shape_error(name_ + ": hidden states have shape " + hs.str() + ", expected (batch, seq, " +
-                              std::to_string(d_) + ")");
-        const std::size_t nb = hs[0], len = hs[1];
-        ctx.input_shape = hs;
-        if (mask.empty()) {
-            ctx.weights = tensor<B, T>::filled(*backend_, {nb, len}, T(1) / static_cast<T>(len));
-        } else {
-            expect_shape(name_.c_str(), "mask", shape{nb, len}, mask.shape());
-            std::vector<std::uint8_t> copied;
-            const std::span<const std::uint8_t> m = mask.host_values(host_mask, copied, name_);
-            std::vector<T> w(nb * len, T(0));
-            for (std::size_t b = 0; b < nb; ++b) {
-                std::size_t count = 0;
-                for (std::size_t l = 0; l < len; ++l) count += m[b * len + l] != 0;
-                for (std::size_t l = 0; l < len && count > 0; ++l)
-                    if (m[b * len + l] != 0) w[b * len + l] = T(1) / static_cast<T>(count);
-            }
-            ctx.weights = tensor<B, T>::from_host(*backend_, {nb, len}, w);
-        }
+        const auto [nb, len] = check_input(h);
+        if (mask.empty()) return forward(h, tensor<B, T>::filled(*backend_, {nb, len}, T(1) / static_cast<T>(len)), ctx, mode);
+        expect_shape(name_.c_str(), "mask", shape{nb, len}, mask.shape());
+        std::vector<std::uint8_t> copied;
+        const std::span<const std::uint8_t> m = mask.host_values(host_mask, copied, name_);
+        return forward(h, tensor<B, T>::from_host(*backend_, {nb, len}, mean_pooling_weights<T>(m, nb, len)), ctx, mode);
+    }
+
+    /// The same with the weights given: (batch, seq), mask / count per row (core/mean_weights.hpp), as a batch
+    /// uploads them with its ids (data/multitask_batch.hpp); nothing is copied either way.
+    tensor<B, T> forward(const tensor<B, T>& h, const tensor<B, T>& weights, context& ctx, run_mode = {}) const {
+        const auto [nb, len] = check_input(h);
+        expect_shape(name_.c_str(), "weights", shape{nb, len}, weights.shape());
+        ctx.input_shape = h.shape();
+        ctx.weights = weights;
         tensor<B, T> pooled(*backend_, {nb, d_});
         backend_->gemm_strided_batched(transpose::no, transpose::no, 1, d_, len, T(1), ctx.weights.data(), len,
                                        static_cast<std::ptrdiff_t>(len), h.data(), d_,
@@ -86,6 +83,15 @@ public:
     void visit_parameters(F&&) {}
 
 private:
+    /// (batch, seq) of hidden states (batch, seq, d), or a shape_error naming the layer.
+    std::pair<std::size_t, std::size_t> check_input(const tensor<B, T>& h) const {
+        const auto& hs = h.shape();
+        if (hs.rank() != 3 || hs[2] != d_ || hs[0] == 0 || hs[1] == 0)
+            throw shape_error(name_ + ": hidden states have shape " + hs.str() + ", expected (batch, seq, " +
+                              std::to_string(d_) + ")");
+        return {hs[0], hs[1]};
+    }
+
     B* backend_;
     std::string name_;
     std::size_t d_;

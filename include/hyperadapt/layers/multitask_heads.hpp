@@ -26,10 +26,12 @@ struct task_head_spec {
 };
 
 /// What a batch uploaded for the heads (data/multitask_batch.hpp): per task present, in ascending task order, its
-/// rows of the batch and their labels. Empty: forward_loss stages and uploads them itself.
-template <class B>
+/// rows of the batch, their labels and, for a regression task, their targets as the data gives them (before
+/// target_scale; empty for a classification task). Empty: forward_loss stages and uploads them itself.
+template <class B, class T>
 struct staged_task_rows {
     std::span<const tensor<B, std::int32_t>> rows, labels;
+    std::span<const tensor<B, T>> targets;
 };
 
 template <elementwise_backend B, class T = float>
@@ -81,22 +83,54 @@ public:
     [[nodiscard]] bool is_regression(std::size_t t) const { return specs_.at(t).num_labels == 1; }
 
     /// Per-row head outputs (logits, or the score for a regression task), at inference: one vector per row.
+    /// `known_rows`: per task present, ascending, its rows of the batch as the batch uploaded them
+    /// (multitask_batch::rows_of_task; they must hold what task_of_row says, sizes checked); empty: uploaded
+    /// here, in one copy. Every task's outputs come back in one copy (on a GPU one wait, not one per task).
     std::vector<std::vector<T>> outputs(const tensor<B, T>& pooled, const std::vector<std::int32_t>& task_of_row,
-                                        run_mode mode = {}) const {
-        std::vector<std::vector<T>> out(task_of_row.size());
-        for (std::size_t t = 0; t < heads_.size(); ++t) {
-            std::vector<std::int32_t> rows;
-            for (std::size_t r = 0; r < task_of_row.size(); ++r)
-                if (static_cast<std::size_t>(task_of_row[r]) == t) rows.push_back(static_cast<std::int32_t>(r));
-            if (rows.empty()) continue;
+                                        run_mode mode = {},
+                                        std::span<const tensor<B, std::int32_t>> known_rows = {}) const {
+        std::vector<std::vector<std::int32_t>> rows_of(heads_.size());
+        for (std::size_t r = 0; r < task_of_row.size(); ++r) {
+            if (task_of_row[r] < 0 || static_cast<std::size_t>(task_of_row[r]) >= heads_.size())
+                throw config_error(name_ + ": row " + std::to_string(r) + " has task id " +
+                                   std::to_string(task_of_row[r]) + "; there are " + std::to_string(heads_.size()) +
+                                   " task heads");
+            rows_of[static_cast<std::size_t>(task_of_row[r])].push_back(static_cast<std::int32_t>(r));
+        }
+        std::vector<std::size_t> present;
+        for (std::size_t t = 0; t < heads_.size(); ++t)
+            if (!rows_of[t].empty()) present.push_back(t);
+        if (!known_rows.empty() && known_rows.size() != present.size())
+            throw shape_error(name_ + ": the batch uploaded rows for " + std::to_string(known_rows.size()) +
+                              " tasks; its rows hold " + std::to_string(present.size()));
+        staged_upload<B> stage;
+        std::vector<staged_array<std::int32_t>> rows_at;
+        if (known_rows.empty())
+            for (const std::size_t t : present) rows_at.push_back(stage.add(rows_of[t]));
+        stage.upload(*backend_);
+        std::size_t total = 0;
+        std::vector<std::size_t> outputs_at;
+        for (const std::size_t t : present) outputs_at.push_back(total), total += rows_of[t].size() * specs_[t].num_labels;
+        tensor<B, T> all(*backend_, {total});
+        for (std::size_t k = 0; k < present.size(); ++k) {
+            const std::size_t t = present[k], n = rows_of[t].size();
+            const ids_type rows = known_rows.empty() ? stage.view(rows_at[k], {n}) : known_rows[k];
+            expect_shape(name_.c_str(), ("rows of task " + specs_[t].name).c_str(), shape{n}, rows.shape());
             typename classification_head<B, T>::context hctx;
-            auto y = heads_[t].forward(gather(pooled, rows), hctx, mode).to_host();
-            const std::size_t c = specs_[t].num_labels;
-            if (is_regression(t))
-                for (auto& v : y) v = static_cast<T>(static_cast<double>(v) * specs_[t].target_scale);
-            for (std::size_t i = 0; i < rows.size(); ++i)
-                out[static_cast<std::size_t>(rows[i])].assign(y.begin() + static_cast<std::ptrdiff_t>(i * c),
-                                                              y.begin() + static_cast<std::ptrdiff_t>((i + 1) * c));
+            const auto y = heads_[t].forward(gather(pooled, rows), hctx, mode);
+            backend_->copy(y.data(), all.data() + outputs_at[k], y.size());
+        }
+        const std::vector<T> host = all.to_host();
+        std::vector<std::vector<T>> out(task_of_row.size());
+        for (std::size_t k = 0; k < present.size(); ++k) {
+            const std::size_t t = present[k], c = specs_[t].num_labels;
+            const auto first = host.begin() + static_cast<std::ptrdiff_t>(outputs_at[k]);
+            for (std::size_t i = 0; i < rows_of[t].size(); ++i) {
+                auto& row = out[static_cast<std::size_t>(rows_of[t][i])];
+                row.assign(first + static_cast<std::ptrdiff_t>(i * c), first + static_cast<std::ptrdiff_t>((i + 1) * c));
+                if (is_regression(t))
+                    for (auto& v : row) v = static_cast<T>(static_cast<double>(v) * specs_[t].target_scale);
+            }
         }
         return out;
     }
@@ -106,11 +140,14 @@ public:
     /// `loss_task_rows` (rows per task id of a larger batch this one is a share of, as multitask_batch holds it),
     /// the share of that batch's loss these rows carry: task t's mean weighs n_t / (K N_t), K the tasks present
     /// there, so that the shares' losses add up to the larger batch's. `known`: the rows and labels per task as
-    /// the batch uploaded them; they must hold what task_of_row and labels say (sizes checked).
+    /// the batch uploaded them; they must hold what task_of_row, labels and scores say (sizes checked). With
+    /// them, and a regression task's target_scale 1, nothing is uploaded here; a target_scale other than 1
+    /// divides the batch's targets on the backend (T(1 / scale) times each, where the heads' own upload divides
+    /// in double on the host: the targets may differ in their last bit).
     double forward_loss(const tensor<B, T>& pooled, const std::vector<std::int32_t>& task_of_row,
                         const std::vector<std::int32_t>& labels, const std::vector<float>& scores, context& ctx,
                         run_mode mode, const std::vector<std::size_t>& loss_task_rows = {},
-                        staged_task_rows<B> known = {}) const {
+                        staged_task_rows<B, T> known = {}) const {
         if (pooled.shape().rank() != 2 || pooled.cols() != hidden_ || pooled.rows() != task_of_row.size())
             throw shape_error(name_ + ": pooled input has shape " + pooled.shape().str() + ", expected (" +
                               std::to_string(task_of_row.size()) + ", " + std::to_string(hidden_) + ")");
@@ -121,15 +158,16 @@ public:
                 throw config_error(name_ + ": row " + std::to_string(r) + " has task id " +
                                    std::to_string(task_of_row[r]) + "; there are " + std::to_string(heads_.size()) +
                                    " task heads");
-        // Every task's rows, labels and targets, gathered on the host and uploaded once per element type
-        // (tensor/staged_upload.hpp): on a GPU two waits for the whole batch instead of two per task, and only
-        // the targets' when the batch uploaded the rows and labels (`known`).
+        // Every task's rows, labels and targets, gathered on the host and uploaded in one copy
+        // (tensor/staged_upload.hpp): on a GPU one wait for the whole batch instead of two per task, and none
+        // when the batch uploaded them (`known`).
         struct staged_part {
-            std::size_t rows_at = 0, targets_at = 0;
+            staged_array<std::int32_t> rows_at, labels_at;
+            staged_array<T> targets_at;
             std::vector<std::int32_t> labels;
         };
-        staged_upload<B, std::int32_t> ints;
-        staged_upload<B, T> reals;
+        const bool uploaded = !known.rows.empty() || !known.labels.empty() || !known.targets.empty();
+        staged_upload<B> stage;
         std::vector<staged_part> staged;
         for (std::size_t t = 0; t < heads_.size(); ++t) {
             task_part part;
@@ -138,50 +176,53 @@ public:
                 if (static_cast<std::size_t>(task_of_row[r]) == t) part.rows.push_back(static_cast<std::int32_t>(r));
             if (part.rows.empty()) continue;
             staged_part sp;
-            if (known.rows.empty()) sp.rows_at = ints.add(part.rows);
-            if (is_regression(t)) {
-                std::vector<T> target;
-                for (auto r : part.rows)
-                    target.push_back(static_cast<T>(scores[static_cast<std::size_t>(r)] / specs_[t].target_scale));
-                sp.targets_at = reals.add(target);
-            } else {
-                for (auto r : part.rows) sp.labels.push_back(labels[static_cast<std::size_t>(r)]);
-                if (known.labels.empty()) sp.targets_at = ints.add(sp.labels);
+            for (auto r : part.rows) sp.labels.push_back(labels[static_cast<std::size_t>(r)]);
+            if (!uploaded) {
+                sp.rows_at = stage.add(part.rows);
+                if (is_regression(t)) {
+                    std::vector<T> target;
+                    for (auto r : part.rows)
+                        target.push_back(static_cast<T>(scores[static_cast<std::size_t>(r)] / specs_[t].target_scale));
+                    sp.targets_at = stage.add(target);
+                } else {
+                    sp.labels_at = stage.add(sp.labels);
+                }
             }
             staged.push_back(std::move(sp));
             ctx.parts.push_back(std::move(part));
         }
-        if ((!known.rows.empty() || !known.labels.empty()) &&
-            (known.rows.size() != ctx.parts.size() || known.labels.size() != ctx.parts.size()))
-            throw shape_error(name_ + ": the batch uploaded rows and labels for " + std::to_string(known.rows.size()) +
-                              " and " + std::to_string(known.labels.size()) + " tasks; its rows hold " +
+        if (uploaded && (known.rows.size() != ctx.parts.size() || known.labels.size() != ctx.parts.size() ||
+                         known.targets.size() != ctx.parts.size()))
+            throw shape_error(name_ + ": the batch uploaded rows, labels and targets for " +
+                              std::to_string(known.rows.size()) + ", " + std::to_string(known.labels.size()) + " and " +
+                              std::to_string(known.targets.size()) + " tasks; its rows hold " +
                               std::to_string(ctx.parts.size()));
-        ints.upload(*backend_);
-        reals.upload(*backend_);
-        // The classification tasks' per-row losses land in one buffer and come back in one copy.
-        std::size_t classified = 0;
+        stage.upload(*backend_);
+        // Every task's per-row losses (classification) or differences from the target (regression) land in one
+        // buffer and come back in one copy; the means are taken on the host, in double.
+        std::size_t total_rows = 0;
         std::vector<std::size_t> losses_at(ctx.parts.size(), 0);
-        for (std::size_t k = 0; k < ctx.parts.size(); ++k)
-            if (!is_regression(ctx.parts[k].task)) losses_at[k] = classified, classified += ctx.parts[k].rows.size();
-        tensor<B, T> row_losses = classified ? tensor<B, T>(*backend_, {classified}) : tensor<B, T>{};
+        for (std::size_t k = 0; k < ctx.parts.size(); ++k) losses_at[k] = total_rows, total_rows += ctx.parts[k].rows.size();
+        tensor<B, T> row_losses(*backend_, {total_rows});
         for (std::size_t k = 0; k < ctx.parts.size(); ++k) {
             task_part& part = ctx.parts[k];
             const staged_part& sp = staged[k];
             const std::size_t n = part.rows.size(), t = part.task;
-            part.row_ids = known.rows.empty() ? ints.view(sp.rows_at, {n}) : known.rows[k];
-            const ids_type task_labels = known.labels.empty() ? ints.view(sp.targets_at, {n}) : known.labels[k];
+            part.row_ids = uploaded ? known.rows[k] : stage.view(sp.rows_at, {n});
             expect_shape(name_.c_str(), ("rows of task " + specs_[t].name).c_str(), shape{n}, part.row_ids.shape());
             const auto y = heads_[t].forward(gather(pooled, part.row_ids), part.head, mode);
             if (is_regression(t))
-                part.loss = mse_.forward(y, reals.view(sp.targets_at, {n, 1}), part.mse);
+                mse_.forward_rows(y, uploaded ? scaled_targets(known.targets[k], t) : stage.view(sp.targets_at, {n, 1}),
+                                  part.mse, row_losses.data() + losses_at[k]);
             else
-                ce_.forward_rows(y, task_labels, sp.labels, part.ce, row_losses.data() + losses_at[k]);
+                ce_.forward_rows(y, uploaded ? known.labels[k] : stage.view(sp.labels_at, {n}), sp.labels, part.ce,
+                                 row_losses.data() + losses_at[k]);
         }
-        const std::vector<T> host_losses = classified ? row_losses.to_host() : std::vector<T>{};
+        const std::vector<T> host_losses = row_losses.to_host();
         for (std::size_t k = 0; k < ctx.parts.size(); ++k) {
             task_part& part = ctx.parts[k];
-            if (!is_regression(part.task))
-                part.loss = ce_.finish(part.ce, std::span<const T>(host_losses).subspan(losses_at[k], part.rows.size()));
+            const auto values = std::span<const T>(host_losses).subspan(losses_at[k], part.rows.size());
+            part.loss = is_regression(part.task) ? mse_.finish(part.mse, values) : ce_.finish(part.ce, values);
             ctx.loss += part.loss;
         }
         if (loss_task_rows.empty()) {
@@ -225,13 +266,20 @@ public:
     }
 
 private:
+    /// A regression task's targets as its head learns them: the batch's divided by the task's target_scale, as
+    /// an (n, 1) column.
+    tensor<B, T> scaled_targets(const tensor<B, T>& targets, std::size_t t) const {
+        const std::size_t n = targets.size();
+        if (specs_[t].target_scale == 1.0) return targets.reshaped({n, 1});
+        tensor<B, T> out(*backend_, {n, 1});
+        backend_->copy(targets.data(), out.data(), n);
+        backend_->scale(n, static_cast<T>(1.0 / specs_[t].target_scale), out.data());
+        return out;
+    }
     tensor<B, T> gather(const tensor<B, T>& pooled, const ids_type& rows) const {
         tensor<B, T> out(*backend_, {rows.size(), hidden_});
         backend_->gather_rows(rows.size(), hidden_, pooled.data(), rows.data(), out.data());
         return out;
-    }
-    tensor<B, T> gather(const tensor<B, T>& pooled, const std::vector<std::int32_t>& rows) const {
-        return gather(pooled, ids_type::from_host(*backend_, {rows.size()}, rows));
     }
 
     B* backend_;

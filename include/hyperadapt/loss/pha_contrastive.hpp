@@ -191,6 +191,13 @@ public:
 
     /// d(scale * L) / d features of the share's rows (share.count, dim), L the whole batch's loss.
     tensor<B, T> backward(const context& ctx, double scale = 1.0) const {
+        const std::vector<double> df = backward_values(ctx, scale);
+        const std::vector<T> out(df.begin(), df.end());
+        return tensor<B, T>::from_host(*backend_, shape{ctx.share.count, ctx.dim}, out);
+    }
+
+    /// The same on the host, in double (rows x dim, row-major), for a caller that uploads it with other values.
+    [[nodiscard]] std::vector<double> backward_values(const context& ctx, double scale = 1.0) const {
         if (!ctx.ready) throw error(name_ + ": backward called without a forward");
         const std::size_t n = ctx.rows, dim = ctx.dim, first = ctx.share.first, rows = ctx.share.count;
         std::vector<double> df(rows * dim, 0.0);
@@ -204,8 +211,7 @@ public:
             }
         }
         pha_detail::normalize_rows_backward(ctx.f, ctx.norms, df, first, rows, dim);
-        std::vector<T> out(df.begin(), df.end());
-        return tensor<B, T>::from_host(*backend_, shape{rows, dim}, out);
+        return df;
     }
 
 private:
@@ -250,11 +256,24 @@ public:
     double forward(const std::vector<double>& features, const std::vector<std::int32_t>& t, std::size_t dim,
                    const tensor<B, T>& prototypes, loss_row_share share, context& ctx) const {
         pha_detail::check_embeddings(name_, "prototypes", prototypes.shape());
-        const std::size_t total_rows = t.size(), nt = prototypes.shape()[0];
+        const auto hk = prototypes.to_host();
+        return forward(features, t, dim, std::vector<double>(hk.begin(), hk.end()), prototypes.shape(), share, ctx);
+    }
+
+    /// The same with the prototypes' values on the host (`prototype_shape` (tasks, dim), row-major), for a caller
+    /// that copied them back with the features (one wait instead of two).
+    double forward(const std::vector<double>& features, const std::vector<std::int32_t>& t, std::size_t dim,
+                   std::vector<double> prototypes, const hyperadapt::shape& prototype_shape, loss_row_share share,
+                   context& ctx) const {
+        pha_detail::check_embeddings(name_, "prototypes", prototype_shape);
+        const std::size_t total_rows = t.size(), nt = prototype_shape[0];
+        if (prototypes.size() != prototype_shape.size())
+            throw shape_error(name_ + ": " + std::to_string(prototypes.size()) + " prototype values for shape " +
+                              prototype_shape.str());
         if (total_rows == 0 || dim == 0 || features.size() != total_rows * dim)
             throw shape_error(name_ + ": " + std::to_string(features.size()) + " feature values for " +
                               std::to_string(total_rows) + " rows of " + std::to_string(dim));
-        expect_shape(name_.c_str(), "prototypes", shape{nt, dim}, prototypes.shape());
+        expect_shape(name_.c_str(), "prototypes", shape{nt, dim}, prototype_shape);
         const bool exclude = options_.denominator == pha_denominator::exclude_positive;
         if (exclude && nt < 2)
             throw config_error(name_ + ": the positive-excluded denominator needs at least two prototypes, got " +
@@ -267,11 +286,10 @@ public:
         const std::size_t n = share.count;
         ctx = {};
         ctx.fshape = shape{n, dim};
-        ctx.kshape = prototypes.shape();
-        const auto hk = prototypes.to_host();
+        ctx.kshape = prototype_shape;
         const auto first = features.begin() + static_cast<std::ptrdiff_t>(share.first * dim);
         ctx.f.assign(first, first + static_cast<std::ptrdiff_t>(n * dim));
-        ctx.k.assign(hk.begin(), hk.end());
+        ctx.k = std::move(prototypes);
         ctx.fn = pha_detail::normalize_rows(ctx.f, n, dim);
         ctx.kn = pha_detail::normalize_rows(ctx.k, nt, dim);
         ctx.grad_s.assign(n * nt, 0.0);
@@ -303,6 +321,17 @@ public:
     }
 
     gradients backward(const context& ctx, double scale = 1.0) const {
+        const host_gradients g = backward_values(ctx, scale);
+        const std::vector<T> of(g.features.begin(), g.features.end()), ok(g.prototypes.begin(), g.prototypes.end());
+        return {tensor<B, T>::from_host(*backend_, ctx.fshape, of), tensor<B, T>::from_host(*backend_, ctx.kshape, ok)};
+    }
+
+    /// The same on the host, in double, for a caller that uploads them with other values.
+    struct host_gradients {
+        std::vector<double> features;    // (share rows, dim), row-major
+        std::vector<double> prototypes;  // (tasks, dim)
+    };
+    [[nodiscard]] host_gradients backward_values(const context& ctx, double scale = 1.0) const {
         if (!ctx.ready) throw error(name_ + ": backward called without a forward");
         const std::size_t n = ctx.fshape[0], dim = ctx.fshape[1], nt = ctx.kshape[0];
         std::vector<double> df(n * dim, 0.0), dk(nt * dim, 0.0);
@@ -318,8 +347,7 @@ public:
             }
         pha_detail::normalize_rows_backward(ctx.f, ctx.fn, df, 0, n, dim);
         pha_detail::normalize_rows_backward(ctx.k, ctx.kn, dk, 0, nt, dim);
-        const std::vector<T> of(df.begin(), df.end()), ok(dk.begin(), dk.end());
-        return {tensor<B, T>::from_host(*backend_, ctx.fshape, of), tensor<B, T>::from_host(*backend_, ctx.kshape, ok)};
+        return {std::move(df), std::move(dk)};
     }
 
 private:

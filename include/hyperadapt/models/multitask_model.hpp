@@ -120,7 +120,7 @@ public:
     /// The per-group part of a context (see context::groups). Declared outside `context`, whose members share
     /// the layers' names.
     struct group_context {
-        const row_group<B>* rows = nullptr;  // the batch's group (the batch outlives backward)
+        const row_group<B, T>* rows = nullptr;  // the batch's group (the batch outlives backward)
         typename bert_embeddings<B, T>::context embeddings;
         typename conditioning_type::context conditioning;
         typename encoder_type::context encoder;
@@ -296,11 +296,13 @@ auto multitask_model<Recipe>::pooled(const multitask_batch<B, T>& b, context& ct
     if (!b.groups.empty()) return pooled_by_groups(b, ctx, mode);
     const tensor<B, T> x = embeddings_.forward(b.input_ids, b.token_type_ids, ctx.embeddings, mode,
                                                {b.host_input_ids, b.host_token_type_ids});
-    layer_condition<B, T> c{.mask = &b.mask, .task_ids = &b.task_ids, .tasks = batch_tasks<B>::of(b)};
+    layer_condition<B, T> c{.mask = &b.mask, .task_ids = &b.task_ids, .tasks = batch_tasks<B>::of(b),
+                            .mean_weights = b.mean_weights.empty() ? nullptr : &b.mean_weights};
     const tensor<B, T> xc = conditioning_.forward(b.task_ids, x, c, ctx.conditioning, mode);
     const tensor<B, T> h = encoder_.forward(xc, c, ctx.encoder, mode);
     if (opts_.heads_read == head_input::pooler) return pooler_.forward(h, ctx.pooler, mode, &b.first_token_rows);
-    tensor<B, T> s = mean_.forward(h, b.mask, ctx.mean, mode, b.host_mask);
+    tensor<B, T> s = b.mean_weights.empty() ? mean_.forward(h, b.mask, ctx.mean, mode, b.host_mask)
+                                            : mean_.forward(h, b.mean_weights, ctx.mean, mode);
     check_output(mode.anomaly, mean_.name(), "", s);
     return s;
 }
@@ -317,20 +319,22 @@ auto multitask_model<Recipe>::pooled_by_groups(const multitask_batch<B, T>& b, c
     ctx.groups.resize(b.groups.size());
     if constexpr (tapped) ctx.encoder.retriever_output = {};
     for (std::size_t g = 0; g < b.groups.size(); ++g) {
-        const row_group<B>& rg = b.groups[g];
+        const row_group<B, T>& rg = b.groups[g];
         auto& gc = ctx.groups[g];
         gc.rows = &rg;
         if constexpr (tapped) gc.encoder.tap_requested = ctx.encoder.tap_requested;
         const tensor<B, T> x = embeddings_.forward(rg.input_ids, rg.token_type_ids, gc.embeddings, mode,
                                                    {rg.host_input_ids, rg.host_token_type_ids});
-        layer_condition<B, T> c{.mask = &rg.mask, .task_ids = &rg.task_ids, .tasks = batch_tasks<B>::of(rg)};
+        layer_condition<B, T> c{.mask = &rg.mask, .task_ids = &rg.task_ids, .tasks = batch_tasks<B>::of(rg),
+                                .mean_weights = rg.mean_weights.empty() ? nullptr : &rg.mean_weights};
         const tensor<B, T> xc = conditioning_.forward(rg.task_ids, x, c, gc.conditioning, mode);
         const tensor<B, T> h = encoder_.forward(xc, c, gc.encoder, mode);
         tensor<B, T> s;
         if (opts_.heads_read == head_input::pooler) {
             s = pooler_.forward(h, gc.pooler, mode, &rg.first_token_rows);
         } else {
-            s = mean_.forward(h, rg.mask, gc.mean, mode, rg.host_mask);
+            s = rg.mean_weights.empty() ? mean_.forward(h, rg.mask, gc.mean, mode, rg.host_mask)
+                                        : mean_.forward(h, rg.mean_weights, gc.mean, mode);
             check_output(mode.anomaly, mean_.name(), "", s);
         }
         backend_->scatter_add_rows(rg.size(), hidden, s.data(), rg.rows.data(), out.data());
@@ -355,7 +359,7 @@ void multitask_model<Recipe>::backward_by_groups(const tensor<B, T>& ds, context
     const bool embeddings_train = embeddings_trainable();
     for (std::size_t g = 0; g < ctx.groups.size(); ++g) {
         auto& gc = ctx.groups[g];
-        const row_group<B>& rg = *gc.rows;
+        const row_group<B, T>& rg = *gc.rows;
         tensor<B, T> dsg(*backend_, {rg.size(), hidden});
         backend_->gather_rows(rg.size(), hidden, ds.data(), rg.rows.data(), dsg.data());
         const tensor<B, T> dh =
@@ -392,7 +396,7 @@ template <class Recipe>
 double multitask_model<Recipe>::forward_loss(const multitask_batch<B, T>& b, context& ctx, run_mode mode) const {
     auxiliary_.before_forward(ctx);  // e.g. PHA: the encoder's retriever runs for a loss, not for outputs()
     ctx.task_loss = heads_.forward_loss(pooled(b, ctx, mode), row_tasks(b), b.labels, b.scores, ctx.heads, mode,
-                                        b.loss_task_rows, {b.rows_of_task, b.labels_of_task});
+                                        b.loss_task_rows, {b.rows_of_task, b.labels_of_task, b.targets_of_task});
     check_scalar(mode.anomaly, heads_.name(), "loss", ctx.task_loss);
     return ctx.task_loss + auxiliary_.forward_loss(b, *this, ctx, mode);
 }
@@ -416,7 +420,7 @@ void multitask_model<Recipe>::backward(context& ctx, T loss_scale) {
 template <class Recipe>
 auto multitask_model<Recipe>::outputs(const multitask_batch<B, T>& b, run_mode mode) const -> std::vector<std::vector<T>> {
     context ctx;
-    return heads_.outputs(pooled(b, ctx, mode), row_tasks(b), mode);
+    return heads_.outputs(pooled(b, ctx, mode), row_tasks(b), mode, b.rows_of_task);
 }
 
 }  // namespace hyperadapt

@@ -35,6 +35,7 @@
 #include <cstdint>
 #include <filesystem>
 #include <limits>
+#include <span>
 #include <string>
 #include <utility>
 #include <vector>
@@ -45,6 +46,7 @@
 #include "hyperadapt/layers/pha/retriever.hpp"
 #include "hyperadapt/loss/pha_contrastive.hpp"
 #include "hyperadapt/models/multitask_model.hpp"
+#include "hyperadapt/tensor/staged_upload.hpp"
 
 namespace hyperadapt {
 
@@ -128,16 +130,25 @@ public:
         if (e.empty()) return 0;  // not a tapped (training) forward
         a.used = true;
         const pha_contrastive_options& co = m.options().contrastive;
-        gathered_rows g = gather(e, b);
+        const bool with_prototypes = use_prototype_loss(m);
+        // The embeddings and the prototypes come back in one copy (on a GPU one wait, not two).
+        const tensor<B, T>* P = with_prototypes ? &prototypes(m).weight().value : nullptr;
+        B& backend = e.backend();
+        tensor<B, T> both(backend, {e.size() + (P ? P->size() : 0)});
+        backend.copy(e.data(), both.data(), e.size());
+        if (P) backend.copy(P->data(), both.data() + e.size(), P->size());
+        const std::vector<T> host = both.to_host();
+        gathered_rows g = gather(std::span<const T>(host).first(e.size()), e.shape()[1], b);
         double loss = 0;
         if (m.options().instance_loss) {
-            a.instance_loss = pha_instance_loss<B, T>(e.backend(), co).forward(g.features, g.tasks, g.dim, g.share, a.ins);
+            a.instance_loss = pha_instance_loss<B, T>(backend, co).forward(g.features, g.tasks, g.dim, g.share, a.ins);
             check_scalar(mode.anomaly, "pha_instance_loss", "loss", a.instance_loss);
             loss += a.instance_loss;
         }
-        if (use_prototype_loss(m)) {
-            a.prototype_loss = pha_prototype_loss<B, T>(e.backend(), co)
-                                   .forward(g.features, g.tasks, g.dim, prototypes(m).weight().value, g.share, a.pro);
+        if (P) {
+            a.prototype_loss = pha_prototype_loss<B, T>(backend, co)
+                                   .forward(g.features, g.tasks, g.dim, std::vector<double>(host.begin() + static_cast<std::ptrdiff_t>(e.size()), host.end()),
+                                            P->shape(), g.share, a.pro);
             check_scalar(mode.anomaly, "pha_prototype_loss", "loss", a.prototype_loss);
             loss += a.prototype_loss;
         }
@@ -149,21 +160,43 @@ public:
         if (!a.used) return;
         B& b = ctx.encoder.retriever_output.backend();
         const pha_contrastive_options& co = m.options().contrastive;
-        tensor<B, T> de;
+        // Both losses' gradients for the tap, each rounded to T and added in T as the backend would add them
+        // (the same bits), and the prototypes' gradient, uploaded in one copy (on a GPU one transfer, not three).
+        std::vector<T> de, dk;
+        hyperadapt::shape de_shape, dk_shape;
         if (m.options().instance_loss) {
-            const tensor<B, T> d = pha_instance_loss<B, T>(b, co).backward(a.ins, static_cast<double>(loss_scale));
-            check_input_gradient(ctx.anomaly, "pha_instance_loss", "", d);
-            accumulate_into(b, de, d);
+            const std::vector<double> d = pha_instance_loss<B, T>(b, co).backward_values(a.ins, static_cast<double>(loss_scale));
+            de.assign(d.begin(), d.end());
+            de_shape = {a.ins.share.count, a.ins.dim};
+            check_input_gradient_values(ctx.anomaly, "pha_instance_loss", "", de_shape, std::span<const T>(de));
         }
         if (use_prototype_loss(m)) {
-            auto g = pha_prototype_loss<B, T>(b, co).backward(a.pro, static_cast<double>(loss_scale));
-            check_input_gradient(ctx.anomaly, "pha_prototype_loss", "", g.features);
-            accumulate_into(b, de, g.features);
-            check_input_gradient(ctx.anomaly, "pha_prototype_loss", "", g.prototypes, "prototype gradient");
-            auto& P = m.conditioning().template get<prototype_conditioning<B, T>>()->prototypes().weight();
-            if (P.trainable()) b.axpy(P.size(), T(1), g.prototypes.data(), P.grad.data());
+            const auto g = pha_prototype_loss<B, T>(b, co).backward_values(a.pro, static_cast<double>(loss_scale));
+            const std::vector<T> df(g.features.begin(), g.features.end());
+            check_input_gradient_values(ctx.anomaly, "pha_prototype_loss", "", a.pro.fshape, std::span<const T>(df));
+            if (de.empty()) {
+                de = df;
+                de_shape = a.pro.fshape;
+            } else {
+                if (df.size() != de.size())
+                    throw shape_error("pha_contrastive: the two losses' gradients have " + std::to_string(de.size()) +
+                                      " and " + std::to_string(df.size()) + " values");
+                for (std::size_t i = 0; i < de.size(); ++i) de[i] = de[i] + df[i];
+            }
+            dk.assign(g.prototypes.begin(), g.prototypes.end());
+            dk_shape = a.pro.kshape;
+            check_input_gradient_values(ctx.anomaly, "pha_prototype_loss", "", dk_shape, std::span<const T>(dk),
+                                        "prototype gradient");
         }
-        ctx.encoder.tap_gradient = std::move(de);
+        staged_upload<B> stage;
+        const auto de_at = stage.add(de);
+        const auto dk_at = stage.add(dk);
+        stage.upload(b);
+        if (!dk.empty()) {
+            auto& P = m.conditioning().template get<prototype_conditioning<B, T>>()->prototypes().weight();
+            if (P.trainable()) b.axpy(P.size(), T(1), stage.view(dk_at, dk_shape).data(), P.grad.data());
+        }
+        ctx.encoder.tap_gradient = de.empty() ? tensor<B, T>{} : stage.view(de_at, de_shape);
     }
 
 private:
@@ -175,12 +208,11 @@ private:
         std::size_t dim = 0;
         loss_row_share share;
     };
-    static gathered_rows gather(const tensor<B, T>& e, const multitask_batch<B, T>& b) {
+    static gathered_rows gather(std::span<const T> e, std::size_t dim, const multitask_batch<B, T>& b) {
         gathered_rows g;
-        g.dim = e.shape()[1];
-        const auto h = e.to_host();
-        g.features.assign(h.begin(), h.end());
-        g.tasks = b.task_ids.to_host();
+        g.dim = dim;
+        g.features.assign(e.begin(), e.end());
+        g.tasks = b.host_task_ids;  // kept by make_batch: no copy back
         if (!b.exchange) return g;
         // One message per rank: its rows' features, then their task ids.
         std::vector<double> mine = g.features;
@@ -343,7 +375,8 @@ tensor<B, T> pha_bert<B, T>::instance_embeddings(const multitask_batch<B, T>& b,
     context ctx;
     const tensor<B, T> x = this->embeddings().forward(b.input_ids, b.token_type_ids, ctx.embeddings, mode,
                                                       {b.host_input_ids, b.host_token_type_ids});
-    const layer_condition<B, T> c{.mask = &b.mask, .task_ids = &b.task_ids, .tasks = batch_tasks<B>::of(b)};
+    const layer_condition<B, T> c{.mask = &b.mask, .task_ids = &b.task_ids, .tasks = batch_tasks<B>::of(b),
+                                  .mean_weights = b.mean_weights.empty() ? nullptr : &b.mean_weights};
     return this->encoder().instance_embeddings(x, c, ctx.encoder, mode);
 }
 

@@ -20,6 +20,7 @@
 // adds its own sites without any global registry.
 #include <cmath>
 #include <cstddef>
+#include <span>
 #include <string>
 #include <string_view>
 #include <type_traits>
@@ -106,14 +107,16 @@ public:
             if constexpr (requires { t.backend().sum_squares(t.size(), t.data()); })
                 if (std::isfinite(t.backend().sum_squares(t.size(), t.data()))) return;
             const std::vector<T> h = t.to_host();
-            for (std::size_t i = 0; i < h.size(); ++i)
-                if (!std::isfinite(h[i])) {
-                    std::string name(module);
-                    if (!sub.empty()) name += (name.empty() ? "" : ".") + std::string(sub);
-                    throw anomaly_error(std::move(name), pass, std::string(what), t.shape(), i,
-                                        static_cast<double>(h[i]));
-                }
+            throw_first_nonfinite(pass, module, sub, what, t.shape(), std::span<const T>(h));
         }
+    }
+
+    /// The same for values on the host (a loss computed there): `s` is their shape, for the message.
+    template <class T>
+    void check_values(anomaly_pass pass, std::string_view module, std::string_view sub, std::string_view what,
+                      const hyperadapt::shape& s, std::span<const T> values) {
+        ++checked_;
+        throw_first_nonfinite(pass, module, sub, what, s, values);
     }
 
     /// Throws anomaly_error if the scalar `v` (a loss) is not finite.
@@ -127,6 +130,17 @@ public:
     [[nodiscard]] std::size_t checked() const noexcept { return checked_; }
 
 private:
+    template <class T>
+    static void throw_first_nonfinite(anomaly_pass pass, std::string_view module, std::string_view sub,
+                                      std::string_view what, const hyperadapt::shape& s, std::span<const T> values) {
+        for (std::size_t i = 0; i < values.size(); ++i)
+            if (!std::isfinite(values[i])) {
+                std::string name(module);
+                if (!sub.empty()) name += (name.empty() ? "" : ".") + std::string(sub);
+                throw anomaly_error(std::move(name), pass, std::string(what), s, i, static_cast<double>(values[i]));
+            }
+    }
+
     std::size_t checked_ = 0;
 };
 
@@ -146,6 +160,15 @@ inline void check_input_gradient(anomaly_detector* d, std::string_view module, s
                                  const tensor<B, T>& dx, std::string_view what = "input gradient") {
     if (d != nullptr) [[unlikely]]
         d->check(anomaly_pass::backward, module, sub, what, dx);
+}
+
+/// Backward: the same for a gradient on the host, of shape `s` (a loss computed there, before its upload).
+template <class T>
+inline void check_input_gradient_values(anomaly_detector* d, std::string_view module, std::string_view sub,
+                                        const hyperadapt::shape& s, std::span<const T> dx,
+                                        std::string_view what = "input gradient") {
+    if (d != nullptr) [[unlikely]]
+        d->check_values(anomaly_pass::backward, module, sub, what, s, dx);
 }
 
 /// Forward: a scalar a module computed (a loss).

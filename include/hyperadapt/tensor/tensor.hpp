@@ -9,6 +9,7 @@
 #include <span>
 #include <string>
 #include <string_view>
+#include <type_traits>
 #include <vector>
 
 #include "hyperadapt/backend/concepts.hpp"
@@ -24,11 +25,11 @@ public:
     using value_type = T;
 
     tensor() = default;
-    tensor(B& backend, hyperadapt::shape s)
-        : backend_(&backend),
-          storage_(std::make_shared<typename B::template buffer<T>>(backend.template allocate<T>(s.size()))),
-          data_(storage_->data()),
-          shape_(s) {}
+    tensor(B& backend, hyperadapt::shape s) : backend_(&backend), shape_(s) {
+        auto buffer = std::make_shared<typename B::template buffer<T>>(backend.template allocate<T>(s.size()));
+        data_ = buffer->data();
+        storage_ = std::move(buffer);
+    }
 
     /// A tensor of the given shape filled with `value`.
     static tensor filled(B& backend, hyperadapt::shape s, T value) {
@@ -111,12 +112,38 @@ public:
     void fill(T value) { backend().fill(data_, size(), value); }
     void zero() { fill(T(0)); }
 
+    /// The `s`-shaped array of U that starts `byte_offset` bytes into this tensor's memory, sharing its storage
+    /// (keeping it alive): one upload of a byte stage seen as the arrays of several element types
+    /// (tensor/staged_upload.hpp). The offset must be a multiple of U's alignment and the array must fit.
+    template <class U>
+    [[nodiscard]] tensor<B, U> viewed_as(std::size_t byte_offset, hyperadapt::shape s) const {
+        static_assert(std::is_trivially_copyable_v<T> && std::is_trivially_copyable_v<U>,
+                      "tensor::viewed_as: only arrays of trivially copyable elements can share bytes");
+        if (byte_offset % alignof(U) != 0 || byte_offset + s.size() * sizeof(U) > size() * sizeof(T))
+            throw shape_error("tensor::viewed_as: " + std::to_string(s.size()) + " elements of " +
+                              std::to_string(sizeof(U)) + " bytes at byte " + std::to_string(byte_offset) + " of " +
+                              std::to_string(size() * sizeof(T)) + " bytes (alignment " + std::to_string(alignof(U)) + ")");
+        tensor<B, U> t;
+        t.backend_ = backend_;
+        t.storage_ = storage_;
+        // The bytes were written as U's (a byte stage copies each array in whole); backend memory is only read
+        // through U from here on.
+        t.data_ = reinterpret_cast<U*>(reinterpret_cast<unsigned char*>(const_cast<T*>(data_)) + byte_offset);
+        t.shape_ = s;
+        return t;
+    }
+
     /// True when both handles share storage.
     [[nodiscard]] bool shares_storage_with(const tensor& o) const noexcept { return storage_ == o.storage_; }
 
 private:
+    template <memory_backend, class>
+    friend class tensor;
+
     B* backend_ = nullptr;
-    std::shared_ptr<typename B::template buffer<T>> storage_;
+    /// What keeps the memory alive: the backend buffer this tensor or the tensor it views was allocated as (of
+    /// this element type or, for viewed_as, of another).
+    std::shared_ptr<const void> storage_;
     T* data_ = nullptr;
     hyperadapt::shape shape_;
 };

@@ -58,7 +58,7 @@ public:
         ctx.weights.resize(tables_.size());
         ctx.generated.assign(first_ + tables_.size(), {});
         for (std::size_t j = 0; j < tables_.size(); ++j) {
-            ctx.weights[j] = tables_[j].forward(task_ids, ctx.tables[j], mode);
+            ctx.weights[j] = tables_[j].forward(task_ids, ctx.tables[j], mode, c.tasks.host_task_ids);
             ctx.generated[first_ + j].parallel = &ctx.weights[j];
         }
         c.generated = &ctx.generated;
@@ -117,7 +117,7 @@ public:
     tensor<B, T> forward(const tensor<B, std::int32_t>& task_ids, const tensor<B, T>& x, layer_condition<B, T>& c,
                          context& ctx, run_mode mode) const {
         ctx.anomaly = mode.anomaly;
-        const tensor<B, T> k = table_.forward(task_ids, ctx.task_rows, mode);
+        const tensor<B, T> k = table_.forward(task_ids, ctx.task_rows, mode, c.tasks.host_task_ids);
         ctx.attention.resize(layers_);
         ctx.ffn.resize(layers_);
         ctx.attention_weights.resize(layers_);

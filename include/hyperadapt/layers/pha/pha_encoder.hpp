@@ -113,7 +113,7 @@ private:
         return upper_.forward(x, own_adapters, ctx, mode);
     }
     tensor<B, T> retrieve(const tensor<B, T>& h, const condition_type& c, context& ctx, run_mode mode) const {
-        tensor<B, T> e = retriever_.forward(h, c.mask ? *c.mask : attention_mask<B>{}, ctx.retriever, mode);
+        tensor<B, T> e = retriever_.forward(h, c.mask ? *c.mask : attention_mask<B>{}, ctx.retriever, mode, c.mean_weights);
         check_output(mode.anomaly, retriever_.name(), "", e);
         return e;
     }

@@ -58,7 +58,8 @@ public:
     tensor<B, T> forward(const tensor<B, std::int32_t>& task_ids, const tensor<B, T>& x, layer_condition<B, T>& c,
                          context& ctx, run_mode mode) const {
         ctx.anomaly = mode.anomaly;
-        const tensor<B, T> k = prototypes_.forward(task_ids, ctx.prototype_rows, mode);
+        // The range check reads the batch's host ids (layer_condition::tasks) instead of copying them back.
+        const tensor<B, T> k = prototypes_.forward(task_ids, ctx.prototype_rows, mode, c.tasks.host_task_ids);
         ctx.hypernet.resize(layers_);
         ctx.weights.resize(layers_);
         ctx.generated.assign(first_ + layers_, {});

@@ -57,14 +57,18 @@ public:
     [[nodiscard]] std::size_t features() const noexcept { return d_; }
     [[nodiscard]] std::size_t out_features() const noexcept { return l2_.out_features(); }
 
-    tensor<B, T> forward(const tensor<B, T>& h, const mask_type& mask, context& ctx, run_mode mode = {}) const {
+    /// `mean_weights`: the pooling weights of `mask` as the batch uploaded them (layers/layer_condition.hpp), or
+    /// null: worked out from the mask here (a copy back and an upload).
+    tensor<B, T> forward(const tensor<B, T>& h, const mask_type& mask, context& ctx, run_mode mode = {},
+                         const tensor<B, T>* mean_weights = nullptr) const {
         const auto& hs = h.shape();
         if (hs.rank() != 3 || hs[2] != d_ || hs[0] == 0 || hs[1] == 0)
             throw shape_error(name_ + ": hidden states have shape " + hs.str() + ", expected (batch, seq, " +
                               std::to_string(d_) + ")");
         if (mask.empty()) throw shape_error(name_ + ": the retriever needs the padding mask");
         ctx = {};
-        const tensor<B, T> pooled = pool_.forward(h, mask, ctx.pool, mode);
+        const tensor<B, T> pooled =
+            mean_weights ? pool_.forward(h, *mean_weights, ctx.pool, mode) : pool_.forward(h, mask, ctx.pool, mode);
         ctx.hidden = l0_.forward(pooled, ctx.l0, mode);
         tensor<B, T> a(*backend_, ctx.hidden.shape());
         pha_ops::relu_forward(*backend_, a.size(), ctx.hidden.data(), a.data());

@@ -10,7 +10,9 @@
 // (Xavier-uniform with gain 1e-4 over fan_in + fan_out = d + r, biases 0): every task starts near identity.
 #include <cmath>
 #include <cstdint>
+#include <span>
 #include <string>
+#include <vector>
 
 #include "hyperadapt/layers/embedding.hpp"
 #include "hyperadapt/layers/pha/task_adapter.hpp"
@@ -52,13 +54,17 @@ public:
 
     [[nodiscard]] const std::string& name() const noexcept { return name_; }
 
-    /// The weights of each row's task: task_ids (batch).
-    adapter_weights<B, T> forward(const ids_type& task_ids, context& ctx, run_mode mode = {}) const {
+    /// The weights of each row's task: task_ids (batch). `host_task_ids`: their host copy where the caller has it
+    /// (layer_condition::tasks), read by the tables' range checks instead of four copies back.
+    adapter_weights<B, T> forward(const ids_type& task_ids, context& ctx, run_mode mode = {},
+                                  std::span<const std::int32_t> host_task_ids = {}) const {
+        std::vector<std::int32_t> copied;
+        const std::span<const std::int32_t> host = task_ids.host_values(host_task_ids, copied, name_);
         adapter_weights<B, T> w;
-        w.down_weight = down_w_.forward(task_ids, ctx.down_w, mode);
-        w.down_bias = down_b_.forward(task_ids, ctx.down_b, mode);
-        w.up_weight = up_w_.forward(task_ids, ctx.up_w, mode);
-        w.up_bias = up_b_.forward(task_ids, ctx.up_b, mode);
+        w.down_weight = down_w_.forward(task_ids, ctx.down_w, mode, host);
+        w.down_bias = down_b_.forward(task_ids, ctx.down_b, mode, host);
+        w.up_weight = up_w_.forward(task_ids, ctx.up_w, mode, host);
+        w.up_bias = up_b_.forward(task_ids, ctx.up_b, mode, host);
         return w;
     }
 
