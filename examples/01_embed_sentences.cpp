@@ -5,8 +5,10 @@
 // What it shows: read_bert_config + load_pretrained (hyperadapt/io/hf_checkpoint.hpp), the WordPiece
 // tokenizer (hyperadapt/text/wordpiece.hpp), batched inference with padding masks.
 //
-//   01_embed_sentences [--model DIR] [--similarity] [--threads T] [FILE | -]
+//   01_embed_sentences [--model DIR] [--similarity] [--threads T] [--device cpu|cuda] [--gpu N] [FILE | -]
 //
+// --device cuda runs the model on GPU N (a build with -DHYPERADAPT_ENABLE_CUDA=ON: 01_embed_sentences_cuda.cu
+// instantiates the same code, sentence_embedder.hpp, on the CUDA backend); tokenizing and printing stay here.
 // FILE (or "-" for standard input) holds one sentence per line; blank lines are skipped. Output: one line
 // per sentence with its embedding, or with --similarity the cosine matrix. Without FILE it embeds six
 // built-in sentences and checks the cosines against those transformers 4.40.2 gives for the same pipeline
@@ -25,18 +27,17 @@
 #include <filesystem>
 #include <fstream>
 #include <iostream>
+#include <memory>
 #include <string>
 #include <string_view>
 #include <vector>
 
 #include "hyperadapt/backend/cpu.hpp"
-#include "hyperadapt/io/hf_checkpoint.hpp"
-#include "hyperadapt/models/bert.hpp"
-#include "hyperadapt/nn/anomaly.hpp"
+#include "hyperadapt/io/json.hpp"
 #include "hyperadapt/text/wordpiece.hpp"
+#include "sentence_embedder.hpp"
 
 namespace ha = hyperadapt;
-using backend_t = ha::cpu;
 
 namespace {
 
@@ -45,7 +46,24 @@ struct arguments {
     std::string input;  // empty: built-in demo
     bool similarity = false;
     int threads = 0;
+    std::string device = "cpu";  // cpu | cuda
+    int gpu = 0;                 // with --device cuda
 };
+
+/// A whole number in [lo, hi] for `option`, or an error naming the option and the value.
+int int_option(std::string_view option, const std::string& v, int lo, int hi) {
+    std::size_t used = 0;
+    long long x = 0;
+    try {
+        x = std::stoll(v, &used);
+    } catch (const std::exception&) {
+        used = 0;
+    }
+    if (used != v.size() || v.empty() || x < lo || x > hi)
+        throw std::runtime_error(std::string(option) + " " + v + ": expected a whole number from " + std::to_string(lo) +
+                                 " to " + std::to_string(hi));
+    return static_cast<int>(x);
+}
 
 std::filesystem::path default_model_dir() {
     if (const char* env = std::getenv("HYPERADAPT_MODEL_DIR")) return env;
@@ -66,14 +84,23 @@ arguments parse(int argc, char** argv) {
         else if (s == "--similarity")
             a.similarity = true;
         else if (s == "--threads")
-            a.threads = std::stoi(value());
+            a.threads = int_option(s, value(), 1, 1024);
+        else if (s == "--device") {
+            a.device = value();
+            if (a.device != "cpu" && a.device != "cuda")
+                throw std::runtime_error("--device " + a.device + ": expected cpu or cuda");
+        } else if (s == "--gpu")
+            a.gpu = int_option(s, value(), 0, 1023);
         else if (s == "--help" || s == "-h")
-            throw std::runtime_error("usage: 01_embed_sentences [--model DIR] [--similarity] [--threads T] [FILE | -]");
+            throw std::runtime_error(
+                "usage: 01_embed_sentences [--model DIR] [--similarity] [--threads T] [--device cpu|cuda] [--gpu N] [FILE | -]");
         else if (a.input.empty() && (s == "-" || s.substr(0, 2) != "--"))
             a.input = s;
         else
             throw std::runtime_error("unknown argument " + std::string(s));
     }
+    if (a.device != "cuda" && a.gpu != 0) throw std::runtime_error("--gpu needs --device cuda");
+    if (a.device == "cuda" && a.threads != 0) throw std::runtime_error("--threads is for --device cpu");
     return a;
 }
 
@@ -95,70 +122,6 @@ std::size_t max_seq_length(const std::filesystem::path& model_dir) {
     return j.is_object() && j.contains("max_seq_length") && j["max_seq_length"].is_number_unsigned()
                ? j["max_seq_length"].get<std::size_t>()
                : 256;
-}
-
-/// Throws for sentence `index`, whose embedding is not finite, naming the first module of the model whose
-/// output was not (the batch runs again with an anomaly detector).
-[[noreturn]] void refuse_non_finite(const ha::bert_model<backend_t, float>& model,
-                                    const ha::tensor<backend_t, std::int32_t>& ids,
-                                    const ha::tensor<backend_t, std::int32_t>& types,
-                                    const ha::attention_mask<backend_t>& mask, std::size_t index,
-                                    const std::string& sentence) {
-    const std::string which = "sentence " + std::to_string(index + 1) + " (\"" + sentence.substr(0, 60) +
-                              (sentence.size() > 60 ? "..." : "") + "\") has a non-finite embedding";
-    ha::anomaly_detector detect;
-    typename ha::bert_model<backend_t, float>::context ctx;
-    try {
-        (void)model.forward(ids, types, mask, ctx, ha::run_mode::inference().detecting_anomalies(detect));
-    } catch (const ha::anomaly_error& e) {
-        throw std::runtime_error(which + ": " + e.what() + " (does the checkpoint hold a NaN or infinite weight?)");
-    }
-    throw std::runtime_error(which + ": every module's output was finite, the mean pooling overflowed");
-}
-
-/// Unit-length mean-pooled embeddings, (sentences, hidden) row-major.
-std::vector<float> embed(backend_t& b, const ha::bert_model<backend_t, float>& model,
-                         const ha::text::bert_tokenizer& tok, const std::vector<std::string>& sentences,
-                         std::size_t max_length) {
-    constexpr std::size_t batch_size = 32;  // sentences per forward pass; padding is to each batch's longest
-    const std::size_t hidden = model.config().hidden;
-    std::vector<float> out(sentences.size() * hidden);
-    for (std::size_t first = 0; first < sentences.size(); first += batch_size) {
-        const std::size_t n = std::min(batch_size, sentences.size() - first);
-        std::vector<std::string_view> texts(sentences.begin() + static_cast<std::ptrdiff_t>(first),
-                                            sentences.begin() + static_cast<std::ptrdiff_t>(first + n));
-        const auto enc = tok.encode_batch(texts, {.max_length = max_length,
-                                                  .truncation = ha::text::truncation_strategy::longest_first,
-                                                  .padding = ha::text::padding_strategy::longest});
-        const auto ids = ha::tensor<backend_t, std::int32_t>::from_host(b, enc.shape(), enc.input_ids);
-        const auto types = ha::tensor<backend_t, std::int32_t>::from_host(b, enc.shape(), enc.token_type_ids);
-        const auto mask = ha::attention_mask<backend_t>::from_host(b, enc.shape(), enc.attention_mask);
-        typename ha::bert_model<backend_t, float>::context ctx;
-        const auto result = model.forward(ids, types, mask, ctx, ha::run_mode::inference());
-        const auto h = result.last_hidden.to_host();  // (n, seq, hidden)
-        for (std::size_t i = 0; i < n; ++i) {
-            float* e = out.data() + (first + i) * hidden;
-            double count = 0;
-            for (std::size_t t = 0; t < enc.seq_len; ++t) {
-                if (!enc.attention_mask[i * enc.seq_len + t]) continue;
-                count += 1;
-                const float* v = h.data() + (i * enc.seq_len + t) * hidden;
-                for (std::size_t k = 0; k < hidden; ++k) e[k] += v[k];
-            }
-            double norm = 0;
-            for (std::size_t k = 0; k < hidden; ++k) {
-                e[k] = static_cast<float>(e[k] / std::max(count, 1e-9));
-                norm += double(e[k]) * e[k];
-            }
-            // sentence-transformers' Normalize: x / max(||x||, 1e-12). A NaN norm stays NaN (std::max keeps
-            // its first argument), and is refused just below.
-            const double scale = 1.0 / std::max(std::sqrt(norm), 1e-12);
-            for (std::size_t k = 0; k < hidden; ++k) e[k] = static_cast<float>(e[k] * scale);
-            if (!std::isfinite(norm) || !std::isfinite(scale))
-                refuse_non_finite(model, ids, types, mask, first + i, sentences[first + i]);
-        }
-    }
-    return out;
 }
 
 std::vector<double> cosines(const std::vector<float>& emb, std::size_t n, std::size_t hidden) {
@@ -197,6 +160,13 @@ void print_matrix(const std::vector<double>& c, std::size_t n) {
 
 }  // namespace
 
+#if !defined(HYPERADAPT_EXAMPLE_WITH_CUDA)
+std::unique_ptr<ha::examples::sentence_embedder> ha::examples::make_sentence_embedder_cuda(const std::filesystem::path&, int) {
+    throw ha::config_error("--device cuda: this build has no CUDA (configure with -DHYPERADAPT_ENABLE_CUDA=ON on a machine "
+                           "with the CUDA toolkit, then rebuild)");
+}
+#endif
+
 int main(int argc, char** argv) {
     try {
         const auto args = parse(argc, argv);
@@ -205,15 +175,19 @@ int main(int argc, char** argv) {
                       << " (run scripts/fetch_model.sh, or pass --model DIR)\n";
             return 2;
         }
-        backend_t::options opts;
-        if (args.threads > 0) opts.threads = args.threads;
-        backend_t b(opts);
-
-        ha::bert_model<backend_t, float> model(b, ha::io::read_bert_config(args.model));
-        const auto report = ha::io::load_pretrained(model, args.model);
-        std::cerr << "loaded " << args.model.string() << ": " << report.str() << "\n";
+        std::unique_ptr<ha::examples::sentence_embedder> embedder;
+        if (args.device == "cuda") {
+            embedder = ha::examples::make_sentence_embedder_cuda(args.model, args.gpu);
+        } else {
+            ha::cpu::options opts;
+            if (args.threads > 0) opts.threads = args.threads;
+            embedder = std::make_unique<ha::examples::sentence_embedder_on<ha::cpu>>(
+                args.model, [&] { return ha::cpu(opts); }, "cpu");
+        }
+        std::cerr << "loaded " << args.model.string() << " (" << embedder->device() << "): " << embedder->load_report()
+                  << "\n";
         const auto tok = ha::text::bert_tokenizer::from_file(args.model / "vocab.txt");
-        const std::size_t hidden = model.config().hidden, max_length = max_seq_length(args.model);
+        const std::size_t hidden = embedder->hidden(), max_length = max_seq_length(args.model);
 
         std::vector<std::string> sentences;
         if (args.input.empty()) {
@@ -225,7 +199,7 @@ int main(int argc, char** argv) {
             if (!in) throw ha::io_error(args.input + ": cannot open");
             sentences = read_lines(in);
         }
-        const auto emb = embed(b, model, tok, sentences, max_length);
+        const auto emb = embedder->embed(tok, sentences, max_length);
         const std::size_t n = sentences.size();
 
         if (args.input.empty()) {

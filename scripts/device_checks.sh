@@ -2,8 +2,8 @@
 # What a GPU machine checks, in one run (the device tool gives a session minutes, not hours): the CUDA backend's
 # primitives and whole models against the CPU, a 1-rank NCCL training run against the plain one, the loss curves
 # of 02_camtl_glue and 03_pha_fewshot with --device cuda against --device cpu (issue 13: fp32 within 1e-4 over
-# 200 steps; built-in defaults and the real recipes on a small checkpoint), then the PHA training step against
-# PyTorch on the same GPU.
+# 200 steps; built-in defaults and the real recipes on a small checkpoint), 01_embed_sentences' embeddings on both
+# devices (within 1e-5), then the PHA training step against PyTorch on the same GPU.
 # Run on the GPU machine from the repository root after scripts/device_carry.sh filled .devcarry here:
 #   run(command="bash scripts/device_checks.sh", carry=[".devcarry"])
 # Logs and the benchmark JSON go to $OUT (or ./device-out). CHECKS="tests examples bench" (default) picks the parts.
@@ -61,6 +61,35 @@ if [[ " $checks " == *" examples "* ]]; then
       tee "$out/${name}_compare.txt"
     [ "${PIPESTATUS[0]}" -eq 0 ] || status=1
   done
+fi
+if [[ " $checks " == *" examples "* ]]; then
+  # 01_embed_sentences: the same sentences embedded on both devices, on the small checkpoint (its vocabulary's
+  # words); every embedding within 1e-5 of the CPU's.
+  words="$(head -n 40 "$carry/inputs/checkpoint/vocab.txt" | grep -v '^\[' | tr '\n' ' ')"
+  python3 - "$words" > "$out/01_sentences.txt" <<'PY'
+import random, sys
+words = sys.argv[1].split()
+rng = random.Random(1)
+for i in range(70):  # three batches of up to 32, lengths 1..12
+    print(" ".join(rng.choice(words) for _ in range(1 + i % 12)))
+PY
+  for dev in cpu cuda; do
+    LD_LIBRARY_PATH="$carry/lib-examples:$LD_LIBRARY_PATH" timeout 300 "$carry/examples/01_embed_sentences" \
+      --model "$carry/inputs/checkpoint" --device "$dev" "$out/01_sentences.txt" > "$out/01_$dev.txt" 2> "$out/01_$dev.err"
+    rc=$?
+    echo "01_embed_sentences --device $dev: rc $rc"; tail -n 2 "$out/01_$dev.err"
+    [ $rc -eq 0 ] || status=1
+  done
+  python3 - "$out/01_cpu.txt" "$out/01_cuda.txt" <<'PY' | tee "$out/01_compare.txt"
+import sys
+a = [[float(v) for v in l.split()] for l in open(sys.argv[1])]
+b = [[float(v) for v in l.split()] for l in open(sys.argv[2])]
+assert a and len(a) == len(b), (len(a), len(b))
+worst = max(abs(x - y) for r, s in zip(a, b) for x, y in zip(r, s))
+print(f"01_embed_sentences: {len(a)} embeddings, max |cuda - cpu| = {worst:.2e}", "OK" if worst <= 1e-5 else "MISMATCH")
+sys.exit(0 if worst <= 1e-5 else 1)
+PY
+  [ "${PIPESTATUS[0]}" -eq 0 ] || status=1
 fi
 if [[ " $checks " == *" bench "* ]]; then
   DEVICE=cuda PYTHON=python3 bash benchmarks/compare_pha_step.sh "$carry" 1 2>&1 | tee "$out/compare_pha_step.txt"
