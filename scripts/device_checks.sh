@@ -3,7 +3,8 @@
 # primitives and whole models against the CPU, a 1-rank NCCL training run against the plain one, the loss curves
 # of 02_camtl_glue and 03_pha_fewshot with --device cuda against --device cpu (issue 13: fp32 within 1e-4 over
 # 200 steps; built-in defaults and the real recipes on a small checkpoint), 01_embed_sentences' embeddings on both
-# devices (within 1e-5), then the PHA training step against PyTorch on the same GPU.
+# devices (within 1e-5), 00_train_encoder's and 04_compose_custom_model's losses and scores on both, then the PHA
+# training step against PyTorch on the same GPU.
 # Run on the GPU machine from the repository root after scripts/device_carry.sh filled .devcarry here:
 #   run(command="bash scripts/device_checks.sh", carry=[".devcarry"])
 # Logs and the benchmark JSON go to $OUT (or ./device-out). CHECKS="tests examples bench" (default) picks the parts.
@@ -90,6 +91,38 @@ print(f"01_embed_sentences: {len(a)} embeddings, max |cuda - cpu| = {worst:.2e}"
 sys.exit(0 if worst <= 1e-5 else 1)
 PY
   [ "${PIPESTATUS[0]}" -eq 0 ] || status=1
+  # 00_train_encoder (2 epochs) and 04_compose_custom_model (200 steps) on both devices: the printed training
+  # losses (00: 4 decimals) within 2e-3 of the CPU's, the dev scores within 0.02.
+  for spec in "00_train_encoder|--epochs 2" "04_compose_custom_model|--steps 200"; do
+    IFS='|' read -r program opts <<<"$spec"
+    for dev in cpu cuda; do
+      # shellcheck disable=SC2086  # opts: a list of words without spaces
+      LD_LIBRARY_PATH="$carry/lib-examples:$LD_LIBRARY_PATH" timeout 600 "$carry/examples/$program" $opts --device "$dev" \
+        > "$out/${program}_$dev.txt" 2>&1
+      rc=$?
+      echo "$program --device $dev: rc $rc"; tail -n 3 "$out/${program}_$dev.txt"
+      [ $rc -eq 0 ] || status=1
+    done
+    python3 - "$out/${program}_cpu.txt" "$out/${program}_cuda.txt" <<'PY' | tee "$out/${program}_compare.txt"
+import re, sys
+def numbers(path):  # (training losses, dev scores) as the example prints them
+    losses, scores = [], []
+    for line in open(path):
+        losses += [float(x) for x in re.findall(r"train loss (-?[0-9.]+)", line)]
+        m = re.match(r"\s+(\w+)\s+(-?[0-9.]+)\s+(-?[0-9.]+)$", line)
+        if m: scores += [float(m.group(2)), float(m.group(3))]
+        scores += [float(x) for x in re.findall(r"held-out accuracy:? (-?[0-9.]+)", line)]
+    return losses, scores
+(la, sa), (lb, sb) = numbers(sys.argv[1]), numbers(sys.argv[2])
+ok = len(la) == len(lb) and len(sa) == len(sb) and sa
+dl = max((abs(x - y) for x, y in zip(la, lb)), default=0.0)
+ds = max((abs(x - y) for x, y in zip(sa, sb)), default=float("nan"))
+ok = ok and dl <= 2e-3 and ds <= 0.02
+print(f"{sys.argv[1]}: {len(la)} losses, max diff {dl:.2e}; {len(sa)} scores, max diff {ds:.3f}:", "OK" if ok else "MISMATCH")
+sys.exit(0 if ok else 1)
+PY
+    [ "${PIPESTATUS[0]}" -eq 0 ] || status=1
+  done
 fi
 if [[ " $checks " == *" bench "* ]]; then
   DEVICE=cuda PYTHON=python3 bash benchmarks/compare_pha_step.sh "$carry" 1 2>&1 | tee "$out/compare_pha_step.txt"

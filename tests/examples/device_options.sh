@@ -4,12 +4,13 @@
 # cuda, --gpu without --device cuda, --threads that is not a whole number in 1..1024, a GPU index out of
 # 0..1023, --threads with --device cuda; --device cuda without CUDA in the build or without a GPU says which
 # (checked on the small checkpoint tests/examples/make_inputs.py writes, since the checkpoint is looked for first).
-# 04_compose_custom_model: the same for --device and --gpu (CLI11 checks them).
-#   device_options.sh <01_embed_sentences> <04_compose_custom_model> <work dir>
+# 04_compose_custom_model (CLI11 checks its options) and 00_train_encoder: the same for --device and --gpu.
+#   device_options.sh <01_embed_sentences> <04_compose_custom_model> <00_train_encoder> <work dir>
 set -uo pipefail
 bin=$1
 bin04=$2
-work=$3
+bin00=$3
+work=$4
 fail() { echo "FAIL: $*"; exit 1; }
 expect() {  # <expected message part> <args...>
   local want=$1; shift
@@ -51,4 +52,9 @@ expect "--device: tpu not in {cpu,cuda}" --device tpu
 expect "--gpu: Value 1024 not in range 0 to 1023" --device cuda --gpu 1024
 expect "--gpu needs --device cuda" --gpu 2
 cuda_refused_or_ran --device cuda --steps 1
+bin=$bin00
+expect "--device x: expected cpu or cuda" --device x
+expect "--gpu needs --device cuda" --gpu 1
+expect "bad option or value: --gpu 1024" --device cuda --gpu 1024
+cuda_refused_or_ran --device cuda --epochs 1
 echo PASS
