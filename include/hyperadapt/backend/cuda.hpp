@@ -267,10 +267,10 @@ private:
         for (auto& b : blocks_)
             if (copied(b)) return grown(b, bytes);
         if (blocks_.size() < max_blocks) {
-            blocks_.emplace_back();
-            block& b = blocks_.back();
-            HYPERADAPT_CUDA_CHECK(cudaEventCreateWithFlags(&b.done, cudaEventDisableTiming));
-            return grown(b, bytes);
+            cudaEvent_t done = nullptr;  // created first: a block in the list always has its event
+            HYPERADAPT_CUDA_CHECK(cudaEventCreateWithFlags(&done, cudaEventDisableTiming));
+            blocks_.push_back({.host = nullptr, .bytes = 0, .done = done, .last_use = 0});
+            return grown(blocks_.back(), bytes);
         }
         block* oldest = &blocks_.front();
         for (auto& b : blocks_)
