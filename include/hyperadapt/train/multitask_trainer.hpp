@@ -60,6 +60,7 @@
 #include "hyperadapt/nn/parameters.hpp"
 #include "hyperadapt/optim/adamw.hpp"
 #include "hyperadapt/optim/clip.hpp"
+#include "hyperadapt/optim/loss_scaler.hpp"
 #include "hyperadapt/optim/parameter_groups.hpp"
 #include "hyperadapt/optim/schedule.hpp"
 #include "hyperadapt/train/checkpoint.hpp"
@@ -74,6 +75,7 @@ concept trainable_multitask_model = parameterized<M> && requires(M& m, const M& 
                                                        typename M::context& ctx, run_mode mode) {
     { cm.forward_loss(b, ctx, mode) } -> std::convertible_to<double>;
     m.backward(ctx);
+    m.backward(ctx, T(1));  // d(scale * loss): loss scaling (trainer_options::loss_scaling)
     { cm.outputs(b, mode) } -> std::same_as<std::vector<std::vector<T>>>;
 };
 
@@ -110,6 +112,10 @@ struct trainer_options {
     std::int64_t checkpoint_every = 0;
     bool resume = false;              ///< continue from the newest valid checkpoint in out_dir/checkpoints
     nonfinite_policy on_nonfinite = nonfinite_policy::stop;
+    /// Dynamic loss scaling (optim/loss_scaler.hpp; fp16 training): backward of scale x loss, gradients divided
+    /// by the scale before clipping, a step whose gradients overflow skipped and the scale lowered (not a
+    /// non-finite step: on_nonfinite is for a non-finite loss). Empty: none. Its state is in the checkpoints.
+    std::optional<loss_scaler_options> loss_scaling{};
     bool show_progress = true;
     std::string run_name = "run";
 };
@@ -140,6 +146,8 @@ struct training_result {
     std::uint64_t real_tokens = 0;      ///< tokens (not padding) of the updates' batches, from resumed_from on
     std::uint64_t computed_tokens = 0;  ///< positions the encoder computed for them (rows x length, per group)
     std::int64_t skipped_steps = 0;  ///< updates skipped for a non-finite loss or gradient (skip_step)
+    std::int64_t overflow_steps = 0;  ///< updates skipped for overflowing scaled gradients (loss_scaling)
+    double final_loss_scale = 1;      ///< the loss scale after the last step (1 without loss_scaling)
     std::int64_t resumed_from = 0;   ///< the checkpoint step the run continued from (0: a fresh start)
     std::vector<std::string> resume_skipped;  ///< checkpoints passed over on resume, each with the reason
 };
@@ -374,6 +382,9 @@ training_result detail::train_multitask_loop(Model& model, sampler_handle& sampl
         if (show_progress) bar.message(line);
     };
 
+    std::optional<dynamic_loss_scaler> scaler;
+    if (o.loss_scaling) scaler.emplace(*o.loss_scaling);
+
     std::int64_t first_step = 0;
     if (o.resume) {
         if (o.out_dir.empty()) throw config_error("train_multitask: resume needs out_dir (its checkpoints/ folder)");
@@ -394,6 +405,14 @@ training_result detail::train_multitask_loop(Model& model, sampler_handle& sampl
                 if (d == st.rng.end()) throw io_error(it->second.string() + ": no 'dropout' stream in the state");
                 sampler.restore(st);
                 dropout_rng = d->second;
+                const auto scaled = st.extra.find("loss_scaler");
+                if (scaler && scaled == st.extra.end())
+                    throw config_error(it->second.string() + ": a run without loss scaling wrote this checkpoint; resume "
+                                       "it without loss_scaling (or start afresh)");
+                if (!scaler && scaled != st.extra.end())
+                    throw config_error(it->second.string() + ": a run with loss scaling wrote this checkpoint; resume it "
+                                       "with loss_scaling");
+                if (scaler) scaler->load(scaled->second);
                 first_step = result.resumed_from = st.step;
                 break;
             } catch (const io_error& e) {
@@ -439,11 +458,18 @@ training_result detail::train_multitask_loop(Model& model, sampler_handle& sampl
         typename Model::context ctx;
         zero_grad(model);
         double loss = 0;
+        const double loss_scale = scaler ? scaler->scale() : 1.0;
+        auto backward = [&] {
+            if (scaler)
+                model.backward(ctx, static_cast<T>(loss_scale));
+            else
+                model.backward(ctx);
+        };
         if (!distributed) {
             result.real_tokens += batch.real_tokens;
             result.computed_tokens += batch.computed_positions();
             loss = model.forward_loss(batch, ctx, run_mode::train(dropout_rng));
-            model.backward(ctx);
+            backward();
         } else {
             // This share of the global batch's loss (one rank's share is the batch: its own counts, the plain sum).
             if (comm.size() > 1) batch.loss_task_rows = task_row_counts(rows, train.size());
@@ -454,16 +480,31 @@ training_result detail::train_multitask_loop(Model& model, sampler_handle& sampl
             rng_stream& stream = comm.size() == 1 ? dropout_rng : step_stream;
             std::array<double, 3> sums{model.forward_loss(batch, ctx, run_mode::train(stream)),
                                        static_cast<double>(batch.real_tokens), static_cast<double>(batch.computed_positions())};
-            model.backward(ctx);
+            backward();
             allreduce_gradients(model, comm, gradient_reduction::sum);
             comm.allreduce_sum(std::span<double>(sums));
             loss = sums[0];
             result.real_tokens += static_cast<std::uint64_t>(sums[1]);
             result.computed_tokens += static_cast<std::uint64_t>(sums[2]);
         }
+        if (scaler) {  // the gradients of loss_scale x loss, divided back (exact: a power of two); one launch a tensor
+            const auto unscale = static_cast<T>(1.0 / loss_scale);
+            model.visit_parameters([&](const std::string&, parameter<B, T>& p) {
+                if (p.trainable()) p.grad.backend().scale(p.size(), unscale, p.grad.data());
+            });
+        }
         const double norm = clip_grad_norm(model, o.max_grad_norm);
         const bool finite = std::isfinite(loss) && std::isfinite(norm);
-        if (!finite) {
+        // Scaled gradients that overflowed: skip the update and lower the scale (GradScaler), whatever on_nonfinite.
+        const bool overflow = scaler && std::isfinite(loss) && !std::isfinite(norm);
+        if (overflow) {
+            ++result.overflow_steps;
+            scaler->update(true);
+            if (show_progress)
+                bar.message("step " + std::to_string(step + 1) + ": the gradients of the loss scaled by " +
+                            std::to_string(loss_scale) + " overflowed; update skipped, scale now " +
+                            std::to_string(scaler->scale()));
+        } else if (!finite) {
             const std::string grad = detail::first_nonfinite_parameter(model, true);
             const std::string what =
                 "step " + std::to_string(step + 1) + " (tasks " + batch_tasks(rows) + "): loss " + std::to_string(loss) +
@@ -478,6 +519,7 @@ training_result detail::train_multitask_loop(Model& model, sampler_handle& sampl
         } else {
             for (std::size_t g = 0; g < schedules.size(); ++g) opt.set_group_lr(g, schedules[g].lr(step));
             opt.step();
+            if (scaler) scaler->update(false);
         }
         result.losses.push_back(loss);
         if (log) {
@@ -488,6 +530,8 @@ training_result detail::train_multitask_loop(Model& model, sampler_handle& sampl
                 for (std::size_t g = 1; g < schedules.size(); ++g) rec["group_lr"].push_back(schedules[g].lr(step));
             }
             if (!finite) rec["skipped"] = true;  // NaN and infinities are written as null (JSON has neither)
+            if (scaler) rec["loss_scale"] = loss_scale;
+            if (overflow) rec["overflow"] = true;
             log->write(rec);
         }
         if (show_progress) bar.update(step + 1, "loss " + std::to_string(loss).substr(0, 6));
@@ -507,12 +551,14 @@ training_result detail::train_multitask_loop(Model& model, sampler_handle& sampl
             st.step = step + 1;
             st.rng["dropout"] = dropout_rng;
             sampler.save(st);
+            if (scaler) st.extra["loss_scaler"] = scaler->save();
             checkpoint_directory(o.out_dir / "checkpoints").save(model, opt, st);
         }
     }
     evaluate_now(o.steps);
     if (!selected_values.empty()) restore_snapshot();  // an earlier evaluation was better than the last
     result.steps = o.steps;
+    result.final_loss_scale = scaler ? scaler->scale() : 1.0;
     if (result.skipped_steps > 0 && show_progress)
         bar.message(std::to_string(result.skipped_steps) + " of " + std::to_string(o.steps - first_step) +
                     " updates skipped for a non-finite loss or gradient");
