@@ -13,12 +13,12 @@ build="${1:-$root/build-cuda}"
 carry="$root/.devcarry"
 cmake -S "$root" -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release -DHYPERADAPT_ENABLE_CUDA=ON \
   -DHYPERADAPT_BUILD_BENCHMARKS=ON -DHYPERADAPT_BUILD_EXAMPLES=ON >/dev/null
-cmake --build "$build" --target test_cuda_backend test_cuda_models test_nccl_training bench_pha_step_cuda 00_train_encoder 01_embed_sentences 02_camtl_glue 03_pha_fewshot 04_compose_custom_model \
+cmake --build "$build" --target test_cuda_backend test_cuda_models test_nccl_training bench_pha_step_cuda bench_camtl_step_cuda 00_train_encoder 01_embed_sentences 02_camtl_glue 03_pha_fewshot 04_compose_custom_model \
   -j "${JOBS:-1}"
 rm -rf "$carry"
 mkdir -p "$carry/tests" "$carry/benchmarks" "$carry/examples" "$carry/lib" "$carry/inputs"
 cp "$build/tests/test_cuda_backend" "$build/tests/test_cuda_models" "$build/tests/test_nccl_training" "$carry/tests/"
-cp "$build/benchmarks/bench_pha_step_cuda" "$carry/benchmarks/"
+cp "$build/benchmarks/bench_pha_step_cuda" "$build/benchmarks/bench_camtl_step_cuda" "$carry/benchmarks/"
 cp "$build/examples/00_train_encoder" "$build/examples/01_embed_sentences" "$build/examples/02_camtl_glue" \
    "$build/examples/03_pha_fewshot" "$build/examples/04_compose_custom_model" "$carry/examples/"
 for bin in "$carry"/tests/* "$carry"/benchmarks/*; do

@@ -4,7 +4,7 @@
 # of 02_camtl_glue and 03_pha_fewshot with --device cuda against --device cpu (issue 13: fp32 within 1e-4 over
 # 200 steps; built-in defaults and the real recipes on a small checkpoint), 01_embed_sentences' embeddings on both
 # devices (within 1e-5), 00_train_encoder's and 04_compose_custom_model's losses and scores on both, then the PHA
-# training step against PyTorch on the same GPU.
+# and CA-MTL training steps against PyTorch on the same GPU.
 # Run on the GPU machine from the repository root after scripts/device_carry.sh filled .devcarry here:
 #   run(command="bash scripts/device_checks.sh", carry=[".devcarry"])
 # Logs and the benchmark JSON go to $OUT (or ./device-out). CHECKS="tests examples bench" (default) picks the parts.
@@ -125,7 +125,9 @@ PY
   done
 fi
 if [[ " $checks " == *" bench "* ]]; then
-  DEVICE=cuda PYTHON=python3 bash benchmarks/compare_pha_step.sh "$carry" 1 2>&1 | tee "$out/compare_pha_step.txt"
-  [ "${PIPESTATUS[0]}" -eq 0 ] || status=1
+  for step in pha_step camtl_step; do
+    DEVICE=cuda PYTHON=python3 bash "benchmarks/compare_$step.sh" "$carry" 1 2>&1 | tee "$out/compare_$step.txt"
+    [ "${PIPESTATUS[0]}" -eq 0 ] || status=1
+  done
 fi
 exit $status

@@ -90,6 +90,9 @@ inline void dump_glue_batches(const std::vector<encoded_task>& tasks, const std:
     std::ofstream(file) << out.dump();
 }
 
+/// Which batches a step benchmark runs (models/camtl_step.hpp, models/pha_step.hpp).
+enum class step_batches { synthetic, glue_padded, glue_longest, glue_groups };
+
 /// `count` batches of `batch` rows over `tasks` (see the top of this header).
 inline std::vector<std::vector<sample_ref>> glue_rows(const std::vector<encoded_task>& tasks, std::size_t batch,
                                                       std::size_t count) {

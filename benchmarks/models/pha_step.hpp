@@ -35,8 +35,6 @@ inline bert_config minilm_config() {
     return {.vocab_size = 30522, .hidden = 384, .layers = 6, .heads = 12, .intermediate = 1536};
 }
 
-/// Which batches a step benchmark runs.
-enum class step_batches { synthetic, glue_padded, glue_longest, glue_groups };
 
 /// Times PHA steps on `backend`; the backend is synchronized after every step, so an asynchronous (GPU)
 /// backend is timed to the end of its work.

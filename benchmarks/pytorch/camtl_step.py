@@ -1,13 +1,14 @@
 #!/usr/bin/env python3
 """One CA-MTL training step in PyTorch at the MiniLM shape (6 layers, hidden 384, 12 heads, FFN 1536), batch 32,
-L = 128, fp32 or (--precision bf16) bf16 autocast around forward + loss: the peer of
-benchmarks/models/bench_camtl_step.cpp. The model follows ../shared/docs/spec.md §1 as the authors' code does:
+L = 128, fp32 or (--precision bf16) bf16 autocast around forward + loss, on the CPU or (--device cuda) a GPU: the
+peer of benchmarks/models/bench_camtl_step.cpp. The model follows ../shared/docs/spec.md §1 as the authors' code does:
 task embedding + shared transformation z' = W z + b; conditional alignment FiLM on the embedding output; CBDA
 block-diagonal attention bias in every layer; plain LayerNorm in the lower half, conditional LayerNorm (gain only)
 above; a conditional bottleneck (no activation) with its own conditional LayerNorm in the top
 layer; per-task heads on the pooled output; cross-entropy averaged per task; lower half + embeddings frozen.
 Weights are random: only the time of the step matters here. Prints one JSON line: ms per step, tokens/s and the
-process's peak RSS (ru_maxrss, MiB)."""
+process's peak RSS (ru_maxrss, MiB; on a GPU also the peak of allocated device memory). On a GPU every timed step
+ends with torch.cuda.synchronize(), so a step's time is its device time too."""
 import argparse
 import json
 import math
@@ -125,7 +126,7 @@ class CaMtl(nn.Module):
         b, t = ids.shape
         z = self.task_emb(task)
         zp = self.task_transform(z)
-        x = self.emb_ln(self.word(ids) + self.pos(torch.arange(t))[None] + self.tok_type(types))
+        x = self.emb_ln(self.word(ids) + self.pos(torch.arange(t, device=ids.device))[None] + self.tok_type(types))
         x = self.align(z, F.dropout(x, 0.1, self.training))
         add_mask = (1.0 - mask[:, None, None, :].float()) * -10000.0
         for layer in self.layers:
@@ -151,11 +152,13 @@ def main():
                     "padded to its longest row; tokens/s then counts real tokens")
     ap.add_argument("--precision", choices=("fp32", "bf16"), default="fp32",
                     help="bf16: torch.autocast(bfloat16) around forward + loss; weights, gradients and AdamW stay fp32")
+    ap.add_argument("--device", default="cpu", help="cpu, or cuda (fp32, TF32 off as PyTorch's default)")
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
     torch.manual_seed(0)
     num_labels = [2, 2, 2, 2, 2, 2]
-    model = CaMtl(30522, 384, 12, 1536, 6, a.seq, num_labels).train()
+    dev = torch.device(a.device)
+    model = CaMtl(30522, 384, 12, 1536, 6, a.seq, num_labels).to(dev).train()
     opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=2e-5)
     ids = torch.randint(1000, 30000, (a.batch, a.seq))
     types = torch.zeros_like(ids)
@@ -163,19 +166,22 @@ def main():
     mask[: a.batch // 2, a.seq // 2:] = 0
     task = torch.arange(a.batch) % len(num_labels)
     labels = torch.randint(0, 2, (a.batch,))
-    batches = glue_batches.load(a.batches) if a.batches else [(ids, types, mask, task, labels, None, a.batch * a.seq)]
+    ids, types, mask, task, labels = (t.to(dev) for t in (ids, types, mask, task, labels))
+    batches = glue_batches.load(a.batches, dev) if a.batches else [(ids, types, mask, task, labels, None, a.batch * a.seq)]
     done = {"steps": 0, "tokens": 0}
+    sync = torch.cuda.synchronize if dev.type == "cuda" else (lambda: None)
 
     def step():
         ids, types, mask, task, labels, _, real = batches[done["steps"] % len(batches)]
         done["steps"] += 1
         done["tokens"] += real
         opt.zero_grad(set_to_none=True)
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=a.precision == "bf16"):
+        with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=a.precision == "bf16"):
             loss = model(ids, types, mask, task, labels)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
+        sync()
 
     for _ in range(2):
         step()
@@ -186,12 +192,14 @@ def main():
         n += 1
     ms = (time.perf_counter() - start) / n * 1e3
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
-    print(json.dumps({"impl": "pytorch", "torch": torch.__version__, "precision": a.precision,
+    memory = {"peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+    if dev.type == "cuda":
+        memory["peak_cuda_allocated_mib"] = torch.cuda.max_memory_allocated(dev) / 2**20
+    print(json.dumps({"impl": "pytorch", "torch": torch.__version__, "device": a.device, "precision": a.precision,
                       "threads": a.threads, "torch_threads": torch.get_num_threads(), "batch": a.batch,
                       "seq": a.seq, "steps": n, "ms_per_step": ms, "tokens_per_s": done["tokens"] / (n * ms) * 1e3,
                       "batches": "glue" if a.batches else "synthetic",
-                      "trainable_params": trainable,
-                      "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+                      "trainable_params": trainable, **memory}))
 
 
 if __name__ == "__main__":
