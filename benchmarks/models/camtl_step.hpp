@@ -51,21 +51,8 @@ void camtl_step(benchmark::State& state, B& backend, step_batches which = step_b
         }
     }
     for (std::size_t i = 0; i < batch; ++i) rows.push_back({i % tasks, i});
-    std::vector<multitask_batch<B, float>> batches;
-    if (which == step_batches::synthetic) {
-        batches.push_back(make_batch<B, float>(backend, all, rows));
-    } else {
-        std::string why;
-        const auto glue = glue_six_tasks(seq, 2000, why);
-        if (glue.empty()) {
-            state.SkipWithError(why.c_str());
-            return;
-        }
-        const auto padding = which == step_batches::glue_longest  ? batch_padding::to_longest
-                             : which == step_batches::glue_groups ? batch_padding::length_groups
-                                                                  : batch_padding::to_encoded_length;
-        for (const auto& r : glue_rows(glue, batch, 24)) batches.push_back(make_batch<B, float>(backend, glue, r, padding));
-    }
+    const auto batches = step_batches_for<B, float>(state, backend, which, all, rows, batch, seq);
+    if (batches.empty()) return;  // skipped: no GLUE data
     std::size_t next = 0;
     double tokens = 0;
     rng_stream dropout(2);

@@ -107,6 +107,32 @@ inline std::vector<std::vector<sample_ref>> glue_rows(const std::vector<encoded_
     return out;
 }
 
+/// The batches a step benchmark runs: `synthetic`'s `rows` as one batch, or the six GLUE tasks' real lengths
+/// (glue_rows: 24 batches of `batch` rows) padded as `which` says. Empty after SkipWithError when the GLUE data
+/// is not there.
+template <class B, class T, class State>
+std::vector<multitask_batch<B, T>> step_batches_for(State& state, B& backend, step_batches which,
+                                                    const std::vector<encoded_task>& synthetic,
+                                                    const std::vector<sample_ref>& rows, std::size_t batch,
+                                                    std::size_t seq) {
+    std::vector<multitask_batch<B, T>> batches;
+    if (which == step_batches::synthetic) {
+        batches.push_back(make_batch<B, T>(backend, synthetic, rows));
+        return batches;
+    }
+    std::string why;
+    const auto glue = glue_six_tasks(seq, 2000, why);
+    if (glue.empty()) {
+        state.SkipWithError(why.c_str());
+        return batches;
+    }
+    const auto padding = which == step_batches::glue_longest  ? batch_padding::to_longest
+                         : which == step_batches::glue_groups ? batch_padding::length_groups
+                                                              : batch_padding::to_encoded_length;
+    for (const auto& r : glue_rows(glue, batch, 24)) batches.push_back(make_batch<B, T>(backend, glue, r, padding));
+    return batches;
+}
+
 /// Real tokens over positions the encoder computes, for the benchmark's counters.
 template <class Batch>
 double padding_efficiency(const std::vector<Batch>& batches) {
