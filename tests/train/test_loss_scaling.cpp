@@ -35,16 +35,16 @@ BOOST_AUTO_TEST_CASE(the_scale_grows_after_the_interval_and_backs_off_on_overflo
     s.update(true);  // an overflow halves it and starts the count again
     BOOST_TEST(s.scale() == 1024.0);
     BOOST_TEST(s.steps_without_overflow() == 0);
-    // State round trip; bad state refused, naming it.
+    // State round trip, through the checkpoint's JSON; bad state refused, naming it.
     dynamic_loss_scaler t({.init_scale = 1, .growth_interval = 3});
     s.update(false);
-    t.load(s.save());
+    t.restore(detail::loss_scaler_state_of(detail::loss_scaler_text(s.state()), "ckpt"));
     BOOST_TEST(t.scale() == 1024.0);
     BOOST_TEST(t.steps_without_overflow() == 1);
     for (const char* bad : {"{}", "[1]", "{\"scale\": 3, \"steps_without_overflow\": 0}",
                             "{\"scale\": 1024, \"steps_without_overflow\": 3}", "{\"scale\": 1e300, \"steps_without_overflow\": 0}",
                             "{\"scale\": 1024", "{\"scale\": 1024, \"steps_without_overflow\": 1.5}"})
-        BOOST_CHECK_THROW(t.load(bad), io_error);
+        BOOST_CHECK_THROW(t.restore(detail::loss_scaler_state_of(bad, "ckpt")), io_error);
     // The bounds hold: an overflow never takes the scale below min_scale.
     dynamic_loss_scaler low({.init_scale = dynamic_loss_scaler::min_scale});
     low.update(true);

@@ -7,16 +7,21 @@
 // logic of fp16 training; the CPU trains in fp32 and bf16, where it changes nothing).
 //
 // Every factor is a power of two, so that scaling and unscaling are exact: in fp32 (or bf16) a run with loss
-// scaling has the same bits as one without, until a value leaves the format's range (tests/optim/test_optim.cpp).
+// scaling has the same bits as one without, until a value leaves the format's range (tests/train/test_loss_scaling.cpp).
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <string>
 
 #include "hyperadapt/core/errors.hpp"
-#include "hyperadapt/io/json.hpp"
 
 namespace hyperadapt {
+
+/// What a training checkpoint keeps of a scaler (train/multitask_trainer.hpp writes it as JSON).
+struct loss_scaler_state {
+    double scale = 1;
+    std::int64_t steps_without_overflow = 0;
+};
 
 struct loss_scaler_options {
     double init_scale = 65536.0;  ///< 2^16, as GradScaler
@@ -55,27 +60,18 @@ public:
         }
     }
 
-    /// The state a training checkpoint keeps (training_state::extra["loss_scaler"]), as JSON.
-    [[nodiscard]] std::string save() const {
-        return nlohmann::json{{"scale", scale_}, {"steps_without_overflow", good_steps_}}.dump();
-    }
-    /// Restores save()'s state; an io_error naming the field when it is not that.
-    void load(const std::string& text) {
-        const auto j = io::parse_json(text, "loss scaler state");
-        if (!j.is_object() || !j.contains("scale") || !j["scale"].is_number() || !j.contains("steps_without_overflow") ||
-            !j["steps_without_overflow"].is_number_integer())
-            throw io_error("loss scaler state: expected {\"scale\": number, \"steps_without_overflow\": integer}, got " +
-                           text.substr(0, 200));
-        const double s = j["scale"].get<double>();
-        const auto good = j["steps_without_overflow"].get<std::int64_t>();
+    [[nodiscard]] loss_scaler_state state() const noexcept { return {scale_, good_steps_}; }
+    /// Restores state(); an io_error naming what is wrong when it cannot have come from a scaler with these
+    /// options (`where` names the checkpoint).
+    void restore(const loss_scaler_state& st, const std::string& where = "loss scaler state") {
         int e = 0;
-        if (!(s >= min_scale && s <= max_scale) || std::frexp(s, &e) != 0.5)
-            throw io_error("loss scaler state: scale " + std::to_string(s) + " is not a power of two in [2^-64, 2^127]");
-        if (good < 0 || good >= o_.growth_interval)
-            throw io_error("loss scaler state: steps_without_overflow " + std::to_string(good) + " is not in [0, " +
-                           std::to_string(o_.growth_interval) + ")");
-        scale_ = s;
-        good_steps_ = good;
+        if (!(st.scale >= min_scale && st.scale <= max_scale) || std::frexp(st.scale, &e) != 0.5)
+            throw io_error(where + ": scale " + std::to_string(st.scale) + " is not a power of two in [2^-64, 2^127]");
+        if (st.steps_without_overflow < 0 || st.steps_without_overflow >= o_.growth_interval)
+            throw io_error(where + ": steps_without_overflow " + std::to_string(st.steps_without_overflow) +
+                           " is not in [0, " + std::to_string(o_.growth_interval) + ")");
+        scale_ = st.scale;
+        good_steps_ = st.steps_without_overflow;
     }
 
 private:

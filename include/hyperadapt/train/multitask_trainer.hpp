@@ -57,6 +57,7 @@
 #include "hyperadapt/data/multitask_batch.hpp"
 #include "hyperadapt/distributed/communicator.hpp"
 #include "hyperadapt/distributed/data_parallel.hpp"
+#include "hyperadapt/io/json.hpp"
 #include "hyperadapt/nn/parameters.hpp"
 #include "hyperadapt/optim/adamw.hpp"
 #include "hyperadapt/optim/clip.hpp"
@@ -261,6 +262,20 @@ training_result train_multitask_loop(Model& model, sampler_handle& sampler, B& b
                                      std::span<const encoded_task> train, std::span<const encoded_task> dev,
                                      const trainer_options& o, C& comm);
 
+/// A loss scaler's state as a checkpoint keeps it (training_state::extra["loss_scaler"]), as JSON.
+inline std::string loss_scaler_text(const loss_scaler_state& st) {
+    return nlohmann::json{{"scale", st.scale}, {"steps_without_overflow", st.steps_without_overflow}}.dump();
+}
+/// Reads loss_scaler_text's JSON; an io_error naming `where` and the field when it is not that.
+inline loss_scaler_state loss_scaler_state_of(const std::string& text, const std::string& where) {
+    const auto j = io::parse_json(text, where + ": loss scaler state");
+    if (!j.is_object() || !j.contains("scale") || !j["scale"].is_number() || !j.contains("steps_without_overflow") ||
+        !j["steps_without_overflow"].is_number_integer())
+        throw io_error(where + ": loss scaler state: expected {\"scale\": number, \"steps_without_overflow\": integer}, got " +
+                       text.substr(0, 200));
+    return {j["scale"].get<double>(), j["steps_without_overflow"].get<std::int64_t>()};
+}
+
 /// The dropout stream of one rank's training forward at one step of a data-parallel run: a function of the
 /// run's seed, the rank and the step only, so that it needs no state in a checkpoint.
 inline rng_stream rank_step_stream(std::uint64_t seed, int rank, std::int64_t step) {
@@ -412,7 +427,8 @@ training_result detail::train_multitask_loop(Model& model, sampler_handle& sampl
                 if (!scaler && scaled != st.extra.end())
                     throw config_error(it->second.string() + ": a run with loss scaling wrote this checkpoint; resume it "
                                        "with loss_scaling");
-                if (scaler) scaler->load(scaled->second);
+                if (scaler) scaler->restore(detail::loss_scaler_state_of(scaled->second, it->second.string()),
+                                            it->second.string() + ": loss scaler state");
                 first_step = result.resumed_from = st.step;
                 break;
             } catch (const io_error& e) {
@@ -551,7 +567,7 @@ training_result detail::train_multitask_loop(Model& model, sampler_handle& sampl
             st.step = step + 1;
             st.rng["dropout"] = dropout_rng;
             sampler.save(st);
-            if (scaler) st.extra["loss_scaler"] = scaler->save();
+            if (scaler) st.extra["loss_scaler"] = detail::loss_scaler_text(scaler->state());
             checkpoint_directory(o.out_dir / "checkpoints").save(model, opt, st);
         }
     }
