@@ -730,6 +730,42 @@ BOOST_AUTO_TEST_CASE_TEMPLATE(adamw_matches_cpu, T, real_types) {
     }
 }
 
+// AdamW over many tensors in one launch (segmented_adamw): the bits of one adamw_update per tensor, each
+// segment with its own rate, decay and bias corrections; sizes from 1 to past one block's reach and empty.
+BOOST_AUTO_TEST_CASE_TEMPLATE(adamw_segments_match_one_update_per_tensor, T, real_types) {
+    cuda_backend b;
+    const std::vector<std::size_t> sizes{1, 33, 0, 300001, 1024, 7};
+    using buffer = typename cuda_backend::template buffer<T>;
+    std::vector<buffer> g, p1, m1, v1, p2, m2, v2;
+    std::vector<adamw_segment<T>> segments;
+    for (std::size_t i = 0; i < sizes.size(); ++i) {
+        const std::size_t n = sizes[i];
+        const auto gi = real_values<T>(n, 160 + i), pi = real_values<T>(n, 170 + i), mi = real_values<T>(n, 180 + i);
+        auto vi = real_values<T>(n, 190 + i);
+        for (auto& x : vi) x = x * x;  // second moments are >= 0
+        g.push_back(upload(b, gi));
+        p1.push_back(upload(b, pi));
+        m1.push_back(upload(b, mi));
+        v1.push_back(upload(b, vi));
+        p2.push_back(upload(b, pi));
+        m2.push_back(upload(b, mi));
+        v2.push_back(upload(b, vi));
+        const T lr = T(1e-3) * T(i + 1), wd = i % 2 ? T(0) : T(0.01);
+        const T bc1 = T(1) - static_cast<T>(std::pow(0.9, i + 1)), bc2 = T(1) - static_cast<T>(std::pow(0.999, i + 1));
+        b.adamw_update(n, lr, T(0.9), T(0.999), T(1e-8), wd, bc1, bc2, g[i].data(), p1[i].data(), m1[i].data(),
+                       v1[i].data());
+        segments.push_back(adamw_segment<T>::make(n, lr, wd, bc1, bc2, g[i].data(), p2[i].data(), m2[i].data(),
+                                                  v2[i].data()));
+    }
+    b.adamw_update_segments(std::span<const adamw_segment<T>>(segments), T(0.9), T(0.999), T(1e-8));
+    for (std::size_t i = 0; i < sizes.size(); ++i) {
+        const std::string what = "segment " + std::to_string(i);
+        BOOST_TEST((download(b, p2[i]) == download(b, p1[i])), what + " param");
+        BOOST_TEST((download(b, m2[i]) == download(b, m1[i])), what + " m");
+        BOOST_TEST((download(b, v2[i]) == download(b, v1[i])), what + " v");
+    }
+}
+
 // ---- NaN never hides ----------------------------------------------------------------------------------
 /// The same NaN pattern as the CPU, and the finite values close to it.
 template <class T>

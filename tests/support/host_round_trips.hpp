@@ -7,6 +7,9 @@
 // apart. Counted on the CPU, the numbers are the GPU's: the layers and the trainer make the same calls on every
 // backend.
 #include <cstddef>
+#include <span>
+
+#include "hyperadapt/backend/adamw_segment.hpp"
 
 namespace hyperadapt::test {
 
@@ -17,12 +20,16 @@ struct host_round_trips {
     std::size_t reductions = 0;  ///< sum_squares, dot (a value handed back to the host)
     std::size_t syncs = 0;       ///< synchronize
     std::size_t queued = 0;      ///< queue_copy_from_host: an upload that does not wait
+    // Not waits, launches (issue 13, item 3: AdamW one fused launch, the gradient norm one reduction):
+    std::size_t adamw_launches = 0;     ///< adamw_update and adamw_update_segments calls
+    std::size_t norm_reductions = 0;    ///< sum_squares_accumulate calls
 
     /// The waits for the device: everything but the queued uploads.
     [[nodiscard]] std::size_t total() const noexcept { return to_host + from_host + reductions + syncs; }
     friend host_round_trips operator-(host_round_trips a, const host_round_trips& b) noexcept {
         a.to_host -= b.to_host, a.from_host -= b.from_host, a.reductions -= b.reductions, a.syncs -= b.syncs;
         a.queued -= b.queued;
+        a.adamw_launches -= b.adamw_launches, a.norm_reductions -= b.norm_reductions;
         return a;
     }
     friend bool operator==(const host_round_trips&, const host_round_trips&) = default;
@@ -60,6 +67,22 @@ public:
     [[nodiscard]] double dot(std::size_t n, const T* x, const T* y) {
         ++counted.reductions;
         return Base::dot(n, x, y);
+    }
+    template <class T>
+    void sum_squares_accumulate(std::size_t n, const T* x, double* acc) {
+        ++counted.norm_reductions;
+        Base::sum_squares_accumulate(n, x, acc);
+    }
+    template <class T>
+    void adamw_update(std::size_t n, T lr, T beta1, T beta2, T eps, T weight_decay, T bias_correction1,
+                      T bias_correction2, const T* grad, T* param, T* m, T* v) {
+        ++counted.adamw_launches;
+        Base::adamw_update(n, lr, beta1, beta2, eps, weight_decay, bias_correction1, bias_correction2, grad, param, m, v);
+    }
+    template <class T>
+    void adamw_update_segments(std::span<const adamw_segment<T>> segments, T beta1, T beta2, T eps) {
+        ++counted.adamw_launches;
+        Base::adamw_update_segments(segments, beta1, beta2, eps);
     }
     void synchronize() {
         ++counted.syncs;

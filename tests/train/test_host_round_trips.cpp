@@ -71,6 +71,8 @@ test::host_round_trips most_per_step(bool mtu, const std::string& name) {
         most.reductions = std::max(most.reductions, c.reductions);
         most.syncs = std::max(most.syncs, c.syncs);
         most.queued = std::max(most.queued, c.queued);
+        most.adamw_launches = std::max(most.adamw_launches, c.adamw_launches);
+        most.norm_reductions = std::max(most.norm_reductions, c.norm_reductions);
         most_waits = std::max(most_waits, c.total());
     }
     // Issue 13's acceptance: at most 3 waits for the device per training step.
@@ -88,6 +90,10 @@ void check_within(const test::host_round_trips& got, const test::host_round_trip
     BOOST_TEST(got.reductions <= budget.reductions);
     BOOST_TEST(got.syncs <= budget.syncs);
     BOOST_TEST(got.queued <= budget.queued);
+    // Flat parameters (issue 13, item 3): one AdamW launch and one sum of squares for the gradient norm a step
+    // (until session 27 one of each per trainable tensor).
+    BOOST_TEST(got.adamw_launches == 1u);
+    BOOST_TEST(got.norm_reductions == 1u);
     // Counting works at all: a step uploads its batch and hands its losses and gradient norm back.
     BOOST_TEST(got.queued > 0u);
     BOOST_TEST(got.to_host > 0u);

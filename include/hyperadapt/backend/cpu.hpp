@@ -13,6 +13,7 @@
 #include <cstring>
 #include <limits>
 #include <memory>
+#include <span>
 #include <utility>
 #include <vector>
 
@@ -20,6 +21,7 @@
 #include <omp.h>
 #endif
 
+#include "hyperadapt/backend/adamw_segment.hpp"
 #include "hyperadapt/backend/concepts.hpp"
 #include "hyperadapt/backend/counter_rng.hpp"
 #include "hyperadapt/backend/cpu_allocator.hpp"
@@ -673,20 +675,30 @@ public:
     template <class T>
     void adamw_update(std::size_t n, T lr, T beta1, T beta2, T eps, T weight_decay, T bias_correction1,
                       T bias_correction2, const T* grad, T* param, T* m, T* v) {
-        const T step = lr / bias_correction1, inv_sqrt_bc2 = T(1) / std::sqrt(bias_correction2),
-                decay = T(1) - lr * weight_decay;
-        for_chunks(n, [&](std::size_t i0, std::size_t len) {
-            auto g = carr(grad + i0, len);
-            auto mm = arr(m + i0, len);
-            auto vv = arr(v + i0, len);
-            auto p = arr(param + i0, len);
-            mm = beta1 * mm + (T(1) - beta1) * g;
-            vv = beta2 * vv + (T(1) - beta2) * g.square();
-            p = p * decay - step * mm / (vv.sqrt() * inv_sqrt_bc2 + eps);
-        });
+        adamw_update_one(adamw_segment<T>::make(n, lr, weight_decay, bias_correction1, bias_correction2, grad, param,
+                                                m, v),
+                         beta1, beta2, eps);
+    }
+    /// The same update for many tensors in one call (segmented_adamw): the same bits as one call per segment.
+    template <class T>
+    void adamw_update_segments(std::span<const adamw_segment<T>> segments, T beta1, T beta2, T eps) {
+        for (const auto& s : segments) adamw_update_one(s, beta1, beta2, eps);
     }
 
 private:
+    template <class T>
+    void adamw_update_one(const adamw_segment<T>& s, T beta1, T beta2, T eps) {
+        for_chunks(s.n, [&](std::size_t i0, std::size_t len) {
+            auto g = carr(s.grad + i0, len);
+            auto mm = arr(s.m + i0, len);
+            auto vv = arr(s.v + i0, len);
+            auto p = arr(s.param + i0, len);
+            mm = beta1 * mm + (T(1) - beta1) * g;
+            vv = beta2 * vv + (T(1) - beta2) * g.square();
+            p = p * s.decay - s.step * mm / (vv.sqrt() * s.inv_sqrt_bc2 + eps);
+        });
+    }
+
     template <class T>
     static detail::array_map<T> arr(T* p, std::size_t n) {
         return detail::array_map<T>(p, static_cast<Eigen::Index>(n));

@@ -46,6 +46,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <span>
 #include <string>
 #include <type_traits>
 #include <utility>
@@ -756,6 +757,27 @@ public:
         if (n)
             HYPERADAPT_CUDA_LAUNCH(detail::ck::adamw_update<T>, grid_for(n), block_for(n), stream_, n, beta1, T(1) - beta1,
                                    beta2, T(1) - beta2, eps, step, inv_sqrt_bc2, decay, grad, param, m, v);
+    }
+
+    /// The same update for many tensors in one launch (segmented_adamw): the table of segments goes up in the
+    /// stream's order (queue_copy_from_host, no wait), one grid row per segment. The same bits as one
+    /// adamw_update per segment.
+    template <class T>
+    void adamw_update_segments(std::span<const adamw_segment<T>> segments, T beta1, T beta2, T eps) {
+        constexpr std::size_t max_rows = 65535;  // gridDim.y's limit
+        for (std::size_t first = 0; first < segments.size(); first += max_rows) {
+            const auto part = segments.subspan(first, std::min(max_rows, segments.size() - first));
+            std::size_t longest = 0;
+            for (const auto& s : part) longest = std::max(longest, s.n);
+            if (longest == 0) continue;
+            buffer<adamw_segment<T>> table(cache_, part.size());
+            queue_copy_from_host(part.data(), table.data(), part.size());
+            // At most 256 blocks a segment: enough to fill the device for the largest tensor, few empty ones
+            // for the many small tensors whose rows end at once.
+            const dim3 grid(std::min(grid_for(longest), 256u), static_cast<unsigned>(part.size()));
+            HYPERADAPT_CUDA_LAUNCH(detail::ck::adamw_update_segments<T>, grid, block_for(longest), stream_, table.data(),
+                                   beta1, T(1) - beta1, beta2, T(1) - beta2, eps);
+        }
     }
 
 private:

@@ -17,6 +17,7 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "hyperadapt/backend/adamw_segment.hpp"
 #include "hyperadapt/backend/counter_rng.hpp"
 
 namespace hyperadapt::detail::cuda_kernels {
@@ -523,6 +524,22 @@ __global__ void adamw_update(std::size_t n, T beta1, T one_minus_beta1, T beta2,
         m[i] = mm;
         v[i] = vv;
         param[i] = param[i] * decay - step * mm / (d_sqrt(vv) * inv_sqrt_bc2 + eps);
+    }
+}
+
+/// adamw_update over segments[blockIdx.y + first]: the blocks of one grid row share a segment (a grid-stride
+/// loop over its values), so one launch updates every tensor.
+template <class T>
+__global__ void adamw_update_segments(const adamw_segment<T>* segments, T beta1, T one_minus_beta1, T beta2,
+                                      T one_minus_beta2, T eps) {
+    const adamw_segment<T> s = segments[blockIdx.y];
+    for (std::size_t i = thread_index(); i < s.n; i += thread_count()) {
+        const T g = s.grad[i];
+        const T mm = beta1 * s.m[i] + one_minus_beta1 * g;
+        const T vv = beta2 * s.v[i] + one_minus_beta2 * (g * g);
+        s.m[i] = mm;
+        s.v[i] = vv;
+        s.param[i] = s.param[i] * s.decay - s.step * mm / (d_sqrt(vv) * s.inv_sqrt_bc2 + eps);
     }
 }
 

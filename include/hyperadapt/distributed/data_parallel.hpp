@@ -27,6 +27,7 @@
 #include "hyperadapt/core/errors.hpp"
 #include "hyperadapt/data/multitask_batch.hpp"
 #include "hyperadapt/distributed/communicator.hpp"
+#include "hyperadapt/nn/flat_parameters.hpp"
 #include "hyperadapt/nn/layer.hpp"
 #include "hyperadapt/nn/parameter.hpp"
 
@@ -205,6 +206,48 @@ void allreduce_gradients(M& model, C& comm, gradient_reduction how, std::size_t 
         if (bucket.size() >= bucket_elements) flush();
     });
     flush();
+}
+
+/// The same over a model whose parameters lie in flat buffers (nn/flat_parameters.hpp): every value in one
+/// broadcast; every gradient in one all-reduce (in place on the device with device_collectives, in place in host
+/// memory, or through one host copy each way otherwise). The gaps between storage blocks hold zeros on every
+/// rank and stay zero.
+template <elementwise_backend B, class T, communicator C>
+void broadcast_parameters(flat_parameters<B, T>& flat, C& comm, int root = 0) {
+    tensor<B, T>& values = flat.values();
+    if (values.empty()) return;
+    if constexpr (host_memory_backend<B>) {
+        comm.broadcast(std::as_writable_bytes(std::span<T>(values.data(), values.size())), root);
+    } else {
+        std::vector<T> host = values.to_host();
+        comm.broadcast(std::as_writable_bytes(std::span<T>(host)), root);
+        values.backend().copy_from_host(host.data(), values.data(), host.size());
+    }
+}
+
+template <elementwise_backend B, class T, communicator C>
+void allreduce_gradients(flat_parameters<B, T>& flat, C& comm, gradient_reduction how) {
+    if constexpr (std::is_same_v<C, single_process>) return;
+    tensor<B, T>& grads = flat.gradients();
+    if (grads.empty()) return;
+    const bool mean = how == gradient_reduction::mean;
+    if constexpr (!host_memory_backend<B> && device_collectives<C, T>) {
+        comm.allreduce_device(grads.data(), grads.size(), mean);
+        comm.finish();
+        return;
+    }
+    const T inverse = mean ? T(1) / static_cast<T>(comm.size()) : T(1);
+    if constexpr (host_memory_backend<B>) {
+        comm.allreduce_sum(std::span<T>(grads.data(), grads.size()));
+        if (inverse != T(1))
+            for (std::size_t i = 0; i < grads.size(); ++i) grads.data()[i] *= inverse;
+    } else {
+        std::vector<T> host = grads.to_host();
+        comm.allreduce_sum(std::span<T>(host));
+        if (inverse != T(1))
+            for (T& v : host) v *= inverse;
+        grads.backend().copy_from_host(host.data(), grads.data(), host.size());
+    }
 }
 
 }  // namespace hyperadapt

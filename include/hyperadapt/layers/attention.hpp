@@ -3,7 +3,8 @@
 // residual -> LayerNorm after it, is part of the transformer layer: layers/encoder_layer.hpp).
 //
 // The query, key and value projections are separate parameters with Hugging Face's names, but their
-// storage is one (3H, H) matrix so that the forward projection is a single GEMM.
+// storage is one (3H, H) matrix so that the forward projection is a single GEMM: the three weights (and the
+// three biases) lie one after another in memory, a layout nn/flat_parameters.hpp keeps when it moves them.
 //
 // An optional additive score bias (batch, T, T), shared by every head and added to the scaled scores before
 // the padding mask, is the hook for CA-MTL's task-conditioned attention; its gradient is returned.
@@ -47,28 +48,27 @@ public:
           hidden_(hidden),
           heads_(heads),
           head_dim_(heads ? hidden / heads : 0),
-          qkv_weight_(tensor<B, T>::zeros(backend, {3 * hidden, hidden})),
-          qkv_bias_(tensor<B, T>::zeros(backend, {3 * hidden})),
-          qkv_weight_grad_(tensor<B, T>::zeros(backend, {3 * hidden, hidden})),
-          qkv_bias_grad_(tensor<B, T>::zeros(backend, {3 * hidden})),
           drop_(backend, attention_dropout, name_ + ".dropout") {
         if (heads == 0 || hidden % heads != 0)
             throw config_error(name_ + ": hidden size " + std::to_string(hidden) +
                                " must be a positive multiple of the number of heads " + std::to_string(heads));
+        const auto weight = tensor<B, T>::zeros(backend, {3 * hidden, hidden}), bias = tensor<B, T>::zeros(backend, {3, hidden});
+        const auto weight_grad = tensor<B, T>::zeros(backend, {3 * hidden, hidden}),
+                   bias_grad = tensor<B, T>::zeros(backend, {3, hidden});
         for (std::size_t i = 0; i < 3; ++i) {
-            parts_[i].value = qkv_weight_.row_range(i * hidden, hidden);
-            parts_[i].grad = qkv_weight_grad_.row_range(i * hidden, hidden);
-            part_biases_[i].value = qkv_bias_.reshaped({3, hidden}).row_range(i, 1).reshaped({hidden});
-            part_biases_[i].grad = qkv_bias_grad_.reshaped({3, hidden}).row_range(i, 1).reshaped({hidden});
+            parts_[i].value = weight.row_range(i * hidden, hidden);
+            parts_[i].grad = weight_grad.row_range(i * hidden, hidden);
+            part_biases_[i].value = bias.row_range(i, 1).reshaped({hidden});
+            part_biases_[i].grad = bias_grad.row_range(i, 1).reshaped({hidden});
             part_biases_[i].decay = false;
         }
     }
 
     template <class Rng>
     void initialize(Rng& rng, T stddev = T(0.02)) {
-        backend_->fill_normal(qkv_weight_.size(), rng.seed(), rng.take(qkv_weight_.size()), T(0), stddev,
-                              qkv_weight_.data());
-        qkv_bias_.zero();
+        const std::size_t n = 3 * hidden_ * hidden_;
+        backend_->fill_normal(n, rng.seed(), rng.take(n), T(0), stddev, fused(parts_, "weights"));
+        backend_->fill(fused(part_biases_, "biases"), 3 * hidden_, T(0));
     }
 
     [[nodiscard]] const std::string& name() const noexcept { return name_; }
@@ -88,9 +88,9 @@ public:
         ctx.has_bias = !score_bias.empty();
         ctx.anomaly = mode.anomaly;
         ctx.qkv = tensor<B, T>(*backend_, {nb, seq, 3 * h});
-        backend_->gemm(transpose::no, transpose::yes, nb * seq, 3 * h, h, T(1), x.data(), h, qkv_weight_.data(), h,
+        backend_->gemm(transpose::no, transpose::yes, nb * seq, 3 * h, h, T(1), x.data(), h, fused(parts_, "weights"), h,
                        T(0), ctx.qkv.data(), 3 * h);
-        backend_->add_row_vector(nb * seq, 3 * h, qkv_bias_.data(), ctx.qkv.data());
+        backend_->add_row_vector(nb * seq, 3 * h, fused(part_biases_, "biases"), ctx.qkv.data());
 
         tensor<B, T> scores(*backend_, {nb, heads_, seq, seq});
         const grid_strides in_qkv{sd(seq * 3 * h), sd(d)}, in_scores{sd(heads_ * seq * seq), sd(seq * seq)};
@@ -159,7 +159,7 @@ public:
             if (part_biases_[i].trainable()) {
                 // column sums of a (rows, 3H) slice: reuse the full-width sum when all parts train.
                 if (all_biases_trainable()) {
-                    if (i == 0) backend_->accumulate_column_sums(rows, 3 * h, dqkv.data(), qkv_bias_grad_.data());
+                    if (i == 0) backend_->accumulate_column_sums(rows, 3 * h, dqkv.data(), part_biases_[0].grad.data());
                 } else {
                     tensor<B, T> tmp = tensor<B, T>::zeros(*backend_, {3 * h});
                     backend_->accumulate_column_sums(rows, 3 * h, dqkv.data(), tmp.data());
@@ -168,7 +168,7 @@ public:
             }
         }
         g.input = tensor<B, T>(*backend_, ctx.input.shape());  // dx = dQKV W_qkv
-        backend_->gemm(transpose::no, transpose::no, rows, h, 3 * h, T(1), dqkv.data(), 3 * h, qkv_weight_.data(), h,
+        backend_->gemm(transpose::no, transpose::no, rows, h, 3 * h, T(1), dqkv.data(), 3 * h, fused(parts_, "weights"), h,
                        T(0), g.input.data(), h);
         check_input_gradient(ctx.anomaly, name_, "", g.input);
         if (ctx.has_bias) check_input_gradient(ctx.anomaly, name_, "", g.score_bias, "score-bias gradient");
@@ -197,10 +197,23 @@ private:
         backend_->gemm_batched_grid(ta, tb, m, n, k, alpha, a, lda, sa, b, ldb, sb, beta, c, ldc, sc, examples, heads_);
     }
     bool all_biases_trainable() const {
-        // After freeze()/unfreeze() a part's gradient is its own buffer, no longer a view of the fused one.
-        for (const auto& p : part_biases_)
-            if (!p.trainable() || !p.grad.shares_storage_with(qkv_bias_grad_)) return false;
+        // After freeze()/unfreeze() a part's gradient is its own buffer, no longer next to the others.
+        for (std::size_t i = 0; i < 3; ++i)
+            if (!part_biases_[i].trainable() || part_biases_[i].grad.data() != part_biases_[0].grad.data() + i * hidden_)
+                return false;
         return true;
+    }
+    /// The first of three parts' values, which the fused products read as one (3 * rows, cols) array: checked to
+    /// lie one after another (a value replaced by a tensor of its own would otherwise be read past its end).
+    T* fused(const parameter<B, T> (&parts)[3], const char* what) const {
+        T* first = const_cast<T*>(parts[0].value.data());
+        const std::size_t n = parts[0].size();
+        for (std::size_t i = 1; i < 3; ++i)
+            if (parts[i].value.data() != first + i * n)
+                throw error(name_ + ": the query, key and value " + what +
+                            " no longer lie one after another in memory (a parameter's value tensor was replaced; "
+                            "copy into it instead)");
+        return first;
     }
 
     void check_inputs(const tensor<B, T>& x, const attention_mask<B>& mask, const tensor<B, T>& bias) const {
@@ -215,7 +228,6 @@ private:
     B* backend_;
     std::string name_;
     std::size_t hidden_, heads_, head_dim_;
-    tensor<B, T> qkv_weight_, qkv_bias_, qkv_weight_grad_, qkv_bias_grad_;
     parameter<B, T> parts_[3];
     parameter<B, T> part_biases_[3];
     dropout<B, T> drop_;

@@ -14,15 +14,25 @@
 // weight decay; group 0 is the default group (the options' rate and decay) of every parameter that matches
 // no pattern. A schedule sets each group's rate before each step (set_group_lr).
 //
+// Storage and launches (issue 13, item 3): the moments of every parameter that has them lie in two flat
+// buffers (m and v; each parameter's state is a view), and a step updates every trainable parameter in one
+// backend call (segmented_adamw: one launch on a GPU) with each segment's own rate, decay and bias
+// corrections; frozen parameters are left out of the call. Backends without that call get one update per
+// tensor, with the same bits. The buffers grow (one copy) when a parameter first needs state: at the first step
+// for all trainable parameters at once, later only when one is unfrozen.
+//
 // The optimizer holds pointers to the model's parameters: the model must outlive it and stay in place.
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
+#include <limits>
 #include <regex>
+#include <span>
 #include <string>
 #include <string_view>
 #include <vector>
 
+#include "hyperadapt/backend/adamw_segment.hpp"
 #include "hyperadapt/backend/concepts.hpp"
 #include "hyperadapt/core/errors.hpp"
 #include "hyperadapt/nn/layer.hpp"
@@ -128,17 +138,33 @@ public:
 
     /// Updates every trainable parameter from its gradient; frozen parameters are skipped.
     void step() {
+        for (auto& e : entries_)
+            if (e.param->trainable() && !e.has_state) create_state(e);
+        segments_.clear();
+        B* backend = nullptr;
         for (auto& e : entries_) {
             parameter<B, T>& p = *e.param;
             if (!p.trainable()) continue;
-            if (e.state.m.empty()) create_state(e);
             const std::int64_t t = ++e.state.step;
             const double bc1 = 1 - std::pow(opts_.beta1, static_cast<double>(t));
             const double bc2 = 1 - std::pow(opts_.beta2, static_cast<double>(t));
             const group_state& g = groups_[e.group];
-            p.value.backend().adamw_update(p.size(), T(g.lr), T(opts_.beta1), T(opts_.beta2), T(opts_.eps),
-                                           T(p.decay ? g.weight_decay : 0.0), T(bc1), T(bc2), p.grad.data(),
-                                           p.value.data(), e.state.m.data(), e.state.v.data());
+            const T lr = T(g.lr), decay = T(p.decay ? g.weight_decay : 0.0);
+            if constexpr (segmented_adamw<B, T>) {
+                if (p.size() == 0) continue;
+                backend = &p.value.backend();
+                segments_.push_back(adamw_segment<T>::make(p.size(), lr, decay, T(bc1), T(bc2), p.grad.data(),
+                                                           p.value.data(), e.state.m.data(), e.state.v.data()));
+            } else {
+                p.value.backend().adamw_update(p.size(), lr, T(opts_.beta1), T(opts_.beta2), T(opts_.eps), decay, T(bc1),
+                                               T(bc2), p.grad.data(), p.value.data(), e.state.m.data(),
+                                               e.state.v.data());
+            }
+        }
+        if constexpr (segmented_adamw<B, T>) {
+            if (backend)
+                backend->adamw_update_segments(std::span<const adamw_segment<T>>(segments_), T(opts_.beta1),
+                                               T(opts_.beta2), T(opts_.eps));
         }
         ++steps_;
     }
@@ -146,7 +172,7 @@ public:
     /// The state of parameter `name`, or null when it has none yet (never trainable at a step).
     [[nodiscard]] const adamw_moments<B, T>* find_state(std::string_view name) const {
         const entry* e = find(name);
-        return e && !e->state.m.empty() ? &e->state : nullptr;
+        return e && e->has_state ? &e->state : nullptr;
     }
 
     /// The state of parameter `name`, created zeroed if absent, for a checkpoint loader to write into.
@@ -154,7 +180,7 @@ public:
     adamw_moments<B, T>& state(std::string_view name) {
         entry* e = find(name);
         if (!e) throw config_error("hyperadapt::adamw: no parameter named \"" + std::string(name) + "\"");
-        if (e->state.m.empty()) create_state(*e);
+        if (!e->has_state) create_state(*e);
         return e->state;
     }
 
@@ -162,13 +188,13 @@ public:
     template <class F>
     void visit_state(F&& f) const {
         for (const auto& e : entries_)
-            if (!e.state.m.empty()) f(e.name, e.state);
+            if (e.has_state) f(e.name, e.state);
     }
 
     /// Number of parameters with state.
     [[nodiscard]] std::size_t state_size() const noexcept {
         std::size_t n = 0;
-        for (const auto& e : entries_) n += e.state.m.empty() ? 0 : 1;
+        for (const auto& e : entries_) n += e.has_state ? 1 : 0;
         return n;
     }
 
@@ -178,7 +204,10 @@ private:
         parameter<B, T>* param;
         adamw_moments<B, T> state;
         std::size_t group = 0;
+        bool has_state = false;                                  ///< created (lazily, as PyTorch's)
+        std::size_t slot = std::numeric_limits<std::size_t>::max();  ///< offset in m_ and v_; max: none yet
     };
+    static constexpr std::size_t no_slot = std::numeric_limits<std::size_t>::max();
 
     static void validate(const adamw_options& o) {
         auto fail = [](const std::string& what) { throw config_error("hyperadapt::adamw: " + what); };
@@ -189,11 +218,43 @@ private:
         if (!(o.weight_decay >= 0)) fail("weight_decay must be >= 0, got " + std::to_string(o.weight_decay));
     }
 
-    static void create_state(entry& e) {
-        B& b = e.param->value.backend();
-        e.state.m = tensor<B, T>::zeros(b, e.param->value.shape());
-        e.state.v = tensor<B, T>::zeros(b, e.param->value.shape());
+    /// Gives e zeroed moments and step 0. Moments live in m_ and v_; when e has no place there yet, both grow by
+    /// every parameter that is trainable now and has none either (they will need one at the next step), so the
+    /// first step copies once, not once per parameter.
+    void create_state(entry& e) {
+        if (e.slot == no_slot) grow(e);
+        e.state.m.zero();
+        e.state.v.zero();
         e.state.step = 0;
+        e.has_state = true;
+    }
+
+    void grow(const entry& needed) {
+        constexpr std::size_t align = 64 / sizeof(T) > 0 ? 64 / sizeof(T) : 1;
+        std::vector<std::size_t> slots(entries_.size(), no_slot);
+        std::size_t total = 0;
+        for (std::size_t i = 0; i < entries_.size(); ++i) {
+            const entry& e = entries_[i];
+            if (e.slot == no_slot && &e != &needed && !e.param->trainable()) continue;
+            slots[i] = (total + align - 1) / align * align;
+            total = slots[i] + e.param->size();
+        }
+        B& b = needed.param->value.backend();
+        auto m = tensor<B, T>::zeros(b, {total}), v = tensor<B, T>::zeros(b, {total});
+        for (std::size_t i = 0; i < entries_.size(); ++i) {
+            entry& e = entries_[i];
+            if (slots[i] == no_slot) continue;
+            tensor<B, T> em = m.slice(slots[i], e.param->value.shape()), ev = v.slice(slots[i], e.param->value.shape());
+            if (e.has_state) {
+                b.copy(e.state.m.data(), em.data(), em.size());
+                b.copy(e.state.v.data(), ev.data(), ev.size());
+            }
+            e.state.m = std::move(em);
+            e.state.v = std::move(ev);
+            e.slot = slots[i];
+        }
+        m_ = std::move(m);
+        v_ = std::move(v);
     }
 
     entry* find(std::string_view name) {
@@ -210,6 +271,8 @@ private:
     adamw_options opts_;
     std::vector<group_state> groups_;
     std::vector<entry> entries_;
+    tensor<B, T> m_, v_;                         ///< every parameter's moments, each entry's state a view
+    std::vector<adamw_segment<T>> segments_;     ///< the step's update list (kept: no allocation per step)
     std::int64_t steps_ = 0;
 };
 

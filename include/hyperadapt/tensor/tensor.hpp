@@ -81,6 +81,18 @@ public:
         return t;
     }
 
+    /// The `s`-shaped array that starts `offset` elements into this tensor, sharing its storage: a layer's
+    /// parameter held in a model's one flat buffer (nn/flat_parameters.hpp). The array must fit.
+    [[nodiscard]] tensor slice(std::size_t offset, hyperadapt::shape s) const {
+        if (offset > size() || s.size() > size() - offset)
+            throw shape_error("tensor::slice: " + std::to_string(s.size()) + " elements at " + std::to_string(offset) +
+                              " of a tensor of " + std::to_string(size()) + " (shape " + shape_.str() + ")");
+        tensor t = *this;
+        t.data_ = data_ + offset;
+        t.shape_ = s;
+        return t;
+    }
+
     [[nodiscard]] tensor clone() const {
         if (empty()) return {};
         tensor t(backend(), shape_);
@@ -135,6 +147,8 @@ public:
 
     /// True when both handles share storage.
     [[nodiscard]] bool shares_storage_with(const tensor& o) const noexcept { return storage_ == o.storage_; }
+    /// What identifies the storage (equal for every handle that shares it; null for an empty tensor).
+    [[nodiscard]] const void* storage_id() const noexcept { return storage_.get(); }
 
 private:
     template <memory_backend, class>

@@ -58,6 +58,7 @@
 #include "hyperadapt/distributed/communicator.hpp"
 #include "hyperadapt/distributed/data_parallel.hpp"
 #include "hyperadapt/io/json.hpp"
+#include "hyperadapt/nn/flat_parameters.hpp"
 #include "hyperadapt/nn/parameters.hpp"
 #include "hyperadapt/optim/adamw.hpp"
 #include "hyperadapt/optim/clip.hpp"
@@ -320,9 +321,12 @@ training_result detail::train_multitask_loop(Model& model, sampler_handle& sampl
     // single-process run: same rows, same dropout stream), so that a 1-GPU NCCL run tests that path.
     constexpr bool distributed = !std::is_same_v<C, single_process>;
     const bool leader = comm.rank() == 0;
+    // Every value in one buffer and every trainable gradient in another (layers keep views): zeroing, unscaling,
+    // clipping and the all-reduce are one call each (issue 13).
+    flat_parameters<B, T> flat(model);
     if constexpr (distributed) {  // the same model everywhere, starting from rank 0's weights
         check_same_parameters(model, comm);
-        broadcast_parameters(model, comm);
+        broadcast_parameters(flat, comm);
     }
     const bool show_progress = o.show_progress && leader;
     training_result result;
@@ -472,7 +476,7 @@ training_result detail::train_multitask_loop(Model& model, sampler_handle& sampl
         auto batch = make_batch<B, T>(backend, train, distributed ? balanced_share(rows, train, comm.rank(), comm.size()) : rows,
                                       o.padding);
         typename Model::context ctx;
-        zero_grad(model);
+        flat.zero_grad();
         double loss = 0;
         const double loss_scale = scaler ? scaler->scale() : 1.0;
         auto backward = [&] {
@@ -497,19 +501,15 @@ training_result detail::train_multitask_loop(Model& model, sampler_handle& sampl
             std::array<double, 3> sums{model.forward_loss(batch, ctx, run_mode::train(stream)),
                                        static_cast<double>(batch.real_tokens), static_cast<double>(batch.computed_positions())};
             backward();
-            allreduce_gradients(model, comm, gradient_reduction::sum);
+            allreduce_gradients(flat, comm, gradient_reduction::sum);
             comm.allreduce_sum(std::span<double>(sums));
             loss = sums[0];
             result.real_tokens += static_cast<std::uint64_t>(sums[1]);
             result.computed_tokens += static_cast<std::uint64_t>(sums[2]);
         }
-        if (scaler) {  // the gradients of loss_scale x loss, divided back (exact: a power of two); one launch a tensor
-            const auto unscale = static_cast<T>(1.0 / loss_scale);
-            model.visit_parameters([&](const std::string&, parameter<B, T>& p) {
-                if (p.trainable()) p.grad.backend().scale(p.size(), unscale, p.grad.data());
-            });
-        }
-        const double norm = clip_grad_norm(model, o.max_grad_norm);
+        // The gradients of loss_scale x loss, divided back (exact: a power of two).
+        if (scaler) flat.scale_gradients(static_cast<T>(1.0 / loss_scale));
+        const double norm = flat.clip_grad_norm(o.max_grad_norm);
         const bool finite = std::isfinite(loss) && std::isfinite(norm);
         // Scaled gradients that overflowed: skip the update and lower the scale (GradScaler), whatever on_nonfinite.
         const bool overflow = scaler && std::isfinite(loss) && !std::isfinite(norm);
