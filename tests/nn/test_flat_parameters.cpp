@@ -4,6 +4,7 @@
 #include <cstdint>
 #include <map>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include "hyperadapt/backend/cpu.hpp"
@@ -81,7 +82,8 @@ BOOST_AUTO_TEST_CASE(values_and_gradients_move_into_one_buffer_each_keeping_the_
     const auto dy = random_tensor<cpu, double>(b, {nb * seq, classes}, 2);
     const auto y_before = m.forward_backward(x, dy).to_host();
 
-    flat_parameters<cpu, double> flat(m);
+    flat_parameters flat(m);  // the model's backend and value type
+    static_assert(std::is_same_v<decltype(flat), flat_parameters<cpu, double>>);
     BOOST_TEST((values_of(m) == before));
     const tensor<cpu, double>& values = flat.values();
     const tensor<cpu, double>& grads = flat.gradients();

@@ -297,4 +297,8 @@ private:
     std::size_t gradient_layouts_ = 0;
 };
 
+/// `flat_parameters flat(model);` takes the model's backend and value type.
+template <parameterized M>
+flat_parameters(M&) -> flat_parameters<typename M::backend_type, typename M::value_type>;
+
 }  // namespace hyperadapt
