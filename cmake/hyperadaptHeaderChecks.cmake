@@ -2,6 +2,9 @@
 #   headers_include_order     every include edge follows cmake/include_order.txt (bar the listed exceptions)
 #   headers_self_contained    every public header compiles on its own (CUDA headers excepted: nvcc only)
 #   headers_check_script      scripts/check_includes.py itself, on made-up header trees
+#   headers_host_copies       the host round trips written in layers/, loss/ and models/ stay within
+#                             cmake/host_copies_allowed.txt (issue 13; the list only shrinks)
+#   headers_host_copies_script  scripts/check_host_copies.py itself, on a made-up header tree
 # Included from the root CMakeLists.txt when the tests are built.
 find_package(Python3 COMPONENTS Interpreter)
 if(NOT Python3_Interpreter_FOUND)
@@ -11,6 +14,11 @@ endif()
 
 set(_check_includes ${PROJECT_SOURCE_DIR}/scripts/check_includes.py)
 add_test(NAME headers_include_order COMMAND Python3::Interpreter ${_check_includes} order --root ${PROJECT_SOURCE_DIR})
+# Host round trips written in the step's code may only shrink (issue 13; cmake/host_copies_allowed.txt).
+add_test(NAME headers_host_copies COMMAND Python3::Interpreter ${PROJECT_SOURCE_DIR}/scripts/check_host_copies.py
+         --root ${PROJECT_SOURCE_DIR})
+add_test(NAME headers_host_copies_script
+         COMMAND Python3::Interpreter ${PROJECT_SOURCE_DIR}/tests/scripts/test_check_host_copies.py)
 
 # clang's precompiled headers make the compile check about half as costly as compiling every header from
 # scratch (the script explains how it stays a check of each header alone); any compiler works.
@@ -52,5 +60,6 @@ add_test(NAME headers_self_contained
           ${_header_check_args})
 add_test(NAME headers_check_script
   COMMAND Python3::Interpreter ${PROJECT_SOURCE_DIR}/tests/scripts/test_check_includes.py ${HYPERADAPT_HEADER_CHECK_CXX})
-set_tests_properties(headers_include_order headers_self_contained headers_check_script PROPERTIES LABELS headers)
+set_tests_properties(headers_include_order headers_self_contained headers_check_script headers_host_copies
+                     headers_host_copies_script PROPERTIES LABELS headers)
 set_tests_properties(headers_self_contained PROPERTIES PROCESSORS 2 TIMEOUT 600)
