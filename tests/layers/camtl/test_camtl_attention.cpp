@@ -23,6 +23,7 @@
 #include "hyperadapt/testing/gradcheck.hpp"
 #include "support/backends.hpp"
 #include "support/golden_file.hpp"
+#include "support/host_round_trips.hpp"
 #include "support/reference_data.hpp"
 #include "support/max_keeping_nan.hpp"
 
@@ -496,6 +497,34 @@ BOOST_AUTO_TEST_CASE(inputs_longer_than_the_configured_length_are_refused) {
     BOOST_TEST((att.forward(x6, {}, z, ctx, run_mode::inference()).shape() == shape{2, 6, 16}));
     tensor<cpu, float> x8 = tensor<cpu, float>::zeros(b, {2, 8, 16});
     BOOST_CHECK_THROW((void)att.forward(x8, {}, z_bad, ctx, run_mode::inference()), shape_error);
+}
+
+BOOST_AUTO_TEST_CASE(a_shorter_batch_uploads_its_map_once_per_length) {
+    // The (n, n) corner of the bias's map is uploaded the first time length n is seen, then kept (issue 13: no
+    // upload per step); every length gets its own corner, the same values as the full map's top-left.
+    using counting = test::counting_round_trips<cpu>;
+    counting b;
+    block_diagonal_bias<counting, double> bias(b, 8, 16, "encoder.layer.0.attention.self");
+    rng_stream init(5);
+    bias.initialize(init);
+    b.fill_uniform(bias.matrix().size(), 9, 0, -1.0, 1.0, bias.matrix().value.data());
+    const auto z = random_tensor<counting, double>(b, {2, 16}, 7);
+    typename block_diagonal_bias<counting, double>::context ctx;
+    const auto full = bias.forward(z, 8, ctx, run_mode::inference()).to_host();
+    for (const std::size_t n : {std::size_t{5}, std::size_t{3}, std::size_t{5}, std::size_t{3}, std::size_t{5}}) {
+        const auto before = b.counted;
+        const auto m = bias.forward(z, n, ctx, run_mode::inference()).to_host();
+        const std::size_t uploads = b.counted.from_host - before.from_host;
+        BOOST_TEST(uploads <= 1u, "length " << n);
+        BOOST_TEST_REQUIRE(m.size() == 2 * n * n);
+        for (std::size_t e = 0; e < 2; ++e)
+            for (std::size_t r = 0; r < n; ++r)
+                for (std::size_t c = 0; c < n; ++c) BOOST_TEST(m[(e * n + r) * n + c] == full[(e * 8 + r) * 8 + c]);
+    }
+    const auto before = b.counted;
+    (void)bias.forward(z, 5, ctx, run_mode::inference());
+    (void)bias.forward(z, 3, ctx, run_mode::inference());
+    BOOST_TEST(b.counted.from_host == before.from_host);  // both lengths seen: nothing uploaded
 }
 
 // ---- names and freezing ---------------------------------------------------------------------------------

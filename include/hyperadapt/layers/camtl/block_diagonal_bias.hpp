@@ -24,6 +24,9 @@
 // back, so the real positions see exactly what they would see padded to L (tests/layers/camtl: "cropped").
 #include <algorithm>
 #include <cstdint>
+#include <map>
+#include <memory>
+#include <mutex>
 #include <span>
 #include <string>
 #include <vector>
@@ -114,7 +117,7 @@ public:
         typename linear<B, T>::context projection;
         tensor<B, T> film;                  // (batch, 2s): [1 + gamma; beta]
         std::size_t length = 0;             // n: the batch's length, <= L
-        tensor<B, std::int32_t> short_map;  // (n, n): the map's top-left corner when n < L
+        tensor<B, std::int32_t> short_map;  // (n, n): the map's top-left corner when n < L (cached by length)
     };
 
     /// Sizes from the template parameters (both static).
@@ -189,11 +192,7 @@ public:
         ctx.length = n;
         const std::int32_t* map = map_.data();
         if (n < l) {
-            std::vector<std::int32_t> corner(n * n);
-            for (std::size_t r = 0; r < n; ++r)
-                std::copy_n(host_map_.begin() + static_cast<std::ptrdiff_t>(r * l), n,
-                            corner.begin() + static_cast<std::ptrdiff_t>(r * n));
-            ctx.short_map = tensor<B, std::int32_t>::from_host(*backend_, {n, n}, corner);
+            ctx.short_map = short_map(n);
             map = ctx.short_map.data();
         }
         tensor<B, T> m(*backend_, {nb, n, n});
@@ -260,6 +259,27 @@ private:
         return cbda_geometry::make(seq_len, hidden);
     }
 
+    /// The (n, n) top-left corner of map_ for a batch of length n < L: uploaded the first time a length is seen,
+    /// then kept, so that later steps upload nothing (a length-grouped run sees a few lengths; all of them cost at
+    /// most L^3 / 3 ids). Forward is const and may run on several threads: the cache has its lock.
+    tensor<B, std::int32_t> short_map(std::size_t n) const {
+        const std::lock_guard<std::mutex> hold(short_maps_->lock);
+        auto& cached = short_maps_->by_length[n];
+        if (cached.empty()) {
+            const std::size_t l = geo_.seq_len;
+            std::vector<std::int32_t> corner(n * n);
+            for (std::size_t r = 0; r < n; ++r)
+                std::copy_n(host_map_.begin() + static_cast<std::ptrdiff_t>(r * l), n,
+                            corner.begin() + static_cast<std::ptrdiff_t>(r * n));
+            cached = tensor<B, std::int32_t>::from_host(*backend_, {n, n}, corner);
+        }
+        return cached;
+    }
+    struct short_map_cache {
+        std::mutex lock;
+        std::map<std::size_t, tensor<B, std::int32_t>> by_length;
+    };
+
     B* backend_;
     std::string owner_;
     std::string name_;
@@ -270,6 +290,7 @@ private:
     tensor<B, T> one_zero_;  // (2s): (1..1, 0..0), turns [gamma; beta] into [1 + gamma; beta]
     tensor<B, std::int32_t> map_;  // (L, L): index into one example's A'T (s*L + 1 entries)
     std::vector<std::int32_t> host_map_;  // map_ on the host, to cut the corner of a shorter batch
+    std::shared_ptr<short_map_cache> short_maps_ = std::make_shared<short_map_cache>();  // shared by copies: same maps
 };
 
 }  // namespace hyperadapt
