@@ -62,6 +62,18 @@ if [[ " $checks " == *" examples "* ]]; then
       tee "$out/${name}_compare.txt"
     [ "${PIPESTATUS[0]}" -eq 0 ] || status=1
   done
+  # TF32 (--precision tf32: fp32 products on tensor cores, inputs rounded to 10 mantissa bits): the built-in
+  # default's 200 steps against the CPU's fp32 curve, within a stated 5e-2 (absolute, per record).
+  rm -rf "$out/02_builtin_tf32"
+  LD_LIBRARY_PATH="$carry/lib-examples:$LD_LIBRARY_PATH" timeout 900 "$carry/examples/02_camtl_glue" --steps 200 \
+    --eval-every 100 --sampler proportional --quiet --device cuda --precision tf32 --out "$out/02_builtin_tf32" \
+    --json "$out/02_builtin_tf32.jsonl" > "$out/02_builtin_tf32.txt" 2>&1
+  rc=$?
+  echo "02_camtl_glue --device cuda --precision tf32: rc $rc"; tail -n 12 "$out/02_builtin_tf32.txt"
+  [ $rc -eq 0 ] || status=1
+  python3 scripts/compare_loss_curves.py "$out/02_builtin_cpu/metrics.jsonl" "$out/02_builtin_tf32/metrics.jsonl" \
+    --tolerance 5e-2 | tee "$out/02_builtin_tf32_compare.txt"
+  [ "${PIPESTATUS[0]}" -eq 0 ] || status=1
 fi
 if [[ " $checks " == *" examples "* ]]; then
   # 01_embed_sentences: the same sentences embedded on both devices, on the small checkpoint (its vocabulary's

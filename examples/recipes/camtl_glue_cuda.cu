@@ -10,8 +10,9 @@
 namespace hyperadapt::examples {
 
 std::unique_ptr<camtl_glue_device> make_camtl_glue_cuda(const camtl_glue_args& a) {
-    const run_device gpu = select_gpu(a.gpu);
-    auto d = std::make_unique<camtl_glue_on<cuda_backend>>(gpu, [] { return cuda_backend(); });
+    const run_device gpu = select_gpu(a.gpu, a.precision);
+    const cuda_backend::options options = cuda_options(a.precision);
+    auto d = std::make_unique<camtl_glue_on<cuda_backend>>(gpu, [options] { return cuda_backend(options); });
     d->set_label(gpu.label);
     return d;
 }

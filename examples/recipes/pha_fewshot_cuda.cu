@@ -7,8 +7,8 @@
 namespace hyperadapt::examples::pha_fewshot_recipe {
 
 int run_on_cuda(args& a) {
-    const run_device gpu = select_gpu(a.gpu);
-    cuda_backend b;
+    const run_device gpu = select_gpu(a.gpu, a.precision);
+    cuda_backend b(cuda_options(a.precision));
     return run_on(b, a, gpu);
 }
 

@@ -67,6 +67,8 @@ for v in tpu gpu CUDA ""; do expect "02 --device '$v'" 2 "--device" "$b2" --devi
 for v in -1 1024 x; do expect "02 --gpu $v" 2 "--gpu" "$b2" --device cuda --gpu "$v"; done
 expect "02 --gpu without --device cuda" 2 "--gpu" "$b2" --gpu 1
 expect "02 --device cuda --precision bf16" 2 "--precision" "$b2" --device cuda --precision bf16
+expect "02 --precision tf32 on the CPU" 2 "tf32 is the GPU's" "$b2" --precision tf32
+expect "03 --precision tf32 on the CPU" 2 "tf32 is the GPU's" "$b3" --precision tf32
 # Here (no GPU; with or without CUDA in the build): refused before anything is read or written, naming the device.
 if ! command -v nvidia-smi >/dev/null 2>&1 || ! nvidia-smi -L >/dev/null 2>&1; then
   expect "02 --device cuda without a GPU" 1 "--device cuda" "$b2" --device cuda --json results.jsonl
