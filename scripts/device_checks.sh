@@ -138,7 +138,12 @@ PY
 fi
 if [[ " $checks " == *" bench "* ]]; then
   for step in pha_step camtl_step; do
-    DEVICE=cuda PYTHON=python3 bash "benchmarks/compare_$step.sh" "$carry" 1 2>&1 | tee "$out/compare_$step.txt"
+    DEVICE=cuda PYTHON=python3 BENCH_FILTER='/cuda(/|$)' bash "benchmarks/compare_$step.sh" "$carry" 1 2>&1 |
+      tee "$out/compare_$step.txt"
+    [ "${PIPESTATUS[0]}" -eq 0 ] || status=1
+    # TF32 on both sides (ours: cuda_backend::options::tf32; PyTorch: allow_tf32)
+    DEVICE=cuda PYTHON=python3 PRECISION=tf32 BENCH_FILTER=tf32 bash "benchmarks/compare_$step.sh" "$carry" 1 2>&1 |
+      tee "$out/compare_${step}_tf32.txt"
     [ "${PIPESTATUS[0]}" -eq 0 ] || status=1
   done
 fi

@@ -150,10 +150,15 @@ def main():
     ap.add_argument("--seq", type=int, default=128)
     ap.add_argument("--batches", help="the C++ benchmark's GLUE batches (HYPERADAPT_DUMP_GLUE_BATCHES), each "
                     "padded to its longest row; tokens/s then counts real tokens")
-    ap.add_argument("--precision", choices=("fp32", "bf16"), default="fp32",
-                    help="bf16: torch.autocast(bfloat16) around forward + loss; weights, gradients and AdamW stay fp32")
+    ap.add_argument("--precision", choices=("fp32", "bf16", "tf32"), default="fp32",
+                    help="bf16: torch.autocast(bfloat16) around forward + loss; weights, gradients and AdamW stay fp32; "
+                    "tf32 (a GPU): fp32 with torch.backends.cuda.matmul.allow_tf32")
     ap.add_argument("--device", default="cpu", help="cpu, or cuda (fp32, TF32 off as PyTorch's default)")
     a = ap.parse_args()
+    if a.precision == "tf32" and a.device == "cpu":
+        ap.error("--precision tf32 needs --device cuda")
+    torch.backends.cuda.matmul.allow_tf32 = a.precision == "tf32"
+    torch.backends.cudnn.allow_tf32 = a.precision == "tf32"
     torch.set_num_threads(a.threads)
     torch.manual_seed(0)
     num_labels = [2, 2, 2, 2, 2, 2]
