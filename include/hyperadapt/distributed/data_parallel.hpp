@@ -236,18 +236,14 @@ void allreduce_gradients(flat_parameters<B, T>& flat, C& comm, gradient_reductio
         comm.finish();
         return;
     }
-    const T inverse = mean ? T(1) / static_cast<T>(comm.size()) : T(1);
     if constexpr (host_memory_backend<B>) {
         comm.allreduce_sum(std::span<T>(grads.data(), grads.size()));
-        if (inverse != T(1))
-            for (std::size_t i = 0; i < grads.size(); ++i) grads.data()[i] *= inverse;
     } else {
         std::vector<T> host = grads.to_host();
         comm.allreduce_sum(std::span<T>(host));
-        if (inverse != T(1))
-            for (T& v : host) v *= inverse;
         grads.backend().copy_from_host(host.data(), grads.data(), host.size());
     }
+    if (mean && comm.size() > 1) grads.backend().scale(grads.size(), T(1) / static_cast<T>(comm.size()), grads.data());
 }
 
 }  // namespace hyperadapt

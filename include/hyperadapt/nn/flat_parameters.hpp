@@ -258,20 +258,15 @@ private:
         return flat;
     }
 
-    static tensor<B, T>& value_of(parameter<B, T>& p) { return p.value; }
-    static const tensor<B, T>& value_of(const parameter<B, T>& p) { return p.value; }
-    static tensor<B, T>& grad_of(parameter<B, T>& p) { return p.grad; }
-    static const tensor<B, T>& grad_of(const parameter<B, T>& p) { return p.grad; }
-
     void find_layouts() {
-        value_blocks_ = find_blocks([](const parameter<B, T>& p) -> const tensor<B, T>& { return value_of(p); },
+        value_blocks_ = find_blocks([](const parameter<B, T>& p) -> const tensor<B, T>& { return p.value; },
                                     [](const parameter<B, T>&) { return true; });
-        grad_blocks_ = find_blocks([](const parameter<B, T>& p) -> const tensor<B, T>& { return grad_of(p); },
+        grad_blocks_ = find_blocks([](const parameter<B, T>& p) -> const tensor<B, T>& { return p.grad; },
                                    [](const parameter<B, T>& p) { return p.trainable(); });
         check_ties();
     }
     void lay_out_values() {
-        values_ = relocate(value_blocks_, [](parameter<B, T>& p) -> tensor<B, T>& { return value_of(p); },
+        values_ = relocate(value_blocks_, [](parameter<B, T>& p) -> tensor<B, T>& { return p.value; },
                            [](const parameter<B, T>&) { return true; }, value_at_);
     }
     void lay_out_gradients() {
@@ -282,11 +277,10 @@ private:
                 grad_blocks_.offset[i] = 0;
                 grad_blocks_.extent.push_back(params_[i]->size());
             }
-        grads_ = relocate(grad_blocks_, [](parameter<B, T>& p) -> tensor<B, T>& { return grad_of(p); },
+        grads_ = relocate(grad_blocks_, [](parameter<B, T>& p) -> tensor<B, T>& { return p.grad; },
                           [](const parameter<B, T>& p) { return p.trainable(); }, grad_at_);
         ++gradient_layouts_;
     }
-
 
     B* backend_ = nullptr;
     std::vector<std::string> names_;

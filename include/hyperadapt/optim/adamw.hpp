@@ -222,9 +222,8 @@ private:
     /// every parameter that is trainable now and has none either (they will need one at the next step), so the
     /// first step copies once, not once per parameter.
     void create_state(entry& e) {
+        // A slot comes from grow() zeroed, and one without state is never written: nothing to clear.
         if (e.slot == no_slot) grow(e);
-        e.state.m.zero();
-        e.state.v.zero();
         e.state.step = 0;
         e.has_state = true;
     }

@@ -61,7 +61,6 @@
 #include "hyperadapt/nn/flat_parameters.hpp"
 #include "hyperadapt/nn/parameters.hpp"
 #include "hyperadapt/optim/adamw.hpp"
-#include "hyperadapt/optim/clip.hpp"
 #include "hyperadapt/optim/loss_scaler.hpp"
 #include "hyperadapt/optim/parameter_groups.hpp"
 #include "hyperadapt/optim/schedule.hpp"
