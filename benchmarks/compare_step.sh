@@ -8,6 +8,7 @@
 #   PRECISION=bf16   PyTorch under bf16 autocast (forward + loss); hyperadapt's eigen/cblas cases run fp32
 #                    and its bf16 cases bf16 products (onednn_gemm) whatever PRECISION says
 #   PEER_SECONDS     PyTorch's timed seconds (default 15); BENCH_FILTER narrows our cases (--benchmark_filter)
+#   PEER_COMPILE=1   PyTorch's model under torch.compile (the script's --compile), not eager
 # With the shared data (HYPERADAPT_SHARED_DATA), our GLUE-length cases write their batches and PyTorch runs the
 # same rows too (benchmarks/pytorch/glue_batches.py: dynamic padding, each batch to its longest row).
 #   OMP_WAIT_POLICY  passed through (PASSIVE when unset); OMP_NUM_THREADS = threads on both sides
@@ -22,9 +23,10 @@ threads="${4:-2}"
 # shellcheck source=benchmarks/peer_env.sh
 source "$here/peer_env.sh"  # sets $python
 device=()
+[[ "${PEER_COMPILE:-0}" == 1 ]] && device+=(--compile)
 if [[ "${DEVICE:-cpu}" != cpu ]]; then
   bench="${bench}_${DEVICE}"
-  device=(--device "$DEVICE")
+  device+=(--device "$DEVICE")
 fi
 # The benchmarks are not in the default build target (benchmarks/CMakeLists.txt): build this one.
 cmake --build "$build" --target "$bench"
@@ -65,7 +67,8 @@ def phases(d):
 memory = f"  peak RSS {t['peak_rss_mib']:.0f} MiB" if "peak_rss_mib" in t else ""
 if "peak_cuda_allocated_mib" in t:
     memory += f", CUDA {t['peak_cuda_allocated_mib']:.0f} MiB allocated"
-print(f"OMP_WAIT_POLICY={sys.argv[2]}  pytorch {t['torch']} on {t.get('device', 'cpu')} {t.get('precision', 'fp32')}: "
+print(f"OMP_WAIT_POLICY={sys.argv[2]}  pytorch {t['torch']} on {t.get('device', 'cpu')} {t.get('precision', 'fp32')}"
+      f"{' (torch.compile)' if t.get('compiled') else ' (eager)'}: "
       f"{t['ms_per_step']:.1f} ms/step ({t['trainable_params']} trainable, {t.get('torch_threads', t['threads'])} threads)"
       f"{phases(t)}{memory}")
 for r in ours:
@@ -85,7 +88,8 @@ for r in ours:
     else:
         ratio = (f"{r['tokens/s']:.0f} real tokens/s, ratio {r['tokens/s'] / tg['tokens_per_s']:.2f}x "
                  f"(real/computed {r.get('real/computed', 0):.2f})")
-    precision = "bf16" if r["name"].split("/")[1] == "bf16" else "fp32"
+    case = r["name"].split("/")[1]  # "cblas", "bf16", "cuda", "cuda-tf32", "cuda-bf16"
+    precision = next((p for p in ("bf16", "tf32") if case == p or case.endswith("-" + p)), "fp32")
     print(f"  {label:6s} hyperadapt {ms:7.1f} ms/step ({int(r['trainable'])} trainable, {precision}, "
           f"{args.get('threads', '?')} threads)  {ratio}{phases(r)}")
 if tg is not None:

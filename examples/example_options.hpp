@@ -166,13 +166,13 @@ inline void add_common_options(CLI::App& app, common_args& a) {
     app.add_option("--seed", a.seed, "seed of initialisation, sampling and dropout")->check(unsigned_integer)->capture_default_str();
     app.add_option("--threads", a.threads, "CPU threads (0: all)")->check(CLI::Range(0, 4096));
     app.add_option("--precision", a.precision,
-                   "matrix products in fp32; on the CPU in bf16 with fp32 accumulation (oneDNN; needs AVX-512); on a "
-                   "GPU in tf32 (TF32 tensor cores, fp32 accumulation); weights, activations, LayerNorm, softmax, "
-                   "losses and the optimizer stay fp32")
-        ->check(CLI::IsMember({"fp32", "bf16", "tf32"}))
+                   "matrix products in fp32, or in bf16 with fp32 accumulation (the CPU: oneDNN, needs AVX-512; a GPU: "
+                   "tensor cores); on a GPU also tf32, or fp16 (with dynamic loss scaling); weights, activations, "
+                   "LayerNorm, softmax, losses and the optimizer stay fp32")
+        ->check(CLI::IsMember({"fp32", "bf16", "tf32", "fp16"}))
         ->capture_default_str();
     app.add_option("--device", a.device,
-                   "where the model trains: cpu, or cuda (a build with -DHYPERADAPT_ENABLE_CUDA=ON and a GPU; fp32)")
+                   "where the model trains: cpu, or cuda (a build with -DHYPERADAPT_ENABLE_CUDA=ON and a GPU)")
         ->check(CLI::IsMember({"cpu", "cuda"}))
         ->capture_default_str();
     app.add_option("--gpu", a.gpu, "the CUDA device's index, with --device cuda")->check(CLI::Range(0, 1023))->capture_default_str();
@@ -219,12 +219,9 @@ inline void check_common_options(const common_args& a) {
     namespace fs = std::filesystem;
     if (!a.save_model.empty() && a.checkpoint.empty())
         throw CLI::ValidationError("--save-model", "needs --checkpoint (a model directory carries the checkpoint's vocabulary)");
-    if (a.device == "cuda" && a.precision == "bf16")
-        throw CLI::ValidationError("--precision", "bf16 with --device cuda: the GPU path trains in fp32 or tf32 so far "
-                                   "(bf16 is the CPU's, through oneDNN)");
-    if (a.device != "cuda" && a.precision == "tf32")
-        throw CLI::ValidationError("--precision", "tf32 is the GPU's (TF32 tensor cores, --device cuda); on the CPU use "
-                                   "fp32 or bf16");
+    if (a.device != "cuda" && (a.precision == "tf32" || a.precision == "fp16"))
+        throw CLI::ValidationError("--precision", a.precision + " is the GPU's (tensor cores, --device cuda); on the CPU "
+                                   "use fp32 or bf16");
     if (a.device != "cuda" && a.gpu != 0) throw CLI::ValidationError("--gpu", "needs --device cuda");
     if ((a.checkpoint_every > 0 || a.resume) && a.out.empty())
         throw CLI::ValidationError(a.resume ? "--resume" : "--checkpoint-every", "needs --out DIR (where the checkpoints are)");

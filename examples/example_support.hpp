@@ -94,6 +94,8 @@ inline trainer_options trainer_from(const common_args& a) {
     o.checkpoint_every = a.checkpoint_every;
     o.resume = a.resume;
     o.on_nonfinite = a.skip_nonfinite ? nonfinite_policy::skip_step : nonfinite_policy::stop;
+    // fp16 operands overflow above 65504: dynamic loss scaling, as torch.amp.GradScaler (skips such a step).
+    if (a.precision == "fp16") o.loss_scaling = loss_scaler_options{};
     o.padding = a.pad_to_seq_len ? batch_padding::to_encoded_length : batch_padding::length_groups;
     o.groups = a.lr_groups;
     o.warmup_proportion = a.warmup;
@@ -187,6 +189,10 @@ inline void add_protocol_fields(nlohmann::json& j, const common_args& a, const t
     if (!ran_on.kernels.empty()) j["openblas_kernels"] = ran_on.kernels;
     if (ran_on.device != "cpu") j["device"] = ran_on.device;
     j["precision"] = a.precision;
+    if (a.precision == "fp16") {  // dynamic loss scaling: what it skipped, where the scale ended
+        j["overflow_steps"] = r.overflow_steps;
+        j["final_loss_scale"] = r.final_loss_scale;
+    }
 }
 
 /// An option-level fault found after parsing (a checkpoint's limits, a source model's tasks): run_main ends the

@@ -154,6 +154,9 @@ def main():
                     help="bf16: torch.autocast(bfloat16) around forward + loss; weights, gradients and AdamW stay fp32; "
                     "tf32 (a GPU): fp32 with torch.backends.cuda.matmul.allow_tf32")
     ap.add_argument("--device", default="cpu", help="cpu, or cuda (fp32, TF32 off as PyTorch's default)")
+    ap.add_argument("--compile", action="store_true",
+                    help="the model under torch.compile (default mode; the warm-up runs every batch once, so that "
+                    "compilation for each shape happens before the timing)")
     a = ap.parse_args()
     if a.precision == "tf32" and a.device == "cpu":
         ap.error("--precision tf32 needs --device cuda")
@@ -165,6 +168,7 @@ def main():
     dev = torch.device(a.device)
     model = CaMtl(30522, 384, 12, 1536, 6, a.seq, num_labels).to(dev).train()
     opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=2e-5)
+    forward = torch.compile(model) if a.compile else model
     ids = torch.randint(1000, 30000, (a.batch, a.seq))
     types = torch.zeros_like(ids)
     mask = torch.ones_like(ids)
@@ -182,13 +186,13 @@ def main():
         done["tokens"] += real
         opt.zero_grad(set_to_none=True)
         with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=a.precision == "bf16"):
-            loss = model(ids, types, mask, task, labels)
+            loss = forward(ids, types, mask, task, labels)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
         sync()
 
-    for _ in range(2):
+    for _ in range(max(2, len(batches) if a.compile else 0)):
         step()
     done["tokens"] = 0
     n, start = 0, time.perf_counter()
@@ -200,7 +204,7 @@ def main():
     memory = {"peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
     if dev.type == "cuda":
         memory["peak_cuda_allocated_mib"] = torch.cuda.max_memory_allocated(dev) / 2**20
-    print(json.dumps({"impl": "pytorch", "torch": torch.__version__, "device": a.device, "precision": a.precision,
+    print(json.dumps({"impl": "pytorch", "torch": torch.__version__, "device": a.device, "precision": a.precision, "compiled": a.compile,
                       "threads": a.threads, "torch_threads": torch.get_num_threads(), "batch": a.batch,
                       "seq": a.seq, "steps": n, "ms_per_step": ms, "tokens_per_s": done["tokens"] / (n * ms) * 1e3,
                       "batches": "glue" if a.batches else "synthetic",

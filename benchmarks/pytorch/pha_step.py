@@ -170,6 +170,9 @@ def main():
                     help="bf16: torch.autocast(bfloat16) around forward + loss; weights, gradients and AdamW stay fp32; "
                     "tf32 (a GPU): fp32 with torch.backends.cuda.matmul.allow_tf32")
     ap.add_argument("--device", default="cpu", help="cpu, or cuda (fp32, TF32 off as PyTorch's default)")
+    ap.add_argument("--compile", action="store_true",
+                    help="the model under torch.compile (default mode; the warm-up runs every batch once, so that "
+                    "compilation for each shape happens before the timing)")
     a = ap.parse_args()
     if a.precision == "tf32" and a.device == "cpu":
         ap.error("--precision tf32 needs --device cuda")
@@ -181,6 +184,7 @@ def main():
     dev = torch.device(a.device)
     model = Pha(30522, 384, 12, 1536, 6, 3, num_labels).to(dev).train()
     opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=2e-5)
+    forward = torch.compile(model) if a.compile else model
     ids = torch.randint(1000, 30000, (a.batch, a.seq))
     types = torch.zeros_like(ids)
     mask = torch.ones_like(ids)
@@ -204,7 +208,7 @@ def main():
         t0 = time.perf_counter()
         opt.zero_grad(set_to_none=True)
         with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=a.precision == "bf16"):
-            loss = model(ids, types, mask, task, labels, scores)
+            loss = forward(ids, types, mask, task, labels, scores)
         sync()
         t1 = time.perf_counter()
         loss.backward()
@@ -219,7 +223,7 @@ def main():
         for k, d in zip(phases, (t1 - t0, t2 - t1, t3 - t2, t4 - t3)):
             phases[k] += d
 
-    for _ in range(5):
+    for _ in range(max(5, len(batches) if a.compile else 0)):
         step()
     phases = dict.fromkeys(phases, 0.0)
     done["tokens"] = 0
@@ -232,7 +236,7 @@ def main():
     memory = {"peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
     if dev.type == "cuda":
         memory["peak_cuda_allocated_mib"] = torch.cuda.max_memory_allocated(dev) / 2**20
-    print(json.dumps({"impl": "pytorch", "torch": torch.__version__, "device": a.device, "precision": a.precision,
+    print(json.dumps({"impl": "pytorch", "torch": torch.__version__, "device": a.device, "precision": a.precision, "compiled": a.compile,
                       "threads": a.threads, "torch_threads": torch.get_num_threads(), "batch": a.batch,
                       "seq": a.seq, "steps": n, "ms_per_step": ms,
                       **{f"{k}_ms": v / n * 1e3 for k, v in phases.items()}, "tokens_per_s": done["tokens"] / (n * ms) * 1e3,

@@ -90,6 +90,30 @@ void cpu_reference<T>::gelu_new_backward(std::size_t n, const T* x, const T* t, 
     backend().gelu_new_backward(n, x, t, dy, dx);
 }
 template <class T>
+void cpu_reference<T>::bias_gelu_forward(std::size_t rows, std::size_t cols, const T* bias, T* t, T* y) {
+    backend().bias_gelu_forward(rows, cols, bias, t, y);
+}
+template <class T>
+void cpu_reference<T>::bias_gelu_backward(std::size_t rows, std::size_t cols, const T* t, const T* dy, T* dt,
+                                          T* bias_grad) {
+    backend().bias_gelu_backward(rows, cols, t, dy, dt, bias_grad);
+}
+template <class T>
+void cpu_reference<T>::bias_gelu_forward_backward(std::size_t rows, std::size_t cols, const T* t, const T* dy, T* y,
+                                                  T* dt, T* bias_grad) {
+    backend().bias_gelu_forward_backward(rows, cols, t, dy, y, dt, bias_grad);
+}
+template <class T>
+void cpu_reference<T>::dropout_add_forward(std::size_t n, T p, std::uint64_t seed, std::uint64_t offset, const T* y,
+                                           const T* x, T* out) {
+    backend().dropout_add_forward(n, p, seed, offset, y, x, out);
+}
+template <class T>
+void cpu_reference<T>::dropout_forward_backward(std::size_t n, T p, std::uint64_t seed, std::uint64_t offset,
+                                                const T* x, const T* dy, T* y, T* dx) {
+    backend().dropout_forward_backward(n, p, seed, offset, x, dy, y, dx);
+}
+template <class T>
 void cpu_reference<T>::dropout_forward(std::size_t n, T p, std::uint64_t seed, std::uint64_t offset, const T* x,
                                        T* y) {
     backend().dropout_forward(n, p, seed, offset, x, y);

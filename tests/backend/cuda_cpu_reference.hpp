@@ -38,6 +38,14 @@ struct cpu_reference {
     static void relu_backward(std::size_t n, const T* x, const T* dy, T* dx);
     static void gelu_new_forward(std::size_t n, const T* x, T* y, T* t);
     static void gelu_new_backward(std::size_t n, const T* x, const T* t, const T* dy, T* dx);
+    static void bias_gelu_forward(std::size_t rows, std::size_t cols, const T* bias, T* t, T* y);
+    static void bias_gelu_backward(std::size_t rows, std::size_t cols, const T* t, const T* dy, T* dt, T* bias_grad);
+    static void bias_gelu_forward_backward(std::size_t rows, std::size_t cols, const T* t, const T* dy, T* y, T* dt,
+                                           T* bias_grad);
+    static void dropout_add_forward(std::size_t n, T p, std::uint64_t seed, std::uint64_t offset, const T* y,
+                                    const T* x, T* out);
+    static void dropout_forward_backward(std::size_t n, T p, std::uint64_t seed, std::uint64_t offset, const T* x,
+                                         const T* dy, T* y, T* dx);
     static void dropout_forward(std::size_t n, T p, std::uint64_t seed, std::uint64_t offset, const T* x, T* y);
     static void dropout_backward(std::size_t n, T p, std::uint64_t seed, std::uint64_t offset, const T* dy, T* dx);
     static void fill_uniform(std::size_t n, std::uint64_t seed, std::uint64_t offset, T lo, T hi, T* x);

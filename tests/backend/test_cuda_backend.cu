@@ -25,6 +25,7 @@
 
 #include "backend/cuda_cpu_reference.hpp"
 #include "support/cuda_device.hpp"
+#include "hyperadapt/backend/contrastive_losses.hpp"
 #include "hyperadapt/backend/counter_rng.hpp"
 #include "hyperadapt/backend/cuda.hpp"
 #include "hyperadapt/layers/linear.hpp"
@@ -361,6 +362,124 @@ BOOST_AUTO_TEST_CASE_TEMPLATE(gemm_batched_grid_matches_cpu_exactly, T, real_typ
         }
 }
 
+// ---- reduced-precision products (cuda_backend::options::products) ----------------------------------------
+// Each mode rounds the operands of an fp32 product (TF32 and fp16: 11 significant bits, bf16: 8) and sums in
+// fp32. Checked against the exact product in double, element by element: the error stays within the operands'
+// rounding (2u per product, u = 2^-10 or 2^-7, whether the conversion rounds to nearest or truncates) plus fp32
+// accumulation, and somewhere exceeds 1e-4, which an exact fp32 product (error ~1e-6 here) never does: the
+// products really ran in the reduced format. Doubles are unaffected (bit-identical to the CPU).
+BOOST_AUTO_TEST_CASE(reduced_precision_products_round_only_their_operands) {
+    struct mode {
+        cuda_products products;
+        double u;  // the operands' relative rounding, truncation included
+    };
+    const std::size_t m = 24, n = 20, k = 64, outer = 2, inner = 3;
+    const auto ha = real_values<float>(outer * inner * m * k, 71), hb = real_values<float>(outer * inner * k * n, 72);
+    // The exact C_g = A_g B_g (row-major, A_g at g * m * k, B_g at g * k * n) and the bound sum_k |a| |b|.
+    std::vector<double> exact(outer * inner * m * n, 0.0), magnitude(exact.size(), 0.0);
+    for (std::size_t g = 0; g < outer * inner; ++g)
+        for (std::size_t i = 0; i < m; ++i)
+            for (std::size_t j = 0; j < n; ++j)
+                for (std::size_t p = 0; p < k; ++p) {
+                    const double a = ha[g * m * k + i * k + p], bv = hb[g * k * n + p * n + j];
+                    exact[g * m * n + i * n + j] += a * bv;
+                    magnitude[g * m * n + i * n + j] += std::abs(a * bv);
+                }
+    const auto check = [&](const std::vector<float>& got, std::size_t count, double u, const std::string& what) {
+        double worst = 0;
+        std::size_t bad = 0, first = 0;
+        for (std::size_t e = 0; e < count; ++e) {
+            const double err = std::abs(static_cast<double>(got[e]) - exact[e]);
+            worst = std::max(worst, err);
+            const double bound = (2 * u + 2.0 * static_cast<double>(k + 2) * 0x1p-24) * magnitude[e];
+            if (!(err <= bound) && bad++ == 0) first = e;
+        }
+        BOOST_TEST(bad == 0u, what << ": " << bad << " of " << count << " elements beyond the operands' rounding; first ["
+                                   << first << "]: got " << got[first] << ", exact " << exact[first]);
+        BOOST_TEST(worst > 1e-4, what << ": the largest error " << worst << " is an exact fp32 product's: not reduced");
+    };
+    for (const mode md : {mode{cuda_products::tf32, 0x1p-10}, mode{cuda_products::bf16, 0x1p-7},
+                          mode{cuda_products::fp16, 0x1p-10}}) {
+        cuda_backend::options o;
+        o.products = md.products;
+        cuda_backend b(o);
+        BOOST_TEST((b.products() == md.products));
+        const std::string name = to_string(md.products);
+        auto da = upload(b, ha), db = upload(b, hb);
+        auto dc = b.allocate<float>(exact.size());
+        b.gemm(transpose::no, transpose::no, m, n, k, 1.0f, da.data(), k, db.data(), n, 0.0f, dc.data(), n);
+        check(download(b, dc), m * n, md.u, name + " gemm");
+        const auto mk = static_cast<std::ptrdiff_t>(m * k), kn = static_cast<std::ptrdiff_t>(k * n),
+                   mn = static_cast<std::ptrdiff_t>(m * n);
+        b.gemm_strided_batched(transpose::no, transpose::no, m, n, k, 1.0f, da.data(), k, mk, db.data(), n, kn, 0.0f,
+                               dc.data(), n, mn, outer * inner);
+        check(download(b, dc), exact.size(), md.u, name + " gemm_strided_batched");
+        b.fill(dc.data(), dc.size(), 0.0f);
+        b.gemm_batched_grid(transpose::no, transpose::no, m, n, k, 1.0f, da.data(), k,
+                            grid_strides{static_cast<std::ptrdiff_t>(inner) * mk, mk}, db.data(), n,
+                            grid_strides{static_cast<std::ptrdiff_t>(inner) * kn, kn}, 0.0f, dc.data(), n,
+                            grid_strides{static_cast<std::ptrdiff_t>(inner) * mn, mn}, outer, inner);
+        check(download(b, dc), exact.size(), md.u, name + " gemm_batched_grid");
+        // Doubles: exact fp64 whatever the mode.
+        const auto hda = int_values<double>(m * k, 73), hdb = int_values<double>(k * n, 74);
+        auto dda = upload(b, hda), ddb = upload(b, hdb);
+        auto ddc = b.allocate<double>(m * n);
+        std::vector<double> want(m * n, 0.0);
+        b.gemm(transpose::no, transpose::no, m, n, k, 1.0, dda.data(), k, ddb.data(), n, 0.0, ddc.data(), n);
+        cpu_reference<double>::gemm(transpose::no, transpose::no, m, n, k, 1.0, hda.data(), k, hdb.data(), n, 0.0,
+                                    want.data(), n);
+        check_equal(download(b, ddc), want, name + " double gemm");
+    }
+    // fp16's range ends at 65504: a larger operand becomes infinite (what dynamic loss scaling is for); bf16
+    // keeps fp32's range.
+    std::vector<float> big(k, 1e5f), ones(k, 1.0f);
+    for (const cuda_products p : {cuda_products::fp16, cuda_products::bf16}) {
+        cuda_backend::options o;
+        o.products = p;
+        cuda_backend b(o);
+        auto da = upload(b, big), db = upload(b, ones);
+        auto dc = b.allocate<float>(1);
+        b.gemm(transpose::no, transpose::no, 1, 1, k, 1.0f, da.data(), k, db.data(), 1, 0.0f, dc.data(), 1);
+        const float got = download(b, dc)[0];
+        if (p == cuda_products::fp16)
+            BOOST_TEST(!std::isfinite(got), "fp16 product of 1e5-sized operands: got " << got << ", expected infinity");
+        else
+            BOOST_TEST(std::abs(got - 6.4e6f) <= 6.4e6f * 0x1p-7, "bf16 product of 1e5-sized operands: got " << got);
+    }
+}
+
+// ---- PHA's contrastive losses (contrastive_primitives) ------------------------------------------------------
+// The one-block kernel against the host reference (the CPU backend's implementation), which sums every value in
+// the same order: the device's exp/log differ from glibc's in the last bits, so within 1e-12 (double) and a few
+// float ulps, for both losses, either alone, either denominator, rows without a positive.
+BOOST_AUTO_TEST_CASE_TEMPLATE(contrastive_losses_match_the_host_reference, T, real_types) {
+    cuda_backend b;
+    const std::vector<std::int32_t> tasks{0, 1, 0, 2, 1, 0, 3, 1, 1, 0, 2, 3, 0, 0, 1, 2, 3, 3, 0, 5, 4, 1, 0, 2, 2,
+                                          1, 0, 3, 4, 4, 1, 5, 0};
+    const std::size_t rows = tasks.size(), dim = 64, nt = 6;
+    const auto hf = real_values<T>(rows * dim, 81), hk = real_values<T>(nt * dim, 82);
+    auto df = upload(b, hf), dk = upload(b, hk);
+    auto dt = upload(b, tasks);
+    for (const bool exclude : {true, false})
+        for (const int which : {3, 1, 2}) {  // both, instance only, prototype only
+            const contrastive_settings s{.temperature = 0.1, .weight = 0.1, .instance = (which & 1) != 0,
+                                         .prototype = (which & 2) != 0, .exclude_positive = exclude};
+            const std::string what = std::string(exclude ? "positive excluded" : "standard") +
+                                     (which == 3 ? ", both" : which == 1 ? ", instance only" : ", prototype only");
+            std::vector<double> want_losses(2);
+            std::vector<T> want_fg(rows * dim), want_pg(nt * dim);
+            detail::contrastive_losses_on_host(rows, dim, nt, hf.data(), tasks.data(), hk.data(), s, want_losses.data(),
+                                               want_fg.data(), want_pg.data());
+            auto losses = b.allocate<double>(2);
+            auto fg = b.allocate<T>(rows * dim), pg = b.allocate<T>(nt * dim);
+            b.contrastive_losses(rows, dim, nt, df.data(), dt.data(), dk.data(), s, losses.data(), fg.data(), pg.data());
+            check_close(download(b, losses), want_losses, 1e-12, 1e-15, what + ": losses");
+            check_close(download(b, fg), want_fg, tol_rel<T>, tol_abs<T> * 1e-2, what + ": feature gradient");
+            if (s.prototype)
+                check_close(download(b, pg), want_pg, tol_rel<T>, tol_abs<T> * 1e-2, what + ": prototype gradient");
+        }
+}
+
 // ---- Linear --------------------------------------------------------------------------------------------
 BOOST_AUTO_TEST_CASE(linear_double_matches_cpu) {
     cuda_backend b;
@@ -497,6 +616,60 @@ BOOST_AUTO_TEST_CASE_TEMPLATE(gelu_and_tanh_match_cpu, T, real_types) {
     b.tanh_backward(n, dyt.data(), ddy.data(), out.data());
     cpu_reference<T>::tanh_backward(n, y.data(), dy.data(), want.data());
     check_close(download(b, out), want, tol_rel<T>, tol_abs<T>, "tanh_backward");
+}
+
+// The fused primitives (fused_primitives: the encoder layer uses them where a backend has them): the CPU's
+// values, GELU within the transcendental tolerance (the bias sums to 1e-5 of the column sums' size), dropout's
+// masks and scaled values bit for bit. 37 x 131: not a whole number of blocks or warps.
+BOOST_AUTO_TEST_CASE_TEMPLATE(fused_primitives_match_cpu, T, real_types) {
+    cuda_backend b;
+    const std::size_t rows = 37, cols = 131, n = rows * cols;
+    const auto t0 = real_values<T>(n, 91, -5, 5), bias = real_values<T>(cols, 92), dy = real_values<T>(n, 93);
+    auto dt_in = upload(b, t0), dbias = upload(b, bias), ddy = upload(b, dy);
+    auto y = b.allocate<T>(n), dt = b.allocate<T>(n);
+    std::vector<T> want_t = t0, want_y(n), want_dt(n);
+
+    b.bias_gelu_forward(rows, cols, dbias.data(), dt_in.data(), y.data());
+    cpu_reference<T>::bias_gelu_forward(rows, cols, bias.data(), want_t.data(), want_y.data());
+    check_close(download(b, dt_in), want_t, tol_rel<T>, tol_abs<T>, "bias_gelu_forward: t + bias");
+    check_close(download(b, y), want_y, tol_rel<T>, tol_abs<T>, "bias_gelu_forward: gelu");
+
+    const auto t = want_t;  // t with the bias, as the backward passes get it
+    auto dt_biased = upload(b, t);
+    std::vector<T> bias_grad0 = real_values<T>(cols, 94), want_bias_grad = bias_grad0;
+    auto dbias_grad = upload(b, bias_grad0);
+    b.bias_gelu_backward(rows, cols, dt_biased.data(), ddy.data(), dt.data(), dbias_grad.data());
+    cpu_reference<T>::bias_gelu_backward(rows, cols, t.data(), dy.data(), want_dt.data(), want_bias_grad.data());
+    check_close(download(b, dt), want_dt, tol_rel<T>, tol_abs<T>, "bias_gelu_backward: dt");
+    check_close(download(b, dbias_grad), want_bias_grad, tol_rel<T>, tol_abs<T> * rows, "bias_gelu_backward: bias");
+    b.bias_gelu_backward(rows, cols, dt_biased.data(), ddy.data(), dt.data(), static_cast<T*>(nullptr));  // no bias
+
+    want_bias_grad = bias_grad0;
+    dbias_grad = upload(b, bias_grad0);
+    b.bias_gelu_forward_backward(rows, cols, dt_biased.data(), ddy.data(), y.data(), dt.data(), dbias_grad.data());
+    cpu_reference<T>::bias_gelu_forward_backward(rows, cols, t.data(), dy.data(), want_y.data(), want_dt.data(),
+                                                 want_bias_grad.data());
+    check_close(download(b, y), want_y, tol_rel<T>, tol_abs<T>, "bias_gelu_forward_backward: gelu");
+    check_close(download(b, dt), want_dt, tol_rel<T>, tol_abs<T>, "bias_gelu_forward_backward: dt");
+    check_close(download(b, dbias_grad), want_bias_grad, tol_rel<T>, tol_abs<T> * rows,
+                "bias_gelu_forward_backward: bias");
+
+    const auto x = real_values<T>(n, 95);
+    auto dx_in = upload(b, x);
+    for (const T p : {T(0.1), T(0)}) {
+        const std::uint64_t seed = 7, offset = 987654321;
+        const std::string at = " p=" + std::to_string(p);
+        std::vector<T> want(n), want_dx(n);
+        auto out = b.allocate<T>(n);
+        b.dropout_add_forward(n, p, seed, offset, ddy.data(), dx_in.data(), out.data());
+        cpu_reference<T>::dropout_add_forward(n, p, seed, offset, dy.data(), x.data(), want.data());
+        check_equal(download(b, out), want, "dropout_add_forward" + at);
+        auto dx = b.allocate<T>(n);
+        b.dropout_forward_backward(n, p, seed, offset, dx_in.data(), ddy.data(), out.data(), dx.data());
+        cpu_reference<T>::dropout_forward_backward(n, p, seed, offset, x.data(), dy.data(), want.data(), want_dx.data());
+        check_equal(download(b, out), want, "dropout_forward_backward: y" + at);
+        check_equal(download(b, dx), want_dx, "dropout_forward_backward: dx" + at);
+    }
 }
 
 BOOST_AUTO_TEST_CASE_TEMPLATE(dropout_masks_equal_cpu_bit_for_bit, T, real_types) {

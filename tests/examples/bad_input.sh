@@ -61,20 +61,23 @@ for v in 0 -3 nan inf x 1e9; do expect "02 --epochs $v" 2 "--epochs" "$b2" --epo
 for v in -5 1e12 1000000000000 x; do expect "02 --seq-len $v" 2 "--seq-len" "$b2" "${real[@]}" --seq-len "$v"; done
 for v in 0 -1 1e3 99999999999; do expect "02 --batch $v" 2 "--batch" "$b2" --batch "$v"; done
 for v in -4 1e9 two; do expect "02 --threads $v" 2 "--threads" "$b2" --threads "$v"; done
-for v in fp16 BF16 ""; do expect "02 --precision '$v'" 2 "--precision" "$b2" --precision "$v"; done
+for v in fp8 BF16 ""; do expect "02 --precision '$v'" 2 "--precision" "$b2" --precision "$v"; done
 for v in nan -1 inf; do expect "02 --lr $v" 2 "--lr" "$b2" --lr "$v"; done
 for v in tpu gpu CUDA ""; do expect "02 --device '$v'" 2 "--device" "$b2" --device "$v"; done
 for v in -1 1024 x; do expect "02 --gpu $v" 2 "--gpu" "$b2" --device cuda --gpu "$v"; done
 expect "02 --gpu without --device cuda" 2 "--gpu" "$b2" --gpu 1
-expect "02 --device cuda --precision bf16" 2 "--precision" "$b2" --device cuda --precision bf16
 expect "02 --precision tf32 on the CPU" 2 "tf32 is the GPU's" "$b2" --precision tf32
 expect "03 --precision tf32 on the CPU" 2 "tf32 is the GPU's" "$b3" --precision tf32
+expect "02 --precision fp16 on the CPU" 2 "fp16 is the GPU's" "$b2" --precision fp16
+expect "03 --precision fp16 on the CPU" 2 "fp16 is the GPU's" "$b3" --precision fp16
 # Here (no GPU; with or without CUDA in the build): refused before anything is read or written, naming the device.
 if ! command -v nvidia-smi >/dev/null 2>&1 || ! nvidia-smi -L >/dev/null 2>&1; then
   expect "02 --device cuda without a GPU" 1 "--device cuda" "$b2" --device cuda --json results.jsonl
   expect "02 --device cuda, real recipe, without a GPU" 1 "--device cuda" "$b2" "${real[@]}" --device cuda
   expect "03 --device cuda without a GPU" 1 "--device cuda" "$b3" --device cuda --json results.jsonl
   expect "03 --device cuda, real recipe, without a GPU" 1 "--device cuda" "$b3" --mode multitask --model pha "${real[@]}" --device cuda
+  expect "02 --device cuda --precision bf16 without a GPU" 1 "--device cuda" "$b2" --device cuda --precision bf16
+  expect "03 --device cuda --precision fp16 without a GPU" 1 "--device cuda" "$b3" --device cuda --precision fp16
 elif "$b2" --help | grep -q -- "--gpu"; then  # a GPU machine: an index past its GPUs
   expect "02 --gpu past the machine's GPUs" 1 "--gpu 1023" "$b2" --device cuda --gpu 1023 --json results.jsonl
   expect "03 --gpu past the machine's GPUs" 1 "--gpu 1023" "$b3" --device cuda --gpu 1023 --json results.jsonl

@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "hyperadapt/backend/contrastive_losses.hpp"
 #include "hyperadapt/loss/cross_entropy.hpp"
 #include "hyperadapt/loss/mse.hpp"
 #include "hyperadapt/loss/pha_contrastive.hpp"
@@ -346,4 +347,71 @@ BOOST_AUTO_TEST_CASE(pha_contrastive_losses_are_nan_when_an_embedding_is_nan) {
     const auto finite = random_tensor<cpu, float>(b, {4, 6}, 33);
     BOOST_TEST(std::isnan(pro.forward(finite, labels(b, {4}, {0, 0, 0, 0}), tensor<cpu, float>::from_host(b, {2, 6}, kh),
                                       cp)));
+}
+
+// The backend primitive (backend/contrastive_losses.hpp) that a PHA model's step calls is the loss classes'
+// arithmetic: the same losses and, per row, the same T gradients as pha_bert's host path makes of the classes'
+// (instance + prototype, each rounded to T, added in T), bit for bit, for either denominator, either loss alone,
+// rows without a positive, and a batch without any anchor.
+BOOST_AUTO_TEST_CASE_TEMPLATE(contrastive_primitive_equals_the_loss_classes_bit_for_bit, B, layer_backends) {
+    B b;
+    const auto run = [&]<class T>(T, std::vector<std::int32_t> tasks, std::size_t prototypes, bool instance,
+                                  bool prototype, pha_denominator denominator, const std::string& what) {
+        const std::size_t rows = tasks.size(), dim = 5;
+        const auto features = random_tensor<B, T>(b, {rows, dim}, 41 + rows);
+        const auto k = random_tensor<B, T>(b, {prototypes, dim}, 43 + prototypes);
+        const pha_contrastive_options o{.temperature = 0.07, .weight = 0.3, .denominator = denominator};
+        // The classes, combined as pha_bert's host path combines them.
+        const auto t = labels(b, {rows}, tasks);
+        double want_ins = 0, want_pro = 0;
+        std::vector<T> want_df(rows * dim, T(0)), want_dk;
+        if (instance) {
+            pha_instance_loss<B, T> loss(b, o);
+            typename pha_instance_loss<B, T>::context c;
+            want_ins = loss.forward(features, t, c);
+            const auto d = loss.backward_values(c);
+            want_df.assign(d.begin(), d.end());
+        }
+        if (prototype) {
+            pha_prototype_loss<B, T> loss(b, o);
+            typename pha_prototype_loss<B, T>::context c;
+            want_pro = loss.forward(features, t, k, c);
+            const auto g = loss.backward_values(c);
+            for (std::size_t i = 0; i < want_df.size(); ++i)
+                want_df[i] = instance ? want_df[i] + static_cast<T>(g.features[i]) : static_cast<T>(g.features[i]);
+            want_dk.assign(g.prototypes.begin(), g.prototypes.end());
+        }
+        // The primitive.
+        tensor<B, T> df(b, {rows, dim}), dk(b, {prototypes, dim});
+        tensor<B, double> losses(b, {2});
+        b.contrastive_losses(rows, dim, prototypes, features.data(), t.data(), k.data(),
+                             contrastive_settings{.temperature = o.temperature,
+                                                  .weight = o.weight,
+                                                  .instance = instance,
+                                                  .prototype = prototype,
+                                                  .exclude_positive = denominator == pha_denominator::exclude_positive},
+                             losses.data(), df.data(), dk.data());
+        const auto got = losses.to_host();
+        BOOST_TEST(got[0] == want_ins, what << ": instance loss " << got[0] << " against " << want_ins);
+        BOOST_TEST(got[1] == want_pro, what << ": prototype loss " << got[1] << " against " << want_pro);
+        const auto gdf = df.to_host();
+        std::size_t differ = 0;
+        for (std::size_t i = 0; i < gdf.size(); ++i) differ += !(gdf[i] == want_df[i]);
+        BOOST_TEST(differ == 0u, what << ": " << differ << " feature gradient values differ");
+        if (prototype) {
+            const auto gdk = dk.to_host();
+            differ = 0;
+            for (std::size_t i = 0; i < gdk.size(); ++i) differ += !(gdk[i] == want_dk[i]);
+            BOOST_TEST(differ == 0u, what << ": " << differ << " prototype gradient values differ");
+        }
+    };
+    const std::vector<std::int32_t> mixed{0, 1, 0, 2, 1, 0, 3};  // task 2 and 3: one row each, no positive
+    for (const auto d : {pha_denominator::exclude_positive, pha_denominator::standard}) {
+        const std::string den = d == pha_denominator::standard ? " (standard denominator)" : "";
+        run(float{}, mixed, 4, true, true, d, "float, both losses" + den);
+        run(double{}, mixed, 4, true, true, d, "double, both losses" + den);
+        run(float{}, mixed, 4, false, true, d, "float, prototype loss only" + den);
+        run(double{}, {0, 1, 2}, 3, true, true, d, "double, no anchor" + den);
+    }
+    run(float{}, mixed, 4, true, false, pha_denominator::exclude_positive, "float, instance loss only");
 }

@@ -158,7 +158,7 @@ concept gelu_new_primitives = requires(B& b, std::size_t n, const T* cx, T* x) {
 
 /// Optional fused element-wise work of the encoder layer: one pass over memory where the plain primitives take
 /// two or three. A backend without them is still complete: the layers test this concept and otherwise run the
-/// plain primitives in sequence (same values up to rounding; the CUDA policy does so today).
+/// plain primitives in sequence (same values up to rounding). The CPU and CUDA policies provide them.
 ///   bias_gelu_forward(rows, cols, bias, t, y)     t += bias (row-broadcast, in place: backward reads it),
 ///                                                 y = gelu(t), the erf form; y must not alias t.
 ///   bias_gelu_backward(rows, cols, t, dy, dt, bias_grad)

@@ -23,6 +23,7 @@
 
 #include "hyperadapt/backend/adamw_segment.hpp"
 #include "hyperadapt/backend/concepts.hpp"
+#include "hyperadapt/backend/contrastive_losses.hpp"
 #include "hyperadapt/backend/counter_rng.hpp"
 #include "hyperadapt/backend/cpu_allocator.hpp"
 #include "hyperadapt/backend/cpu_work_pool.hpp"
@@ -655,6 +656,16 @@ public:
         }
     }
 
+    /// PHA's contrastive losses and their gradients (contrastive_primitives, backend/contrastive_losses.hpp): the
+    /// host reference itself, in double, one thread (the matrices are (rows, rows) and (rows, tasks)).
+    template <class T>
+    void contrastive_losses(std::size_t rows, std::size_t dim, std::size_t tasks, const T* features,
+                            const std::int32_t* task_ids, const T* prototypes, const contrastive_settings& settings,
+                            double* losses, T* feature_grad, T* prototype_grad) {
+        detail::contrastive_losses_on_host(rows, dim, tasks, features, task_ids, prototypes, settings, losses,
+                                           feature_grad, prototype_grad);
+    }
+
     // ---- reductions and optimizer ------------------------------------------------------------------
     template <class T>
     [[nodiscard]] double sum_squares(std::size_t n, const T* x) {
@@ -782,5 +793,7 @@ using cpu = cpu_backend<eigen_gemm>;
 static_assert(backend<cpu>, "cpu_backend must satisfy the full backend concept");
 static_assert(fused_primitives<cpu, float> && fused_primitives<cpu, double>,
               "cpu_backend must provide the fused element-wise primitives (backend/concepts.hpp)");
+static_assert(contrastive_primitives<cpu, float> && contrastive_primitives<cpu, double>,
+              "cpu_backend must provide PHA's contrastive losses (backend/contrastive_losses.hpp)");
 
 }  // namespace hyperadapt

@@ -28,7 +28,9 @@
 // Numerics: results match the CPU backend's up to floating-point summation order and the last-ulp
 // differences of device erf/exp/tanh/log; dropout masks are bit-identical to the CPU's (same counter RNG),
 // fill_uniform/fill_normal evaluate `lo + range * u` and gelu_new_* their polynomials without FMA
-// contraction, and relu_* is exact. Float GEMM uses cuBLAS's default math mode (no TF32) on an owned handle.
+// contraction, and relu_* is exact. Float GEMM uses cuBLAS's default math mode (no TF32) on an owned handle,
+// unless options::products asks for TF32, bf16 or fp16 products (reduced-precision operands, fp32 accumulation
+// and fp32 results: everything but the products stays fp32).
 #if !defined(__CUDACC__)
 #error "hyperadapt/backend/cuda.hpp needs nvcc: include it only from .cu translation units (CUDA language)"
 #endif
@@ -46,6 +48,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <span>
 #include <string>
 #include <type_traits>
@@ -54,6 +57,7 @@
 
 #include "hyperadapt/core/size_class.hpp"
 #include "hyperadapt/backend/concepts.hpp"
+#include "hyperadapt/backend/contrastive_losses.hpp"
 #include "hyperadapt/backend/counter_rng.hpp"
 #include "hyperadapt/backend/cuda_kernels.cuh"
 #include "hyperadapt/core/errors.hpp"
@@ -309,6 +313,29 @@ inline cublasOperation_t to_cublas(transpose t) noexcept { return t == transpose
 
 }  // namespace detail
 
+/// How a cuda_backend multiplies fp32 matrices (double products are always exact fp64). Every mode reads and
+/// writes fp32 matrices and accumulates in fp32; they differ in how the operands are rounded on the way into
+/// the tensor cores:
+///   fp32  exact fp32 products (CUBLAS_DEFAULT_MATH)
+///   tf32  operands rounded to TF32, 10 mantissa bits (CUBLAS_TF32_TENSOR_OP_MATH; PyTorch's allow_tf32)
+///   bf16  operands rounded to bfloat16, 8 bits and fp32's range (CUBLAS_COMPUTE_32F_FAST_16BF): what the CPU's
+///         --precision bf16 does to a product (backend/cpu_onednn.hpp) and what autocast's bf16 matmul
+///         computes, while the weights, activations, LayerNorm, softmax, losses and AdamW stay fp32
+///   fp16  operands rounded to IEEE half, 11 bits, largest 65504 (CUBLAS_COMPUTE_32F_FAST_16F): an operand
+///         beyond that range becomes infinite, so fp16 training needs dynamic loss scaling (the trainer's
+///         loss_scaling skips such a step and lowers the scale; optim/loss_scaler.hpp)
+enum class cuda_products { fp32, tf32, bf16, fp16 };
+
+[[nodiscard]] inline const char* to_string(cuda_products p) noexcept {
+    switch (p) {
+        case cuda_products::tf32: return "tf32";
+        case cuda_products::bf16: return "bf16";
+        case cuda_products::fp16: return "fp16";
+        case cuda_products::fp32: break;
+    }
+    return "fp32";
+}
+
 /// The CUDA backend. Satisfies hyperadapt::backend (every concept level); see the top of this file for
 /// stream/handle ownership, memory and error handling.
 class cuda_backend {
@@ -320,10 +347,10 @@ public:
         /// Fill every new float/double buffer with NaN so that an output element a kernel forgot to write
         /// shows up in tests (the gradient checker turns this on).
         bool poison_new_buffers = false;
-        /// fp32 matrix products on TF32 tensor cores (CUBLAS_TF32_TENSOR_OP_MATH: inputs rounded to 10 mantissa
-        /// bits, fp32 accumulation; PyTorch's `allow_tf32`), several times the fp32 throughput on an A100/H100.
-        /// Everything else stays fp32; double products are unaffected. Off: exact fp32 (CUBLAS_DEFAULT_MATH).
-        bool tf32 = false;
+        /// How fp32 matrices are multiplied (cuda_products): exact, or on TF32 / bf16 / fp16 tensor cores with
+        /// fp32 accumulation, several times the fp32 throughput on an A100/H100. Everything else stays fp32;
+        /// double products are unaffected.
+        cuda_products products = cuda_products::fp32;
     };
 
     /// Owns a new non-blocking stream and cuBLAS handle on the current device.
@@ -339,7 +366,7 @@ public:
         }
         try {
             bind_handle();
-            HYPERADAPT_CUBLAS_CHECK(cublasSetMathMode(handle_, opts_.tf32 ? CUBLAS_TF32_TENSOR_OP_MATH : CUBLAS_DEFAULT_MATH));
+            HYPERADAPT_CUBLAS_CHECK(cublasSetMathMode(handle_, tf32() ? CUBLAS_TF32_TENSOR_OP_MATH : CUBLAS_DEFAULT_MATH));
             cache_ = std::make_shared<detail::device_block_cache>(device_);
         } catch (...) {
             destroy_owned();
@@ -353,8 +380,9 @@ public:
         if (handle == nullptr) throw config_error("cuda_backend: borrowed cuBLAS handle is null");
         HYPERADAPT_CUDA_CHECK(cudaGetDevice(&device_));
         bind_handle();
-        // A borrowed handle keeps its owner's math mode unless TF32 is asked for (then the owner's handle has it too).
-        if (opts_.tf32) HYPERADAPT_CUBLAS_CHECK(cublasSetMathMode(handle_, CUBLAS_TF32_TENSOR_OP_MATH));
+        // A borrowed handle keeps its owner's math mode unless TF32 is asked for (then the owner's handle has it too;
+        // bf16 and fp16 products name their compute type in each call and need no mode).
+        if (tf32()) HYPERADAPT_CUBLAS_CHECK(cublasSetMathMode(handle_, CUBLAS_TF32_TENSOR_OP_MATH));
         cache_ = std::make_shared<detail::device_block_cache>(device_);
     }
 
@@ -378,8 +406,10 @@ public:
     [[nodiscard]] int device() const noexcept { return device_; }
     void set_poison_new_buffers(bool on) noexcept { opts_.poison_new_buffers = on; }
     [[nodiscard]] bool poison_new_buffers() const noexcept { return opts_.poison_new_buffers; }
-    /// Whether fp32 products run on TF32 tensor cores (options::tf32).
-    [[nodiscard]] bool tf32() const noexcept { return opts_.tf32; }
+    /// How fp32 matrices are multiplied (options::products).
+    [[nodiscard]] cuda_products products() const noexcept { return opts_.products; }
+    /// Whether fp32 products run on TF32 tensor cores.
+    [[nodiscard]] bool tf32() const noexcept { return opts_.products == cuda_products::tf32; }
     /// Returns cached device memory to the driver (waits for the device).
     void release_cached_memory() noexcept { cache_->release(); }
     [[nodiscard]] std::size_t cached_bytes() const noexcept { return cache_->cached_bytes(); }
@@ -446,10 +476,15 @@ public:
         const int im = detail::to_blas_int(m, "m"), in = detail::to_blas_int(n, "n"),
                   ik = detail::to_blas_int(k, "k"), ilda = detail::to_blas_int(lda, "lda"),
                   ildb = detail::to_blas_int(ldb, "ldb"), ildc = detail::to_blas_int(ldc, "ldc");
-        if constexpr (std::is_same_v<T, float>)
-            HYPERADAPT_CUBLAS_CHECK(cublasSgemm(handle_, detail::to_cublas(tb), detail::to_cublas(ta), in, im, ik,
-                                                &alpha, b, ildb, a, ilda, &beta, c, ildc));
-        else
+        if constexpr (std::is_same_v<T, float>) {
+            if (const auto compute = half_compute())
+                HYPERADAPT_CUBLAS_CHECK(cublasGemmEx(handle_, detail::to_cublas(tb), detail::to_cublas(ta), in, im, ik,
+                                                     &alpha, b, CUDA_R_32F, ildb, a, CUDA_R_32F, ilda, &beta, c,
+                                                     CUDA_R_32F, ildc, *compute, CUBLAS_GEMM_DEFAULT));
+            else
+                HYPERADAPT_CUBLAS_CHECK(cublasSgemm(handle_, detail::to_cublas(tb), detail::to_cublas(ta), in, im, ik,
+                                                    &alpha, b, ildb, a, ilda, &beta, c, ildc));
+        } else
             HYPERADAPT_CUBLAS_CHECK(cublasDgemm(handle_, detail::to_cublas(tb), detail::to_cublas(ta), in, im, ik,
                                                 &alpha, b, ildb, a, ilda, &beta, c, ildc));
     }
@@ -473,11 +508,17 @@ public:
                   ibatch = detail::to_blas_int(batch, "batch");
         const auto sa = static_cast<long long>(stride_a), sb = static_cast<long long>(stride_b),
                    sc = static_cast<long long>(stride_c);
-        if constexpr (std::is_same_v<T, float>)
-            HYPERADAPT_CUBLAS_CHECK(cublasSgemmStridedBatched(handle_, detail::to_cublas(tb), detail::to_cublas(ta),
-                                                              in, im, ik, &alpha, b, ildb, sb, a, ilda, sa, &beta, c,
-                                                              ildc, sc, ibatch));
-        else
+        if constexpr (std::is_same_v<T, float>) {
+            if (const auto compute = half_compute())
+                HYPERADAPT_CUBLAS_CHECK(cublasGemmStridedBatchedEx(handle_, detail::to_cublas(tb), detail::to_cublas(ta),
+                                                                   in, im, ik, &alpha, b, CUDA_R_32F, ildb, sb, a,
+                                                                   CUDA_R_32F, ilda, sa, &beta, c, CUDA_R_32F, ildc, sc,
+                                                                   ibatch, *compute, CUBLAS_GEMM_DEFAULT));
+            else
+                HYPERADAPT_CUBLAS_CHECK(cublasSgemmStridedBatched(handle_, detail::to_cublas(tb), detail::to_cublas(ta),
+                                                                  in, im, ik, &alpha, b, ildb, sb, a, ilda, sa, &beta,
+                                                                  c, ildc, sc, ibatch));
+        } else
             HYPERADAPT_CUBLAS_CHECK(cublasDgemmStridedBatched(handle_, detail::to_cublas(tb), detail::to_cublas(ta),
                                                               in, im, ik, &alpha, b, ildb, sb, a, ilda, sa, &beta, c,
                                                               ildc, sc, ibatch));
@@ -512,11 +553,21 @@ public:
                                a, sa.outer, sa.inner, b, sb.outer, sb.inner, c, sc.outer, sc.inner, pa, pb,
                                results.data());
         // Row-major C = op(A) op(B) is column-major C^T = op(B)^T op(A)^T, as in gemm above.
-        if constexpr (std::is_same_v<T, float>)
-            HYPERADAPT_CUBLAS_CHECK(cublasSgemmBatched(handle_, detail::to_cublas(tb), detail::to_cublas(ta), in, im,
-                                                       ik, &alpha, pb, ildb, pa, ilda, &beta, results.data(), ildc,
-                                                       icount));
-        else
+        if constexpr (std::is_same_v<T, float>) {
+            if (const auto compute = half_compute()) {
+                const void* const* vb = reinterpret_cast<const void* const*>(pb);
+                const void* const* va = reinterpret_cast<const void* const*>(pa);
+                void* const* vc = reinterpret_cast<void* const*>(results.data());
+                HYPERADAPT_CUBLAS_CHECK(cublasGemmBatchedEx(handle_, detail::to_cublas(tb), detail::to_cublas(ta), in, im,
+                                                            ik, &alpha, vb, CUDA_R_32F, ildb, va, CUDA_R_32F, ilda,
+                                                            &beta, vc, CUDA_R_32F, ildc, icount, *compute,
+                                                            CUBLAS_GEMM_DEFAULT));
+            } else {
+                HYPERADAPT_CUBLAS_CHECK(cublasSgemmBatched(handle_, detail::to_cublas(tb), detail::to_cublas(ta), in, im,
+                                                           ik, &alpha, pb, ildb, pa, ilda, &beta, results.data(), ildc,
+                                                           icount));
+            }
+        } else
             HYPERADAPT_CUBLAS_CHECK(cublasDgemmBatched(handle_, detail::to_cublas(tb), detail::to_cublas(ta), in, im,
                                                        ik, &alpha, pb, ildb, pa, ilda, &beta, results.data(), ildc,
                                                        icount));
@@ -585,6 +636,54 @@ public:
     void gelu_backward(std::size_t n, const T* x, const T* dy, T* dx) {
         if (n) HYPERADAPT_CUDA_LAUNCH(detail::ck::gelu_backward<T>, grid_for(n), block_for(n), stream_, n, x, dy, dx);
     }
+    // ---- fused element-wise work (fused_primitives, backend/concepts.hpp) ---------------------------------
+    // One pass over memory each where the plain primitives take two: the encoder layer's FFN activation and its
+    // dropout + residual, and the backward passes that recompute what the forward did not keep. The values are
+    // the plain kernels' (the same expressions); a bias gradient is a column sum (accumulate_column_sums) after
+    // the element-wise pass.
+    /// t += bias (row-broadcast), y = gelu(t).
+    template <class T>
+    void bias_gelu_forward(std::size_t rows, std::size_t cols, const T* bias, T* t, T* y) {
+        const std::size_t n = rows * cols;
+        if (n)
+            HYPERADAPT_CUDA_LAUNCH(detail::ck::bias_gelu_forward<T>, grid_for(n), block_for(n), stream_, rows, cols, bias,
+                                   t, y);
+    }
+    /// dt = dy * gelu'(t); bias_grad += the column sums of dt (null: none).
+    template <class T>
+    void bias_gelu_backward(std::size_t rows, std::size_t cols, const T* t, const T* dy, T* dt, T* bias_grad) {
+        gelu_backward(rows * cols, t, dy, dt);
+        if (bias_grad) accumulate_column_sums(rows, cols, dt, bias_grad);
+    }
+    /// y = gelu(t) (t holds the bias already) and dt = dy * gelu'(t) in one pass; bias_grad as bias_gelu_backward.
+    template <class T>
+    void bias_gelu_forward_backward(std::size_t rows, std::size_t cols, const T* t, const T* dy, T* y, T* dt,
+                                    T* bias_grad) {
+        const std::size_t n = rows * cols;
+        if (n)
+            HYPERADAPT_CUDA_LAUNCH(detail::ck::gelu_forward_backward<T>, grid_for(n), block_for(n), stream_, n, t, dy, y,
+                                   dt);
+        if (bias_grad) accumulate_column_sums(rows, cols, dt, bias_grad);
+    }
+    /// out = dropout(y) + x with dropout_forward's mask for (seed, offset); out may alias y or x.
+    template <class T>
+    void dropout_add_forward(std::size_t n, T p, std::uint64_t seed, std::uint64_t offset, const T* y, const T* x,
+                             T* out) {
+        const T keep_scale = T(1) / (T(1) - p);
+        if (n)
+            HYPERADAPT_CUDA_LAUNCH(detail::ck::dropout_add<T>, grid_for(n), block_for(n), stream_, n, static_cast<float>(p),
+                                   keep_scale, seed, offset, y, x, out);
+    }
+    /// y = dropout(x) and dx = dropout'(dy), both with dropout_forward's mask for (seed, offset), drawn once.
+    template <class T>
+    void dropout_forward_backward(std::size_t n, T p, std::uint64_t seed, std::uint64_t offset, const T* x, const T* dy,
+                                  T* y, T* dx) {
+        const T keep_scale = T(1) / (T(1) - p);
+        if (n)
+            HYPERADAPT_CUDA_LAUNCH(detail::ck::dropout_forward_backward<T>, grid_for(n), block_for(n), stream_, n,
+                                   static_cast<float>(p), keep_scale, seed, offset, x, dy, y, dx);
+    }
+
     template <class T>
     void tanh_forward(std::size_t n, const T* x, T* y) {
         if (n) HYPERADAPT_CUDA_LAUNCH(detail::ck::tanh_forward<T>, grid_for(n), block_for(n), stream_, n, x, y);
@@ -788,6 +887,35 @@ public:
         }
     }
 
+    // ---- PHA's contrastive losses (contrastive_primitives, backend/contrastive_losses.hpp) ---------------
+    /// One single-block launch (the matrices are (rows, rows) and (rows, tasks)); its double scratch comes from
+    /// the cache and goes back at once (safe on the one stream). Enqueued: losses are read with copy_to_host.
+    template <class T>
+    void contrastive_losses(std::size_t rows, std::size_t dim, std::size_t tasks, const T* features,
+                            const std::int32_t* task_ids, const T* prototypes, const contrastive_settings& settings,
+                            double* losses, T* feature_grad, T* prototype_grad) {
+        if (rows == 0 || dim == 0) throw shape_error("cuda_backend::contrastive_losses: no rows or no features");
+        const std::size_t n = rows, nt = settings.prototype ? tasks : 0;
+        const std::size_t sizes[] = {n * dim, n, n * n, n * n, n * dim, n, nt * dim, nt, n * nt, n * nt, n * dim, nt * dim};
+        std::size_t total = 0;
+        for (const std::size_t z : sizes) total += z;
+        buffer<double> scratch(cache_, total);
+        double* at = scratch.data();
+        const auto take = [&at](std::size_t z) {
+            double* p = at;
+            at += z;
+            return p;
+        };
+        detail::ck::contrastive_scratch w{};
+        w.f = take(sizes[0]), w.norms = take(sizes[1]), w.s = take(sizes[2]), w.grad_s = take(sizes[3]);
+        w.d_ins = take(sizes[4]), w.row_terms = take(sizes[5]), w.k = take(sizes[6]), w.k_norms = take(sizes[7]);
+        w.s_pro = take(sizes[8]), w.grad_pro = take(sizes[9]), w.d_pro = take(sizes[10]), w.dk = take(sizes[11]);
+        HYPERADAPT_CUDA_LAUNCH(detail::ck::contrastive_losses<T>, 1, detail::ck::max_block_size, stream_, n, dim, nt,
+                               features, task_ids, prototypes, settings.temperature, settings.weight,
+                               settings.instance, settings.prototype, settings.exclude_positive, w, losses,
+                               feature_grad, prototype_grad);
+    }
+
 private:
     /// sum x[i] * y[i] in double (n > 0), enqueued: the one-element device buffer it will be in. Partial sums
     /// per block, then their sum, in an order fixed by n: deterministic. The partials' scratch goes back to
@@ -873,6 +1001,14 @@ private:
         stream_ = nullptr;
     }
 
+    /// The compute type of fp32 products with bf16 or fp16 operands; nullopt for exact fp32 and TF32 (the
+    /// handle's math mode).
+    [[nodiscard]] std::optional<cublasComputeType_t> half_compute() const noexcept {
+        if (opts_.products == cuda_products::bf16) return CUBLAS_COMPUTE_32F_FAST_16BF;
+        if (opts_.products == cuda_products::fp16) return CUBLAS_COMPUTE_32F_FAST_16F;
+        return std::nullopt;
+    }
+
     options opts_;
     bool owns_;
     int device_ = 0;
@@ -893,5 +1029,9 @@ static_assert(gelu_new_primitives<cuda_backend, float> && gelu_new_primitives<cu
               "cuda_backend must provide gelu_new_forward and gelu_new_backward");
 static_assert(backend<cuda_backend>, "cuda_backend must satisfy the full backend concept");
 static_assert(queued_uploads<cuda_backend>, "cuda_backend must queue uploads (a batch's upload must not wait)");
+static_assert(fused_primitives<cuda_backend, float> && fused_primitives<cuda_backend, double>,
+              "cuda_backend must provide the fused element-wise primitives (backend/concepts.hpp)");
+static_assert(contrastive_primitives<cuda_backend, float> && contrastive_primitives<cuda_backend, double>,
+              "cuda_backend must compute PHA's contrastive losses on the device (backend/contrastive_losses.hpp)");
 
 }  // namespace hyperadapt

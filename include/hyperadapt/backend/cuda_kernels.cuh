@@ -236,6 +236,53 @@ __global__ void gelu_backward(std::size_t n, const T* x, const T* dy, T* dx) {
     }
 }
 
+/// The fused element-wise work of fused_primitives (backend/concepts.hpp), each one pass over memory with the
+/// unfused kernels' expressions (gelu_forward, gelu_backward, add_row_vector, dropout).
+template <class T>
+__global__ void bias_gelu_forward(std::size_t rows, std::size_t cols, const T* bias, T* t, T* y) {
+    const std::size_t n = rows * cols;
+    for (std::size_t i = thread_index(); i < n; i += thread_count()) {
+        const T v = t[i] + bias[i % cols];
+        t[i] = v;
+        y[i] = v * (T(0.5) * (T(1) + d_erf(v * T(0.70710678118654752440))));
+    }
+}
+
+/// y = gelu(t) and dt = dy * gelu'(t) from one erf per element.
+template <class T>
+__global__ void gelu_forward_backward(std::size_t n, const T* t, const T* dy, T* y, T* dt) {
+    const T inv_sqrt_2pi = T(0.3989422804014327);
+    for (std::size_t i = thread_index(); i < n; i += thread_count()) {
+        const T v = t[i];
+        const T phi = T(0.5) * (T(1) + d_erf(v * T(0.70710678118654752440)));
+        dt[i] = dy[i] * (phi + v * inv_sqrt_2pi * d_exp(T(-0.5) * (v * v)));
+        y[i] = v * phi;
+    }
+}
+
+/// out = dropout(y) + x, dropout's mask.
+template <class T>
+__global__ void dropout_add(std::size_t n, float p, T keep_scale, std::uint64_t seed, std::uint64_t offset, const T* y,
+                            const T* x, T* out) {
+    for (std::size_t i = thread_index(); i < n; i += thread_count()) {
+        const T v = y[i];
+        // mul_rn: no FMA contraction with the add, so the CPU's bits.
+        out[i] = add_rn(uniform01(seed, offset + i) >= p ? mul_rn(v, keep_scale) : v - v, x[i]);
+    }
+}
+
+/// y = dropout(x), dx = dropout'(dy), one draw of each element's mask.
+template <class T>
+__global__ void dropout_forward_backward(std::size_t n, float p, T keep_scale, std::uint64_t seed, std::uint64_t offset,
+                                         const T* x, const T* dy, T* y, T* dx) {
+    for (std::size_t i = thread_index(); i < n; i += thread_count()) {
+        const bool keep = uniform01(seed, offset + i) >= p;
+        const T xv = x[i], g = dy[i];
+        y[i] = keep ? xv * keep_scale : xv - xv;
+        dx[i] = keep ? g * keep_scale : g - g;
+    }
+}
+
 template <class T>
 __global__ void tanh_forward(std::size_t n, const T* x, T* y) {
     for (std::size_t i = thread_index(); i < n; i += thread_count()) y[i] = d_tanh(x[i]);
@@ -541,6 +588,181 @@ __global__ void adamw_update_segments(const adamw_segment<T>* segments, T beta1,
         s.v[i] = vv;
         s.param[i] = s.param[i] * s.decay - s.step * mm / (d_sqrt(vv) * s.inv_sqrt_bc2 + eps);
     }
+}
+
+/// Scratch of contrastive_losses (doubles in one buffer, carved by contrastive_scratch_layout below).
+struct contrastive_scratch {
+    double *f, *norms, *s, *grad_s, *d_ins, *row_terms, *k, *k_norms, *s_pro, *grad_pro, *d_pro, *dk;
+};
+
+/// Rows of x (rows, cols) normalised into f, norms kept (F.normalize, eps 1e-12); a thread per row.
+__device__ inline void contrastive_normalize(const double* x, std::size_t rows, std::size_t cols, double* f,
+                                             double* norms) {
+    for (std::size_t r = threadIdx.x; r < rows; r += blockDim.x) {
+        double s = 0;
+        for (std::size_t c = 0; c < cols; ++c) s += x[r * cols + c] * x[r * cols + c];
+        const double root = sqrt(s), n = root < 1e-12 ? 1e-12 : root;  // std::max's NaN behaviour, as the host
+        norms[r] = n;
+        for (std::size_t c = 0; c < cols; ++c) f[r * cols + c] = x[r * cols + c] / n;
+    }
+}
+/// d through the normalisation, in place; a thread per row.
+__device__ inline void contrastive_normalize_backward(const double* f, const double* norms, double* d, std::size_t rows,
+                                                      std::size_t cols) {
+    for (std::size_t r = threadIdx.x; r < rows; r += blockDim.x) {
+        double dot = 0;
+        for (std::size_t c = 0; c < cols; ++c) dot += f[r * cols + c] * d[r * cols + c];
+        const bool clamped = norms[r] <= 1e-12;
+        for (std::size_t c = 0; c < cols; ++c)
+            d[r * cols + c] = (d[r * cols + c] - (clamped ? 0.0 : f[r * cols + c] * dot)) / norms[r];
+    }
+}
+__device__ inline double contrastive_max(double a, double b) { return b > a || isnan(b) ? b : a; }
+
+/// PHA's contrastive losses and their gradients (backend/contrastive_losses.hpp), in ONE block: the matrices are
+/// (rows, rows) and (rows, tasks), a few thousand values. Each value is summed in the order of the host
+/// reference (contrastive_losses_on_host), phase by phase with the block synchronised between phases; the
+/// losses' sums over rows are taken by thread 0 in row order.
+template <class T>
+__global__ void contrastive_losses(std::size_t n, std::size_t dim, std::size_t nt, const T* features,
+                                   const std::int32_t* t, const T* prototypes, double temperature, double weight,
+                                   bool instance, bool prototype, bool exclude_positive, contrastive_scratch w,
+                                   double* losses, T* feature_grad, T* prototype_grad) {
+    const std::size_t tid = threadIdx.x, step = blockDim.x;
+    for (std::size_t i = tid; i < n * dim; i += step) w.d_ins[i] = static_cast<double>(features[i]);  // staging
+    for (std::size_t i = tid; i < nt * dim && prototype; i += step) w.dk[i] = static_cast<double>(prototypes[i]);
+    __syncthreads();
+    contrastive_normalize(w.d_ins, n, dim, w.f, w.norms);
+    if (prototype) contrastive_normalize(w.dk, nt, dim, w.k, w.k_norms);
+    __syncthreads();
+    if (instance) {
+        for (std::size_t e = tid; e < n * n; e += step) {
+            const std::size_t i = e / n, j = e % n;
+            double v = 0;
+            for (std::size_t c = 0; c < dim; ++c) v += w.f[i * dim + c] * w.f[j * dim + c];
+            w.s[e] = v / temperature;
+            w.grad_s[e] = 0;
+        }
+        __syncthreads();
+        __shared__ double anchors_shared;
+        if (tid == 0) {
+            std::size_t anchors = 0;
+            for (std::size_t i = 0; i < n; ++i)
+                for (std::size_t j = 0; j < n; ++j)
+                    if (j != i && t[j] == t[i]) {
+                        ++anchors;
+                        break;
+                    }
+            anchors_shared = static_cast<double>(anchors);
+        }
+        __syncthreads();
+        const double anchors = anchors_shared;
+        const double c = anchors > 0 ? weight / anchors : 0.0;
+        for (std::size_t i = tid; i < n; i += step) {
+            w.row_terms[i] = 0;
+            if (anchors == 0) continue;
+            std::size_t positives = 0;
+            for (std::size_t j = 0; j < n; ++j) positives += (j != i && t[j] == t[i]);
+            if (positives == 0) continue;
+            double mx = -INFINITY;
+            for (std::size_t k = 0; k < n; ++k)
+                if (k != i) mx = contrastive_max(mx, w.s[i * n + k]);
+            double z = 0;
+            for (std::size_t k = 0; k < n; ++k)
+                if (k != i) z += exp(w.s[i * n + k] - mx);
+            const double lse = mx + log(z);
+            double li = 0;
+            for (std::size_t j = 0; j < n; ++j)
+                if (j != i && t[j] == t[i]) li -= w.s[i * n + j] - lse;
+            w.row_terms[i] = li / static_cast<double>(positives);
+            for (std::size_t k = 0; k < n; ++k) {
+                if (k == i) continue;
+                const double p = exp(w.s[i * n + k] - lse);
+                const double pos = (t[k] == t[i]) ? 1.0 / static_cast<double>(positives) : 0.0;
+                w.grad_s[i * n + k] = c * (p - pos);
+            }
+        }
+        __syncthreads();
+        if (tid == 0) {
+            double total = 0;
+            for (std::size_t i = 0; i < n; ++i) total += w.row_terms[i];
+            losses[0] = anchors > 0 ? total * c : 0.0;
+        }
+        for (std::size_t e = tid; e < n * dim; e += step) {
+            const std::size_t i = e / dim, col = e % dim;
+            double acc = 0;
+            for (std::size_t j = 0; j < n; ++j) {
+                const double g = (w.grad_s[i * n + j] + w.grad_s[j * n + i]) / temperature;
+                if (g == 0) continue;
+                acc += g * w.f[j * dim + col];
+            }
+            w.d_ins[e] = acc;
+        }
+        __syncthreads();
+        contrastive_normalize_backward(w.f, w.norms, w.d_ins, n, dim);
+    } else if (tid == 0) {
+        losses[0] = 0;
+    }
+    if (prototype) {
+        const double c = weight / static_cast<double>(n);
+        for (std::size_t i = tid; i < n; i += step) {
+            const auto ti = static_cast<std::size_t>(t[i]);
+            double* s = w.s_pro + i * nt;
+            double mx = -INFINITY;
+            for (std::size_t p = 0; p < nt; ++p) {
+                double v = 0;
+                for (std::size_t d = 0; d < dim; ++d) v += w.f[i * dim + d] * w.k[p * dim + d];
+                s[p] = v / temperature;
+                if (!exclude_positive || p != ti) mx = contrastive_max(mx, s[p]);
+            }
+            double z = 0;
+            for (std::size_t p = 0; p < nt; ++p)
+                if (!exclude_positive || p != ti) z += exp(s[p] - mx);
+            const double lse = mx + log(z);
+            w.row_terms[i] = lse - s[ti];
+            for (std::size_t p = 0; p < nt; ++p) {
+                const double prob = (!exclude_positive || p != ti) ? exp(s[p] - lse) : 0.0;
+                w.grad_pro[i * nt + p] = c * (prob - (p == ti ? 1.0 : 0.0));
+            }
+        }
+        __syncthreads();
+        if (tid == 0) {
+            double total = 0;
+            for (std::size_t i = 0; i < n; ++i) total += w.row_terms[i];
+            losses[1] = c * total;
+        }
+        for (std::size_t e = tid; e < n * dim; e += step) {
+            const std::size_t i = e / dim, d = e % dim;
+            double acc = 0;
+            for (std::size_t p = 0; p < nt; ++p) {
+                const double g = w.grad_pro[i * nt + p] / temperature;
+                if (g == 0) continue;
+                acc += g * w.k[p * dim + d];
+            }
+            w.d_pro[e] = acc;
+        }
+        for (std::size_t e = tid; e < nt * dim; e += step) {
+            const std::size_t p = e / dim, d = e % dim;
+            double acc = 0;
+            for (std::size_t i = 0; i < n; ++i) {
+                const double g = w.grad_pro[i * nt + p] / temperature;
+                if (g == 0) continue;
+                acc += g * w.f[i * dim + d];
+            }
+            w.dk[e] = acc;
+        }
+        __syncthreads();
+        contrastive_normalize_backward(w.f, w.norms, w.d_pro, n, dim);
+        contrastive_normalize_backward(w.k, w.k_norms, w.dk, nt, dim);
+    } else if (tid == 0) {
+        losses[1] = 0;
+    }
+    __syncthreads();
+    for (std::size_t i = tid; i < n * dim; i += step) {
+        const T a = instance ? static_cast<T>(w.d_ins[i]) : T(0), b = prototype ? static_cast<T>(w.d_pro[i]) : T(0);
+        feature_grad[i] = instance && prototype ? a + b : instance ? a : b;
+    }
+    for (std::size_t i = tid; i < nt * dim && prototype; i += step) prototype_grad[i] = static_cast<T>(w.dk[i]);
 }
 
 }  // namespace hyperadapt::detail::cuda_kernels

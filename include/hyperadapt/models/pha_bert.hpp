@@ -40,6 +40,7 @@
 #include <utility>
 #include <vector>
 
+#include "hyperadapt/backend/contrastive_losses.hpp"
 #include "hyperadapt/layers/pha/adapter_encoder_layer.hpp"
 #include "hyperadapt/layers/pha/adapter_generators.hpp"
 #include "hyperadapt/layers/pha/pha_encoder.hpp"
@@ -118,6 +119,9 @@ public:
         typename pha_prototype_loss<B, T>::context pro;
         double instance_loss = 0, prototype_loss = 0;
         bool used = false;
+        /// The losses ran on the backend (contrastive_primitives): their gradients, unscaled, wait here.
+        bool on_backend = false;
+        tensor<B, T> feature_grad, prototype_grad;
     };
 
     /// The retriever runs in the forwards of a loss (training or not), never for outputs().
@@ -134,6 +138,10 @@ public:
         // The embeddings and the prototypes come back in one copy (on a GPU one wait, not two).
         const tensor<B, T>* P = with_prototypes ? &prototypes(m).weight().value : nullptr;
         B& backend = e.backend();
+        // On the backend where it can (one launch, the two loss values back in one copy); on the host in a data-
+        // parallel batch (its instance loss pairs the rows of every rank) or on a backend without the primitive.
+        if constexpr (contrastive_primitives<B, T>)
+            if (!b.exchange) return forward_on_backend(b, m, e, P, a, mode);
         tensor<B, T> both(backend, {e.size() + (P ? P->size() : 0)});
         backend.copy(e.data(), both.data(), e.size());
         if (P) backend.copy(P->data(), both.data() + e.size(), P->size());
@@ -159,6 +167,20 @@ public:
         auto& a = ctx.auxiliary;
         if (!a.used) return;
         B& b = ctx.encoder.retriever_output.backend();
+        if (a.on_backend) {
+            // The losses' gradients of 1 x loss, scaled here: by a power of two (the loss scaler's), so the same
+            // bits as the host path's, which scales before rounding to T.
+            tensor<B, T> de = a.feature_grad;
+            if (loss_scale != T(1)) b.scale(de.size(), loss_scale, de.data());
+            check_input_gradient(ctx.anomaly, "pha_contrastive", "", de);
+            if (!a.prototype_grad.empty()) {
+                auto& P = m.conditioning().template get<prototype_conditioning<B, T>>()->prototypes().weight();
+                check_input_gradient(ctx.anomaly, "pha_prototype_loss", "", a.prototype_grad, "prototype gradient");
+                if (P.trainable()) b.axpy(P.size(), loss_scale, a.prototype_grad.data(), P.grad.data());
+            }
+            ctx.encoder.tap_gradient = std::move(de);
+            return;
+        }
         const pha_contrastive_options& co = m.options().contrastive;
         // Both losses' gradients for the tap, each rounded to T and added in T as the backend would add them
         // (the same bits), and the prototypes' gradient, uploaded in one copy (on a GPU one transfer, not three).
@@ -200,6 +222,53 @@ public:
     }
 
 private:
+    /// Both losses in one backend call (backend/contrastive_losses.hpp): the embeddings and prototypes stay where
+    /// they are, and only the two loss values come back (one copy). The same values as the host path's.
+    double forward_on_backend(const multitask_batch<B, T>& b, const Model& m, const tensor<B, T>& e,
+                              const tensor<B, T>* P, context& a, run_mode mode) const
+        requires contrastive_primitives<B, T>
+    {
+        pha_detail::check_embeddings("pha_contrastive", "retriever embeddings", e.shape());
+        const std::size_t rows = e.shape()[0], dim = e.shape()[1], tasks = P ? P->shape()[0] : 0;
+        expect_shape("pha_contrastive", "task ids", shape{rows}, b.task_ids.shape());
+        if (b.host_task_ids.size() != rows)
+            throw shape_error("pha_contrastive: the batch holds " + std::to_string(b.host_task_ids.size()) +
+                              " host task ids for " + std::to_string(rows) + " rows");
+        if (P) {
+            expect_shape("pha_prototype_loss", "prototypes", shape{tasks, dim}, P->shape());
+            for (std::size_t i = 0; i < rows; ++i)  // the batch's host copy: no copy back
+                if (b.host_task_ids[i] < 0 || static_cast<std::size_t>(b.host_task_ids[i]) >= tasks)
+                    throw error("pro_ins_loss: task id " + std::to_string(b.host_task_ids[i]) + " at row " +
+                                std::to_string(i) + " is out of range for " + std::to_string(tasks) + " prototypes");
+        }
+        const pha_contrastive_options& co = m.options().contrastive;
+        const contrastive_settings settings{.temperature = co.temperature,
+                                            .weight = co.weight,
+                                            .instance = m.options().instance_loss,
+                                            .prototype = P != nullptr,
+                                            .exclude_positive = co.denominator == pha_denominator::exclude_positive};
+        B& backend = e.backend();
+        a.feature_grad = tensor<B, T>(backend, {rows, dim});
+        if (P) a.prototype_grad = tensor<B, T>(backend, P->shape());
+        tensor<B, double> losses(backend, {2});
+        backend.contrastive_losses(rows, dim, tasks, e.data(), b.task_ids.data(), P ? P->data() : nullptr, settings,
+                                   losses.data(), a.feature_grad.data(), P ? a.prototype_grad.data() : nullptr);
+        const std::vector<double> values = losses.to_host();
+        a.on_backend = true;
+        double loss = 0;
+        if (settings.instance) {
+            a.instance_loss = values[0];
+            check_scalar(mode.anomaly, "pha_instance_loss", "loss", a.instance_loss);
+            loss += a.instance_loss;
+        }
+        if (P) {
+            a.prototype_loss = values[1];
+            check_scalar(mode.anomaly, "pha_prototype_loss", "loss", a.prototype_loss);
+            loss += a.prototype_loss;
+        }
+        return loss;
+    }
+
     /// The embeddings and task ids the losses see: this batch's, or in data-parallel training (the batch's
     /// exchange set) the global batch's, gathered from every rank, with this rank's rows as the share.
     struct gathered_rows {
