@@ -16,8 +16,8 @@
 //
 // A backend without it still trains PHA: the model then copies the embeddings to the host and runs the classes
 // of loss/pha_contrastive.hpp (also what data-parallel training does, whose instance loss pairs rows of every
-// rank). contrastive_losses_on_host below is the CPU backend's implementation and the reference of the others:
-// the same operations in the same order as pha_instance_loss and pha_prototype_loss, so the same bits.
+// rank). Those classes compute with the host functions below, and contrastive_losses_on_host, the CPU backend's
+// implementation and the reference of the others, calls the same: the same bits either way.
 #include <algorithm>
 #include <cmath>
 #include <cstddef>
@@ -59,21 +59,27 @@ inline std::vector<double> contrastive_normalize(std::vector<double>& x, std::si
     return n;
 }
 
-/// d (rows, cols) through f = x / max(||x||, eps), in place: (d - f (f . d)) / ||x||.
+/// d through f = x / max(||x||, eps), in place: (d - f (f . d)) / ||x||, for rows [first, first + rows) of f and
+/// norms; d holds those rows only.
 inline void contrastive_normalize_backward(const std::vector<double>& f, const std::vector<double>& norms,
-                                           std::vector<double>& d, std::size_t rows, std::size_t cols) {
+                                           std::vector<double>& d, std::size_t first, std::size_t rows,
+                                           std::size_t cols) {
     for (std::size_t r = 0; r < rows; ++r) {
+        const std::size_t g = first + r;
         double dot = 0;
-        for (std::size_t c = 0; c < cols; ++c) dot += f[r * cols + c] * d[r * cols + c];
-        const bool clamped = norms[r] <= 1e-12;
+        for (std::size_t c = 0; c < cols; ++c) dot += f[g * cols + c] * d[r * cols + c];
+        const bool clamped = norms[g] <= 1e-12;
         for (std::size_t c = 0; c < cols; ++c)
-            d[r * cols + c] = (d[r * cols + c] - (clamped ? 0.0 : f[r * cols + c] * dot)) / norms[r];
+            d[r * cols + c] = (d[r * cols + c] - (clamped ? 0.0 : f[g * cols + c] * dot)) / norms[g];
     }
 }
 
-/// L_ins and its gradient (rows, dim) in double.
+/// L_ins over the n rows of `features` (n, dim) with task ids t, in double: returns the terms of the anchors in
+/// rows [first, first + count) (all rows: the whole loss) and writes df (count, dim), the gradient of the WHOLE
+/// loss with respect to those rows (data-parallel training: each rank back-propagates its own rows).
 inline double contrastive_instance_on_host(const std::vector<double>& features, const std::int32_t* t, std::size_t n,
-                                           std::size_t dim, const contrastive_settings& o, std::vector<double>& df) {
+                                           std::size_t dim, const contrastive_settings& o, std::size_t first,
+                                           std::size_t count, std::vector<double>& df) {
     std::vector<double> f = features;
     const std::vector<double> norms = contrastive_normalize(f, n, dim);
     std::vector<double> s(n * n);
@@ -90,7 +96,7 @@ inline double contrastive_instance_on_host(const std::vector<double>& features, 
                 ++anchors;
                 break;
             }
-    std::vector<double> grad_s(n * n, 0.0);
+    std::vector<double> grad_s(n * n, 0.0);  // dL/ds for every pair: a row's gradient needs its column too
     double total = 0;
     if (anchors > 0) {
         const double c = o.weight / static_cast<double>(anchors);
@@ -105,10 +111,12 @@ inline double contrastive_instance_on_host(const std::vector<double>& features, 
             for (std::size_t k = 0; k < n; ++k)
                 if (k != i) z += std::exp(s[i * n + k] - mx);
             const double lse = mx + std::log(z);
-            double li = 0;
-            for (std::size_t j = 0; j < n; ++j)
-                if (j != i && t[j] == t[i]) li -= s[i * n + j] - lse;
-            total += li / static_cast<double>(positives);
+            if (i >= first && i - first < count) {
+                double li = 0;
+                for (std::size_t j = 0; j < n; ++j)
+                    if (j != i && t[j] == t[i]) li -= s[i * n + j] - lse;
+                total += li / static_cast<double>(positives);
+            }
             for (std::size_t k = 0; k < n; ++k) {
                 if (k == i) continue;
                 const double p = std::exp(s[i * n + k] - lse);
@@ -119,26 +127,30 @@ inline double contrastive_instance_on_host(const std::vector<double>& features, 
         total *= c;
     }
     // s = F F^T / tau: dF = (G + G^T) F / tau, then through the normalisation.
-    df.assign(n * dim, 0.0);
-    for (std::size_t i = 0; i < n; ++i)
+    df.assign(count * dim, 0.0);
+    for (std::size_t r = 0; r < count; ++r) {
+        const std::size_t i = first + r;
         for (std::size_t j = 0; j < n; ++j) {
             const double g = (grad_s[i * n + j] + grad_s[j * n + i]) / o.temperature;
             if (g == 0) continue;
-            for (std::size_t c = 0; c < dim; ++c) df[i * dim + c] += g * f[j * dim + c];
+            for (std::size_t c = 0; c < dim; ++c) df[r * dim + c] += g * f[j * dim + c];
         }
-    contrastive_normalize_backward(f, norms, df, n, dim);
+    }
+    contrastive_normalize_backward(f, norms, df, first, count, dim);
     return total;
 }
 
-/// L_pro and its gradients (rows, dim) and (tasks, dim) in double.
+/// L_pro's terms of the `rows` rows of `features` (rows, dim) with task ids t (each in [0, nt)), each divided by
+/// total_rows (the whole batch's rows: the rows given may be one rank's share), in double; writes their gradients
+/// df (rows, dim) and dk (nt, dim) with respect to the prototypes k (nt, dim).
 inline double contrastive_prototype_on_host(const std::vector<double>& features, const std::int32_t* t, std::size_t n,
-                                            std::size_t dim, std::vector<double> k, std::size_t nt,
-                                            const contrastive_settings& o, std::vector<double>& df,
+                                            std::size_t total_rows, std::size_t dim, std::vector<double> k,
+                                            std::size_t nt, const contrastive_settings& o, std::vector<double>& df,
                                             std::vector<double>& dk) {
     std::vector<double> f = features;
     const std::vector<double> fn = contrastive_normalize(f, n, dim), kn = contrastive_normalize(k, nt, dim);
     std::vector<double> grad_s(n * nt, 0.0), s(nt);
-    const double c = o.weight / static_cast<double>(n);
+    const double c = o.weight / static_cast<double>(total_rows);
     double total = 0;
     for (std::size_t i = 0; i < n; ++i) {
         const auto ti = static_cast<std::size_t>(t[i]);
@@ -171,8 +183,8 @@ inline double contrastive_prototype_on_host(const std::vector<double>& features,
                 dk[p * dim + d] += g * f[i * dim + d];
             }
         }
-    contrastive_normalize_backward(f, fn, df, n, dim);
-    contrastive_normalize_backward(k, kn, dk, nt, dim);
+    contrastive_normalize_backward(f, fn, df, 0, n, dim);
+    contrastive_normalize_backward(k, kn, dk, 0, nt, dim);
     return c * total;
 }
 
@@ -183,8 +195,8 @@ void contrastive_losses_on_host(std::size_t rows, std::size_t dim, std::size_t t
                                 double* losses, T* feature_grad, T* prototype_grad) {
     const std::vector<double> f(features, features + rows * dim);
     std::vector<double> d_ins, d_pro, dk;
-    losses[0] = o.instance ? contrastive_instance_on_host(f, task_ids, rows, dim, o, d_ins) : 0.0;
-    losses[1] = o.prototype ? contrastive_prototype_on_host(f, task_ids, rows, dim,
+    losses[0] = o.instance ? contrastive_instance_on_host(f, task_ids, rows, dim, o, 0, rows, d_ins) : 0.0;
+    losses[1] = o.prototype ? contrastive_prototype_on_host(f, task_ids, rows, rows, dim,
                                                             std::vector<double>(prototypes, prototypes + tasks * dim),
                                                             tasks, o, d_pro, dk)
                             : 0.0;

@@ -17,7 +17,10 @@
 // weight defaults to 0.1: the authors multiply each loss by 0.1 inside the method and add them unweighted.
 //
 // These are tiny ((batch, batch) and (batch, tasks) similarity matrices over 64-wide embeddings), so they
-// run on the host in double after one copy of the embeddings; the returned gradients are backend tensors.
+// run on the host in double after one copy of the embeddings; the returned gradients are backend tensors. The
+// arithmetic is backend/contrastive_losses.hpp's host functions, which a model's training step reaches through
+// the backend instead (contrastive_losses: on a GPU where the embeddings are): the same bits either way. Forward
+// computes the gradients too (of the unscaled loss); backward scales them.
 //
 // Data-parallel training (distributed/): L_ins pairs every row of the global batch with every other, so each
 // rank gathers the global batch's embeddings and task ids (host doubles) and calls the gathered forward with
@@ -25,14 +28,14 @@
 // the global one), and backward returns the gradient of the global loss for its own rows only (each row's
 // gradient is back-propagated by the one rank that holds it, so the ranks' parameter gradients add up to the
 // global ones). L_pro is a sum over rows: each rank keeps its rows' terms, divided by the global batch size.
-#include <algorithm>
-#include <cmath>
 #include <cstdint>
 #include <limits>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "hyperadapt/backend/concepts.hpp"
+#include "hyperadapt/backend/contrastive_losses.hpp"
 #include "hyperadapt/core/errors.hpp"
 #include "hyperadapt/core/shape.hpp"
 #include "hyperadapt/tensor/tensor.hpp"
@@ -66,36 +69,23 @@ struct pha_contrastive_options {
 };
 
 namespace pha_detail {
-/// max(a, b) that keeps a NaN from either side (std::max(a, NaN) returns a), so a NaN similarity cannot
-/// drop out of the softmax's max shift.
-inline double propagating_max(double a, double b) noexcept { return b > a || std::isnan(b) ? b : a; }
-/// Row-normalises x (rows, cols) in place (F.normalize, eps 1e-12) and returns the norms used.
-inline std::vector<double> normalize_rows(std::vector<double>& x, std::size_t rows, std::size_t cols) {
-    std::vector<double> n(rows);
-    for (std::size_t r = 0; r < rows; ++r) {
-        double s = 0;
-        for (std::size_t c = 0; c < cols; ++c) s += x[r * cols + c] * x[r * cols + c];
-        n[r] = std::max(std::sqrt(s), 1e-12);
-        for (std::size_t c = 0; c < cols; ++c) x[r * cols + c] /= n[r];
-    }
-    return n;
-}
-/// Gradient through f = x / max(||x||, eps): dx = (df - f (f . df)) / ||x|| (df / eps below the clamp).
-/// normalize_rows_backward over rows [first, first + rows) of f and norms; d holds those rows only.
-inline void normalize_rows_backward(const std::vector<double>& f, const std::vector<double>& norms,
-                                    std::vector<double>& d, std::size_t first, std::size_t rows, std::size_t cols) {
-    for (std::size_t r = 0; r < rows; ++r) {
-        const std::size_t g = first + r;
-        double dot = 0;
-        for (std::size_t c = 0; c < cols; ++c) dot += f[g * cols + c] * d[r * cols + c];
-        const bool clamped = norms[g] <= 1e-12;
-        for (std::size_t c = 0; c < cols; ++c)
-            d[r * cols + c] = (d[r * cols + c] - (clamped ? 0.0 : f[g * cols + c] * dot)) / norms[g];
-    }
-}
 inline void check_embeddings(const std::string& name, const char* what, const shape& s) {
     if (s.rank() != 2 || s[0] == 0 || s[1] == 0)
         throw shape_error(name + ": " + what + " have shape " + s.str() + ", expected (rows, features)");
+}
+inline contrastive_settings settings_of(const pha_contrastive_options& o) {
+    return {.temperature = o.temperature,
+            .weight = o.weight,
+            .instance = true,
+            .prototype = true,
+            .exclude_positive = o.denominator == pha_denominator::exclude_positive};
+}
+/// scale x d, in double (a loss scale: a power of two, so the same bits as a gradient computed with it).
+inline std::vector<double> scaled(const std::vector<double>& d, double scale) {
+    std::vector<double> out(d);
+    if (scale != 1.0)
+        for (double& v : out) v *= scale;
+    return out;
 }
 }  // namespace pha_detail
 
@@ -105,7 +95,7 @@ class pha_instance_loss {
 public:
     using labels_type = tensor<B, std::int32_t>;
     struct context {
-        std::vector<double> f, norms, grad_s;  // normalised features, norms, dL/ds for a unit upstream (all rows)
+        std::vector<double> df;  // d(the whole batch's L) / d(the share's features), (share.count, dim)
         std::size_t rows = 0, dim = 0;
         loss_row_share share;  // the rows whose gradient backward returns
         double loss = 0;
@@ -138,55 +128,10 @@ public:
         ctx.share = share.within(n, name_);
         ctx.rows = n;
         ctx.dim = dim;
-        ctx.f = std::move(features);
-        ctx.norms = pha_detail::normalize_rows(ctx.f, n, dim);
-        std::vector<double> s(n * n);
-        for (std::size_t i = 0; i < n; ++i)
-            for (std::size_t j = 0; j < n; ++j) {
-                double v = 0;
-                for (std::size_t c = 0; c < dim; ++c) v += ctx.f[i * dim + c] * ctx.f[j * dim + c];
-                s[i * n + j] = v / options_.temperature;
-            }
-        std::size_t anchors = 0;
-        for (std::size_t i = 0; i < n; ++i)
-            for (std::size_t j = 0; j < n; ++j)
-                if (j != i && t[j] == t[i]) {
-                    ++anchors;
-                    break;
-                }
-        ctx.grad_s.assign(n * n, 0.0);
-        double total = 0;
-        if (anchors > 0) {
-            const double c = options_.weight / static_cast<double>(anchors);
-            for (std::size_t i = 0; i < n; ++i) {
-                std::size_t positives = 0;
-                for (std::size_t j = 0; j < n; ++j) positives += (j != i && t[j] == t[i]);
-                if (positives == 0) continue;
-                double mx = -std::numeric_limits<double>::infinity();
-                for (std::size_t k = 0; k < n; ++k)
-                    if (k != i) mx = pha_detail::propagating_max(mx, s[i * n + k]);
-                double z = 0;
-                for (std::size_t k = 0; k < n; ++k)
-                    if (k != i) z += std::exp(s[i * n + k] - mx);
-                const double lse = mx + std::log(z);
-                if (i >= ctx.share.first && i - ctx.share.first < ctx.share.count) {
-                    double li = 0;
-                    for (std::size_t j = 0; j < n; ++j)
-                        if (j != i && t[j] == t[i]) li -= s[i * n + j] - lse;
-                    total += li / static_cast<double>(positives);
-                }
-                for (std::size_t k = 0; k < n; ++k) {
-                    if (k == i) continue;
-                    const double p = std::exp(s[i * n + k] - lse);
-                    const double pos = (t[k] == t[i]) ? 1.0 / static_cast<double>(positives) : 0.0;
-                    ctx.grad_s[i * n + k] = c * (p - pos);
-                }
-            }
-            total *= c;
-        }
-        ctx.loss = total;
+        ctx.loss = detail::contrastive_instance_on_host(features, t.data(), n, dim, pha_detail::settings_of(options_),
+                                                        ctx.share.first, ctx.share.count, ctx.df);
         ctx.ready = true;
-        return total;
+        return ctx.loss;
     }
 
     /// d(scale * L) / d features of the share's rows (share.count, dim), L the whole batch's loss.
@@ -199,19 +144,7 @@ public:
     /// The same on the host, in double (rows x dim, row-major), for a caller that uploads it with other values.
     [[nodiscard]] std::vector<double> backward_values(const context& ctx, double scale = 1.0) const {
         if (!ctx.ready) throw error(name_ + ": backward called without a forward");
-        const std::size_t n = ctx.rows, dim = ctx.dim, first = ctx.share.first, rows = ctx.share.count;
-        std::vector<double> df(rows * dim, 0.0);
-        // s = F F^T / tau: dF = (G + G^T) F / tau
-        for (std::size_t r = 0; r < rows; ++r) {
-            const std::size_t i = first + r;
-            for (std::size_t j = 0; j < n; ++j) {
-                const double g = scale * (ctx.grad_s[i * n + j] + ctx.grad_s[j * n + i]) / options_.temperature;
-                if (g == 0) continue;
-                for (std::size_t c = 0; c < dim; ++c) df[r * dim + c] += g * ctx.f[j * dim + c];
-            }
-        }
-        pha_detail::normalize_rows_backward(ctx.f, ctx.norms, df, first, rows, dim);
-        return df;
+        return pha_detail::scaled(ctx.df, scale);
     }
 
 private:
@@ -226,8 +159,8 @@ class pha_prototype_loss {
 public:
     using labels_type = tensor<B, std::int32_t>;
     struct context {
-        std::vector<double> f, fn, k, kn, grad_s;  // the share's rows only
-        hyperadapt::shape fshape, kshape;          // (share rows, dim), (tasks, dim)
+        std::vector<double> df, dk;        // the gradients of the share's terms: (share rows, dim), (tasks, dim)
+        hyperadapt::shape fshape, kshape;  // (share rows, dim), (tasks, dim)
         double loss = 0;
         bool ready = false;
     };
@@ -288,34 +221,10 @@ public:
         ctx.fshape = shape{n, dim};
         ctx.kshape = prototype_shape;
         const auto first = features.begin() + static_cast<std::ptrdiff_t>(share.first * dim);
-        ctx.f.assign(first, first + static_cast<std::ptrdiff_t>(n * dim));
-        ctx.k = std::move(prototypes);
-        ctx.fn = pha_detail::normalize_rows(ctx.f, n, dim);
-        ctx.kn = pha_detail::normalize_rows(ctx.k, nt, dim);
-        ctx.grad_s.assign(n * nt, 0.0);
-        const double c = options_.weight / static_cast<double>(total_rows);
-        std::vector<double> s(nt);
-        double total = 0;
-        for (std::size_t i = 0; i < n; ++i) {
-            const auto ti = static_cast<std::size_t>(t[share.first + i]);
-            double mx = -std::numeric_limits<double>::infinity();
-            for (std::size_t k = 0; k < nt; ++k) {
-                double v = 0;
-                for (std::size_t d = 0; d < dim; ++d) v += ctx.f[i * dim + d] * ctx.k[k * dim + d];
-                s[k] = v / options_.temperature;
-                if (!exclude || k != ti) mx = pha_detail::propagating_max(mx, s[k]);
-            }
-            double z = 0;
-            for (std::size_t k = 0; k < nt; ++k)
-                if (!exclude || k != ti) z += std::exp(s[k] - mx);
-            const double lse = mx + std::log(z);
-            total += lse - s[ti];
-            for (std::size_t k = 0; k < nt; ++k) {
-                const double p = (!exclude || k != ti) ? std::exp(s[k] - lse) : 0.0;
-                ctx.grad_s[i * nt + k] = c * (p - (k == ti ? 1.0 : 0.0));
-            }
-        }
-        ctx.loss = c * total;
+        const std::vector<double> rows(first, first + static_cast<std::ptrdiff_t>(n * dim));
+        ctx.loss = detail::contrastive_prototype_on_host(rows, t.data() + share.first, n, total_rows, dim,
+                                                         std::move(prototypes), nt, pha_detail::settings_of(options_),
+                                                         ctx.df, ctx.dk);
         ctx.ready = true;
         return ctx.loss;
     }
@@ -333,21 +242,7 @@ public:
     };
     [[nodiscard]] host_gradients backward_values(const context& ctx, double scale = 1.0) const {
         if (!ctx.ready) throw error(name_ + ": backward called without a forward");
-        const std::size_t n = ctx.fshape[0], dim = ctx.fshape[1], nt = ctx.kshape[0];
-        std::vector<double> df(n * dim, 0.0), dk(nt * dim, 0.0);
-        // s = F K^T / tau: dF = G K / tau, dK = G^T F / tau
-        for (std::size_t i = 0; i < n; ++i)
-            for (std::size_t k = 0; k < nt; ++k) {
-                const double g = scale * ctx.grad_s[i * nt + k] / options_.temperature;
-                if (g == 0) continue;
-                for (std::size_t d = 0; d < dim; ++d) {
-                    df[i * dim + d] += g * ctx.k[k * dim + d];
-                    dk[k * dim + d] += g * ctx.f[i * dim + d];
-                }
-            }
-        pha_detail::normalize_rows_backward(ctx.f, ctx.fn, df, 0, n, dim);
-        pha_detail::normalize_rows_backward(ctx.k, ctx.kn, dk, 0, nt, dim);
-        return {std::move(df), std::move(dk)};
+        return {pha_detail::scaled(ctx.df, scale), pha_detail::scaled(ctx.dk, scale)};
     }
 
 private:
