@@ -9,7 +9,6 @@ layer; per-task heads on the pooled output; cross-entropy averaged per task; low
 Weights are random: only the time of the step matters here. Prints one JSON line: ms per step, tokens/s and the
 process's peak RSS (ru_maxrss, MiB; on a GPU also the peak of allocated device memory). On a GPU every timed step
 ends with torch.cuda.synchronize(), so a step's time is its device time too."""
-import argparse
 import json
 import math
 import resource
@@ -20,6 +19,7 @@ import torch.nn.functional as F
 from torch import nn
 
 import glue_batches  # benchmarks/pytorch/glue_batches.py
+import step_options  # benchmarks/pytorch/step_options.py
 
 
 class FiLM(nn.Module):
@@ -141,29 +141,7 @@ class CaMtl(nn.Module):
 
 
 def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--seconds", type=float, default=10.0)
-    ap.add_argument("--min-steps", type=int, default=0,
-                    help="time at least this many steps (compare_memory.sh: every GLUE batch once)")
-    ap.add_argument("--batch", type=int, default=32)
-    ap.add_argument("--seq", type=int, default=128)
-    ap.add_argument("--batches", help="the C++ benchmark's GLUE batches (HYPERADAPT_DUMP_GLUE_BATCHES), each "
-                    "padded to its longest row; tokens/s then counts real tokens")
-    ap.add_argument("--precision", choices=("fp32", "bf16", "tf32"), default="fp32",
-                    help="bf16: torch.autocast(bfloat16) around forward + loss; weights, gradients and AdamW stay fp32; "
-                    "tf32 (a GPU): fp32 with torch.backends.cuda.matmul.allow_tf32")
-    ap.add_argument("--device", default="cpu", help="cpu, or cuda (fp32, TF32 off as PyTorch's default)")
-    ap.add_argument("--compile", action="store_true",
-                    help="the model under torch.compile (default mode; the warm-up runs every batch once, so that "
-                    "compilation for each shape happens before the timing)")
-    a = ap.parse_args()
-    if a.precision == "tf32" and a.device == "cpu":
-        ap.error("--precision tf32 needs --device cuda")
-    torch.backends.cuda.matmul.allow_tf32 = a.precision == "tf32"
-    torch.backends.cudnn.allow_tf32 = a.precision == "tf32"
-    torch.set_num_threads(a.threads)
-    torch.manual_seed(0)
+    a = step_options.parse(__doc__.splitlines()[0])
     num_labels = [2, 2, 2, 2, 2, 2]
     dev = torch.device(a.device)
     model = CaMtl(30522, 384, 12, 1536, 6, a.seq, num_labels).to(dev).train()
