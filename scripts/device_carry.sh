@@ -6,6 +6,9 @@
 # limit: device_checks.sh finds the one of PyTorch's wheels there). 02_camtl_glue and 03_pha_fewshot (--device cuda
 # against --device cpu) also need OpenBLAS, oneDNN and utf8proc, 80 MB together: they travel xz-compressed (lib-examples.tar.xz),
 # with the small checkpoint and GLUE folder of tests/examples/make_inputs.py.
+# With CARRY_SANITIZER=1 it adds NVIDIA's compute-sanitizer (the PyPI wheel nvidia-cuda-sanitizer-api of this
+# toolkit's release, 14 MB) for device_checks.sh's CHECKS=sanitize (memcheck and racecheck of the CUDA tests); off by
+# default, the carry's 64 MiB are otherwise nearly used.
 #   usage: scripts/device_carry.sh [build-dir]      (default build-cuda; configured with CUDA and benchmarks)
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -31,6 +34,13 @@ ldd "$carry/examples/02_camtl_glue" | awk '$3 ~ /^\// {print $3}' |
   grep -vE '/(libc|libm|libstdc\+\+|libgcc_s|ld-linux[^/]*|libdl|libpthread|librt|libcudart|libcublas[^/]*)\.so' |
   xargs -r cp -L -t "$staged/"
 tar -C "$staged" -cJf "$carry/lib-examples.tar.xz" .
+if [[ "${CARRY_SANITIZER:-0}" == 1 ]]; then
+  # The wheel of the nvcc release in use (13.0.x: 13.0.*), unpacked on the device by device_checks.sh.
+  release="$(nvcc --version 2>/dev/null | sed -n 's/.*release \([0-9]*\.[0-9]*\).*/\1/p')"
+  [[ -n "$release" ]] || release="$(/usr/local/cuda/bin/nvcc --version | sed -n 's/.*release \([0-9]*\.[0-9]*\).*/\1/p')"
+  mkdir -p "$carry/sanitizer"
+  python3 -m pip download --quiet --no-deps "nvidia-cuda-sanitizer-api==$release.*" -d "$carry/sanitizer"
+fi
 python3 "$root/tests/examples/make_inputs.py" checkpoint "$carry/inputs/checkpoint" good
 python3 "$root/tests/examples/make_inputs.py" glue "$carry/inputs/data"
 du -sh "$carry"

@@ -7,7 +7,9 @@
 # and CA-MTL training steps against PyTorch on the same GPU.
 # Run on the GPU machine from the repository root after scripts/device_carry.sh filled .devcarry here:
 #   run(command="bash scripts/device_checks.sh", carry=[".devcarry"])
-# Logs and the benchmark JSON go to $OUT (or ./device-out). CHECKS="tests examples bench" (default) picks the parts.
+# Logs and the benchmark JSON go to $OUT (or ./device-out). CHECKS="tests examples bench" (default) picks the parts;
+# CHECKS=sanitize (a carry made with CARRY_SANITIZER=1) runs test_cuda_backend under compute-sanitizer's memcheck and
+# racecheck and test_cuda_models under memcheck (issue 13: "sanitizer clean"), each failing on any report.
 set -uo pipefail
 out="${OUT:-$PWD/device-out}"
 mkdir -p "$out"
@@ -34,6 +36,27 @@ checks="${CHECKS:-tests examples bench}"
   echo "$t: rc $rc"; grep -E "CUDA device|worst|error|failed|passed|Leaving test suite \"cuda\"" "$out/$t.log" | head -40
   [ $rc -eq 0 ] || status=1
 done
+if [[ " $checks " == *" sanitize "* ]]; then
+  wheel="$(ls "$carry"/sanitizer/nvidia_cuda_sanitizer_api-*.whl 2>/dev/null | head -1)"
+  if [[ -z "$wheel" ]]; then
+    echo "sanitize: no compute-sanitizer in the carry (make it with CARRY_SANITIZER=1 scripts/device_carry.sh)"
+    status=1
+  else
+    san="$(mktemp -d)"
+    python3 -m zipfile -e "$wheel" "$san"
+    chmod +x "$san"/nvidia/cu*/bin/compute-sanitizer
+    sanitizer="$(ls "$san"/nvidia/cu*/bin/compute-sanitizer | head -1)"
+    for spec in "memcheck test_cuda_backend" "racecheck test_cuda_backend" "memcheck test_cuda_models"; do
+      read -r tool t <<<"$spec"
+      "$sanitizer" --tool "$tool" --error-exitcode 3 --print-limit 20 "$carry/tests/$t" --report_level=short \
+        --color_output=no > "$out/sanitize_${tool}_$t.log" 2>&1
+      rc=$?
+      echo "compute-sanitizer --tool $tool $t: rc $rc"; grep -E "ERROR SUMMARY|RACECHECK SUMMARY|failed|passed" \
+        "$out/sanitize_${tool}_$t.log" | tail -5
+      [ $rc -eq 0 ] || status=1
+    done
+  fi
+fi
 if [[ " $checks " == *" examples "* ]]; then
   mkdir -p "$carry/lib-examples" && tar -C "$carry/lib-examples" -xJf "$carry/lib-examples.tar.xz"
   # The same runs on both devices: proportional sampling (MT-Uncertainty's choices depend on the model's
