@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "hyperadapt/distributed/communicator_ref.hpp"
 #include "hyperadapt/optim/parameter_groups.hpp"
 
 namespace hyperadapt::examples {
@@ -34,7 +35,7 @@ struct common_args {
     int threads = 0;
     std::string precision = "fp32";
     std::string device = "cpu";  // cpu | cuda (a build with CUDA: -DHYPERADAPT_ENABLE_CUDA=ON)
-    int gpu = 0;                 // the CUDA device's index with --device cuda
+    int gpu = -1;                // the CUDA device's index with --device cuda (-1: the rank's local index, 0 alone)
     bool resume = false, skip_nonfinite = false, quiet = false, tasks_given = false;
     bool pad_to_seq_len = false;  // every batch seq_len long instead of as long as its longest example
     std::size_t validation_per_task = 0;  // > 0: carve a validation split, select on it, report dev once
@@ -42,6 +43,10 @@ struct common_args {
     bool data_seed_given = false;
     std::vector<parameter_group> lr_groups;
     double warmup = 0.1, weight_decay = 0.01;
+    /// Not an option: the ranks the run trains on (run_processes.hpp; the single process unless an MPI launcher
+    /// started it). --batch is the global batch.
+    communicator_ref processes;
+    [[nodiscard]] bool leader() const { return processes.rank() == 0; }
 
     /// The seed of the training subsample and of the validation carve.
     [[nodiscard]] std::uint64_t sample_seed() const noexcept { return data_seed_given ? data_seed : seed; }

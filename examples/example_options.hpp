@@ -175,7 +175,8 @@ inline void add_common_options(CLI::App& app, common_args& a) {
                    "where the model trains: cpu, or cuda (a build with -DHYPERADAPT_ENABLE_CUDA=ON and a GPU)")
         ->check(CLI::IsMember({"cpu", "cuda"}))
         ->capture_default_str();
-    app.add_option("--gpu", a.gpu, "the CUDA device's index, with --device cuda")->check(CLI::Range(0, 1023))->capture_default_str();
+    app.add_option("--gpu", a.gpu, "the CUDA device's index, with --device cuda (default: 0; under mpirun, each rank's "
+                                   "index among the ranks on its machine)")->check(CLI::Range(0, 1023));
     app.add_option("--eval-every", a.eval_every, "dev evaluation every K steps (0: the example's default)")->check(CLI::Range(std::int64_t{0}, std::int64_t{1} << 40));
     app.add_option("--out", a.out, "folder for metrics.jsonl, dev_curves.png and checkpoints/ (created)");
     app.add_option("--json", a.json, "append one JSON line per run to FILE")->check(appendable_file);
@@ -222,7 +223,7 @@ inline void check_common_options(const common_args& a) {
     if (a.device != "cuda" && (a.precision == "tf32" || a.precision == "fp16"))
         throw CLI::ValidationError("--precision", a.precision + " is the GPU's (tensor cores, --device cuda); on the CPU "
                                    "use fp32 or bf16");
-    if (a.device != "cuda" && a.gpu != 0) throw CLI::ValidationError("--gpu", "needs --device cuda");
+    if (a.device != "cuda" && a.gpu >= 0) throw CLI::ValidationError("--gpu", "needs --device cuda");
     if ((a.checkpoint_every > 0 || a.resume) && a.out.empty())
         throw CLI::ValidationError(a.resume ? "--resume" : "--checkpoint-every", "needs --out DIR (where the checkpoints are)");
     if (!a.out.empty()) {

@@ -14,6 +14,7 @@
 #include <fstream>
 #include <iostream>
 #include <limits>
+#include <optional>
 #include <sstream>
 #include <stdexcept>
 #include <string>
@@ -29,6 +30,7 @@
 #include "hyperadapt/train/samplers/size_proportional.hpp"
 #include "hyperadapt/train/samplers/temperature.hpp"
 #include "example_args.hpp"
+#include "run_processes.hpp"
 
 namespace hyperadapt::examples {
 
@@ -159,6 +161,7 @@ inline void add_protocol_fields(nlohmann::json& j, const common_args& a, const t
                                 const std::vector<encoded_task>& validation, const std::vector<encoded_task>& dev,
                                 const std::vector<data::task_result>& floor, const run_device& ran_on) {
     j["data_seed"] = a.sample_seed();
+    j["processes"] = a.processes.size();  // data-parallel ranks (mpirun); --batch is the global batch
     j["train_per_task"] = a.train_per_task;
     j["validation_per_task"] = a.validation_per_task;
     j["selection"] = a.validation_per_task > 0 ? "best validation average" : "last step (no validation split)";
@@ -202,26 +205,34 @@ struct usage_error : std::runtime_error {
 };
 
 /// The main() wrapper both examples use: library errors and anything else end with rc 1 and one line naming
-/// the program, never an abort; a usage_error with rc 2.
+/// the program (and the rank, among several processes), never an abort; a usage_error with rc 2. Among several
+/// processes an error on one rank ends the job (run_processes::end_job_after_error), so that no rank waits for
+/// it in a collective.
 template <class Body>
-int run_main(const std::string& program, Body&& body) {
+int run_main(const std::string& program, Body&& body, std::optional<run_processes>* processes = nullptr) {
+    auto fail = [&](const std::string& what, int rc) {
+        const bool ranks = processes != nullptr && processes->has_value();
+        // One write, so that the ranks' lines do not interleave.
+        std::cerr << program + (ranks ? (*processes)->rank_label() : std::string()) + ": " + what + '\n' +
+                         (rc == 2 ? "Run with --help for the options.\n" : "");
+        if (ranks) (*processes)->end_job_after_error(rc);
+        return rc;
+    };
     try {
         return body();
     } catch (const usage_error& e) {
-        std::cerr << program << ": " << e.what() << "\nRun with --help for the options.\n";
-        return 2;
+        return fail(e.what(), 2);
     } catch (const hyperadapt::error& e) {
-        std::cerr << program << ": " << e.what() << '\n';
+        return fail(e.what(), 1);
     } catch (const nlohmann::json::exception& e) {
-        std::cerr << program << ": " << e.what() << '\n';
+        return fail(e.what(), 1);
     } catch (const std::filesystem::filesystem_error& e) {
-        std::cerr << program << ": " << e.what() << '\n';
+        return fail(e.what(), 1);
     } catch (const std::bad_alloc&) {
-        std::cerr << program << ": out of memory (are the sizes, --batch, --seq-len or the checkpoint's config sane?)\n";
+        return fail("out of memory (are the sizes, --batch, --seq-len or the checkpoint's config sane?)", 1);
     } catch (const std::exception& e) {
-        std::cerr << program << ": " << e.what() << '\n';
+        return fail(e.what(), 1);
     }
-    return 1;
 }
 
 /// The head of one task. With `scale_targets`, a regression head learns targets divided by their largest
@@ -231,6 +242,7 @@ int run_main(const std::string& program, Body&& body) {
 template <class Model>
 void save_model_directory(Model& model, const std::filesystem::path& dir, const common_args& a,
                           const std::vector<const encoded_task*>& tasks, const std::string& made_by) {
+    if (!a.leader()) return;  // rank 0 writes for the job
     model_description d;
     d.vocab = std::filesystem::path(a.checkpoint) / "vocab.txt";
     const auto& heads = model.options().tasks;
@@ -258,11 +270,13 @@ inline task_head_spec head_for(const encoded_task& t, bool scale_targets) {
 /// CA-MTL's code (U = Ĥ · H̄_t / H_max), "mtu-paper" with the paper's (U = Ĥ / H_max), which does not scale a
 /// task's candidates down by its own mean entropy; "mtu-floor" is "mtu" with half of every batch shared evenly
 /// among the tasks (mt_uncertainty_options::task_floor = 0.5; ours, against the starvation of a task).
-/// Throws config_error for an unknown name.
+/// Throws config_error for an unknown name. Data-parallel over `processes` when it holds several ranks (or is
+/// any communicator but the single process): `batch` is the global batch.
 template <class Model, class B>
 training_result train_with_sampler(Model& model, B& backend, const std::string& sampler, std::size_t batch,
                                    std::uint64_t seed, const std::vector<encoded_task>& train,
-                                   const std::vector<encoded_task>& dev, const trainer_options& o) {
+                                   const std::vector<encoded_task>& dev, const trainer_options& o,
+                                   communicator_ref processes) {
     std::vector<std::size_t> sizes;
     for (const auto& t : train) sizes.push_back(t.size());
     const rng_stream rng(seed * 7919 + 17);
@@ -283,19 +297,19 @@ training_result train_with_sampler(Model& model, B& backend, const std::string& 
         if (sampler == "mtu-paper") mo.formula = mt_uncertainty_formula::paper;
         if (sampler == "mtu-floor") mo.task_floor = 0.5;
         mt_uncertainty_sampler smp(tasks, batch, rng, mo);
-        return train_multitask(model, smp, backend, train, dev, o);
+        return train_multitask(model, smp, backend, train, dev, o, processes);
     }
     if (sampler == "proportional") {
         size_proportional_sampler smp(sizes, batch, rng);
-        return train_multitask(model, smp, backend, train, dev, o);
+        return train_multitask(model, smp, backend, train, dev, o, processes);
     }
     if (sampler == "temperature") {
         temperature_sampler smp(sizes, batch, rng);
-        return train_multitask(model, smp, backend, train, dev, o);
+        return train_multitask(model, smp, backend, train, dev, o, processes);
     }
     if (sampler == "round-robin") {
         round_robin_sampler smp(sizes, batch, rng);
-        return train_multitask(model, smp, backend, train, dev, o);
+        return train_multitask(model, smp, backend, train, dev, o, processes);
     }
     throw config_error("unknown sampler '" + sampler + "' (mtu, mtu-paper, mtu-floor, proportional, temperature or round-robin)");
 }
@@ -316,9 +330,12 @@ measured_run train_and_measure(Model& model, B& backend, const common_args& a, s
                                const std::vector<encoded_task>& train, const std::vector<encoded_task>& validation,
                                const std::vector<encoded_task>& dev, const trainer_options& o) {
     const bool selecting = !validation.empty();
-    measured_run out{train_with_sampler(model, backend, a.sampler, batch, a.seed, train, selecting ? validation : dev, o),
+    communicator_ref processes = a.processes;
+    measured_run out{train_with_sampler(model, backend, a.sampler, batch, a.seed, train, selecting ? validation : dev, o,
+                                        processes),
                      {}, selecting};
-    out.test = selecting ? evaluate_tasks<Model, B, typename Model::value_type>(model, backend, dev, o.eval_batch, o.padding)
+    out.test = selecting ? evaluate_tasks<Model, B, typename Model::value_type>(model, backend, dev, o.eval_batch, o.padding,
+                                                                               processes)
                          : out.trained.final;
     return out;
 }

@@ -5,6 +5,7 @@
 #include <fstream>
 #include <iostream>
 #include <map>
+#include <optional>
 #include <sstream>
 #include <string>
 #include <variant>
@@ -166,7 +167,7 @@ int run(args& a) {
         std::printf("single-task average: best %.4f, final %.4f\n", best / static_cast<double>(results.size()),
                     final / static_cast<double>(results.size()));
     }
-    if (!a.json.empty()) {
+    if (!a.json.empty() && a.leader()) {
         std::ofstream out(a.json, std::ios::app);
         for (const auto& res : results) out << to_json(a, res.label, res.out, s, res.which, device->where()).dump() << '\n';
         out.flush();
@@ -195,5 +196,11 @@ int hyperadapt::examples::camtl_glue_main(int argc, char** argv, const std::stri
     auto parsed = examples::parse_camtl_glue_options(argc, argv, program);
     if (const int* rc = std::get_if<int>(&parsed)) return *rc;
     args& a = std::get<args>(parsed);
-    return examples::run_main(program, [&] { return run(a); });
+    std::optional<examples::run_processes> processes;  // the ranks of an MPI launcher, or this process alone
+    return examples::run_main(program, [&] {
+        processes.emplace(program);
+        a.processes = processes->communicator();
+        if (a.gpu < 0) a.gpu = processes->local_rank();  // one GPU per rank on a machine with several
+        return run(a);
+    }, &processes);
 }

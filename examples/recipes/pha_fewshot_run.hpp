@@ -125,7 +125,7 @@ std::size_t copy_matching(From& from, To& to) {
 template <class Model, class B>
 training_result run_with_sampler(Model& model, B& b, const args& a, const std::vector<encoded_task>& train,
                                  const std::vector<encoded_task>& dev, const trainer_options& o, std::size_t batch) {
-    return train_with_sampler(model, b, a.sampler, batch, a.seed, train, dev, o);
+    return train_with_sampler(model, b, a.sampler, batch, a.seed, train, dev, o, a.processes);
 }
 
 /// --steps, or --epochs over the training examples.
@@ -205,8 +205,10 @@ inline nlohmann::json to_json(const args& a, const run_report& r) {
     return j;
 }
 
-inline void append_json(const std::string& file, const nlohmann::json& j) {
-    if (file.empty()) return;
+/// Appends `j` to --json (rank 0 only, among several processes).
+inline void append_json(const common_args& a, const nlohmann::json& j) {
+    const std::string& file = a.json;
+    if (file.empty() || !a.leader()) return;
     std::ofstream out(file, std::ios::app);
     if (!out) throw io_error(file + ": cannot open for appending");
     out << j.dump() << '\n';
@@ -253,7 +255,7 @@ run_report train_pha(B& b, const args& a, const pha_bert_options& opts, const ru
     m.apply_freezing();
     run_report r = train_and_measure(m, b, a, d, o, batch, label, backbone);
     r.pha = m.parameter_report();
-    if (!save.empty()) io::save_safetensors(m, save);
+    if (!save.empty() && a.leader()) io::save_safetensors(m, save);
     if (save_model_tasks && !a.save_model.empty()) save_model_directory(m, a, *save_model_tasks);
     return r;
 }
@@ -454,7 +456,7 @@ int run_multitask(B& b, args& a, const run_device& where) {
                           if (!a.quiet) std::cerr << "backbone: " << rep.loaded.size() << " tensors loaded, " << rep.missing.size() << " new\n";
                       },
                       rd.backbone, a.save, &train);
-        if (!a.save.empty()) {
+        if (!a.save.empty() && a.leader()) {
             // What --mode transfer needs to rebuild the model: the task order fixes the prototype rows.
             nlohmann::json side{{"model", a.model}, {"tasks", split_list(a.tasks)}, {"passes", a.passes},
                                 {"checkpoint", a.checkpoint}, {"seq_len", a.seq_len}, {"seed", a.seed}};
@@ -473,7 +475,7 @@ int run_multitask(B& b, args& a, const run_device& where) {
     std::vector<data::task_result> floor;
     for (std::size_t t = 0; t < train.size(); ++t) floor.push_back(constant_predictor(train[t], dev[t]));
     add_protocol_fields(j, a, r.result, r.test, train, validation, dev, floor, where);
-    append_json(a.json, j);
+    append_json(a, j);
     return 0;
 }
 
@@ -595,7 +597,7 @@ int run_transfer(B& b, args& a, const run_device& where) {
         for (std::size_t t = 0; t < match->similarity.size() && t < source_names.size(); ++t)
             j["similarity"][source_names[t]] = match->similarity[t];
     }
-    append_json(a.json, j);
+    append_json(a, j);
     return 0;
 }
 
@@ -718,7 +720,7 @@ int run_demo(B& b, args& a, const run_device& where) {
             j["target"] = "repeat";
             j["k"] = a.k;
             j["retrieved"] = source_names[match.task];
-            append_json(a.json, j);
+            append_json(a, j);
         }
     return 0;
 }

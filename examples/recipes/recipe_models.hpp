@@ -28,7 +28,8 @@ using pha_recipe_model = pha_bert<policy, float>;
 #define HYPERADAPT_RECIPE_MODEL_FUNCTIONS(PREFIX, Model)                                                           \
     PREFIX template training_result examples::train_with_sampler<Model, examples::policy>(                       \
         Model&, examples::policy&, const std::string&, std::size_t, std::uint64_t,                               \
-        const std::vector<encoded_task>&, const std::vector<encoded_task>&, const trainer_options&);             \
+        const std::vector<encoded_task>&, const std::vector<encoded_task>&, const trainer_options&,              \
+        communicator_ref);                                                                                       \
     PREFIX template examples::measured_run examples::train_and_measure<Model, examples::policy>(                 \
         Model&, examples::policy&, const examples::common_args&, std::size_t, const std::vector<encoded_task>&, \
         const std::vector<encoded_task>&, const std::vector<encoded_task>&, const trainer_options&);             \

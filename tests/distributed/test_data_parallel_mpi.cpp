@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "hyperadapt/backend/cpu.hpp"
+#include "hyperadapt/distributed/communicator_ref.hpp"
 #include "hyperadapt/distributed/data_parallel.hpp"
 #include "hyperadapt/distributed/mpi_communicator.hpp"
 #include "hyperadapt/models/multitask_bert.hpp"
@@ -246,8 +247,9 @@ void check_two_ranks_equal_one_process(const char* what) {
 }  // namespace
 
 BOOST_AUTO_TEST_CASE(trainer_two_ranks_of_b_equal_one_process_of_2b) {
-    // CA-MTL and PHA, each with MT-Uncertainty (every rank scores every candidate, so the global top-b is the
-    // single process's) and with size-proportional sampling: after 6 steps of a global batch of 12, the losses,
+    // CA-MTL and PHA, each with MT-Uncertainty (each rank scores its share of the candidates and the scores are
+    // gathered, so the global top-b is the single process's) and with size-proportional sampling (evaluation
+    // sharded, its predictions gathered): after 6 steps of a global batch of 12, the losses,
     // the evaluations and every parameter of the 2-rank run equal the single-process run's (dropout off: the
     // ranks' dropout streams are their own).
     check_two_ranks_equal_one_process<camtl_model<cpu, double>>("CA-MTL");
@@ -383,6 +385,67 @@ BOOST_AUTO_TEST_CASE(balanced_shares_split_the_rows_and_their_tokens_evenly) {
                    world << " ranks: token counts differ by more than one row");
     }
     BOOST_CHECK_THROW(balanced_share(rows, tasks, 0, 5), config_error);
+    // What scoring and evaluation share out need not divide: 7 rows over 2 ranks are 3 and 4, 1 item over 2 ranks
+    // is none and one; every position once.
+    const std::vector<sample_ref> seven(rows.begin(), rows.begin() + 7);
+    auto p0 = balanced_positions(seven, tasks, 0, 2), p1 = balanced_positions(seven, tasks, 1, 2);
+    BOOST_TEST(std::max(p0.size(), p1.size()) == 4u);
+    BOOST_TEST(std::min(p0.size(), p1.size()) == 3u);
+    p0.insert(p0.end(), p1.begin(), p1.end());
+    std::sort(p0.begin(), p0.end());
+    BOOST_TEST(p0 == (std::vector<std::size_t>{0, 1, 2, 3, 4, 5, 6}), boost::test_tools::per_element());
+    BOOST_TEST((shard_range(1, 0, 2) == std::pair<std::size_t, std::size_t>{0, 0}));
+    BOOST_TEST((shard_range(1, 1, 2) == std::pair<std::size_t, std::size_t>{0, 1}));
+    BOOST_TEST((shard_range(7, 1, 2) == std::pair<std::size_t, std::size_t>{3, 7}));
+}
+
+BOOST_AUTO_TEST_CASE(sharded_evaluation_gathers_every_prediction) {
+    // Dev sets of 7, 1 and 9 examples (the 1-example set leaves rank 0 nothing), batches of 3: each rank predicts
+    // its share, and the metrics over the gathered predictions are the single process's -- MCC, F1 and the
+    // correlations included, which an average of the ranks' metrics would not give.
+    mpi_communicator comm;
+    BOOST_TEST_REQUIRE(comm.size() == 2);
+    cpu b;
+    camtl_model<cpu, double> m(b, small_options<camtl_model<cpu, double>>());
+    rng_stream init(11);
+    m.initialize(init);
+    const std::vector<encoded_task> dev{synthetic_task(synthetic_kind::order, 7, 16, 6),
+                                        synthetic_task(synthetic_kind::majority, 1, 16, 7),
+                                        synthetic_task(synthetic_kind::count, 9, 16, 8)};
+    using model = camtl_model<cpu, double>;
+    const auto alone = evaluate_tasks<model, cpu, double>(m, b, dev, 3);
+    communicator_ref ref(comm);
+    for (const auto& shared : {evaluate_tasks<model, cpu, double>(m, b, dev, 3, batch_padding::length_groups, comm),
+                               evaluate_tasks<model, cpu, double>(m, b, dev, 3, batch_padding::length_groups, ref)}) {
+        BOOST_TEST_REQUIRE(shared.size() == alone.size());
+        for (std::size_t t = 0; t < alone.size(); ++t) {
+            BOOST_TEST(shared[t].task == alone[t].task);
+            BOOST_TEST_REQUIRE(shared[t].values.size() == alone[t].values.size());
+            for (std::size_t k = 0; k < alone[t].values.size(); ++k)
+                BOOST_TEST(shared[t].values[k].value == alone[t].values[k].value, boost::test_tools::tolerance(1e-12));
+        }
+    }
+}
+
+BOOST_AUTO_TEST_CASE(a_communicator_ref_trains_as_what_it_refers_to) {
+    // One trainer for every communicator (what the examples compile): through a reference, the 2-rank run is the
+    // 2-rank run bit for bit, and a default reference is the single process's plain run bit for bit.
+    mpi_communicator comm;
+    communicator_ref ref(comm);
+    BOOST_TEST(!ref.is_single_process());
+    BOOST_TEST(ref.size() == 2);
+    const auto [direct, direct_values] = train_small(comm, true, 12, 0);
+    const auto [referred, referred_values] = train_small(ref, true, 12, 0);
+    BOOST_TEST(referred.losses == direct.losses, boost::test_tools::per_element());
+    BOOST_TEST(referred_values == direct_values);
+    single_process solo;
+    communicator_ref alone;
+    BOOST_TEST(alone.is_single_process());
+    BOOST_TEST(communicator_ref(solo).is_single_process());
+    const auto [plain, plain_values] = train_small(solo, true, 12, 0, {}, false, /*dropout=*/true);
+    const auto [by_ref, by_ref_values] = train_small(alone, true, 12, 0, {}, false, /*dropout=*/true);
+    BOOST_TEST(by_ref.losses == plain.losses, boost::test_tools::per_element());
+    BOOST_TEST(by_ref_values == plain_values);
 }
 
 BOOST_AUTO_TEST_CASE(one_process_needs_no_mpi) {

@@ -51,4 +51,14 @@ public:
 };
 static_assert(communicator<single_process>);
 
+/// Whether `c` stands for one process on its own (the trainer's plain path) rather than for a group of ranks,
+/// a group of one included: true for single_process, and for a communicator that says so itself
+/// (communicator_ref over a single_process).
+template <communicator C>
+[[nodiscard]] constexpr bool is_single_process(const C& c) noexcept {
+    if constexpr (std::same_as<C, single_process>) return true;
+    else if constexpr (requires { { c.is_single_process() } -> std::convertible_to<bool>; }) return c.is_single_process();
+    else return false;
+}
+
 }  // namespace hyperadapt

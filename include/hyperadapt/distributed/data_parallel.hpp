@@ -21,6 +21,7 @@
 #include <span>
 #include <string>
 #include <type_traits>
+#include <utility>
 #include <vector>
 
 #include "hyperadapt/backend/concepts.hpp"
@@ -97,15 +98,13 @@ template <class Row>
     return {rows.begin() + static_cast<std::ptrdiff_t>(r * n / w), rows.begin() + static_cast<std::ptrdiff_t>((r + 1) * n / w)};
 }
 
-/// Rank `rank`'s rows of a global batch, balanced by length: the rows sorted by real length (used_length of the
-/// attention mask; longest first, ties in batch order) are dealt in a snake (ranks 0..W-1, then W-1..0, ...),
-/// so every rank gets n / W rows and about the same number of tokens, and each share keeps batch order. Any
-/// partition gives the global batch's loss (loss_task_rows weighs by the global counts); this one keeps the
-/// ranks' forward and backward about equally long. A world size that does not divide the batch is refused, as
-/// by rank_share.
-[[nodiscard]] inline std::vector<sample_ref> balanced_share(const std::vector<sample_ref>& rows,
-                                                            std::span<const encoded_task> tasks, int rank, int size) {
-    detail::check_share(rows.size(), rank, size);
+/// Which of `rows` rank `rank` of `size` takes, balanced by length: the rows sorted by real length (used_length
+/// of the attention mask; longest first, ties in batch order) are dealt in a snake (ranks 0..W-1, then W-1..0,
+/// ...), so every rank gets about n / W rows and about the same number of tokens. The positions in `rows`, in
+/// increasing order. Any number of rows (a rank may get none): balanced_share adds the check that W divides them.
+[[nodiscard]] inline std::vector<std::size_t> balanced_positions(const std::vector<sample_ref>& rows,
+                                                                 std::span<const encoded_task> tasks, int rank, int size) {
+    if (size < 1 || rank < 0 || rank >= size) throw config_error("data parallel: rank " + std::to_string(rank) + " of " + std::to_string(size));
     const auto w = static_cast<std::size_t>(size);
     std::vector<std::size_t> length(rows.size(), 0), order(rows.size());
     for (std::size_t i = 0; i < rows.size(); ++i) {
@@ -124,9 +123,27 @@ template <class Row>
         if ((round % 2 == 0 ? at : w - 1 - at) == static_cast<std::size_t>(rank)) mine.push_back(order[k]);
     }
     std::sort(mine.begin(), mine.end());
+    return mine;
+}
+
+/// Rank `rank`'s rows of a global batch, balanced by length (balanced_positions), in batch order: every rank gets
+/// n / W rows and about the same number of tokens. Any partition gives the global batch's loss (loss_task_rows
+/// weighs by the global counts); this one keeps the ranks' forward and backward about equally long. A world
+/// size that does not divide the batch is refused, as by rank_share.
+[[nodiscard]] inline std::vector<sample_ref> balanced_share(const std::vector<sample_ref>& rows,
+                                                            std::span<const encoded_task> tasks, int rank, int size) {
+    detail::check_share(rows.size(), rank, size);
     std::vector<sample_ref> out;
-    for (const std::size_t i : mine) out.push_back(rows[i]);
+    for (const std::size_t i : balanced_positions(rows, tasks, rank, size)) out.push_back(rows[i]);
     return out;
+}
+
+/// Rank `rank`'s contiguous part [first, last) of n items split over `size` ranks as evenly as can be (any n;
+/// a rank may get none): the shards of evaluation, whose gathered results keep the items' order.
+[[nodiscard]] inline std::pair<std::size_t, std::size_t> shard_range(std::size_t n, int rank, int size) {
+    if (size < 1 || rank < 0 || rank >= size) throw config_error("data parallel: rank " + std::to_string(rank) + " of " + std::to_string(size));
+    const auto w = static_cast<std::size_t>(size), r = static_cast<std::size_t>(rank);
+    return {r * n / w, (r + 1) * n / w};
 }
 
 /// Rows per task id of `rows` (`tasks` ids): multitask_batch::loss_task_rows of a rank's share.

@@ -1,14 +1,27 @@
 #pragma once
 // The communicator policy over MPI (Open MPI from Debian: libopenmpi-dev; CMake target hyperadapt::mpi). One
 // process per rank; start them with `mpirun -np N program`. Errors come back as communication_error naming the
-// operation and the rank, never as MPI's default abort.
+// operation and the rank, never as MPI's default abort. A rank that dies ends the job through the launcher (Open MPI
+// tears the job down when a process exits without MPI_Finalize); a rank that hangs -- alive, but never reaching
+// the collective the others wait in -- would block them for ever, so each communicator keeps a watchdog thread:
+// a collective that has waited longer than its timeout ends its process with a message naming the operation and
+// the rank (and the launcher then ends the others). The watchdog never calls MPI; it only reads the clock.
 #include <mpi.h>
 
+#include <algorithm>
+#include <atomic>
+#include <chrono>
 #include <climits>
+#include <condition_variable>
 #include <cstddef>
 #include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <mutex>
 #include <span>
+#include <stop_token>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "hyperadapt/distributed/communicator.hpp"
@@ -37,18 +50,30 @@ public:
 };
 
 /// A communicator over a duplicate of `parent` (MPI_COMM_WORLD by default), so that the library's messages
-/// never mix with the program's own. Its errors return instead of aborting the job.
+/// never mix with the program's own. Its errors return instead of aborting the job; a collective that waits
+/// longer than `collective_timeout` for the other ranks ends this process (exit code 70, a message on standard
+/// error naming the operation and the rank), which ends the job. The default, 5 minutes, leaves room for rank 0
+/// writing a large checkpoint while the others wait at the next step; zero turns the watchdog off.
 class mpi_communicator {
 public:
-    explicit mpi_communicator(MPI_Comm parent = MPI_COMM_WORLD) {
+    static constexpr std::chrono::milliseconds default_collective_timeout{std::chrono::minutes(5)};
+
+    explicit mpi_communicator(MPI_Comm parent = MPI_COMM_WORLD,
+                              std::chrono::milliseconds collective_timeout = default_collective_timeout)
+        : timeout_(collective_timeout) {
         check(MPI_Comm_dup(parent, &comm_), "MPI_Comm_dup");
         MPI_Comm_set_errhandler(comm_, MPI_ERRORS_RETURN);
         MPI_Comm_rank(comm_, &rank_);
         MPI_Comm_size(comm_, &size_);
+        if (timeout_.count() > 0 && size_ > 1) watchdog_ = std::jthread([this](std::stop_token stop) { watch(stop); });
     }
     mpi_communicator(const mpi_communicator&) = delete;
     mpi_communicator& operator=(const mpi_communicator&) = delete;
     ~mpi_communicator() {
+        if (watchdog_.joinable()) {
+            watchdog_.request_stop();
+            watchdog_.join();
+        }
         int finalized = 0;
         MPI_Finalized(&finalized);
         if (!finalized && comm_ != MPI_COMM_NULL) MPI_Comm_free(&comm_);
@@ -63,11 +88,13 @@ public:
     void broadcast(std::span<std::byte> bytes, int root) {
         if (root < 0 || root >= size_)
             throw communication_error("broadcast: root " + std::to_string(root) + " outside 0.." + std::to_string(size_ - 1));
+        const waiting w(*this, "MPI_Bcast");
         for (std::size_t at = 0; at < bytes.size(); at += chunk)
             check(MPI_Bcast(bytes.data() + at, count_of(bytes.size() - at), MPI_BYTE, root, comm_), "MPI_Bcast");
     }
 
     [[nodiscard]] std::vector<std::string> allgather(const std::string& s) {
+        const waiting w(*this, "MPI_Allgatherv");
         const auto [counts, offsets, total] = gather_counts(s.size());
         std::string all(total, '\0');
         check(MPI_Allgatherv(s.data(), counts[static_cast<std::size_t>(rank_)], MPI_CHAR, all.data(), counts.data(),
@@ -80,6 +107,7 @@ public:
     }
 
     [[nodiscard]] std::vector<std::vector<double>> allgather(std::span<const double> v) {
+        const waiting w(*this, "MPI_Allgatherv");
         const auto [counts, offsets, total] = gather_counts(v.size());
         std::vector<double> all(total);
         check(MPI_Allgatherv(v.data(), counts[static_cast<std::size_t>(rank_)], MPI_DOUBLE, all.data(), counts.data(),
@@ -93,7 +121,10 @@ public:
         return out;
     }
 
-    void barrier() { check(MPI_Barrier(comm_), "MPI_Barrier"); }
+    void barrier() {
+        const waiting w(*this, "MPI_Barrier");
+        check(MPI_Barrier(comm_), "MPI_Barrier");
+    }
 
 private:
     // MPI counts are int: longer buffers go in chunks.
@@ -120,6 +151,7 @@ private:
     }
 
     void allreduce(void* data, std::size_t n, MPI_Datatype type) {
+        const waiting w(*this, "MPI_Allreduce");
         int bytes = 0;
         MPI_Type_size(type, &bytes);
         auto* p = static_cast<std::byte*>(data);
@@ -137,8 +169,56 @@ private:
                                   std::to_string(size_) + ": " + std::string(text, static_cast<std::size_t>(len)));
     }
 
+    /// Marks the calling thread's collective for the watchdog while it lasts.
+    class waiting {
+    public:
+        waiting(mpi_communicator& c, const char* what) noexcept : c_(c) {
+            c_.waiting_in_.store(what, std::memory_order_relaxed);
+            c_.waiting_since_.store(std::chrono::steady_clock::now().time_since_epoch().count(), std::memory_order_release);
+        }
+        waiting(const waiting&) = delete;
+        waiting& operator=(const waiting&) = delete;
+        ~waiting() { c_.waiting_since_.store(0, std::memory_order_release); }
+
+    private:
+        mpi_communicator& c_;
+    };
+
+    /// The watchdog's loop: wakes a few times per timeout (at most once a second) and ends the process when the
+    /// collective under way has waited longer than the timeout. It never calls MPI (the session is funneled).
+    void watch(const std::stop_token& stop) {
+        std::mutex m;
+        std::condition_variable_any wake;
+        const auto period = std::min<std::chrono::milliseconds>(std::chrono::seconds(1), std::max<std::chrono::milliseconds>(
+                                                                                               std::chrono::milliseconds(10), timeout_ / 10));
+        std::unique_lock lock(m);
+        while (!stop.stop_requested()) {
+            wake.wait_for(lock, stop, period, [] { return false; });  // a sleep that a stop request ends early
+            if (stop.stop_requested()) return;
+            const auto since = waiting_since_.load(std::memory_order_acquire);
+            if (since == 0) continue;
+            const auto waited = std::chrono::steady_clock::now() -
+                                std::chrono::steady_clock::time_point(std::chrono::steady_clock::duration(since));
+            if (waited <= timeout_) continue;
+            const std::string whom =
+                size_ == 2 ? "rank " + std::to_string(1 - rank_) : "at least one of the other " + std::to_string(size_ - 1) + " ranks";
+            std::fprintf(stderr,
+                         "hyperadapt: %s on rank %d of %d has waited %lld s for %s, which hung or stopped without "
+                         "failing (mpi_communicator's collective timeout is %lld s); ending this rank so that the job ends\n",
+                         waiting_in_.load(std::memory_order_relaxed), rank_, size_,
+                         static_cast<long long>(std::chrono::duration_cast<std::chrono::seconds>(waited).count()),
+                         whom.c_str(), static_cast<long long>(std::chrono::duration_cast<std::chrono::seconds>(timeout_).count()));
+            std::fflush(stderr);
+            std::_Exit(70);  // EX_SOFTWARE; the blocked collective cannot be cancelled, so no unwinding either
+        }
+    }
+
     MPI_Comm comm_ = MPI_COMM_NULL;
     int rank_ = 0, size_ = 1;
+    std::chrono::milliseconds timeout_;
+    std::atomic<const char*> waiting_in_{""};
+    std::atomic<std::chrono::steady_clock::rep> waiting_since_{0};  // 0: no collective under way
+    std::jthread watchdog_;  // last: started after everything it reads, stopped first
 };
 static_assert(communicator<mpi_communicator>);
 

@@ -22,11 +22,12 @@
 //               never written with non-finite values, and resume passes over any that hold them.
 //   processes:  with a communicator (distributed/), data-parallel: rank 0's weights are broadcast first;
 //               every rank draws the same global batch from its copy of the sampler (same seed;
-//               MT-Uncertainty scores every candidate on every rank, so the selection is the single
-//               process's), trains on its share (balanced by length) with the global per-task counts in the
-//               loss (losses over the whole batch, PHA's contrastive ones, gather the other ranks' rows:
-//               multitask_batch::exchange), and the summed gradients are the global batch's; losses and token
-//               counts are summed; evaluation runs on every rank; only rank 0 logs, shows progress and writes
+//               MT-Uncertainty's candidates are scored in shares and the scores gathered, so every rank selects
+//               the same rows: the single process's, with dropout off), trains on its share (balanced by
+//               length) with the global per-task counts in the loss (losses over the whole batch, PHA's
+//               contrastive ones, gather the other ranks' rows: multitask_batch::exchange), and the summed
+//               gradients are the global batch's; losses and token counts are summed; evaluation is sharded
+//               and its predictions gathered (exact metrics); only rank 0 logs, shows progress and writes
 //               checkpoints. Dropout draws from a stream of (seed, rank, step): a run is reproducible for a
 //               world size; one rank keeps the single-process stream, so a 1-rank run is the plain run.
 //   resume:     with `resume`, the newest checkpoint in out_dir/checkpoints that validates and is finite
@@ -49,6 +50,7 @@
 #include <span>
 #include <string>
 #include <type_traits>
+#include <utility>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -181,38 +183,68 @@ std::string first_nonfinite_tensor(const std::filesystem::path& file) {
 }
 }  // namespace detail
 
-/// Every task's dev results for the model as it is now.
-template <class Model, class B, class T>
+/// Every task's dev results for the model as it is now, with the evaluation sharded over `comm`'s ranks: each
+/// rank predicts a contiguous share of every task's examples, the predictions are gathered in one collective, and
+/// every rank computes the metrics over all of them (MCC, F1 and the correlations need every prediction, not an
+/// average of the ranks' metrics). Collective: every rank calls it with the same arguments.
+template <class Model, class B, class T, communicator C>
 std::vector<data::task_result> evaluate_tasks(Model& model, B& backend, std::span<const encoded_task> dev,
-                                              std::size_t eval_batch,
-                                              batch_padding padding = batch_padding::length_groups) {
-    std::vector<data::task_result> out;
+                                              std::size_t eval_batch, batch_padding padding, C& comm) {
+    const bool sharded = !is_single_process(comm) && comm.size() > 1;
+    std::vector<std::vector<double>> predicted(dev.size());
+    std::vector<double> mine;  // this rank's predictions, task after task (sharded)
     for (std::size_t t = 0; t < dev.size(); ++t) {
         const encoded_task& d = dev[t];
-        std::vector<double> predicted;
-        std::vector<double> gold;
-        for (std::size_t first = 0; first < d.size(); first += eval_batch) {
+        const auto [lo, hi] = sharded ? shard_range(d.size(), comm.rank(), comm.size()) : std::pair<std::size_t, std::size_t>{0, d.size()};
+        for (std::size_t first = lo; first < hi; first += eval_batch) {
             std::vector<sample_ref> rows;
-            for (std::size_t i = first; i < std::min(d.size(), first + eval_batch); ++i) rows.push_back({t, i});
+            for (std::size_t i = first; i < std::min(hi, first + eval_batch); ++i) rows.push_back({t, i});
             const auto batch = make_batch<B, T>(backend, dev, rows, padding);
             const auto y = model.outputs(batch, run_mode::inference());
             for (std::size_t r = 0; r < rows.size(); ++r) {
                 const auto& o = y[r];
-                predicted.push_back(d.is_regression()
-                                        ? static_cast<double>(o[0])
-                                        : static_cast<double>(std::max_element(o.begin(), o.end()) - o.begin()));
-                gold.push_back(d.is_regression() ? static_cast<double>(d.scores[rows[r].index])
-                                                 : static_cast<double>(d.labels[rows[r].index]));
+                (sharded ? mine : predicted[t])
+                    .push_back(d.is_regression() ? static_cast<double>(o[0])
+                                                 : static_cast<double>(std::max_element(o.begin(), o.end()) - o.begin()));
             }
         }
+    }
+    if (sharded) {
+        const auto all = comm.allgather(std::span<const double>(mine));
+        for (int q = 0; q < comm.size(); ++q) {
+            const auto& theirs = all.at(static_cast<std::size_t>(q));
+            std::size_t at = 0;
+            for (std::size_t t = 0; t < dev.size(); ++t) {
+                const auto [lo, hi] = shard_range(dev[t].size(), q, comm.size());
+                if (at + (hi - lo) > theirs.size())
+                    throw communication_error("evaluate_tasks: rank " + std::to_string(q) + " sent " + std::to_string(theirs.size()) +
+                                              " predictions, fewer than its shards of the evaluation sets hold");
+                predicted[t].insert(predicted[t].end(), theirs.begin() + static_cast<std::ptrdiff_t>(at),
+                                    theirs.begin() + static_cast<std::ptrdiff_t>(at + (hi - lo)));
+                at += hi - lo;
+            }
+        }
+    }
+    std::vector<data::task_result> out;
+    for (std::size_t t = 0; t < dev.size(); ++t) {
+        const encoded_task& d = dev[t];
         if (d.is_regression()) {
-            out.push_back(data::evaluate(d.info, predicted, gold));
+            out.push_back(data::evaluate(d.info, predicted[t], std::vector<double>(d.scores.begin(), d.scores.end())));
         } else {
-            std::vector<int> p(predicted.begin(), predicted.end()), g(gold.begin(), gold.end());
+            std::vector<int> p(predicted[t].begin(), predicted[t].end()), g(d.labels.begin(), d.labels.end());
             out.push_back(data::evaluate(d.info, p, g));
         }
     }
     return out;
+}
+
+/// Every task's dev results for the model as it is now, in this process.
+template <class Model, class B, class T>
+std::vector<data::task_result> evaluate_tasks(Model& model, B& backend, std::span<const encoded_task> dev,
+                                              std::size_t eval_batch,
+                                              batch_padding padding = batch_padding::length_groups) {
+    single_process solo;
+    return evaluate_tasks<Model, B, T>(model, backend, dev, eval_batch, padding, solo);
 }
 
 namespace detail {
@@ -316,14 +348,16 @@ training_result detail::train_multitask_loop(Model& model, sampler_handle& sampl
                                              std::span<const encoded_task> train, std::span<const encoded_task> dev,
                                              const trainer_options& o, C& comm) {
     const auto start = std::chrono::steady_clock::now();
-    // Any communicator but single_process takes the data-parallel path, one rank too (which then equals the
+    // Any communicator but the single process takes the data-parallel path, one rank too (which then equals the
     // single-process run: same rows, same dropout stream), so that a 1-GPU NCCL run tests that path.
-    constexpr bool distributed = !std::is_same_v<C, single_process>;
+    const bool distributed = !is_single_process(comm);
+    // Scoring and evaluation are shared out only among two ranks or more (one rank is the plain run).
+    const bool sharing = distributed && comm.size() > 1;
     const bool leader = comm.rank() == 0;
     // Every value in one buffer and every trainable gradient in another (layers keep views): zeroing, unscaling,
     // clipping and the all-reduce are one call each (issue 13).
     flat_parameters<B, T> flat(model);
-    if constexpr (distributed) {  // the same model everywhere, starting from rank 0's weights
+    if (distributed) {  // the same model everywhere, starting from rank 0's weights
         check_same_parameters(model, comm);
         broadcast_parameters(flat, comm);
     }
@@ -363,18 +397,55 @@ training_result detail::train_multitask_loop(Model& model, sampler_handle& sampl
     if (!o.out_dir.empty() && leader) log.emplace(o.out_dir / "metrics.jsonl");
     progress_bar bar(o.steps, stderr, std::max<std::int64_t>(1, o.steps / 20));
 
+    // MT-Uncertainty's scores: one no-grad forward over the candidates in train mode (dropout on), as the
+    // authors' sampler does. Among two ranks or more each rank scores its share of the candidates (dealt by
+    // length, as the batches are) with its own dropout stream of (seed, rank, step), and the outputs are gathered
+    // in one collective, so every rank holds every candidate's scores and selects the same global batch (the
+    // single process's, when dropout is off).
+    std::int64_t scoring_step = 0;
     const sampler_handle::score_function score_candidates = [&](const std::vector<example_ref>& cand) {
-        // One no-grad forward over the candidates in train mode (dropout on), as the authors' sampler does.
-        const auto batch = make_batch<B, T>(backend, train, cand, o.padding);
-        const auto y = model.outputs(batch, run_mode::train(dropout_rng));
         std::vector<std::vector<float>> per_task(train.size());
+        if (!sharing) {
+            const auto batch = make_batch<B, T>(backend, train, cand, o.padding);
+            const auto y = model.outputs(batch, run_mode::train(dropout_rng));
+            for (std::size_t r = 0; r < cand.size(); ++r)
+                for (const T v : y[r]) per_task[cand[r].task].push_back(static_cast<float>(v));
+            return per_task;
+        }
+        std::vector<double> mine;  // per scored row: its output count, then its outputs
+        if (const auto positions = balanced_positions(cand, train, comm.rank(), comm.size()); !positions.empty()) {
+            std::vector<example_ref> rows;
+            for (const std::size_t i : positions) rows.push_back(cand[i]);
+            const auto batch = make_batch<B, T>(backend, train, rows, o.padding);
+            rng_stream stream = rank_step_stream(o.seed ^ 0x5c0e5c0e5c0e5c0eULL, comm.rank(), scoring_step);
+            const auto y = model.outputs(batch, run_mode::train(stream));
+            for (const auto& row : y) {
+                mine.push_back(static_cast<double>(row.size()));
+                for (const T v : row) mine.push_back(static_cast<double>(v));
+            }
+        }
+        const auto all = comm.allgather(std::span<const double>(mine));
+        std::vector<std::vector<float>> by_candidate(cand.size());
+        for (int q = 0; q < comm.size(); ++q) {
+            const auto& theirs = all.at(static_cast<std::size_t>(q));
+            std::size_t at = 0;
+            for (const std::size_t i : balanced_positions(cand, train, q, comm.size())) {
+                const auto n = at < theirs.size() ? static_cast<std::size_t>(theirs[at]) : theirs.size();
+                if (at + 1 + n > theirs.size())
+                    throw communication_error("train_multitask: rank " + std::to_string(q) +
+                                              "'s candidate scores are fewer than its share of the candidates");
+                by_candidate[i].assign(theirs.begin() + static_cast<std::ptrdiff_t>(at + 1),
+                                       theirs.begin() + static_cast<std::ptrdiff_t>(at + 1 + n));
+                at += 1 + n;
+            }
+        }
         for (std::size_t r = 0; r < cand.size(); ++r)
-            for (const T v : y[r]) per_task[cand[r].task].push_back(static_cast<float>(v));
+            per_task[cand[r].task].insert(per_task[cand[r].task].end(), by_candidate[r].begin(), by_candidate[r].end());
         return per_task;
     };
 
     auto evaluate_now = [&](std::int64_t step) {
-        auto res = evaluate_tasks<Model, B, T>(model, backend, dev, o.eval_batch, o.padding);
+        auto res = evaluate_tasks<Model, B, T>(model, backend, dev, o.eval_batch, o.padding, comm);
         if (result.best.empty()) result.best = res;
         evaluation_record now{step, res, data::average_score(res)};
         const bool better = result.evaluations.empty() || now.average > result.selected.average ||
@@ -471,6 +542,7 @@ training_result detail::train_multitask_loop(Model& model, sampler_handle& sampl
     };
 
     for (std::int64_t step = first_step; step < o.steps; ++step) {
+        scoring_step = step;
         const std::vector<example_ref> rows = sampler.next(score_candidates);
         auto batch = make_batch<B, T>(backend, train, distributed ? balanced_share(rows, train, comm.rank(), comm.size()) : rows,
                                       o.padding);

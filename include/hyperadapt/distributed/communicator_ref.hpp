@@ -1,0 +1,88 @@
+#pragma once
+// A non-owning reference to any communicator (communicator.hpp), one type for all of them. A program that
+// picks its processes at run time -- one process, or the ranks mpirun started -- passes a communicator_ref to
+// the trainer, which is then compiled once rather than once per communicator type; each collective costs one
+// indirect call, against messages of kilobytes to megabytes. A default-constructed reference is the single
+// process (it needs no object), and a reference to a single_process keeps is_single_process, so the trainer
+// takes its plain path for both. The communicator referred to must outlive the reference.
+//
+// What it does not carry: the device collectives of a communicator that has them (nccl_communicator's
+// allreduce_device); through a reference, gradients go through host memory. Pass the communicator itself
+// where those matter.
+#include <cstddef>
+#include <span>
+#include <string>
+#include <type_traits>
+#include <vector>
+
+#include "hyperadapt/distributed/communicator.hpp"
+
+namespace hyperadapt {
+
+class communicator_ref {
+public:
+    /// The single process: rank 0 of 1, every collective the identity.
+    communicator_ref() noexcept = default;
+
+    template <communicator C>
+        requires(!std::is_same_v<std::remove_cv_t<C>, communicator_ref>)
+    communicator_ref(C& c) noexcept  // NOLINT(google-explicit-constructor): a reference converts like one
+        : object_(&c), operations_(&operations_of<C>), alone_(hyperadapt::is_single_process(c)) {}
+
+    [[nodiscard]] int rank() const { return operations_->rank(object_); }
+    [[nodiscard]] int size() const { return operations_->size(object_); }
+    [[nodiscard]] bool is_single_process() const noexcept { return alone_; }
+    void allreduce_sum(std::span<float> v) { operations_->allreduce_float(object_, v); }
+    void allreduce_sum(std::span<double> v) { operations_->allreduce_double(object_, v); }
+    void broadcast(std::span<std::byte> bytes, int root) { operations_->broadcast(object_, bytes, root); }
+    [[nodiscard]] std::vector<std::string> allgather(const std::string& s) { return operations_->allgather_string(object_, s); }
+    [[nodiscard]] std::vector<std::vector<double>> allgather(std::span<const double> v) {
+        return operations_->allgather_doubles(object_, v);
+    }
+    void barrier() { operations_->barrier(object_); }
+
+private:
+    struct operations {
+        int (*rank)(void*);
+        int (*size)(void*);
+        void (*allreduce_float)(void*, std::span<float>);
+        void (*allreduce_double)(void*, std::span<double>);
+        void (*broadcast)(void*, std::span<std::byte>, int);
+        std::vector<std::string> (*allgather_string)(void*, const std::string&);
+        std::vector<std::vector<double>> (*allgather_doubles)(void*, std::span<const double>);
+        void (*barrier)(void*);
+    };
+    template <class C>
+    static C& as(void* p) noexcept {
+        return *static_cast<C*>(p);
+    }
+    template <class C>
+    static constexpr operations operations_of{
+        [](void* p) { return static_cast<int>(as<C>(p).rank()); },
+        [](void* p) { return static_cast<int>(as<C>(p).size()); },
+        [](void* p, std::span<float> v) { as<C>(p).allreduce_sum(v); },
+        [](void* p, std::span<double> v) { as<C>(p).allreduce_sum(v); },
+        [](void* p, std::span<std::byte> b, int root) { as<C>(p).broadcast(b, root); },
+        [](void* p, const std::string& s) { return as<C>(p).allgather(s); },
+        [](void* p, std::span<const double> v) { return as<C>(p).allgather(v); },
+        [](void* p) { as<C>(p).barrier(); },
+    };
+    // The default reference's operations: single_process's, without an object (it has no state).
+    static constexpr operations alone_operations{
+        [](void*) { return 0; },
+        [](void*) { return 1; },
+        [](void*, std::span<float>) {},
+        [](void*, std::span<double>) {},
+        [](void*, std::span<std::byte>, int root) { single_process{}.broadcast({}, root); },
+        [](void*, const std::string& s) { return std::vector<std::string>{s}; },
+        [](void*, std::span<const double> v) { return std::vector<std::vector<double>>{{v.begin(), v.end()}}; },
+        [](void*) {},
+    };
+
+    void* object_ = nullptr;
+    const operations* operations_ = &alone_operations;
+    bool alone_ = true;
+};
+static_assert(communicator<communicator_ref>);
+
+}  // namespace hyperadapt
