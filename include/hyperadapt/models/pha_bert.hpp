@@ -169,9 +169,14 @@ public:
         B& b = ctx.encoder.retriever_output.backend();
         if (a.on_backend) {
             // The losses' gradients of 1 x loss, scaled here: by a power of two (the loss scaler's), so the same
-            // bits as the host path's, which scales before rounding to T.
+            // bits as the host path's, which scales before rounding to T. Scaled into a copy: the context keeps
+            // the unscaled gradients, so a second backward of the same forward scales them once too.
             tensor<B, T> de = a.feature_grad;
-            if (loss_scale != T(1)) b.scale(de.size(), loss_scale, de.data());
+            if (loss_scale != T(1)) {
+                de = tensor<B, T>(b, a.feature_grad.shape());
+                b.copy(a.feature_grad.data(), de.data(), de.size());
+                b.scale(de.size(), loss_scale, de.data());
+            }
             check_input_gradient(ctx.anomaly, "pha_contrastive", "", de);
             if (!a.prototype_grad.empty()) {
                 auto& P = m.conditioning().template get<prototype_conditioning<B, T>>()->prototypes().weight();
@@ -242,11 +247,9 @@ private:
                                 std::to_string(i) + " is out of range for " + std::to_string(tasks) + " prototypes");
         }
         const pha_contrastive_options& co = m.options().contrastive;
-        const contrastive_settings settings{.temperature = co.temperature,
-                                            .weight = co.weight,
-                                            .instance = m.options().instance_loss,
-                                            .prototype = P != nullptr,
-                                            .exclude_positive = co.denominator == pha_denominator::exclude_positive};
+        contrastive_settings settings = pha_detail::settings_of(co);
+        settings.instance = m.options().instance_loss;
+        settings.prototype = P != nullptr;
         B& backend = e.backend();
         a.feature_grad = tensor<B, T>(backend, {rows, dim});
         if (P) a.prototype_grad = tensor<B, T>(backend, P->shape());
