@@ -79,10 +79,15 @@ void broadcast_parameters(M& model, C& comm, int root = 0) {
 }
 
 namespace detail {
+/// Refuses a rank outside 0..size-1 (or an empty world).
+inline void check_rank(int rank, int size) {
+    if (size < 1 || rank < 0 || rank >= size) throw config_error("data parallel: rank " + std::to_string(rank) + " of " + std::to_string(size));
+}
+
 /// Refuses a rank outside 0..size-1 and a world size that does not divide the global batch of `rows` rows
 /// (every rank must carry the same load).
 inline void check_share(std::size_t rows, int rank, int size) {
-    if (size < 1 || rank < 0 || rank >= size) throw config_error("data parallel: rank " + std::to_string(rank) + " of " + std::to_string(size));
+    check_rank(rank, size);
     if (rows % static_cast<std::size_t>(size) != 0)
         throw config_error("data parallel: " + std::to_string(size) + " ranks do not divide the global batch of " +
                            std::to_string(rows) + " rows (choose a batch that is a multiple of the world size)");
@@ -104,7 +109,7 @@ template <class Row>
 /// increasing order. Any number of rows (a rank may get none): balanced_share adds the check that W divides them.
 [[nodiscard]] inline std::vector<std::size_t> balanced_positions(const std::vector<sample_ref>& rows,
                                                                  std::span<const encoded_task> tasks, int rank, int size) {
-    if (size < 1 || rank < 0 || rank >= size) throw config_error("data parallel: rank " + std::to_string(rank) + " of " + std::to_string(size));
+    detail::check_rank(rank, size);
     const auto w = static_cast<std::size_t>(size);
     std::vector<std::size_t> length(rows.size(), 0), order(rows.size());
     for (std::size_t i = 0; i < rows.size(); ++i) {
@@ -141,7 +146,7 @@ template <class Row>
 /// Rank `rank`'s contiguous part [first, last) of n items split over `size` ranks as evenly as can be (any n;
 /// a rank may get none): the shards of evaluation, whose gathered results keep the items' order.
 [[nodiscard]] inline std::pair<std::size_t, std::size_t> shard_range(std::size_t n, int rank, int size) {
-    if (size < 1 || rank < 0 || rank >= size) throw config_error("data parallel: rank " + std::to_string(rank) + " of " + std::to_string(size));
+    detail::check_rank(rank, size);
     const auto w = static_cast<std::size_t>(size), r = static_cast<std::size_t>(rank);
     return {r * n / w, (r + 1) * n / w};
 }
