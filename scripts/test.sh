@@ -31,9 +31,15 @@ if [[ -n "$nvcc" ]]; then
   cuda_args=(-DHYPERADAPT_ENABLE_CUDA=ON "-DCMAKE_CUDA_COMPILER=$nvcc" "-DHYPERADAPT_CUDA_ARCHITECTURES=${HYPERADAPT_CUDA_ARCHITECTURES:-90}")
   # Without a GPU the CUDA programs can only be compiled, not run: their host code at -O0 (half of nvcc's time;
   # device code unchanged). With one, their usual optimisation (set either way: the CMake cache keeps values).
+  # The CUDA tests, whose every case needs a device, are then only compile-checked (tests/CMakeLists.txt).
   cuda_host_optimization=-O0
-  if command -v nvidia-smi >/dev/null && nvidia-smi -L >/dev/null 2>&1; then cuda_host_optimization=; fi
-  cuda_args+=("-DHYPERADAPT_CUDA_HOST_OPTIMIZATION=${HYPERADAPT_CUDA_HOST_OPTIMIZATION-$cuda_host_optimization}")
+  cuda_tests_compile_only=ON
+  if command -v nvidia-smi >/dev/null && nvidia-smi -L >/dev/null 2>&1; then
+    cuda_host_optimization=
+    cuda_tests_compile_only=OFF
+  fi
+  cuda_args+=("-DHYPERADAPT_CUDA_HOST_OPTIMIZATION=${HYPERADAPT_CUDA_HOST_OPTIMIZATION-$cuda_host_optimization}"
+              "-DHYPERADAPT_CUDA_TESTS_COMPILE_ONLY=${HYPERADAPT_CUDA_TESTS_COMPILE_ONLY:-$cuda_tests_compile_only}")
 fi
 
 # shellcheck disable=SC2086  # HYPERADAPT_CMAKE_ARGS is a list of arguments
