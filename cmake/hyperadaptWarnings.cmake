@@ -9,7 +9,7 @@ if(CMAKE_CXX_COMPILER_ID MATCHES "GNU|Clang")
     target_compile_options(hyperadapt_warnings INTERFACE $<$<COMPILE_LANGUAGE:CXX>:-Wno-maybe-uninitialized>)
     if(CMAKE_CXX_COMPILER_VERSION VERSION_LESS 12.3)
       # GCC before 12.3 (PR 105593; Debian 12 ships 12.2) also says "used uninitialized" for the
-      # _mm512_undefined_ps() operands of its own AVX-512 intrinsics (at -O1, the tests' level, with
+      # _mm512_undefined_ps() operands of its own AVX-512 intrinsics (at -Og and -O1, the tests' levels, with
       # -march=native on an AVX-512 CPU): hundreds of false reports per build. Clang builds (the fuzzers)
       # and the sanitizer runs still check for uninitialized reads.
       target_compile_options(hyperadapt_warnings INTERFACE $<$<COMPILE_LANGUAGE:CXX>:-Wno-uninitialized>)
