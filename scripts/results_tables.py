@@ -450,7 +450,7 @@ def budget_line(row, seeds):
     trainable_text = f"{models} × {millions(trainable)}" if models > 1 else millions(trainable)
     cpus = sorted({c for r in runs for c in r.cpus}) or ["CPU unknown"]
     threads = sorted({t for r in runs for t in r.threads})
-    thread_text = f", {value_range(threads)} threads" if threads else ""
+    thread_text = f", {value_range(threads)} thread{'' if threads == [1] else 's'}" if threads else ""
     return (f"- {row_name(row)}: {steps} steps × {batch}{per_model} per seed, "
             f"{count(sum(r.real_tokens for r in runs))} real tokens, "
             f"{duration(seconds)} of training in all ({duration(seconds / len(runs))} per seed), "
