@@ -5,14 +5,15 @@
 # leaves an empty object file where nvcc's would have been, so the build tool sees the source as up to date
 # until it or a header it includes changes (nvcc still writes the dependency file).
 set -e
-"$@" -Xcompiler=-fsyntax-only
 out=
-while [ $# -gt 0 ]; do
-  if [ "$1" = "-o" ] && [ $# -gt 1 ]; then out=$2; fi
-  shift
+previous=
+for argument in "$@"; do
+  if [ "$previous" = "-o" ]; then out=$argument; fi
+  previous=$argument
 done
 if [ -z "$out" ]; then
   echo "cuda_compile_check.sh: no -o <object> in the nvcc command" >&2
   exit 2
 fi
+"$@" -Xcompiler=-fsyntax-only
 : >"$out"
