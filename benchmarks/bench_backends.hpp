@@ -27,11 +27,20 @@ using bf16_cpu = cpu_backend<bf16_provider>;
 inline bf16_provider bf16() { return bf16_provider(compute_precision::bf16); }
 #endif
 
-/// The training-step benchmarks' cases: 2 threads; batches 0 synthetic, 1 GLUE lengths padded to 128,
+/// The thread count of the layer and step benchmarks: HYPERADAPT_BENCH_THREADS (set by the compare scripts
+/// from their threads argument, so that both sides run the same count), 2 where it is unset or not a count.
+inline long threads() {
+    const char* v = std::getenv("HYPERADAPT_BENCH_THREADS");
+    const long n = v ? std::strtol(v, nullptr, 10) : 0;
+    return n > 0 ? n : 2;
+}
+
+/// The training-step benchmarks' cases: threads();  batches 0 synthetic, 1 GLUE lengths padded to 128,
 /// 2 to the batch's longest, 3 in length groups; at least 5 s each, or exactly HYPERADAPT_BENCH_ITERATIONS
 /// steps where that is set (compare_memory.sh: every GLUE batch once, whatever the machine's speed).
 inline void step_cases(benchmark::internal::Benchmark* b) {
-    b->Args({2, 0})->Args({2, 1})->Args({2, 2})->Args({2, 3})->ArgNames({"threads", "batches"});
+    const long t = threads();
+    b->Args({t, 0})->Args({t, 1})->Args({t, 2})->Args({t, 3})->ArgNames({"threads", "batches"});
     b->Unit(benchmark::kMillisecond)->UseRealTime();
     const char* steps = std::getenv("HYPERADAPT_BENCH_ITERATIONS");
     const long n = steps ? std::strtol(steps, nullptr, 10) : 0;

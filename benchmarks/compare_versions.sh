@@ -36,7 +36,7 @@ else
 fi
 out="$(mktemp -d)"
 trap 'rm -rf "$out"' EXIT
-export OMP_WAIT_POLICY="${OMP_WAIT_POLICY:-PASSIVE}" OMP_NUM_THREADS="$threads"
+export OMP_WAIT_POLICY="${OMP_WAIT_POLICY:-PASSIVE}" OMP_NUM_THREADS="$threads" HYPERADAPT_BENCH_THREADS="$threads"
 unset OPENBLAS_CORETYPE
 # A CPU that OpenBLAS 0.3.21 does not recognise gets its generic (Prescott, SSE3) kernels: name the kernels
 # to use instead, e.g. BENCH_OPENBLAS_CORETYPE=SkylakeX (docs/benchmarks.md says which each figure ran).

@@ -19,6 +19,7 @@ unset OPENBLAS_CORETYPE OPENBLAS_L2_SIZE
 # BENCH_OPENBLAS_CORETYPE=SkylakeX names the kernels to use instead.
 [[ -n "${BENCH_OPENBLAS_CORETYPE:-}" ]] && export OPENBLAS_CORETYPE="$BENCH_OPENBLAS_CORETYPE"
 export OMP_NUM_THREADS="$threads"
+export HYPERADAPT_BENCH_THREADS="$threads"  # our layer and step benchmarks (bench::threads())
 export OMP_WAIT_POLICY="${OMP_WAIT_POLICY:-PASSIVE}"
 # A PYTHON with Debian's torch reaches BLAS through libblas.so.3: point it at the OpenMP OpenBLAS our cblas
 # provider links (the PyPI torch does not load libblas).

@@ -17,7 +17,7 @@ void shapes(benchmark::internal::Benchmark* b) {
     for (auto s : std::vector<std::vector<long>>{{2048, 2304, 768}, {2048, 768, 768}, {2048, 3072, 768},
                                                  {2048, 768, 3072}, {2048, 1536, 384}, {2048, 384, 1536},
                                                  {1000, 1000, 1000}, {127, 513, 255}})
-        b->Args({s[0], s[1], s[2], 2});
+        b->Args({s[0], s[1], s[2], bench::threads()});
     b->Unit(benchmark::kMillisecond)->UseRealTime();
 }
 
@@ -33,7 +33,7 @@ void small_shapes(benchmark::internal::Benchmark* b) {
     b->ArgNames({"m", "n", "k", "threads"});
     for (auto s : std::vector<std::vector<long>>{{128, 128, 64}, {128, 64, 128}, {32, 384, 384}, {64, 384, 384},
                                                  {128, 384, 384}, {256, 384, 384}, {256, 1536, 384}})
-        b->Args({s[0], s[1], s[2], 2});
+        b->Args({s[0], s[1], s[2], bench::threads()});
     b->Unit(benchmark::kMicrosecond)->UseRealTime();
 }
 

@@ -51,7 +51,7 @@ void run(benchmark::State& state, bool train, typename B::gemm_provider provider
 }
 
 void args(benchmark::internal::Benchmark* b) {
-    for (long h : {384L, 768L}) b->Args({h, 2});
+    for (long h : {384L, 768L}) b->Args({h, bench::threads()});
     b->ArgNames({"hidden", "threads"})->Unit(benchmark::kMillisecond)->UseRealTime()->MinTime(2.0);
 }
 
