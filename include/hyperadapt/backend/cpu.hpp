@@ -567,21 +567,53 @@ public:
     /// A row whose keys are all masked gets all-zero probabilities. A NaN among a row's unmasked logits makes
     /// the whole row NaN, as PyTorch's softmax (the max shift takes it up: std::max would drop it, and an
     /// all-NaN row would pass for a fully masked one). Masked keys are never read, so padding stays invisible.
+    /// Where a batch element's key mask is its first keys real and the rest padding (every batch this library
+    /// builds), its rows run vectorised over those keys alone (one pass for the logits, one for the NaN-keeping
+    /// max, one exp, one sum, one scale); any other mask takes the general path, key by key.
     template <class T>
     void attention_softmax_forward(std::size_t batch, std::size_t heads, std::size_t tq, std::size_t tk, T scale,
                                    const T* scores, const T* bias, const std::uint8_t* key_mask, T* probs) {
+        constexpr std::size_t general = std::numeric_limits<std::size_t>::max();
+        // real_keys[b]: how many leading keys of batch element b are real, or `general`.
+        std::vector<std::size_t> real_keys(batch, tk);
+        if (key_mask)
+            for (std::size_t b = 0; b < batch; ++b) {
+                const std::uint8_t* km = key_mask + b * tk;
+                const std::size_t n = static_cast<std::size_t>(std::find(km, km + tk, std::uint8_t{0}) - km);
+                real_keys[b] = std::find_if(km + n, km + tk, [](std::uint8_t v) { return v != 0; }) == km + tk
+                                   ? n
+                                   : general;
+            }
         for_rows(batch * heads * tq, tk, [&](std::size_t r0, std::size_t r1) {
           for (std::size_t ur = r0; ur < r1; ++ur) {
             const std::size_t b = ur / (heads * tq), i = ur % tq;
-            const std::uint8_t* km = key_mask ? key_mask + b * tk : nullptr;
             const T* s = scores + ur * tk;
             const T* br = bias ? bias + (b * tq + i) * tk : nullptr;
             T* p = probs + ur * tk;
+            if (const std::size_t n = real_keys[b]; n != general) {
+                auto v = arr(p, n);
+                if (br)
+                    v = scale * carr(s, n) + carr(br, n);
+                else
+                    v = scale * carr(s, n);
+                const T mx = n ? v.template maxCoeff<Eigen::PropagateNaN>()  // a NaN among the logits stays
+                               : -std::numeric_limits<T>::infinity();
+                if (mx == -std::numeric_limits<T>::infinity()) {
+                    std::fill_n(p, tk, T(0));
+                    continue;
+                }
+                v = (v - mx).exp();
+                const T inv = T(1) / v.sum();
+                v *= inv;
+                std::fill(p + n, p + tk, T(0) * inv);  // 0, or NaN with the rest of a NaN row (as PyTorch's)
+                continue;
+            }
+            const std::uint8_t* km = key_mask + b * tk;
             T mx = -std::numeric_limits<T>::infinity();
             for (std::size_t j = 0; j < tk; ++j) {
                 const T v = scale * s[j] + (br ? br[j] : T(0));
                 p[j] = v;
-                if ((!km || km[j]) && (v > mx || std::isnan(v))) mx = v;  // a NaN, once in, stays
+                if (km[j] && (v > mx || std::isnan(v))) mx = v;  // a NaN, once in, stays
             }
             if (mx == -std::numeric_limits<T>::infinity()) {
                 std::fill_n(p, tk, T(0));
@@ -589,9 +621,8 @@ public:
             }
             auto pr = arr(p, tk);
             pr = (pr - mx).exp();
-            if (km)
-                for (std::size_t j = 0; j < tk; ++j)
-                    if (!km[j]) p[j] = T(0);
+            for (std::size_t j = 0; j < tk; ++j)
+                if (!km[j]) p[j] = T(0);
             pr *= T(1) / pr.sum();
           }
         });
