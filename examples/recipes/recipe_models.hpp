@@ -11,6 +11,7 @@
 #include "hyperadapt/models/camtl.hpp"
 #include "hyperadapt/models/multitask_bert.hpp"
 #include "hyperadapt/models/pha_bert.hpp"
+#include "hyperadapt/nn/flat_parameters.hpp"
 #include "hyperadapt/nn/parameters.hpp"
 #include "hyperadapt/optim/adamw.hpp"
 #include "hyperadapt/optim/clip.hpp"
@@ -55,6 +56,10 @@ HYPERADAPT_EXTERN_MULTITASK_MODEL(::hyperadapt::multitask_bert_recipe<::hyperada
 HYPERADAPT_EXTERN_MULTITASK_MODEL(::hyperadapt::pha_recipe<::hyperadapt::examples::policy, float>);
 extern template class ::hyperadapt::pha_bert<::hyperadapt::examples::policy, float>;
 extern template class ::hyperadapt::adamw<::hyperadapt::examples::policy, float>;
+// The trainer's flat gradient buffer: zeroing, the gradient norm and its clipping run on it every step. Without
+// this, training.cpp (-O0) compiled them, and the norm over the 8.8 M gradients of a MiniLM CA-MTL model took
+// about a third of a training step (docs/benchmarks.md, session 31).
+extern template class ::hyperadapt::flat_parameters<::hyperadapt::examples::policy, float>;
 
 namespace hyperadapt {
 HYPERADAPT_RECIPE_MODEL_FUNCTIONS(extern, examples::camtl_recipe_model);

@@ -404,8 +404,10 @@ public:
         const T keep_scale = T(1) / (T(1) - p);
         const float pf = static_cast<float>(p);
         for_chunks(n, [=](std::size_t i0, std::size_t len) {
-            for (std::size_t i = i0; i < i0 + len; ++i)
-                out[i] = (detail::uniform01(seed, offset + i) >= pf ? y[i] * keep_scale : y[i] - y[i]) + x[i];
+            for (std::size_t i = i0; i < i0 + len; ++i) {
+                const T v = y[i], kept = v * keep_scale, dropped = v - v;
+                out[i] = (detail::uniform01(seed, offset + i) >= pf ? kept : dropped) + x[i];
+            }
         });
     }
     /// y = dropout(x), dx = dropout'(dy): apply_dropout's values for both, from one draw of each element's mask.
@@ -417,8 +419,10 @@ public:
         for_chunks(n, [=](std::size_t i0, std::size_t len) {
             for (std::size_t i = i0; i < i0 + len; ++i) {
                 const bool keep = detail::uniform01(seed, offset + i) >= pf;
-                y[i] = keep ? x[i] * keep_scale : x[i] - x[i];
-                dx[i] = keep ? dy[i] * keep_scale : dy[i] - dy[i];
+                const T v = x[i], g = dy[i];
+                const T v_kept = v * keep_scale, v_dropped = v - v, g_kept = g * keep_scale, g_dropped = g - g;
+                y[i] = keep ? v_kept : v_dropped;
+                dx[i] = keep ? g_kept : g_dropped;
             }
         });
     }
@@ -438,14 +442,20 @@ public:
     template <class T>
     void relu_forward(std::size_t n, const T* x, T* y) {
         for_chunks(n, [=](std::size_t i0, std::size_t len) {
-            for (std::size_t i = i0; i < i0 + len; ++i) y[i] = x[i] <= T(0) ? T(0) : x[i];
+            for (std::size_t i = i0; i < i0 + len; ++i) {
+                const T v = x[i];
+                y[i] = v <= T(0) ? T(0) : v;
+            }
         });
     }
     /// dx = (x <= 0 ? 0 : dy): a NaN x passes dy on, as torch's threshold_backward (dx may alias dy).
     template <class T>
     void relu_backward(std::size_t n, const T* x, const T* dy, T* dx) {
         for_chunks(n, [=](std::size_t i0, std::size_t len) {
-            for (std::size_t i = i0; i < i0 + len; ++i) dx[i] = x[i] <= T(0) ? T(0) : dy[i];
+            for (std::size_t i = i0; i < i0 + len; ++i) {
+                const T v = x[i], g = dy[i];
+                dx[i] = v <= T(0) ? T(0) : g;
+            }
         });
     }
     /// gelu_new (transformers 3.5.1): t = tanh(c (x + a x^3)), y = 0.5 (x + x t); t must not alias x.
@@ -784,12 +794,18 @@ private:
             if (c0 < cols) f(c0, std::min(width, cols - c0));
         });
     }
+    /// f(0, n) as a function of its own, as the pool runs each chunk: inlined into its caller instead, GCC 12 left
+    /// dropout's loop scalar ("control flow in loop"), about 14 ns an element (docs/benchmarks.md, session 31).
+    template <class F>
+    [[gnu::noinline]] static void run_whole(F& f, std::size_t n) {
+        f(std::size_t{0}, n);
+    }
     /// f(i0, len) over pieces of [0, n) whose starts are multiples of 16 elements.
     template <class F>
     void for_chunks(std::size_t n, F&& f) {
         const std::size_t chunks = row_chunks(n, 1);
         if (chunks == 1) {
-            f(std::size_t{0}, n);
+            run_whole(f, n);
             return;
         }
         const std::size_t per = ((n + chunks - 1) / chunks + 15) / 16 * 16;
@@ -807,8 +823,10 @@ private:
         const T keep_scale = T(1) / (T(1) - p);
         const float pf = static_cast<float>(p);
         for_chunks(n, [=](std::size_t i0, std::size_t len) {
-            for (std::size_t i = i0; i < i0 + len; ++i)
-                y[i] = detail::uniform01(seed, offset + i) >= pf ? x[i] * keep_scale : x[i] - x[i];
+            for (std::size_t i = i0; i < i0 + len; ++i) {
+                const T v = x[i], kept = v * keep_scale, dropped = v - v;
+                y[i] = detail::uniform01(seed, offset + i) >= pf ? kept : dropped;
+            }
         });
     }
 
