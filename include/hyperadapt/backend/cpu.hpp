@@ -795,7 +795,7 @@ private:
         });
     }
     /// f(0, n) as a function of its own, as the pool runs each chunk: inlined into its caller instead, GCC 12 left
-    /// dropout's loop scalar ("control flow in loop"), about 14 ns an element (docs/benchmarks.md, session 31).
+    /// dropout's loop scalar ("control flow in loop"), 5-10x slower on one thread (docs/benchmarks.md, session 31).
     template <class F>
     [[gnu::noinline]] static void run_whole(F& f, std::size_t n) {
         f(std::size_t{0}, n);
