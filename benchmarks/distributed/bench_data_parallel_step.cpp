@@ -1,11 +1,14 @@
 // The MiniLM CA-MTL training step of models/bench_camtl_step.cpp (6 layers, hidden 384, six GLUE tasks' real
 // lengths in length groups, global batch 32, lower half frozen), data-parallel over MPI ranks: each rank runs
-// forward and backward on its 32 / ranks rows of the global batch, the ranks average their gradients
-// (allreduce_gradients, the trainable 8.6 M parameters), then clip and step alike. Run as one process with T
-// threads, or as `mpirun -np R bench_data_parallel_step --threads 1`; benchmarks/compare_data_parallel.sh runs
-// both side by side. Prints, on rank 0, global real tokens per second over the timed steps and the share of
-// the step spent in the all-reduce. Each rank's loss is its share of the global batch's (loss_task_rows), so the
-// summed gradients are the global batch's.
+// forward and backward on its 32 / ranks rows of the global batch, the ranks sum their gradients (the trainable
+// 8.6 M parameters in one flat buffer, as the trainer holds them), then clip and step alike. Run as one process
+// with T threads, or as `mpirun -np R bench_data_parallel_step --threads 1`; benchmarks/compare_data_parallel.sh
+// runs both side by side. `--overlap 0` all-reduces the whole buffer after backward (allreduce_gradients);
+// `--overlap 1` (the trainer's way) starts each bucket's all-reduce as soon as backward has made it final
+// (overlapped_allreduce). Prints, on rank 0, global real tokens per second over the timed steps and the exposed
+// communication: the share of the step from backward's return to summed gradients (the wait for the slower rank
+// included; with overlap, what the backward pass did not hide). Each rank's loss is its share of the global
+// batch's (loss_task_rows), so the summed gradients are the global batch's.
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -15,10 +18,11 @@
 #include "bench_backends.hpp"
 #include "hyperadapt/distributed/data_parallel.hpp"
 #include "hyperadapt/distributed/mpi_communicator.hpp"
+#include "hyperadapt/distributed/overlapped_allreduce.hpp"
 #include "hyperadapt/models/camtl.hpp"
+#include "hyperadapt/nn/flat_parameters.hpp"
 #include "hyperadapt/nn/parameters.hpp"
 #include "hyperadapt/optim/adamw.hpp"
-#include "hyperadapt/optim/clip.hpp"
 #include "models/glue_batches.hpp"
 
 using namespace hyperadapt;
@@ -31,14 +35,15 @@ using B = cpu;
 int main(int argc, char** argv) try {
     mpi_session session(argc, argv);
     mpi_communicator comm;
-    int threads = 1, steps = 12, warmup = 2;
+    int threads = 1, steps = 12, warmup = 2, overlap = 1;
     for (int i = 1; i + 1 < argc; i += 2) {
         const std::string k = argv[i];
         const int v = std::atoi(argv[i + 1]);
         if (k == "--threads") threads = v;
         else if (k == "--steps") steps = v;
         else if (k == "--warmup") warmup = v;
-        else throw config_error("bench_data_parallel_step: unknown option " + k + " (--threads, --steps, --warmup)");
+        else if (k == "--overlap") overlap = v;
+        else throw config_error("bench_data_parallel_step: unknown option " + k + " (--threads, --steps, --warmup, --overlap)");
     }
     const std::size_t batch = 32, seq = 128;
     B backend(B::options{.threads = threads});
@@ -51,8 +56,10 @@ int main(int argc, char** argv) try {
     model.initialize(init);
     model.apply_freezing();
     check_same_parameters(model, comm);
-    broadcast_parameters(model, comm);
+    flat_parameters<B, float> flat(model);
+    broadcast_parameters(flat, comm);
     adamw<B, float> opt(model, {.lr = 2e-5});
+    overlapped_allreduce<B, float, mpi_communicator> reducer(flat, comm);
 
     std::string why;
     const auto glue = bench::glue_six_tasks(seq, 2000, why);
@@ -65,7 +72,8 @@ int main(int argc, char** argv) try {
         global_tokens.push_back(static_cast<double>(make_batch<B, float>(backend, glue, rows, batch_padding::length_groups).real_tokens));
     }
     rng_stream dropout(2 + static_cast<std::uint64_t>(comm.rank()));
-    double tokens = 0, wait_seconds = 0, reduce_seconds = 0;
+    double tokens = 0, exposed_seconds = 0;
+    std::size_t buckets = 0, early = 0;
     std::chrono::steady_clock::time_point start;
     for (int step = 0; step < warmup + steps; ++step) {
         if (step == warmup) {
@@ -74,31 +82,38 @@ int main(int argc, char** argv) try {
         }
         const std::size_t k = static_cast<std::size_t>(step) % local.size();
         typename camtl_model<B, float>::context ctx;
-        zero_grad(model);
-        (void)model.forward_loss(local[k], ctx, run_mode::train(dropout));
+        flat.zero_grad();
+        run_mode mode = run_mode::train(dropout);
+        if (overlap) {
+            reducer.begin();
+            mode = mode.reporting_gradients(reducer);
+        }
+        (void)model.forward_loss(local[k], ctx, mode);
         model.backward(ctx);
-        // The all-reduce's time split in two: waiting for the slower rank (a barrier; the shares' lengths differ)
-        // and the reduction itself.
-        const auto w0 = std::chrono::steady_clock::now();
-        comm.barrier();
         const auto r0 = std::chrono::steady_clock::now();
-        allreduce_gradients(model, comm, gradient_reduction::sum);
+        if (overlap)
+            reducer.finish();
+        else
+            allreduce_gradients(flat, comm, gradient_reduction::sum);
         const auto r1 = std::chrono::steady_clock::now();
-        clip_grad_norm(model, 1.0);
+        (void)flat.clip_grad_norm(1.0);
         opt.step();
         if (step >= warmup) {
             tokens += global_tokens[k];
-            wait_seconds += std::chrono::duration<double>(r0 - w0).count();
-            reduce_seconds += std::chrono::duration<double>(r1 - r0).count();
+            exposed_seconds += std::chrono::duration<double>(r1 - r0).count();
+            if (overlap) {
+                buckets += reducer.last_pass().buckets;
+                early += reducer.last_pass().started_during_backward;
+            }
         }
     }
     comm.barrier();
     const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     if (comm.rank() == 0)
-        std::printf("ranks %d threads %d: %d steps, %.0f real tokens/s, %.1f ms per step, waiting for the slower rank "
-                    "%.1f %% of it, all-reduce %.1f %%, %zu trainable parameters\n",
-                    comm.size(), threads, steps, tokens / seconds, 1e3 * seconds / steps, 100 * wait_seconds / seconds,
-                    100 * reduce_seconds / seconds, count_parameters(model).trainable);
+        std::printf("ranks %d threads %d overlap %d: %d steps, %.0f real tokens/s, %.1f ms per step, exposed communication "
+                    "%.1f %% of it (%zu of %zu buckets started during backward), %zu trainable parameters\n",
+                    comm.size(), threads, overlap, steps, tokens / seconds, 1e3 * seconds / steps,
+                    100 * exposed_seconds / seconds, early, buckets, count_parameters(model).trainable);
     return 0;
 } catch (const std::exception& e) {
     std::fprintf(stderr, "bench_data_parallel_step: %s\n", e.what());

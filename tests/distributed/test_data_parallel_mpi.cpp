@@ -16,6 +16,7 @@
 #include "hyperadapt/distributed/communicator_ref.hpp"
 #include "hyperadapt/distributed/data_parallel.hpp"
 #include "hyperadapt/distributed/mpi_communicator.hpp"
+#include "hyperadapt/distributed/overlapped_allreduce.hpp"
 #include "hyperadapt/models/multitask_bert.hpp"
 #include "hyperadapt/nn/parameters.hpp"
 #include "hyperadapt/train/multitask_data.hpp"
@@ -257,6 +258,50 @@ BOOST_AUTO_TEST_CASE(trainer_two_ranks_of_b_equal_one_process_of_2b) {
     // A global batch the world size does not divide is refused at the first step, on every rank.
     mpi_communicator comm;
     BOOST_CHECK_THROW(train_small(comm, false, 7, 0), config_error);
+}
+
+namespace {
+/// Each rank backward on its own rows (other lengths, other length groups), the gradients summed once after backward (allreduce_gradients) and then
+/// bucket by bucket during backward (overlapped_allreduce over MPI_Iallreduce, 64-value buckets): the same bits
+/// (two ranks: each element is a + b either way), with buckets started before backward returned.
+template <class Model>
+void check_overlapped_equals_one_allreduce(const char* what) {
+    mpi_communicator comm;
+    BOOST_TEST_REQUIRE(comm.size() == 2);
+    cpu b;
+    Model m(b, small_options<Model>());
+    rng_stream init(7);
+    m.initialize(init);
+    m.apply_freezing();
+    const auto tasks = test::small_train_tasks();
+    const std::vector<sample_ref> rows = comm.rank() == 0 ? std::vector<sample_ref>{{0, 0}, {1, 1}, {2, 2}}
+                                                          : std::vector<sample_ref>{{0, 3}, {1, 4}, {2, 5}, {2, 6}};
+    flat_parameters<cpu, double> flat(m);
+    auto pass = [&](run_mode mode) {
+        // Length groups of their own on each rank (group cost 1): only each rank's last group reports.
+        auto batch = make_batch<cpu, double>(b, tasks, rows, batch_padding::length_groups, /*group_cost=*/1);
+        typename Model::context ctx;
+        flat.zero_grad();
+        (void)m.forward_loss(batch, ctx, mode);
+        m.backward(ctx);
+    };
+    pass(run_mode::inference());
+    allreduce_gradients(flat, comm, gradient_reduction::sum);
+    const std::vector<double> once = flat.gradients().to_host();
+    overlapped_allreduce<cpu, double, mpi_communicator> reducer(flat, comm, gradient_reduction::sum, 64);
+    for (int k = 0; k < 2; ++k) {
+        reducer.begin();
+        pass(run_mode::inference().reporting_gradients(reducer));
+        reducer.finish();
+        BOOST_TEST((flat.gradients().to_host() == once), what << ", pass " << k);
+        BOOST_TEST(reducer.last_pass().started_during_backward > 0u, what);
+    }
+}
+}  // namespace
+
+BOOST_AUTO_TEST_CASE(overlapped_allreduce_over_mpi_equals_one_allreduce_after_backward) {
+    check_overlapped_equals_one_allreduce<camtl_model<cpu, double>>("CA-MTL");
+    check_overlapped_equals_one_allreduce<pha_bert<cpu, double>>("PHA");
 }
 
 BOOST_AUTO_TEST_CASE(one_rank_takes_the_data_parallel_path_and_equals_the_plain_run) {

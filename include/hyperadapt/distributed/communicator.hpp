@@ -33,6 +33,20 @@ concept communicator = requires(C& c, const C& cc, std::span<float> f, std::span
     c.barrier();
 };
 
+/// A communicator that can start an all-reduce and finish it later, so that the gradients of the top layers
+/// travel while the lower layers run backward (overlapped_allreduce.hpp). start_allreduce_sum begins an in-place
+/// sum over ranks of `v`, which must stay untouched until wait_started() returns; progress() lets the started
+/// ones advance without blocking (MPI advances non-blocking collectives only inside its calls); wait_started()
+/// waits for every one started. Started all-reduces are collectives too: every rank starts the same ones, in the
+/// same order. A communicator without these is driven through blocking all-reduces instead.
+template <class C>
+concept nonblocking_collectives = requires(C& c, std::span<float> f, std::span<double> d) {
+    c.start_allreduce_sum(f);
+    c.start_allreduce_sum(d);
+    c.progress();
+    c.wait_started();
+};
+
 /// One process: rank 0 of 1; every collective is the identity.
 class single_process {
 public:
@@ -40,6 +54,10 @@ public:
     [[nodiscard]] int size() const noexcept { return 1; }
     void allreduce_sum(std::span<float>) noexcept {}
     void allreduce_sum(std::span<double>) noexcept {}
+    void start_allreduce_sum(std::span<float>) noexcept {}
+    void start_allreduce_sum(std::span<double>) noexcept {}
+    void progress() noexcept {}
+    void wait_started() noexcept {}
     void broadcast(std::span<std::byte>, int root) const {
         if (root != 0) throw communication_error("broadcast: root " + std::to_string(root) + " of a single process");
     }
@@ -49,7 +67,7 @@ public:
     }
     void barrier() noexcept {}
 };
-static_assert(communicator<single_process>);
+static_assert(communicator<single_process> && nonblocking_collectives<single_process>);
 
 /// Whether `c` stands for one process on its own (the trainer's plain path) rather than for a group of ranks,
 /// a group of one included: true for single_process, and for a communicator that says so itself

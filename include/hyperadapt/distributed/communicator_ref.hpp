@@ -6,7 +6,8 @@
 // process (it needs no object), and a reference to a single_process keeps is_single_process, so the trainer
 // takes its plain path for both. The communicator referred to must outlive the reference.
 //
-// What it does not carry: the device collectives of a communicator that has them (nccl_communicator's
+// It carries non-blocking all-reduces (nonblocking_collectives) where the communicator has them, and turns
+// them into blocking ones where it has not. What it does not carry: the device collectives of a communicator that has them (nccl_communicator's
 // allreduce_device); through a reference, gradients go through host memory. Pass the communicator itself
 // where those matter.
 #include <cstddef>
@@ -34,6 +35,12 @@ public:
     [[nodiscard]] bool is_single_process() const noexcept { return alone_; }
     void allreduce_sum(std::span<float> v) { operations_->allreduce_float(object_, v); }
     void allreduce_sum(std::span<double> v) { operations_->allreduce_double(object_, v); }
+    /// nonblocking_collectives: the referred communicator's where it has them, else a blocking all-reduce at the
+    /// start (and nothing to wait for).
+    void start_allreduce_sum(std::span<float> v) { operations_->start_allreduce_float(object_, v); }
+    void start_allreduce_sum(std::span<double> v) { operations_->start_allreduce_double(object_, v); }
+    void progress() { operations_->progress(object_); }
+    void wait_started() { operations_->wait_started(object_); }
     void broadcast(std::span<std::byte> bytes, int root) { operations_->broadcast(object_, bytes, root); }
     [[nodiscard]] std::vector<std::string> allgather(const std::string& s) { return operations_->allgather_string(object_, s); }
     [[nodiscard]] std::vector<std::vector<double>> allgather(std::span<const double> v) {
@@ -47,6 +54,10 @@ private:
         int (*size)(void*);
         void (*allreduce_float)(void*, std::span<float>);
         void (*allreduce_double)(void*, std::span<double>);
+        void (*start_allreduce_float)(void*, std::span<float>);
+        void (*start_allreduce_double)(void*, std::span<double>);
+        void (*progress)(void*);
+        void (*wait_started)(void*);
         void (*broadcast)(void*, std::span<std::byte>, int);
         std::vector<std::string> (*allgather_string)(void*, const std::string&);
         std::vector<std::vector<double>> (*allgather_doubles)(void*, std::span<const double>);
@@ -56,12 +67,27 @@ private:
     static C& as(void* p) noexcept {
         return *static_cast<C*>(p);
     }
+    template <class C, class V>
+    static void start_allreduce(C& c, std::span<V> v) {
+        if constexpr (nonblocking_collectives<C>)
+            c.start_allreduce_sum(v);
+        else
+            c.allreduce_sum(v);
+    }
     template <class C>
     static constexpr operations operations_of{
         [](void* p) { return static_cast<int>(as<C>(p).rank()); },
         [](void* p) { return static_cast<int>(as<C>(p).size()); },
         [](void* p, std::span<float> v) { as<C>(p).allreduce_sum(v); },
         [](void* p, std::span<double> v) { as<C>(p).allreduce_sum(v); },
+        [](void* p, std::span<float> v) { start_allreduce(as<C>(p), v); },
+        [](void* p, std::span<double> v) { start_allreduce(as<C>(p), v); },
+        [](void* p) {
+            if constexpr (nonblocking_collectives<C>) as<C>(p).progress();
+        },
+        [](void* p) {
+            if constexpr (nonblocking_collectives<C>) as<C>(p).wait_started();
+        },
         [](void* p, std::span<std::byte> b, int root) { as<C>(p).broadcast(b, root); },
         [](void* p, const std::string& s) { return as<C>(p).allgather(s); },
         [](void* p, std::span<const double> v) { return as<C>(p).allgather(v); },
@@ -73,6 +99,10 @@ private:
         [](void*) { return 1; },
         [](void*, std::span<float>) {},
         [](void*, std::span<double>) {},
+        [](void*, std::span<float>) {},
+        [](void*, std::span<double>) {},
+        [](void*) {},
+        [](void*) {},
         [](void*, std::span<std::byte>, int root) { single_process{}.broadcast({}, root); },
         [](void*, const std::string& s) { return std::vector<std::string>{s}; },
         [](void*, std::span<const double> v) { return std::vector<std::vector<double>>{{v.begin(), v.end()}}; },
@@ -83,6 +113,6 @@ private:
     const operations* operations_ = &alone_operations;
     bool alone_ = true;
 };
-static_assert(communicator<communicator_ref>);
+static_assert(communicator<communicator_ref> && nonblocking_collectives<communicator_ref>);
 
 }  // namespace hyperadapt

@@ -85,6 +85,25 @@ public:
     void allreduce_sum(std::span<float> v) { allreduce(v.data(), v.size(), MPI_FLOAT); }
     void allreduce_sum(std::span<double> v) { allreduce(v.data(), v.size(), MPI_DOUBLE); }
 
+    /// nonblocking_collectives (communicator.hpp): MPI_Iallreduce in place; `v` must stay untouched until
+    /// wait_started(). progress() tests the started ones (MPI advances them only inside its calls); wait_started()
+    /// waits for them all, watched by the watchdog like any collective.
+    void start_allreduce_sum(std::span<float> v) { start_allreduce(v.data(), v.size(), MPI_FLOAT); }
+    void start_allreduce_sum(std::span<double> v) { start_allreduce(v.data(), v.size(), MPI_DOUBLE); }
+    void progress() {
+        if (started_.empty()) return;
+        int done = 0;
+        check(MPI_Testall(static_cast<int>(started_.size()), started_.data(), &done, MPI_STATUSES_IGNORE), "MPI_Testall");
+        if (done) started_.clear();
+    }
+    void wait_started() {
+        if (started_.empty()) return;
+        const waiting w(*this, "MPI_Iallreduce");
+        const int rc = MPI_Waitall(static_cast<int>(started_.size()), started_.data(), MPI_STATUSES_IGNORE);
+        started_.clear();
+        check(rc, "MPI_Iallreduce");
+    }
+
     void broadcast(std::span<std::byte> bytes, int root) {
         if (root < 0 || root >= size_)
             throw communication_error("broadcast: root " + std::to_string(root) + " outside 0.." + std::to_string(size_ - 1));
@@ -160,6 +179,19 @@ private:
                   "MPI_Allreduce");
     }
 
+    void start_allreduce(void* data, std::size_t n, MPI_Datatype type) {
+        int bytes = 0;
+        MPI_Type_size(type, &bytes);
+        auto* p = static_cast<std::byte*>(data);
+        for (std::size_t at = 0; at < n; at += chunk) {
+            MPI_Request r = MPI_REQUEST_NULL;
+            check(MPI_Iallreduce(MPI_IN_PLACE, p + at * static_cast<std::size_t>(bytes), count_of(n - at), type, MPI_SUM,
+                                 comm_, &r),
+                  "MPI_Iallreduce");
+            started_.push_back(r);
+        }
+    }
+
     void check(int rc, const char* what) const {
         if (rc == MPI_SUCCESS) return;
         char text[MPI_MAX_ERROR_STRING];
@@ -218,8 +250,9 @@ private:
     std::chrono::milliseconds timeout_;
     std::atomic<const char*> waiting_in_{""};
     std::atomic<std::chrono::steady_clock::rep> waiting_since_{0};  // 0: no collective under way
+    std::vector<MPI_Request> started_;  // start_allreduce_sum's, until wait_started() (or progress()) sees them done
     std::jthread watchdog_;  // last: started after everything it reads, stopped first
 };
-static_assert(communicator<mpi_communicator>);
+static_assert(communicator<mpi_communicator> && nonblocking_collectives<mpi_communicator>);
 
 }  // namespace hyperadapt

@@ -308,7 +308,7 @@ auto multitask_model<Recipe>::pooled(const multitask_batch<B, T>& b, context& ct
 }
 
 template <class Recipe>
-auto multitask_model<Recipe>::pooled_by_groups(const multitask_batch<B, T>& b, context& ctx, run_mode mode) const
+auto multitask_model<Recipe>::pooled_by_groups(const multitask_batch<B, T>& b, context& ctx, run_mode whole_batch_mode) const
     -> tensor<B, T> {
     // Every row runs through the encoder with the rows of its group, as long as the group's longest; each
     // group's sentence representations land in their rows of one (rows, hidden) tensor for the heads.
@@ -322,6 +322,10 @@ auto multitask_model<Recipe>::pooled_by_groups(const multitask_batch<B, T>& b, c
         const row_group<B, T>& rg = b.groups[g];
         auto& gc = ctx.groups[g];
         gc.rows = &rg;
+        // Every group's backward adds to the same layers' gradients, and backward_by_groups runs the groups in this
+        // order: only the last group's backward may report a layer's gradients final (nn/gradient_listener.hpp).
+        run_mode mode = whole_batch_mode;
+        if (g + 1 < b.groups.size()) mode.gradients = nullptr;
         if constexpr (tapped) gc.encoder.tap_requested = ctx.encoder.tap_requested;
         const tensor<B, T> x = embeddings_.forward(rg.input_ids, rg.token_type_ids, gc.embeddings, mode,
                                                    {rg.host_input_ids, rg.host_token_type_ids});
@@ -357,7 +361,7 @@ void multitask_model<Recipe>::backward_by_groups(const tensor<B, T>& ds, context
     constexpr bool tapped = detail::row_tap_context<typename encoder_type::context, B, T>;
     const std::size_t hidden = opts_.backbone.hidden;
     const bool embeddings_train = embeddings_trainable();
-    for (std::size_t g = 0; g < ctx.groups.size(); ++g) {
+    for (std::size_t g = 0; g < ctx.groups.size(); ++g) {  // in forward's order: the last group reports (pooled_by_groups)
         auto& gc = ctx.groups[g];
         const row_group<B, T>& rg = *gc.rows;
         tensor<B, T> dsg(*backend_, {rg.size(), hidden});

@@ -10,6 +10,8 @@
 //   layer_stack<L>           n layers of one type (n known at run time, as a checkpoint's layer count),
 //                            named "<prefix>.layer.<i>" and numbered from a first index, so that a split
 //                            encoder (a frozen lower stack, a conditioned upper one) keeps Hugging Face's names.
+//                            Its backward tells a gradient_listener (nn/gradient_listener.hpp) each layer's
+//                            gradients as soon as they are final.
 //
 //   sequential<linear<cpu>, gelu<cpu>, linear<cpu>> mlp(linear<cpu>(b, 8, 32, "fc1"), gelu<cpu>(b),
 //                                                       linear<cpu>(b, 32, 8, "fc2"));
@@ -25,7 +27,9 @@
 
 #include "hyperadapt/nn/anomaly.hpp"
 #include "hyperadapt/nn/conditioned_layer.hpp"
+#include "hyperadapt/nn/gradient_listener.hpp"
 #include "hyperadapt/nn/layer.hpp"
+#include "hyperadapt/nn/parameter.hpp"
 
 namespace hyperadapt {
 
@@ -251,6 +255,7 @@ public:
     struct context {
         std::vector<typename L::context> layers;
         anomaly_detector* anomaly = nullptr;
+        gradient_listener* gradients = nullptr;  // run_mode::gradients of the forward, told by backward
     };
 
     template <class Config = typename L::config_type>
@@ -291,6 +296,14 @@ public:
     {
         return backward_impl(dy, ctx, dc);
     }
+    /// Backward through the layers from the top down to layer `lowest` only, for a caller that knows nothing below
+    /// needs a gradient (a frozen backbone under the lowest adapter); returns the gradient of layer `lowest`'s input
+    /// (`dy` itself when `lowest` is size()).
+    tensor_type backward_down_to(std::size_t lowest, const tensor_type& dy, context& ctx, condition_gradients& dc)
+        requires conditioned
+    {
+        return backward_impl(dy, ctx, dc, lowest);
+    }
 
     template <class Rng>
     void initialize(Rng& rng, value_type stddev = value_type(0.02)) {
@@ -305,6 +318,7 @@ private:
     template <class Condition>
     tensor_type forward_impl(const tensor_type& x, const Condition& c, context& ctx, run_mode mode) const {
         ctx.anomaly = mode.anomaly;
+        ctx.gradients = mode.gradients;
         ctx.layers.resize(layers_.size());
         tensor_type h = x;
         for (std::size_t i = 0; i < layers_.size(); ++i)
@@ -312,10 +326,21 @@ private:
         return h;
     }
     template <class Gradients>
-    tensor_type backward_impl(const tensor_type& dy, context& ctx, Gradients& dc) {
+    tensor_type backward_impl(const tensor_type& dy, context& ctx, Gradients& dc, std::size_t lowest = 0) {
         tensor_type g = dy;
-        for (std::size_t i = layers_.size(); i-- > 0;) g = detail::backward_element(layers_[i], g, ctx.layers[i], dc);
+        for (std::size_t i = layers_.size(); i-- > lowest;) {
+            g = detail::backward_element(layers_[i], g, ctx.layers[i], dc);
+            if (ctx.gradients) report_gradients(layers_[i], *ctx.gradients);
+        }
         return g;
+    }
+
+    /// Layer `l` has run its backward: its trainable parameters' gradients are final (nn/gradient_listener.hpp).
+    static void report_gradients(L& l, gradient_listener& listener) {
+        l.visit_parameters([&](const std::string&, parameter<backend_type, value_type>& p) {
+            if (p.trainable() && !p.grad.empty()) listener.gradient_ready(p.grad.data(), p.size() * sizeof(value_type));
+        });
+        listener.layer_finished();
     }
 
     std::string name_;

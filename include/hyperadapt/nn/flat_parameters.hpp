@@ -108,6 +108,7 @@ public:
     /// Parameters in visiting order.
     [[nodiscard]] std::size_t size() const noexcept { return params_.size(); }
     [[nodiscard]] const std::string& name(std::size_t i) const { return names_.at(i); }
+    [[nodiscard]] const parameter<B, T>& at(std::size_t i) const { return *params_.at(i); }
 
     /// Zeroes every gradient: one fill.
     void zero_grad() {

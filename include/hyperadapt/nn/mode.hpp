@@ -4,7 +4,8 @@
 
 namespace hyperadapt {
 
-class anomaly_detector;  // hyperadapt/nn/anomaly.hpp
+class anomaly_detector;   // hyperadapt/nn/anomaly.hpp
+class gradient_listener;  // hyperadapt/nn/gradient_listener.hpp
 
 /// A counter-based random stream: a seed and a running offset. Each consumer takes a block of counters,
 /// so the numbers depend only on the seed and the order of consumers, never on threads. A value type:
@@ -37,6 +38,9 @@ struct run_mode {
     /// Opt-in anomaly detection (hyperadapt/nn/anomaly.hpp): modules check their outputs, and keep the pointer
     /// for their backward. Null (the default) is off: one branch per check site.
     anomaly_detector* anomaly = nullptr;
+    /// Opt-in: told during this pass's backward which gradients are final (nn/gradient_listener.hpp), so that
+    /// their all-reduce can start before backward ends. Null (the default) is off: one branch per layer.
+    gradient_listener* gradients = nullptr;
 
     static run_mode inference() { return {}; }
     static run_mode train(rng_stream& rng) { return {.training = true, .rng = &rng}; }
@@ -44,6 +48,12 @@ struct run_mode {
     [[nodiscard]] run_mode detecting_anomalies(anomaly_detector& detector) const {
         run_mode m = *this;
         m.anomaly = &detector;
+        return m;
+    }
+    /// This mode with `listener` told, in the backward of this pass, which gradients are final.
+    [[nodiscard]] run_mode reporting_gradients(gradient_listener& listener) const {
+        run_mode m = *this;
+        m.gradients = &listener;
         return m;
     }
 };

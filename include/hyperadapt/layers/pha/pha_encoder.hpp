@@ -61,6 +61,9 @@ public:
 
     tensor<B, T> forward(const tensor<B, T>& x, const condition_type& c, context& ctx, run_mode mode) const {
         ctx.anomaly = mode.anomaly;
+        // Two passes run the upper stack twice, so its layers' gradients are final only when both backward passes
+        // are done: no layer reports them (nn/gradient_listener.hpp); they are final when backward returns.
+        if (o_.two_passes) mode.gradients = nullptr;
         ctx.retriever_output = {};
         ctx.tap_gradient = {};
         const bool tapped = o_.tap && ctx.tap_requested;
@@ -124,7 +127,7 @@ private:
         std::size_t stop = 0;
         if (!dc.need_input_gradient)
             while (stop < stack.size() && !trains(stack.layer(stop))) ++stop;
-        for (std::size_t i = stack.size(); i-- > stop;) d = stack.layer(i).backward(d, ctx.layers[i], dc);
+        d = stack.backward_down_to(stop, d, ctx, dc);
         return stop == 0 ? d : tensor<B, T>{};
     }
     static bool trains(layer_type& l) {

@@ -1,0 +1,295 @@
+// The gradient all-reduce overlapped with backward (distributed/overlapped_allreduce.hpp) and the hook it rests
+// on (nn/gradient_listener.hpp), in one process: on every model (BERT full fine-tuning, CA-MTL, PHA) each
+// gradient backward reports final holds then the bits it holds at the end of the pass; buckets start during
+// backward, nothing writes into a started bucket before it is waited for, and every trainable gradient is summed
+// exactly once. The two-rank runs over MPI are in test_data_parallel_mpi.cpp.
+#define BOOST_TEST_MODULE distributed_overlapped_allreduce
+#include <boost/test/unit_test.hpp>
+
+#include <cstddef>
+#include <cstring>
+#include <span>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "distributed/small_training.hpp"
+#include "hyperadapt/backend/cpu.hpp"
+#include "hyperadapt/distributed/communicator_ref.hpp"
+#include "hyperadapt/distributed/overlapped_allreduce.hpp"
+#include "hyperadapt/models/multitask_bert.hpp"
+#include "hyperadapt/nn/flat_parameters.hpp"
+
+using namespace hyperadapt;
+
+namespace {
+
+using real = float;
+
+/// A BERT fine-tuned whole (every layer trains) on the three small tasks.
+multitask_bert_options small_bert() {
+    return {.backbone = test::small_backbone(0.1), .tasks = test::small_heads, .head_dropout = 0.1};
+}
+
+template <class Model>
+typename Model::options_type options_of() {
+    if constexpr (std::is_same_v<typename Model::options_type, multitask_bert_options>) return small_bert();
+    else return test::small_options<Model>(0.1);
+}
+
+/// Records what backward reports, with a copy of each gradient as it was when reported.
+class recording_listener final : public gradient_listener {
+public:
+    struct report {
+        const void* data;
+        std::size_t bytes;
+        std::vector<unsigned char> bits;
+    };
+    void gradient_ready(const void* data, std::size_t bytes) override {
+        const auto* p = static_cast<const unsigned char*>(data);
+        reports.push_back({data, bytes, std::vector<unsigned char>(p, p + bytes)});
+    }
+    void layer_finished() override { ++layers; }
+    std::vector<report> reports;
+    std::size_t layers = 0;
+};
+
+/// Two ranks holding the same gradients, seen from rank 0: the sum over ranks doubles every value. Each started
+/// range is copied when it starts and must hold the same bits when waited for (nothing may write into a
+/// started bucket); the doubling happens at the wait.
+class two_identical_ranks {
+public:
+    [[nodiscard]] int rank() const noexcept { return 0; }
+    [[nodiscard]] int size() const noexcept { return 2; }
+    void allreduce_sum(std::span<real> v) {
+        ++blocking;
+        for (auto& x : v) x *= 2;
+    }
+    void allreduce_sum(std::span<double> v) {
+        for (auto& x : v) x *= 2;
+    }
+    void start_allreduce_sum(std::span<real> v) {
+        started.push_back({v, std::vector<real>(v.begin(), v.end())});
+        ranges.push_back(v);
+    }
+    void start_allreduce_sum(std::span<double>) { throw std::logic_error("no double gradients here"); }
+    void progress() noexcept { ++progressed; }
+    void wait_started() {
+        for (auto& [v, copy] : started) {
+            if (std::memcmp(v.data(), copy.data(), v.size_bytes()) != 0) ++written_after_start;
+            for (auto& x : v) x *= 2;
+        }
+        started.clear();
+    }
+    void broadcast(std::span<std::byte>, int) {}
+    [[nodiscard]] std::vector<std::string> allgather(const std::string& s) const { return {s, s}; }
+    [[nodiscard]] std::vector<std::vector<double>> allgather(std::span<const double> v) const {
+        return {std::vector<double>(v.begin(), v.end()), std::vector<double>(v.begin(), v.end())};
+    }
+    void barrier() noexcept {}
+
+    std::vector<std::pair<std::span<real>, std::vector<real>>> started;
+    std::vector<std::span<real>> ranges;  // every range ever started
+    std::size_t progressed = 0, written_after_start = 0, blocking = 0;
+};
+static_assert(communicator<two_identical_ranks> && nonblocking_collectives<two_identical_ranks>);
+
+/// The same two ranks without non-blocking all-reduces: the reducer blocks on each bucket when it is ready.
+class two_identical_ranks_blocking {
+public:
+    [[nodiscard]] int rank() const noexcept { return 0; }
+    [[nodiscard]] int size() const noexcept { return 2; }
+    void allreduce_sum(std::span<real> v) {
+        ++calls;
+        for (auto& x : v) x *= 2;
+    }
+    void allreduce_sum(std::span<double> v) {
+        for (auto& x : v) x *= 2;
+    }
+    void broadcast(std::span<std::byte>, int) {}
+    [[nodiscard]] std::vector<std::string> allgather(const std::string& s) const { return {s, s}; }
+    [[nodiscard]] std::vector<std::vector<double>> allgather(std::span<const double> v) const {
+        return {std::vector<double>(v.begin(), v.end()), std::vector<double>(v.begin(), v.end())};
+    }
+    void barrier() noexcept {}
+    std::size_t calls = 0;
+};
+static_assert(communicator<two_identical_ranks_blocking> && !nonblocking_collectives<two_identical_ranks_blocking>);
+
+/// A model of `Model` with its freezing applied, and one training batch of the three tasks.
+template <class Model>
+struct fixture {
+    cpu b;
+    Model m;
+    std::vector<encoded_task> tasks = test::small_train_tasks();
+    std::vector<sample_ref> rows{{0, 0}, {0, 1}, {1, 2}, {2, 3}, {1, 4}, {2, 5}, {0, 6}, {1, 7}, {2, 8}, {0, 9}};
+    std::size_t groups = 0;  // length groups of the last step's batch
+
+    explicit fixture(const typename Model::options_type& o = options_of<Model>()) : m(b, o) {
+        rng_stream init(7);
+        m.initialize(init);
+        if constexpr (requires { m.apply_freezing(); }) m.apply_freezing();
+    }
+    /// Forward and backward in training mode (dropout on, the same stream every call), `mode_of` choosing the
+    /// run_mode; gradients zeroed first.
+    template <class ModeOf>
+    void step(flat_parameters<cpu, real>& flat, ModeOf mode_of) {
+        auto batch = make_batch<cpu, real>(b, tasks, rows, batch_padding::length_groups, /*group_cost=*/1);
+        groups = batch.groups.size();
+        typename Model::context ctx;
+        flat.zero_grad();
+        rng_stream dropout(3);
+        (void)m.forward_loss(batch, ctx, mode_of(run_mode::train(dropout)));
+        m.backward(ctx);
+    }
+};
+
+std::vector<real> copy_of(tensor<cpu, real>& t) { return std::vector<real>(t.data(), t.data() + t.size()); }
+
+template <class Model>
+void check_reports_are_final(const char* what) {
+    fixture<Model> f;
+    flat_parameters<cpu, real> flat(f.m);
+    recording_listener listener;
+    f.step(flat, [&](run_mode mode) { return mode.reporting_gradients(listener); });
+    BOOST_TEST_REQUIRE(!listener.reports.empty(), what << ": backward reported nothing");
+    BOOST_TEST(listener.layers > 0u, what);
+    std::vector<const void*> seen;
+    for (const auto& r : listener.reports) {
+        BOOST_TEST(std::memcmp(r.data, r.bits.data(), r.bytes) == 0,
+                   what << ": a gradient changed after backward reported it final");
+        std::size_t matches = 0;
+        for (std::size_t i = 0; i < flat.size(); ++i) {
+            const auto& p = flat.at(i);
+            if (p.trainable() && p.grad.data() == r.data && p.size() * sizeof(real) == r.bytes) {
+                ++matches;
+                BOOST_TEST(flat.name(i).find(".layer.") != std::string::npos,
+                           what << ": '" << flat.name(i) << "' is not a stack layer's parameter");
+            }
+        }
+        BOOST_TEST(matches == 1u, what << ": a report is not exactly one trainable parameter's gradient");
+        BOOST_TEST((std::find(seen.begin(), seen.end(), r.data) == seen.end()), what << ": a gradient reported twice");
+        seen.push_back(r.data);
+    }
+    // A pass without a listener computes the same gradients (reporting only reads them).
+    const auto reported_run = copy_of(flat.gradients());
+    f.step(flat, [](run_mode mode) { return mode; });
+    BOOST_TEST((copy_of(flat.gradients()) == reported_run), what);
+}
+
+template <class Model>
+void check_overlapped_sum(const char* what, const typename Model::options_type& o = options_of<Model>()) {
+    fixture<Model> f(o);
+    flat_parameters<cpu, real> flat(f.m);
+    f.step(flat, [](run_mode mode) { return mode; });
+    const auto plain = copy_of(flat.gradients());
+    // Several length groups: every group's backward adds to the same layers, so only the last may report them.
+    BOOST_TEST_REQUIRE(f.groups > 1u, what << ": the batch should fall into several length groups");
+    bool overlaps = true;
+    if constexpr (std::is_same_v<typename Model::options_type, pha_bert_options>) overlaps = o.passes == pha_passes::single;
+
+    // Small buckets (64 values): several of them fill before backward reaches the lowest trained layer.
+    two_identical_ranks ranks;
+    overlapped_allreduce<cpu, real, two_identical_ranks> reducer(flat, ranks, gradient_reduction::sum, 64);
+    for (int pass = 0; pass < 2; ++pass) {  // the second pass reuses the plan
+        ranks.ranges.clear();
+        reducer.begin();
+        f.step(flat, [&](run_mode mode) { return mode.reporting_gradients(reducer); });
+        reducer.finish();
+        const auto summed = copy_of(flat.gradients());
+        BOOST_TEST_REQUIRE(summed.size() == plain.size());
+        std::size_t wrong = 0;
+        for (std::size_t i = 0; i < plain.size(); ++i) wrong += summed[i] != 2 * plain[i];
+        BOOST_TEST(wrong == 0u, what << ": " << wrong << " of " << plain.size() << " gradients are not the sum over ranks");
+        BOOST_TEST(ranks.written_after_start == 0u, what << ": backward wrote into a bucket after its all-reduce started");
+        const auto stats = reducer.last_pass();
+        BOOST_TEST(stats.buckets == reducer.bucket_ranges().size());
+        if (overlaps) {
+            BOOST_TEST(stats.started_during_backward > 0u, what << ": no bucket started before backward returned");
+            BOOST_TEST(stats.started_during_backward < stats.buckets, what << ": the shared modules' buckets wait for the end");
+            BOOST_TEST(ranks.progressed > 0u, what << ": started all-reduces were never given a chance to advance");
+        } else {
+            BOOST_TEST(stats.started_during_backward == 0u, what << ": a bucket started before its gradients were final");
+        }
+        // Every trainable gradient lies in exactly one started range; no range started twice.
+        std::vector<int> covered(plain.size(), 0);
+        for (const auto& r : ranks.ranges)
+            for (std::size_t i = 0; i < r.size(); ++i) ++covered[static_cast<std::size_t>(r.data() + i - flat.gradients().data())];
+        std::size_t uncovered = 0, twice = 0;
+        for (std::size_t k = 0; k < flat.size(); ++k) {
+            const auto& p = flat.at(k);
+            if (!p.trainable()) continue;
+            const auto at = static_cast<std::size_t>(p.grad.data() - flat.gradients().data());
+            for (std::size_t i = 0; i < p.size(); ++i) uncovered += covered[at + i] == 0;
+        }
+        for (const int c : covered) twice += c > 1;
+        BOOST_TEST(uncovered == 0u, what << ": " << uncovered << " trainable gradients never all-reduced");
+        BOOST_TEST(twice == 0u, what << ": " << twice << " gradients all-reduced twice");
+    }
+
+    // The mean over the two identical ranks is the gradient itself; the same through a communicator_ref.
+    communicator_ref ref(ranks);
+    overlapped_allreduce<cpu, real, communicator_ref> through_ref(flat, ref, gradient_reduction::mean, 64);
+    through_ref.begin();
+    f.step(flat, [&](run_mode mode) { return mode.reporting_gradients(through_ref); });
+    through_ref.finish();
+    BOOST_TEST((copy_of(flat.gradients()) == plain), what << ": mean through a communicator_ref");
+    BOOST_TEST((through_ref.last_pass().started_during_backward > 0u) == overlaps);
+
+    // Without non-blocking all-reduces, each bucket is reduced (blocking) when ready: the same sum.
+    two_identical_ranks_blocking blocking;
+    overlapped_allreduce<cpu, real, two_identical_ranks_blocking> in_turn(flat, blocking, gradient_reduction::sum, 64);
+    in_turn.begin();
+    f.step(flat, [&](run_mode mode) { return mode.reporting_gradients(in_turn); });
+    in_turn.finish();
+    std::size_t wrong = 0;
+    const auto summed = copy_of(flat.gradients());
+    for (std::size_t i = 0; i < plain.size(); ++i) wrong += summed[i] != 2 * plain[i];
+    BOOST_TEST(wrong == 0u, what << ": blocking buckets");
+    BOOST_TEST(blocking.calls == in_turn.bucket_ranges().size());
+}
+
+}  // namespace
+
+BOOST_AUTO_TEST_CASE(every_gradient_backward_reports_final_is_final) {
+    check_reports_are_final<multitask_bert<cpu, real>>("BERT");
+    check_reports_are_final<camtl_model<cpu, real>>("CA-MTL");
+    check_reports_are_final<pha_bert<cpu, real>>("PHA");
+}
+
+BOOST_AUTO_TEST_CASE(buckets_start_during_backward_and_every_gradient_is_summed_once) {
+    check_overlapped_sum<multitask_bert<cpu, real>>("BERT");
+    check_overlapped_sum<camtl_model<cpu, real>>("CA-MTL");
+    check_overlapped_sum<pha_bert<cpu, real>>("PHA");
+    // PHA with two passes runs its upper stack twice: its layers' gradients are final only at the end, so nothing
+    // starts early (a report after the first of the two backward passes would be refused as reported twice).
+    pha_bert_options two = test::small_pha(0.1);
+    two.passes = pha_passes::two;
+    check_overlapped_sum<pha_bert<cpu, real>>("PHA, two passes", two);
+}
+
+BOOST_AUTO_TEST_CASE(a_gradient_reported_twice_is_refused_and_a_new_layout_is_planned_again) {
+    fixture<camtl_model<cpu, real>> f;
+    flat_parameters<cpu, real> flat(f.m);
+    single_process solo;
+    overlapped_allreduce<cpu, real, single_process> reducer(flat, solo);
+    reducer.begin();
+    const parameter<cpu, real>* trained = nullptr;
+    for (std::size_t i = 0; i < flat.size() && !trained; ++i)
+        if (flat.at(i).trainable()) trained = &flat.at(i);
+    BOOST_TEST_REQUIRE(trained != nullptr);
+    reducer.gradient_ready(trained->grad.data(), trained->size() * sizeof(real));
+    BOOST_CHECK_THROW(reducer.gradient_ready(trained->grad.data(), trained->size() * sizeof(real)), std::logic_error);
+    reducer.gradient_ready(&reducer, 4);  // not a gradient of this model: left to finish()
+    reducer.finish();
+
+    // Unfreezing the frozen lower layers lays the gradients out again; begin() plans the buckets anew.
+    const auto before = reducer.bucket_ranges();
+    f.m.visit_parameters([](const std::string&, parameter<cpu, real>& p) {
+        if (!p.trainable()) p.unfreeze();
+    });
+    reducer.begin();
+    const auto after = reducer.bucket_ranges();
+    BOOST_TEST(after.back().second > before.back().second);
+    reducer.finish();
+}
