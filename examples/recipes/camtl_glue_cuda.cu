@@ -14,6 +14,9 @@ std::unique_ptr<camtl_glue_device> make_camtl_glue_cuda(const camtl_glue_args& a
     const cuda_backend::options options = cuda_options(a.precision);
     auto d = std::make_unique<camtl_glue_on<cuda_backend>>(gpu, [options] { return cuda_backend(options); });
     d->set_label(gpu.label);
+    // NCCL for the gradients under a launcher, where the build has it; the device object keeps it.
+    auto ranks = std::make_shared<gpu_ranks>(a.processes, d->backend());
+    d->use_processes(ranks, ranks->communicator());
     return d;
 }
 

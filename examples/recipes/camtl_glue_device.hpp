@@ -10,12 +10,14 @@
 #include <cstdint>
 #include <filesystem>
 #include <memory>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
 
 #include "hyperadapt/models/bert.hpp"
 #include "hyperadapt/models/camtl.hpp"
+#include "hyperadapt/distributed/communicator_ref.hpp"
 #include "hyperadapt/models/multitask_bert.hpp"
 #include "../example_support.hpp"
 #include "recipe_options.hpp"
@@ -88,6 +90,12 @@ public:
     template <class Make>
     camtl_glue_on(run_device where, Make&& make) : where_(std::move(where)), b_(std::forward<Make>(make)()) {}
     void set_label(std::string label) { label_ = std::move(label); }
+    /// Trains and measures over `processes` instead of the arguments' (NCCL over the launcher's ranks on GPUs:
+    /// cuda_device.hpp's gpu_ranks); `keep` owns what it refers to, for as long as this object lives.
+    void use_processes(std::shared_ptr<const void> keep, communicator_ref processes) {
+        keep_ = std::move(keep);
+        processes_ = processes;
+    }
 
     [[nodiscard]] run_device where() const override { return where_; }
     [[nodiscard]] std::string label() const override { return label_; }
@@ -152,12 +160,17 @@ private:
             dev.push_back(s.dev[t]);
             if (!s.validation.empty()) validation.push_back(s.validation[t]);
         }
-        return train_and_measure(model, b_, a, a.batch, train, validation, dev, o);
+        if (!processes_) return train_and_measure(model, b_, a, a.batch, train, validation, dev, o);
+        camtl_glue_args over = a;
+        over.processes = *processes_;
+        return train_and_measure(model, b_, over, a.batch, train, validation, dev, o);
     }
 
     run_device where_;
     std::string label_;
     B b_;
+    std::optional<communicator_ref> processes_;
+    std::shared_ptr<const void> keep_;  // after b_: what it holds (an NCCL communicator on b_'s stream) goes first
 };
 
 }  // namespace hyperadapt::examples

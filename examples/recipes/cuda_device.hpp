@@ -1,8 +1,13 @@
 #pragma once
 // The recipes' GPU choice (--device cuda --gpu N), for their CUDA translation units (nvcc only).
+#include <memory>
 #include <string>
 
 #include "hyperadapt/backend/cuda.hpp"
+#include "hyperadapt/distributed/communicator_ref.hpp"
+#if defined(HYPERADAPT_RECIPES_WITH_NCCL)
+#include "hyperadapt/distributed/nccl_communicator.hpp"
+#endif
 #include "../cuda_gpu.hpp"
 #include "../example_support.hpp"
 
@@ -34,5 +39,33 @@ inline cuda_backend::options cuda_options(const std::string& precision) {
     o.products = cuda_products_for(precision);
     return o;
 }
+
+/// GPUs under a launcher (mpirun -np N with --device cuda): an NCCL communicator over the launcher's ranks
+/// (bootstrapped over them, on `gpu`'s stream), so that the trainer all-reduces the gradients in device memory
+/// (allreduce_gradients through communicator_ref::carries_device_collectives) instead of copying them to the host
+/// for MPI; the rank and the world size are the launcher's. One process, or a build without NCCL
+/// (hyperadapt::nccl): communicator() is the launcher's own.
+class gpu_ranks {
+public:
+    gpu_ranks(communicator_ref launcher, [[maybe_unused]] cuda_backend& gpu) : communicator_(launcher) {
+#if defined(HYPERADAPT_RECIPES_WITH_NCCL)
+        if (is_single_process(launcher)) return;
+        nccl_ = std::make_unique<nccl_communicator>(launcher, gpu.stream());
+        communicator_ = communicator_ref(*nccl_);
+#endif
+    }
+    gpu_ranks(const gpu_ranks&) = delete;
+    gpu_ranks& operator=(const gpu_ranks&) = delete;
+    ~gpu_ranks() = default;
+
+    /// What the run's collectives go through while this object lives.
+    [[nodiscard]] communicator_ref communicator() const noexcept { return communicator_; }
+
+private:
+#if defined(HYPERADAPT_RECIPES_WITH_NCCL)
+    std::unique_ptr<nccl_communicator> nccl_;
+#endif
+    communicator_ref communicator_;
+};
 
 }  // namespace hyperadapt::examples

@@ -9,7 +9,10 @@ namespace hyperadapt::examples::pha_fewshot_recipe {
 int run_on_cuda(args& a) {
     const run_device gpu = select_gpu(a.gpu, a.precision);
     cuda_backend b(cuda_options(a.precision));
-    return run_on(b, a, gpu);
+    const gpu_ranks ranks(a.processes, b);  // NCCL for the gradients under a launcher, where the build has it
+    args on_gpus = a;
+    on_gpus.processes = ranks.communicator();
+    return run_on(b, on_gpus, gpu);
 }
 
 }  // namespace hyperadapt::examples::pha_fewshot_recipe

@@ -7,9 +7,9 @@
 // takes its plain path for both. The communicator referred to must outlive the reference.
 //
 // It carries non-blocking all-reduces (nonblocking_collectives) where the communicator has them, and turns
-// them into blocking ones where it has not. What it does not carry: the device collectives of a communicator that has them (nccl_communicator's
-// allreduce_device); through a reference, gradients go through host memory. Pass the communicator itself
-// where those matter.
+// them into blocking ones where it has not; and it carries the device collectives of a communicator that has them
+// (nccl_communicator's allreduce_device), saying at run time whether it does (carries_device_collectives():
+// allreduce_gradients asks before handing it device memory).
 #include <cstddef>
 #include <span>
 #include <string>
@@ -41,6 +41,12 @@ public:
     void start_allreduce_sum(std::span<double> v) { operations_->start_allreduce_double(object_, v); }
     void progress() { operations_->progress(object_); }
     void wait_started() { operations_->wait_started(object_); }
+    /// device_collectives (data_parallel.hpp): the referred communicator's in-place all-reduce of device memory
+    /// and its wait. Only for a reference that carries_device_collectives(); otherwise communication_error.
+    void allreduce_device(float* p, std::size_t n, bool mean) { operations_->allreduce_device_float(object_, p, n, mean); }
+    void allreduce_device(double* p, std::size_t n, bool mean) { operations_->allreduce_device_double(object_, p, n, mean); }
+    void finish() { operations_->finish(object_); }
+    [[nodiscard]] bool carries_device_collectives() const noexcept { return operations_->device_collectives; }
     void broadcast(std::span<std::byte> bytes, int root) { operations_->broadcast(object_, bytes, root); }
     [[nodiscard]] std::vector<std::string> allgather(const std::string& s) { return operations_->allgather_string(object_, s); }
     [[nodiscard]] std::vector<std::vector<double>> allgather(std::span<const double> v) {
@@ -58,6 +64,10 @@ private:
         void (*start_allreduce_double)(void*, std::span<double>);
         void (*progress)(void*);
         void (*wait_started)(void*);
+        void (*allreduce_device_float)(void*, float*, std::size_t, bool);
+        void (*allreduce_device_double)(void*, double*, std::size_t, bool);
+        void (*finish)(void*);
+        bool device_collectives;
         void (*broadcast)(void*, std::span<std::byte>, int);
         std::vector<std::string> (*allgather_string)(void*, const std::string&);
         std::vector<std::vector<double>> (*allgather_doubles)(void*, std::span<const double>);
@@ -74,6 +84,26 @@ private:
         else
             c.allreduce_sum(v);
     }
+    /// Whether C reduces device memory itself (nccl_communicator): both element types and the wait.
+    template <class C>
+    static constexpr bool device_collectives_of() {
+        return requires(C& c, float* f, double* d, std::size_t n) {
+            c.allreduce_device(f, n, true);
+            c.allreduce_device(d, n, true);
+            c.finish();
+        };
+    }
+    template <class C, class V>
+    static void allreduce_device(C& c, V* v, std::size_t n, bool mean) {
+        if constexpr (device_collectives_of<C>())
+            c.allreduce_device(v, n, mean);
+        else
+            no_device_collectives();
+    }
+    [[noreturn]] static void no_device_collectives() {
+        throw communication_error("communicator_ref: the communicator referred to has no device collectives "
+                                  "(carries_device_collectives() is false)");
+    }
     template <class C>
     static constexpr operations operations_of{
         [](void* p) { return static_cast<int>(as<C>(p).rank()); },
@@ -88,6 +118,12 @@ private:
         [](void* p) {
             if constexpr (nonblocking_collectives<C>) as<C>(p).wait_started();
         },
+        [](void* p, float* v, std::size_t n, bool mean) { allreduce_device(as<C>(p), v, n, mean); },
+        [](void* p, double* v, std::size_t n, bool mean) { allreduce_device(as<C>(p), v, n, mean); },
+        [](void* p) {
+            if constexpr (device_collectives_of<C>()) as<C>(p).finish();
+        },
+        device_collectives_of<C>(),
         [](void* p, std::span<std::byte> b, int root) { as<C>(p).broadcast(b, root); },
         [](void* p, const std::string& s) { return as<C>(p).allgather(s); },
         [](void* p, std::span<const double> v) { return as<C>(p).allgather(v); },
@@ -103,6 +139,10 @@ private:
         [](void*, std::span<double>) {},
         [](void*) {},
         [](void*) {},
+        [](void*, float*, std::size_t, bool) { no_device_collectives(); },
+        [](void*, double*, std::size_t, bool) { no_device_collectives(); },
+        [](void*) {},
+        false,
         [](void*, std::span<std::byte>, int root) { single_process{}.broadcast({}, root); },
         [](void*, const std::string& s) { return std::vector<std::string>{s}; },
         [](void*, std::span<const double> v) { return std::vector<std::vector<double>>{{v.begin(), v.end()}}; },

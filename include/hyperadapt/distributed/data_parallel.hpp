@@ -16,6 +16,7 @@
 // batch's gradient, up to the order of the floating-point sums. A loss that is a plain mean over equal shares
 // may instead average the gradients (gradient_reduction::mean).
 #include <algorithm>
+#include <concepts>
 #include <cstdint>
 #include <cstddef>
 #include <span>
@@ -173,6 +174,16 @@ concept device_collectives = requires(C& c, T* p, std::size_t n) {
     c.finish();
 };
 
+/// Whether `c` takes device memory into its collectives: a communicator with device_collectives, unless it says at
+/// run time that it does not (a communicator_ref to a communicator without them).
+template <class C, class T>
+[[nodiscard]] bool reduces_device_memory(const C& c) noexcept {
+    if constexpr (!device_collectives<C, T>) return false;
+    else if constexpr (requires { { c.carries_device_collectives() } -> std::convertible_to<bool>; })
+        return c.carries_device_collectives();
+    else return true;
+}
+
 /// Every trainable gradient := its sum or mean over the ranks; frozen parameters are never sent. Where the
 /// gradients lie:
 ///   * device memory, with a communicator that has device_collectives (NCCL): every gradient in place there;
@@ -187,11 +198,13 @@ void allreduce_gradients(M& model, C& comm, gradient_reduction how, std::size_t 
     using T = typename M::value_type;
     if constexpr (std::is_same_v<C, single_process>) return;
     if constexpr (!host_memory_backend<B> && device_collectives<C, T>) {
-        model.visit_parameters([&](const std::string&, parameter<B, T>& p) {
-            if (p.trainable()) comm.allreduce_device(p.grad.data(), p.size(), how == gradient_reduction::mean);
-        });
-        comm.finish();
-        return;
+        if (reduces_device_memory<C, T>(comm)) {
+            model.visit_parameters([&](const std::string&, parameter<B, T>& p) {
+                if (p.trainable()) comm.allreduce_device(p.grad.data(), p.size(), how == gradient_reduction::mean);
+            });
+            comm.finish();
+            return;
+        }
     }
     const T inverse = how == gradient_reduction::mean ? T(1) / static_cast<T>(comm.size()) : T(1);
     auto scale = [&](T* v, std::size_t n) {
@@ -254,9 +267,11 @@ void allreduce_gradients(flat_parameters<B, T>& flat, C& comm, gradient_reductio
     if (grads.empty()) return;
     const bool mean = how == gradient_reduction::mean;
     if constexpr (!host_memory_backend<B> && device_collectives<C, T>) {
-        comm.allreduce_device(grads.data(), grads.size(), mean);
-        comm.finish();
-        return;
+        if (reduces_device_memory<C, T>(comm)) {
+            comm.allreduce_device(grads.data(), grads.size(), mean);
+            comm.finish();
+            return;
+        }
     }
     if constexpr (host_memory_backend<B>) {
         comm.allreduce_sum(std::span<T>(grads.data(), grads.size()));

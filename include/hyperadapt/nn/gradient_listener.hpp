@@ -8,7 +8,7 @@
 // parameter that layer i visits receives no further contribution in this pass (a layer's own parameters are
 // read by that layer only; modules shared between layers -- task embeddings, hypernetworks, condition maps --
 // live outside the stack and are never reported). Parameters never reported are final when backward returns.
-// The contract is tested on every model (tests/distributed/test_overlapped_allreduce.cpp): each reported
+// The contract is tested on every model (tests/distributed/test_gradient_allreduce.cpp): each reported
 // gradient holds, when reported, the bits it holds at the end of the pass.
 #include <cstddef>
 

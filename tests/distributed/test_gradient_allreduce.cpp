@@ -1,9 +1,13 @@
-// The gradient all-reduce overlapped with backward (distributed/overlapped_allreduce.hpp) and the hook it rests
-// on (nn/gradient_listener.hpp), in one process: on every model (BERT full fine-tuning, CA-MTL, PHA) each
-// gradient backward reports final holds then the bits it holds at the end of the pass; buckets start during
-// backward, nothing writes into a started bucket before it is waited for, and every trainable gradient is summed
-// exactly once. The two-rank runs over MPI are in test_data_parallel_mpi.cpp.
-#define BOOST_TEST_MODULE distributed_overlapped_allreduce
+// The gradient all-reduce paths of data-parallel training, in one process (the two-rank runs over MPI are in
+// test_data_parallel_mpi.cpp):
+//  - overlapped with backward (distributed/overlapped_allreduce.hpp) and the hook it rests on
+//    (nn/gradient_listener.hpp): on every model (BERT full fine-tuning, CA-MTL, PHA) each gradient backward
+//    reports final holds then the bits it holds at the end of the pass; buckets start during backward, nothing
+//    writes into a started bucket before it is waited for, and every trainable gradient is summed exactly once;
+//  - device memory (allreduce_gradients on a backend whose memory is not the host's): a communicator with device
+//    collectives reduces it in place, also through a communicator_ref; a reference to one without them goes
+//    through host memory.
+#define BOOST_TEST_MODULE distributed_gradient_allreduce
 #include <boost/test/unit_test.hpp>
 
 #include <cstddef>
@@ -16,7 +20,9 @@
 #include "distributed/small_training.hpp"
 #include "hyperadapt/backend/cpu.hpp"
 #include "hyperadapt/distributed/communicator_ref.hpp"
+#include "hyperadapt/distributed/data_parallel.hpp"
 #include "hyperadapt/distributed/overlapped_allreduce.hpp"
+#include "hyperadapt/layers/linear.hpp"
 #include "hyperadapt/models/multitask_bert.hpp"
 #include "hyperadapt/nn/flat_parameters.hpp"
 
@@ -292,4 +298,113 @@ BOOST_AUTO_TEST_CASE(a_gradient_reported_twice_is_refused_and_a_new_layout_is_pl
     const auto after = reducer.bucket_ranges();
     BOOST_TEST(after.back().second > before.back().second);
     reducer.finish();
+}
+
+namespace {
+/// The CPU backend claiming that its memory is a device's: the gradient paths take their device branches, and the
+/// data stays readable here.
+struct pretend_device : cpu_backend<eigen_gemm> {
+    using cpu_backend<eigen_gemm>::cpu_backend;
+    static constexpr bool host_memory = false;
+};
+static_assert(!host_memory_backend<pretend_device>);
+
+/// Two identical ranks (rank 0 of 2) whose collectives also take device memory, as NCCL's do.
+class device_reducing_ranks {
+public:
+    [[nodiscard]] int rank() const noexcept { return 0; }
+    [[nodiscard]] int size() const noexcept { return 2; }
+    void allreduce_sum(std::span<real> v) {
+        ++host_calls;
+        for (auto& x : v) x *= 2;
+    }
+    void allreduce_sum(std::span<double> v) {
+        for (auto& x : v) x *= 2;
+    }
+    void allreduce_device(real* p, std::size_t n, bool mean) {
+        ++device_calls;
+        if (!mean)
+            for (std::size_t i = 0; i < n; ++i) p[i] *= 2;
+    }
+    void allreduce_device(double* p, std::size_t n, bool mean) {
+        ++device_calls;
+        if (!mean)
+            for (std::size_t i = 0; i < n; ++i) p[i] *= 2;
+    }
+    void finish() noexcept { ++finishes; }
+    void broadcast(std::span<std::byte>, int) {}
+    [[nodiscard]] std::vector<std::string> allgather(const std::string& s) const { return {s, s}; }
+    [[nodiscard]] std::vector<std::vector<double>> allgather(std::span<const double> v) const {
+        return {std::vector<double>(v.begin(), v.end()), std::vector<double>(v.begin(), v.end())};
+    }
+    void barrier() noexcept {}
+    std::size_t host_calls = 0, device_calls = 0, finishes = 0;
+};
+static_assert(communicator<device_reducing_ranks> && device_collectives<device_reducing_ranks, real>);
+
+/// A linear layer's gradients (weight, then bias, in one flat buffer with a zero gap between them) set to 1, 2, 3, ...
+struct numbered_gradients {
+    pretend_device b;
+    linear<pretend_device, real> layer{b, 3, 4, "fc"};
+    flat_parameters<pretend_device, real> flat{layer};
+    numbered_gradients() { reset(); }
+    template <class F>
+    void each(F f) {
+        std::size_t k = 0;
+        layer.visit_parameters([&](const std::string&, parameter<pretend_device, real>& p) {
+            for (std::size_t i = 0; i < p.size(); ++i) f(p.grad.data()[i], ++k);
+        });
+    }
+    void reset() {
+        each([](real& g, std::size_t k) { g = static_cast<real>(k); });
+    }
+    /// Every gradient twice its number, and the gaps still zero.
+    [[nodiscard]] bool doubled() {
+        bool ok = true;
+        std::size_t sum = 0;
+        each([&](real& g, std::size_t k) {
+            ok = ok && g == static_cast<real>(2 * k);
+            sum += 2 * k;
+        });
+        tensor<pretend_device, real>& all = flat.gradients();
+        real total = 0;
+        for (std::size_t i = 0; i < all.size(); ++i) total += all.data()[i];
+        return ok && total == static_cast<real>(sum);
+    }
+};
+}  // namespace
+
+BOOST_AUTO_TEST_CASE(device_gradients_go_to_the_device_collectives_also_through_a_communicator_ref) {
+    numbered_gradients g;
+    device_reducing_ranks ranks;
+    allreduce_gradients(g.flat, ranks, gradient_reduction::sum);
+    BOOST_TEST(ranks.device_calls == 1u);  // the whole flat buffer in one call, then one wait
+    BOOST_TEST(ranks.finishes == 1u);
+    BOOST_TEST(ranks.host_calls == 0u);
+    BOOST_TEST(g.doubled());
+
+    communicator_ref ref(ranks);
+    BOOST_TEST(ref.carries_device_collectives());
+    g.reset();
+    allreduce_gradients(g.flat, ref, gradient_reduction::sum);
+    BOOST_TEST(ranks.device_calls == 2u);
+    BOOST_TEST(ranks.finishes == 2u);
+    BOOST_TEST(ranks.host_calls == 0u);
+    BOOST_TEST(g.doubled());
+    g.reset();
+    allreduce_gradients(g.layer, ref, gradient_reduction::sum);  // per parameter: weight and bias
+    BOOST_TEST(ranks.device_calls == 4u);
+    BOOST_TEST(g.doubled());
+
+    // A reference to a communicator without device collectives says so, and the gradients go through the host.
+    two_identical_ranks_blocking host_only;
+    communicator_ref host_ref(host_only);
+    BOOST_TEST(!host_ref.carries_device_collectives());
+    BOOST_TEST(!communicator_ref().carries_device_collectives());
+    g.reset();
+    allreduce_gradients(g.flat, host_ref, gradient_reduction::sum);
+    BOOST_TEST(host_only.calls == 1u);
+    BOOST_TEST(g.doubled());
+    real x = 1;
+    BOOST_CHECK_THROW(host_ref.allreduce_device(&x, 1, false), communication_error);
 }
