@@ -50,6 +50,14 @@ std::vector<std::vector<double>> gradients_of(Model& m) {
     return g;
 }
 
+/// The same initial weights on every rank (seed 7), the model's freezing applied.
+template <class Model>
+void initialize_small(Model& m) {
+    rng_stream init(7);
+    m.initialize(init);
+    m.apply_freezing();
+}
+
 template <class Model>
 double loss_and_gradients(Model& m, cpu& b, const std::vector<encoded_task>& tasks, const std::vector<sample_ref>& rows,
                           const std::vector<std::size_t>& loss_task_rows = {},
@@ -128,9 +136,7 @@ void check_shares_add_up(const char* what) {
     BOOST_TEST_REQUIRE(comm.size() == 2);
     cpu b;
     Model m(b, small_options<Model>());
-    rng_stream init(7);
-    m.initialize(init);
-    m.apply_freezing();
+    initialize_small(m);
     const std::vector<encoded_task> tasks{synthetic_task(synthetic_kind::order, 16, 16, 3),
                                           synthetic_task(synthetic_kind::majority, 16, 16, 4),
                                           synthetic_task(synthetic_kind::count, 16, 16, 5)};
@@ -261,18 +267,17 @@ BOOST_AUTO_TEST_CASE(trainer_two_ranks_of_b_equal_one_process_of_2b) {
 }
 
 namespace {
-/// Each rank backward on its own rows (other lengths, other length groups), the gradients summed once after backward (allreduce_gradients) and then
-/// bucket by bucket during backward (overlapped_allreduce over MPI_Iallreduce, 64-value buckets): the same bits
-/// (two ranks: each element is a + b either way), with buckets started before backward returned.
+/// Each rank backward on its own rows (other lengths, other length groups), the gradients summed once after
+/// backward (allreduce_gradients) and then bucket by bucket during backward (overlapped_allreduce over
+/// MPI_Iallreduce, 64-value buckets): the same bits (two ranks: each element is a + b either way), with buckets
+/// started before backward returned.
 template <class Model>
 void check_overlapped_equals_one_allreduce(const char* what) {
     mpi_communicator comm;
     BOOST_TEST_REQUIRE(comm.size() == 2);
     cpu b;
     Model m(b, small_options<Model>());
-    rng_stream init(7);
-    m.initialize(init);
-    m.apply_freezing();
+    initialize_small(m);
     const auto tasks = test::small_train_tasks();
     const std::vector<sample_ref> rows = comm.rank() == 0 ? std::vector<sample_ref>{{0, 0}, {1, 1}, {2, 2}}
                                                           : std::vector<sample_ref>{{0, 3}, {1, 4}, {2, 5}, {2, 6}};

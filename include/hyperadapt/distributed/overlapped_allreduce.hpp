@@ -22,6 +22,7 @@
 // hands NCCL the whole buffer on the stream (overlap there needs a second stream; not done).
 #include <algorithm>
 #include <cstddef>
+#include <cstdint>
 #include <span>
 #include <stdexcept>
 #include <string>
@@ -81,9 +82,10 @@ public:
     /// parameter reported twice in a pass means its gradient changed after it was said final, and is refused.
     void gradient_ready(const void* data, std::size_t bytes) override {
         if (!in_pass_ || parameters_.empty()) return;
-        const auto* p = static_cast<const T*>(data);
-        if (p < base_ || p >= base_ + extent_) return;
-        const auto offset = static_cast<std::size_t>(p - base_);
+        // Addresses compared as integers: `data` need not point into this buffer.
+        const auto at = reinterpret_cast<std::uintptr_t>(data), first = reinterpret_cast<std::uintptr_t>(base_);
+        if (at < first || at >= first + extent_ * sizeof(T) || (at - first) % sizeof(T) != 0) return;
+        const std::size_t offset = (at - first) / sizeof(T);
         const auto it = std::lower_bound(parameters_.begin(), parameters_.end(), offset,
                                          [](const planned_parameter& q, std::size_t at) { return q.offset < at; });
         if (it == parameters_.end() || it->offset != offset || it->size * sizeof(T) != bytes) return;
