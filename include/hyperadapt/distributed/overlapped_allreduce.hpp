@@ -87,7 +87,7 @@ public:
         if (at < first || at >= first + extent_ * sizeof(T) || (at - first) % sizeof(T) != 0) return;
         const std::size_t offset = (at - first) / sizeof(T);
         const auto it = std::lower_bound(parameters_.begin(), parameters_.end(), offset,
-                                         [](const planned_parameter& q, std::size_t at) { return q.offset < at; });
+                                         [](const planned_parameter& q, std::size_t value) { return q.offset < value; });
         if (it == parameters_.end() || it->offset != offset || it->size * sizeof(T) != bytes) return;
         const auto k = static_cast<std::size_t>(it - parameters_.begin());
         if (reported_[k])
