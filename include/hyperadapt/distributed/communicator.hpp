@@ -47,6 +47,14 @@ concept nonblocking_collectives = requires(C& c, std::span<float> f, std::span<d
     c.wait_started();
 };
 
+/// A communicator that reduces device memory where it lies (nccl_communicator): allreduce_device enqueues an
+/// in-place all-reduce (sum, or mean when asked) and finish() waits for all of them.
+template <class C, class T>
+concept device_collectives = requires(C& c, T* p, std::size_t n) {
+    c.allreduce_device(p, n, true);
+    c.finish();
+};
+
 /// One process: rank 0 of 1; every collective is the identity.
 class single_process {
 public:

@@ -41,7 +41,7 @@ public:
     void start_allreduce_sum(std::span<double> v) { operations_->start_allreduce_double(object_, v); }
     void progress() { operations_->progress(object_); }
     void wait_started() { operations_->wait_started(object_); }
-    /// device_collectives (data_parallel.hpp): the referred communicator's in-place all-reduce of device memory
+    /// device_collectives (communicator.hpp): the referred communicator's in-place all-reduce of device memory
     /// and its wait. Only for a reference that carries_device_collectives(); otherwise communication_error.
     void allreduce_device(float* p, std::size_t n, bool mean) { operations_->allreduce_device_float(object_, p, n, mean); }
     void allreduce_device(double* p, std::size_t n, bool mean) { operations_->allreduce_device_double(object_, p, n, mean); }
@@ -84,14 +84,10 @@ private:
         else
             c.allreduce_sum(v);
     }
-    /// Whether C reduces device memory itself (nccl_communicator): both element types and the wait.
+    /// Whether C reduces device memory itself (nccl_communicator), for both element types.
     template <class C>
     static constexpr bool device_collectives_of() {
-        return requires(C& c, float* f, double* d, std::size_t n) {
-            c.allreduce_device(f, n, true);
-            c.allreduce_device(d, n, true);
-            c.finish();
-        };
+        return device_collectives<C, float> && device_collectives<C, double>;
     }
     template <class C, class V>
     static void allreduce_device(C& c, V* v, std::size_t n, bool mean) {

@@ -166,14 +166,6 @@ template <class Row>
 /// batch's, as multitask_batch::loss_task_rows makes it) or their mean (each rank's loss a mean over an equal share).
 enum class gradient_reduction { sum, mean };
 
-/// A communicator that reduces device memory where it lies (nccl_communicator): allreduce_device enqueues an
-/// in-place all-reduce (sum, or mean when asked) and finish() waits for all of them.
-template <class C, class T>
-concept device_collectives = requires(C& c, T* p, std::size_t n) {
-    c.allreduce_device(p, n, true);
-    c.finish();
-};
-
 /// Whether `c` takes device memory into its collectives: a communicator with device_collectives, unless it says at
 /// run time that it does not (a communicator_ref to a communicator without them).
 template <class C, class T>
