@@ -6,15 +6,21 @@
 //    writes into a started bucket before it is waited for, and every trainable gradient is summed exactly once;
 //  - device memory (allreduce_gradients on a backend whose memory is not the host's): a communicator with device
 //    collectives reduces it in place, also through a communicator_ref; a reference to one without them goes
-//    through host memory.
+//    through host memory;
+//  - the overlapped reducer on device memory (the CPU backend posing as a device): buckets started beside the
+//    computation (NCCL's second stream) and joined once before the wait, or enqueued in turn, or, with a
+//    host-only communicator, one all-reduce through the host at the end; and the trainer on that path, over a
+//    one-rank communicator, equals the plain run bit for bit (what test_nccl_training.cu checks on a GPU).
 #define BOOST_TEST_MODULE distributed_gradient_allreduce
 #include <boost/test/unit_test.hpp>
 
+#include <algorithm>
 #include <cstddef>
 #include <cstring>
 #include <span>
 #include <stdexcept>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "distributed/small_training.hpp"
@@ -125,7 +131,8 @@ static_assert(communicator<two_identical_ranks_blocking> && !nonblocking_collect
 /// A model of `Model` with its freezing applied, and one training batch of the three tasks.
 template <class Model>
 struct fixture {
-    cpu b;
+    using backend_type = typename Model::backend_type;
+    backend_type b;
     Model m;
     std::vector<encoded_task> tasks = test::small_train_tasks();
     std::vector<sample_ref> rows{{0, 0}, {0, 1}, {1, 2}, {2, 3}, {1, 4}, {2, 5}, {0, 6}, {1, 7}, {2, 8}, {0, 9}};
@@ -139,8 +146,8 @@ struct fixture {
     /// Forward and backward in training mode (dropout on, the same stream every call), `mode_of` choosing the
     /// run_mode; gradients zeroed first.
     template <class ModeOf>
-    void step(flat_parameters<cpu, real>& flat, ModeOf mode_of) {
-        auto batch = make_batch<cpu, real>(b, tasks, rows, batch_padding::length_groups, /*group_cost=*/1);
+    void step(flat_parameters<backend_type, real>& flat, ModeOf mode_of) {
+        auto batch = make_batch<backend_type, real>(b, tasks, rows, batch_padding::length_groups, /*group_cost=*/1);
         groups = batch.groups.size();
         typename Model::context ctx;
         flat.zero_grad();
@@ -150,7 +157,10 @@ struct fixture {
     }
 };
 
-std::vector<real> copy_of(tensor<cpu, real>& t) { return std::vector<real>(t.data(), t.data() + t.size()); }
+template <class B>
+std::vector<real> copy_of(tensor<B, real>& t) {
+    return std::vector<real>(t.data(), t.data() + t.size());
+}
 
 template <class Model>
 void check_reports_are_final(const char* what) {
@@ -407,4 +417,205 @@ BOOST_AUTO_TEST_CASE(device_gradients_go_to_the_device_collectives_also_through_
     BOOST_TEST(g.doubled());
     real x = 1;
     BOOST_CHECK_THROW(host_ref.allreduce_device(&x, 1, false), communication_error);
+}
+
+namespace {
+/// `Ranks` identical ranks (seen from rank 0) whose device all-reduces can also start beside the computation, as
+/// nccl_communicator's do on its second stream. Every call is logged (H host, D device in turn, S started, J join,
+/// F finish); a started range must hold the same bits when joined (nothing may write into it meanwhile), and the
+/// sum over ranks happens at the join (the second stream's work, which the computing stream waits for there).
+template <int Ranks>
+class device_stream_ranks {
+public:
+    [[nodiscard]] int rank() const noexcept { return 0; }
+    [[nodiscard]] int size() const noexcept { return Ranks; }
+    void allreduce_sum(std::span<real> v) {
+        log += 'H';
+        times_ranks(v.data(), v.size());
+    }
+    void allreduce_sum(std::span<double> v) {
+        log += 'H';
+        for (auto& x : v) x *= Ranks;
+    }
+    void allreduce_device(real* p, std::size_t n, bool mean) {
+        log += 'D';
+        if (!mean) times_ranks(p, n);
+    }
+    void allreduce_device(double*, std::size_t, bool) { throw std::logic_error("no double gradients here"); }
+    void start_allreduce_device(real* p, std::size_t n) {
+        log += 'S';
+        started.push_back({std::span<real>(p, n), std::vector<real>(p, p + n)});
+        ranges.emplace_back(p, n);
+    }
+    void start_allreduce_device(double*, std::size_t) { throw std::logic_error("no double gradients here"); }
+    void join_started_device() {
+        log += 'J';
+        for (auto& [v, bits] : started) {
+            if (std::memcmp(v.data(), bits.data(), v.size_bytes()) != 0) ++written_after_start;
+            times_ranks(v.data(), v.size());
+        }
+        started.clear();
+    }
+    void finish() {
+        log += 'F';
+        if (!started.empty()) ++waited_unjoined;
+    }
+    void broadcast(std::span<std::byte>, int) {}
+    [[nodiscard]] std::vector<std::string> allgather(const std::string& s) const {
+        return std::vector<std::string>(Ranks, s);
+    }
+    [[nodiscard]] std::vector<std::vector<double>> allgather(std::span<const double> v) const {
+        return std::vector<std::vector<double>>(Ranks, std::vector<double>(v.begin(), v.end()));
+    }
+    void barrier() noexcept {}
+
+    std::string log;
+    std::vector<std::pair<std::span<real>, std::vector<real>>> started;
+    std::vector<std::span<real>> ranges;  // every range ever started
+    std::size_t written_after_start = 0, waited_unjoined = 0;
+
+private:
+    static void times_ranks(real* p, std::size_t n) {
+        for (std::size_t i = 0; i < n; ++i) p[i] *= Ranks;
+    }
+};
+static_assert(communicator<device_stream_ranks<2>> && nonblocking_device_collectives<device_stream_ranks<2>, real>);
+static_assert(!nonblocking_device_collectives<device_reducing_ranks, real>);
+
+using device_camtl = camtl_model<pretend_device, real>;
+
+/// How many of the gradients are not `factor` times `plain`.
+std::size_t not_times(const std::vector<real>& now, const std::vector<real>& plain, real factor) {
+    std::size_t wrong = now.size() == plain.size() ? 0 : now.size() + plain.size();
+    for (std::size_t i = 0; i < std::min(now.size(), plain.size()); ++i) wrong += now[i] != factor * plain[i];
+    return wrong;
+}
+}  // namespace
+
+BOOST_AUTO_TEST_CASE(device_buckets_start_beside_the_computation_and_are_joined_once_before_the_wait) {
+    fixture<device_camtl> f;
+    flat_parameters<pretend_device, real> flat(f.m);
+    f.step(flat, [](run_mode mode) { return mode; });
+    const auto plain = copy_of(flat.gradients());
+
+    device_stream_ranks<2> ranks;
+    overlapped_allreduce<pretend_device, real, device_stream_ranks<2>> reducer(flat, ranks, gradient_reduction::sum, 64);
+    for (int pass = 0; pass < 2; ++pass) {
+        ranks.log.clear();
+        ranks.ranges.clear();
+        reducer.begin();
+        f.step(flat, [&](run_mode mode) { return mode.reporting_gradients(reducer); });
+        reducer.finish();
+        BOOST_TEST(not_times(copy_of(flat.gradients()), plain, 2) == 0u);
+        BOOST_TEST(ranks.written_after_start == 0u, "backward wrote into a bucket after its all-reduce started");
+        const auto stats = reducer.last_pass();
+        BOOST_TEST(stats.started_during_backward > 0u);
+        BOOST_TEST(stats.started_during_backward < stats.buckets);
+        // Every bucket started beside the computation, then one join, then the host's wait; nothing else.
+        BOOST_TEST(ranks.log == std::string(stats.buckets, 'S') + "JF");
+        BOOST_TEST(ranks.waited_unjoined == 0u);
+        std::vector<int> covered(plain.size(), 0);
+        for (const auto& r : ranks.ranges)
+            for (std::size_t i = 0; i < r.size(); ++i) ++covered[static_cast<std::size_t>(r.data() + i - flat.gradients().data())];
+        std::size_t uncovered = 0;
+        for (std::size_t k = 0; k < flat.size(); ++k) {
+            const auto& p = flat.at(k);
+            if (!p.trainable()) continue;
+            const auto at = static_cast<std::size_t>(p.grad.data() - flat.gradients().data());
+            for (std::size_t i = 0; i < p.size(); ++i) uncovered += covered[at + i] != 1;
+        }
+        BOOST_TEST(uncovered == 0u, uncovered << " trainable gradients not all-reduced exactly once");
+    }
+
+    // Through a communicator_ref, the mean over two identical ranks: the gradient itself.
+    communicator_ref ref(ranks);
+    overlapped_allreduce<pretend_device, real, communicator_ref> through_ref(flat, ref, gradient_reduction::mean, 64);
+    ranks.log.clear();
+    through_ref.begin();
+    f.step(flat, [&](run_mode mode) { return mode.reporting_gradients(through_ref); });
+    through_ref.finish();
+    BOOST_TEST(not_times(copy_of(flat.gradients()), plain, 1) == 0u);
+    BOOST_TEST(ranks.log == std::string(through_ref.last_pass().buckets, 'S') + "JF");
+    BOOST_TEST(through_ref.last_pass().started_during_backward > 0u);
+}
+
+BOOST_AUTO_TEST_CASE(device_buckets_go_in_turn_without_a_second_stream_and_through_the_host_without_device_collectives) {
+    fixture<device_camtl> f;
+    flat_parameters<pretend_device, real> flat(f.m);
+    f.step(flat, [](run_mode mode) { return mode; });
+    const auto plain = copy_of(flat.gradients());
+
+    // Device collectives that cannot start beside the computation: each bucket enqueued when ready, one wait.
+    device_reducing_ranks in_turn_ranks;
+    overlapped_allreduce<pretend_device, real, device_reducing_ranks> in_turn(flat, in_turn_ranks, gradient_reduction::sum, 64);
+    in_turn.begin();
+    f.step(flat, [&](run_mode mode) { return mode.reporting_gradients(in_turn); });
+    in_turn.finish();
+    BOOST_TEST(not_times(copy_of(flat.gradients()), plain, 2) == 0u);
+    BOOST_TEST(in_turn_ranks.device_calls == in_turn.bucket_ranges().size());
+    BOOST_TEST(in_turn_ranks.finishes == 1u);
+    BOOST_TEST(in_turn_ranks.host_calls == 0u);
+    BOOST_TEST(in_turn.last_pass().started_during_backward > 0u);
+
+    // A communicator of host memory only (MPI on a GPU): no bucket; one all-reduce through the host at the end.
+    two_identical_ranks_blocking host_only;
+    overlapped_allreduce<pretend_device, real, two_identical_ranks_blocking> via_host(flat, host_only, gradient_reduction::sum, 64);
+    BOOST_TEST(via_host.bucket_ranges().empty());
+    via_host.begin();
+    f.step(flat, [&](run_mode mode) { return mode.reporting_gradients(via_host); });
+    via_host.finish();
+    BOOST_TEST(not_times(copy_of(flat.gradients()), plain, 2) == 0u);
+    BOOST_TEST(host_only.calls == 1u);
+    BOOST_TEST(via_host.last_pass().buckets == 0u);
+
+    // The same decided at run time, through a communicator_ref that carries no device collectives.
+    communicator_ref host_ref(host_only);
+    overlapped_allreduce<pretend_device, real, communicator_ref> via_ref(flat, host_ref, gradient_reduction::sum, 64);
+    BOOST_TEST(via_ref.bucket_ranges().empty());
+    via_ref.begin();
+    f.step(flat, [&](run_mode mode) { return mode.reporting_gradients(via_ref); });
+    via_ref.finish();
+    BOOST_TEST(not_times(copy_of(flat.gradients()), plain, 2) == 0u);
+    BOOST_TEST(host_only.calls == 2u);
+}
+
+namespace {
+/// Six steps of the small CA-MTL on the device-posing backend: the plain run, or the data-parallel path over
+/// `one_rank` (through a communicator_ref, as the recipes pass it).
+std::pair<training_result, std::vector<std::vector<real>>> train_on_pretend_device(bool mtu, device_stream_ranks<1>* one_rank) {
+    pretend_device b;
+    device_camtl m(b, test::small_options<device_camtl>(0.1));
+    rng_stream init(11);
+    m.initialize(init);
+    m.apply_freezing();
+    const auto train = test::small_train_tasks();
+    const auto dev = test::small_dev_tasks();
+    const trainer_options o = test::six_steps();
+    const training_result r = test::with_sampler(mtu, train, 12, [&](auto& sampler) {
+        if (one_rank == nullptr) return train_multitask(m, sampler, b, train, dev, o);
+        communicator_ref ref(*one_rank);
+        return train_multitask(m, sampler, b, train, dev, o, ref);
+    });
+    std::vector<std::vector<real>> values;
+    m.visit_parameters([&](const std::string&, parameter<pretend_device, real>& p) { values.push_back(p.value.to_host()); });
+    return {r, values};
+}
+}  // namespace
+
+BOOST_AUTO_TEST_CASE(the_trainer_on_device_memory_starts_buckets_beside_backward_and_one_rank_equals_the_plain_run) {
+    for (const bool mtu : {true, false}) {
+        BOOST_TEST_CONTEXT((mtu ? "MT-Uncertainty" : "proportional")) {
+            const auto [plain, plain_values] = train_on_pretend_device(mtu, nullptr);
+            device_stream_ranks<1> one_rank;
+            const auto [ranked, ranked_values] = train_on_pretend_device(mtu, &one_rank);
+            BOOST_TEST(ranked.losses == plain.losses, boost::test_tools::per_element());
+            BOOST_TEST(ranked.final_average == plain.final_average);
+            BOOST_TEST((ranked_values == plain_values));
+            BOOST_TEST(std::count(one_rank.log.begin(), one_rank.log.end(), 'J') == 6);  // one join per step
+            BOOST_TEST(std::count(one_rank.log.begin(), one_rank.log.end(), 'S') >= 6);  // every bucket, every step
+            BOOST_TEST(std::count(one_rank.log.begin(), one_rank.log.end(), 'D') == 0);
+            BOOST_TEST(one_rank.written_after_start == 0u);
+            BOOST_TEST(one_rank.waited_unjoined == 0u);
+        }
+    }
 }

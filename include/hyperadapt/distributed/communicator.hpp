@@ -55,6 +55,18 @@ concept device_collectives = requires(C& c, T* p, std::size_t n) {
     c.finish();
 };
 
+/// A communicator whose device all-reduces can run beside the backend's computation (nccl_communicator, on a
+/// stream of its own), so that the top layers' gradients travel while the lower layers run backward
+/// (overlapped_allreduce.hpp). start_allreduce_device enqueues an in-place sum over ranks of `n` device values,
+/// ordered after every operation enqueued so far on the backend's stream (which wrote them) and before none that
+/// follows; join_started_device makes what is enqueued on the backend's stream from then on wait for every started
+/// one, without waiting on the host (finish() does that). Between the two, nothing may touch the started values.
+template <class C, class T>
+concept nonblocking_device_collectives = device_collectives<C, T> && requires(C& c, T* p, std::size_t n) {
+    c.start_allreduce_device(p, n);
+    c.join_started_device();
+};
+
 /// One process: rank 0 of 1; every collective is the identity.
 class single_process {
 public:

@@ -9,7 +9,9 @@
 // It carries non-blocking all-reduces (nonblocking_collectives) where the communicator has them, and turns
 // them into blocking ones where it has not; and it carries the device collectives of a communicator that has them
 // (nccl_communicator's allreduce_device), saying at run time whether it does (carries_device_collectives():
-// allreduce_gradients asks before handing it device memory).
+// allreduce_gradients asks before handing it device memory), and their started form
+// (nonblocking_device_collectives), which becomes an all-reduce on the backend's stream where the communicator has
+// only the plain one.
 #include <cstddef>
 #include <span>
 #include <string>
@@ -46,6 +48,11 @@ public:
     void allreduce_device(float* p, std::size_t n, bool mean) { operations_->allreduce_device_float(object_, p, n, mean); }
     void allreduce_device(double* p, std::size_t n, bool mean) { operations_->allreduce_device_double(object_, p, n, mean); }
     void finish() { operations_->finish(object_); }
+    /// nonblocking_device_collectives: the referred communicator's where it has them, else allreduce_device (on the
+    /// backend's stream, so nothing to join). Only for a reference that carries_device_collectives().
+    void start_allreduce_device(float* p, std::size_t n) { operations_->start_allreduce_device_float(object_, p, n); }
+    void start_allreduce_device(double* p, std::size_t n) { operations_->start_allreduce_device_double(object_, p, n); }
+    void join_started_device() { operations_->join_started_device(object_); }
     [[nodiscard]] bool carries_device_collectives() const noexcept { return operations_->device_collectives; }
     void broadcast(std::span<std::byte> bytes, int root) { operations_->broadcast(object_, bytes, root); }
     [[nodiscard]] std::vector<std::string> allgather(const std::string& s) { return operations_->allgather_string(object_, s); }
@@ -67,6 +74,9 @@ private:
         void (*allreduce_device_float)(void*, float*, std::size_t, bool);
         void (*allreduce_device_double)(void*, double*, std::size_t, bool);
         void (*finish)(void*);
+        void (*start_allreduce_device_float)(void*, float*, std::size_t);
+        void (*start_allreduce_device_double)(void*, double*, std::size_t);
+        void (*join_started_device)(void*);
         bool device_collectives;
         void (*broadcast)(void*, std::span<std::byte>, int);
         std::vector<std::string> (*allgather_string)(void*, const std::string&);
@@ -96,6 +106,13 @@ private:
         else
             no_device_collectives();
     }
+    template <class C, class V>
+    static void start_allreduce_device(C& c, V* v, std::size_t n) {
+        if constexpr (nonblocking_device_collectives<C, float> && nonblocking_device_collectives<C, double>)
+            c.start_allreduce_device(v, n);
+        else
+            allreduce_device(c, v, n, false);
+    }
     [[noreturn]] static void no_device_collectives() {
         throw communication_error("communicator_ref: the communicator referred to has no device collectives "
                                   "(carries_device_collectives() is false)");
@@ -119,6 +136,12 @@ private:
         [](void* p) {
             if constexpr (device_collectives_of<C>()) as<C>(p).finish();
         },
+        [](void* p, float* v, std::size_t n) { start_allreduce_device(as<C>(p), v, n); },
+        [](void* p, double* v, std::size_t n) { start_allreduce_device(as<C>(p), v, n); },
+        [](void* p) {
+            if constexpr (nonblocking_device_collectives<C, float> && nonblocking_device_collectives<C, double>)
+                as<C>(p).join_started_device();
+        },
         device_collectives_of<C>(),
         [](void* p, std::span<std::byte> b, int root) { as<C>(p).broadcast(b, root); },
         [](void* p, const std::string& s) { return as<C>(p).allgather(s); },
@@ -138,6 +161,9 @@ private:
         [](void*, float*, std::size_t, bool) { no_device_collectives(); },
         [](void*, double*, std::size_t, bool) { no_device_collectives(); },
         [](void*) {},
+        [](void*, float*, std::size_t) { no_device_collectives(); },
+        [](void*, double*, std::size_t) { no_device_collectives(); },
+        [](void*) {},
         false,
         [](void*, std::span<std::byte>, int root) { single_process{}.broadcast({}, root); },
         [](void*, const std::string& s) { return std::vector<std::string>{s}; },
@@ -149,6 +175,7 @@ private:
     const operations* operations_ = &alone_operations;
     bool alone_ = true;
 };
-static_assert(communicator<communicator_ref> && nonblocking_collectives<communicator_ref>);
+static_assert(communicator<communicator_ref> && nonblocking_collectives<communicator_ref> &&
+              nonblocking_device_collectives<communicator_ref, float>);
 
 }  // namespace hyperadapt

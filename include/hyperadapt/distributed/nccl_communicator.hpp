@@ -3,6 +3,14 @@
 // one GPU per rank, gradients all-reduced where they lie, in device memory, on the stream the CUDA backend
 // computes on, so the reduction is ordered after the backward that wrote them without a host round trip.
 //
+// Gradients can also be all-reduced beside the backward pass (nonblocking_device_collectives, used by
+// overlapped_allreduce.hpp): start_allreduce_device records an event on the computing stream and enqueues the
+// all-reduce on a second stream of this communicator's (created on first use, on the current device) that waits for
+// that event, so the reduction follows the kernels that wrote those gradients and runs while the lower layers'
+// backward kernels run; join_started_device makes the computing stream wait for the second one. Every other
+// collective joins first, so that on the device this communicator's operations run in the order they were issued,
+// the same on every rank.
+//
 // NCCL has no process launcher and no host collectives. The ranks find each other through a bootstrap
 // communicator (any `communicator`: mpi_communicator under mpirun, single_process for one GPU), which carries
 // NCCL's unique id from rank 0 to the others; the host-memory operations the trainer needs (a few scalars per
@@ -61,6 +69,9 @@ public:
     ~nccl_communicator() {
         if (comm_ != nullptr) (void)ncclCommDestroy(comm_);
         if (scratch_ != nullptr) (void)cudaFree(scratch_);
+        if (written_ != nullptr) (void)cudaEventDestroy(written_);
+        if (reduced_ != nullptr) (void)cudaEventDestroy(reduced_);
+        if (side_stream_ != nullptr) (void)cudaStreamDestroy(side_stream_);
     }
 
     [[nodiscard]] int rank() const noexcept { return rank_; }
@@ -70,7 +81,23 @@ public:
     /// In place on `n` device values, enqueued on the stream; finish() waits for every enqueued collective.
     void allreduce_device(float* data, std::size_t n, bool mean) { enqueue_allreduce(data, n, ncclFloat, mean); }
     void allreduce_device(double* data, std::size_t n, bool mean) { enqueue_allreduce(data, n, ncclDouble, mean); }
-    void finish() { wait("the enqueued all-reduces"); }
+    void finish() {
+        join_started_device();
+        wait("the enqueued all-reduces");
+    }
+
+    // ---- device memory, beside the computation (nonblocking_device_collectives) ----
+    /// An in-place sum of `n` device values on this communicator's second stream, after what the computing stream
+    /// holds so far; the values must stay untouched until join_started_device().
+    void start_allreduce_device(float* data, std::size_t n) { start_beside(data, n, ncclFloat); }
+    void start_allreduce_device(double* data, std::size_t n) { start_beside(data, n, ncclDouble); }
+    /// The computing stream's later work waits for every started all-reduce (the host does not wait).
+    void join_started_device() {
+        if (!started_beside_) return;
+        started_beside_ = false;
+        cuda_check(cudaEventRecord(reduced_, side_stream_), "cudaEventRecord after the started all-reduces");
+        cuda_check(cudaStreamWaitEvent(stream_, reduced_, 0), "cudaStreamWaitEvent for the started all-reduces");
+    }
 
     // ---- host memory, through the staging buffer ----
     void allreduce_sum(std::span<float> v) { host_allreduce(v.data(), v.size_bytes(), v.size(), ncclFloat); }
@@ -80,6 +107,7 @@ public:
         if (root < 0 || root >= size_)
             throw communication_error("broadcast: root " + std::to_string(root) + " outside 0.." + std::to_string(size_ - 1));
         live("ncclBroadcast");
+        join_started_device();
         if (bytes.empty()) return;
         std::byte* d = staging(bytes.size());
         copy(d, bytes.data(), bytes.size(), cudaMemcpyHostToDevice, "broadcast");
@@ -114,12 +142,28 @@ public:
 private:
     void enqueue_allreduce(void* data, std::size_t n, ncclDataType_t type, bool mean) {
         live("ncclAllReduce");
+        join_started_device();
         if (n == 0) return;
         check(ncclAllReduce(data, data, n, type, mean ? ncclAvg : ncclSum, comm_, stream_), "ncclAllReduce");
     }
 
+    void start_beside(void* data, std::size_t n, ncclDataType_t type) {
+        live("ncclAllReduce");
+        if (n == 0) return;
+        if (side_stream_ == nullptr) {
+            cuda_check(cudaStreamCreateWithFlags(&side_stream_, cudaStreamNonBlocking), "cudaStreamCreateWithFlags");
+            cuda_check(cudaEventCreateWithFlags(&written_, cudaEventDisableTiming), "cudaEventCreateWithFlags");
+            cuda_check(cudaEventCreateWithFlags(&reduced_, cudaEventDisableTiming), "cudaEventCreateWithFlags");
+        }
+        cuda_check(cudaEventRecord(written_, stream_), "cudaEventRecord before a started all-reduce");
+        cuda_check(cudaStreamWaitEvent(side_stream_, written_, 0), "cudaStreamWaitEvent before a started all-reduce");
+        check(ncclAllReduce(data, data, n, type, ncclSum, comm_, side_stream_), "ncclAllReduce");
+        started_beside_ = true;
+    }
+
     void host_allreduce(void* host, std::size_t bytes, std::size_t n, ncclDataType_t type) {
         live("ncclAllReduce");
+        join_started_device();
         if (n == 0) return;
         std::byte* d = staging(bytes);
         copy(d, host, bytes, cudaMemcpyHostToDevice, "allreduce_sum");
@@ -132,6 +176,7 @@ private:
     /// (ncclAllGather gathers equal counts).
     std::vector<std::vector<std::byte>> gather_bytes(std::span<const std::byte> mine, const char* what) {
         live(what);
+        join_started_device();
         const auto w = static_cast<std::size_t>(size_);
         std::vector<std::int64_t> sizes(w, 0);
         sizes[static_cast<std::size_t>(rank_)] = static_cast<std::int64_t>(mine.size());
@@ -233,10 +278,15 @@ private:
     options opts_;
     cudaStream_t stream_ = nullptr;
     ncclComm_t comm_ = nullptr;
+    // The second stream of the started all-reduces, and the events that order it against stream_.
+    cudaStream_t side_stream_ = nullptr;
+    cudaEvent_t written_ = nullptr, reduced_ = nullptr;
+    bool started_beside_ = false;
     int rank_ = 0, size_ = 1;
     std::byte* scratch_ = nullptr;
     std::size_t scratch_bytes_ = 0;
 };
-static_assert(communicator<nccl_communicator>);
+static_assert(communicator<nccl_communicator> && nonblocking_device_collectives<nccl_communicator, float> &&
+              nonblocking_device_collectives<nccl_communicator, double>);
 
 }  // namespace hyperadapt

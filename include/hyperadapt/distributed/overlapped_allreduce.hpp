@@ -16,10 +16,16 @@
 // bucketing, so the bits are those of one all-reduce of the whole buffer. Every rank starts the same buckets in
 // the same order: the order backward reports them in, which depends on the model, never on the batch.
 //
-// Where it overlaps: with a communicator that has nonblocking_collectives (MPI: MPI_Iallreduce, advanced at each
-// layer's end by progress()). With one that has not, each bucket is all-reduced, blocking, when it is ready:
-// the same result, no overlap. Host memory only: a device's gradients go through allreduce_gradients, which
-// hands NCCL the whole buffer on the stream (overlap there needs a second stream; not done).
+// Where it overlaps:
+//   * host memory (the CPU backend), with a communicator that has nonblocking_collectives (MPI: MPI_Iallreduce,
+//     advanced at each layer's end by progress()); with one that has not, each bucket is all-reduced, blocking,
+//     when it is ready: the same result, no overlap;
+//   * device memory, with a communicator that has nonblocking_device_collectives (NCCL: each bucket enqueued on a
+//     second stream, after an event on the computing stream, so it runs while the lower layers' backward kernels
+//     do; joined before anything after backward); with device_collectives only, each bucket is enqueued on the
+//     computing stream when it is ready (the same result, no overlap);
+//   * device memory with a communicator that reduces host memory only (MPI on a GPU): nothing starts early, and
+//     finish() is allreduce_gradients(flat, comm, how), through one host copy each way.
 #include <algorithm>
 #include <cstddef>
 #include <cstdint>
@@ -39,10 +45,6 @@ namespace hyperadapt {
 
 template <elementwise_backend B, class T, communicator C>
 class overlapped_allreduce final : public gradient_listener {
-    static_assert(host_memory_backend<B>,
-                  "hyperadapt::overlapped_allreduce: the gradients must lie in host memory (the CPU backend); a "
-                  "device's go through allreduce_gradients(flat, comm, how)");
-
 public:
     /// About 1 M values (4 MB of fp32) a bucket: a MiniLM CA-MTL's 8.8 M trainable gradients in about nine
     /// messages, each large enough that its latency does not count.
@@ -104,18 +106,27 @@ public:
 
     /// gradient_listener: lets the started all-reduces advance.
     void layer_finished() override {
-        if (started_during_backward_ > 0) {
-            if constexpr (nonblocking_collectives<C>) comm_->progress();
-        }
+        if constexpr (host_memory_backend<B> && nonblocking_collectives<C>)
+            if (started_during_backward_ > 0) comm_->progress();
     }
 
     /// After backward: starts every bucket not started yet (in buffer order), waits for all of them, and divides
     /// by the world size for gradient_reduction::mean. Every gradient is then its sum (or mean) over the ranks.
     void finish() {
         in_pass_ = false;
+        if (!host_memory_backend<B> && !device_reduces_) {  // device memory, host collectives: one copy each way
+            allreduce_gradients(*flat_, *comm_, how_);
+            last_ = {};
+            return;
+        }
         for (auto& b : buckets_)
             if (!b.started) start(b);
-        if constexpr (nonblocking_collectives<C>) comm_->wait_started();
+        if constexpr (host_memory_backend<B>) {
+            if constexpr (nonblocking_collectives<C>) comm_->wait_started();
+        } else if constexpr (device_collectives<C, T>) {
+            if constexpr (nonblocking_device_collectives<C, T>) comm_->join_started_device();
+            comm_->finish();
+        }
         if (how_ == gradient_reduction::mean && comm_->size() > 1 && extent_ > 0) {
             tensor<B, T>& grads = flat_->gradients();
             grads.backend().scale(grads.size(), T(1) / static_cast<T>(comm_->size()), grads.data());
@@ -153,6 +164,10 @@ private:
         planned_layout_ = flat_->gradient_layouts();
         parameters_.clear();
         buckets_.clear();
+        reported_.clear();
+        // Device memory that the communicator cannot reduce where it lies: no buckets, finish() does it all.
+        if constexpr (!host_memory_backend<B>) device_reduces_ = reduces_device_memory<C, T>(*comm_);
+        if (!host_memory_backend<B> && !device_reduces_) return;
         for (std::size_t i = 0; i < flat_->size(); ++i) {
             const auto& p = flat_->at(i);
             if (!p.trainable() || p.grad.empty()) continue;
@@ -173,11 +188,18 @@ private:
 
     void start(bucket& b) {
         b.started = true;
-        const std::span<T> values(base_ + b.first, b.last - b.first);
-        if constexpr (nonblocking_collectives<C>)
-            comm_->start_allreduce_sum(values);
-        else
-            comm_->allreduce_sum(values);
+        T* const first = base_ + b.first;
+        const std::size_t n = b.last - b.first;
+        if constexpr (host_memory_backend<B>) {
+            if constexpr (nonblocking_collectives<C>)
+                comm_->start_allreduce_sum(std::span<T>(first, n));
+            else
+                comm_->allreduce_sum(std::span<T>(first, n));
+        } else if constexpr (nonblocking_device_collectives<C, T>) {
+            comm_->start_allreduce_device(first, n);
+        } else if constexpr (device_collectives<C, T>) {
+            comm_->allreduce_device(first, n, /*mean=*/false);
+        }
     }
 
     flat_parameters<B, T>* flat_;
@@ -187,6 +209,7 @@ private:
     T* base_ = nullptr;
     std::size_t extent_ = 0;
     std::size_t planned_layout_ = 0;
+    bool device_reduces_ = false;  // device memory, reduced there by the communicator (else through the host)
     std::vector<planned_parameter> parameters_;  // trainable, by offset
     std::vector<bucket> buckets_;
     std::vector<bool> reported_;  // per parameters_ entry, this pass

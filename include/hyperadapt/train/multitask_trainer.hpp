@@ -51,7 +51,6 @@
 #include <string>
 #include <type_traits>
 #include <utility>
-#include <variant>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -363,12 +362,11 @@ training_result detail::train_multitask_loop(Model& model, sampler_handle& sampl
         check_same_parameters(model, comm);
         broadcast_parameters(flat, comm);
     }
-    // Host gradients are all-reduced bucket by bucket while backward still runs (distributed/overlapped_allreduce.hpp);
-    // a device's go in one call after it.
-    using overlapped_type = std::conditional_t<host_memory_backend<B>, overlapped_allreduce<B, T, C>, std::monostate>;
-    std::optional<overlapped_type> overlapped;
-    if constexpr (host_memory_backend<B>)
-        if (distributed) overlapped.emplace(flat, comm);
+    // Gradients are all-reduced bucket by bucket while backward still runs (distributed/overlapped_allreduce.hpp:
+    // MPI in host memory, NCCL on a second stream), or in one call after it where the communicator cannot reduce
+    // the memory they lie in where it lies.
+    std::optional<overlapped_allreduce<B, T, C>> overlapped;
+    if (distributed) overlapped.emplace(flat, comm);
     const bool show_progress = o.show_progress && leader;
     training_result result;
     result.counts = count_parameters(model);
@@ -577,18 +575,12 @@ training_result detail::train_multitask_loop(Model& model, sampler_handle& sampl
             // Each rank's own dropout stream; one rank keeps the single-process run's.
             rng_stream step_stream = rank_step_stream(o.seed, comm.rank(), step);
             rng_stream& stream = comm.size() == 1 ? dropout_rng : step_stream;
-            run_mode mode = run_mode::train(stream);
-            if constexpr (host_memory_backend<B>) {
-                overlapped->begin();
-                mode = mode.reporting_gradients(*overlapped);
-            }
+            overlapped->begin();
+            const run_mode mode = run_mode::train(stream).reporting_gradients(*overlapped);
             std::array<double, 3> sums{model.forward_loss(batch, ctx, mode), static_cast<double>(batch.real_tokens),
                                        static_cast<double>(batch.computed_positions())};
             backward();
-            if constexpr (host_memory_backend<B>)
-                overlapped->finish();
-            else
-                allreduce_gradients(flat, comm, gradient_reduction::sum);
+            overlapped->finish();
             comm.allreduce_sum(std::span<double>(sums));
             loss = sums[0];
             result.real_tokens += static_cast<std::uint64_t>(sums[1]);
