@@ -619,3 +619,39 @@ BOOST_AUTO_TEST_CASE(the_trainer_on_device_memory_starts_buckets_beside_backward
         }
     }
 }
+
+BOOST_AUTO_TEST_CASE(the_order_digest_tells_bucket_orders_apart_and_a_real_backward_repeats_it) {
+    fixture<camtl_model<cpu, real>> f;
+    flat_parameters<cpu, real> flat(f.m);
+    single_process solo;
+    overlapped_allreduce<cpu, real, single_process> reducer(flat, solo, gradient_reduction::sum, 64);
+    std::vector<const parameter<cpu, real>*> trained;
+    for (std::size_t i = 0; i < flat.size(); ++i)
+        if (flat.at(i).trainable()) trained.push_back(&flat.at(i));
+    BOOST_TEST_REQUIRE(reducer.bucket_ranges().size() > 2u);
+    auto digest_reporting = [&](bool reversed) {
+        reducer.begin();
+        for (std::size_t k = 0; k < trained.size(); ++k) {
+            const auto* p = trained[reversed ? trained.size() - 1 - k : k];
+            reducer.gradient_ready(p->grad.data(), p->size() * sizeof(real));
+        }
+        reducer.finish();
+        return reducer.last_pass().order_digest;
+    };
+    const auto in_order = digest_reporting(false);
+    BOOST_TEST(digest_reporting(false) == in_order);
+    BOOST_TEST(digest_reporting(true) != in_order);  // the trainer refuses a step where the ranks' digests differ
+    BOOST_TEST(in_order < 4096u);
+
+    // Backward reports in the model's order, whatever the batch: two passes, one digest.
+    reducer.begin();
+    f.step(flat, [&](run_mode mode) { return mode.reporting_gradients(reducer); });
+    reducer.finish();
+    const auto first = reducer.last_pass().order_digest;
+    f.rows = {{2, 1}, {1, 3}, {0, 5}, {2, 7}};  // another batch: other tasks, other lengths
+    reducer.begin();
+    f.step(flat, [&](run_mode mode) { return mode.reporting_gradients(reducer); });
+    reducer.finish();
+    BOOST_TEST(reducer.last_pass().order_digest == first);
+    BOOST_TEST(reducer.last_pass().started_during_backward > 0u);
+}

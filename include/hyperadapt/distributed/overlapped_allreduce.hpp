@@ -50,10 +50,14 @@ public:
     /// messages, each large enough that its latency does not count.
     static constexpr std::size_t default_bucket_elements = std::size_t{1} << 20;
 
-    /// What the last pass did: how many buckets, and how many of them started before backward returned.
+    /// What the last pass did: how many buckets, how many of them started before backward returned, and a 12-bit
+    /// digest of the order they started in. Every rank must start the same buckets in the same order (an
+    /// all-reduce sums whatever each rank started in that slot); the trainer compares the digests over the ranks
+    /// in the collective it makes anyway (a mismatch goes unseen with probability 1/4096).
     struct pass_statistics {
         std::size_t buckets = 0;
         std::size_t started_during_backward = 0;
+        std::uint32_t order_digest = 0;
     };
 
     /// `flat` and `comm` must outlive this object. Plans the buckets from the current layout; begin() plans again
@@ -76,6 +80,7 @@ public:
             b.started = false;
         }
         started_during_backward_ = 0;
+        order_ = 0;
         in_pass_ = true;
     }
 
@@ -131,7 +136,10 @@ public:
             tensor<B, T>& grads = flat_->gradients();
             grads.backend().scale(grads.size(), T(1) / static_cast<T>(comm_->size()), grads.data());
         }
-        last_ = {.buckets = buckets_.size(), .started_during_backward = started_during_backward_};
+        const std::uint64_t h = order_ ^ (order_ >> 29) ^ (order_ >> 47);
+        last_ = {.buckets = buckets_.size(),
+                 .started_during_backward = started_during_backward_,
+                 .order_digest = static_cast<std::uint32_t>(h & 0xFFFu)};
     }
 
     [[nodiscard]] pass_statistics last_pass() const noexcept { return last_; }
@@ -188,6 +196,8 @@ private:
 
     void start(bucket& b) {
         b.started = true;
+        // FNV-1a over the bucket indices, in the order they start.
+        order_ = (order_ ^ static_cast<std::uint64_t>(&b - buckets_.data() + 1)) * 0x100000001B3u;
         T* const first = base_ + b.first;
         const std::size_t n = b.last - b.first;
         if constexpr (host_memory_backend<B>) {
@@ -214,6 +224,7 @@ private:
     std::vector<bucket> buckets_;
     std::vector<bool> reported_;  // per parameters_ entry, this pass
     std::size_t started_during_backward_ = 0;
+    std::uint64_t order_ = 0;  // FNV-1a of this pass's start order
     bool in_pass_ = false;
     pass_statistics last_{};
 };
