@@ -31,7 +31,7 @@ TASK_METRICS = {"mrpc": {"f1", "accuracy"}, "stsb": {"pearson", "spearman"}, "co
 
 ROW_ORDER = ["a", "b", "c", "d", "d-paper", "d-floor", "c-bf16", "c-lr1e-4", "c-lr5e-4", "c-cond1e-3", "c-cond3e-3",
              "d-alignment", "d-cbda", "d-cln", "d-adapter", "full-ft", "lr1e-4", "lr2e-4",
-             "lr5e-5-e6", "lr1e-4-e6", "lr1e-4-e6-bf16"]
+             "lr5e-5-e6", "lr1e-4-e6", "lr1e-4-e6-bf16", "rte-n1000", "rte-n1000-lr5e-5", "rte-all"]
 ROW_NAMES = {
     "a": "(a) single-task full fine-tuning",
     "b": "(b) multi-task full fine-tuning, proportional",
@@ -54,6 +54,9 @@ ROW_NAMES = {
     "lr5e-5-e6": "SST-2 n = 1000, full fine-tuning: lr 5e-5, 6 epochs",
     "lr1e-4-e6": "SST-2 n = 1000, full fine-tuning: lr 1e-4, 6 epochs",
     "lr1e-4-e6-bf16": "SST-2 n = 1000, full fine-tuning: lr 1e-4, 6 epochs, bf16 products (--precision bf16)",
+    "rte-n1000": "RTE n = 1000, full fine-tuning: lr 2e-4, 3 epochs (row (a)'s RTE model)",
+    "rte-n1000-lr5e-5": "RTE n = 1000, full fine-tuning: lr 5e-5, 3 epochs",
+    "rte-all": "RTE, all 2,290 training examples, full fine-tuning: lr 2e-4, 3 epochs",
 }
 # The PHA grid's rows: "n<examples per task>-<model>", ordered by n, then by this list.
 PHA_MODELS = [("pha", "PHA"), ("adapters", "per-task adapters (r = 64)"),
@@ -93,7 +96,9 @@ COMPARISONS = [("d", "a", "the CA-MTL claim"), ("c", "b", "CA-MTL's modules, pro
                ("d-floor", "c-lr5e-4", "MT-Uncertainty with a per-task floor against proportional sampling, both at 5e-4"),
                ("d", "c-lr5e-4", "MT-Uncertainty against proportional sampling, both at 5e-4"),
                ("c-bf16", "c", "bf16 products against fp32"),
-               ("lr1e-4-e6-bf16", "lr1e-4-e6", "bf16 products against fp32")]
+               ("lr1e-4-e6-bf16", "lr1e-4-e6", "bf16 products against fp32"),
+               ("rte-n1000-lr5e-5", "rte-n1000", "RTE: a quarter of (a)'s rate"),
+               ("rte-all", "rte-n1000", "RTE: 2.3 times the training examples")]
 for _k in (16, 32, 100):
     COMPARISONS += [(f"k{_k}-pha", f"k{_k}-adapter", "PHA transfer against a fresh adapter"),
                     (f"k{_k}-pha", f"k{_k}-full", "PHA transfer against full fine-tuning"),
