@@ -96,4 +96,24 @@ training_result with_sampler(bool mtu, const std::vector<encoded_task>& train, s
     return run(s);
 }
 
+/// A fresh `Model` on `backend` (dropout 0.1, initialised from seed 11, its freezing applied) trained six steps
+/// (six_steps(), the three small tasks, batch 12) by `run(model, sampler, train, dev, options)`, which calls
+/// train_multitask with the communicator of its choice; returns the result and every parameter's values.
+template <class Model, class Run>
+std::pair<training_result, std::vector<std::vector<typename Model::value_type>>> train_six_steps(
+    typename Model::backend_type& backend, bool mtu, Run&& run) {
+    Model m(backend, small_options<Model>(0.1));
+    rng_stream init(11);
+    m.initialize(init);
+    m.apply_freezing();
+    const auto train = small_train_tasks();
+    const auto dev = small_dev_tasks();
+    const trainer_options o = six_steps();
+    const training_result r =
+        with_sampler(mtu, train, 12, [&](auto& sampler) { return run(m, sampler, train, dev, o); });
+    std::vector<std::vector<typename Model::value_type>> values;
+    m.visit_parameters([&](const std::string&, auto& p) { values.push_back(p.value.to_host()); });
+    return {r, values};
+}
+
 }  // namespace hyperadapt::test

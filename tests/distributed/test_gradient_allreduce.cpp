@@ -584,21 +584,11 @@ namespace {
 /// `one_rank` (through a communicator_ref, as the recipes pass it).
 std::pair<training_result, std::vector<std::vector<real>>> train_on_pretend_device(bool mtu, device_stream_ranks<1>* one_rank) {
     pretend_device b;
-    device_camtl m(b, test::small_options<device_camtl>(0.1));
-    rng_stream init(11);
-    m.initialize(init);
-    m.apply_freezing();
-    const auto train = test::small_train_tasks();
-    const auto dev = test::small_dev_tasks();
-    const trainer_options o = test::six_steps();
-    const training_result r = test::with_sampler(mtu, train, 12, [&](auto& sampler) {
+    return test::train_six_steps<device_camtl>(b, mtu, [&](auto& m, auto& sampler, const auto& train, const auto& dev, const auto& o) {
         if (one_rank == nullptr) return train_multitask(m, sampler, b, train, dev, o);
         communicator_ref ref(*one_rank);
         return train_multitask(m, sampler, b, train, dev, o, ref);
     });
-    std::vector<std::vector<real>> values;
-    m.visit_parameters([&](const std::string&, parameter<pretend_device, real>& p) { values.push_back(p.value.to_host()); });
-    return {r, values};
 }
 }  // namespace
 

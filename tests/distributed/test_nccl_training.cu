@@ -29,22 +29,12 @@ namespace {
 template <class Model>
 std::pair<training_result, std::vector<std::vector<float>>> train_on_gpu(bool mtu, bool with_nccl) {
     cuda_backend gpu;
-    Model m(gpu, test::small_options<Model>(0.1));
-    rng_stream init(11);
-    m.initialize(init);
-    m.apply_freezing();
-    const auto train = test::small_train_tasks();
-    const auto dev = test::small_dev_tasks();
-    const trainer_options o = test::six_steps();
     single_process bootstrap;
-    const training_result r = test::with_sampler(mtu, train, 12, [&](auto& sampler) {
+    return test::train_six_steps<Model>(gpu, mtu, [&](auto& m, auto& sampler, const auto& train, const auto& dev, const auto& o) {
         if (!with_nccl) return train_multitask(m, sampler, gpu, train, dev, o);
         nccl_communicator comm(bootstrap, gpu.stream());
         return train_multitask(m, sampler, gpu, train, dev, o, comm);
     });
-    std::vector<std::vector<float>> values;
-    m.visit_parameters([&](const std::string&, parameter<cuda_backend, float>& p) { values.push_back(p.value.to_host()); });
-    return {r, values};
 }
 
 template <class Model>
