@@ -632,6 +632,12 @@ BOOST_AUTO_TEST_CASE(the_order_digest_tells_bucket_orders_apart_and_a_real_backw
     BOOST_TEST(digest_reporting(false) == in_order);
     BOOST_TEST(digest_reporting(true) != in_order);  // the trainer refuses a step where the ranks' digests differ
     BOOST_TEST(in_order < 4096u);
+    // The trainer's verdict from the all-reduced sums of d and d².
+    const auto d = static_cast<double>(in_order), e = static_cast<double>(digest_reporting(true));
+    BOOST_TEST(order_digests_agree(3, 3 * d, 3 * d * d));
+    BOOST_TEST(!order_digests_agree(3, 2 * d + e, 2 * d * d + e * e));
+    BOOST_TEST(order_digests_agree(23000, 23000 * 4095.0, 23000 * 4095.0 * 4095.0));
+    BOOST_TEST(!order_digests_agree(23000, 22999 * 4095.0 + 4094, 22999 * 4095.0 * 4095.0 + 4094.0 * 4094.0));
 
     // Backward reports in the model's order, whatever the batch: two passes, one digest.
     reducer.begin();

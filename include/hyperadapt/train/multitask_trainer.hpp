@@ -581,13 +581,12 @@ training_result detail::train_multitask_loop(Model& model, sampler_handle& sampl
             backward();
             overlapped->finish();
             // The scalars every rank needs, with the digest of the order this rank started its gradient buckets in
-            // and its square: all digests are equal exactly when size · Σd² = (Σd)² (Cauchy–Schwarz; exact in
-            // double for d < 2^12 up to 23,000 ranks), so every rank reaches the same verdict with no extra message.
+            // and its square (order_digests_agree): every rank reaches the same verdict with no extra message.
             const auto digest = static_cast<double>(overlapped->last_pass().order_digest);
             std::array<double, 5> sums{loss_share, static_cast<double>(batch.real_tokens),
                                        static_cast<double>(batch.computed_positions()), digest, digest * digest};
             comm.allreduce_sum(std::span<double>(sums));
-            if (static_cast<double>(comm.size()) * sums[4] != sums[3] * sums[3])
+            if (!order_digests_agree(comm.size(), sums[3], sums[4]))
                 throw communication_error(
                     "train_multitask: at step " + std::to_string(step) + " the " + std::to_string(comm.size()) +
                     " ranks did not start their gradient all-reduces in the same order, so the summed gradients mix "
