@@ -63,7 +63,8 @@ PHA_MODELS = [("pha", "PHA"), ("adapters", "per-task adapters (r = 64)"),
               ("adapters-matched", "per-task adapters, PHA's trainable parameters (r = 213)"),
               ("hyperformerpp", "HyperFormer++"), ("camtl", "CA-MTL, MT-Uncertainty"),
               ("pha-no-contrastive", "PHA without L_ins, L_pro"), ("pha-retriever-only", "PHA, contrastive on the retriever only"),
-              ("full", "single-task full fine-tuning (what 100 examples teach MiniLM at all)")]
+              ("full", "single-task full fine-tuning (what 100 examples teach MiniLM at all)"),
+              ("pha-e6", "PHA, twice the epochs (the floor test for CoLA and MRPC)")]
 for _n in (100, 500, 1000):
     for _model, _name in PHA_MODELS:
         ROW_ORDER.append(f"n{_n}-{_model}")
@@ -109,6 +110,7 @@ for _n in (100, 500, 1000):
                     (f"n{_n}-pha", f"n{_n}-hyperformerpp", "PHA against HyperFormer++"),
                     (f"n{_n}-pha-no-contrastive", f"n{_n}-pha", "ablation: the contrastive losses"),
                     (f"n{_n}-pha-retriever-only", f"n{_n}-pha", "ablation: contrastive gradients into the encoder")]
+COMPARISONS.append(("n1000-pha-e6", "n1000-pha", "PHA: twice the epochs"))
 
 FLOOR_MARGIN = 1.0  # points (×100): a mean this close to the constant predictor, or below it, learned nothing
 FLOOR_ROW_NAME = "constant predictor (majority class of the training split)"
