@@ -295,6 +295,10 @@ class Run:
     threads: set = field(default_factory=set)
     curves: list = field(default_factory=list)      # per model: [(step, {task: score})]
     validation: dict = field(default_factory=dict)  # task -> validation score at the selected step
+    rates: set = field(default_factory=set)         # "peak rate (group=rate, ...)" of each model
+
+    def rate_text(self):
+        return " / ".join(sorted(self.rates)) or "?"
 
     def average(self, tasks):
         """The unweighted mean over the grid's tasks, or None when a task is missing or null (averaging
@@ -339,6 +343,27 @@ def add_record(run, record, notes):
     if "threads" in record:
         run.threads.add(record["threads"])
     run.curves.append([(p["step"], p.get("scores") or {}) for p in record.get("curve") or []])
+    if "lr" in record:
+        run.rates.add(rates_of(record))
+
+
+def short_rate(value):
+    """0.0002 -> "2e-4", 0.00015 -> "1.5e-4": the form the rows' names and the docs use."""
+    mantissa, exponent = f"{float(value):e}".split("e")
+    return f"{mantissa.rstrip('0').rstrip('.')}e{int(exponent)}"
+
+
+def rates_of(record):
+    """A record's peak learning rate and its parameter groups' own rates ("REGEX=RATE" in the record)."""
+    groups = []
+    for group in record.get("lr_groups") or []:
+        pattern, _, rate = str(group).rpartition("=")
+        try:
+            groups.append(f"{pattern}={short_rate(rate)}")
+        except ValueError:
+            groups.append(str(group))
+    text = short_rate(record["lr"])
+    return f"{text} ({', '.join(groups)})" if groups else text
 
 
 def merge_runs(records):
@@ -567,6 +592,10 @@ def difference_cell(diffs):
     return f"{mean} (n = 1)" if len(diffs) < 2 else f"{mean} {interval_cell(diffs, signed=True)}"
 
 
+def runs_rate_text(seeds):
+    return " / ".join(sorted({run.rate_text() for run in seeds.values()}))
+
+
 def paired_table(rows, tasks):
     comparisons = comparisons_for(rows)
     if not comparisons:
@@ -575,6 +604,10 @@ def paired_table(rows, tasks):
              " | average | n pairs | 95 % interval of the average |",
              "|---|" + "---:|" * (len(tasks) + 3)]
     for row, base, meaning in comparisons:
+        # A pair trained at different rates compares the rates too; say so next to the difference.
+        row_rates, base_rates = runs_rate_text(rows[row]), runs_rate_text(rows[base])
+        if row_rates != base_rates:
+            meaning += f"; trained at {row_rates} against {base_rates}".replace("|", "\\|")  # a table cell
         cells = [difference_cell(paired_differences(rows[row], rows[base], lambda r, t=t: r.scores.get(t)))
                  for t in tasks]
         diffs = paired_differences(rows[row], rows[base], lambda r: r.average(tasks))

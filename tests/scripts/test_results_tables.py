@@ -283,6 +283,29 @@ class ValidationColumn(unittest.TestCase):
         self.assertIn("| sweep-y | 62.0 ± 2.8 | 2 |", out)   # sd of 60, 64: 2.83
         self.assertIn("| (a) single-task full fine-tuning | 75.0 ± 7.1 | 2 |", out)
 
+    def test_a_pair_trained_at_different_rates_says_so(self):
+        # d-paper at 2e-4 against (d) at 5e-4 compares rates as well as formulas; the ablation d-cbda trains at
+        # (d)'s rate and says nothing. A group's rate is shown with its pattern, its "|" escaped for the table.
+        rs = []
+        for seed in (1, 2):
+            rs += [record("d", seed, {"rte": 0.6}, lr=5e-4, lr_groups=[]),
+                   record("d-paper", seed, {"rte": 0.6}, lr=2e-4, lr_groups=[]),
+                   record("d-cbda", seed, {"rte": 0.6}, lr=5e-4, lr_groups=[]),
+                   record("n1000-pha", seed, {"rte": 0.6}, lr=1e-3, lr_groups=["^(a|b)\\.=0.0003"]),
+                   record("n1000-adapters", seed, {"rte": 0.6}, lr=1.5e-4)]
+        with tempfile.TemporaryDirectory() as tmp:
+            path = Path(tmp) / "rates.jsonl"
+            write_jsonl(path, rs)
+            rc, out, err = run_script(path)
+        self.assertEqual(rc, 0, err)
+        self.assertIn("(MT-Uncertainty: the paper's formula against the code's; trained at 2e-4 against 5e-4) |",
+                      table_line(out, "| (d) with the paper's MT-Uncertainty formula (U = Ĥ / H_max) − (d)"))
+        self.assertIn("(ablation) |", table_line(out, "| (d) minus CBDA − (d)"))
+        self.assertIn("; trained at 1e-3 (^(a\\|b)\\.=3e-4) against 1.5e-4) |",
+                      table_line(out, "| n = 1000: PHA − n = 1000: per-task adapters (r = 64)"))
+        self.assertEqual(results_tables.rates_of({"lr": 1e-3, "lr_groups": ["^(a|b)\\.=0.0003"]}),
+                         "1e-3 (^(a|b)\\.=3e-4)")
+
 
 if __name__ == "__main__":
     unittest.main()
