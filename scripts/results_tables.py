@@ -64,7 +64,9 @@ PHA_MODELS = [("pha", "PHA"), ("adapters", "per-task adapters (r = 64)"),
               ("hyperformerpp", "HyperFormer++"), ("camtl", "CA-MTL, MT-Uncertainty"),
               ("pha-no-contrastive", "PHA without L_ins, L_pro"), ("pha-retriever-only", "PHA, contrastive on the retriever only"),
               ("full", "single-task full fine-tuning (what 100 examples teach MiniLM at all)"),
-              ("pha-e6", "PHA, twice the epochs (the floor test for CoLA and MRPC)")]
+              ("pha-e6", "PHA, twice the epochs (the floor test for CoLA and MRPC)"),
+              ("pha-e28", "PHA, 28 epochs (n = 1000's steps)"),
+              ("adapters-e28", "per-task adapters (r = 64), 28 epochs (n = 1000's steps)")]
 for _n in (100, 500, 1000):
     for _model, _name in PHA_MODELS:
         ROW_ORDER.append(f"n{_n}-{_model}")
@@ -110,7 +112,8 @@ for _n in (100, 500, 1000):
                     (f"n{_n}-pha", f"n{_n}-hyperformerpp", "PHA against HyperFormer++"),
                     (f"n{_n}-pha-no-contrastive", f"n{_n}-pha", "ablation: the contrastive losses"),
                     (f"n{_n}-pha-retriever-only", f"n{_n}-pha", "ablation: contrastive gradients into the encoder")]
-COMPARISONS.append(("n1000-pha-e6", "n1000-pha", "PHA: twice the epochs"))
+COMPARISONS += [("n1000-pha-e6", "n1000-pha", "PHA: twice the epochs"),
+                ("n100-pha-e28", "n100-adapters-e28", "the PHA claim at n = 1000's steps")]
 
 FLOOR_MARGIN = 1.0  # points (×100): a mean this close to the constant predictor, or below it, learned nothing
 FLOOR_ROW_NAME = "constant predictor (majority class of the training split)"
