@@ -31,7 +31,8 @@ TASK_METRICS = {"mrpc": {"f1", "accuracy"}, "stsb": {"pearson", "spearman"}, "co
 
 ROW_ORDER = ["a", "b", "c", "d", "d-paper", "d-floor", "c-bf16", "c-lr1e-4", "c-lr5e-4", "c-cond1e-3", "c-cond3e-3",
              "d-alignment", "d-cbda", "d-cln", "d-adapter", "full-ft", "lr1e-4", "lr2e-4",
-             "lr5e-5-e6", "lr1e-4-e6", "lr1e-4-e6-bf16", "rte-n1000", "rte-n1000-lr5e-5", "rte-all"]
+             "lr5e-5-e6", "lr1e-4-e6", "lr1e-4-e6-bf16", "pytorch-lr1e-4-e6", "rte-n1000", "rte-n1000-lr5e-5", "rte-all",
+             "pytorch-rte-n1000"]
 ROW_NAMES = {
     "a": "(a) single-task full fine-tuning",
     "b": "(b) multi-task full fine-tuning, proportional",
@@ -54,9 +55,13 @@ ROW_NAMES = {
     "lr5e-5-e6": "SST-2 n = 1000, full fine-tuning: lr 5e-5, 6 epochs",
     "lr1e-4-e6": "SST-2 n = 1000, full fine-tuning: lr 1e-4, 6 epochs",
     "lr1e-4-e6-bf16": "SST-2 n = 1000, full fine-tuning: lr 1e-4, 6 epochs, bf16 products (--precision bf16)",
+    "pytorch-lr1e-4-e6": "SST-2 n = 1000, full fine-tuning in PyTorch + Hugging Face transformers: lr 1e-4, 6 epochs "
+                         "(the peer's reference point; other examples drawn, not paired)",
     "rte-n1000": "RTE n = 1000, full fine-tuning: lr 2e-4, 3 epochs (row (a)'s RTE model)",
     "rte-n1000-lr5e-5": "RTE n = 1000, full fine-tuning: lr 5e-5, 3 epochs",
     "rte-all": "RTE, all 2,290 training examples, full fine-tuning: lr 2e-4, 3 epochs",
+    "pytorch-rte-n1000": "RTE n = 1000, full fine-tuning in PyTorch + Hugging Face transformers: lr 2e-4, 3 epochs "
+                         "(the peer's reference point; other examples drawn, not paired)",
 }
 # The PHA grid's rows: "n<examples per task>-<model>", ordered by n, then by this list.
 PHA_MODELS = [("pha", "PHA"), ("adapters", "per-task adapters (r = 64)"),
