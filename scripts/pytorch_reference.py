@@ -20,7 +20,7 @@ What differs from our runs: the examples drawn (numpy's generator seeded with th
 counter-based draw), the initialisation and dropout streams (torch's, seeded i) and the head's initialisation
 (N(0, 0.02), as ours, from another generator). So the rows are compared as rows (mean and interval), not paired.
 
-  python="$(scripts/setup_pytorch_peer.sh)"; "$python" -m pip install transformers
+  python="$(scripts/setup_pytorch_peer.sh)"      # torch, tokenizers and transformers from PyPI, in a venv
   "$python" scripts/pytorch_reference.py ROW --data ../shared/data [--seeds 1,2,3,4,5] [--threads 1]
           [--checkpoint .deps/models/all-MiniLM-L6-v2] [--records docs/results/protocol/pytorch_reference.jsonl]
 

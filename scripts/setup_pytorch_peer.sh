@@ -7,7 +7,8 @@
 #   python="$(scripts/setup_pytorch_peer.sh)"
 #
 # Where: ${HYPERADAPT_PEER_VENV:-$HOME/.cache/hyperadapt/peer-venv}, outside the repository.
-# What: `pip install torch numpy` with no version pinned (the newest torch at the time it is installed), with all
+# What: `pip install torch numpy` (then tokenizers and transformers) with no version pinned (the newest torch at
+# the time it is installed), with all
 # of torch's requirements. PyPI has one Linux x86-64 torch wheel, built with CUDA, whose CPU part carries MKL and
 # oneDNN; libtorch.so links libtorch_cuda.so, which links cuBLAS, cuDNN, cuFile, cuSPARSELt, NCCL, NVSHMEM, ...,
 # so `pip install --no-deps torch` gives a torch that fails to import (here: libcufile.so.0 not found) on a machine
@@ -75,6 +76,13 @@ fi
 if ! "$py" -c 'import tokenizers' >/dev/null 2>&1; then
   log "installing tokenizers from PyPI"
   "${pip[@]}" tokenizers >&2
+fi
+
+# Hugging Face's transformers: the peer's BERT for the results' reference points (scripts/pytorch_reference.py
+# fine-tunes the same MiniLM with our recipes there).
+if ! "$py" -c 'import transformers' >/dev/null 2>&1; then
+  log "installing transformers from PyPI"
+  "${pip[@]}" transformers >&2
 fi
 
 # A working CPU torch: imports, MKL and oneDNN present, a bf16 autocast matmul runs.
