@@ -8,9 +8,9 @@
 #
 # Where: ${HYPERADAPT_PEER_VENV:-$HOME/.cache/hyperadapt/peer-venv}, outside the repository.
 # What: `pip install torch numpy` (then tokenizers and transformers) with no version pinned (the newest torch at
-# the time it is installed), with all
-# of torch's requirements. PyPI has one Linux x86-64 torch wheel, built with CUDA, whose CPU part carries MKL and
-# oneDNN; libtorch.so links libtorch_cuda.so, which links cuBLAS, cuDNN, cuFile, cuSPARSELt, NCCL, NVSHMEM, ...,
+# the time it is installed), with all of torch's requirements. PyPI has one Linux x86-64 torch wheel, built with
+# CUDA, whose CPU part carries MKL and oneDNN; libtorch.so links libtorch_cuda.so, which links cuBLAS, cuDNN,
+# cuFile, cuSPARSELt, NCCL, NVSHMEM, ...,
 # so `pip install --no-deps torch` gives a torch that fails to import (here: libcufile.so.0 not found) on a machine
 # without those libraries: the CUDA packages (about 3.0 GB of wheels with torch 2.15.0: torch 0.54 GB, CUDA and triton 2.45 GB) have to
 # come along even for the CPU peer.
