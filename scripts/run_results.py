@@ -116,8 +116,8 @@ def pha_rows():
                                   epochs, "--eval-every", "10", "--head-input", "mean", "--lr", "1e-4"]
         if n == 100:
             # The table gives every n its own epochs (same epochs per n, within a few steps the same steps at
-            # n = 500 and 1000: 562 and 519); the appendix gives n = 100 the steps of n = 1000 too: 28 epochs, 525
-            # steps, the PHA claim's two rows at their chosen rates.
+            # n = 500 and 1000: 564 and 519); the appendix gives n = 100 about the steps of n = 1000 too: 28
+            # epochs, 532 steps, the PHA claim's two rows at their chosen rates.
             rows[f"n{n}-pha-e28"] = multitask(n, "28", "70") + ["--model", "pha"] + PHA_CHOSEN
             rows[f"n{n}-adapters-e28"] = multitask(n, "28", "70") + ["--model", "adapters", "--lr", "1e-3"]
         if n == 1000:
