@@ -123,7 +123,7 @@ def pha_rows():
         if n == 1000:
             # Issue 12's floor test for the table's best row: PHA at n = 1000 left CoLA and MRPC at their constant
             # predictor, and its validation average peaked at the last evaluation in 4 of 5 seeds. The same run
-            # with twice the epochs (1,124 steps) asks whether the budget, not the frozen backbone, holds them
+            # with twice the epochs (1,038 steps) asks whether the budget, not the frozen backbone, holds them
             # there. Nothing saved: the few-shot sources stay the 3-epoch models.
             rows[f"n{n}-pha-e6"] = multitask(n, "6", every) + ["--model", "pha"] + PHA_CHOSEN
         if n in (100, 1000):

@@ -306,6 +306,30 @@ class ValidationColumn(unittest.TestCase):
         self.assertEqual(results_tables.rates_of({"lr": 1e-3, "lr_groups": ["^(a|b)\\.=0.0003"]}),
                          "1e-3 (^(a|b)\\.=3e-4)")
 
+    def test_the_peer_row_is_compared_unpaired_with_welch(self):
+        # Ours .50, .54: mean 52.0, var/n = 0.0008 / 2 = 4e-4. The peer .40, .42, .44: mean 42.0, var/n =
+        # 0.0004 / 3 = 1.333e-4. Difference +10.0, se sqrt(5.333e-4) = 0.02309; df = (5.333e-4)^2 / ((4e-4)^2 / 1 +
+        # (1.333e-4)^2 / 2) = 1.68, rounded down to 1: t 12.706, half width 29.34 points. The peer's draws are not
+        # ours, so no paired line may appear.
+        rs = [record("rte-n1000", 1, {"rte": 0.50}), record("rte-n1000", 2, {"rte": 0.54}),
+              record("pytorch-rte-n1000", 1, {"rte": 0.40}), record("pytorch-rte-n1000", 2, {"rte": 0.42}),
+              record("pytorch-rte-n1000", 3, {"rte": 0.44})]
+        with tempfile.TemporaryDirectory() as tmp:
+            path = Path(tmp) / "peer.jsonl"
+            write_jsonl(path, rs)
+            rc, out, err = run_script(path)
+        self.assertEqual(rc, 0, err)
+        line = table_line(out, "| RTE n = 1000, full fine-tuning: lr 2e-4, 3 epochs (row (a)'s RTE model) − RTE n = "
+                               "1000, full fine-tuning in PyTorch")
+        self.assertTrue(line.endswith("(ours against PyTorch + transformers, the same recipe) | +10.0 | 2 and 3 "
+                                      "| [-19.3, +39.3] |"), line)
+        self.assertNotIn("Paired differences", out)
+        # Equal sizes and variances: df = 2 (n - 1) = 2 exactly, t 4.303, se sqrt(1 + 1); difference 1.
+        low, high = results_tables.welch_interval([1.0, 3.0], [0.0, 2.0])
+        self.assertAlmostEqual(low, 1 - 4.303 * 2 ** 0.5)
+        self.assertAlmostEqual(high, 1 + 4.303 * 2 ** 0.5)
+        self.assertIsNone(results_tables.welch_interval([1.0], [0.0, 2.0]))
+
 
 if __name__ == "__main__":
     unittest.main()
