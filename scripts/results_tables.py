@@ -77,11 +77,13 @@ for _n in (100, 500, 1000):
         ROW_ORDER.append(f"n{_n}-{_model}")
         ROW_NAMES[f"n{_n}-{_model}"] = f"n = {_n}: {_name}"
 
-# The learning-rate sweeps at n = 100 (every row at 1e-3 unless named): PHA's and the adapters' one rate, and PHA's
-# generator (retriever, prototypes, hypernetwork) at its own rate with the rest at 1e-3.
+# The learning-rate sweeps at n = 100 (every row at 1e-3 unless named): PHA's, the adapters' and HyperFormer++'s one
+# rate, and PHA's generator (retriever, prototypes, hypernetwork) or HyperFormer++'s (task embeddings,
+# hypernetwork) at its own rate with the rest at 1e-3.
 for _lr in ("3e-4", "3e-3"):
     for _model, _name in (("pha-lr", "PHA, lr"), ("adapters-lr", "per-task adapters (r = 64), lr"),
-                          ("pha-gen", "PHA, generator at")):
+                          ("pha-gen", "PHA, generator at"), ("hyperformerpp-lr", "HyperFormer++, lr"),
+                          ("hyperformerpp-gen", "HyperFormer++, generator at")):
         ROW_ORDER.append(f"n100-{_model}{_lr}")
         ROW_NAMES[f"n100-{_model}{_lr}"] = f"n = 100: {_name} {_lr} (sweep)"
 
@@ -557,7 +559,9 @@ def validation_table(rows):
 # Learning-rate sweeps whose choice a comparison uses: (family, candidate rows). The choice is the row with the
 # highest mean validation average over the seeds every candidate has (run_results.py --best-of, never dev).
 SWEEPS = {"pha": ["n100-pha", "n100-pha-lr3e-4", "n100-pha-lr3e-3", "n100-pha-gen3e-4", "n100-pha-gen3e-3"],
-          "adapters": ["n100-adapters", "n100-adapters-lr3e-4", "n100-adapters-lr3e-3"]}
+          "adapters": ["n100-adapters", "n100-adapters-lr3e-4", "n100-adapters-lr3e-3"],
+          "hyperformerpp": ["n100-hyperformerpp", "n100-hyperformerpp-lr3e-4", "n100-hyperformerpp-lr3e-3",
+                            "n100-hyperformerpp-gen3e-4", "n100-hyperformerpp-gen3e-3"]}
 # (row family, baseline family, what the difference tests), each at its sweep's choice.
 CHOSEN_COMPARISONS = [("pha", "adapters", "the PHA claim, each at its sweep's rate")]
 

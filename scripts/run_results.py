@@ -80,8 +80,12 @@ PHA_EPOCHS = {100: ("20", "50"), 500: ("6", "70"), 1000: ("3", "70")}  # n -> (e
 # average; docs/results.md) chose for PHA its generator -- retriever, prototypes, hypernetwork, what PHA adds
 # over adapters -- at 3e-4 with the rest at 1e-3 (validation 51.2; one rate of 1e-3 49.6), and 1e-3 for the
 # per-task adapters (51.7). Every other PHA row trains at its family's choice: PHA and its ablations at PHA's,
-# both adapter widths at the adapters'; HyperFormer++ (not swept) at 1e-3; CA-MTL at the CA-MTL grid's choice.
+# both adapter widths at the adapters'; HyperFormer++ at 1e-3 (its sweep, rows n100-hyperformerpp-lr*/-gen*, the
+# same two axes as PHA's, began in session 35); CA-MTL at the CA-MTL grid's choice.
 PHA_GENERATOR = r"^(retriever|prototypes|hypernet)\."
+# HyperFormer++'s generator: the task embeddings and the hypernetwork that turns them into adapter weights (all of
+# its trainable parameters but the heads).
+HYPERFORMER_GENERATOR = r"^(task_embeddings|hypernet)\."
 PHA_CHOSEN = ["--lr", "1e-3", "--lr-group", PHA_GENERATOR + "=3e-4"]
 
 
@@ -106,6 +110,12 @@ def pha_rows():
                 rows[f"n{n}-adapters-lr{lr}"] = common + ["--model", "adapters", "--lr", lr]
             for lr in ("3e-4", "3e-3"):  # PHA's generator (retriever, prototypes, hypernetwork) at its own rate
                 rows[f"n{n}-pha-gen{lr}"] = common + ["--model", "pha", "--lr", "1e-3", "--lr-group", PHA_GENERATOR + "=" + lr]
+            # HyperFormer++'s sweep on the same two axes: one rate for everything, and its generator at its own
+            # rate with the heads at 1e-3 (row n100-hyperformerpp is 1e-3 on both).
+            for lr in ("3e-4", "3e-3"):
+                rows[f"n{n}-hyperformerpp-lr{lr}"] = common + ["--model", "hyperformerpp", "--lr", lr]
+                rows[f"n{n}-hyperformerpp-gen{lr}"] = common + ["--model", "hyperformerpp", "--lr", "1e-3", "--lr-group",
+                                                             HYPERFORMER_GENERATOR + "=" + lr]
         if n == 100:
             # Whether a task can be learnt from 100 examples at all: each task's own fine-tuned MiniLM, every
             # parameter trained (02_camtl_glue, PHA_ROW_EXAMPLES), at the rate of the SST-2 sweep's choice (1e-4;

@@ -306,6 +306,35 @@ class ValidationColumn(unittest.TestCase):
         self.assertEqual(results_tables.rates_of({"lr": 1e-3, "lr_groups": ["^(a|b)\\.=0.0003"]}),
                          "1e-3 (^(a|b)\\.=3e-4)")
 
+    def test_hyperformerpp_enters_the_pha_comparison_at_its_sweeps_validation_choice(self):
+        # HyperFormer++'s five n = 100 candidates: "-lr3e-3" has the highest validation average (.70) but the
+        # lowest dev score; "-gen3e-4" the highest dev (.90) at a lower validation average (.60). The choice is by
+        # validation, so PHA's choice (its generator at 3e-4: validation .80) pairs with "-lr3e-3": dev .50 − .30
+        # = +20.0 at both seeds. Without one candidate's records no choice is made and the plain row stands.
+        pha = {"n100-pha": 0.5, "n100-pha-lr3e-4": 0.5, "n100-pha-lr3e-3": 0.5, "n100-pha-gen3e-4": 0.8,
+               "n100-pha-gen3e-3": 0.5}
+        hyperformer = {"n100-hyperformerpp": (0.5, 0.5), "n100-hyperformerpp-lr3e-4": (0.5, 0.5),
+                       "n100-hyperformerpp-lr3e-3": (0.7, 0.3), "n100-hyperformerpp-gen3e-4": (0.6, 0.9),
+                       "n100-hyperformerpp-gen3e-3": (0.5, 0.5)}
+        rs = []
+        for seed in (1, 2):
+            rs += [record(row, seed, {"rte": 0.5}, grid="pha", validation={"rte": v}) for row, v in pha.items()]
+            rs += [record(row, seed, {"rte": dev}, grid="pha", validation={"rte": v})
+                   for row, (v, dev) in hyperformer.items()]
+        with tempfile.TemporaryDirectory() as tmp:
+            path = Path(tmp) / "sweeps.jsonl"
+            write_jsonl(path, rs)
+            rc, out, err = run_script(path)
+            self.assertEqual(rc, 0, err)
+            line = table_line(out, "| n = 100: PHA, generator at 3e-4 (sweep) − n = 100: HyperFormer++")
+            self.assertTrue(line.startswith("| n = 100: PHA, generator at 3e-4 (sweep) − n = 100: HyperFormer++, lr "
+                                            "3e-3 (sweep) (PHA against HyperFormer++) | +20.0"), line)
+            write_jsonl(path, [r for r in rs if r["row"] != "n100-hyperformerpp-gen3e-3"])
+            rc, out, err = run_script(path)
+        self.assertEqual(rc, 0, err)
+        self.assertTrue(table_line(out, "| n = 100: PHA, generator at 3e-4 (sweep) − n = 100: HyperFormer++")
+                        .startswith("| n = 100: PHA, generator at 3e-4 (sweep) − n = 100: HyperFormer++ (PHA against"))
+
     def test_the_peer_row_is_compared_unpaired_with_welch(self):
         # Ours .50, .54: mean 52.0, var/n = 0.0008 / 2 = 4e-4. The peer .40, .42, .44: mean 42.0, var/n =
         # 0.0004 / 3 = 1.333e-4. Difference +10.0, se sqrt(5.333e-4) = 0.02309; df = (5.333e-4)^2 / ((4e-4)^2 / 1 +
