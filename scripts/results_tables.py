@@ -70,6 +70,7 @@ PHA_MODELS = [("pha", "PHA"), ("adapters", "per-task adapters (r = 64)"),
               ("pha-no-contrastive", "PHA without L_ins, L_pro"), ("pha-retriever-only", "PHA, contrastive on the retriever only"),
               ("full", "single-task full fine-tuning (what 100 examples teach MiniLM at all)"),
               ("pha-e6", "PHA, twice the epochs (the floor test for CoLA and MRPC)"),
+              ("adapters-e6", "per-task adapters (r = 64), twice the epochs"),
               ("pha-e28", "PHA, 28 epochs (n = 1000's steps)"),
               ("adapters-e28", "per-task adapters (r = 64), 28 epochs (n = 1000's steps)")]
 for _n in (100, 500, 1000):
@@ -120,6 +121,8 @@ for _n in (100, 500, 1000):
                     (f"n{_n}-pha-no-contrastive", f"n{_n}-pha", "ablation: the contrastive losses"),
                     (f"n{_n}-pha-retriever-only", f"n{_n}-pha", "ablation: contrastive gradients into the encoder")]
 COMPARISONS += [("n1000-pha-e6", "n1000-pha", "PHA: twice the epochs"),
+                ("n1000-adapters-e6", "n1000-adapters", "per-task adapters: twice the epochs"),
+                ("n1000-pha-e6", "n1000-adapters-e6", "the PHA claim at n = 1000 with twice the epochs"),
                 ("n100-pha-e28", "n100-adapters-e28", "the PHA claim at n = 1000's steps")]
 
 # Rows that draw other examples than ours (the peer's reference runs) cannot be paired by seed: (row, baseline,
