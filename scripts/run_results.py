@@ -21,8 +21,9 @@ the commit it ran on (and whether the tree had uncommitted changes under include
                 at a lower rate, and on all of RTE's training split (2,290 examples after validation)
          pha    the PHA low-data table: PHA, per-task adapters (r = 64 and parameter-matched), HyperFormer++ and
                 CA-MTL at n = 100, 500, 1000 per task; PHA without its contrastive losses and retriever-only;
-                PHA and the adapters at n = 1000 with twice the epochs (n1000-pha-e6, n1000-adapters-e6); PHA and the adapters at n = 100 with
-                n = 1000's steps (n100-pha-e28, n100-adapters-e28: the same steps instead of the same epochs)
+                PHA and the adapters at n = 1000 with twice the epochs (n1000-pha-e6, n1000-adapters-e6); PHA and
+                the adapters at n = 100 with n = 1000's steps (n100-pha-e28, n100-adapters-e28: the same steps
+                instead of the same epochs); HyperFormer++'s learning-rate sweep at n = 100 (n100-hyperformerpp-*)
   Seed i trains with --seed i and draws its training subsample and validation split with --data-seed 100 + i,
   so rows compared at the same i see the same examples (paired differences) and seeds differ in both.
 """
