@@ -105,18 +105,16 @@ def pha_rows():
         rows[f"n{n}-adapters-matched"] = common + ["--model", "adapters", "--lr", "1e-3", "--bottleneck", "213"]
         rows[f"n{n}-hyperformerpp"] = common + ["--model", "hyperformerpp", "--lr", "1e-3"]
         rows[f"n{n}-camtl"] = common + ["--model", "camtl", "--sampler", "mtu", "--lr", CAMTL_LR]
-        if n == 100:  # the learning-rate sweeps of PHA and the per-task adapters (seeds 1-3, by validation)
+        if n == 100:
+            # The learning-rate sweeps (seeds 1-3, by validation): one rate for every model family, and for the
+            # families with a generator (PHA: retriever, prototypes, hypernetwork; HyperFormer++: task
+            # embeddings, hypernetwork) the generator at its own rate with the rest at 1e-3.
             for lr in ("3e-4", "3e-3"):
-                rows[f"n{n}-pha-lr{lr}"] = common + ["--model", "pha", "--lr", lr]
-                rows[f"n{n}-adapters-lr{lr}"] = common + ["--model", "adapters", "--lr", lr]
-            for lr in ("3e-4", "3e-3"):  # PHA's generator (retriever, prototypes, hypernetwork) at its own rate
-                rows[f"n{n}-pha-gen{lr}"] = common + ["--model", "pha", "--lr", "1e-3", "--lr-group", PHA_GENERATOR + "=" + lr]
-            # HyperFormer++'s sweep on the same two axes: one rate for everything, and its generator at its own
-            # rate with the heads at 1e-3 (row n100-hyperformerpp is 1e-3 on both).
-            for lr in ("3e-4", "3e-3"):
-                rows[f"n{n}-hyperformerpp-lr{lr}"] = common + ["--model", "hyperformerpp", "--lr", lr]
-                rows[f"n{n}-hyperformerpp-gen{lr}"] = common + ["--model", "hyperformerpp", "--lr", "1e-3", "--lr-group",
-                                                             HYPERFORMER_GENERATOR + "=" + lr]
+                for model in ("pha", "adapters", "hyperformerpp"):
+                    rows[f"n{n}-{model}-lr{lr}"] = common + ["--model", model, "--lr", lr]
+                for model, generator in (("pha", PHA_GENERATOR), ("hyperformerpp", HYPERFORMER_GENERATOR)):
+                    rows[f"n{n}-{model}-gen{lr}"] = common + ["--model", model, "--lr", "1e-3", "--lr-group",
+                                                              generator + "=" + lr]
         if n == 100:
             # Whether a task can be learnt from 100 examples at all: each task's own fine-tuned MiniLM, every
             # parameter trained (02_camtl_glue, PHA_ROW_EXAMPLES), at the rate of the SST-2 sweep's choice (1e-4;
