@@ -71,6 +71,11 @@ PHA_MODELS = [("pha", "PHA"), ("adapters", "per-task adapters (r = 64)"),
               ("full", "single-task full fine-tuning (what 100 examples teach MiniLM at all)"),
               ("pha-e6", "PHA, twice the epochs (the floor test for CoLA and MRPC)"),
               ("adapters-e6", "per-task adapters (r = 64), twice the epochs"),
+              ("adapters-matched-e6", "per-task adapters, PHA's trainable parameters (r = 213), twice the epochs"),
+              ("hyperformerpp-e6", "HyperFormer++, twice the epochs"),
+              ("camtl-e6", "CA-MTL, MT-Uncertainty, twice the epochs"),
+              ("pha-no-contrastive-e6", "PHA without L_ins, L_pro, twice the epochs"),
+              ("pha-retriever-only-e6", "PHA, contrastive on the retriever only, twice the epochs"),
               ("pha-e28", "PHA, 28 epochs (n = 1000's steps)"),
               ("adapters-e28", "per-task adapters (r = 64), 28 epochs (n = 1000's steps)")]
 for _n in (100, 500, 1000):
@@ -123,6 +128,11 @@ for _n in (100, 500, 1000):
 COMPARISONS += [("n1000-pha-e6", "n1000-pha", "PHA: twice the epochs"),
                 ("n1000-adapters-e6", "n1000-adapters", "per-task adapters: twice the epochs"),
                 ("n1000-pha-e6", "n1000-adapters-e6", "the PHA claim at n = 1000 with twice the epochs"),
+                ("n1000-pha-e6", "n1000-adapters-matched-e6", "PHA against adapters of its size, twice the epochs"),
+                ("n1000-pha-e6", "n1000-hyperformerpp-e6", "PHA against HyperFormer++, twice the epochs"),
+                ("n1000-pha-no-contrastive-e6", "n1000-pha-e6", "ablation: the contrastive losses, twice the epochs"),
+                ("n1000-pha-retriever-only-e6", "n1000-pha-e6",
+                 "ablation: contrastive gradients into the encoder, twice the epochs"),
                 ("n100-pha-e28", "n100-adapters-e28", "the PHA claim at n = 1000's steps")]
 
 # Rows that draw other examples than ours (the peer's reference runs) cannot be paired by seed: (row, baseline,
