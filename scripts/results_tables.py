@@ -142,6 +142,8 @@ UNPAIRED_COMPARISONS = [("lr1e-4-e6", "pytorch-lr1e-4-e6", "ours against PyTorch
 
 FLOOR_MARGIN = 1.0  # points (×100): a mean this close to the constant predictor, or below it, learned nothing
 FLOOR_ROW_NAME = "constant predictor (majority class of the training split)"
+# The peer's reference rows (the baselines of the unpaired comparisons): other draws of the training examples.
+PEER_ROWS = {peer for _, peer, _ in UNPAIRED_COMPARISONS}
 
 # Student-t 0.975 quantiles for df = 1..30 (two-sided 95 %); beyond 30 the normal quantile is close enough.
 T_975 = [12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.160, 2.145, 2.131,
@@ -547,7 +549,9 @@ def main_table(rows, tasks):
         cells.append(interval_cell(averages) if averages else "–")
         cells.append(parameters_cell(runs))
         lines.append(f"| {row_name(row)} | " + " | ".join(cells) + " |")
-    all_runs = [run for seeds in rows.values() for run in seeds.values()]
+    # The floor of our own draws: a peer's rows draw other training examples, whose majority class may differ
+    # (each row's daggers use the row's own floors either way).
+    all_runs = [run for row, seeds in rows.items() if row not in PEER_ROWS for run in seeds.values()]
     floors = [floor_mean(all_runs, t) for t in tasks]
     floor_avg = average_floor(all_runs, tasks)
     lines.append(f"| {FLOOR_ROW_NAME} | " + " | ".join("–" if f is None else points(f) for f in floors) +

@@ -359,6 +359,20 @@ class ValidationColumn(unittest.TestCase):
         self.assertAlmostEqual(high, 1 + 4.303 * 2 ** 0.5)
         self.assertIsNone(results_tables.welch_interval([1.0], [0.0, 2.0]))
 
+    def test_the_floor_row_leaves_out_the_peer_draws(self):
+        # Ours at a floor of 52.8 on both seeds; the peer's third draw had the other class as its majority (47.2).
+        # The floor row is our draws' 52.8, not (4 x 52.8 + 47.2) / 5 = 51.7; the peer row keeps its own floor.
+        rs = [record("rte-n1000", 1, {"rte": 0.60}), record("rte-n1000", 2, {"rte": 0.62}),
+              record("pytorch-rte-n1000", 1, {"rte": 0.60}), record("pytorch-rte-n1000", 2, {"rte": 0.62}),
+              record("pytorch-rte-n1000", 3, {"rte": 0.472}, floor={"rte": 0.472})]
+        with tempfile.TemporaryDirectory() as tmp:
+            path = Path(tmp) / "peer.jsonl"
+            write_jsonl(path, rs)
+            rc, out, err = run_script(path)
+        self.assertEqual(rc, 0, err)
+        self.assertEqual(table_line(out, "| constant predictor"),
+                         "| constant predictor (majority class of the training split) | 52.8 | 52.8 | | | |")
+
 
 if __name__ == "__main__":
     unittest.main()
