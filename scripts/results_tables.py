@@ -100,6 +100,11 @@ for _k in (16, 32, 100):
                         ("adapter", "fresh per-task adapter"), ("full", "full fine-tuning")):
         ROW_ORDER.append(f"k{_k}-{_arm}")
         ROW_NAMES[f"k{_k}-{_arm}"] = f"k = {_k}: {_name}"
+    for _arm, _name, _rates in (("adapter", "fresh per-task adapter, lr", ("3e-4", "3e-3")),
+                                ("full", "full fine-tuning, lr", ("2e-5", "1e-4"))):
+        for _lr in _rates:
+            ROW_ORDER.append(f"k{_k}-{_arm}-lr{_lr}")
+            ROW_NAMES[f"k{_k}-{_arm}-lr{_lr}"] = f"k = {_k}: {_name} {_lr} (sweep)"
 
 # (row, baseline, what the difference tests). Ablations are added per grid: each "d-..." row against d.
 COMPARISONS = [("d", "a", "the CA-MTL claim"), ("c", "b", "CA-MTL's modules, proportional sampling"),
@@ -575,12 +580,16 @@ def validation_table(rows):
 
 # Learning-rate sweeps whose choice a comparison uses: (family, candidate rows). The choice is the row with the
 # highest mean validation average over the seeds every candidate has (run_results.py --best-of, never dev).
-SWEEPS = {"pha": ["n100-pha", "n100-pha-lr3e-4", "n100-pha-lr3e-3", "n100-pha-gen3e-4", "n100-pha-gen3e-3"],
-          "adapters": ["n100-adapters", "n100-adapters-lr3e-4", "n100-adapters-lr3e-3"],
-          "hyperformerpp": ["n100-hyperformerpp", "n100-hyperformerpp-lr3e-4", "n100-hyperformerpp-lr3e-3",
-                            "n100-hyperformerpp-gen3e-4", "n100-hyperformerpp-gen3e-3"]}
-# (row family, baseline family, what the difference tests), each at its sweep's choice.
-CHOSEN_COMPARISONS = [("pha", "adapters", "the PHA claim, each at its sweep's rate")]
+# row -> the sweep's candidates (the row itself among them): comparisons of the row use the candidate chosen.
+SWEEPS = {"n100-pha": ["n100-pha", "n100-pha-lr3e-4", "n100-pha-lr3e-3", "n100-pha-gen3e-4", "n100-pha-gen3e-3"],
+          "n100-adapters": ["n100-adapters", "n100-adapters-lr3e-4", "n100-adapters-lr3e-3"],
+          "n100-hyperformerpp": ["n100-hyperformerpp", "n100-hyperformerpp-lr3e-4", "n100-hyperformerpp-lr3e-3",
+                                 "n100-hyperformerpp-gen3e-4", "n100-hyperformerpp-gen3e-3"]}
+for _k in (16, 32, 100):  # the CB arms that need no PHA source
+    SWEEPS[f"k{_k}-adapter"] = [f"k{_k}-adapter", f"k{_k}-adapter-lr3e-4", f"k{_k}-adapter-lr3e-3"]
+    SWEEPS[f"k{_k}-full"] = [f"k{_k}-full", f"k{_k}-full-lr2e-5", f"k{_k}-full-lr1e-4"]
+# (row, baseline, what the difference tests), each at its sweep's choice.
+CHOSEN_COMPARISONS = [("n100-pha", "n100-adapters", "the PHA claim, each at its sweep's rate")]
 
 
 def validation_average(run):
@@ -606,14 +615,14 @@ def sweep_choice(rows, candidates):
 def comparisons_for(rows):
     # At n = 100 a family's rows are its sweep: "n100-pha" and "n100-adapters" stand for the sweep's choice in
     # every comparison (the other n = 100 rows train at the chosen rates; run_results.py).
-    chosen = {f"n100-{family}": sweep_choice(rows, SWEEPS[family]) for family in SWEEPS}
+    chosen = {row: sweep_choice(rows, candidates) for row, candidates in SWEEPS.items()}
     pairs = []
     for row, base, meaning in COMPARISONS:
         row, base = chosen.get(row) or row, chosen.get(base) or base
         if row in rows and base in rows and (row, base) not in [(c[0], c[1]) for c in pairs]:
             pairs.append((row, base, meaning))
-    for family, base_family, meaning in CHOSEN_COMPARISONS:
-        row, base = sweep_choice(rows, SWEEPS[family]), sweep_choice(rows, SWEEPS[base_family])
+    for row_name, base_name, meaning in CHOSEN_COMPARISONS:
+        row, base = chosen[row_name], chosen[base_name]
         if row and base and (row, base) not in [(c[0], c[1]) for c in pairs]:
             pairs.append((row, base, meaning))
     pairs += [(r, "d", "ablation") for r in ordered_rows(rows)

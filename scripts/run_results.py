@@ -16,14 +16,16 @@ the commit it ran on (and whether the tree had uncommitted changes under include
          camtl  the CA-MTL table: rows a, b, c, d and the ablations of d (d-alignment, d-cbda, d-cln, d-adapter)
          cb     few-shot transfer to CB, k = 16, 32, 100: PHA from the n = 1000 PHA source (all its trainable
                 parts, or only the prototype and the head), a fresh adapter, full
-                fine-tuning (run grid pha's row n1000-pha first: it saves the sources)
+                fine-tuning (run grid pha's row n1000-pha first: it saves the sources); the adapter's and full
+                fine-tuning's learning-rate sweeps at each k (k*-adapter-lr*, k*-full-lr*: need no source)
          rte    why row (a) leaves RTE at its constant predictor: single-task full fine-tuning of RTE as in (a),
                 at a lower rate, and on all of RTE's training split (2,290 examples after validation)
          pha    the PHA low-data table: PHA, per-task adapters (r = 64 and parameter-matched), HyperFormer++ and
                 CA-MTL at n = 100, 500, 1000 per task; PHA without its contrastive losses and retriever-only;
                 PHA and the adapters at n = 1000 with twice the epochs (n1000-pha-e6, n1000-adapters-e6); PHA and
                 the adapters at n = 100 with n = 1000's steps (n100-pha-e28, n100-adapters-e28: the same steps
-                instead of the same epochs); HyperFormer++'s learning-rate sweep at n = 100 (n100-hyperformerpp-*)
+                instead of the same epochs); HyperFormer++'s learning-rate sweep at n = 100 (n100-hyperformerpp-*);
+                the other n = 1000 rows at 6 epochs (n1000-*-e6)
   Seed i trains with --seed i and draws its training subsample and validation split with --data-seed 100 + i,
   so rows compared at the same i see the same examples (paired differences) and seeds differ in both.
 """
@@ -172,6 +174,12 @@ def cb_rows():
         rows[f"k{k}-pha-prototype"] = rows[f"k{k}-pha"] + ["--tune", "prototype-head"]
         rows[f"k{k}-adapter"] = common + ["--model", "adapter", "--lr", "1e-3"]
         rows[f"k{k}-full"] = common + ["--model", "full", "--lr", "5e-5"]
+        # The learning-rate sweeps at k shots (seeds 1-3, by the mean validation score, the k examples of CB's
+        # validation split): the arms that need no PHA source, each at its rate above and a rate on either side.
+        for lr in ("3e-4", "3e-3"):
+            rows[f"k{k}-adapter-lr{lr}"] = common + ["--model", "adapter", "--lr", lr]
+        for lr in ("2e-5", "1e-4"):
+            rows[f"k{k}-full-lr{lr}"] = common + ["--model", "full", "--lr", lr]
     return rows
 
 

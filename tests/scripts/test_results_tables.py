@@ -335,6 +335,35 @@ class ValidationColumn(unittest.TestCase):
         self.assertTrue(table_line(out, "| n = 100: PHA, generator at 3e-4 (sweep) − n = 100: HyperFormer++")
                         .startswith("| n = 100: PHA, generator at 3e-4 (sweep) − n = 100: HyperFormer++ (PHA against"))
 
+    def test_the_cb_arms_enter_their_comparisons_at_their_sweeps_validation_choice(self):
+        # k = 16: the adapter's candidates "-lr3e-3" (validation .70, dev .40) and the row itself (.50, .60); full
+        # fine-tuning's "-lr1e-4" (.80, .45). PHA transfer (dev .50) then pairs with the chosen candidates: against
+        # the adapter +10.0, against full fine-tuning +5.0 at both seeds. Without a candidate the plain rows stand.
+        cands = {"k16-adapter": (0.5, 0.6), "k16-adapter-lr3e-4": (0.4, 0.9), "k16-adapter-lr3e-3": (0.7, 0.4),
+                 "k16-full": (0.5, 0.6), "k16-full-lr2e-5": (0.3, 0.9), "k16-full-lr1e-4": (0.8, 0.45)}
+        rs = []
+        for seed in (1, 2):
+            rs.append(record("k16-pha", seed, {"rte": 0.5}, grid="cb", validation={"rte": 0.5}))
+            rs += [record(row, seed, {"rte": dev}, grid="cb", validation={"rte": v}) for row, (v, dev) in cands.items()]
+        with tempfile.TemporaryDirectory() as tmp:
+            path = Path(tmp) / "cb.jsonl"
+            write_jsonl(path, rs)
+            rc, out, err = run_script(path)
+            self.assertEqual(rc, 0, err)
+            line = table_line(out, "| k = 16: PHA transfer (retrieved prototype) − k = 16: fresh per-task adapter")
+            self.assertTrue(line.startswith("| k = 16: PHA transfer (retrieved prototype) − k = 16: fresh per-task "
+                                            "adapter, lr 3e-3 (sweep) (PHA transfer against a fresh adapter) | +10.0"),
+                            line)
+            line = table_line(out, "| k = 16: PHA transfer (retrieved prototype) − k = 16: full fine-tuning")
+            self.assertTrue(line.startswith("| k = 16: PHA transfer (retrieved prototype) − k = 16: full fine-tuning, "
+                                            "lr 1e-4 (sweep) (PHA transfer against full fine-tuning) | +5.0"), line)
+            write_jsonl(path, [r for r in rs if r["row"] not in ("k16-adapter-lr3e-4", "k16-full-lr2e-5")])
+            rc, out, err = run_script(path)
+        self.assertEqual(rc, 0, err)
+        self.assertTrue(table_line(out, "| k = 16: PHA transfer (retrieved prototype) − k = 16: fresh per-task adapter")
+                        .startswith("| k = 16: PHA transfer (retrieved prototype) − k = 16: fresh per-task adapter "
+                                    "(PHA transfer against a fresh adapter) | -10.0"))
+
     def test_the_peer_row_is_compared_unpaired_with_welch(self):
         # Ours .50, .54: mean 52.0, var/n = 0.0008 / 2 = 4e-4. The peer .40, .42, .44: mean 42.0, var/n =
         # 0.0004 / 3 = 1.333e-4. Difference +10.0, se sqrt(5.333e-4) = 0.02309; df = (5.333e-4)^2 / ((4e-4)^2 / 1 +
