@@ -72,6 +72,14 @@ def run_script(*args, env=None):
     return p.returncode, p.stdout, p.stderr
 
 
+def run_on(records):
+    """results_tables.py over these records (one JSONL file in a temporary folder): (returncode, stdout, stderr)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "records.jsonl"
+        write_jsonl(path, records)
+        return run_script(path)
+
+
 def table_line(output, start):
     lines = [line for line in output.splitlines() if line.startswith(start)]
     if len(lines) != 1:
@@ -274,10 +282,7 @@ class ValidationColumn(unittest.TestCase):
               record("a", 1, {"stsb": 0.6}, model="single", validation={"stsb": 0.90}),
               record("a", 2, {"rte": 0.6}, model="single", validation={"rte": 0.60}),
               record("a", 2, {"stsb": 0.6}, model="single", validation={"stsb": 0.80})]
-        with tempfile.TemporaryDirectory() as tmp:
-            path = Path(tmp) / "sweep.jsonl"
-            write_jsonl(path, rs)
-            rc, out, err = run_script(path)
+        rc, out, err = run_on(rs)
         self.assertEqual(rc, 0, err)
         self.assertIn("| sweep-x | 80.0 ± 7.1 | 2 |", out)   # sd of 75, 85: 7.07
         self.assertIn("| sweep-y | 62.0 ± 2.8 | 2 |", out)   # sd of 60, 64: 2.83
@@ -293,10 +298,7 @@ class ValidationColumn(unittest.TestCase):
                    record("d-cbda", seed, {"rte": 0.6}, lr=5e-4, lr_groups=[]),
                    record("n1000-pha", seed, {"rte": 0.6}, lr=1e-3, lr_groups=["^(a|b)\\.=0.0003"]),
                    record("n1000-adapters", seed, {"rte": 0.6}, lr=1.5e-4)]
-        with tempfile.TemporaryDirectory() as tmp:
-            path = Path(tmp) / "rates.jsonl"
-            write_jsonl(path, rs)
-            rc, out, err = run_script(path)
+        rc, out, err = run_on(rs)
         self.assertEqual(rc, 0, err)
         self.assertIn("(MT-Uncertainty: the paper's formula against the code's; trained at 2e-4 against 5e-4) |",
                       table_line(out, "| (d) with the paper's MT-Uncertainty formula (U = Ĥ / H_max) − (d)"))
@@ -321,16 +323,12 @@ class ValidationColumn(unittest.TestCase):
             rs += [record(row, seed, {"rte": 0.5}, grid="pha", validation={"rte": v}) for row, v in pha.items()]
             rs += [record(row, seed, {"rte": dev}, grid="pha", validation={"rte": v})
                    for row, (v, dev) in hyperformer.items()]
-        with tempfile.TemporaryDirectory() as tmp:
-            path = Path(tmp) / "sweeps.jsonl"
-            write_jsonl(path, rs)
-            rc, out, err = run_script(path)
-            self.assertEqual(rc, 0, err)
-            line = table_line(out, "| n = 100: PHA, generator at 3e-4 (sweep) − n = 100: HyperFormer++")
-            self.assertTrue(line.startswith("| n = 100: PHA, generator at 3e-4 (sweep) − n = 100: HyperFormer++, lr "
-                                            "3e-3 (sweep) (PHA against HyperFormer++) | +20.0"), line)
-            write_jsonl(path, [r for r in rs if r["row"] != "n100-hyperformerpp-gen3e-3"])
-            rc, out, err = run_script(path)
+        rc, out, err = run_on(rs)
+        self.assertEqual(rc, 0, err)
+        line = table_line(out, "| n = 100: PHA, generator at 3e-4 (sweep) − n = 100: HyperFormer++")
+        self.assertTrue(line.startswith("| n = 100: PHA, generator at 3e-4 (sweep) − n = 100: HyperFormer++, lr "
+                                        "3e-3 (sweep) (PHA against HyperFormer++) | +20.0"), line)
+        rc, out, err = run_on([r for r in rs if r["row"] != "n100-hyperformerpp-gen3e-3"])
         self.assertEqual(rc, 0, err)
         self.assertTrue(table_line(out, "| n = 100: PHA, generator at 3e-4 (sweep) − n = 100: HyperFormer++")
                         .startswith("| n = 100: PHA, generator at 3e-4 (sweep) − n = 100: HyperFormer++ (PHA against"))
@@ -345,20 +343,15 @@ class ValidationColumn(unittest.TestCase):
         for seed in (1, 2):
             rs.append(record("k16-pha", seed, {"rte": 0.5}, grid="cb", validation={"rte": 0.5}))
             rs += [record(row, seed, {"rte": dev}, grid="cb", validation={"rte": v}) for row, (v, dev) in cands.items()]
-        with tempfile.TemporaryDirectory() as tmp:
-            path = Path(tmp) / "cb.jsonl"
-            write_jsonl(path, rs)
-            rc, out, err = run_script(path)
-            self.assertEqual(rc, 0, err)
-            line = table_line(out, "| k = 16: PHA transfer (retrieved prototype) − k = 16: fresh per-task adapter")
-            self.assertTrue(line.startswith("| k = 16: PHA transfer (retrieved prototype) − k = 16: fresh per-task "
-                                            "adapter, lr 3e-3 (sweep) (PHA transfer against a fresh adapter) | +10.0"),
-                            line)
-            line = table_line(out, "| k = 16: PHA transfer (retrieved prototype) − k = 16: full fine-tuning")
-            self.assertTrue(line.startswith("| k = 16: PHA transfer (retrieved prototype) − k = 16: full fine-tuning, "
-                                            "lr 1e-4 (sweep) (PHA transfer against full fine-tuning) | +5.0"), line)
-            write_jsonl(path, [r for r in rs if r["row"] not in ("k16-adapter-lr3e-4", "k16-full-lr2e-5")])
-            rc, out, err = run_script(path)
+        rc, out, err = run_on(rs)
+        self.assertEqual(rc, 0, err)
+        line = table_line(out, "| k = 16: PHA transfer (retrieved prototype) − k = 16: fresh per-task adapter")
+        self.assertTrue(line.startswith("| k = 16: PHA transfer (retrieved prototype) − k = 16: fresh per-task "
+                                        "adapter, lr 3e-3 (sweep) (PHA transfer against a fresh adapter) | +10.0"), line)
+        line = table_line(out, "| k = 16: PHA transfer (retrieved prototype) − k = 16: full fine-tuning")
+        self.assertTrue(line.startswith("| k = 16: PHA transfer (retrieved prototype) − k = 16: full fine-tuning, "
+                                        "lr 1e-4 (sweep) (PHA transfer against full fine-tuning) | +5.0"), line)
+        rc, out, err = run_on([r for r in rs if r["row"] not in ("k16-adapter-lr3e-4", "k16-full-lr2e-5")])
         self.assertEqual(rc, 0, err)
         self.assertTrue(table_line(out, "| k = 16: PHA transfer (retrieved prototype) − k = 16: fresh per-task adapter")
                         .startswith("| k = 16: PHA transfer (retrieved prototype) − k = 16: fresh per-task adapter "
@@ -372,10 +365,7 @@ class ValidationColumn(unittest.TestCase):
         rs = [record("rte-n1000", 1, {"rte": 0.50}), record("rte-n1000", 2, {"rte": 0.54}),
               record("pytorch-rte-n1000", 1, {"rte": 0.40}), record("pytorch-rte-n1000", 2, {"rte": 0.42}),
               record("pytorch-rte-n1000", 3, {"rte": 0.44})]
-        with tempfile.TemporaryDirectory() as tmp:
-            path = Path(tmp) / "peer.jsonl"
-            write_jsonl(path, rs)
-            rc, out, err = run_script(path)
+        rc, out, err = run_on(rs)
         self.assertEqual(rc, 0, err)
         line = table_line(out, "| RTE n = 1000, full fine-tuning: lr 2e-4, 3 epochs (row (a)'s RTE model) − RTE n = "
                                "1000, full fine-tuning in PyTorch")
@@ -394,10 +384,7 @@ class ValidationColumn(unittest.TestCase):
         rs = [record("rte-n1000", 1, {"rte": 0.60}), record("rte-n1000", 2, {"rte": 0.62}),
               record("pytorch-rte-n1000", 1, {"rte": 0.60}), record("pytorch-rte-n1000", 2, {"rte": 0.62}),
               record("pytorch-rte-n1000", 3, {"rte": 0.472}, floor={"rte": 0.472})]
-        with tempfile.TemporaryDirectory() as tmp:
-            path = Path(tmp) / "peer.jsonl"
-            write_jsonl(path, rs)
-            rc, out, err = run_script(path)
+        rc, out, err = run_on(rs)
         self.assertEqual(rc, 0, err)
         self.assertEqual(table_line(out, "| constant predictor"),
                          "| constant predictor (majority class of the training split) | 52.8 | 52.8 | | | |")
