@@ -597,12 +597,19 @@ def validation_average(run):
     return statistics.fmean(v) if v and all(x is not None for x in v) else None
 
 
+# A sweep chooses once every candidate has this many seeds in common (the sweeps' design: seeds 1-3), so that a
+# sweep still running does not choose on one seed.
+SWEEP_SEEDS = 3
+
+
 def sweep_choice(rows, candidates):
     """The candidate with the highest mean validation average over the seeds that every candidate has; None when
-    a candidate has not run or no seed is common."""
+    a candidate has not run or fewer than SWEEP_SEEDS seeds are common."""
     if any(r not in rows for r in candidates):
         return None
     common = set.intersection(*(set(rows[r]) for r in candidates))
+    if len(common) < SWEEP_SEEDS:
+        return None
     means = {}
     for r in candidates:
         values = [validation_average(rows[r][s]) for s in sorted(common)]
