@@ -578,9 +578,9 @@ def validation_table(rows):
     return lines if shown else []
 
 
-# Learning-rate sweeps whose choice a comparison uses: (family, candidate rows). The choice is the row with the
-# highest mean validation average over the seeds every candidate has (run_results.py --best-of, never dev).
-# row -> the sweep's candidates (the row itself among them): comparisons of the row use the candidate chosen.
+# Learning-rate sweeps whose choice a comparison uses: row -> the sweep's candidates (the row itself among them);
+# every comparison of the row uses the candidate with the highest mean validation average over the seeds every
+# candidate has (run_results.py --best-of, never dev).
 SWEEPS = {"n100-pha": ["n100-pha", "n100-pha-lr3e-4", "n100-pha-lr3e-3", "n100-pha-gen3e-4", "n100-pha-gen3e-3"],
           "n100-adapters": ["n100-adapters", "n100-adapters-lr3e-4", "n100-adapters-lr3e-3"],
           "n100-hyperformerpp": ["n100-hyperformerpp", "n100-hyperformerpp-lr3e-4", "n100-hyperformerpp-lr3e-3",
@@ -620,8 +620,9 @@ def sweep_choice(rows, candidates):
 
 
 def comparisons_for(rows):
-    # At n = 100 a family's rows are its sweep: "n100-pha" and "n100-adapters" stand for the sweep's choice in
-    # every comparison (the other n = 100 rows train at the chosen rates; run_results.py).
+    # A swept row stands for its sweep's choice in every comparison: at n = 100 "n100-pha", "n100-adapters" and
+    # "n100-hyperformerpp" (the other n = 100 rows train at the chosen rates; run_results.py), and each k's
+    # "k<k>-adapter" and "k<k>-full".
     chosen = {row: sweep_choice(rows, candidates) for row, candidates in SWEEPS.items()}
     pairs = []
     for row, base, meaning in COMPARISONS:

@@ -145,9 +145,10 @@ def pha_rows():
             rows[f"n{n}-pha-no-contrastive"] = common + ["--model", "pha"] + PHA_CHOSEN + ["--no-contrastive"]
             rows[f"n{n}-pha-retriever-only"] = common + ["--model", "pha"] + PHA_CHOSEN + ["--contrastive-retriever-only"]
         if n == 1000:
-            # Validation preferred 6 epochs to 3 for the adapters too (56.7 against 55.4, seeds 1-3 and 5), so the
+            # Validation preferred 6 epochs to 3 for the adapters too (57.3 against 55.4 over 5 seeds), so the
             # rest of the n = 1000 table at 6 epochs: each row its 3-epoch row but the epochs, so that the table
-            # can move to the budget validation chose. (CA-MTL's row costs about 2.5 h per seed on one thread.)
+            # can move to the budget validation chose. (CA-MTL's row took 31-38 min per seed at 3 epochs on one
+            # thread of the AVX-512 EPYC, 82 min on the AVX2 one: about 1-3 h per seed at 6.)
             for row in ("adapters-matched", "hyperformerpp", "camtl", "pha-no-contrastive", "pha-retriever-only"):
                 six = list(rows[f"n{n}-{row}"])
                 six[six.index("--epochs") + 1] = "6"
